@@ -1,0 +1,493 @@
+"""Config loading: one versioned YAML file → typed, frozen sections.
+
+::
+
+    version: 1
+    feishu:  {base_url, app_id, app_secret | app_secret_file, timeout, max_retries,
+              rate_limits, rate_scale}
+    source:  {type: csv | ldap | hris | …, <the connector's own options>}
+    ledger:  {url}
+    sync:    {leaver_action, concurrency}
+    logging: {format, level, mask_pii}
+
+Rules shared by every section:
+
+* ``${VAR}`` and ``${VAR:-default}`` are replaced in every string (``$${`` is a
+  literal ``${``). A variable that is unset, with no default, is an error naming
+  the key and the variable.
+* Secrets can come from a file: ``app_secret_file: /run/secrets/feishu`` reads
+  the file and strips it. Giving both ``x`` and ``x_file`` is an error.
+* Unknown keys are errors, with a did-you-mean.
+* Relative paths resolve against the config file's directory.
+* Every error is a :class:`~orgsync.errors.ConfigError` naming the file, the
+  dotted key and the remedy — and never a secret's value.
+
+Each section has one small parser (``_parse_<section>``) registered in
+:data:`_SECTIONS`; adding a section is adding a dataclass, a parser and a field.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal, TypeVar, cast
+
+import yaml
+
+from orgsync.errors import ConfigError
+
+CONFIG_VERSION = 1
+_MISSING: Any = object()
+_SECRET_HINT = re.compile(r"password|secret|token|credential|private", re.IGNORECASE)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeishuConfig:
+    """How to reach Feishu (or Lark, or the local sandbox) and how hard to push it."""
+
+    base_url: str = "https://open.feishu.cn"
+    app_id: str
+    app_secret: str = field(repr=False)
+    timeout: float = 10.0
+    max_retries: int = 6
+    rate_limits: bool = True
+    rate_scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """The ``source`` section: the connector type and its own, unparsed options.
+
+    ``base_dir`` is the config file's directory and ``file`` its name, for the
+    connector's relative paths and error messages. The repr masks options whose
+    names look secret (password, token, …).
+    """
+
+    type: str
+    options: Mapping[str, Any]
+    base_dir: Path
+    file: str
+
+    def __repr__(self) -> str:
+        shown = {k: "***" if _SECRET_HINT.search(k) else v for k, v in self.options.items()}
+        return (f"SourceConfig(type={self.type!r}, options={shown!r}, "
+                f"base_dir={self.base_dir!r}, file={self.file!r})")
+
+
+@dataclass(frozen=True)
+class LedgerConfig:
+    """Where the ledger lives: a SQLAlchemy URL (relative SQLite paths already resolved)."""
+
+    url: str = "sqlite:///orgsync.db"
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    """What a run does with leavers, and how many Feishu calls it keeps in flight."""
+
+    leaver_action: Literal["delete", "freeze"] = "delete"
+    concurrency: int = 16
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    """Log rendering (``auto``: console on a TTY, JSON otherwise), level, PII masking."""
+
+    format: Literal["auto", "console", "json"] = "auto"
+    level: str = "info"
+    mask_pii: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole, validated config. ``path`` is ``None`` when it did not come from a file."""
+
+    path: Path | None
+    feishu: FeishuConfig
+    source: SourceConfig
+    ledger: LedgerConfig
+    sync: SyncConfig
+    logging: LoggingConfig
+
+
+def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate the YAML config at ``path``.
+
+    ``env`` replaces ``os.environ`` for ``${VAR}`` interpolation (tests).
+    Raises :class:`ConfigError` for anything unusable.
+    """
+    p = Path(path)
+    file = str(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            "config file not found", file=file,
+            remedy="pass the right path, or start from config/example.yaml",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file: {exc}", file=file) from None
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ConfigError(_yaml_problem(exc), file=file, remedy="fix the YAML syntax") from None
+    return _build(data, file=file, base_dir=p.resolve().parent, path=p, env=env)
+
+
+def config_from_dict(
+    data: Mapping[str, Any],
+    *,
+    file: str = "<config>",
+    base_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    """Validate an already-parsed config; relative paths resolve against ``base_dir`` (or cwd)."""
+    return _build(data, file=file, base_dir=(base_dir or Path.cwd()).resolve(), path=None, env=env)
+
+
+def read_secret_file(
+    value: str, *, key: str, file: str, base_dir: Path
+) -> str:
+    """The stripped content of the secret file at ``value`` (relative to ``base_dir``).
+
+    For connectors that offer their own ``*_file`` options. Errors name the key
+    and the path, never the content.
+    """
+    path = Path(value)
+    if not path.is_absolute():
+        path = base_dir / path
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read secret file '{path}': {exc.strerror or exc}", file=file, key=key,
+            remedy="check the path and the file's permissions",
+        ) from None
+    if not secret:
+        raise ConfigError(f"secret file '{path}' is empty", file=file, key=key,
+                          remedy="write the secret into the file")
+    return secret
+
+
+# --- sections ------------------------------------------------------------------------------
+
+
+class _Section:
+    """One mapping of the config, read key by key; :meth:`done` rejects the leftovers."""
+
+    def __init__(self, data: Any, *, name: str, file: str, base_dir: Path) -> None:
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise ConfigError(
+                f"expected a mapping, got {_kind(data)}", file=file, key=name,
+                remedy=f"write '{name}:' followed by indented 'key: value' lines",
+            )
+        self.data: Mapping[str, Any] = data
+        self.name = name
+        self.file = file
+        self.base_dir = base_dir
+        self.used: set[str] = set()
+
+    def key(self, key: str) -> str:
+        return f"{self.name}.{key}" if self.name else key
+
+    def error(self, key: str, message: str, remedy: str | None = None) -> ConfigError:
+        return ConfigError(message, file=self.file, key=self.key(key), remedy=remedy)
+
+    def raw(self, key: str) -> Any:
+        self.used.add(key)
+        return self.data.get(key, _MISSING)
+
+    def string(self, key: str, default: Any = _MISSING) -> str:
+        value = self.raw(key)
+        if value is _MISSING or value is None:
+            if default is _MISSING:
+                raise self.error(key, "is required", f"add '{key}:' to the '{self.name}' section")
+            return cast(str, default)
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(key, f"expected a non-empty string, got {_kind(value)}",
+                             "quote the value if YAML reads it as something else")
+        return value.strip()
+
+    def secret(self, key: str) -> str:
+        """``key`` itself, or the content of the file named by ``key_file``; never echoed."""
+        value, path = self.raw(key), self.raw(f"{key}_file")
+        if value is not _MISSING and path is not _MISSING:
+            raise self.error(key, f"both '{key}' and '{key}_file' are set",
+                             f"keep only one of '{key}' and '{key}_file'")
+        if path is not _MISSING:
+            if not isinstance(path, str) or not path.strip():
+                raise self.error(f"{key}_file", f"expected a file path, got {_kind(path)}",
+                                 f"e.g. {key}_file: /run/secrets/{key}")
+            return read_secret_file(path.strip(), key=self.key(f"{key}_file"), file=self.file,
+                                    base_dir=self.base_dir)
+        if value is _MISSING or value is None:
+            raise self.error(key, "is required",
+                             f"set '{key}' (e.g. '${{ENV_VAR}}') or '{key}_file'")
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(key, "expected a non-empty string",
+                             "quote the value, or check the variable it comes from")
+        return value.strip()
+
+    def number(self, key: str, default: _N, *, minimum: float, maximum: float | None = None,
+               strict_minimum: bool = False) -> _N:
+        value = self.raw(key)
+        if value is _MISSING or value is None:
+            return default
+        kind = type(default)
+        try:
+            if isinstance(value, bool):
+                raise TypeError
+            if kind is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            number = kind(value.strip() if isinstance(value, str) else value)
+        except (TypeError, ValueError):
+            what, example = ("an integer", "3") if kind is int else ("a number", "2.5")
+            raise self.error(key, f"expected {what}, got {_kind(value)}",
+                             f"write e.g. {key}: {example}") from None
+        too_small = number <= minimum if strict_minimum else number < minimum
+        if too_small or (maximum is not None and number > maximum):
+            low = f"> {minimum}" if strict_minimum else f">= {minimum}"
+            high = f" and <= {maximum}" if maximum is not None else ""
+            raise self.error(key, f"{number} is out of range", f"use a value {low}{high}")
+        return number
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.raw(key)
+        if value is _MISSING or value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _BOOLEANS:
+            return _BOOLEANS[value.strip().lower()]
+        raise self.error(key, f"expected true or false, got {_kind(value)}",
+                         f"write {key}: true or {key}: false")
+
+    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.raw(key)
+        if value is _MISSING or value is None:
+            return default
+        if isinstance(value, str) and value.strip().lower() in choices:
+            return value.strip().lower()
+        raise self.error(key, f"{_kind(value)} is not one of {', '.join(choices)}",
+                         _did_you_mean(str(value), choices) or f"use one of {', '.join(choices)}")
+
+    def done(self, *, allow_rest: bool = False) -> dict[str, Any]:
+        """Reject unknown keys (or, with ``allow_rest``, return them)."""
+        rest = {k: v for k, v in self.data.items() if k not in self.used}
+        if allow_rest:
+            self.used.update(rest)
+            return rest
+        for key in sorted(rest, key=str):
+            known = sorted(self.used)
+            raise self.error(
+                str(key), "unknown key",
+                _did_you_mean(str(key), known) or f"known keys: {', '.join(known)}",
+            )
+        return rest
+
+
+_N = TypeVar("_N", int, float)
+_BOOLEANS = {"true": True, "yes": True, "on": True, "1": True,
+             "false": False, "no": False, "off": False, "0": False}
+
+
+def _parse_feishu(s: _Section) -> FeishuConfig:
+    base_url = s.string("base_url", FeishuConfig.base_url).rstrip("/")
+    if not re.match(r"https?://[^/\s]+", base_url):
+        raise s.error("base_url", f"'{base_url}' is not an http(s) URL",
+                      "e.g. https://open.feishu.cn, https://open.larksuite.com")
+    return FeishuConfig(
+        base_url=base_url,
+        app_id=s.secret("app_id"),
+        app_secret=s.secret("app_secret"),
+        timeout=s.number("timeout", FeishuConfig.timeout, minimum=0, strict_minimum=True),
+        max_retries=s.number("max_retries", FeishuConfig.max_retries, minimum=0, maximum=100),
+        rate_limits=s.boolean("rate_limits", FeishuConfig.rate_limits),
+        rate_scale=s.number("rate_scale", FeishuConfig.rate_scale, minimum=0,
+                            strict_minimum=True),
+    )
+
+
+def _parse_source(s: _Section) -> SourceConfig:
+    type_name = s.string("type")
+    options = s.done(allow_rest=True)
+    return SourceConfig(type=type_name, options=MappingProxyType(options),
+                        base_dir=s.base_dir, file=s.file)
+
+
+def _parse_ledger(s: _Section) -> LedgerConfig:
+    url = s.string("url", LedgerConfig.url)
+    if "://" not in url:
+        raise s.error("url", f"'{_mask_url(url)}' is not a database URL",
+                      "e.g. sqlite:///orgsync.db or postgresql+psycopg://user@host/db")
+    return LedgerConfig(url=_resolve_sqlite(url, s.base_dir))
+
+
+def _parse_sync(s: _Section) -> SyncConfig:
+    action = s.choice("leaver_action", SyncConfig.leaver_action, ("delete", "freeze"))
+    return SyncConfig(
+        leaver_action=cast(Literal["delete", "freeze"], action),
+        concurrency=s.number("concurrency", SyncConfig.concurrency, minimum=1, maximum=256),
+    )
+
+
+def _parse_logging(s: _Section) -> LoggingConfig:
+    fmt = s.choice("format", LoggingConfig.format, ("auto", "console", "json"))
+    return LoggingConfig(
+        format=cast(Literal["auto", "console", "json"], fmt),
+        level=s.choice("level", LoggingConfig.level,
+                       ("debug", "info", "warning", "error", "critical")),
+        mask_pii=s.boolean("mask_pii", LoggingConfig.mask_pii),
+    )
+
+
+# section name -> (parser, required)
+_SECTIONS: dict[str, tuple[Callable[[_Section], Any], bool]] = {
+    "feishu": (_parse_feishu, True),
+    "source": (_parse_source, True),
+    "ledger": (_parse_ledger, False),
+    "sync": (_parse_sync, False),
+    "logging": (_parse_logging, False),
+}
+
+
+def _build(data: Any, *, file: str, base_dir: Path, path: Path | None,
+           env: Mapping[str, str] | None) -> Config:
+    if data is None:
+        raise ConfigError("the config is empty", file=file,
+                          remedy="start from config/example.yaml")
+    top = _Section(data, name="", file=file, base_dir=base_dir)
+    version = top.raw("version")
+    if version is _MISSING:
+        raise top.error("version", "is missing", f"add 'version: {CONFIG_VERSION}' at the top")
+    if version != CONFIG_VERSION or isinstance(version, bool):
+        raise top.error("version", f"unsupported config version {version!r}",
+                        f"this orgsync reads version {CONFIG_VERSION}")
+    values = _interpolate(dict(data), "", file, os.environ if env is None else env)
+    parsed: dict[str, Any] = {}
+    for name, (parser, required) in _SECTIONS.items():
+        raw = top.raw(name)
+        if raw is _MISSING and required:
+            raise top.error(name, "section is missing", f"add a '{name}:' section")
+        section = _Section(None if raw is _MISSING else values[name], name=name, file=file,
+                           base_dir=base_dir)
+        parsed[name] = parser(section)
+        section.done()
+    top.done()
+    return Config(path=path, **parsed)
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+_REFERENCE = re.compile(
+    r"\$\$\{"                                            # escaped: a literal ${
+    r"|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}"
+    r"|(?P<bad>\$\{[^}]*\}?)"                            # anything else after ${
+)
+
+
+def _interpolate(value: Any, key: str, file: str, env: Mapping[str, str]) -> Any:
+    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string under ``value``."""
+    if isinstance(value, str):
+        if "${" not in value:
+            return value
+
+        def replace(m: re.Match[str]) -> str:
+            if m.group("bad") is not None:
+                raise ConfigError(
+                    f"malformed variable reference '{m.group('bad')}'", file=file, key=key,
+                    remedy="write ${NAME} or ${NAME:-default}; $${ for a literal ${",
+                )
+            name = m.group("name")
+            if name is None:
+                return "${"
+            got = env.get(name)
+            if got:
+                return got
+            if m.group("default") is not None:
+                return m.group("default")
+            if got is not None:
+                return got  # set but empty: the key's own check says what is wrong
+            raise ConfigError(
+                f"environment variable '{name}' is not set", file=file, key=key,
+                remedy=f"set {name}, or give a default with ${{{name}:-default}}",
+            )
+
+        return _REFERENCE.sub(replace, value)
+    if isinstance(value, Mapping):
+        return {k: _interpolate(v, f"{key}.{k}" if key else str(k), file, env)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, f"{key}[{i}]", file, env) for i, v in enumerate(value)]
+    return value
+
+
+def _resolve_sqlite(url: str, base_dir: Path) -> str:
+    """``sqlite:///rel.db`` → ``sqlite:////abs/dir/rel.db``; other URLs unchanged."""
+    m = re.fullmatch(r"(sqlite(?:\+\w+)?):///(.*)", url, re.DOTALL)
+    if m is None:
+        return url
+    rest = m.group(2)
+    path, sep, query = rest.partition("?")
+    if not path or path == ":memory:" or path.startswith("/") or path.startswith("file:"):
+        return url
+    return f"{m.group(1)}:///{(base_dir / path).resolve()}{sep}{query}"
+
+
+def _mask_url(url: str) -> str:
+    return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", url)
+
+
+def _did_you_mean(word: str, choices: Any) -> str | None:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f"did you mean '{close[0]}'?" if close else None
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, str):
+        return f"'{value}'" if len(value) <= 40 else f"'{value[:37]}...'"
+    if isinstance(value, bool) or value is None:
+        return str(value).lower() if value is not None else "nothing"
+    if isinstance(value, int | float):
+        return str(value)
+    return f"a {type(value).__name__}"
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    if mark is not None:
+        return f"invalid YAML at line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    return f"invalid YAML: {problem}"
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys (PyYAML silently keeps the last one)."""
+
+
+def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if not isinstance(key, str | int | float | bool):
+            continue  # unhashable keys are PyYAML's to reject
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark,
+                f"duplicate key '{key}'", key_node.start_mark,
+            )
+        seen.add(key)
+    loader.flatten_mapping(node)
+    return dict(loader.construct_pairs(node))
+
+
+_StrictLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates
+)

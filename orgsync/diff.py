@@ -1,0 +1,470 @@
+"""diff(desired, current, policy) -> Plan.
+
+Both sides are canonical (:mod:`orgsync.model`): ``desired`` is the validated
+source, ``current`` what orgsync manages in Feishu. The result is a DAG of
+operations whose dependencies encode the order Feishu accepts:
+
+* a department is created after its parent; a department moves only after every
+  moving ancestor of its *new* position has moved, so no intermediate tree has a
+  cycle (when D moves under P, P's ancestor chain already is its desired chain,
+  which cannot contain D);
+* manager and leader links follow the same rule on the desired manager forest,
+  in a second pass after the users they point at exist; creates never carry
+  them, so a create's body — and its ``client_token`` — depends on the source
+  alone and replays identically after a crash;
+* members move out, and child departments go, before a department is deleted
+  (leaf-first); a department that would still hold people or departments
+  orgsync must keep is not deleted at all (a note says why);
+* a value that must be unique (department name or order among siblings, user
+  email or mobile) is taken only after the entity holding it now lets go.
+
+Held-back records (validation errors) are left exactly as they are: no create,
+no update, no delete. Nothing is planned when nothing changed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time
+from typing import Any, Literal
+
+from orgsync.identity import feishu_department_id, feishu_user_id
+from orgsync.issues import SourceData
+from orgsync.model import Department, Employee
+from orgsync.plan import FieldChange, Operation, OpKind, Plan, op_id, topological
+from orgsync.state import DirectoryState, Lifecycle, MirrorUser
+
+ROOT = "0"
+
+#: Canonical employee field → Feishu user body field (manager and departments handled apart).
+_USER_FIELDS: dict[str, str] = {
+    "name": "name",
+    "en_name": "en_name",
+    "email": "email",
+    "mobile": "mobile",
+    "job_title": "job_title",
+    "employee_no": "employee_no",
+    "employee_type": "employee_type",
+    "join_date": "join_time",
+    "city": "city",
+}
+
+#: Canonical fields that are only compared when the source gives a value
+#: (Feishu cannot clear them, so "unknown" must not mean "clear").
+_KEEP_WHEN_UNSET = frozenset({"join_date", "employee_no", "order"})
+
+
+@dataclass(frozen=True, slots=True)
+class DiffPolicy:
+    """How the diff treats leavers (the lifecycle work extends this)."""
+
+    leaver_action: Literal["delete", "freeze"] = "delete"
+
+
+@dataclass(slots=True)
+class _Builder:
+    desired: SourceData
+    current: DirectoryState
+    policy: DiffPolicy
+    ops: dict[str, Operation] = field(default_factory=dict)
+    soft: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    notes: list[str] = field(default_factory=list)
+
+    # ---- ids -------------------------------------------------------------
+    def dept_fid(self, key: str | None) -> str:
+        if key is None:
+            return ROOT
+        cur = self.current.departments.get(key)
+        return cur.feishu_id if cur else feishu_department_id(key)
+
+    def user_fid(self, key: str) -> str:
+        cur = self.current.users.get(key)
+        return cur.feishu_id if cur else feishu_user_id(key)
+
+    def add(self, op: Operation) -> None:
+        self.ops[op.op_id] = op
+
+
+def diff(desired: SourceData, current: DirectoryState, policy: DiffPolicy | None = None) -> Plan:
+    """Plan the operations that turn ``current`` into ``desired``.
+
+    Deterministic: equal inputs give an equal plan (operations, order, plan id).
+    """
+    b = _Builder(desired, current, policy or DiffPolicy())
+    _plan_departments(b)
+    _plan_users(b)
+    _plan_department_deletes(b)
+    ops = list(b.ops.values())
+    hard = [_with_deps(op, op.depends_on) for op in ops]
+    soft = [_with_deps(op, (*op.depends_on, *sorted(b.soft.get(op.op_id, ())))) for op in ops]
+    try:
+        ordered = topological(soft)
+    except ValueError:
+        # Two entities swap a unique value (names, orders, emails): no order of
+        # single PATCHes avoids a transient clash. Apply what can be applied; the
+        # clashing write fails with Feishu's code and the next run completes it.
+        b.notes.append("unique values are swapped between entities; a second run may be needed")
+        ordered = topological(hard)
+    return Plan(operations=ordered, issues=tuple(desired.issues), notes=tuple(b.notes))
+
+
+def _with_deps(op: Operation, deps: Iterable[str]) -> Operation:
+    uniq = tuple(sorted(set(deps) - {op.op_id}))
+    if uniq == op.depends_on:
+        return op
+    return Operation(op.op_id, op.kind, op.key, op.feishu_id, op.payload, op.changes, op.reason,
+                     uniq, op.mirror, op.label)
+
+
+# ---------------------------------------------------------------- departments
+
+
+def _dept_payload_fields(d: Department, changed: Iterable[str], b: _Builder) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    for f in changed:
+        if f == "name":
+            body["name"] = d.name
+        elif f == "en_name":
+            body["i18n_name"] = {"zh_cn": d.name, "en_us": d.en_name or ""}
+        elif f == "order":
+            body["order"] = str(d.order)
+        elif f == "parent_key":
+            body["parent_department_id"] = b.dept_fid(d.parent_key)
+    if "name" in changed and "en_name" not in changed and d.en_name:
+        body["i18n_name"] = {"zh_cn": d.name, "en_us": d.en_name}
+    return body
+
+
+def _plan_departments(b: _Builder) -> None:
+    desired = b.desired.snapshot.departments
+    current = b.current.departments
+    for key in sorted(desired):
+        d = desired[key]
+        fid = b.dept_fid(key)
+        cur = current.get(key)
+        if cur is None:
+            body: dict[str, Any] = {
+                "department_id": fid,
+                "name": d.name,
+                "parent_department_id": b.dept_fid(d.parent_key),
+            }
+            if d.en_name:
+                body["i18n_name"] = {"zh_cn": d.name, "en_us": d.en_name}
+            if d.order is not None:
+                body["order"] = str(d.order)
+            # Leaders are linked in a second pass, so a create's body (and its
+            # client_token) depends on the source alone and replays after a crash.
+            mirror = d.fields()
+            mirror["leader_key"] = None
+            b.add(Operation(op_id(OpKind.DEPT_CREATE, key), OpKind.DEPT_CREATE, key, fid, body,
+                            _changes_from_none(d.fields()), "new in source", (), mirror, d.name))
+            if d.leader_key:
+                _add_set_leader(b, d, None)
+            continue
+
+        c = cur.record
+        changed = [f for f in ("name", "en_name", "order", "parent_key")
+                   if _differs(f, getattr(c, f), getattr(d, f))]
+        if changed:
+            kind = OpKind.DEPT_MOVE if "parent_key" in changed else OpKind.DEPT_UPDATE
+            changes = tuple(FieldChange(f, getattr(c, f), getattr(d, f)) for f in changed)
+            reason = (f"moved from {c.parent_key or 'top level'} to {d.parent_key or 'top level'}"
+                      if kind is OpKind.DEPT_MOVE else "changed in source")
+            b.add(Operation(op_id(kind, key), kind, key, fid, _dept_payload_fields(d, changed, b),
+                            changes, reason, (), {f: getattr(d, f) for f in changed}, d.name))
+        if c.leader_key != d.leader_key:
+            _add_set_leader(b, d, c.leader_key)
+
+    # Dependencies need every op to exist first.
+    cur_slot: dict[tuple[str | None, str], str] = {}
+    cur_order: dict[tuple[str | None, int], str] = {}
+    for k, m in current.items():
+        cur_slot[(m.record.parent_key, m.record.name)] = k
+        if m.record.order is not None:
+            cur_order[(m.record.parent_key, m.record.order)] = k
+    for key in sorted(desired):
+        d = desired[key]
+        for kind in (OpKind.DEPT_CREATE, OpKind.DEPT_MOVE, OpKind.DEPT_UPDATE):
+            oid = op_id(kind, key)
+            op = b.ops.get(oid)
+            if op is None:
+                continue
+            deps: list[str] = []
+            if kind is not OpKind.DEPT_UPDATE:
+                anc = _nearest_moving_ancestor(b, d.parent_key)
+                if anc:
+                    deps.append(anc)
+            b.ops[oid] = _with_deps(op, deps)
+            for occupant in {cur_slot.get((d.parent_key, d.name)),
+                             cur_order.get((d.parent_key, d.order)) if d.order is not None else None}:
+                if occupant and occupant != key:
+                    b.soft[oid].update(_dept_release_ops(b, occupant))
+
+
+def _nearest_moving_ancestor(b: _Builder, parent_key: str | None) -> str | None:
+    desired = b.desired.snapshot.departments
+    k = parent_key
+    while k is not None:
+        for kind in (OpKind.DEPT_CREATE, OpKind.DEPT_MOVE):
+            oid = op_id(kind, k)
+            if oid in b.ops:
+                return oid
+        d = desired.get(k)
+        k = d.parent_key if d else None
+    return None
+
+
+def _dept_release_ops(b: _Builder, key: str) -> list[str]:
+    return [oid for oid in (op_id(OpKind.DEPT_UPDATE, key), op_id(OpKind.DEPT_MOVE, key),
+                            op_id(OpKind.DEPT_DELETE, key)) if oid in b.ops]
+
+
+def _add_set_leader(b: _Builder, d: Department, old: str | None) -> None:
+    new = d.leader_key
+    body: dict[str, Any]
+    if new:
+        fid = b.user_fid(new)
+        body = {"leader_user_id": fid, "leaders": [{"leaderType": 1, "leaderID": fid}]}
+    else:
+        body = {"leaders": []}
+    deps = [oid for oid in (op_id(OpKind.DEPT_CREATE, d.key),) if oid in b.ops]
+    if new:
+        deps.append(op_id(OpKind.USER_CREATE, new))  # dropped later if absent
+    b.add(Operation(op_id(OpKind.DEPT_SET_LEADER, d.key), OpKind.DEPT_SET_LEADER, d.key,
+                    b.dept_fid(d.key), body, (FieldChange("leader_key", old, new),),
+                    "leader changed in source", tuple(deps), {"leader_key": new}, d.name))
+
+
+def _plan_department_deletes(b: _Builder) -> None:
+    desired = b.desired.snapshot.departments
+    held = b.desired.held_departments
+    current = b.current.departments
+    gone = {k for k in current if k not in desired and k not in held}
+    if not gone:
+        return
+    children: dict[str, list[str]] = defaultdict(list)
+    for k, m in current.items():
+        if m.record.parent_key is not None:
+            children[m.record.parent_key].append(k)
+    members: dict[str, list[str]] = defaultdict(list)
+    for uk, u in b.current.live_users().items():
+        for dk in u.record.department_keys:
+            members[dk].append(uk)
+
+    blocked: dict[str, str] = {}
+
+    def blocker(k: str) -> str | None:
+        if k in blocked:
+            return blocked[k]
+        why: str | None = None
+        for ck in sorted(children.get(k, ())):
+            if ck in gone:
+                if blocker(ck):
+                    why = f"sub-department {ck} must stay"
+            elif (op_id(OpKind.DEPT_MOVE, ck) not in b.ops) and (ck in desired or ck in held):
+                why = f"sub-department {ck} stays in it"
+            if why:
+                break
+        if not why:
+            for uk in sorted(members.get(k, ())):
+                leaving = op_id(OpKind.USER_DELETE, uk) in b.ops
+                moving = op_id(OpKind.USER_MOVE, uk) in b.ops
+                if not (leaving or moving):
+                    why = f"member {uk} stays in it"
+                    break
+        blocked[k] = why or ""
+        return why
+
+    for k in sorted(gone):
+        why = blocker(k)
+        if why:
+            b.notes.append(f"department {k} not deleted: {why}")
+            continue
+        deps = [op_id(OpKind.DEPT_DELETE, ck) for ck in children.get(k, ()) if ck in gone]
+        deps += [op_id(OpKind.DEPT_MOVE, ck) for ck in children.get(k, ())
+                 if op_id(OpKind.DEPT_MOVE, ck) in b.ops]
+        for uk in members.get(k, ()):
+            for kind in (OpKind.USER_MOVE, OpKind.USER_DELETE):
+                if op_id(kind, uk) in b.ops:
+                    deps.append(op_id(kind, uk))
+        c = current[k].record
+        b.add(Operation(op_id(OpKind.DEPT_DELETE, k), OpKind.DEPT_DELETE, k, current[k].feishu_id,
+                        {}, _changes_to_none(c.fields()), "no longer in source", tuple(deps), None,
+                        c.name))
+
+
+# ---------------------------------------------------------------------- users
+
+
+def _join_time(value: str | None) -> int | None:
+    if not value:
+        return None
+    day = datetime.fromisoformat(value).date()
+    return int(datetime.combine(day, time(0), tzinfo=UTC).timestamp())
+
+
+def _user_value(field_name: str, fields: Mapping[str, Any]) -> Any:
+    v = fields.get(field_name)
+    if field_name == "join_date":
+        return _join_time(v)
+    if v is None and field_name != "employee_type":
+        return ""
+    return v
+
+
+def _plan_users(b: _Builder) -> None:
+    snap = b.desired.snapshot
+    active = snap.active_employees()
+    held = b.desired.held_employees
+    live = b.current.live_users()
+
+    cur_email: dict[str, str] = {}
+    cur_mobile: dict[str, str] = {}
+    for k, u in live.items():
+        if u.record.email:
+            cur_email[u.record.email.lower()] = k
+        if u.record.mobile:
+            cur_mobile[u.record.mobile] = k
+
+    for key in sorted(active):
+        e = active[key]
+        fid = b.user_fid(key)
+        cur = live.get(key)
+        new_fields = e.fields()
+        dept_deps = [op_id(OpKind.DEPT_CREATE, dk) for dk in e.department_keys]
+        if cur is None:
+            body: dict[str, Any] = {"user_id": fid, "department_ids": [b.dept_fid(dk) for dk in
+                                                                       e.department_keys]}
+            for f, api in _USER_FIELDS.items():
+                v = _user_value(f, new_fields)
+                if v not in ("", None):
+                    body[api] = v
+            # The manager is linked in a second pass (see departments' leaders).
+            mirror = dict(new_fields)
+            mirror["manager_key"] = None
+            b.add(Operation(op_id(OpKind.USER_CREATE, key), OpKind.USER_CREATE, key, fid, body,
+                            _changes_from_none(_visible(new_fields)), "new in source",
+                            tuple(dept_deps), mirror, e.name))
+            if e.manager_key:
+                _add_set_manager(b, e, None)
+        else:
+            old_fields = cur.record.fields()
+            changed = [f for f in (*_USER_FIELDS, "department_keys")
+                       if _differs(f, old_fields.get(f), new_fields.get(f))]
+            if changed:
+                kind = OpKind.USER_MOVE if "department_keys" in changed else OpKind.USER_UPDATE
+                body = {}
+                for f in changed:
+                    if f == "department_keys":
+                        body["department_ids"] = [b.dept_fid(dk) for dk in e.department_keys]
+                    else:
+                        body[_USER_FIELDS[f]] = _user_value(f, new_fields)
+                changes = tuple(FieldChange(f, old_fields.get(f), new_fields.get(f)) for f in changed)
+                reason = "moved departments" if kind is OpKind.USER_MOVE else "changed in source"
+                b.add(Operation(op_id(kind, key), kind, key, fid, body, changes, reason,
+                                tuple(dept_deps), {f: new_fields[f] for f in changed}, e.name))
+            if cur.record.manager_key != e.manager_key:
+                _add_set_manager(b, e, cur.record.manager_key)
+
+    _order_manager_links(b, active)
+
+    for key in sorted(live):
+        if key in active or key in held:
+            continue
+        _plan_leaver(b, key, live[key], active, "terminated in source"
+                     if key in snap.employees else "absent from source")
+
+    # Unique values held by someone else right now: wait for them to let go.
+    for key in sorted(active):
+        e = active[key]
+        for value, index in ((e.email.lower() if e.email else None, cur_email),
+                             (e.mobile, cur_mobile)):
+            occupant = index.get(value) if value else None
+            if not occupant or occupant == key:
+                continue
+            release = [oid for oid in (op_id(OpKind.USER_UPDATE, occupant),
+                                       op_id(OpKind.USER_MOVE, occupant),
+                                       op_id(OpKind.USER_DELETE, occupant)) if oid in b.ops]
+            for kind in (OpKind.USER_CREATE, OpKind.USER_MOVE, OpKind.USER_UPDATE):
+                if op_id(kind, key) in b.ops:
+                    b.soft[op_id(kind, key)].update(release)
+
+
+def _add_set_manager(b: _Builder, e: Employee, old: str | None) -> None:
+    new = e.manager_key
+    body = {"leader_user_id": b.user_fid(new) if new else ""}
+    b.add(Operation(op_id(OpKind.USER_SET_MANAGER, e.key), OpKind.USER_SET_MANAGER, e.key,
+                    b.user_fid(e.key), body, (FieldChange("manager_key", old, new),),
+                    "manager changed in source",
+                    (op_id(OpKind.USER_CREATE, e.key),) + ((op_id(OpKind.USER_CREATE, new),)
+                                                            if new else ()),
+                    {"manager_key": new}, e.name))
+
+
+def _order_manager_links(b: _Builder, active: Mapping[str, Employee]) -> None:
+    """A manager link waits for the nearest link above it in the desired chain."""
+    for oid, op in list(b.ops.items()):
+        if op.kind is not OpKind.USER_SET_MANAGER:
+            continue
+        k = active[op.key].manager_key
+        seen = {op.key}
+        while k is not None and k not in seen:
+            seen.add(k)
+            above = op_id(OpKind.USER_SET_MANAGER, k)
+            if above in b.ops:
+                b.ops[oid] = _with_deps(op, (*op.depends_on, above))
+                break
+            m = active.get(k)
+            k = m.manager_key if m else None
+
+
+def _plan_leaver(b: _Builder, key: str, cur: MirrorUser, active: Mapping[str, Employee],
+                 reason: str) -> None:
+    deps = [oid for uk, u in b.current.live_users().items() if u.record.manager_key == key
+            for oid in (op_id(OpKind.USER_SET_MANAGER, uk),) if oid in b.ops]
+    deps += [oid for dk, d in b.current.departments.items() if d.record.leader_key == key
+             for oid in (op_id(OpKind.DEPT_SET_LEADER, dk),) if oid in b.ops]
+    rec = cur.record
+    if b.policy.leaver_action == "freeze":
+        if cur.lifecycle is Lifecycle.FROZEN:
+            return
+        b.add(Operation(op_id(OpKind.USER_FREEZE, key), OpKind.USER_FREEZE, key, cur.feishu_id,
+                        {"is_frozen": True}, (FieldChange("status", "active", "frozen"),), reason,
+                        tuple(deps), {}, rec.name))
+        return
+    handover: dict[str, Any] = {}
+    acceptor = rec.manager_key if rec.manager_key in active else None
+    if acceptor:
+        a = b.user_fid(acceptor)
+        handover = {"docs_acceptor_user_id": a, "calendar_acceptor_user_id": a,
+                    "department_chat_acceptor_user_id": a, "external_chat_acceptor_user_id": a}
+    b.add(Operation(op_id(OpKind.USER_DELETE, key), OpKind.USER_DELETE, key, cur.feishu_id,
+                    handover, _changes_to_none(_visible(rec.fields())), reason, tuple(deps), None,
+                    rec.name))
+
+
+# -------------------------------------------------------------------- helpers
+
+
+def _differs(field_name: str, old: Any, new: Any) -> bool:
+    if new is None and field_name in _KEEP_WHEN_UNSET:
+        return False
+    if isinstance(old, tuple):
+        old = list(old)
+    if isinstance(new, tuple):
+        new = list(new)
+    return bool(old != new)
+
+
+def _visible(fields: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if k != "status"}
+
+
+def _changes_from_none(fields: Mapping[str, Any]) -> tuple[FieldChange, ...]:
+    return tuple(FieldChange(k, None, v) for k, v in sorted(fields.items()) if v not in (None, [], ""))
+
+
+def _changes_to_none(fields: Mapping[str, Any]) -> tuple[FieldChange, ...]:
+    return tuple(FieldChange(k, v, None) for k, v in sorted(fields.items()) if v not in (None, [], ""))

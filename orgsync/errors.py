@@ -1,0 +1,119 @@
+"""orgsync's error hierarchy and the process exit codes it maps to.
+
+::
+
+    OrgsyncError (exit 1)
+    ├── ConfigError      (exit 3)  bad or missing config: names file, key and remedy
+    ├── SourceError      (exit 4)  a connector failed or returned an implausible org; nothing written
+    ├── PlanHeld         (exit 5)  a plan tripped a safety threshold; held until approved by id
+    ├── ApplyFailed      (exit 6)  apply finished, but some operations failed (journaled)
+    ├── LedgerError      (exit 1)  the ledger cannot be opened or is inconsistent
+    └── FeishuError      (exit 1)  a Feishu API call failed: code, msg, HTTP status, log id, endpoint
+        ├── FeishuRetryable        rate limit, 5xx, timeouts, lock conflicts: worth retrying
+        └── FeishuTerminal         everything else: retrying the same call cannot help
+
+Exit code 2 is not an error: ``plan --detailed-exitcode`` and ``check`` use it for
+"there are changes" (see :data:`EXIT_CHANGES`).
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CHANGES = 2
+EXIT_CONFIG = 3
+EXIT_SOURCE = 4
+EXIT_HELD = 5
+EXIT_APPLY_FAILED = 6
+
+
+class OrgsyncError(Exception):
+    """Root of every error orgsync raises on purpose; carries the process exit code."""
+
+    exit_code: int = EXIT_ERROR
+
+
+class ConfigError(OrgsyncError):
+    """The configuration is unusable. The message names the file, the key and the remedy."""
+
+    exit_code = EXIT_CONFIG
+
+    def __init__(self, message: str, *, file: str | None = None, key: str | None = None,
+                 remedy: str | None = None) -> None:
+        self.file = file
+        self.key = key
+        self.remedy = remedy
+        where = ": ".join(p for p in (file, key) if p)
+        text = f"{where}: {message}" if where else message
+        if remedy:
+            text = f"{text} ({remedy})"
+        super().__init__(text)
+
+
+class SourceError(OrgsyncError):
+    """The source could not be read, or what it returned must not be trusted.
+
+    Raised before any diff is computed, so a failed read can never look like
+    "everyone left".
+    """
+
+    exit_code = EXIT_SOURCE
+
+
+class PlanHeld(OrgsyncError):
+    """A plan exceeds a safety threshold and was stored instead of applied."""
+
+    exit_code = EXIT_HELD
+
+    def __init__(self, message: str, *, plan_id: str, reasons: list[str]) -> None:
+        self.plan_id = plan_id
+        self.reasons = reasons
+        super().__init__(message)
+
+
+class ApplyFailed(OrgsyncError):
+    """Apply ran to the end but some operations failed; the journal has each one's reason."""
+
+    exit_code = EXIT_APPLY_FAILED
+
+
+class LedgerError(OrgsyncError):
+    """The ledger cannot be opened, migrated or trusted."""
+
+
+class FeishuError(OrgsyncError):
+    """A Feishu open-platform call failed.
+
+    ``code`` is Feishu's business code (``-1`` when there was no envelope, e.g. a
+    timeout or a dropped connection), ``http_status`` the HTTP status (``0`` when
+    there was no response).
+    """
+
+    retryable: bool = False
+
+    def __init__(self, code: int, msg: str, *, http_status: int = 0, log_id: str | None = None,
+                 endpoint: str = "", retry_after: float | None = None) -> None:
+        self.code = code
+        self.msg = msg
+        self.http_status = http_status
+        self.log_id = log_id
+        self.endpoint = endpoint
+        self.retry_after = retry_after
+        parts = [f"Feishu error {code}: {msg}"]
+        if endpoint:
+            parts.append(f"endpoint={endpoint}")
+        if http_status:
+            parts.append(f"http={http_status}")
+        if log_id:
+            parts.append(f"log_id={log_id}")
+        super().__init__(" ".join(parts))
+
+
+class FeishuRetryable(FeishuError):
+    """Rate limits, 5xx, timeouts, dropped connections and lock conflicts."""
+
+    retryable = True
+
+
+class FeishuTerminal(FeishuError):
+    """A rejection that the same call cannot overcome (validation, permissions, conflicts)."""

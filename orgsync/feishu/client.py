@@ -1,0 +1,398 @@
+"""The production Feishu client: contact v3 departments and users, IM messages and chats.
+
+One :class:`FeishuClient` per run. It owns one ``httpx.AsyncClient`` (connection reuse), the
+tenant token (:mod:`orgsync.feishu.token`) and the rate limiter
+(:mod:`orgsync.feishu.ratelimit`). Every attempt of every call passes the limiter first.
+
+Retries (:mod:`orgsync.feishu.retry`): a call is retried up to ``max_retries`` times after
+its first attempt. Rate limits wait ``x-ogw-ratelimit-reset`` seconds (1 s without the
+header) and hold the endpoint's buckets that long; 5xx, timeouts, connection errors, lock
+conflicts and 40003 back off exponentially with jitter. Writes are retried only where that
+is safe: creates carry a ``client_token`` (generated once per call when the caller gives
+none), IM sends and chat creates a ``uuid``, PATCH is idempotent, and DELETE is retried
+because the caller treats "already deleted" as success. A 99991663 (token invalid or
+expired) invalidates the token and replays the call once, outside the retry budget.
+
+Logs (structlog ``orgsync.feishu``) carry the endpoint template, code, attempt and wait —
+never a request or response body, an id, the secret or a token.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid as uuidlib
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import httpx
+import structlog
+
+from orgsync.errors import FeishuError
+from orgsync.feishu import endpoints as ep
+from orgsync.feishu.endpoints import Endpoint
+from orgsync.feishu.ratelimit import Bucket, Clock, MonotonicClock, Permit, RateLimiter
+from orgsync.feishu.retry import (
+    IM_RATE_LIMITED,
+    TOKEN_INVALID,
+    may_have_applied,
+    parse_envelope,
+    rate_limit_form,
+    retry_wait,
+    transport_error,
+)
+from orgsync.feishu.settings import FeishuSettings
+from orgsync.feishu.token import TokenManager
+
+log = structlog.get_logger("orgsync.feishu")
+
+BATCH_GET_ID_CHUNK = 50
+NOT_RESIGNED = 44033
+"""Resurrect's "user is not resigned": after an attempt whose outcome is unknown, it means
+that attempt did the work."""
+
+
+@dataclass
+class ClientStats:
+    """Counters for metrics and benchmarks. Keys are endpoint templates, never concrete ids."""
+
+    calls: Counter[str] = field(default_factory=Counter)
+    """Logical calls per endpoint (a paged iterator counts one call per page)."""
+    attempts: Counter[str] = field(default_factory=Counter)
+    """HTTP attempts per endpoint, first tries and retries together."""
+    retries: Counter[str] = field(default_factory=Counter)
+    """Attempts after a retryable failure, per endpoint."""
+    rate_limited: Counter[str] = field(default_factory=Counter)
+    """Rate-limit responses by form: ``http_429``, ``http_400`` (legacy), ``im_230020``, ``im_232019``."""
+    failures: Counter[int] = field(default_factory=Counter)
+    """Failed attempts by Feishu code (``-1``: no envelope), retried or not."""
+    errors: Counter[int] = field(default_factory=Counter)
+    """Errors raised to callers, by Feishu code."""
+    limiter_wait_seconds: float = 0.0
+    """Total seconds attempts spent waiting on the rate limiter."""
+    token_replays: int = 0
+    """Calls replayed after 99991663."""
+    token_fetches: int = 0
+    """Tenant-token fetches (kept current by :attr:`FeishuClient.stats`)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready copy."""
+        return {
+            "calls": dict(self.calls), "attempts": dict(self.attempts),
+            "retries": dict(self.retries), "rate_limited": dict(self.rate_limited),
+            "failures": {str(k): v for k, v in self.failures.items()},
+            "errors": {str(k): v for k, v in self.errors.items()},
+            "limiter_wait_seconds": round(self.limiter_wait_seconds, 3),
+            "token_replays": self.token_replays, "token_fetches": self.token_fetches,
+        }
+
+
+def _encode(body: Mapping[str, Any]) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _new_token() -> str:
+    return str(uuidlib.uuid4())
+
+
+def _sent_hook(permit: Permit) -> Callable[[str, Mapping[str, Any]], Awaitable[None]]:
+    """An httpcore trace callback that tells the limiter when the request left."""
+    async def trace(event: str, info: Mapping[str, Any]) -> None:
+        if event.endswith("send_request_headers.complete"):
+            permit.sent()
+
+    return trace
+
+
+_SHARED_LIMITERS: dict[tuple[str, str, float, bool], RateLimiter] = {}
+
+
+def shared_limiter(settings: FeishuSettings) -> RateLimiter:
+    """The process-wide limiter of one app on one Feishu origin.
+
+    Feishu counts per app and tenant, not per connection: runs that follow each
+    other in one process (the daemon, the demo's read-back) must see the calls
+    the previous client made inside the current windows, or they would burst
+    straight into a 429. Only plain timestamps persist between event loops.
+    """
+    key = (settings.origin, settings.app_id, settings.rate_scale, settings.rate_limits)
+    limiter = _SHARED_LIMITERS.get(key)
+    if limiter is None:
+        limiter = _SHARED_LIMITERS[key] = RateLimiter(scale=settings.rate_scale,
+                                                      enabled=settings.rate_limits)
+    return limiter
+
+
+class FeishuClient:
+    """Async client for the Feishu APIs orgsync uses; use as ``async with FeishuClient(s) as c``.
+
+    Ids in arguments and results are of the settings' ``user_id_type`` /
+    ``department_id_type``. Failures raise :class:`~orgsync.errors.FeishuRetryable` (retries
+    exhausted) or :class:`~orgsync.errors.FeishuTerminal`, with ``endpoint`` set to the
+    endpoint template. ``transport`` replaces the network (e.g. ``httpx.MockTransport``);
+    ``clock`` replaces the time source of the limiter, back-off and token expiry (tests).
+    """
+
+    def __init__(self, settings: FeishuSettings, *,
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 clock: Clock | None = None) -> None:
+        self.settings = settings
+        self._clock: Clock = clock or MonotonicClock()
+        self._http = httpx.AsyncClient(
+            base_url=settings.origin,
+            timeout=httpx.Timeout(settings.timeout),
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
+            transport=transport,
+            headers={"User-Agent": "orgsync"},
+        )
+        self.limiter = (RateLimiter(scale=settings.rate_scale, enabled=settings.rate_limits,
+                                    clock=self._clock) if clock is not None
+                        else shared_limiter(settings))
+        self.tokens = TokenManager(self._http, settings, clock=self._clock)
+        self._stats = ClientStats()
+
+    @property
+    def stats(self) -> ClientStats:
+        """Live counters (see :class:`ClientStats`)."""
+        self._stats.token_fetches = self.tokens.fetch_count
+        return self._stats
+
+    async def __aenter__(self) -> FeishuClient:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    # ------------------------------------------------------------------ core
+
+    def _contact_params(self, **extra: str) -> dict[str, str]:
+        return {"user_id_type": self.settings.user_id_type,
+                "department_id_type": self.settings.department_id_type, **extra}
+
+    async def _call(self, endpoint: Endpoint, *, path: Mapping[str, str] | None = None,
+                    params: Mapping[str, str | Sequence[str]] | None = None,
+                    body: Mapping[str, Any] | None = None,
+                    extra_buckets: Sequence[Bucket] = (),
+                    done_codes: frozenset[int] = frozenset()) -> dict[str, Any]:
+        """One logical call with limiter, token, retries; returns the envelope's ``data``.
+
+        ``done_codes`` are codes that, after an attempt whose outcome is unknown, mean that
+        attempt already did the work; they then count as success with empty data.
+        """
+        key = endpoint.key
+        url = endpoint.path(**(path or {}))
+        content = _encode(body) if body is not None else None
+        stats = self._stats
+        stats.calls[key] += 1
+        retries = 0
+        replayed = False
+        uncertain = False
+        while True:
+            stats.attempts[key] += 1
+            token: str | None = None
+            try:
+                # token first, so that a fetch never sits between admission and sending
+                token = await self.tokens.get()
+                permit = await self.limiter.acquire(endpoint.buckets, extra_buckets)
+                stats.limiter_wait_seconds += permit.waited
+                headers = {"Authorization": f"Bearer {token}"}
+                if content is not None:
+                    headers["Content-Type"] = "application/json; charset=utf-8"
+                try:
+                    response = await self._http.request(
+                        endpoint.method, url, params=params, content=content, headers=headers,
+                        extensions={"trace": _sent_hook(permit)})
+                except httpx.TransportError as exc:
+                    raise transport_error(exc, key, self.settings.timeout) from None
+                envelope = parse_envelope(response, key)
+                data = envelope.get("data")
+                return data if isinstance(data, dict) else {}
+            except FeishuError as error:
+                stats.failures[error.code] += 1
+                form = rate_limit_form(error)
+                if form is not None:
+                    stats.rate_limited[form] += 1
+                if uncertain and error.code in done_codes:
+                    log.info("feishu.retry.already_done", endpoint=key, code=error.code)
+                    return {}
+                if error.code == TOKEN_INVALID and token is not None and not replayed:
+                    replayed = True
+                    stats.token_replays += 1
+                    self.tokens.invalidate(token)
+                    log.info("feishu.token.replay", endpoint=key)
+                    continue
+                if not error.retryable or retries >= self.settings.max_retries:
+                    stats.errors[error.code] += 1
+                    log.warning("feishu.error", endpoint=key, code=error.code,
+                                http_status=error.http_status, log_id=error.log_id,
+                                attempts=retries + 1, retryable=error.retryable)
+                    raise
+                retries += 1
+                uncertain = uncertain or may_have_applied(error)
+                wait = retry_wait(error, retries)
+                if form is not None:
+                    # 230020 is IM's per-receiver limit: hold that receiver, not every send
+                    held = extra_buckets if error.code == IM_RATE_LIMITED and extra_buckets \
+                        else (*endpoint.buckets, *extra_buckets)
+                    self.limiter.hold(held, wait)
+                stats.retries[key] += 1
+                log.warning("feishu.retry", endpoint=key, code=error.code,
+                            http_status=error.http_status, attempt=retries, wait=round(wait, 3))
+                await self._clock.sleep(wait)
+
+    async def _pages(self, endpoint: Endpoint, *, path: Mapping[str, str] | None = None,
+                     params: Mapping[str, str]) -> AsyncIterator[dict[str, Any]]:
+        page_token: str | None = None
+        while True:
+            query = dict(params)
+            if page_token:
+                query["page_token"] = page_token
+            data = await self._call(endpoint, path=path, params=query)
+            for item in data.get("items") or ():
+                yield item
+            page_token = data.get("page_token")
+            if not data.get("has_more") or not page_token:
+                return
+
+    # ----------------------------------------------------------- departments
+
+    async def create_department(self, body: Mapping[str, Any], *,
+                                client_token: str | None = None) -> dict[str, Any]:
+        """Create a department; returns ``data.department``.
+
+        ``client_token`` makes the create idempotent across retries and resumed runs; one is
+        generated when not given (then only this call's retries are covered).
+        """
+        params = self._contact_params(client_token=client_token or _new_token())
+        data = await self._call(ep.DEPARTMENT_CREATE, params=params, body=body)
+        return dict(data.get("department") or {})
+
+    async def get_department(self, department_id: str) -> dict[str, Any]:
+        """Read one department; returns ``data.department`` (40015 if it does not exist)."""
+        data = await self._call(ep.DEPARTMENT_GET, path={"department_id": department_id},
+                                params=self._contact_params())
+        return dict(data.get("department") or {})
+
+    async def patch_department(self, department_id: str,
+                               body: Mapping[str, Any]) -> dict[str, Any]:
+        """Partially update a department; returns ``data.department``."""
+        data = await self._call(ep.DEPARTMENT_PATCH, path={"department_id": department_id},
+                                params=self._contact_params(), body=body)
+        return dict(data.get("department") or {})
+
+    async def delete_department(self, department_id: str) -> None:
+        """Delete an empty department (43011 with members, 43012 with sub-departments)."""
+        await self._call(ep.DEPARTMENT_DELETE, path={"department_id": department_id},
+                         params=self._contact_params())
+
+    def iter_children(self, department_id: str = "0", *, fetch_child: bool = False,
+                      page_size: int = 50) -> AsyncIterator[dict[str, Any]]:
+        """Every child department of ``department_id`` (all levels with ``fetch_child``)."""
+        params = self._contact_params(fetch_child="true" if fetch_child else "false",
+                                      page_size=str(page_size))
+        return self._pages(ep.DEPARTMENT_CHILDREN, path={"department_id": department_id},
+                           params=params)
+
+    # ------------------------------------------------------------------ users
+
+    async def create_user(self, body: Mapping[str, Any], *,
+                          client_token: str | None = None) -> dict[str, Any]:
+        """Create a user; returns ``data.user``. ``client_token`` as for departments."""
+        params = self._contact_params(client_token=client_token or _new_token())
+        data = await self._call(ep.USER_CREATE, params=params, body=body)
+        return dict(data.get("user") or {})
+
+    async def get_user(self, user_id: str) -> dict[str, Any]:
+        """Read one user; returns ``data.user``."""
+        data = await self._call(ep.USER_GET, path={"user_id": user_id},
+                                params=self._contact_params())
+        return dict(data.get("user") or {})
+
+    async def patch_user(self, user_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Partially update a user; returns ``data.user``.
+
+        A body with ``department_ids`` or ``is_frozen`` is also paced to 1 QPS.
+        """
+        extra = (ep.USER_PATCH_SLOW,) if ep.USER_PATCH_SLOW_FIELDS & body.keys() else ()
+        data = await self._call(ep.USER_PATCH, path={"user_id": user_id},
+                                params=self._contact_params(), body=body, extra_buckets=extra)
+        return dict(data.get("user") or {})
+
+    async def delete_user(self, user_id: str,
+                          handover: Mapping[str, Any] | None = None) -> None:
+        """Delete (resign) a user; ``handover`` names acceptors for their resources."""
+        await self._call(ep.USER_DELETE, path={"user_id": user_id},
+                         params=self._contact_params(), body=handover or None)
+
+    async def resurrect_user(self, user_id: str,
+                             departments: Sequence[Mapping[str, Any]]) -> None:
+        """Restore a user resigned within the last 30 days into ``departments``.
+
+        Paced to 10/min. If an attempt's outcome was unknown (5xx, timeout, dropped
+        connection) and the retry answers 44033 "not resigned", the earlier attempt did the
+        work and the call succeeds.
+        """
+        await self._call(ep.USER_RESURRECT, path={"user_id": user_id},
+                         params=self._contact_params(),
+                         body={"departments": [dict(d) for d in departments]},
+                         done_codes=frozenset({NOT_RESIGNED}))
+
+    def iter_users_by_department(self, department_id: str, *,
+                                 page_size: int = 50) -> AsyncIterator[dict[str, Any]]:
+        """Every direct member of ``department_id``."""
+        params = self._contact_params(department_id=department_id, page_size=str(page_size))
+        return self._pages(ep.USER_FIND_BY_DEPARTMENT, params=params)
+
+    async def batch_get_user_ids(self, *, emails: Sequence[str] = (),
+                                 mobiles: Sequence[str] = (),
+                                 include_resigned: bool = False) -> list[dict[str, Any]]:
+        """``data.user_list`` for all emails and mobiles, asked 50 of each per call."""
+        results: list[dict[str, Any]] = []
+        emails, mobiles = list(emails), list(mobiles)
+        size = BATCH_GET_ID_CHUNK
+        for start in range(0, max(len(emails), len(mobiles)), size):
+            body: dict[str, Any] = {"include_resigned": include_resigned}
+            if emails[start:start + size]:
+                body["emails"] = emails[start:start + size]
+            if mobiles[start:start + size]:
+                body["mobiles"] = mobiles[start:start + size]
+            data = await self._call(ep.USER_BATCH_GET_ID,
+                                    params={"user_id_type": self.settings.user_id_type},
+                                    body=body)
+            results.extend(data.get("user_list") or ())
+        return results
+
+    # --------------------------------------------------------------------- IM
+
+    async def send_message(self, *, receive_id_type: str, receive_id: str, msg_type: str,
+                           content: str | Mapping[str, Any],
+                           uuid: str | None = None) -> dict[str, Any]:
+        """Send one message; returns the message object (``data``).
+
+        ``content`` may be the serialized JSON string Feishu expects or a mapping to
+        serialize. ``uuid`` deduplicates for 1 h; one is generated when not given. Paced to
+        5 QPS per receiver on top of the endpoint's limits.
+        """
+        text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
+        body = {"receive_id": receive_id, "msg_type": msg_type, "content": text,
+                "uuid": uuid or _new_token()}
+        return await self._call(ep.IM_SEND, params={"receive_id_type": receive_id_type},
+                                body=body,
+                                extra_buckets=(ep.im_receiver_bucket(receive_id_type,
+                                                                     receive_id),))
+
+    async def create_chat(self, body: Mapping[str, Any], *,
+                          uuid: str | None = None) -> dict[str, Any]:
+        """Create a group chat; returns the chat object (``data``).
+
+        ``uuid`` deduplicates per owner for 10 h; one is generated when not given.
+        """
+        params = {"user_id_type": self.settings.user_id_type, "uuid": uuid or _new_token()}
+        return await self._call(ep.IM_CHAT_CREATE, params=params, body=body)

@@ -1,0 +1,81 @@
+"""The Feishu endpoints orgsync calls, with their documented rate limits (feishu-api.md §3).
+
+An endpoint's ``key`` (``"PATCH /open-apis/contact/v3/users/:user_id"``) is a template: it
+names the API without the concrete id, so it is safe in logs, metrics and errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from orgsync.feishu.ratelimit import Bucket, Limit
+
+PER_MINUTE_1000 = Limit(1000, 60.0)
+PER_SECOND_50 = Limit(50, 1.0)
+STANDARD = (PER_MINUTE_1000, PER_SECOND_50)
+"""Tier 4, "1000/min & 50/s": the two windows are counted independently."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One API: method, path template (``:name`` placeholders) and its own limits."""
+
+    method: str
+    template: str
+    limits: tuple[Limit, ...] = STANDARD
+
+    @property
+    def key(self) -> str:
+        """``"METHOD /path/:placeholder"`` — the endpoint's name in logs, stats and errors."""
+        return f"{self.method} {self.template}"
+
+    @property
+    def buckets(self) -> tuple[Bucket, ...]:
+        """The endpoint's own rate-limit buckets."""
+        return tuple(Bucket(self.key, limit) for limit in self.limits)
+
+    def path(self, **values: str) -> str:
+        """The concrete path, each ``:name`` replaced by its percent-encoded value."""
+        parts = []
+        for part in self.template.split("/"):
+            if part.startswith(":"):
+                parts.append(quote(values[part[1:]], safe=""))
+            else:
+                parts.append(part)
+        return "/".join(parts)
+
+
+TENANT_TOKEN = Endpoint("POST", "/open-apis/auth/v3/tenant_access_token/internal", ())
+
+DEPARTMENT_CREATE = Endpoint("POST", "/open-apis/contact/v3/departments")
+# 特殊频控 (special, unpublished) on the docs page: pace it like the tier-4 siblings.
+DEPARTMENT_GET = Endpoint("GET", "/open-apis/contact/v3/departments/:department_id")
+DEPARTMENT_PATCH = Endpoint("PATCH", "/open-apis/contact/v3/departments/:department_id")
+DEPARTMENT_DELETE = Endpoint("DELETE", "/open-apis/contact/v3/departments/:department_id")
+DEPARTMENT_CHILDREN = Endpoint("GET", "/open-apis/contact/v3/departments/:department_id/children")
+
+USER_CREATE = Endpoint("POST", "/open-apis/contact/v3/users")
+USER_GET = Endpoint("GET", "/open-apis/contact/v3/users/:user_id")
+USER_PATCH = Endpoint("PATCH", "/open-apis/contact/v3/users/:user_id")
+USER_DELETE = Endpoint("DELETE", "/open-apis/contact/v3/users/:user_id")
+USER_RESURRECT = Endpoint("POST", "/open-apis/contact/v3/users/:user_id/resurrect",
+                          (Limit(10, 60.0),))
+USER_FIND_BY_DEPARTMENT = Endpoint("GET", "/open-apis/contact/v3/users/find_by_department")
+USER_BATCH_GET_ID = Endpoint("POST", "/open-apis/contact/v3/users/batch_get_id")
+
+IM_SEND = Endpoint("POST", "/open-apis/im/v1/messages")
+IM_CHAT_CREATE = Endpoint("POST", "/open-apis/im/v1/chats")
+
+USER_PATCH_SLOW_FIELDS = frozenset({"department_ids", "is_frozen"})
+"""User-patch body keys that put the call under the extra 1 QPS bucket."""
+
+USER_PATCH_SLOW = Bucket("PATCH /open-apis/contact/v3/users/:user_id [department_ids|is_frozen]",
+                         Limit(1, 1.0))
+IM_PER_RECEIVER = Limit(5, 1.0)
+"""5 QPS per target user and per group, on top of the send endpoint's own windows."""
+
+
+def im_receiver_bucket(receive_id_type: str, receive_id: str) -> Bucket:
+    """The per-receiver IM bucket (kept in memory only; the id never reaches a log)."""
+    return Bucket(f"im-receiver {receive_id_type}:{receive_id}", IM_PER_RECEIVER)

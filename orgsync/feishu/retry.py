@@ -1,0 +1,124 @@
+"""Turning HTTP outcomes into data or typed errors, and how long to wait before a retry.
+
+``code != 0`` in the envelope is an error whatever the HTTP status. Retryable: rate limits
+(99991400 in both its HTTP 429 and legacy HTTP 400 forms, IM send 230020, chat create
+232019), lock conflicts
+(43024, 43030, 44025), internal 40003, any HTTP 5xx, timeouts and connection errors.
+Everything else is terminal: the same request cannot succeed by repetition.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import httpx
+
+from orgsync.errors import FeishuError, FeishuRetryable, FeishuTerminal
+
+RATE_LIMITED = 99991400
+IM_RATE_LIMITED = 230020
+CHAT_RATE_LIMITED = 232019
+TOKEN_INVALID = 99991663
+RATE_LIMIT_CODES = frozenset({RATE_LIMITED, IM_RATE_LIMITED, CHAT_RATE_LIMITED})
+LOCK_CODES = frozenset({43024, 43030, 44025})
+INTERNAL_ERROR = 40003
+RETRYABLE_CODES = RATE_LIMIT_CODES | LOCK_CODES | {INTERNAL_ERROR}
+
+NO_ENVELOPE = -1
+"""``code`` of errors that carry no Feishu envelope (timeouts, dropped connections, HTML)."""
+
+RATE_LIMIT_FALLBACK = 1.0
+BACKOFF_BASE = 0.2
+BACKOFF_CAP = 10.0
+
+
+def rate_limit_form(error: FeishuError) -> str | None:
+    """The form of a rate-limit error (``http_429``, legacy ``http_400``, ``im_230020``) or None."""
+    if error.code == RATE_LIMITED:
+        return "http_429" if error.http_status == 429 else f"http_{error.http_status}"
+    if error.code in RATE_LIMIT_CODES:
+        return f"im_{error.code}"
+    return None
+
+
+def _reset_seconds(response: httpx.Response) -> float:
+    raw = response.headers.get("x-ogw-ratelimit-reset")
+    try:
+        seconds = float(raw) if raw is not None else RATE_LIMIT_FALLBACK
+    except ValueError:
+        seconds = RATE_LIMIT_FALLBACK
+    return seconds if seconds > 0 else RATE_LIMIT_FALLBACK
+
+
+def _error(retryable: bool, code: int, msg: str, *, http_status: int, log_id: str | None,
+           endpoint: str, retry_after: float | None = None) -> FeishuError:
+    cls = FeishuRetryable if retryable else FeishuTerminal
+    return cls(code, msg, http_status=http_status, log_id=log_id, endpoint=endpoint,
+               retry_after=retry_after)
+
+
+def parse_envelope(response: httpx.Response, endpoint: str) -> dict[str, Any]:
+    """The whole JSON envelope of a successful response, or raise the typed error.
+
+    A body that is not a JSON object with an integer ``code`` is retryable when the status
+    is 5xx (a proxy's HTML error page) and terminal otherwise.
+    """
+    status = response.status_code
+    log_id = response.headers.get("x-tt-logid")
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not isinstance(body.get("code"), int):
+        kind = response.headers.get("content-type", "no content-type")
+        raise _error(status >= 500, NO_ENVELOPE,
+                     f"response is not a Feishu JSON envelope (HTTP {status}, {kind})",
+                     http_status=status, log_id=log_id, endpoint=endpoint)
+    code: int = body["code"]
+    msg = str(body.get("msg", ""))
+    if code == 0 and status < 400:
+        return body
+    if code in RATE_LIMIT_CODES:
+        raise _error(True, code, msg, http_status=status, log_id=log_id, endpoint=endpoint,
+                     retry_after=_reset_seconds(response))
+    retryable = code in RETRYABLE_CODES or status >= 500 or status == 429
+    if code == 0:
+        msg = msg or f"HTTP {status} with code 0"
+    raise _error(retryable, code, msg, http_status=status, log_id=log_id, endpoint=endpoint)
+
+
+def transport_error(exc: httpx.TransportError, endpoint: str, timeout: float) -> FeishuRetryable:
+    """A retryable error for a request that got no response (timeout, refused, dropped)."""
+    if isinstance(exc, httpx.TimeoutException):
+        msg = f"no response within {timeout:g}s ({type(exc).__name__})"
+    else:
+        msg = f"connection failed ({type(exc).__name__})"
+    return FeishuRetryable(NO_ENVELOPE, msg, endpoint=endpoint)
+
+
+def may_have_applied(error: FeishuError) -> bool:
+    """True when the failed attempt may still have taken effect on the server.
+
+    Rate limits and lock conflicts are rejections before any write; a 5xx, a timeout
+    or a dropped connection leaves the outcome unknown.
+    """
+    return error.code not in RATE_LIMIT_CODES | LOCK_CODES | {TOKEN_INVALID}
+
+
+def backoff(retry: int, rng: random.Random | None = None) -> float:
+    """Seconds before retry number ``retry`` (1-based): 0.2 s doubling to a 10 s cap, jittered.
+
+    The jitter draws from the upper half of the step so that retries of many concurrent
+    calls spread out while the wait never collapses to zero.
+    """
+    step: float = min(BACKOFF_CAP, BACKOFF_BASE * 2.0 ** (retry - 1))
+    jitter: float = (rng or random).uniform(0.5, 1.0)
+    return step * jitter
+
+
+def retry_wait(error: FeishuError, retry: int, rng: random.Random | None = None) -> float:
+    """How long to wait before retrying after ``error``: the server's reset for rate limits."""
+    if error.code in RATE_LIMIT_CODES:
+        return error.retry_after if error.retry_after is not None else RATE_LIMIT_FALLBACK
+    return backoff(retry, rng)

@@ -1,0 +1,100 @@
+"""What a source read produced: a snapshot plus the problems found on the way.
+
+An :class:`Issue` is one problem with one value of one record. Its severity says
+what happened to the record:
+
+* ``error`` — the record is held back. Its key (when known) goes into
+  :attr:`SourceData.held_departments` / :attr:`SourceData.held_employees`, and
+  the diff engine leaves that entity exactly as it is in Feishu: no create, no
+  update and, above all, no delete. A bad row must never look like a leaver.
+* ``warning`` — the offending field was cleared and the record proceeds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from orgsync.model import Snapshot
+
+EntityKind = Literal["department", "employee"]
+Severity = Literal["error", "warning"]
+
+_ENTITY_RANK = {"department": 0, "employee": 1}
+_SEVERITY_RANK = {"error": 0, "warning": 1}
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One problem with one record.
+
+    ``key`` is the record key when known (``None`` e.g. for a row with an empty
+    id), ``field`` the canonical field name, ``reason`` a human sentence naming
+    the value problem, and ``where`` the source position (``"employees.csv:17"``)
+    when the connector knows it.
+    """
+
+    entity: EntityKind
+    key: str | None
+    field: str | None
+    reason: str
+    severity: Severity
+    where: str | None = None
+
+    @property
+    def held(self) -> bool:
+        """True when the record was held back (an error), False when it proceeds."""
+        return self.severity == "error"
+
+    def sort_key(self) -> tuple[int, str, int, str, str, str]:
+        """Departments first, then by record key, errors before warnings, field, reason."""
+        return (
+            _ENTITY_RANK[self.entity],
+            self.key or "",
+            _SEVERITY_RANK[self.severity],
+            self.field or "",
+            self.reason,
+            self.where or "",
+        )
+
+    def __str__(self) -> str:
+        """``employees.csv:17: employee E0042: mobile: '12345' is not valid (held back)``."""
+        subject = f"{self.entity} {self.key}" if self.key is not None else self.entity
+        parts = [p for p in (self.where, subject, self.field) if p]
+        outcome = "held back" if self.held else "cleared"
+        return f"{': '.join(parts)}: {self.reason} ({outcome})"
+
+
+@dataclass(slots=True)
+class SourceData:
+    """A connector's result: the snapshot, the issues, and the keys held back.
+
+    Held keys name entities the source does have but whose records are unusable;
+    they are never in ``snapshot``. The diff engine treats them as "leave as is".
+    ``department_rows`` / ``employee_rows`` are optional: connectors that know row
+    positions fill them.
+    """
+
+    snapshot: Snapshot
+    issues: list[Issue] = field(default_factory=list)
+    held_departments: set[str] = field(default_factory=set)
+    held_employees: set[str] = field(default_factory=set)
+    # Where each record came from, when the source knows (key → "employees.csv:17"), so
+    # that issues found later (validation) can point at the row too.
+    department_rows: dict[str, str] = field(default_factory=dict)
+    employee_rows: dict[str, str] = field(default_factory=dict)
+
+    def where(self, entity: EntityKind, key: str | None) -> str | None:
+        """The source position of a record, or ``None``."""
+        if key is None:
+            return None
+        rows = self.department_rows if entity == "department" else self.employee_rows
+        return rows.get(key)
+
+    def errors(self) -> list[Issue]:
+        """The issues that held a record back."""
+        return [i for i in self.issues if i.held]
+
+    def warnings(self) -> list[Issue]:
+        """The issues that only cleared a field."""
+        return [i for i in self.issues if not i.held]

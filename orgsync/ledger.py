@@ -1,0 +1,387 @@
+"""The ledger: runs, the operation journal, and the mirror of what orgsync manages.
+
+SQLModel on SQLite by default (any SQLAlchemy URL works). Contracts:
+
+* every write is journaled *before* the Feishu call (status ``started``, with its
+  ``client_token``) and finished after it (``done`` / ``failed`` / ``skipped``);
+* a ``done`` result and the mirror change it implies commit in one transaction,
+  so the mirror never runs ahead of or behind the journal;
+* the mirror is what incremental runs diff against: only entities in it are ever
+  changed or deleted by orgsync.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, event, text
+from sqlalchemy.engine import make_url
+from sqlmodel import Field, Session, SQLModel, create_engine, select
+
+from orgsync.errors import LedgerError
+from orgsync.model import Employee, department_from_fields
+from orgsync.plan import Operation, OpKind
+from orgsync.state import DirectoryState, Lifecycle, MirrorDepartment, MirrorUser
+
+SCHEMA_VERSION = 1
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class RunRow(SQLModel, table=True):
+    """One run of orgsync (plan, apply, resync …)."""
+
+    __tablename__ = "runs"
+    id: str = Field(primary_key=True)
+    mode: str
+    status: str = "running"
+    plan_id: str | None = None
+    started_at: datetime
+    finished_at: datetime | None = None
+    summary: str = "{}"
+    error: str | None = None
+
+
+class JournalRow(SQLModel, table=True):
+    """One Feishu write: journaled before the call, finished after it."""
+
+    __tablename__ = "journal"
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(index=True)
+    plan_id: str
+    op_id: str
+    kind: str
+    target_key: str = Field(index=True)
+    feishu_id: str
+    client_token: str
+    status: str = "started"
+    code: int | None = None
+    message: str | None = None
+    started_at: datetime
+    finished_at: datetime | None = None
+
+
+class MirrorDepartmentRow(SQLModel, table=True):
+    """A managed department as last applied."""
+
+    __tablename__ = "mirror_departments"
+    key: str = Field(primary_key=True)
+    feishu_id: str
+    open_id: str | None = None
+    fields: str
+    updated_at: datetime
+
+
+class MirrorUserRow(SQLModel, table=True):
+    """A managed user as last applied, with lifecycle dates."""
+
+    __tablename__ = "mirror_users"
+    key: str = Field(primary_key=True)
+    feishu_id: str
+    open_id: str | None = None
+    fields: str
+    lifecycle: str = "active"
+    frozen_at: datetime | None = None
+    deleted_at: datetime | None = None
+    updated_at: datetime
+
+
+class MetaRow(SQLModel, table=True):
+    """Small key/value facts: schema version, last good snapshot size."""
+
+    __tablename__ = "meta"
+    key: str = Field(primary_key=True)
+    value: str
+
+
+def _prepare_sqlite_file(url: str) -> None:
+    """Create the SQLite file owner-only (0600) before SQLAlchemy opens it."""
+    u = make_url(url)
+    if not u.drivername.startswith("sqlite") or not u.database or u.database == ":memory:":
+        return
+    path = Path(u.database)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+
+
+class Ledger:
+    """Access to the ledger database. One instance per process; not thread-safe."""
+
+    def __init__(self, url: str, *, now: Callable[[], datetime] = _now) -> None:
+        self.url = url
+        self.now = now
+        try:
+            _prepare_sqlite_file(url)
+            self.engine: Engine = create_engine(url)
+            if self.engine.dialect.name == "sqlite":
+                event.listen(self.engine, "connect", _sqlite_pragmas)
+            SQLModel.metadata.create_all(self.engine)
+            with Session(self.engine) as s:
+                if s.get(MetaRow, "schema_version") is None:
+                    s.add(MetaRow(key="schema_version", value=str(SCHEMA_VERSION)))
+                    s.commit()
+        except LedgerError:
+            raise
+        except Exception as exc:
+            raise LedgerError(f"cannot open the ledger at {_safe_url(url)}: {exc}") from exc
+
+    def close(self) -> None:
+        """Release connections."""
+        self.engine.dispose()
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as s:
+            yield s
+
+    # ------------------------------------------------------------------ runs
+    def start_run(self, mode: str, *, plan_id: str | None = None) -> str:
+        """Record a new run; returns its id."""
+        run_id = self.now().strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        with self._session() as s:
+            s.add(RunRow(id=run_id, mode=mode, plan_id=plan_id, started_at=self.now()))
+            s.commit()
+        return run_id
+
+    def finish_run(self, run_id: str, status: str, *, plan_id: str | None = None,
+                   summary: Mapping[str, Any] | None = None, error: str | None = None) -> None:
+        """Close a run with its outcome."""
+        with self._session() as s:
+            row = s.get(RunRow, run_id)
+            if row is None:
+                raise LedgerError(f"unknown run {run_id}")
+            row.status = status
+            row.finished_at = self.now()
+            row.summary = json.dumps(dict(summary or {}), ensure_ascii=False, sort_keys=True)
+            row.error = error
+            if plan_id:
+                row.plan_id = plan_id
+            s.add(row)
+            s.commit()
+
+    def runs(self, limit: int = 20) -> list[RunRow]:
+        """Most recent runs first."""
+        with self._session() as s:
+            stmt = select(RunRow).order_by(RunRow.started_at.desc()).limit(limit)  # type: ignore[attr-defined]
+            return list(s.exec(stmt))
+
+    # --------------------------------------------------------------- journal
+    def journal_start(self, run_id: str, plan_id: str, op: Operation) -> int:
+        """Journal ``op`` as started (before its Feishu call); returns the entry id."""
+        with self._session() as s:
+            row = JournalRow(run_id=run_id, plan_id=plan_id, op_id=op.op_id, kind=op.kind.value,
+                             target_key=op.key, feishu_id=op.feishu_id,
+                             client_token=op.client_token, started_at=self.now())
+            s.add(row)
+            s.commit()
+            assert row.id is not None
+            return row.id
+
+    def journal_finish(self, entry_id: int, op: Operation, status: str, *, code: int | None = None,
+                       message: str | None = None, open_id: str | None = None,
+                       mirror_override: Mapping[str, Any] | None = None) -> None:
+        """Finish a journal entry; on ``done`` apply ``op`` to the mirror in the same transaction."""
+        with self._session() as s:
+            row = s.get(JournalRow, entry_id)
+            if row is None:
+                raise LedgerError(f"unknown journal entry {entry_id}")
+            row.status = status
+            row.code = code
+            row.message = message
+            row.finished_at = self.now()
+            s.add(row)
+            if status == "done":
+                self._apply_to_mirror(s, op, open_id, mirror_override)
+            s.commit()
+
+    def journal_skip(self, run_id: str, plan_id: str, op: Operation, reason: str) -> None:
+        """Record an operation that was not attempted (a dependency failed)."""
+        with self._session() as s:
+            s.add(JournalRow(run_id=run_id, plan_id=plan_id, op_id=op.op_id, kind=op.kind.value,
+                             target_key=op.key, feishu_id=op.feishu_id,
+                             client_token=op.client_token, status="skipped", message=reason,
+                             started_at=self.now(), finished_at=self.now()))
+            s.commit()
+
+    def journal(self, run_id: str | None = None) -> list[JournalRow]:
+        """Journal entries in write order (of one run, or all)."""
+        with self._session() as s:
+            stmt = select(JournalRow).order_by(JournalRow.id)  # type: ignore[arg-type]
+            if run_id is not None:
+                stmt = stmt.where(JournalRow.run_id == run_id)
+            return list(s.exec(stmt))
+
+    def recover_interrupted(self) -> int:
+        """Mark runs left ``running`` as ``crashed`` and their open entries ``interrupted``.
+
+        Called at the start of a run (one runner at a time). Returns how many
+        journal entries were interrupted: their outcome in Feishu is unknown, and
+        the next plan settles them (replayed creates, adopted ids, re-sent patches).
+        """
+        with self._session() as s:
+            crashed = list(s.exec(select(RunRow).where(RunRow.status == "running")))
+            for run in crashed:
+                run.status = "crashed"
+                run.finished_at = self.now()
+                run.error = "the process ended before the run finished"
+                s.add(run)
+            ids = [r.id for r in crashed]
+            n = 0
+            if ids:
+                for row in s.exec(select(JournalRow).where(
+                        JournalRow.status == "started",
+                        JournalRow.run_id.in_(ids))):  # type: ignore[attr-defined]
+                    row.status = "interrupted"
+                    row.message = "outcome unknown: the run was killed during this call"
+                    s.add(row)
+                    n += 1
+            s.commit()
+            return n
+
+    def has_unfinished(self, kind: OpKind, key: str, *, exclude: int | None = None) -> bool:
+        """True if an earlier attempt journaled ``kind`` on ``key`` but never learned its outcome."""
+        with self._session() as s:
+            stmt = select(JournalRow.id).where(
+                JournalRow.kind == kind.value, JournalRow.target_key == key,
+                JournalRow.status.in_(("started", "interrupted")),  # type: ignore[attr-defined]
+                JournalRow.id != (exclude or -1)).limit(1)
+            return s.exec(stmt).first() is not None
+
+    def settle_unfinished(self, kind: OpKind, key: str, status: str, message: str) -> None:
+        """Close earlier ``started`` entries of ``kind`` on ``key`` once their outcome is known.
+
+        Called after the current attempt finished, so only earlier attempts match.
+        """
+        with self._session() as s:
+            stmt = select(JournalRow).where(
+                JournalRow.kind == kind.value, JournalRow.target_key == key,
+                JournalRow.status.in_(("started", "interrupted")))  # type: ignore[attr-defined]
+            for row in s.exec(stmt):
+                row.status = status
+                row.message = message
+                row.finished_at = self.now()
+                s.add(row)
+            s.commit()
+
+    # ---------------------------------------------------------------- mirror
+    def _apply_to_mirror(self, s: Session, op: Operation, open_id: str | None,
+                         override: Mapping[str, Any] | None) -> None:
+        now = self.now()
+        fields = dict(override if override is not None else (op.mirror or {}))
+        if op.entity == "department":
+            drow = s.get(MirrorDepartmentRow, op.key)
+            if op.kind is OpKind.DEPT_DELETE:
+                if drow is not None:
+                    s.delete(drow)
+                return
+            if op.kind is OpKind.DEPT_CREATE or drow is None:
+                s.merge(MirrorDepartmentRow(key=op.key, feishu_id=op.feishu_id, open_id=open_id,
+                                            fields=_dumps(fields), updated_at=now))
+                return
+            drow.fields = _dumps({**json.loads(drow.fields), **fields})
+            drow.updated_at = now
+            s.add(drow)
+            return
+        if op.entity != "user":
+            return
+        urow = s.get(MirrorUserRow, op.key)
+        if op.kind in (OpKind.USER_CREATE, OpKind.USER_ADOPT) or urow is None:
+            s.merge(MirrorUserRow(key=op.key, feishu_id=op.feishu_id, open_id=open_id,
+                                  fields=_dumps(fields), lifecycle=Lifecycle.ACTIVE.value,
+                                  updated_at=now))
+            return
+        if op.kind is OpKind.USER_DELETE:
+            urow.lifecycle = Lifecycle.DELETED.value
+            urow.deleted_at = now
+        elif op.kind is OpKind.USER_FREEZE:
+            urow.lifecycle = Lifecycle.FROZEN.value
+            urow.frozen_at = now
+        elif op.kind in (OpKind.USER_UNFREEZE, OpKind.USER_RESURRECT):
+            urow.lifecycle = Lifecycle.ACTIVE.value
+            urow.frozen_at = None
+            urow.deleted_at = None
+        if fields:
+            urow.fields = _dumps({**json.loads(urow.fields), **fields})
+        urow.updated_at = now
+        s.add(urow)
+
+    def load_state(self) -> DirectoryState:
+        """The mirror as a :class:`DirectoryState` (what incremental runs diff against)."""
+        state = DirectoryState()
+        with self.engine.connect() as c:
+            for key, fid, oid, f in c.execute(text(
+                    "SELECT key, feishu_id, open_id, fields FROM mirror_departments")):
+                state.departments[key] = MirrorDepartment(
+                    department_from_fields(key, json.loads(f)), fid, oid)
+            for key, fid, oid, f, lc, fz, dl in c.execute(text(
+                    "SELECT key, feishu_id, open_id, fields, lifecycle, frozen_at, deleted_at "
+                    "FROM mirror_users")):
+                state.users[key] = MirrorUser(Employee.from_fields(key, json.loads(f)), fid, oid,
+                                              Lifecycle(lc), _as_dt(fz), _as_dt(dl))
+        return state
+
+    def replace_mirror(self, state: DirectoryState) -> None:
+        """Rebuild the mirror from ``state`` (after a full resync read Feishu)."""
+        now = self.now()
+        with self._session() as s:
+            s.exec(text("DELETE FROM mirror_departments"))  # type: ignore[call-overload]
+            s.exec(text("DELETE FROM mirror_users"))  # type: ignore[call-overload]
+            for k, d in state.departments.items():
+                s.add(MirrorDepartmentRow(key=k, feishu_id=d.feishu_id, open_id=d.open_id,
+                                          fields=_dumps(d.record.fields()), updated_at=now))
+            for k, u in state.users.items():
+                s.add(MirrorUserRow(key=k, feishu_id=u.feishu_id, open_id=u.open_id,
+                                    fields=_dumps(u.record.fields()), lifecycle=u.lifecycle.value,
+                                    frozen_at=u.frozen_at, deleted_at=u.deleted_at,
+                                    updated_at=now))
+            s.commit()
+
+    # ------------------------------------------------------------------ meta
+    def get_meta(self, key: str) -> str | None:
+        """A meta value, or None."""
+        with self._session() as s:
+            row = s.get(MetaRow, key)
+            return row.value if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a meta value."""
+        with self._session() as s:
+            s.merge(MetaRow(key=key, value=value))
+            s.commit()
+
+
+def _dumps(fields: Mapping[str, Any]) -> str:
+    return json.dumps(fields, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _as_dt(v: Any) -> datetime | None:
+    if v is None or isinstance(v, datetime):
+        return v
+    return datetime.fromisoformat(str(v))
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.close()
+
+
+def _safe_url(url: str) -> str:
+    """The URL with any password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable url>"

@@ -1,0 +1,73 @@
+"""structlog setup: readable on a terminal, JSON in a container; secrets and PII kept out.
+
+Two processors guard every event before it is rendered:
+
+* :func:`redact_secrets` replaces the value of any key that names a secret
+  (``app_secret``, ``token``, ``authorization`` …) with ``"***"``;
+* :func:`mask_pii` (on unless configured off) masks mobiles and emails found in
+  any string value: ``+86138****5678``, ``z***@example.com``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any, Literal
+
+import structlog
+
+_SECRET_KEYS = re.compile(r"secret|token|password|authorization|credential", re.I)
+_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*(@[A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+_MOBILE = re.compile(r"(\+?\d{5})\d{4,}(\d{3})")
+
+
+def mask_text(text: str) -> str:
+    """Mask every email and mobile-like digit run in ``text``."""
+    text = _EMAIL.sub(r"\1***\2", text)
+    return _MOBILE.sub(r"\1****\2", text)
+
+
+def redact_secrets(_logger: Any, _name: str, event: MutableMapping[str, Any]
+                   ) -> MutableMapping[str, Any]:
+    """Replace values of secret-named keys with ``***``."""
+    for k in list(event):
+        if _SECRET_KEYS.search(k):
+            event[k] = "***"
+    return event
+
+
+def mask_pii(_logger: Any, _name: str, event: MutableMapping[str, Any]
+             ) -> MutableMapping[str, Any]:
+    """Mask emails and mobiles in string values."""
+    for k, v in list(event.items()):
+        if isinstance(v, str):
+            event[k] = mask_text(v)
+    return event
+
+
+def configure(*, fmt: Literal["auto", "console", "json"] = "auto", level: str = "info",
+              mask: bool = True, stream: Any = None) -> None:
+    """Configure structlog for the process (CLI and daemon call this once)."""
+    out = stream or sys.stderr
+    json_out = fmt == "json" or (fmt == "auto" and not getattr(out, "isatty", lambda: False)())
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_secrets,
+    ]
+    if mask:
+        processors.append(mask_pii)
+    if json_out:
+        processors += [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
+    else:
+        processors.append(structlog.dev.ConsoleRenderer(colors=getattr(out, "isatty", bool)()))
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )

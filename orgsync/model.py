@@ -1,0 +1,149 @@
+"""The canonical org model every connector produces and the diff engine consumes.
+
+Records are frozen and keyed by stable source identity — the HR department code
+and the HR employee id — never by a name or a DN. Keys become Feishu's custom
+``department_id`` / ``user_id`` (see :mod:`orgsync.identity`).
+
+A :class:`Snapshot` is a plain container; :func:`orgsync.validate.validate` turns
+a raw snapshot into a clean one plus a report of held-back records.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from typing import Any
+
+
+class EmployeeType(enum.IntEnum):
+    """Feishu's built-in employee types (``employee_type`` on the user object)."""
+
+    REGULAR = 1
+    INTERN = 2
+    OUTSOURCED = 3
+    CONTRACTOR = 4
+    CONSULTANT = 5
+
+
+class Status(enum.StrEnum):
+    """Employment status in the source. Absent employees are leavers too."""
+
+    ACTIVE = "active"
+    TERMINATED = "terminated"
+
+
+@dataclass(frozen=True, slots=True)
+class Department:
+    """One department.
+
+    ``parent_key`` is ``None`` for a top-level department (Feishu parent ``"0"``).
+    ``order`` is the sort position among siblings, when the source has one.
+    """
+
+    key: str
+    name: str
+    parent_key: str | None = None
+    leader_key: str | None = None
+    order: int | None = None
+    en_name: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The comparable fields (everything but the key), as plain JSON-able values."""
+        d = asdict(self)
+        del d["key"]
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class Employee:
+    """One person.
+
+    ``department_keys`` holds the primary department first. ``manager_key`` is the
+    direct manager's employee key. ``join_date`` is the start date, when known.
+    """
+
+    key: str
+    name: str
+    department_keys: tuple[str, ...]
+    en_name: str | None = None
+    email: str | None = None
+    mobile: str | None = None
+    manager_key: str | None = None
+    job_title: str | None = None
+    employee_no: str | None = None
+    employee_type: EmployeeType = EmployeeType.REGULAR
+    join_date: date | None = None
+    city: str | None = None
+    status: Status = Status.ACTIVE
+
+    def fields(self) -> dict[str, Any]:
+        """The comparable fields (everything but the key), as plain JSON-able values."""
+        return {
+            "name": self.name,
+            "department_keys": list(self.department_keys),
+            "en_name": self.en_name,
+            "email": self.email,
+            "mobile": self.mobile,
+            "manager_key": self.manager_key,
+            "job_title": self.job_title,
+            "employee_no": self.employee_no,
+            "employee_type": int(self.employee_type),
+            "join_date": self.join_date.isoformat() if self.join_date else None,
+            "city": self.city,
+            "status": str(self.status),
+        }
+
+    @classmethod
+    def from_fields(cls, key: str, f: Mapping[str, Any]) -> Employee:
+        """Inverse of :meth:`fields` (used to load the ledger's mirror)."""
+        jd = f.get("join_date")
+        return cls(
+            key=key,
+            name=f["name"],
+            department_keys=tuple(f.get("department_keys") or ()),
+            en_name=f.get("en_name"),
+            email=f.get("email"),
+            mobile=f.get("mobile"),
+            manager_key=f.get("manager_key"),
+            job_title=f.get("job_title"),
+            employee_no=f.get("employee_no"),
+            employee_type=EmployeeType(f.get("employee_type") or 1),
+            join_date=date.fromisoformat(jd) if jd else None,
+            city=f.get("city"),
+            status=Status(f.get("status") or "active"),
+        )
+
+
+def department_from_fields(key: str, f: Mapping[str, Any]) -> Department:
+    """Inverse of :meth:`Department.fields` (used to load the ledger's mirror)."""
+    return Department(
+        key=key,
+        name=f["name"],
+        parent_key=f.get("parent_key"),
+        leader_key=f.get("leader_key"),
+        order=f.get("order"),
+        en_name=f.get("en_name"),
+    )
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """Departments and employees keyed by their stable source keys.
+
+    ``employees`` holds only people the source says exist; ``status`` tells
+    active from terminated. Someone absent from a snapshot is a leaver too.
+    """
+
+    departments: dict[str, Department] = field(default_factory=dict)
+    employees: dict[str, Employee] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, departments: Iterable[Department], employees: Iterable[Employee]) -> Snapshot:
+        """Build a snapshot from records; a later record with the same key wins."""
+        return cls({d.key: d for d in departments}, {e.key: e for e in employees})
+
+    def active_employees(self) -> dict[str, Employee]:
+        """Employees whose status is active."""
+        return {k: e for k, e in self.employees.items() if e.status is Status.ACTIVE}

@@ -1,0 +1,221 @@
+"""A Plan: the typed, ordered, serialisable set of operations that makes Feishu match the source.
+
+Operations form a DAG (``depends_on`` names other operations' ids). The tuple
+``Plan.operations`` is a deterministic topological order of that DAG: the same
+inputs always give the same operations, order, plan id and checksum.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import heapq
+import json
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from orgsync.issues import Issue
+
+
+class OpKind(enum.StrEnum):
+    """Every kind of operation a plan can hold."""
+
+    DEPT_CREATE = "department.create"
+    DEPT_UPDATE = "department.update"
+    DEPT_MOVE = "department.move"
+    DEPT_SET_LEADER = "department.set_leader"
+    DEPT_DELETE = "department.delete"
+    USER_CREATE = "user.create"
+    USER_ADOPT = "user.adopt"
+    USER_RESURRECT = "user.resurrect"
+    USER_UPDATE = "user.update"
+    USER_MOVE = "user.move"
+    USER_SET_MANAGER = "user.set_manager"
+    USER_FREEZE = "user.freeze"
+    USER_UNFREEZE = "user.unfreeze"
+    USER_DELETE = "user.delete"
+    WELCOME_SEND = "message.welcome"
+
+
+#: Display and tie-break order of kinds (the DAG decides what must precede what).
+KIND_ORDER: dict[OpKind, int] = {k: i for i, k in enumerate(OpKind)}
+
+#: Kinds that remove or disable something; what the safety thresholds count.
+DESTRUCTIVE_KINDS = frozenset({OpKind.DEPT_DELETE, OpKind.USER_DELETE, OpKind.USER_FREEZE})
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    """One field's old → new value, in canonical terms."""
+
+    field: str
+    old: Any
+    new: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {"field": self.field, "old": self.old, "new": self.new}
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One Feishu write.
+
+    ``payload`` is the request body (for deletes: the handover body, if any).
+    ``mirror`` holds the canonical fields the ledger's mirror takes on success
+    (merged into the record; ``None`` for deletes).
+    """
+
+    op_id: str
+    kind: OpKind
+    key: str
+    feishu_id: str
+    payload: Mapping[str, Any]
+    changes: tuple[FieldChange, ...] = ()
+    reason: str = ""
+    depends_on: tuple[str, ...] = ()
+    mirror: Mapping[str, Any] | None = None
+    label: str = ""
+
+    @property
+    def entity(self) -> str:
+        """``department``, ``user`` or ``message``."""
+        return self.kind.value.split(".", 1)[0]
+
+    @property
+    def client_token(self) -> str:
+        """Idempotency token for creates: stable for the same target and payload.
+
+        A re-run after a crash plans the same create with the same payload and so
+        the same token; Feishu replays the first result instead of creating twice.
+        """
+        digest = hashlib.sha256(
+            _canonical_json({"k": self.kind.value, "key": self.key, "p": self.payload}).encode()
+        ).hexdigest()
+        return str(uuid.UUID(hex=digest[:32]))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (used for plan files, the JSON output and the checksum)."""
+        return {
+            "op_id": self.op_id,
+            "kind": self.kind.value,
+            "key": self.key,
+            "feishu_id": self.feishu_id,
+            "label": self.label,
+            "payload": dict(self.payload),
+            "changes": [c.to_dict() for c in self.changes],
+            "reason": self.reason,
+            "depends_on": list(self.depends_on),
+            "mirror": dict(self.mirror) if self.mirror is not None else None,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Operation:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            op_id=d["op_id"],
+            kind=OpKind(d["kind"]),
+            key=d["key"],
+            feishu_id=d["feishu_id"],
+            label=d.get("label", ""),
+            payload=d["payload"],
+            changes=tuple(FieldChange(c["field"], c["old"], c["new"]) for c in d["changes"]),
+            reason=d["reason"],
+            depends_on=tuple(d["depends_on"]),
+            mirror=d["mirror"],
+        )
+
+
+def op_id(kind: OpKind, key: str) -> str:
+    """The id of the operation of ``kind`` on ``key`` (one per kind and key in a plan)."""
+    return f"{kind.value}:{key}"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Operations in a deterministic topological order, plus what was held back."""
+
+    operations: tuple[Operation, ...]
+    issues: tuple[Issue, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def checksum(self) -> str:
+        """sha256 over the canonical JSON of the operations."""
+        body = _canonical_json([op.to_dict() for op in self.operations])
+        return hashlib.sha256(body.encode()).hexdigest()
+
+    @property
+    def plan_id(self) -> str:
+        """Short, stable id of this plan (what ``orgsync approve`` takes)."""
+        return self.checksum[:12]
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing would change."""
+        return not self.operations
+
+    def summary(self) -> dict[str, int]:
+        """Operation counts by kind, in kind order."""
+        counts = Counter(op.kind for op in self.operations)
+        return {k.value: counts[k] for k in OpKind if counts[k]}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form: ``plan_id``, ``checksum``, ``summary``, ``operations``, ``held``."""
+        return {
+            "plan_id": self.plan_id,
+            "checksum": self.checksum,
+            "summary": self.summary(),
+            "operations": [op.to_dict() for op in self.operations],
+            "held": [
+                {"entity": i.entity, "key": i.key, "field": i.field, "reason": i.reason,
+                 "severity": i.severity, "where": i.where}
+                for i in self.issues
+            ],
+            "notes": list(self.notes),
+        }
+
+
+def topological(ops: Iterable[Operation]) -> tuple[Operation, ...]:
+    """Order ``ops`` so every dependency precedes its dependants; ties by (kind, key).
+
+    Dependencies on operations not in ``ops`` are dropped from the returned operations. A dependency cycle
+    (which the diff must never produce) raises ``ValueError``.
+    """
+    by_id = {op.op_id: op for op in ops}
+    indeg: dict[str, int] = {}
+    children: dict[str, list[str]] = {i: [] for i in by_id}
+    for op in list(by_id.values()):
+        deps = tuple(sorted({d for d in op.depends_on if d in by_id}))
+        if deps != op.depends_on:
+            by_id[op.op_id] = op = Operation(op.op_id, op.kind, op.key, op.feishu_id, op.payload,
+                                             op.changes, op.reason, deps, op.mirror, op.label)
+        indeg[op.op_id] = len(deps)
+        for d in deps:
+            children[d].append(op.op_id)
+
+    def rank(i: str) -> tuple[int, str]:
+        o = by_id[i]
+        return (KIND_ORDER[o.kind], o.key)
+
+    heap = [(rank(i), i) for i, n in indeg.items() if n == 0]
+    heapq.heapify(heap)
+    out: list[Operation] = []
+    while heap:
+        _, i = heapq.heappop(heap)
+        out.append(by_id[i])
+        for c in children[i]:
+            indeg[c] -= 1
+            if indeg[c] == 0:
+                heapq.heappush(heap, (rank(c), c))
+    if len(out) != len(by_id):
+        stuck = sorted(i for i, n in indeg.items() if n > 0)[:5]
+        raise ValueError(f"dependency cycle among operations: {stuck}")
+    return tuple(out)
+
+
+def _canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)

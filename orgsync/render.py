@@ -1,0 +1,121 @@
+"""Plans and apply results as text (coloured on a terminal), JSON and Markdown."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from orgsync.executor import ApplyResult
+from orgsync.plan import FieldChange, Operation, OpKind, Plan
+
+_MARK = {
+    "create": ("+", "green"), "adopt": ("+", "green"), "resurrect": ("+", "green"),
+    "delete": ("-", "red"), "freeze": ("!", "yellow"), "unfreeze": ("+", "green"),
+    "move": (">", "cyan"), "update": ("~", "yellow"), "set_leader": ("~", "yellow"),
+    "set_manager": ("~", "yellow"), "welcome": ("@", "blue"),
+}
+
+
+def _fmt(v: Any) -> str:
+    if v is None or v == "":
+        return "—"
+    if isinstance(v, list):
+        return "[" + ", ".join(str(x) for x in v) + "]"
+    return str(v)
+
+
+def _change(c: FieldChange) -> str:
+    if c.old is None or c.old == "" or c.old == []:
+        return f"{c.field}: {_fmt(c.new)}"
+    if c.new is None or c.new == "" or c.new == []:
+        return f"{c.field}: {_fmt(c.old)} → —"
+    return f"{c.field}: {_fmt(c.old)} → {_fmt(c.new)}"
+
+
+def op_line(op: Operation) -> str:
+    """One-line description of an operation (plain text)."""
+    label = f" {op.label}" if op.label else ""
+    return f"{op.kind.value} {op.key}{label} ({op.reason})"
+
+
+def render_text(plan: Plan, console: Console, *, show_fields: bool = True,
+                limit: int | None = None) -> None:
+    """Print ``plan`` for people: one block per operation, held records, summary.
+
+    ``limit`` caps the operations listed (the summary always counts all of them).
+    """
+    if plan.empty:
+        console.print("[bold green]No changes.[/] Feishu matches the source.")
+    else:
+        console.print(f"[bold]Plan {plan.plan_id}[/] — {len(plan.operations)} operations")
+        shown = plan.operations if limit is None else plan.operations[:limit]
+        for op in shown:
+            mark, colour = _MARK.get(op.kind.value.split(".", 1)[1], ("*", "white"))
+            label = f" {escape(op.label)}" if op.label else ""
+            console.print(f"  [{colour}]{mark} {op.kind.value}[/] [bold]{escape(op.key)}[/]{label}"
+                          f"  [dim]({escape(op.reason)})[/]")
+            if show_fields and op.kind is not OpKind.DEPT_DELETE:
+                for c in op.changes:
+                    if op.kind in (OpKind.USER_DELETE,):
+                        continue
+                    console.print(f"      {escape(_change(c))}", highlight=False)
+        if len(shown) < len(plan.operations):
+            console.print(f"  … and {len(plan.operations) - len(shown)} more "
+                          "([bold]orgsync plan[/] lists them all)")
+    if plan.issues:
+        errors = [i for i in plan.issues if i.severity == "error"]
+        warnings = [i for i in plan.issues if i.severity != "error"]
+        if errors:
+            console.print(f"[bold red]Held back ({len(errors)})[/] — left as they are in Feishu:")
+            for i in errors:
+                console.print(f"  [red]✗[/] {escape(str(i))}", highlight=False)
+        if warnings:
+            console.print(f"[bold yellow]Warnings ({len(warnings)})[/]:")
+            for i in warnings:
+                console.print(f"  [yellow]![/] {escape(str(i))}", highlight=False)
+    for n in plan.notes:
+        console.print(f"[yellow]note:[/] {escape(n)}")
+    if not plan.empty:
+        parts = ", ".join(f"{k}={v}" for k, v in plan.summary().items())
+        console.print(f"Summary: {parts}", highlight=False)
+
+
+def render_json(plan: Plan) -> str:
+    """The plan as JSON: ``plan_id``, ``checksum``, ``summary``, ``operations``, ``held``."""
+    return json.dumps(plan.to_dict(), ensure_ascii=False, indent=2, sort_keys=False)
+
+
+def render_markdown(plan: Plan) -> str:
+    """The plan as a Markdown table, for pull-request comments and reports."""
+    lines = [f"### orgsync plan `{plan.plan_id}`", ""]
+    if plan.empty:
+        lines.append("No changes.")
+    else:
+        lines += ["| Operation | Key | Name | Changes | Reason |", "|---|---|---|---|---|"]
+        for op in plan.operations:
+            changes = "<br>".join(_change(c).replace("|", "\\|") for c in op.changes)
+            lines.append(f"| {op.kind.value} | {op.key} | {op.label.replace('|', '/')} | "
+                         f"{changes} | {op.reason} |")
+        lines += ["", "Summary: " + ", ".join(f"{k}={v}" for k, v in plan.summary().items())]
+    if plan.issues:
+        lines += ["", f"**Held back / warnings ({len(plan.issues)})**", ""]
+        lines += [f"- {i}" for i in plan.issues]
+    return "\n".join(lines) + "\n"
+
+
+def render_result(result: ApplyResult, console: Console) -> None:
+    """Print the outcome of an apply: counts, then each failure with its Feishu code."""
+    s = result.summary()
+    colour = "green" if not s["failed"] and not s["skipped"] else "red"
+    console.print(f"[bold {colour}]Applied:[/] {s['done']} done, {s['failed']} failed, "
+                  f"{s['skipped']} skipped")
+    for r in result.results:
+        if r.status == "failed":
+            console.print(f"  [red]✗ {escape(op_line(r.op))}[/]: Feishu {r.code}: "
+                          f"{escape(r.message or '')}", highlight=False)
+        elif r.status == "skipped":
+            console.print(f"  [yellow]- {escape(op_line(r.op))}[/]: {escape(r.message or '')}",
+                          highlight=False)

@@ -1,0 +1,51 @@
+"""Knobs of the local Feishu sandbox.
+
+Every field can also be changed at runtime (``SandboxServer.configure`` or
+``POST /_sandbox/config``) under the same name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+MASK = "***"
+
+
+@dataclass
+class SandboxConfig:
+    """How the sandbox behaves: credentials, rate limits, injected latency and faults.
+
+    Probabilities are per ``/open-apis`` business call (the token endpoint is exempt
+    from faults). ``seed`` makes generated ids and fault draws reproducible.
+    """
+
+    app_id: str = "cli_sandbox"
+    app_secret: str = "sandbox-secret"  # noqa: S105 - the sandbox's published demo credential
+    admin_token: str | None = None        # bearer token for /_sandbox/*; None → same as app_secret
+    rate_limits: bool = True              # enforce the documented limits
+    rate_scale: float = 1.0               # allowed counts per window are multiplied by this
+    latency_ms: float = 0.0               # added to every /open-apis call
+    fault_5xx: float = 0.0                # HTTP 500/503 JSON envelope; state NOT changed
+    fault_timeout: float = 0.0            # hang `hang_seconds`, then answer 504
+    fault_drop: float = 0.0               # connection dropped without a complete response
+    fault_after_apply: float = 0.5        # timeout/drop on a write: chance the write was applied first
+    hang_seconds: float = 30.0
+    token_ttl: int = 7200
+    seed: int = 0                         # RNG seed for faults and generated ids
+    users_unjoined: bool = False          # new users start unjoined (PATCH then answers 44010)
+
+    def effective_admin_token(self) -> str:
+        """The bearer token the admin API accepts."""
+        return self.admin_token if self.admin_token is not None else self.app_secret
+
+    def public_view(self) -> dict[str, Any]:
+        """The knobs as JSON, with the secrets masked."""
+        view: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        for secret in ("app_secret", "admin_token"):
+            if view[secret] is not None:
+                view[secret] = MASK
+        return view
+
+
+KNOB_NAMES: frozenset[str] = frozenset(f.name for f in fields(SandboxConfig))

@@ -1,0 +1,1676 @@
+"""The sandbox's Feishu tenant: departments, users, messages, chats, tokens and every rule.
+
+Pure Python and synchronous: no HTTP here. Each public method takes the request's query
+values and JSON body, validates them exactly as feishu-api.md §4–7 describes, mutates state
+only when every check passed, and returns the ``data`` object of the response envelope.
+A refused request raises :class:`ApiError` carrying Feishu's code, msg and HTTP status.
+
+Internally departments are keyed by ``open_department_id`` and users by ``open_id``; the
+``user_id_type`` / ``department_id_type`` of a request only decide how ids are read from the
+path and body and how they are rendered (:class:`IdTypes`).
+
+Where the official docs are silent the sandbox picks a behaviour and says so in a comment
+marked UNCONFIRMED, so it can be corrected against the real API.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+import random
+import re
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+JSON = dict[str, Any]
+T = TypeVar("T")
+
+ROOT = "0"
+MAX_DEPTH = 25
+MAX_CHILDREN = 1000
+MAX_DIRECT_MEMBERS = 10_000
+MAX_USER_DEPARTMENTS = 50
+MAX_BATCH = 50
+RESURRECT_WINDOW_S = 30 * 86_400
+MESSAGE_UUID_WINDOW_S = 3_600
+CHAT_UUID_WINDOW_S = 36_000
+TOKEN_REUSE_MIN_S = 1_800
+PAGE_SIZE_DEFAULT = 10
+PAGE_SIZE_MAX = 50
+
+USER_ID_TYPES = ("open_id", "union_id", "user_id")
+DEPT_ID_TYPES = ("open_department_id", "department_id")
+RECEIVE_ID_TYPES = ("open_id", "union_id", "user_id", "email", "chat_id")
+MSG_TYPES = frozenset({"text", "post", "image", "file", "audio", "media", "sticker",
+                       "interactive", "share_chat", "share_user", "system"})
+ACCEPTOR_FIELDS = ("department_chat_acceptor_user_id", "external_chat_acceptor_user_id",
+                   "docs_acceptor_user_id", "calendar_acceptor_user_id",
+                   "application_acceptor_user_id", "minutes_acceptor_user_id",
+                   "survey_acceptor_user_id", "anycross_acceptor_user_id")
+
+_CUSTOM_DEPT_ID = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_\-@.]{0,63}$")
+_MAINLAND_MOBILE = re.compile(r"^(?:\+86)?1\d{10}$")
+_INTL_MOBILE = re.compile(r"^\+[1-9]\d{6,14}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class ApiError(Exception):
+    """A Feishu error answer: ``code``/``msg`` go into the envelope, ``status`` is the HTTP status."""
+
+    def __init__(self, code: int, msg: str, status: int = 400) -> None:
+        super().__init__(f"{code} {msg}")
+        self.code = code
+        self.msg = msg
+        self.status = status
+
+
+def field_error(what: str) -> ApiError:
+    """The gateway's generic parameter-validation error (99992402)."""
+    return ApiError(99992402, f"field validation failed: {what}")
+
+
+class SandboxClock:
+    """Wall-clock time plus an offset that tests move forward (token expiry, resurrect window)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def now(self) -> float:
+        """Seconds since the epoch, as the sandbox sees them."""
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        """Move the sandbox clock forward (or back, if negative)."""
+        self.offset += seconds
+
+    def reset(self) -> None:
+        """Back to real time."""
+        self.offset = 0.0
+
+
+@dataclass(frozen=True)
+class IdTypes:
+    """The id types of one request (query ``user_id_type`` and ``department_id_type``)."""
+
+    user: str = "open_id"
+    dept: str = "open_department_id"
+
+    @classmethod
+    def parse(cls, user: str | None, dept: str | None) -> IdTypes:
+        """Validate the query values; absent or empty means the documented default."""
+        user = user or "open_id"
+        dept = dept or "open_department_id"
+        if user not in USER_ID_TYPES:
+            raise field_error(f"user_id_type must be one of {', '.join(USER_ID_TYPES)}")
+        if dept not in DEPT_ID_TYPES:
+            raise field_error(f"department_id_type must be one of {', '.join(DEPT_ID_TYPES)}")
+        return cls(user, dept)
+
+
+# --------------------------------------------------------------------------- tokens
+
+
+@dataclass
+class _Token:
+    app_id: str
+    expires_at: float
+    revoked: bool = False
+
+
+class TokenStore:
+    """tenant_access_token issuance and checks, by the 2 h / 30 min rule (feishu-api.md §2).
+
+    Calling again returns the same token while it has ≥ 30 min left; below that a new one is
+    minted and the old one stays valid until it expires. Tokens survive a tenant reset so that
+    clients which cache them keep working; :meth:`revoke_all` invalidates them.
+    """
+
+    def __init__(self, clock: SandboxClock) -> None:
+        self._clock = clock
+        self._tokens: dict[str, _Token] = {}
+        self._current: dict[str, str] = {}
+
+    def issue(self, app_id: str, ttl: int) -> tuple[str, int]:
+        """Return ``(token, expire)`` for the app, reusing the current token when allowed."""
+        now = self._clock.now()
+        current = self._current.get(app_id)
+        if current is not None:
+            record = self._tokens[current]
+            remaining = record.expires_at - now
+            if not record.revoked and remaining >= TOKEN_REUSE_MIN_S:
+                return current, int(remaining)
+        token = "t-" + secrets.token_hex(20)
+        self._tokens[token] = _Token(app_id, now + ttl)
+        self._current[app_id] = token
+        return token, ttl
+
+    def app_for(self, token: str) -> str | None:
+        """The app a live token belongs to, or None if unknown, expired or revoked."""
+        record = self._tokens.get(token)
+        if record is None or record.revoked or record.expires_at <= self._clock.now():
+            return None
+        return record.app_id
+
+    def revoke_all(self) -> None:
+        """Invalidate every token issued so far."""
+        for record in self._tokens.values():
+            record.revoked = True
+        self._current.clear()
+
+
+# --------------------------------------------------------------------------- paging
+
+
+def paginate(items: list[T], page_size: str | None, page_token: str | None,
+             scope: str) -> tuple[list[T], bool, str | None]:
+    """One page of ``items``: ``(page, has_more, next_token)``.
+
+    ``page_size`` defaults to 10 and must be 1..50 (40011). The token is opaque, bound to the
+    listing it came from (``scope``) and rejected with 40012 when it cannot be decoded or
+    belongs to another listing.
+    """
+    size = PAGE_SIZE_DEFAULT
+    if page_size:
+        try:
+            size = int(page_size)
+        except ValueError:
+            raise ApiError(40011, "page size invalid") from None
+        if not 1 <= size <= PAGE_SIZE_MAX:
+            raise ApiError(40011, "page size invalid")
+    offset = 0
+    tag = hashlib.sha256(scope.encode()).hexdigest()[:12]
+    if page_token:
+        try:
+            decoded = json.loads(base64.urlsafe_b64decode(page_token.encode() + b"=="))
+            offset = int(decoded["o"])
+            valid = decoded["s"] == tag and offset >= 0
+        except (ValueError, KeyError, TypeError):
+            valid = False
+        if not valid:
+            raise ApiError(40012, "page token invalid")
+    page = items[offset:offset + size]
+    has_more = offset + size < len(items)
+    token = None
+    if has_more:
+        raw = json.dumps({"s": tag, "o": offset + size}, separators=(",", ":")).encode()
+        token = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return page, has_more, token
+
+
+def page_data(items: list[JSON], has_more: bool, token: str | None) -> JSON:
+    """The ``data`` of a list response: ``page_token`` only when there is more."""
+    data: JSON = {"has_more": has_more, "items": items}
+    if has_more:
+        data["page_token"] = token
+    return data
+
+
+# --------------------------------------------------------------------------- body readers
+
+
+def _opt_str(body: JSON, key: str) -> str | None:
+    value = body.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise field_error(f"{key} must be a string")
+
+
+def _opt_bool(body: JSON, key: str) -> bool | None:
+    value = body.get(key)
+    if value is None or isinstance(value, bool):
+        return value
+    raise field_error(f"{key} must be a boolean")
+
+
+def _opt_int(body: JSON, key: str) -> int | None:
+    value = body.get(key)
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise field_error(f"{key} must be an integer")
+
+
+def _opt_list(body: JSON, key: str) -> list[Any] | None:
+    value = body.get(key)
+    if value is None or isinstance(value, list):
+        return value
+    raise field_error(f"{key} must be an array")
+
+
+def _opt_str_list(body: JSON, key: str) -> list[str] | None:
+    value = _opt_list(body, key)
+    if value is not None and not all(isinstance(v, str) for v in value):
+        raise field_error(f"{key} must be an array of strings")
+    return value
+
+
+def _opt_obj(body: JSON, key: str) -> JSON | None:
+    value = body.get(key)
+    if value is None or isinstance(value, dict):
+        return value
+    raise field_error(f"{key} must be an object")
+
+
+def normalize_mobile(mobile: str) -> str:
+    """Canonical ``+<cc><digits>`` form; mainland numbers may omit ``+86`` (41004 otherwise)."""
+    if _MAINLAND_MOBILE.match(mobile):
+        return "+86" + mobile[-11:]
+    if mobile.startswith("+86") or not _INTL_MOBILE.match(mobile):
+        raise ApiError(41004, "mobile is invalid")
+    return mobile
+
+
+def _fingerprint(body: JSON | None, ids: IdTypes) -> str:
+    return json.dumps({"b": body, "u": ids.user, "d": ids.dept}, sort_keys=True,
+                      ensure_ascii=False)
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass
+class Department:
+    """One department. ``parent`` and leader ids are internal keys (open ids)."""
+
+    open_id: str
+    custom_id: str
+    name: str
+    parent: str | None
+    order: int
+    seq: int
+    i18n_name: dict[str, str] = field(default_factory=dict)
+    leaders: list[tuple[int, str]] = field(default_factory=list)  # main leader (type 1) first
+    unit_ids: list[str] = field(default_factory=list)
+    chat_id: str = ""
+    group_chat_employee_types: list[int] = field(default_factory=list)
+    hrbps: list[str] = field(default_factory=list)
+    deleted: bool = False
+
+    @property
+    def leader(self) -> str:
+        """The main leader's open_id, or ``""``."""
+        return next((uid for kind, uid in self.leaders if kind == 1), "")
+
+
+@dataclass
+class UserOrder:
+    """A user's position in one department (``orders[]``)."""
+
+    dept: str
+    user_order: int = 0
+    department_order: int = 0
+    is_primary: bool = False
+
+
+@dataclass
+class User:
+    """One user. Department and leader references are internal keys (open ids)."""
+
+    open_id: str
+    union_id: str
+    user_id: str
+    seq: int
+    name: str
+    mobile: str
+    employee_type: int
+    join_time: int
+    email: str = ""
+    en_name: str = ""
+    nickname: str = ""
+    mobile_visible: bool = True
+    gender: int = 0
+    avatar_key: str = ""
+    orders: list[UserOrder] = field(default_factory=list)  # one per department, in given order
+    leader: str = ""
+    city: str = ""
+    country: str = ""
+    work_station: str = ""
+    employee_no: str = ""
+    custom_attrs: list[Any] = field(default_factory=list)
+    enterprise_email: str = ""
+    job_title: str = ""
+    dotted_line_leaders: list[str] = field(default_factory=list)
+    is_tenant_manager: bool = False
+    frozen: bool = False
+    resigned: bool = False
+    activated: bool = True
+    unjoin: bool = False
+    resign_time: float | None = None
+    handover: JSON | None = None
+    reachable: bool = True
+
+    @property
+    def departments(self) -> list[str]:
+        """Department open ids, in order."""
+        return [o.dept for o in self.orders]
+
+    @property
+    def primary(self) -> str | None:
+        """The primary department's open id."""
+        return next((o.dept for o in self.orders if o.is_primary),
+                    self.orders[0].dept if self.orders else None)
+
+
+# --------------------------------------------------------------------------- tenant
+
+
+class Tenant:
+    """All directory and IM state of one sandbox tenant, with Feishu's validation rules.
+
+    Not thread-safe by itself: the HTTP layer calls it under one lock, one request at a time.
+    """
+
+    def __init__(self, clock: SandboxClock | None = None, seed: int = 0) -> None:
+        self.clock = clock or SandboxClock()
+        self.seed = seed
+        self.new_users_unjoined = False
+        self.reset()
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def reset(self, seed: int | None = None) -> None:
+        """Empty the tenant: only the root department ``"0"`` remains; ids restart from the seed."""
+        if seed is not None:
+            self.seed = seed
+        self._rng = random.Random(f"ids:{self.seed}")
+        self._seq = 0
+        self.departments: dict[str, Department] = {}
+        self.users: dict[str, User] = {}
+        self.messages: list[JSON] = []
+        self.chats: dict[str, JSON] = {}
+        self._live_dept_ids: dict[str, str] = {}   # custom department_id → open id (live only)
+        self._children: dict[str, list[str]] = {}  # open id → live child open ids
+        self._members: dict[str, dict[str, None]] = {}  # dept open id → ordered set of user open ids
+        self._by_union: dict[str, str] = {}
+        self._live_user_ids: dict[str, str] = {}   # user_id → open_id, non-resigned users
+        self._live_mobiles: dict[str, str] = {}
+        self._live_emails: dict[str, str] = {}
+        self._live_employee_nos: dict[str, str] = {}
+        self._client_tokens: dict[tuple[str, str], tuple[str, JSON]] = {}
+        self._message_uuids: dict[str, tuple[float, JSON]] = {}
+        self._chat_uuids: dict[tuple[str, str], tuple[float, JSON]] = {}
+        self._p2p_chats: dict[str, str] = {}
+        self._counts: dict[str, tuple[int, int]] | None = None  # memo, None = invalid
+        root = Department(open_id=ROOT, custom_id=ROOT, name="", parent=None, order=0,
+                          seq=self._next_seq())
+        self.departments[ROOT] = root
+        self._children[ROOT] = []
+        self._members[ROOT] = {}
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _hex(self, nbits: int = 128) -> str:
+        return f"{self._rng.getrandbits(nbits):0{nbits // 4}x}"
+
+    def _new_open_dept_id(self) -> str:
+        while True:
+            candidate = "od-" + self._hex()
+            if candidate not in self.departments:
+                return candidate
+
+    def _new_custom_dept_id(self) -> str:
+        while True:
+            candidate = "D" + self._hex(64)
+            if candidate not in self._live_dept_ids:
+                return candidate
+
+    def _new_user_id(self) -> str:
+        while True:
+            candidate = self._hex(32)
+            if candidate not in self._live_user_ids:
+                return candidate
+
+    def new_chat_id(self) -> str:
+        """A fresh ``oc_`` chat id."""
+        return "oc_" + self._hex()
+
+    # ----------------------------------------------------------------- id resolution
+
+    def find_department(self, ref: str, id_type: str) -> Department | None:
+        """The department an id names (deleted ones only by open id, their custom id is freed)."""
+        if ref == ROOT:
+            return self.departments[ROOT]
+        if id_type == "open_department_id":
+            return self.departments.get(ref)
+        open_id = self._live_dept_ids.get(ref)
+        return self.departments[open_id] if open_id else None
+
+    def _dept_for_read(self, ref: str, ids: IdTypes, *, allow_deleted: bool = False) -> Department:
+        dept = self.find_department(ref, ids.dept)
+        if dept is None or (dept.deleted and not allow_deleted):
+            raise ApiError(40015, "department not exist")
+        return dept
+
+    def _dept_for_write(self, ref: str, ids: IdTypes) -> Department:
+        dept = self.find_department(ref, ids.dept)
+        if dept is None or dept.deleted:
+            # Write APIs reject unknown ids at the gateway (GENERR 99992357 / 99992380);
+            # the HTTP status is UNCONFIRMED, 400 like the other gateway errors.
+            if ids.dept == "department_id":
+                raise ApiError(99992380, f"department ids not existed: {ref}")
+            raise ApiError(99992357, f"open_department_ids not existed: {ref}")
+        return dept
+
+    def find_user(self, ref: str, id_type: str) -> User | None:
+        """The user an id names; a reused ``user_id`` names the non-resigned holder first."""
+        if id_type == "open_id":
+            return self.users.get(ref)
+        if id_type == "union_id":
+            open_id = self._by_union.get(ref)
+            return self.users[open_id] if open_id else None
+        open_id = self._live_user_ids.get(ref)
+        if open_id:
+            return self.users[open_id]
+        resigned = [u for u in self.users.values() if u.user_id == ref]
+        return max(resigned, key=lambda u: u.seq) if resigned else None
+
+    def find_user_any(self, ref: str) -> User | None:
+        """The user named by an open_id, union_id or user_id (admin API convenience)."""
+        for kind in USER_ID_TYPES:
+            user = self.find_user(ref, kind)
+            if user is not None:
+                return user
+        return None
+
+    def _user_for_api(self, ref: str, ids: IdTypes) -> User:
+        user = self.find_user(ref, ids.user)
+        if user is None:
+            # UNCONFIRMED: the code for a well-formed but unknown user id (feishu-api.md §5.2,
+            # §11.2). The sandbox answers with the gateway's "ids not existed" errors.
+            if ids.user == "user_id":
+                raise ApiError(99992360, f"user_ids not existed: {ref}")
+            raise ApiError(99992351, f"{ids.user}s not existed: {ref}")
+        return user
+
+    def _dept_ref(self, dept: Department, ids: IdTypes) -> str:
+        return dept.open_id if ids.dept == "open_department_id" else dept.custom_id
+
+    def _user_ref(self, open_id: str, ids: IdTypes) -> str:
+        if not open_id:
+            return ""
+        user = self.users[open_id]
+        if ids.user == "open_id":
+            return user.open_id
+        return user.union_id if ids.user == "union_id" else user.user_id
+
+    # ----------------------------------------------------------------- idempotency
+
+    def _idempotent(self, kind: str, client_token: str | None, body: JSON, ids: IdTypes,
+                    action: Callable[[], JSON]) -> JSON:
+        """Replay the first response for a reused ``client_token`` with the same request.
+
+        UNCONFIRMED: Feishu does not document the dedup window; the sandbox keeps tokens for
+        its lifetime (until reset). Only successful creates are remembered.
+        """
+        if not client_token:
+            return action()
+        key = (kind, client_token)
+        fingerprint = _fingerprint(body, ids)
+        prior = self._client_tokens.get(key)
+        if prior is not None:
+            if prior[0] != fingerprint:
+                raise ApiError(40021, "no a same request error: client_token was used with "
+                                      "different parameters")
+            return copy.deepcopy(prior[1])
+        result = action()
+        self._client_tokens[key] = (fingerprint, copy.deepcopy(result))
+        return result
+
+    # ----------------------------------------------------------------- department helpers
+
+    def _depth(self, dept: Department) -> int:
+        depth = 0
+        while dept.parent is not None:
+            depth += 1
+            dept = self.departments[dept.parent]
+        return depth
+
+    def _height(self, open_id: str) -> int:
+        children = self._children.get(open_id, [])
+        return 1 + max((self._height(c) for c in children), default=0) if children else 0
+
+    def _is_descendant_or_self(self, candidate: Department, ancestor: Department) -> bool:
+        node: Department | None = candidate
+        while node is not None:
+            if node.open_id == ancestor.open_id:
+                return True
+            node = self.departments[node.parent] if node.parent is not None else None
+        return False
+
+    def _siblings(self, parent: str, exclude: str | None = None) -> list[Department]:
+        return [self.departments[c] for c in self._children.get(parent, []) if c != exclude]
+
+    def _sorted_children(self, open_id: str) -> list[Department]:
+        return sorted((self.departments[c] for c in self._children.get(open_id, [])),
+                      key=lambda d: (d.order, d.seq))
+
+    def _subtree(self, dept: Department) -> list[Department]:
+        """All live descendants, parents before children (pre-order, siblings by order)."""
+        out: list[Department] = []
+        stack = list(reversed(self._sorted_children(dept.open_id)))
+        while stack:
+            node = stack.pop()
+            out.append(node)
+            stack.extend(reversed(self._sorted_children(node.open_id)))
+        return out
+
+    def _counts_for(self, open_id: str) -> tuple[int, int]:
+        """``(member_count, primary_member_count)`` over the department's live subtree.
+
+        Computed per department on demand (cost ~ its subtree's members) and memoized until the
+        next membership or tree change, so interleaved writes and reads stay cheap.
+        """
+        if self._counts is None:
+            self._counts = {}
+        cached = self._counts.get(open_id)
+        if cached is not None:
+            return cached
+        dept = self.departments[open_id]
+        nodes = {open_id} | {d.open_id for d in self._subtree(dept)}
+        members: set[str] = set()
+        for node in nodes:
+            members.update(self._members.get(node, ()))
+        primaries = sum(1 for u in members if self.users[u].primary in nodes)
+        counts = self._counts[open_id] = (len(members), primaries)
+        return counts
+
+    def _check_name(self, name: str | None, *, empty_status: int) -> str:
+        if name is None or not name.strip():
+            # D-CREATE documents 40016 with HTTP 401 on create (400 on PUT); kept as documented.
+            raise ApiError(40016, "dept name empty", empty_status)
+        if "/" in name:
+            raise ApiError(43029, "department name can not contain '/'")
+        return name
+
+    def _check_i18n(self, body: JSON) -> dict[str, str] | None:
+        value = _opt_obj(body, "i18n_name")
+        if value is None:
+            return None
+        out: dict[str, str] = {}
+        for lang in ("zh_cn", "ja_jp", "en_us"):
+            text = value.get(lang)
+            if text is None or text == "":
+                continue
+            if not isinstance(text, str):
+                raise field_error(f"i18n_name.{lang} must be a string")
+            if "/" in text:
+                raise ApiError(43029, "department name can not contain '/'")
+            out[lang] = text
+        return out
+
+    def _check_sibling_names(self, parent: str, name: str, i18n: dict[str, str],
+                             exclude: str | None) -> None:
+        # The docs say a name "must not duplicate an existing department name"; the sandbox
+        # reads that as unique among live siblings (same parent), as the admin console enforces.
+        for sibling in self._siblings(parent, exclude):
+            if sibling.name == name:
+                raise ApiError(43022, f"department name duplicate: {name}")
+            for lang, text in i18n.items():
+                if sibling.i18n_name.get(lang) == text:
+                    raise ApiError(43018, f"department i18n name duplicate: {text}")
+
+    def _check_order(self, body: JSON) -> int | None:
+        value = body.get("order")
+        if value is None:
+            return None
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        if isinstance(value, str) and value.isdigit() and value.isascii():
+            return int(value)
+        raise ApiError(40001, "param error: order must be a string holding a non-negative integer")
+
+    def _check_order_free(self, parent: str, order: int, exclude: str | None) -> None:
+        if any(s.order == order for s in self._siblings(parent, exclude)):
+            raise ApiError(43005, f"department order duplicate: {order}")
+
+    def _default_order(self, parent: str, exclude: str | None = None) -> int:
+        return max((s.order for s in self._siblings(parent, exclude)), default=0) + 1
+
+    def _dept_leader_user(self, ref: str, ids: IdTypes) -> str:
+        user = self.find_user(ref, ids.user)
+        if user is None:
+            raise ApiError(41012, f"user id invalid: {ref}")
+        if user.resigned:
+            raise ApiError(42006, f"user has resigned: {ref}")
+        if user.unjoin:
+            raise ApiError(43025, f"leader has not joined: {ref}")
+        return user.open_id
+
+    def _check_leaders(self, body: JSON, ids: IdTypes,
+                       current: list[tuple[int, str]]) -> list[tuple[int, str]] | None:
+        """New leaders list from ``leaders`` and/or ``leader_user_id``; None when neither is sent.
+
+        ``leaders`` is accepted with the documented camelCase keys and with the snake_case
+        keys the Python SDK sends (``leader_type`` / ``leader_id``, SDK135 ``leader_i_d``).
+        """
+        raw_leaders = _opt_list(body, "leaders")
+        leader_ref = _opt_str(body, "leader_user_id")
+        if raw_leaders is None and leader_ref is None:
+            return None
+        main_from_field = self._dept_leader_user(leader_ref, ids) if leader_ref else ""
+        if raw_leaders is None:
+            deputies = [(k, u) for k, u in current if k != 1 and u != main_from_field]
+            return ([(1, main_from_field)] if main_from_field else []) + deputies
+        parsed: list[tuple[int, str]] = []
+        for item in raw_leaders:
+            if not isinstance(item, dict):
+                raise field_error("leaders items must be objects")
+            kind = item.get("leaderType", item.get("leader_type"))
+            ref = item.get("leaderID", item.get("leader_id", item.get("leader_i_d")))
+            if kind not in (1, 2) or isinstance(kind, bool):
+                raise ApiError(40001, "param error: leaderType must be 1 (main) or 2 (deputy)")
+            if not isinstance(ref, str) or not ref:
+                raise ApiError(40001, "param error: leaderID is required")
+            parsed.append((int(kind), self._dept_leader_user(ref, ids)))
+        if len({u for _, u in parsed}) != len(parsed):
+            raise ApiError(43016, "leaders repeated")
+        mains = [u for k, u in parsed if k == 1]
+        if len(mains) > 1:
+            raise ApiError(40001, "param error: leaders may hold only one main leader")
+        if leader_ref is not None and (mains[0] if mains else "") != main_from_field:
+            raise ApiError(40001, "param error: leader_user_id must equal the main leader in "
+                                  "leaders")
+        return sorted(parsed, key=lambda p: p[0])
+
+    def _check_dept_extras(self, body: JSON, ids: IdTypes) -> JSON:
+        extras: JSON = {}
+        types = _opt_list(body, "group_chat_employee_types")
+        if types is not None:
+            if not all(isinstance(t, int) and not isinstance(t, bool) and 1 <= t <= 5
+                       for t in types):
+                raise ApiError(43026, "invalid employee type")
+            extras["group_chat_employee_types"] = list(types)
+        hrbps = _opt_str_list(body, "department_hrbps")
+        if hrbps is not None:
+            if len(hrbps) > 500:
+                raise ApiError(43028, "invalid department hrbps: more than 500")
+            extras["hrbps"] = [self._dept_leader_user(ref, ids) for ref in hrbps]
+        units = _opt_str_list(body, "unit_ids")
+        if units is not None:
+            if len(units) > 1:
+                raise ApiError(43004, "illegal unit: only one unit is supported")
+            extras["unit_ids"] = list(units)
+        return extras
+
+    def _create_dept_chat(self, dept: Department) -> None:
+        dept.chat_id = self.new_chat_id()
+        self.chats[dept.chat_id] = {
+            "chat_id": dept.chat_id, "name": dept.name, "description": "",
+            "owner": dept.leader, "members": [], "kind": "department",
+            "department": dept.open_id, "uuid": None, "create_time": self.clock.now()}
+
+    def render_department(self, dept: Department, ids: IdTypes) -> JSON:
+        """A department object exactly as the API returns it (camelCase ``leaders``)."""
+        member_count, primary_count = self._counts_for(dept.open_id)
+        parent = ""
+        if dept.parent is not None:
+            parent = self._dept_ref(self.departments[dept.parent], ids)
+        return {
+            "name": dept.name,
+            "i18n_name": {lang: dept.i18n_name.get(lang, "") for lang in ("zh_cn", "ja_jp",
+                                                                           "en_us")},
+            "parent_department_id": parent,
+            "department_id": dept.custom_id,
+            "open_department_id": dept.open_id,
+            "leader_user_id": self._user_ref(dept.leader, ids),
+            "chat_id": dept.chat_id,
+            "order": str(dept.order),
+            "unit_ids": list(dept.unit_ids),
+            "member_count": member_count,
+            "primary_member_count": primary_count,
+            "status": {"is_deleted": dept.deleted},
+            "leaders": [{"leaderType": kind, "leaderID": self._user_ref(uid, ids)}
+                        for kind, uid in dept.leaders],
+            "group_chat_employee_types": list(dept.group_chat_employee_types),
+            "department_hrbps": [self._user_ref(uid, ids) for uid in dept.hrbps],
+        }
+
+    # ----------------------------------------------------------------- departments
+
+    def create_department(self, body: JSON, ids: IdTypes, client_token: str | None = None) -> JSON:
+        """POST contact/v3/departments → ``{"department": {...}}``."""
+        return self._idempotent("department", client_token, body, ids,
+                                lambda: self._create_department(body, ids))
+
+    def _create_department(self, body: JSON, ids: IdTypes) -> JSON:
+        name = self._check_name(_opt_str(body, "name"), empty_status=401)
+        parent_ref = _opt_str(body, "parent_department_id")
+        if not parent_ref:
+            raise ApiError(44101, "parent_department_id is required")
+        parent = self.find_department(parent_ref, ids.dept)
+        if parent is None or parent.deleted:
+            # UNCONFIRMED: no documented "parent not found" code (feishu-api.md §6.2); the
+            # sandbox answers 40014 "no parent dept authority" (HTTP 403).
+            raise ApiError(40014, f"no parent dept authority: {parent_ref}", 403)
+        custom_id = _opt_str(body, "department_id") or ""
+        if custom_id:
+            if (not _CUSTOM_DEPT_ID.match(custom_id) or custom_id in ("0", "1")
+                    or custom_id.startswith("od-")):
+                raise ApiError(43008, f"custom dept id invalid: {custom_id}")
+            if custom_id in self._live_dept_ids:
+                raise ApiError(43007, f"custom dept id duplicated: {custom_id}")
+        i18n = self._check_i18n(body) or {}
+        self._check_sibling_names(parent.open_id, name, i18n, None)
+        order = self._check_order(body)
+        if order is not None:
+            self._check_order_free(parent.open_id, order, None)
+        if self._depth(parent) + 1 > MAX_DEPTH:
+            raise ApiError(43019, "department level exceeds 25")
+        if len(self._children[parent.open_id]) >= MAX_CHILDREN:
+            raise ApiError(43013, "too many sub-departments (max 1000)")
+        leaders = self._check_leaders(body, ids, []) or []
+        extras = self._check_dept_extras(body, ids)
+        create_chat = _opt_bool(body, "create_group_chat") or False
+
+        dept = Department(
+            open_id=self._new_open_dept_id(),
+            custom_id=custom_id or self._new_custom_dept_id(),
+            name=name, parent=parent.open_id,
+            order=order if order is not None else self._default_order(parent.open_id),
+            seq=self._next_seq(), i18n_name=i18n, leaders=leaders,
+            unit_ids=extras.get("unit_ids", []),
+            group_chat_employee_types=extras.get("group_chat_employee_types", []),
+            hrbps=extras.get("hrbps", []))
+        self._insert_department(dept)
+        if create_chat:
+            self._create_dept_chat(dept)
+        return {"department": self.render_department(dept, ids)}
+
+    def _insert_department(self, dept: Department) -> None:
+        self.departments[dept.open_id] = dept
+        self._children.setdefault(dept.open_id, [])
+        self._members.setdefault(dept.open_id, {})
+        if not dept.deleted:
+            self._live_dept_ids[dept.custom_id] = dept.open_id
+            if dept.parent is not None:
+                self._children.setdefault(dept.parent, []).append(dept.open_id)
+        self._counts = None
+
+    def get_department(self, ref: str, ids: IdTypes) -> JSON:
+        """GET contact/v3/departments/:id (a deleted department shows ``status.is_deleted``)."""
+        dept = self._dept_for_read(ref, ids, allow_deleted=True)
+        return {"department": self.render_department(dept, ids)}
+
+    def patch_department(self, ref: str, body: JSON, ids: IdTypes) -> JSON:
+        """PATCH contact/v3/departments/:id: partial update, move via ``parent_department_id``."""
+        return self._update_department(ref, body, ids, full=False)
+
+    def put_department(self, ref: str, body: JSON, ids: IdTypes) -> JSON:
+        """PUT contact/v3/departments/:id: full replacement (``order`` is kept if omitted)."""
+        return self._update_department(ref, body, ids, full=True)
+
+    def _update_department(self, ref: str, body: JSON, ids: IdTypes, *, full: bool) -> JSON:
+        dept = self._dept_for_write(ref, ids)
+        if dept.parent is None:
+            raise ApiError(40002, "process root dept error")
+        if full:
+            self._check_name(_opt_str(body, "name"), empty_status=400)
+            if not _opt_str(body, "parent_department_id"):
+                raise ApiError(40017, "parent id empty")
+            body = {"i18n_name": {}, "department_hrbps": [], "group_chat_employee_types": [],
+                    **body}
+            if "leaders" not in body:
+                lead = body.get("leader_user_id")
+                body["leaders"] = [{"leaderType": 1, "leaderID": lead}] if lead else []
+        name = dept.name
+        if full or "name" in body:
+            name = self._check_name(_opt_str(body, "name"), empty_status=400)
+        parent = self.departments[dept.parent]
+        parent_ref = _opt_str(body, "parent_department_id")
+        if parent_ref:
+            target = self.find_department(parent_ref, ids.dept)
+            if target is None or target.deleted:
+                raise ApiError(40014, f"no parent dept authority: {parent_ref}", 403)
+            parent = target
+        moving = parent.open_id != dept.parent
+        if moving:
+            if self._is_descendant_or_self(parent, dept):
+                # UNCONFIRMED code: Feishu documents no dedicated code for this cycle.
+                raise ApiError(40001, "param error: cannot move a department under itself or "
+                                      "one of its descendants")
+            if self._depth(parent) + 1 + self._height(dept.open_id) > MAX_DEPTH:
+                raise ApiError(43019, "department level exceeds 25")
+            if len(self._children[parent.open_id]) >= MAX_CHILDREN:
+                raise ApiError(43013, "too many sub-departments (max 1000)")
+        i18n = self._check_i18n(body)
+        self._check_sibling_names(parent.open_id, name,
+                                  i18n if i18n is not None else dept.i18n_name, dept.open_id)
+        order = self._check_order(body)
+        if order is not None:
+            self._check_order_free(parent.open_id, order, dept.open_id)
+        elif moving and any(s.order == dept.order for s in self._siblings(parent.open_id)):
+            order = self._default_order(parent.open_id)  # keep the order unless it collides
+        leaders = self._check_leaders(body, ids, dept.leaders)
+        extras = self._check_dept_extras(body, ids)
+        create_chat = _opt_bool(body, "create_group_chat") or False
+
+        if moving:
+            self._children[dept.parent].remove(dept.open_id)
+            self._children[parent.open_id].append(dept.open_id)
+            dept.parent = parent.open_id
+            self._counts = None
+        dept.name = name
+        if i18n is not None:
+            dept.i18n_name = i18n
+        if order is not None:
+            dept.order = order
+        if leaders is not None:
+            dept.leaders = leaders
+        if "unit_ids" in extras:
+            dept.unit_ids = extras["unit_ids"]
+        if "group_chat_employee_types" in extras:
+            dept.group_chat_employee_types = extras["group_chat_employee_types"]
+        if "hrbps" in extras:
+            dept.hrbps = extras["hrbps"]
+        if create_chat and not dept.chat_id:
+            self._create_dept_chat(dept)
+        return {"department": self.render_department(dept, ids)}
+
+    def delete_department(self, ref: str, ids: IdTypes) -> JSON:
+        """DELETE contact/v3/departments/:id: only an empty leaf; its custom id is freed."""
+        dept = self._dept_for_write(ref, ids)
+        if dept.parent is None:
+            raise ApiError(40002, "process root dept error")
+        if self._members[dept.open_id]:
+            raise ApiError(43011, "department has members, can not be deleted")
+        if self._children[dept.open_id]:
+            raise ApiError(43012, "department has sub-departments, can not be deleted")
+        dept.deleted = True
+        self._children[dept.parent].remove(dept.open_id)
+        self._live_dept_ids.pop(dept.custom_id, None)
+        self._counts = None
+        return {}
+
+    def department_children(self, ref: str, ids: IdTypes, *, fetch_child: bool,
+                            page_size: str | None, page_token: str | None) -> JSON:
+        """GET departments/:id/children: direct children, or the whole subtree (pre-order)."""
+        dept = self._dept_for_read(ref, ids)
+        items = self._subtree(dept) if fetch_child else self._sorted_children(dept.open_id)
+        page, more, token = paginate(items, page_size, page_token,
+                                     f"children:{dept.open_id}:{fetch_child}")
+        return page_data([self.render_department(d, ids) for d in page], more, token)
+
+    def department_parents(self, ref: str, ids: IdTypes, *, page_size: str | None,
+                           page_token: str | None) -> JSON:
+        """GET departments/parent: ancestors from the nearest up, excluding the root."""
+        if not ref:
+            raise ApiError(44102, "department_id is required")
+        dept = self._dept_for_read(ref, ids)
+        chain: list[Department] = []
+        node = dept
+        while node.parent is not None and node.parent != ROOT:
+            node = self.departments[node.parent]
+            chain.append(node)
+        page, more, token = paginate(chain, page_size, page_token, f"parent:{dept.open_id}")
+        return page_data([self.render_department(d, ids) for d in page], more, token)
+
+    def batch_departments(self, refs: list[str], ids: IdTypes) -> JSON:
+        """GET departments/batch (repeated ``department_ids``, at most 50)."""
+        if not refs or len(refs) > MAX_BATCH:
+            raise ApiError(40001, "param error: department_ids must hold 1 to 50 ids")
+        depts = [self._dept_for_read(r, ids, allow_deleted=True) for r in refs]
+        return {"items": [self.render_department(d, ids) for d in depts]}
+
+    # ----------------------------------------------------------------- user helpers
+
+    def _unindex_user(self, user: User) -> None:
+        for index, key in ((self._live_user_ids, user.user_id),
+                           (self._live_mobiles, user.mobile),
+                           (self._live_emails, user.email.lower()),
+                           (self._live_employee_nos, user.employee_no)):
+            if key and index.get(key) == user.open_id:
+                del index[key]
+        for dept_id in user.departments:
+            self._members.get(dept_id, {}).pop(user.open_id, None)
+        self._counts = None
+
+    def _index_user(self, user: User) -> None:
+        self._by_union[user.union_id] = user.open_id
+        if not user.resigned:
+            for index, key in ((self._live_user_ids, user.user_id),
+                               (self._live_mobiles, user.mobile),
+                               (self._live_emails, user.email.lower()),
+                               (self._live_employee_nos, user.employee_no)):
+                if key:
+                    index[key] = user.open_id
+            for dept_id in user.departments:
+                self._members.setdefault(dept_id, {})[user.open_id] = None
+        self._counts = None
+
+    def _check_unique(self, index: dict[str, str], key: str, self_id: str | None,
+                      code: int, what: str) -> None:
+        holder = index.get(key)
+        if key and holder is not None and holder != self_id:
+            raise ApiError(code, f"{what} already exists")
+
+    def _check_len(self, body: JSON, key: str, limit: int, code: int) -> str | None:
+        value = _opt_str(body, key)
+        if value is not None and len(value) > limit:
+            raise ApiError(code, f"{key} is too long (max {limit})")
+        return value
+
+    def _user_departments(self, body: JSON, ids: IdTypes, current: User | None) -> list[str] | None:
+        refs = _opt_str_list(body, "department_ids")
+        if refs is None:
+            if current is None:
+                raise ApiError(41041, "department_ids is required")
+            return None
+        if not refs:
+            raise ApiError(41041, "department_ids is required")
+        if len(refs) > MAX_USER_DEPARTMENTS:
+            raise ApiError(41033, "a user can be in at most 50 departments")
+        depts = [self._dept_for_write(r, ids).open_id for r in refs]
+        if len(set(depts)) != len(depts):
+            raise ApiError(40001, "param error: department_ids holds duplicates")
+        for dept_id in depts:
+            members = self._members[dept_id]
+            if len(members) >= MAX_DIRECT_MEMBERS and (current is None
+                                                       or current.open_id not in members):
+                raise ApiError(41016, "department has too many users")
+        return depts
+
+    def _user_orders(self, body: JSON, ids: IdTypes, depts: list[str],
+                     current: User | None) -> list[UserOrder]:
+        raw = _opt_list(body, "orders")
+        previous = {o.dept: o for o in current.orders} if current else {}
+        given: dict[str, UserOrder] = {}
+        for item in raw or []:
+            if not isinstance(item, dict):
+                raise field_error("orders items must be objects")
+            ref = _opt_str(item, "department_id")
+            dept = self.find_department(ref, ids.dept) if ref else None
+            if dept is None or dept.open_id not in depts:
+                raise ApiError(41025, f"order department not in department_ids: {ref}")
+            given[dept.open_id] = UserOrder(
+                dept.open_id, _opt_int(item, "user_order") or 0,
+                _opt_int(item, "department_order") or 0,
+                _opt_bool(item, "is_primary_dept") or False)
+        if sum(o.is_primary for o in given.values()) > 1:
+            raise ApiError(40001, "param error: only one order may be the primary department")
+        orders = [given.get(d) or copy.copy(previous.get(d)) or UserOrder(d) for d in depts]
+        if raw is not None or not any(o.is_primary for o in orders):
+            primary = next((o.dept for o in given.values() if o.is_primary), depts[0])
+            for o in orders:
+                o.is_primary = o.dept == primary
+        primary_order = next(o for o in orders if o.is_primary)
+        if any(o.department_order > primary_order.department_order for o in orders):
+            raise ApiError(41410, "the primary department must have the largest "
+                                  "department_order")
+        return orders
+
+    def _user_leader(self, ref: str, ids: IdTypes, me: User | None,
+                     my_user_id: str | None, *, direct: bool = True) -> str:
+        if not ref:
+            return ""
+        leader = self.find_user(ref, ids.user)
+        if leader is not None and me is not None and leader.open_id == me.open_id:
+            raise ApiError(41030, "leader can not be the user self")
+        if leader is None and ids.user == "user_id" and ref == my_user_id:
+            raise ApiError(41030, "leader can not be the user self")
+        if leader is None:
+            raise ApiError(44022, f"leader id invalid: {ref}")
+        if leader.resigned:
+            raise ApiError(44021, f"leader has resigned: {ref}")
+        if me is not None and direct:
+            node: User | None = leader
+            while node is not None and node.leader:
+                if node.leader == me.open_id:
+                    # UNCONFIRMED code: the docs name no code for a management cycle.
+                    raise ApiError(40001, "param error: leader_user_id would create a "
+                                          "management cycle")
+                node = self.users.get(node.leader)
+        return leader.open_id
+
+    def _validate_user(self, body: JSON, ids: IdTypes, current: User | None) -> JSON:
+        """Check a create (``current`` None) or patch body; return the attribute changes."""
+        creating = current is None
+        self_id = current.open_id if current else None
+        changes: JSON = {}
+        name = _opt_str(body, "name")
+        if creating or name is not None:
+            if not name:
+                raise ApiError(41040, "name is required")
+            if len(name) > 255:
+                raise ApiError(41070 if creating else 44006, "name is too long (max 255)")
+            changes["name"] = name
+        for key, create_code, patch_code in (("en_name", 41071, 44007),
+                                             ("nickname", 41072, 44008)):
+            value = self._check_len(body, key, 255, create_code if creating else patch_code)
+            if value is not None:
+                changes[key] = value
+        for key in ("city", "country", "work_station", "avatar_key"):
+            value = self._check_len(body, key, 255, 40001)
+            if value is not None:
+                changes[key] = value
+        job_title = self._check_len(body, "job_title", 255, 41063)
+        if job_title is not None:
+            changes["job_title"] = job_title
+
+        mobile = _opt_str(body, "mobile")
+        if creating and not mobile:
+            raise ApiError(41010, "mobile is required")
+        if mobile is not None:
+            changes["mobile"] = normalize_mobile(mobile)
+            self._check_unique(self._live_mobiles, changes["mobile"], self_id, 41001, "mobile")
+        email = _opt_str(body, "email")
+        if email:
+            if not _EMAIL.match(email):
+                raise ApiError(41005, "email is invalid")
+            self._check_unique(self._live_emails, email.lower(), self_id, 41002, "email")
+        if email is not None:
+            changes["email"] = email
+        final_mobile = changes.get("mobile", current.mobile if current else "")
+        final_email = changes.get("email", current.email if current else "")
+        if not final_mobile.startswith("+86") and not final_email:
+            raise ApiError(44020, "email is required for a mobile outside mainland China")
+        if _opt_str(body, "enterprise_email"):
+            raise ApiError(44001, "the tenant has no enterprise mail domain")
+
+        if creating:
+            user_id = _opt_str(body, "user_id") or ""
+            if user_id:
+                if len(user_id) > 64:
+                    raise ApiError(41043, "user_id can't exceed 64 chars")
+                if any(c.isspace() for c in user_id):
+                    raise ApiError(41012, "user id invalid: user_id must not contain spaces")
+                self._check_unique(self._live_user_ids, user_id, None, 41011, "user_id")
+            changes["user_id"] = user_id
+        employee_no = self._check_len(body, "employee_no", 255, 40001)
+        if employee_no is not None:
+            self._check_unique(self._live_employee_nos, employee_no, self_id, 44051,
+                               "employee_no")
+            changes["employee_no"] = employee_no
+        employee_type = _opt_int(body, "employee_type")
+        if creating or employee_type is not None:
+            if employee_type is None or not 1 <= employee_type <= 5:
+                raise ApiError(41059, "employee_type is invalid")
+            changes["employee_type"] = employee_type
+        gender = _opt_int(body, "gender")
+        if gender is not None:
+            if not 0 <= gender <= 3:
+                raise ApiError(41038, "gender is invalid")
+            changes["gender"] = gender
+        join_time = _opt_int(body, "join_time")
+        if join_time is not None:
+            if join_time < 0:
+                raise ApiError(41042, "join_time is invalid")
+            changes["join_time"] = join_time
+        mobile_visible = _opt_bool(body, "mobile_visible")
+        if mobile_visible is not None:
+            changes["mobile_visible"] = mobile_visible
+        frozen = _opt_bool(body, "is_frozen")
+        if frozen is not None and not creating:
+            changes["frozen"] = frozen
+        attrs = _opt_list(body, "custom_attrs")
+        if attrs is not None:
+            changes["custom_attrs"] = copy.deepcopy(attrs)
+
+        depts = self._user_departments(body, ids, current)
+        if depts is None:
+            if "orders" in body:
+                raise ApiError(44002, "orders can only be changed together with department_ids")
+        else:
+            changes["orders"] = self._user_orders(body, ids, depts, current)
+        leader_ref = _opt_str(body, "leader_user_id")
+        if leader_ref is not None:
+            changes["leader"] = self._user_leader(leader_ref, ids, current,
+                                                  changes.get("user_id"))
+        dotted = _opt_str_list(body, "dotted_line_leader_user_ids")
+        if dotted is not None:
+            changes["dotted_line_leaders"] = [
+                self._user_leader(ref, ids, current, changes.get("user_id"), direct=False)
+                for ref in dotted]
+        return changes
+
+    def render_user(self, user: User, ids: IdTypes) -> JSON:
+        """A user object exactly as the API returns it."""
+        def dept_ref(open_id: str) -> str:
+            return self._dept_ref(self.departments[open_id], ids)
+
+        return {
+            "union_id": user.union_id, "user_id": user.user_id, "open_id": user.open_id,
+            "name": user.name, "en_name": user.en_name, "nickname": user.nickname,
+            "email": user.email, "mobile": user.mobile, "mobile_visible": user.mobile_visible,
+            "gender": user.gender, "avatar_key": user.avatar_key,
+            "avatar": {"avatar_72": "", "avatar_240": "", "avatar_640": "", "avatar_origin": ""},
+            "status": {"is_frozen": user.frozen, "is_resigned": user.resigned,
+                       "is_activated": user.activated, "is_exited": False,
+                       "is_unjoin": user.unjoin},
+            "department_ids": [dept_ref(d) for d in user.departments],
+            "leader_user_id": self._user_ref(user.leader, ids),
+            "city": user.city, "country": user.country, "work_station": user.work_station,
+            "join_time": user.join_time, "is_tenant_manager": user.is_tenant_manager,
+            "employee_no": user.employee_no, "employee_type": user.employee_type,
+            "orders": [{"department_id": dept_ref(o.dept), "user_order": o.user_order,
+                        "department_order": o.department_order,
+                        "is_primary_dept": o.is_primary} for o in user.orders],
+            "custom_attrs": copy.deepcopy(user.custom_attrs),
+            "enterprise_email": user.enterprise_email, "job_title": user.job_title,
+            "is_frozen": user.frozen,
+            "dotted_line_leader_user_ids": [self._user_ref(u, ids)
+                                            for u in user.dotted_line_leaders],
+        }
+
+    # ----------------------------------------------------------------- users
+
+    def create_user(self, body: JSON, ids: IdTypes, client_token: str | None = None) -> JSON:
+        """POST contact/v3/users → ``{"user": {...}}``."""
+        return self._idempotent("user", client_token, body, ids,
+                                lambda: self._create_user(body, ids))
+
+    def _create_user(self, body: JSON, ids: IdTypes) -> JSON:
+        changes = self._validate_user(body, ids, None)
+        user = User(open_id="ou_" + self._hex(), union_id="on_" + self._hex(),
+                    user_id=changes.pop("user_id") or self._new_user_id(),
+                    seq=self._next_seq(), name=changes.pop("name"),
+                    mobile=changes.pop("mobile"), employee_type=changes.pop("employee_type"),
+                    join_time=changes.pop("join_time", int(self.clock.now())))
+        for key, value in changes.items():
+            setattr(user, key, value)
+        if self.new_users_unjoined:
+            user.unjoin, user.activated = True, False
+        self.users[user.open_id] = user
+        self._index_user(user)
+        return {"user": self.render_user(user, ids)}
+
+    def get_user(self, ref: str, ids: IdTypes) -> JSON:
+        """GET contact/v3/users/:id (resigned users too, with ``status.is_resigned``)."""
+        return {"user": self.render_user(self._user_for_api(ref, ids), ids)}
+
+    def patch_user(self, ref: str, body: JSON, ids: IdTypes) -> JSON:
+        """PATCH contact/v3/users/:id: fields not sent are unchanged; ``is_frozen`` freezes."""
+        user = self._user_for_api(ref, ids)
+        if user.resigned:
+            raise ApiError(42006, "user has resigned")
+        if user.unjoin:
+            raise ApiError(44010, "unjoined user can not be updated")
+        changes = self._validate_user(body, ids, user)
+        self._unindex_user(user)
+        for key, value in changes.items():
+            setattr(user, key, value)
+        self._index_user(user)
+        return {"user": self.render_user(user, ids)}
+
+    def delete_user(self, ref: str, body: JSON | None, ids: IdTypes) -> JSON:
+        """DELETE contact/v3/users/:id: the user resigns; acceptors are validated and recorded."""
+        user = self._user_for_api(ref, ids)
+        if user.resigned:
+            raise ApiError(42006, "user has resigned")
+        if user.is_tenant_manager:
+            raise ApiError(44037, "tenant manager can not be deleted")
+        body = body or {}
+        handover: JSON = {}
+        for key in ACCEPTOR_FIELDS:
+            acceptor = _opt_str(body, key)
+            if acceptor:
+                handover[key] = self._acceptor(acceptor, ids, user)
+        email_acceptor = _opt_obj(body, "email_acceptor")
+        if email_acceptor is not None:
+            processing = _opt_str(email_acceptor, "processing_type")
+            if processing not in ("1", "2", "3"):
+                raise ApiError(41052, "email_acceptor.processing_type must be 1, 2 or 3")
+            target = _opt_str(email_acceptor, "acceptor_user_id")
+            if processing == "1" and not target:
+                raise ApiError(41052, "email_acceptor.acceptor_user_id is required to transfer")
+            handover["email_acceptor"] = {
+                "processing_type": processing,
+                "acceptor_user_id": self._acceptor(target, ids, user) if target else ""}
+        self._unindex_user(user)
+        user.resigned, user.activated, user.frozen = True, False, False
+        user.resign_time = self.clock.now()
+        user.handover = handover
+        user.orders = []
+        user.leader = ""
+        user.dotted_line_leaders = []
+        self._index_user(user)
+        # A resigned user can lead nothing (42006 / 44021), so references to them are dropped.
+        for dept in self.departments.values():
+            dept.leaders = [(k, u) for k, u in dept.leaders if u != user.open_id]
+            dept.hrbps = [u for u in dept.hrbps if u != user.open_id]
+        for other in self.users.values():
+            if other.leader == user.open_id:
+                other.leader = ""
+            if user.open_id in other.dotted_line_leaders:
+                other.dotted_line_leaders.remove(user.open_id)
+        return {}
+
+    def _acceptor(self, ref: str, ids: IdTypes, leaving: User) -> str:
+        acceptor = self.find_user(ref, ids.user)
+        if acceptor is None or acceptor.resigned or acceptor.open_id == leaving.open_id:
+            raise ApiError(41052, f"acceptor user id invalid: {ref}")
+        return acceptor.open_id
+
+    def resurrect_user(self, ref: str, body: JSON | None, ids: IdTypes) -> JSON:
+        """POST contact/v3/users/:id/resurrect: within 30 days of resignation, no conflicts.
+
+        Without ``departments`` the user comes back under the root department.
+        """
+        user = self._user_for_api(ref, ids)
+        if not user.resigned:
+            raise ApiError(44033, "user is not resigned")
+        if user.resign_time is not None and \
+                self.clock.now() - user.resign_time > RESURRECT_WINDOW_S:
+            raise ApiError(44028, "user resigned more than 30 days ago")
+        body = body or {}
+        for index, key, code, what in ((self._live_mobiles, user.mobile, 44030, "mobile"),
+                                       (self._live_emails, user.email.lower(), 44031, "email"),
+                                       (self._live_user_ids, user.user_id, 44032, "user_id"),
+                                       (self._live_employee_nos, user.employee_no, 44051,
+                                        "employee_no")):
+            if key and key in index:
+                raise ApiError(code, f"{what} duplicated with another user")
+        raw = _opt_list(body, "departments")
+        orders: list[UserOrder] = []
+        if raw:
+            if len(raw) > MAX_USER_DEPARTMENTS:
+                raise ApiError(41033, "a user can be in at most 50 departments")
+            for item in raw:
+                if not isinstance(item, dict) or not _opt_str(item, "department_id"):
+                    raise ApiError(40001, "param error: departments[].department_id is required")
+                dept = self._dept_for_write(str(item["department_id"]), ids)
+                if any(o.dept == dept.open_id for o in orders):
+                    raise ApiError(40001, "param error: departments holds duplicates")
+                orders.append(UserOrder(dept.open_id, _opt_int(item, "user_order") or 0,
+                                        _opt_int(item, "department_order") or 0))
+        else:
+            orders = [UserOrder(ROOT)]
+        orders[0].is_primary = True
+        self._unindex_user(user)
+        user.resigned, user.activated, user.frozen = False, True, False
+        user.resign_time = None
+        user.orders = orders
+        self._index_user(user)
+        return {}
+
+    def find_by_department(self, ref: str | None, ids: IdTypes, *, page_size: str | None,
+                           page_token: str | None) -> JSON:
+        """GET users/find_by_department: direct members, larger ``user_order`` first."""
+        if not ref:
+            raise ApiError(40001, "param error: department_id is required")
+        dept = self._dept_for_read(ref, ids)
+        members = [self.users[u] for u in self._members[dept.open_id]]
+
+        def user_order(user: User) -> int:
+            return next(o.user_order for o in user.orders if o.dept == dept.open_id)
+
+        members.sort(key=lambda u: (-user_order(u), u.seq))
+        page, more, token = paginate(members, page_size, page_token,
+                                     f"members:{dept.open_id}")
+        return page_data([self.render_user(u, ids) for u in page], more, token)
+
+    def batch_users(self, refs: list[str], ids: IdTypes) -> JSON:
+        """GET users/batch (repeated ``user_ids``, at most 50)."""
+        if not refs or len(refs) > MAX_BATCH:
+            raise ApiError(40001, "param error: user_ids must hold 1 to 50 ids")
+        users = [self._user_for_api(r, ids) for r in refs]
+        return {"items": [self.render_user(u, ids) for u in users]}
+
+    def batch_get_id(self, body: JSON, ids: IdTypes) -> JSON:
+        """POST users/batch_get_id: one entry per input, without ``user_id`` when not found.
+
+        UNCONFIRMED (feishu-api.md §11.5): the sandbox keeps the entry and omits ``user_id``.
+        """
+        emails = _opt_str_list(body, "emails") or []
+        mobiles = _opt_str_list(body, "mobiles") or []
+        include_resigned = _opt_bool(body, "include_resigned") or False
+        if len(emails) > MAX_BATCH or len(mobiles) > MAX_BATCH:
+            raise ApiError(40001, "param error: at most 50 emails and 50 mobiles")
+        out: list[JSON] = []
+        for email in emails:
+            found = self._lookup("email", email.lower(), include_resigned)
+            out.append(self._id_entry("email", email, found, ids))
+        for mobile in mobiles:
+            try:
+                key = normalize_mobile(mobile)
+            except ApiError:
+                key = ""
+            found = self._lookup("mobile", key, include_resigned) if key else None
+            out.append(self._id_entry("mobile", mobile, found, ids))
+        return {"user_list": out}
+
+    def _lookup(self, kind: str, key: str, include_resigned: bool) -> User | None:
+        """The user holding an email (lower-cased) or normalized mobile; live holders first."""
+        index = self._live_emails if kind == "email" else self._live_mobiles
+        if key in index:
+            return self.users[index[key]]
+        if include_resigned:
+            resigned = [u for u in self.users.values() if u.resigned
+                        and (u.email.lower() if kind == "email" else u.mobile) == key]
+            return max(resigned, key=lambda u: u.seq) if resigned else None
+        return None
+
+    def _id_entry(self, kind: str, value: str, user: User | None, ids: IdTypes) -> JSON:
+        entry: JSON = {kind: value}
+        if user is not None:
+            entry["user_id"] = self._user_ref(user.open_id, ids)
+            entry["status"] = {"is_frozen": user.frozen, "is_resigned": user.resigned,
+                               "is_activated": user.activated, "is_exited": False,
+                               "is_unjoin": user.unjoin}
+        return entry
+
+    def set_reachable(self, ref: str, reachable: bool) -> User:
+        """Admin: whether the bot can message this user (unreachable → 230013)."""
+        user = self.find_user_any(ref)
+        if user is None:
+            raise KeyError(ref)
+        user.reachable = reachable
+        return user
+
+    def set_joined(self, ref: str) -> User:
+        """Admin: an unjoined user accepts the invitation (activated, no longer unjoined)."""
+        user = self.find_user_any(ref)
+        if user is None:
+            raise KeyError(ref)
+        user.unjoin, user.activated = False, True
+        return user
+
+    # ----------------------------------------------------------------- IM
+
+    def send_message(self, receive_id_type: str | None, body: JSON, *, app_id: str,
+                     admit: Callable[[str], None] | None = None) -> JSON:
+        """POST im/v1/messages. ``admit(target)`` is called for the resolved receiver before the
+        message is stored (the per-target rate limit raises from there); a ``uuid`` seen in the
+        last hour returns the first message instead of sending again.
+        """
+        if receive_id_type not in RECEIVE_ID_TYPES:
+            raise ApiError(230001, "invalid receive_id_type")
+        receive_id = _opt_str(body, "receive_id")
+        msg_type = _opt_str(body, "msg_type")
+        content = body.get("content")
+        uuid = _opt_str(body, "uuid")
+        if not receive_id:
+            raise ApiError(230001, "invalid parameter: receive_id is required")
+        if msg_type not in MSG_TYPES:
+            raise ApiError(230001, "invalid parameter: msg_type is not supported")
+        if not isinstance(content, str):
+            raise ApiError(230001, "invalid parameter: content must be a string of JSON")
+        try:
+            parsed = json.loads(content)
+        except ValueError:
+            raise ApiError(230001, "invalid parameter: content is not valid JSON") from None
+        if msg_type == "text" and not (isinstance(parsed, dict)
+                                       and isinstance(parsed.get("text"), str)):
+            raise ApiError(230001, "invalid parameter: text content needs a \"text\" string")
+        limit = 150 * 1024 if msg_type == "text" else 30 * 1024
+        if msg_type in ("text", "post", "interactive") and len(content.encode()) > limit:
+            raise ApiError(230025, "message content is too long")
+        if uuid is not None and len(uuid) > 50:
+            raise ApiError(230001, "invalid parameter: uuid longer than 50")
+        now = self.clock.now()
+        if uuid:
+            prior = self._message_uuids.get(uuid)
+            if prior is not None and now - prior[0] < MESSAGE_UUID_WINDOW_S:
+                return copy.deepcopy(prior[1])
+        target, chat_id = self._receiver(receive_id_type, receive_id)
+        if admit is not None:
+            admit(target)
+        millis = str(int(now * 1000))
+        data: JSON = {
+            "message_id": "om_" + self._hex(), "root_id": "", "parent_id": "", "thread_id": "",
+            "msg_type": msg_type, "create_time": millis, "update_time": millis,
+            "deleted": False, "updated": False, "chat_id": chat_id,
+            "sender": {"id": app_id, "id_type": "app_id", "sender_type": "app",
+                       "tenant_key": "sandbox"},
+            "body": {"content": content}, "mentions": [], "upper_message_id": ""}
+        self.messages.append({
+            "message_id": data["message_id"], "receive_id_type": receive_id_type,
+            "receive_id": receive_id, "receiver": target, "chat_id": chat_id,
+            "msg_type": msg_type, "content": content, "uuid": uuid, "time": now})
+        if uuid:
+            self._message_uuids[uuid] = (now, copy.deepcopy(data))
+        return data
+
+    def _receiver(self, receive_id_type: str, receive_id: str) -> tuple[str, str]:
+        """``(target key, chat_id)``: a user's open_id and their p2p chat, or a group chat."""
+        if receive_id_type == "chat_id":
+            if receive_id not in self.chats:
+                raise ApiError(230034, f"receive_id is invalid: {receive_id}")
+            return receive_id, receive_id
+        if receive_id_type == "email":
+            found = self._lookup("email", receive_id.lower(), True)
+        else:
+            found = self.find_user(receive_id, receive_id_type)
+        if found is None:
+            raise ApiError(230034, f"receive_id is invalid: {receive_id}")
+        if found.resigned:
+            raise ApiError(230029, "the user has resigned")
+        if not found.reachable:
+            raise ApiError(230013, "bot has no availability to this user")
+        chat = self._p2p_chats.get(found.open_id)
+        if chat is None:
+            chat = self._p2p_chats[found.open_id] = self.new_chat_id()
+        return found.open_id, chat
+
+    def create_chat(self, body: JSON, ids: IdTypes, uuid: str | None) -> JSON:
+        """POST im/v1/chats (minimal): name, owner, members; ``uuid`` + owner dedup for 10 h."""
+        if uuid is not None and len(uuid) > 50:
+            raise ApiError(232001, "invalid param: uuid longer than 50")
+        name = _opt_str(body, "name") or ""
+        description = _opt_str(body, "description") or ""
+        owner_ref = _opt_str(body, "owner_id") or ""
+        members = _opt_str_list(body, "user_id_list") or []
+        if len(members) > 50:
+            raise ApiError(232001, "invalid param: user_id_list holds more than 50 ids")
+        now = self.clock.now()
+        if uuid:
+            prior = self._chat_uuids.get((uuid, owner_ref))
+            if prior is not None and now - prior[0] < CHAT_UUID_WINDOW_S:
+                return copy.deepcopy(prior[1])
+        resolved: list[str] = []
+        for ref in ([owner_ref] if owner_ref else []) + members:
+            user = self.find_user(ref, ids.user)
+            if user is None:
+                raise ApiError(232043, f"unavailable ids: {ref}")
+            if user.resigned:
+                raise ApiError(232022, f"the invited user has resigned: {ref}")
+            resolved.append(user.open_id)
+        owner = resolved[0] if owner_ref else ""
+        chat_id = self.new_chat_id()
+        self.chats[chat_id] = {"chat_id": chat_id, "name": name, "description": description,
+                               "owner": owner, "members": list(dict.fromkeys(resolved)),
+                               "kind": "group", "department": None, "uuid": uuid,
+                               "create_time": now}
+        data: JSON = {
+            "chat_id": chat_id, "avatar": "", "name": name, "description": description,
+            "i18n_names": {"zh_cn": "", "en_us": "", "ja_jp": ""},
+            "owner_id": owner_ref, "owner_id_type": ids.user,
+            "add_member_permission": "all_members", "share_card_permission": "allowed",
+            "at_all_permission": "all_members", "edit_permission": "all_members",
+            "group_message_type": "chat", "chat_mode": "group", "chat_type": "private",
+            "chat_tag": "inner", "join_message_visibility": "all_members",
+            "leave_message_visibility": "all_members",
+            "membership_approval": "no_approval_required",
+            "moderation_permission": "all_members", "external": False,
+            "tenant_key": "sandbox"}
+        if uuid:
+            self._chat_uuids[(uuid, owner_ref)] = (now, copy.deepcopy(data))
+        return data
+
+    # ----------------------------------------------------------------- state dump / load
+
+    def state(self) -> JSON:
+        """Everything as JSON (admin ``GET /_sandbox/state``); :meth:`load` reads it back.
+
+        References (parents, leaders, memberships) are written as open ids, which stay
+        unambiguous after custom ids are freed or reused.
+        """
+        ids = IdTypes("open_id", "open_department_id")
+        departments = []
+        for dept in sorted(self.departments.values(), key=lambda d: d.seq):
+            if dept.parent is None:
+                continue
+            departments.append(self.render_department(dept, ids))
+        users = []
+        for user in sorted(self.users.values(), key=lambda u: u.seq):
+            item = self.render_user(user, ids)
+            item.update(resign_time=user.resign_time, handover=copy.deepcopy(user.handover),
+                        reachable=user.reachable)
+            users.append(item)
+        return {"departments": departments, "users": users,
+                "messages": copy.deepcopy(self.messages),
+                "chats": copy.deepcopy(list(self.chats.values()))}
+
+    def load(self, state: JSON) -> None:
+        """Replace the tenant with ``state`` (the shape of :meth:`state`); raise ValueError if bad.
+
+        Hand-written seeds may omit open ids, custom ids, orders and statuses, and may refer to
+        parents, leaders and departments by custom id (``department_id`` / ``user_id``).
+        """
+        self.reset()
+        try:
+            self._load(state)
+        except (KeyError, TypeError, AttributeError) as exc:
+            self.reset()
+            raise ValueError(f"bad sandbox state: {exc!r}") from exc
+        except ValueError:
+            self.reset()
+            raise
+
+    def _load(self, state: JSON) -> None:
+        raw_depts = [d for d in state.get("departments", [])
+                     if d.get("department_id") != ROOT and d.get("open_department_id") != ROOT]
+        parents: dict[str, str] = {}
+        for raw in raw_depts:
+            deleted = bool((raw.get("status") or {}).get("is_deleted", False))
+            custom = raw.get("department_id") or self._new_custom_dept_id()
+            if not deleted and custom in self._live_dept_ids:
+                raise ValueError(f"duplicate department_id {custom!r}")
+            open_id = raw.get("open_department_id") or self._new_open_dept_id()
+            if open_id in self.departments:
+                raise ValueError(f"duplicate open_department_id {open_id!r}")
+            dept = Department(open_id=open_id, custom_id=custom, name=str(raw["name"]),
+                              parent=None, order=int(raw.get("order") or 0),
+                              seq=self._next_seq(), i18n_name=dict(raw.get("i18n_name") or {}),
+                              unit_ids=list(raw.get("unit_ids") or []),
+                              chat_id=raw.get("chat_id") or "",
+                              group_chat_employee_types=list(
+                                  raw.get("group_chat_employee_types") or []),
+                              deleted=deleted)
+            self.departments[open_id] = dept
+            self._children[open_id] = []
+            self._members[open_id] = {}
+            if not deleted:
+                self._live_dept_ids[custom] = open_id
+            parents[open_id] = str(raw.get("parent_department_id") or ROOT)
+        for open_id, parent_ref in parents.items():
+            parent = self._seed_dept(parent_ref)
+            dept = self.departments[open_id]
+            dept.parent = parent.open_id
+            if not dept.deleted:
+                self._children[parent.open_id].append(open_id)
+        for dept in self.departments.values():
+            if dept.parent is not None and not dept.deleted and self._depth_guarded(dept) < 0:
+                raise ValueError(f"department {dept.custom_id!r} is in a parent cycle")
+            siblings = self._siblings(dept.parent or ROOT, dept.open_id)
+            if dept.order == 0 and dept.parent is not None:
+                dept.order = max((s.order for s in siblings), default=0) + 1
+
+        raw_users = list(state.get("users", []))
+        links: list[tuple[User, JSON]] = []
+        for raw in raw_users:
+            status = raw.get("status") or {}
+            open_id = raw.get("open_id") or "ou_" + self._hex()
+            if open_id in self.users:
+                raise ValueError(f"duplicate open_id {open_id!r}")
+            resigned = bool(status.get("is_resigned", False))
+            user = User(open_id=open_id, union_id=raw.get("union_id") or "on_" + self._hex(),
+                        user_id=raw.get("user_id") or self._new_user_id(),
+                        seq=self._next_seq(), name=str(raw["name"]),
+                        mobile=normalize_mobile(str(raw["mobile"])) if raw.get("mobile") else "",
+                        employee_type=int(raw.get("employee_type") or 1),
+                        join_time=int(raw.get("join_time") or self.clock.now()))
+            for key in ("email", "en_name", "nickname", "city", "country", "work_station",
+                        "employee_no", "job_title", "avatar_key", "enterprise_email"):
+                setattr(user, key, str(raw.get(key) or ""))
+            user.mobile_visible = bool(raw.get("mobile_visible", True))
+            user.gender = int(raw.get("gender") or 0)
+            user.custom_attrs = list(raw.get("custom_attrs") or [])
+            user.is_tenant_manager = bool(raw.get("is_tenant_manager", False))
+            user.frozen = bool(status.get("is_frozen", raw.get("is_frozen", False)))
+            user.resigned = resigned
+            user.unjoin = bool(status.get("is_unjoin", False))
+            user.activated = bool(status.get("is_activated", not resigned and not user.unjoin))
+            user.resign_time = raw.get("resign_time")
+            if resigned and user.resign_time is None:
+                user.resign_time = self.clock.now()
+            user.handover = raw.get("handover")
+            user.reachable = bool(raw.get("reachable", True))
+            if not resigned:
+                for index, key, what in ((self._live_user_ids, user.user_id, "user_id"),
+                                         (self._live_mobiles, user.mobile, "mobile"),
+                                         (self._live_emails, user.email.lower(), "email"),
+                                         (self._live_employee_nos, user.employee_no,
+                                          "employee_no")):
+                    if key and key in index:
+                        raise ValueError(f"duplicate {what} {key!r}")
+                    if key:
+                        index[key] = open_id
+            self.users[open_id] = user
+            self._by_union[user.union_id] = open_id
+            links.append((user, raw))
+        for user, raw in links:
+            if user.resigned:
+                continue
+            orders = {o.get("department_id"): o for o in raw.get("orders") or []}
+            refs = list(raw.get("department_ids") or [ROOT])
+            for ref in refs:
+                dept = self._seed_dept(str(ref))
+                given = orders.get(ref) or {}
+                user.orders.append(UserOrder(dept.open_id, int(given.get("user_order") or 0),
+                                             int(given.get("department_order") or 0),
+                                             bool(given.get("is_primary_dept", False))))
+                self._members[dept.open_id][user.open_id] = None
+            if not any(o.is_primary for o in user.orders):
+                user.orders[0].is_primary = True
+            if raw.get("leader_user_id"):
+                user.leader = self._seed_user(str(raw["leader_user_id"])).open_id
+            user.dotted_line_leaders = [self._seed_user(str(r)).open_id
+                                        for r in raw.get("dotted_line_leader_user_ids") or []]
+        for raw, dept in zip(raw_depts, [d for d in self.departments.values()
+                                         if d.parent is not None], strict=True):
+            leaders = [(int(item.get("leaderType", item.get("leader_type", 2))),
+                        self._seed_user(str(item.get("leaderID", item.get("leader_id")))).open_id)
+                       for item in raw.get("leaders") or []]
+            if raw.get("leader_user_id") and not any(k == 1 for k, _ in leaders):
+                leaders.insert(0, (1, self._seed_user(str(raw["leader_user_id"])).open_id))
+            dept.leaders = sorted(leaders, key=lambda p: p[0])
+            dept.hrbps = [self._seed_user(str(r)).open_id
+                          for r in raw.get("department_hrbps") or []]
+        self.messages = [dict(m) for m in state.get("messages", [])]
+        for chat in state.get("chats", []):
+            self.chats[str(chat["chat_id"])] = dict(chat)
+        for dept in self.departments.values():
+            if dept.chat_id and dept.chat_id not in self.chats:
+                self.chats[dept.chat_id] = {
+                    "chat_id": dept.chat_id, "name": dept.name, "description": "",
+                    "owner": dept.leader, "members": [], "kind": "department",
+                    "department": dept.open_id, "uuid": None, "create_time": self.clock.now()}
+        self._counts = None
+
+    def _depth_guarded(self, dept: Department) -> int:
+        depth, node, seen = 0, dept, set()
+        while node.parent is not None:
+            if node.open_id in seen:
+                return -1
+            seen.add(node.open_id)
+            depth += 1
+            node = self.departments[node.parent]
+        return depth
+
+    def _seed_dept(self, ref: str) -> Department:
+        dept = self.departments.get(ref) or self.find_department(ref, "department_id")
+        if dept is None:
+            raise ValueError(f"unknown department {ref!r}")
+        return dept
+
+    def _seed_user(self, ref: str) -> User:
+        user = self.find_user_any(ref)
+        if user is None:
+            raise ValueError(f"unknown user {ref!r}")
+        return user

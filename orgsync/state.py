@@ -1,0 +1,55 @@
+"""What Feishu holds for the entities orgsync manages (the "current" side of a diff).
+
+Incremental runs build it from the ledger's mirror of what orgsync last applied;
+a full resync builds it from a live read of Feishu. Records are canonical
+(:mod:`orgsync.model`), so the diff compares like with like.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from orgsync.model import Department, Employee
+
+
+class Lifecycle(enum.StrEnum):
+    """Where a managed user is in orgsync's leaver lifecycle."""
+
+    ACTIVE = "active"
+    FROZEN = "frozen"
+    DELETED = "deleted"
+
+
+@dataclass(slots=True)
+class MirrorDepartment:
+    """A managed department: its canonical record as applied, and its Feishu ids."""
+
+    record: Department
+    feishu_id: str
+    open_id: str | None = None
+
+
+@dataclass(slots=True)
+class MirrorUser:
+    """A managed user: canonical record as applied, Feishu ids and lifecycle dates."""
+
+    record: Employee
+    feishu_id: str
+    open_id: str | None = None
+    lifecycle: Lifecycle = Lifecycle.ACTIVE
+    frozen_at: datetime | None = None
+    deleted_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class DirectoryState:
+    """Managed departments and users keyed by source key."""
+
+    departments: dict[str, MirrorDepartment] = field(default_factory=dict)
+    users: dict[str, MirrorUser] = field(default_factory=dict)
+
+    def live_users(self) -> dict[str, MirrorUser]:
+        """Users that still exist in Feishu (active or frozen)."""
+        return {k: u for k, u in self.users.items() if u.lifecycle is not Lifecycle.DELETED}

@@ -1,0 +1,167 @@
+"""The official SDK (lark-oapi, sync calls) against the sandbox: wire format and models parse.
+
+The SDK caches tenant tokens per app_id in a process-wide cache, so each test configures the
+sandbox with its own app_id.
+"""
+
+from __future__ import annotations
+
+import json
+from itertools import count
+
+import lark_oapi as lark
+import pytest
+from lark_oapi.api.contact.v3 import (
+    ChildrenDepartmentRequest,
+    CreateDepartmentRequest,
+    CreateUserRequest,
+    Department,
+    DepartmentLeader,
+    FindByDepartmentUserRequest,
+    GetDepartmentRequest,
+    GetUserRequest,
+    PatchUserRequest,
+    User,
+)
+from lark_oapi.api.im.v1 import CreateMessageRequest, CreateMessageRequestBody
+
+from orgsync.sandbox import SandboxServer
+
+_apps = count(1)
+
+
+@pytest.fixture
+def client(sandbox: SandboxServer) -> lark.Client:
+    """An SDK client on the sandbox, with an app_id no other test uses."""
+    app_id = f"cli_sdk_{next(_apps)}_{id(sandbox):x}"
+    sandbox.configure(app_id=app_id)
+    return (lark.Client.builder().app_id(app_id).app_secret(sandbox.config.app_secret)
+            .domain(sandbox.base_url).timeout(10).log_level(lark.LogLevel.ERROR).build())
+
+
+def make_department(client: lark.Client, dept_id: str, parent: str = "0") -> Department:
+    req = (CreateDepartmentRequest.builder().department_id_type("department_id")
+           .user_id_type("user_id").client_token(f"ct-{dept_id}")
+           .request_body(Department.builder().name(dept_id.upper()).department_id(dept_id)
+                         .parent_department_id(parent).build()).build())
+    resp = client.contact.v3.department.create(req)
+    assert resp.success(), (resp.code, resp.msg)
+    return resp.data.department
+
+
+def make_user(client: lark.Client, user_id: str, mobile: str, dept: str = "eng") -> lark.BaseResponse:
+    req = (CreateUserRequest.builder().user_id_type("user_id").department_id_type("department_id")
+           .request_body(User.builder().user_id(user_id).name(f"User {user_id}").mobile(mobile)
+                         .department_ids([dept]).employee_type(1).build()).build())
+    return client.contact.v3.user.create(req)
+
+
+def test_departments_create_get_children(client: lark.Client) -> None:
+    """Create, get and list departments through the SDK; its models parse our responses."""
+    created = make_department(client, "eng")
+    assert created.department_id == "eng"
+    assert created.open_department_id.startswith("od-")
+    assert created.status.is_deleted is False
+    make_department(client, "backend", parent="eng")
+
+    got = client.contact.v3.department.get(
+        GetDepartmentRequest.builder().department_id("backend")
+        .department_id_type("department_id").build())
+    assert got.success()
+    assert (got.data.department.name, got.data.department.parent_department_id) == \
+        ("BACKEND", "eng")
+    assert got.get_log_id()  # X-Tt-Logid arrives with the casing the SDK looks up
+
+    children = client.contact.v3.department.children(
+        ChildrenDepartmentRequest.builder().department_id("0")
+        .department_id_type("department_id").fetch_child(True).page_size(50).build())
+    assert children.success()
+    assert [d.department_id for d in children.data.items] == ["eng", "backend"]
+    assert children.data.items[0].name == "ENG"
+    assert children.data.has_more is False
+
+
+def test_snake_case_leaders_from_the_sdk(client: lark.Client) -> None:
+    """The SDK sends leaders as leader_type/leader_id; the sandbox accepts them."""
+    make_department(client, "eng")
+    assert make_user(client, "boss", "13000000001").success()
+    req = (CreateDepartmentRequest.builder().department_id_type("department_id")
+           .user_id_type("user_id")
+           .request_body(Department.builder().name("Led").department_id("led")
+                         .parent_department_id("0")
+                         .leaders([DepartmentLeader.builder().leader_type(1).leader_id("boss")
+                                   .build()]).build()).build())
+    resp = client.contact.v3.department.create(req)
+    assert resp.success(), (resp.code, resp.msg)
+    assert resp.data.department.leader_user_id == "boss"
+
+
+def test_users_create_get_and_page(client: lark.Client) -> None:
+    """Create users, get one, and page find_by_department through the SDK."""
+    make_department(client, "eng")
+    for i in range(7):
+        resp = make_user(client, f"u{i}", f"1300000000{i}")
+        assert resp.success(), (resp.code, resp.msg)
+    assert resp.data.user.user_id == "u6"
+    assert resp.data.user.open_id.startswith("ou_")
+
+    got = client.contact.v3.user.get(GetUserRequest.builder().user_id("u3")
+                                     .user_id_type("user_id")
+                                     .department_id_type("department_id").build())
+    assert got.success()
+    assert (got.data.user.name, got.data.user.department_ids) == ("User u3", ["eng"])
+    assert got.data.user.status.is_resigned is False
+
+    seen: list[str] = []
+    token = None
+    while True:
+        builder = (FindByDepartmentUserRequest.builder().department_id("eng")
+                   .department_id_type("department_id").user_id_type("user_id").page_size(3))
+        if token:
+            builder = builder.page_token(token)
+        page = client.contact.v3.user.find_by_department(builder.build())
+        assert page.success()
+        seen += [u.user_id for u in page.data.items]
+        if not page.data.has_more:
+            break
+        token = page.data.page_token
+    assert seen == [f"u{i}" for i in range(7)]
+
+
+def test_duplicate_mobile_surfaces_as_code(client: lark.Client) -> None:
+    """A rejected create reaches the SDK as resp.code (41001), not an exception."""
+    make_department(client, "eng")
+    assert make_user(client, "a", "13000000001").success()
+    resp = make_user(client, "b", "+8613000000001")
+    assert not resp.success()
+    assert resp.code == 41001
+    assert resp.raw.status_code == 400
+
+
+def test_patch_user_via_sdk(client: lark.Client) -> None:
+    """PATCH with the SDK's body serialization (None fields dropped) changes only name."""
+    make_department(client, "eng")
+    make_user(client, "a", "13000000001")
+    resp = client.contact.v3.user.patch(
+        PatchUserRequest.builder().user_id("a").user_id_type("user_id")
+        .department_id_type("department_id")
+        .request_body(User.builder().name("Renamed").build()).build())
+    assert resp.success(), (resp.code, resp.msg)
+    assert (resp.data.user.name, resp.data.user.mobile) == ("Renamed", "+8613000000001")
+
+
+def test_send_message_via_sdk(sandbox: SandboxServer, client: lark.Client) -> None:
+    """im.v1.message.create: content is a JSON string; the reply parses into the model."""
+    make_department(client, "eng")
+    make_user(client, "a", "13000000001")
+    req = (CreateMessageRequest.builder().receive_id_type("user_id")
+           .request_body(CreateMessageRequestBody.builder().receive_id("a").msg_type("text")
+                         .content(json.dumps({"text": "welcome"})).uuid("welcome-a").build())
+           .build())
+    resp = client.im.v1.message.create(req)
+    assert resp.success(), (resp.code, resp.msg)
+    assert resp.data.message_id.startswith("om_")
+    assert resp.data.body.content == json.dumps({"text": "welcome"})
+    again = client.im.v1.message.create(req)
+    assert again.data.message_id == resp.data.message_id
+    assert len(sandbox.tenant.messages) == 1

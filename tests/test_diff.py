@@ -1,0 +1,216 @@
+"""The diff engine: what it plans, in which order, and what it refuses to touch."""
+
+from __future__ import annotations
+
+from orgsync.diff import DiffPolicy, diff
+from orgsync.issues import SourceData
+from orgsync.model import Department, Employee, Snapshot, Status
+from orgsync.plan import OpKind, Plan, op_id
+from orgsync.state import DirectoryState, MirrorDepartment, MirrorUser
+
+
+def dept(key: str, name: str, parent: str | None = None, leader: str | None = None,
+         order: int | None = None) -> Department:
+    return Department(key=key, name=name, parent_key=parent, leader_key=leader, order=order)
+
+
+def emp(key: str, depts: tuple[str, ...], manager: str | None = None, **kw: object) -> Employee:
+    n = int("".join(c for c in key if c.isdigit()) or "0")
+    base: dict[str, object] = {"name": f"Person {key}", "email": f"{key.lower()}@example.com",
+                               "mobile": f"+861380000{n:04d}"}
+    base.update(kw)
+    return Employee(key=key, department_keys=depts, manager_key=manager, **base)  # type: ignore[arg-type]
+
+
+def state_of(snap: Snapshot) -> DirectoryState:
+    """What the mirror would hold after applying ``snap`` perfectly."""
+    s = DirectoryState()
+    for k, d in snap.departments.items():
+        s.departments[k] = MirrorDepartment(d, k)
+    for k, e in snap.employees.items():
+        if e.status is Status.ACTIVE:
+            s.users[k] = MirrorUser(e, k)
+    return s
+
+
+def kinds(plan: Plan) -> list[tuple[str, str]]:
+    return [(op.kind.value, op.key) for op in plan.operations]
+
+
+ORG = Snapshot.of(
+    [dept("D1", "研发中心"), dept("D2", "平台部", "D1", leader="E1"), dept("D3", "销售部")],
+    [emp("E1", ("D2",)), emp("E2", ("D2",), manager="E1"), emp("E3", ("D3", "D2"), manager="E1")],
+)
+
+
+class TestCreate:
+    def test_initial_sync_creates_parents_before_children(self) -> None:
+        """Into an empty directory, departments come before their children and before users."""
+        plan = diff(SourceData(ORG), DirectoryState())
+        order = [op.op_id for op in plan.operations]
+        assert order.index(op_id(OpKind.DEPT_CREATE, "D1")) < order.index(
+            op_id(OpKind.DEPT_CREATE, "D2"))
+        create_e2 = plan.operations[order.index(op_id(OpKind.USER_CREATE, "E2"))]
+        assert create_e2.depends_on == (op_id(OpKind.DEPT_CREATE, "D2"),)
+        assert create_e2.payload["department_ids"] == ["D2"]
+        assert "leader_user_id" not in create_e2.payload
+
+    def test_links_to_new_users_come_in_a_second_pass(self) -> None:
+        """A manager or leader who is created in the same plan is linked after their create."""
+        plan = diff(SourceData(ORG), DirectoryState())
+        by_id = {op.op_id: op for op in plan.operations}
+        link = by_id[op_id(OpKind.USER_SET_MANAGER, "E2")]
+        assert set(link.depends_on) == {op_id(OpKind.USER_CREATE, "E1"),
+                                        op_id(OpKind.USER_CREATE, "E2")}
+        assert link.payload == {"leader_user_id": "E1"}
+        leader = by_id[op_id(OpKind.DEPT_SET_LEADER, "D2")]
+        assert op_id(OpKind.USER_CREATE, "E1") in leader.depends_on
+
+    def test_create_bodies_depend_on_the_source_alone(self) -> None:
+        """A new hire's create never carries the manager, even one who exists already.
+
+        So the create (and its client_token) is the same however far an earlier,
+        interrupted run got; the manager is linked by a second-pass patch.
+        """
+        before = Snapshot.of(ORG.departments.values(), [ORG.employees["E1"]])
+        fresh = diff(SourceData(ORG), DirectoryState())
+        later = diff(SourceData(ORG), state_of(before))
+        by_id = {op.op_id: op for op in later.operations}
+        create = by_id[op_id(OpKind.USER_CREATE, "E2")]
+        assert "leader_user_id" not in create.payload
+        same = next(op for op in fresh.operations if op.op_id == create.op_id)
+        assert create.client_token == same.client_token
+        assert by_id[op_id(OpKind.USER_SET_MANAGER, "E2")].depends_on == (
+            op_id(OpKind.USER_CREATE, "E2"),)
+
+    def test_plan_is_deterministic(self) -> None:
+        """The same inputs give the same operations and the same plan id."""
+        a = diff(SourceData(ORG), DirectoryState())
+        b = diff(SourceData(Snapshot.of(reversed(list(ORG.departments.values())),
+                                        reversed(list(ORG.employees.values())))),
+                 DirectoryState())
+        assert a.plan_id == b.plan_id
+        assert kinds(a) == kinds(b)
+
+
+class TestUpdate:
+    def test_no_changes_plans_nothing(self) -> None:
+        """When Feishu already matches, the plan is empty."""
+        plan = diff(SourceData(ORG), state_of(ORG))
+        assert plan.empty
+        assert plan.operations == ()
+
+    def test_rename_is_one_patch_with_the_field_change(self) -> None:
+        """A renamed department is one update carrying old → new."""
+        new = Snapshot.of([*ORG.departments.values(), dept("D3", "大客户销售部")],
+                          ORG.employees.values())
+        plan = diff(SourceData(new), state_of(ORG))
+        assert kinds(plan) == [("department.update", "D3")]
+        op = plan.operations[0]
+        assert op.payload == {"name": "大客户销售部"}
+        assert [(c.field, c.old, c.new) for c in op.changes] == [("name", "销售部", "大客户销售部")]
+
+    def test_move_is_a_patch_never_delete_and_create(self) -> None:
+        """A department under a new parent is moved with one PATCH of parent_department_id."""
+        new = Snapshot.of([*ORG.departments.values(), dept("D3", "销售部", "D1")],
+                          ORG.employees.values())
+        plan = diff(SourceData(new), state_of(ORG))
+        assert kinds(plan) == [("department.move", "D3")]
+        assert plan.operations[0].payload == {"parent_department_id": "D1"}
+
+    def test_department_swap_moves_the_new_ancestor_first(self) -> None:
+        """A under B becoming B under A: A moves to the top before B moves under A."""
+        old = Snapshot.of([dept("A", "甲", "B"), dept("B", "乙")], [])
+        new = Snapshot.of([dept("A", "甲"), dept("B", "乙", "A")], [])
+        plan = diff(SourceData(new), state_of(old))
+        assert kinds(plan) == [("department.move", "A"), ("department.move", "B")]
+        assert plan.operations[1].depends_on == (op_id(OpKind.DEPT_MOVE, "A"),)
+
+    def test_manager_chain_reversal_clears_before_it_links(self) -> None:
+        """E2 managed by E1 becoming E1 managed by E2: E2's link is cleared first."""
+        old = Snapshot.of([dept("D", "部")], [emp("E1", ("D",)), emp("E2", ("D",), manager="E1")])
+        new = Snapshot.of([dept("D", "部")], [emp("E1", ("D",), manager="E2"), emp("E2", ("D",))])
+        plan = diff(SourceData(new), state_of(old))
+        assert kinds(plan) == [("user.set_manager", "E2"), ("user.set_manager", "E1")]
+        assert plan.operations[0].payload == {"leader_user_id": ""}
+        assert plan.operations[1].depends_on == (op_id(OpKind.USER_SET_MANAGER, "E2"),)
+
+    def test_team_move_and_title_change_are_one_patch(self) -> None:
+        """A person changing team and title is one move carrying both fields."""
+        e3 = emp("E3", ("D2",), manager="E1", job_title="架构师")
+        new = Snapshot.of(ORG.departments.values(), [*ORG.employees.values(), e3])
+        plan = diff(SourceData(new), state_of(ORG))
+        assert kinds(plan) == [("user.move", "E3")]
+        assert plan.operations[0].payload == {"department_ids": ["D2"], "job_title": "架构师"}
+
+
+class TestDelete:
+    def test_leaver_is_deleted_with_handover_to_the_manager(self) -> None:
+        """An absent employee is deleted; docs and calendar go to their manager."""
+        new = Snapshot.of(ORG.departments.values(), [ORG.employees["E1"], ORG.employees["E3"]])
+        plan = diff(SourceData(new), state_of(ORG))
+        assert kinds(plan) == [("user.delete", "E2")]
+        op = plan.operations[0]
+        assert op.payload["docs_acceptor_user_id"] == "E1"
+        assert op.reason == "absent from source"
+
+    def test_leaver_action_freeze(self) -> None:
+        """With leaver_action=freeze the leaver is frozen, not deleted."""
+        new = Snapshot.of(ORG.departments.values(), [ORG.employees["E1"], ORG.employees["E3"]])
+        plan = diff(SourceData(new), state_of(ORG), DiffPolicy(leaver_action="freeze"))
+        assert kinds(plan) == [("user.freeze", "E2")]
+        assert plan.operations[0].payload == {"is_frozen": True}
+
+    def test_department_deleted_after_members_move_out_and_leaf_first(self) -> None:
+        """Deleting a subtree: members move out first, children go before parents."""
+        old = Snapshot.of([dept("A", "甲"), dept("B", "乙", "A"), dept("C", "丙")],
+                          [emp("E1", ("B",)), emp("E2", ("C",))])
+        new = Snapshot.of([dept("C", "丙")], [emp("E1", ("C",)), emp("E2", ("C",))])
+        plan = diff(SourceData(new), state_of(old))
+        order = [op.op_id for op in plan.operations]
+        assert order == [op_id(OpKind.USER_MOVE, "E1"), op_id(OpKind.DEPT_DELETE, "B"),
+                         op_id(OpKind.DEPT_DELETE, "A")]
+        assert plan.operations[1].depends_on == (op_id(OpKind.USER_MOVE, "E1"),)
+        assert plan.operations[2].depends_on == (op_id(OpKind.DEPT_DELETE, "B"),)
+
+    def test_held_records_are_never_deleted(self) -> None:
+        """An employee held back by validation is left alone, not treated as a leaver."""
+        new = Snapshot.of(ORG.departments.values(), [ORG.employees["E1"], ORG.employees["E3"]])
+        plan = diff(SourceData(new, held_employees={"E2"}), state_of(ORG))
+        assert plan.empty
+
+    def test_department_still_holding_a_kept_member_is_not_deleted(self) -> None:
+        """A department whose held member stays is kept, with a note saying why."""
+        old = Snapshot.of([dept("A", "甲"), dept("C", "丙")], [emp("E1", ("A",))])
+        new = Snapshot.of([dept("C", "丙")], [])
+        plan = diff(SourceData(new, held_employees={"E1"}), state_of(old))
+        assert plan.empty
+        assert plan.notes == ("department A not deleted: member E1 stays in it",)
+
+
+class TestUniqueValues:
+    def test_reused_email_waits_for_the_leaver(self) -> None:
+        """A new hire taking a leaver's email is created after the leaver is deleted."""
+        old = Snapshot.of([dept("D", "部")], [emp("E1", ("D",), email="a@example.com")])
+        new = Snapshot.of([dept("D", "部")], [emp("E2", ("D",), email="a@example.com")])
+        plan = diff(SourceData(new), state_of(old))
+        assert kinds(plan) == [("user.delete", "E1"), ("user.create", "E2")]
+        assert op_id(OpKind.USER_DELETE, "E1") in plan.operations[1].depends_on
+
+    def test_sibling_order_shift_runs_in_a_safe_order(self) -> None:
+        """Orders shifting down a row are patched from the end, so none clashes."""
+        old = Snapshot.of([dept("A", "甲", order=1), dept("B", "乙", order=2)], [])
+        new = Snapshot.of([dept("A", "甲", order=2), dept("B", "乙", order=3)], [])
+        plan = diff(SourceData(new), state_of(old))
+        assert kinds(plan) == [("department.update", "B"), ("department.update", "A")]
+
+
+def test_plan_round_trips_through_json() -> None:
+    """A plan serialises to JSON-able data that rebuilds the same operations."""
+    from orgsync.plan import Operation
+
+    plan = diff(SourceData(ORG), DirectoryState())
+    ops = tuple(Operation.from_dict(op.to_dict()) for op in plan.operations)
+    assert Plan(ops).plan_id == plan.plan_id
+    assert plan.to_dict()["summary"] == {"department.create": 3, "department.set_leader": 1,
+                                         "user.create": 3, "user.set_manager": 2}
