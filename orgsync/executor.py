@@ -133,6 +133,8 @@ class Executor:
                 self.progress(r)
             if r.status == "done":
                 for c in dependants.get(r.op.op_id, ()):
+                    if c not in waiting:  # already skipped: another dependency failed
+                        continue
                     waiting[c].discard(r.op.op_id)
                     if not waiting[c]:
                         queues[_LANES.get(ops[c].kind, "default")].put_nowait(ops[c])
@@ -162,9 +164,17 @@ class Executor:
                 queues[_LANES.get(ops[i].kind, "default")].put_nowait(ops[i])
         workers = [asyncio.create_task(worker(lane))
                    for lane, n in self.lane_sizes.items() for _ in range(n)]
+        done_waiter = asyncio.create_task(all_done.wait())
         try:
-            await all_done.wait()
+            # A worker can only end early through a bug; surface it instead of
+            # waiting forever for operations nobody will run.
+            finished, _ = await asyncio.wait({done_waiter, *workers},
+                                             return_when=asyncio.FIRST_COMPLETED)
+            for task in finished:
+                if task is not done_waiter and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
         finally:
+            done_waiter.cancel()
             for lane, n in self.lane_sizes.items():
                 for _ in range(n):
                     queues[lane].put_nowait(None)
@@ -182,6 +192,14 @@ class Executor:
             self.ledger.journal_finish(entry, op, "failed", code=exc.code, message=exc.msg)
             log.warning("op.failed", op=op.op_id, code=exc.code, msg=exc.msg)
             return OpResult(op, "failed", exc.code, exc.msg)
+        except Exception as exc:
+            # Not Feishu's answer but our own bug or an unexpected transport error:
+            # the outcome is unknown, so the journal says so and the run goes on;
+            # the next run replans this operation.
+            message = f"{type(exc).__name__}: {exc}"[:500]
+            self.ledger.journal_finish(entry, op, "failed", code=-1, message=message)
+            log.exception("op.crashed", op=op.op_id)
+            return OpResult(op, "failed", -1, message)
         self.ledger.journal_finish(entry, op, "done", open_id=open_id, message=note,
                                    mirror_override=override)
         if note:
