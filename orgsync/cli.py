@@ -170,6 +170,26 @@ def apply(
 
 
 @app.command()
+def check(config: ConfigOpt = Path("orgsync.yaml")) -> None:
+    """Compare Feishu (read live) with the source: exit 0 when they match, 1 on drift."""
+    from orgsync import render
+    from orgsync.ledger import Ledger
+    from orgsync.runner import run_once
+
+    def go() -> int:
+        cfg = _load(config)
+        ledger = Ledger(cfg.ledger.url)
+        try:
+            outcome = asyncio.run(run_once(cfg, ledger, apply=False, full=True))
+        finally:
+            ledger.close()
+        render.render_text(outcome.plan, out)
+        return EXIT_OK if outcome.plan.empty else EXIT_ERROR
+
+    raise typer.Exit(_guard(go))
+
+
+@app.command()
 def status(config: ConfigOpt = Path("orgsync.yaml")) -> None:
     """What orgsync manages and how the last run went."""
     from orgsync.ledger import Ledger

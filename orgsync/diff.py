@@ -367,6 +367,10 @@ def _plan_users(b: _Builder) -> None:
                                 tuple(dept_deps), {f: new_fields[f] for f in changed}, e.name))
             if cur.record.manager_key != e.manager_key:
                 _add_set_manager(b, e, cur.record.manager_key)
+            if cur.lifecycle is Lifecycle.FROZEN:
+                b.add(Operation(op_id(OpKind.USER_UNFREEZE, key), OpKind.USER_UNFREEZE, key, fid,
+                                {"is_frozen": False}, (FieldChange("status", "frozen", "active"),),
+                                "active in source", (), {}, e.name))
 
     _order_manager_links(b, active)
 

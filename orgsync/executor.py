@@ -185,9 +185,11 @@ class Executor:
         return result
 
     async def _apply_one(self, plan_id: str, op: Operation) -> OpResult:
-        entry = self.ledger.journal_start(self.run_id, plan_id, op)
+        token = (op.token_for(self.ledger.create_generation(op.kind, op.key))
+                 if op.kind in _EXISTS else None)
+        entry = self.ledger.journal_start(self.run_id, plan_id, op, token)
         try:
-            open_id, override, note = await self._call(op, entry)
+            open_id, override, note = await self._call(op, entry, token)
         except FeishuError as exc:
             self.ledger.journal_finish(entry, op, "failed", code=exc.code, message=exc.msg)
             log.warning("op.failed", op=op.op_id, code=exc.code, msg=exc.msg)
@@ -206,14 +208,14 @@ class Executor:
             self.ledger.settle_unfinished(op.kind, op.key, "done", note)
         return OpResult(op, "done", None, note)
 
-    async def _call(self, op: Operation, entry: int
+    async def _call(self, op: Operation, entry: int, token: str | None
                     ) -> tuple[str | None, Mapping[str, Any] | None, str | None]:
         """Perform ``op``; returns (open id, mirror override, note)."""
         c = self.client
         k = op.kind
         try:
             if k is OpKind.DEPT_CREATE:
-                dept = await c.create_department(op.payload, client_token=op.client_token)
+                dept = await c.create_department(op.payload, client_token=token)
                 return dept.get("open_department_id"), None, None
             if k in (OpKind.DEPT_UPDATE, OpKind.DEPT_MOVE, OpKind.DEPT_SET_LEADER):
                 await c.patch_department(op.feishu_id, op.payload)
@@ -222,7 +224,7 @@ class Executor:
                 await c.delete_department(op.feishu_id)
                 return None, None, None
             if k is OpKind.USER_CREATE:
-                user = await c.create_user(op.payload, client_token=op.client_token)
+                user = await c.create_user(op.payload, client_token=token)
                 return user.get("open_id"), None, None
             if k in (OpKind.USER_UPDATE, OpKind.USER_MOVE, OpKind.USER_SET_MANAGER,
                      OpKind.USER_FREEZE, OpKind.USER_UNFREEZE):

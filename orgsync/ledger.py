@@ -25,6 +25,7 @@ from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
+from orgsync import migrations
 from orgsync.errors import LedgerError
 from orgsync.model import Employee, department_from_fields
 from orgsync.plan import Operation, OpKind
@@ -103,6 +104,18 @@ class MetaRow(SQLModel, table=True):
     value: str
 
 
+def make_engine(url: str) -> Engine:
+    """An engine for the ledger at ``url`` (SQLite files prepared owner-only, WAL on)."""
+    _prepare_sqlite_file(url)
+    if make_url(url).get_backend_name() == "postgresql":
+        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    else:
+        engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
 def _prepare_sqlite_file(url: str) -> None:
     """Create the SQLite file owner-only (0600) before SQLAlchemy opens it."""
     u = make_url(url)
@@ -116,17 +129,21 @@ def _prepare_sqlite_file(url: str) -> None:
 
 
 class Ledger:
-    """Access to the ledger database. One instance per process; not thread-safe."""
+    """Access to the ledger database. One instance per process; not thread-safe.
+
+    Opening it migrates the schema to the newest revision first
+    (:func:`orgsync.migrations.upgrade`; how to add a table or a column is in that
+    module's docstring). SQLite files are created owner-only; PostgreSQL
+    (``postgresql+psycopg://…``) connections are checked before use, so a ledger
+    survives a server restart between runs.
+    """
 
     def __init__(self, url: str, *, now: Callable[[], datetime] = _now) -> None:
         self.url = url
         self.now = now
         try:
-            _prepare_sqlite_file(url)
-            self.engine: Engine = create_engine(url)
-            if self.engine.dialect.name == "sqlite":
-                event.listen(self.engine, "connect", _sqlite_pragmas)
-            SQLModel.metadata.create_all(self.engine)
+            self.engine: Engine = make_engine(url)
+            migrations.upgrade(self.engine)
             with Session(self.engine) as s:
                 if s.get(MetaRow, "schema_version") is None:
                     s.add(MetaRow(key="schema_version", value=str(SCHEMA_VERSION)))
@@ -134,7 +151,8 @@ class Ledger:
         except LedgerError:
             raise
         except Exception as exc:
-            raise LedgerError(f"cannot open the ledger at {_safe_url(url)}: {exc}") from exc
+            raise LedgerError(f"cannot open the ledger at {_safe_url(url)}: "
+                              f"{_safe_error(exc, url)}") from None
 
     def close(self) -> None:
         """Release connections."""
@@ -177,12 +195,13 @@ class Ledger:
             return list(s.exec(stmt))
 
     # --------------------------------------------------------------- journal
-    def journal_start(self, run_id: str, plan_id: str, op: Operation) -> int:
+    def journal_start(self, run_id: str, plan_id: str, op: Operation,
+                      client_token: str | None = None) -> int:
         """Journal ``op`` as started (before its Feishu call); returns the entry id."""
         with self._session() as s:
             row = JournalRow(run_id=run_id, plan_id=plan_id, op_id=op.op_id, kind=op.kind.value,
                              target_key=op.key, feishu_id=op.feishu_id,
-                             client_token=op.client_token, started_at=self.now())
+                             client_token=client_token or op.client_token, started_at=self.now())
             s.add(row)
             s.commit()
             assert row.id is not None
@@ -221,6 +240,19 @@ class Ledger:
             if run_id is not None:
                 stmt = stmt.where(JournalRow.run_id == run_id)
             return list(s.exec(stmt))
+
+    def create_generation(self, kind: OpKind, key: str) -> int:
+        """How many creates of ``kind`` on ``key`` have succeeded before.
+
+        Part of a create's ``client_token``: an interrupted create keeps its
+        generation, so its retry replays Feishu's first answer; re-creating
+        an entity that was created once and then deleted gets a fresh token.
+        """
+        with self._session() as s:
+            stmt = select(JournalRow.id).where(
+                JournalRow.kind == kind.value, JournalRow.target_key == key,
+                JournalRow.status == "done")
+            return len(list(s.exec(stmt)))
 
     def recover_interrupted(self) -> int:
         """Mark runs left ``running`` as ``crashed`` and their open entries ``interrupted``.
@@ -377,6 +409,16 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=5000")
     cur.close()
+
+
+def _safe_error(exc: BaseException, url: str) -> str:
+    """``exc`` as text, without the URL's password (drivers may echo the DSN)."""
+    message = str(exc)
+    try:
+        password = make_url(url).password
+    except Exception:
+        password = None
+    return message.replace(str(password), "***") if password else message
 
 
 def _safe_url(url: str) -> str:

@@ -87,14 +87,21 @@ class Operation:
 
     @property
     def client_token(self) -> str:
-        """Idempotency token for creates: stable for the same target and payload.
+        """Idempotency token of the first create of this target with this payload."""
+        return self.token_for(0)
 
-        A re-run after a crash plans the same create with the same payload and so
-        the same token; Feishu replays the first result instead of creating twice.
+    def token_for(self, generation: int) -> str:
+        """Idempotency token for creates: stable for the same target, payload and generation.
+
+        A re-run after a crash plans the same create with the same payload and,
+        since the interrupted create never succeeded, the same generation — so
+        the same token, and Feishu replays the first result instead of creating
+        twice. Re-creating something created (then deleted) before is a new
+        generation with a new token, so Feishu does not replay the old account.
         """
-        digest = hashlib.sha256(
-            _canonical_json({"k": self.kind.value, "key": self.key, "p": self.payload}).encode()
-        ).hexdigest()
+        digest = hashlib.sha256(_canonical_json(
+            {"k": self.kind.value, "key": self.key, "p": self.payload, "g": generation}
+        ).encode()).hexdigest()
         return str(uuid.UUID(hex=digest[:32]))
 
     def to_dict(self) -> dict[str, Any]:

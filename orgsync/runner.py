@@ -21,6 +21,8 @@ from orgsync.feishu import FeishuClient, FeishuSettings
 from orgsync.issues import SourceData
 from orgsync.ledger import Ledger
 from orgsync.plan import Plan
+from orgsync.reader import read_directory
+from orgsync.state import DirectoryState, Lifecycle, MirrorDepartment, MirrorUser
 from orgsync.validate import validate
 
 log = structlog.get_logger("orgsync.run")
@@ -76,13 +78,56 @@ def read_source(config: Config, ledger: Ledger) -> SourceData:
     return data
 
 
-def make_plan(config: Config, ledger: Ledger) -> Plan:
-    """The plan that makes Feishu match the source (no Feishu calls)."""
+async def live_state(config: Config, ledger: Ledger) -> DirectoryState:
+    """What Feishu holds now for the entities orgsync manages (a full read).
+
+    Managed scope is the mirror's: a department or user orgsync never created or
+    adopted is not in the result, so it is never changed or deleted. A managed
+    entity missing from Feishu (deleted behind orgsync's back) is left out too,
+    so the diff creates it again. Raises on any read error: a partial read must
+    never be diffed.
+    """
+    mirror = ledger.load_state()
+    rdept = {m.feishu_id: k for k, m in mirror.departments.items()}
+    ruser = {m.feishu_id: k for k, m in mirror.users.items()}
+    async with FeishuClient(feishu_settings(config)) as client:
+        live = await read_directory(client, reverse_departments=rdept, reverse_users=ruser)
+    state = DirectoryState()
+    for k, md in mirror.departments.items():
+        ld = live.departments.get(k)
+        if ld is not None:
+            state.departments[k] = MirrorDepartment(ld.record, md.feishu_id, ld.open_id or md.open_id)
+    for k, mu in mirror.users.items():
+        lu = live.users.get(k)
+        if mu.lifecycle is Lifecycle.DELETED:
+            state.users[k] = mu  # resigned users are not listed; keep the dates for rehires
+        elif lu is not None:
+            lifecycle = Lifecycle.FROZEN if lu.lifecycle is Lifecycle.FROZEN else Lifecycle.ACTIVE
+            state.users[k] = MirrorUser(lu.record, mu.feishu_id, lu.open_id or mu.open_id,
+                                        lifecycle, mu.frozen_at if lifecycle is Lifecycle.FROZEN
+                                        else None, None)
+    return state
+
+
+async def make_plan(config: Config, ledger: Ledger, *, full: bool = False,
+                    rebuild_mirror: bool = True) -> Plan:
+    """The plan that makes Feishu match the source.
+
+    Incremental (default): diff against the ledger's mirror, no Feishu calls.
+    ``full``: read Feishu live first (after the source read succeeded), rebuild
+    the mirror from it unless ``rebuild_mirror`` is off (``check``), then diff —
+    drift made behind orgsync's back shows up as changes that applying repairs.
+    """
     data = read_source(config, ledger)
-    state = ledger.load_state()
+    if full:
+        state = await live_state(config, ledger)
+        if rebuild_mirror:
+            ledger.replace_mirror(state)
+    else:
+        state = ledger.load_state()
     plan = diff(data, state, DiffPolicy(leaver_action=config.sync.leaver_action))
     log.info("plan.ready", plan_id=plan.plan_id, operations=len(plan.operations),
-             held=sum(1 for i in plan.issues if i.severity == "error"))
+             held=sum(1 for i in plan.issues if i.severity == "error"), full=full)
     ledger.set_meta("last_good_employees", str(len(data.snapshot.active_employees())))
     return plan
 
@@ -96,22 +141,25 @@ async def apply_plan(config: Config, ledger: Ledger, plan: Plan, *, run_id: str,
         return await executor.run(plan)
 
 
-async def run_once(config: Config, ledger: Ledger, *, apply: bool,
+async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = False,
                    show: Callable[[Plan], None] | None = None,
                    confirm: Callable[[Plan], bool] | None = None,
                    progress: Callable[[OpResult], None] | None = None) -> RunOutcome:
     """A whole run, recorded in the ledger's run table.
 
+    ``full`` reads Feishu live: a resync (drift repaired, mirror rebuilt) when
+    applying, a drift check (nothing written anywhere but the run record) when not.
     ``show`` is called with the plan before anything is written; ``confirm``
     (when given) may decline the apply, which then records the run as cancelled.
     """
     interrupted = ledger.recover_interrupted()
-    run_id = ledger.start_run("apply" if apply else "plan")
+    mode = ("resync" if apply else "check") if full else ("apply" if apply else "plan")
+    run_id = ledger.start_run(mode)
     structlog.contextvars.bind_contextvars(run_id=run_id)
     if interrupted:
         log.warning("run.recovering", interrupted_operations=interrupted)
     try:
-        plan = make_plan(config, ledger)
+        plan = await make_plan(config, ledger, full=full, rebuild_mirror=apply)
         outcome = RunOutcome(run_id, plan)
         if show is not None:
             show(plan)

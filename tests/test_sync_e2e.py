@@ -283,3 +283,37 @@ def test_killed_apply_resumes_without_duplicates(fast_sandbox: SandboxServer,
                for r in journal)
     again = apply(cfg, ledger)
     assert again.plan.empty
+
+
+def test_full_resync_repairs_drift_made_behind_orgsyncs_back(fast_sandbox: SandboxServer,
+                                                             tmp_path: Path) -> None:
+    """Renamed, retitled, frozen and deleted in Feishu by hand: check sees it, resync repairs it."""
+    org = generate_org(**SMALL)
+    write_csv(org, tmp_path / "w1")
+    cfg = make_config(fast_sandbox, tmp_path / "w1", tmp_path / "l.db")
+    ledger = Ledger(cfg.ledger.url)
+    apply(cfg, ledger)
+    dept_key = sorted(org.departments)[3]
+    people = sorted(org.active_employees())
+    leaf = next(k for k in people if not any(e.manager_key == k for e in org.employees.values())
+                and not any(d.leader_key == k for d in org.departments.values()))
+
+    async def tamper() -> None:
+        async with FeishuClient(feishu_settings(cfg)) as c:
+            await c.patch_department(dept_key, {"name": "被手工改名"})
+            await c.patch_user(people[1], {"job_title": "手工改的"})
+            await c.patch_user(people[2], {"is_frozen": True})
+            await c.delete_user(leaf)
+    asyncio.run(tamper())
+
+    assert asyncio.run(run_once(cfg, ledger, apply=False)).plan.empty  # the mirror cannot see it
+    drift = asyncio.run(run_once(cfg, ledger, apply=False, full=True)).plan
+    assert {(op.kind.value, op.key) for op in drift.operations} == {
+        ("department.update", dept_key), ("user.update", people[1]),
+        ("user.unfreeze", people[2]), ("user.create", leaf), ("user.set_manager", leaf)} - (
+        set() if org.active_employees()[leaf].manager_key else {("user.set_manager", leaf)})
+    fixed = asyncio.run(run_once(cfg, ledger, apply=True, full=True))
+    assert fixed.exit_code == 0
+    assert_matches(read_back(cfg), org)
+    assert asyncio.run(run_once(cfg, ledger, apply=False, full=True)).plan.empty
+    assert [r.mode for r in ledger.runs(limit=3)] == ["check", "resync", "check"]

@@ -1,0 +1,1 @@
+"""Alembic revisions of the ledger schema, one file per revision, numbered ``NNNN_what.py``."""
