@@ -19,7 +19,23 @@ Everything is read as text, so leading zeros survive; cells are stripped and
 empty cells become ``None``. A file that cannot be read or decoded, or that lacks
 a required column, raises :class:`~orgsync.errors.SourceError` — never a partial
 org. A bad *row* (empty id, duplicate id, bad date, type, status or order) becomes
-an :class:`~orgsync.issues.Issue` at ``file:line`` and its key is held.
+an :class:`~orgsync.issues.Issue` at ``file:line`` and its key is held. Ids,
+``employee_no`` and mobiles that Excel turned into scientific notation
+(``1.38E+10``: the digits are gone) are such bad cells.
+
+Hardening options: ``encoding: auto`` tries UTF-8 (with or without BOM), UTF-16
+(by its BOM) and GB18030, in that order; ``delimiter: auto`` picks the most
+frequent of ``,`` ``;`` tab ``|`` in the header line. ``department_path: <header>``
+instead of a ``departments`` file names a column of department paths
+(``研发中心/平台部/基础架构组``, split on ``path_separator``, default ``/``; several
+paths ``;``-separated, primary first): the department tree is built from the
+paths, each department keyed by its path.
+
+``mapping`` replaces the native columns with the shared declarative field
+mapping (:mod:`connectors.mapping`): ``mapping.employees`` (and
+``mapping.departments`` with a departments file) map headers or templates to
+canonical fields; without a departments file ``department_path`` is the rule
+(``部门`` or ``"{一级部门}/{二级部门}"``) that gives each person's path.
 """
 
 from __future__ import annotations
@@ -38,6 +54,20 @@ from datetime import date
 from pathlib import Path
 from typing import Any, ClassVar, Self, TypeVar
 
+from connectors.mapping import (
+    EXCEL_NUMBER,
+    FieldRule,
+    Mapped,
+    MappingProblem,
+    collect,
+    department_from,
+    departments_from_paths,
+    employee_from,
+    map_record,
+    parse_rule,
+    parse_rules,
+    path_key,
+)
 from orgsync.errors import ConfigError, SourceError
 from orgsync.issues import EntityKind, Issue, SourceData
 from orgsync.model import Department, Employee, EmployeeType, Snapshot, Status
@@ -52,7 +82,13 @@ EMPLOYEE_COLUMNS: dict[str, bool] = {
     "department_ids": True, "manager_id": True, "job_title": True, "employee_type": True,
     "join_date": True, "city": True, "status": True, "employee_no": False,
 }
-_OPTIONS = ("departments", "employees", "columns", "delimiter", "encoding")
+# employees.csv without a departments file: paths instead of ids
+PATH_EMPLOYEE_COLUMNS: dict[str, bool] = {
+    **EMPLOYEE_COLUMNS, "department_ids": False, "department_path": True,
+}
+_OPTIONS = ("departments", "employees", "columns", "delimiter", "encoding", "path_separator",
+            "mapping", "department_path", "mobile_region")
+_DELIMITERS = ",;\t|"
 
 _TYPES: dict[str, EmployeeType] = {
     **{str(int(t)): t for t in EmployeeType},
@@ -65,6 +101,18 @@ _STATUSES = {"active": Status.ACTIVE, "terminated": Status.TERMINATED,
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _MOBILE_NOISE = re.compile(r"[\s\-()]")
 _LIST_SEPARATOR = re.compile(r"[;；]")
+_EXCEL_DIGITS = frozenset("0123456789+-")
+
+
+def _mangled(value: str) -> bool:
+    """True for Excel's scientific notation (``1.38E+10``): the digits are lost for good."""
+    return value[0] in _EXCEL_DIGITS and ("E" in value or "e" in value) and bool(
+        EXCEL_NUMBER.fullmatch(value))
+
+
+def _excel_problem(value: str) -> str:
+    return (f"'{value}' looks like a number Excel turned into scientific notation; the digits "
+            "are lost, export the column as text")
 
 
 @dataclass(frozen=True)
@@ -73,11 +121,15 @@ class CsvConnector:
 
     type_name: ClassVar[str] = "csv"
 
-    departments: Path
+    departments: Path | None
     employees: Path
     columns: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     delimiter: str = ","
     encoding: str = "utf-8-sig"
+    path_separator: str = "/"
+    mapping: Mapping[str, Mapping[str, FieldRule]] | None = None
+    department_path: FieldRule | None = None
+    mobile_region: str = "CN"
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any], *, base_dir: Path, file: str) -> Self:
@@ -104,21 +156,46 @@ class CsvConnector:
         delimiter = options.get("delimiter", ",")
         if delimiter in ("tab", "\\t"):
             delimiter = "\t"
-        if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\r\n\"":
+        if delimiter != "auto" and (not isinstance(delimiter, str) or len(delimiter) != 1
+                                    or delimiter in "\r\n\""):
             raise error("delimiter", f"{delimiter!r} is not a single-character delimiter",
-                        "use ',', ';', '|' or 'tab'")
+                        "use ',', ';', '|', 'tab' or 'auto'")
         encoding = options.get("encoding", "utf-8-sig")
         try:
             if not isinstance(encoding, str):
                 raise LookupError
-            codecs.lookup(encoding)
+            if encoding != "auto":
+                codecs.lookup(encoding)
         except LookupError:
             raise error("encoding", f"unknown encoding {encoding!r}",
-                        "e.g. utf-8-sig (default), gb18030, utf-16") from None
+                        "e.g. utf-8-sig (default), gb18030, utf-16, auto") from None
+        separator = options.get("path_separator", "/")
+        if not isinstance(separator, str) or not separator.strip() or separator in ";；":
+            raise error("path_separator", f"{separator!r} cannot separate department paths",
+                        "e.g. '/', '>' or '\\'")
+        region = options.get("mobile_region", "CN")
+        if not isinstance(region, str) or len(region) != 2:
+            raise error("mobile_region", f"{region!r} is not a two-letter region code",
+                        "e.g. CN, US, SG")
+        has_paths = options.get("department_path") is not None
+        departments = None if has_paths and options.get("departments") is None \
+            else path("departments")
+        mapping, department_path = _parse_mapping(options, departments is not None, file, error)
+        columns = _parse_columns(options.get("columns"), error)
+        if mapping is None and has_paths:
+            if departments is not None:
+                raise error("department_path", "cannot be combined with a departments file",
+                            "remove one of them")
+            column = options["department_path"]
+            if not isinstance(column, str) or not column.strip():
+                raise error("department_path", "expected the header of the path column",
+                            "e.g. department_path: 部门")
+            columns = {**columns, "employees": {**columns.get("employees", {}),
+                                                "department_path": column.strip()}}
         return cls(
-            departments=path("departments"), employees=path("employees"),
-            columns=_parse_columns(options.get("columns"), error), delimiter=delimiter,
-            encoding=encoding,
+            departments=departments, employees=path("employees"), columns=columns,
+            delimiter=delimiter, encoding=encoding, path_separator=separator, mapping=mapping,
+            department_path=department_path, mobile_region=region.upper(),
         )
 
     def read(self) -> SourceData:
@@ -127,30 +204,99 @@ class CsvConnector:
             return self._read()
 
     def _read(self) -> SourceData:
+        if self.mapping is not None:
+            return self._read_mapped(self.mapping)
         issues: list[Issue] = []
         held_depts: set[str] = set()
         held_emps: set[str] = set()
-        dept_table = self._table(self.departments, "departments", DEPARTMENT_COLUMNS)
-        emp_table = self._table(self.employees, "employees", EMPLOYEE_COLUMNS)
         dept_rows: dict[str, str] = {}
         emp_rows: dict[str, str] = {}
-        departments = _collect(dept_table, "department", "department_id", _department,
-                               issues, held_depts, dept_rows)
-        employees = _collect(emp_table, "employee", "employee_id", _employee, issues, held_emps,
-                             emp_rows)
+        if self.departments is None:
+            emp_table = self._table(self.employees, "employees", PATH_EMPLOYEE_COLUMNS)
+            paths: list[str] = []
+            employees = _collect(emp_table, "employee", "employee_id",
+                                 _path_employee(self.path_separator, paths), issues, held_emps,
+                                 emp_rows)
+            departments = departments_from_paths(paths, self.path_separator)
+        else:
+            dept_table = self._table(self.departments, "departments", DEPARTMENT_COLUMNS)
+            emp_table = self._table(self.employees, "employees", EMPLOYEE_COLUMNS)
+            departments = _collect(dept_table, "department", "department_id", _department,
+                                   issues, held_depts, dept_rows)
+            employees = _collect(emp_table, "employee", "employee_id", _employee, issues,
+                                 held_emps, emp_rows)
         return SourceData(Snapshot(departments, employees), issues, held_depts, held_emps,
                           dept_rows, emp_rows)
 
-    def _table(self, path: Path, option: str, columns: dict[str, bool]) -> _Table:
-        text = _decode(path, option, self.encoding)
-        rename = self.columns.get(option, {})
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=self.delimiter)
+    def _read_mapped(self, mapping: Mapping[str, Mapping[str, FieldRule]]) -> SourceData:
+        """The ``mapping`` mode: rows as ``{header: cell}`` through the shared field mapping."""
+        rules = mapping["employees"]
+        extra = [self.department_path] if self.department_path else []
+        people = self._mapped_rows(self.employees, "employees", rules, extra)
+        paths: list[str] = []
+        if self.department_path is not None:
+            for row, mapped, _ in people:
+                try:
+                    value = self.department_path.value(row)
+                except MappingProblem as exc:
+                    mapped.problems.append(("department_keys", str(exc)))
+                    continue
+                texts = [str(v) for v in (value if isinstance(value, list) else [value])
+                         if v is not None]
+                texts = [p.strip() for t in texts for p in _LIST_SEPARATOR.split(t) if p.strip()]
+                paths.extend(texts)
+                mapped.values["department_keys"] = tuple(
+                    k for k in (path_key(t, self.path_separator) for t in texts) if k)
+        employees = collect(((where, m) for _, m, where in people), "employee")
+        issues = list(employees.issues)
+        held_departments: set[str] = set()
+        dept_rows: dict[str, str] = {}
+        if self.departments is not None:
+            rows = self._mapped_rows(self.departments, "departments", mapping["departments"], [])
+            collected = collect(((where, m) for _, m, where in rows), "department")
+            departments = {k: department_from(m.values, k) for k, m in collected.records.items()}
+            issues = [*collected.issues, *issues]
+            held_departments, dept_rows = collected.held, collected.where
+        else:
+            departments = departments_from_paths(paths, self.path_separator)
+        snapshot = Snapshot(departments,
+                            {k: employee_from(m.values, k) for k, m in employees.records.items()})
+        return SourceData(snapshot, issues, held_departments, employees.held, dept_rows,
+                          employees.where)
+
+    def _mapped_rows(self, path: Path, option: str, rules: Mapping[str, FieldRule],
+                     extra: list[FieldRule]) -> list[tuple[dict[str, str | None], Mapped, str]]:
+        header, rows = self._rows(path, option)
+        names = [h.strip().lstrip("\ufeff") for h in header]
+        known = set(names)
+        for name, rule in [*rules.items(), *(("department_path", r) for r in extra)]:
+            missing = sorted(r for r in rule.roots() if r not in known)
+            if missing:
+                found = ", ".join(repr(n) for n in names)
+                raise SourceError(f"{path}: source.mapping for {name} reads column "
+                                  f"'{missing[0]}', which the file does not have (found: {found})")
+        out = []
+        width = len(names)
+        for line, cells in rows:
+            row = {n: (cells[i].strip() or None) if i < len(cells) else None
+                   for i, n in enumerate(names)}
+            mapped = map_record(row, rules, region=self.mobile_region)
+            if len(cells) > width:
+                mapped.problems.append((None, f"has {len(cells)} cells but the header has "
+                                              f"{width} (an unquoted delimiter inside a value?)"))
+            out.append((row, mapped, f"{path.name}:{line}"))
+        return out
+
+    def _rows(self, path: Path, option: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+        """The header and the non-blank rows (with their first line numbers) of one file."""
+        text, encoding = _decode(path, option, self.encoding)
+        delimiter = _sniff(text) if self.delimiter == "auto" else self.delimiter
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
         try:
             header = next(reader, None)
             if header is None:
                 raise SourceError(f"{path}: the file is empty (no header row); check "
                                   f"source.{option}")
-            index = _column_index(path, header, columns, rename, self.delimiter)
             rows: list[tuple[int, list[str]]] = []
             line = reader.line_num
             for cells in reader:
@@ -158,7 +304,15 @@ class CsvConnector:
                     rows.append((line + 1, cells))
                 line = reader.line_num
         except csv.Error as exc:
-            raise SourceError(f"{path}:{reader.line_num}: malformed CSV: {exc}") from None
+            raise SourceError(f"{path}:{reader.line_num}: malformed CSV ({encoding}, delimiter "
+                              f"{delimiter!r}): {exc}") from None
+        return header, rows
+
+    def _table(self, path: Path, option: str, columns: dict[str, bool]) -> _Table:
+        header, rows = self._rows(path, option)
+        rename = self.columns.get(option, {})
+        delimiter = "," if self.delimiter == "auto" else self.delimiter
+        index = _column_index(path, header, columns, rename, delimiter)
         return _Table(path.name, index, len(header), rows)
 
 
@@ -251,6 +405,10 @@ def _department(row: dict[str, str | None], key: str, problems: _Problems) -> De
             order = int(text)
         else:
             problems.append(("order", f"'{raw_order}' is not a non-negative whole number"))
+    for name, value in (("key", key), ("parent_key", row["parent_id"]),
+                        ("leader_key", row["leader_id"])):
+        if value is not None and _mangled(value):
+            problems.append((name, _excel_problem(value)))
     return Department(
         key=key, name=row["name"] or "", parent_key=row["parent_id"],
         leader_key=row["leader_id"], order=order, en_name=row.get("en_name"),
@@ -262,7 +420,8 @@ def _employee(row: dict[str, str | None], key: str, problems: _Problems) -> Empl
     etype = EmployeeType.REGULAR
     raw_type = row["employee_type"]
     if raw_type is not None:
-        found = _TYPES.get(unicodedata.normalize("NFKC", raw_type).lower())
+        # The common spellings hit directly; NFKC and case folding only for the rest.
+        found = _TYPES.get(raw_type) or _TYPES.get(unicodedata.normalize("NFKC", raw_type).lower())
         if found is None:
             problems.append(("employee_type", (
                 f"'{raw_type}' is not an employee type (1-5, regular, intern, outsourced,"
@@ -274,7 +433,7 @@ def _employee(row: dict[str, str | None], key: str, problems: _Problems) -> Empl
     joined: date | None = None
     raw_date = row["join_date"]
     if raw_date is not None:
-        text = unicodedata.normalize("NFKC", raw_date)
+        text = raw_date if raw_date.isascii() else unicodedata.normalize("NFKC", raw_date)
         try:
             if not _ISO_DATE.fullmatch(text):
                 raise ValueError
@@ -285,7 +444,7 @@ def _employee(row: dict[str, str | None], key: str, problems: _Problems) -> Empl
     status = Status.ACTIVE
     raw_status = row["status"]
     if raw_status is not None:
-        found_status = _STATUSES.get(raw_status.lower())
+        found_status = _STATUSES.get(raw_status) or _STATUSES.get(raw_status.lower())
         if found_status is None:
             problems.append(("status", f"'{raw_status}' is not active or terminated"))
         else:
@@ -303,6 +462,11 @@ def _employee(row: dict[str, str | None], key: str, problems: _Problems) -> Empl
         dept_keys = tuple(d.strip() for d in _LIST_SEPARATOR.split(depts) if d.strip())
     else:
         dept_keys = (depts,) if depts else ()
+    for name, value in (("key", key), ("employee_no", row.get("employee_no")),
+                        ("manager_key", row["manager_id"]),
+                        *(("department_keys", d) for d in dept_keys)):
+        if value is not None and _mangled(value):
+            problems.append((name, _excel_problem(value)))
     return Employee(
         key=key,
         name=row["name"] or "",
@@ -320,20 +484,96 @@ def _employee(row: dict[str, str | None], key: str, problems: _Problems) -> Empl
     )
 
 
-def _decode(path: Path, option: str, encoding: str) -> str:
+def _path_employee(separator: str, paths: list[str]
+                   ) -> Callable[[dict[str, str | None], str, _Problems], Employee]:
+    """``_employee`` for files whose ``department_path`` column replaces ``department_ids``.
+
+    Every path seen is appended to ``paths`` (the tree is built from them).
+    """
+
+    def parse(row: dict[str, str | None], key: str, problems: _Problems) -> Employee:
+        raw = row.get("department_path") or ""
+        texts = [t.strip() for t in _LIST_SEPARATOR.split(raw) if t.strip()]
+        paths.extend(texts)
+        keys = ";".join(k for k in (path_key(t, separator) for t in texts) if k)
+        return _employee({**row, "department_ids": keys or None}, key, problems)
+
+    return parse
+
+
+def _parse_mapping(
+    options: Mapping[str, Any], has_departments: bool, file: str,
+    error: Callable[[str, str, str | None], ConfigError],
+) -> tuple[dict[str, dict[str, FieldRule]] | None, FieldRule | None]:
+    """``mapping`` (+ ``department_path``) options of the mapping mode; (None, None) if absent."""
+    spec = options.get("mapping")
+    path_spec = options.get("department_path")
+    if spec is None:
+        return None, None
+    if options.get("columns") is not None:
+        raise error("columns", "cannot be combined with source.mapping",
+                    "map headers in mapping.employees instead")
+    if not isinstance(spec, Mapping):
+        raise error("mapping", "expected a mapping with 'employees' (and 'departments')",
+                    "e.g. mapping: {employees: {key: 工号, name: 姓名}}")
+    for table in spec:
+        if table not in ("employees", "departments"):
+            raise error(f"mapping.{table}", "unknown table", "use employees or departments")
+    out = {"employees": parse_rules(spec.get("employees"), entity="employee", file=file,
+                                    key="source.mapping.employees")}
+    department_path: FieldRule | None = None
+    if has_departments:
+        out["departments"] = parse_rules(spec.get("departments"), entity="department",
+                                         file=file, key="source.mapping.departments")
+        if path_spec is not None:
+            raise error("department_path", "cannot be combined with a departments file",
+                        "remove one of them")
+    else:
+        if path_spec is None:
+            raise error("department_path", "is required with mapping and no departments file",
+                        "e.g. department_path: 部门, or '{一级部门}/{二级部门}'")
+        try:
+            department_path = parse_rule(path_spec)
+        except ValueError as exc:
+            raise error("department_path", str(exc), None) from None
+    return out, department_path
+
+
+def _decode(path: Path, option: str, encoding: str) -> tuple[str, str]:
+    """The file's text and the encoding that read it (``auto``: see the module docstring)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         raise SourceError(f"{path}: file not found (source.{option})") from None
     except OSError as exc:
         raise SourceError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if encoding == "auto":
+        if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+            candidates = ["utf-16"]
+        else:
+            candidates = ["utf-8-sig", "gb18030"]
+        for candidate in candidates:
+            try:
+                return data.decode(candidate), candidate
+            except UnicodeDecodeError as exc:
+                failure = exc
+        raise SourceError(f"{path}: cannot decode as {' or '.join(candidates)} (byte "
+                          f"{failure.start}: {failure.reason}); set source.encoding") from None
     try:
-        return data.decode(encoding)
+        return data.decode(encoding), encoding
     except UnicodeDecodeError as exc:
         hint = _encoding_hint(data, encoding)
         raise SourceError(
             f"{path}: cannot decode as {encoding} at byte {exc.start}: {exc.reason}{hint}"
         ) from None
+
+
+def _sniff(text: str) -> str:
+    """The most frequent of ``, ; tab |`` in the header line (``,`` on a tie or none)."""
+    first = text.split("\n", 1)[0]
+    counts = {d: first.count(d) for d in _DELIMITERS}
+    best = max(counts.values())
+    return "," if best == 0 or counts[","] == best else max(counts, key=lambda d: counts[d])
 
 
 def _encoding_hint(data: bytes, encoding: str) -> str:

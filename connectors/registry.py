@@ -17,6 +17,8 @@ from orgsync.errors import ConfigError
 # type name -> "module:Class", imported on first use
 _BUILTIN: dict[str, str] = {
     "csv": "connectors.csvfile:CsvConnector",
+    "hris": "connectors.hris:HrisConnector",
+    "ldap": "connectors.ldap:LdapConnector",
 }
 _registered: dict[str, type[ConnectorClass]] = {}
 

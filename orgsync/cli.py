@@ -31,6 +31,8 @@ err = Console(stderr=True, highlight=False)
 ConfigOpt = Annotated[Path, typer.Option(
     "--config", "-c", envvar="ORGSYNC_CONFIG", help="Config file (YAML).",
     show_default=True)]
+AcceptShrink = Annotated[bool, typer.Option(
+    "--accept-shrink", help="Accept a source that shrank beyond safety.max_source_shrink.")]
 T = TypeVar("T")
 
 
@@ -101,27 +103,35 @@ def plan(
                                      help="text, json or markdown")] = "text",
     detailed_exitcode: Annotated[bool, typer.Option(
         "--detailed-exitcode", help="Exit 0 with no changes, 2 with changes, 1 on error.")] = False,
+    accept_shrink: AcceptShrink = False,
 ) -> None:
-    """Show what would change in Feishu (dry-run; writes nothing to Feishu)."""
+    """Show what would change in Feishu (dry-run; writes nothing to Feishu).
+
+    The safety thresholds are checked here too: a plan over one is stored as held
+    (exit 5) and can be released with 'orgsync approve PLAN_ID'.
+    """
     from orgsync import render
     from orgsync.ledger import Ledger
+    from orgsync.plan import Plan
     from orgsync.runner import run_once
 
-    def go() -> int:
-        cfg = _load(config)
-        ledger = Ledger(cfg.ledger.url)
-        try:
-            outcome = asyncio.run(run_once(cfg, ledger, apply=False))
-        finally:
-            ledger.close()
-        p = outcome.plan
+    def show(p: Plan) -> None:
         if fmt == "json":
             out.print(render.render_json(p), markup=False, soft_wrap=True)
         elif fmt in ("markdown", "md"):
             out.print(render.render_markdown(p), markup=False, soft_wrap=True)
         else:
             render.render_text(p, out)
-        return EXIT_CHANGES if detailed_exitcode and not p.empty else EXIT_OK
+
+    def go() -> int:
+        cfg = _load(config)
+        ledger = Ledger(cfg.ledger.url)
+        try:
+            outcome = asyncio.run(run_once(cfg, ledger, apply=False, show=show,
+                                           accept_shrink=accept_shrink))
+        finally:
+            ledger.close()
+        return EXIT_CHANGES if detailed_exitcode and not outcome.plan.empty else EXIT_OK
 
     raise typer.Exit(_guard(go))
 
@@ -130,8 +140,40 @@ def plan(
 def apply(
     config: ConfigOpt = Path("orgsync.yaml"),
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
+    accept_shrink: AcceptShrink = False,
 ) -> None:
     """Plan, show the plan, then apply it to Feishu (asks first unless --yes)."""
+    _apply(config, yes=yes, accept_shrink=accept_shrink)
+
+
+@app.command()
+def approve(
+    plan_id: Annotated[str, typer.Argument(help="The id of a held plan.")],
+    config: ConfigOpt = Path("orgsync.yaml"),
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
+) -> None:
+    """Release exactly one held plan, then apply.
+
+    If the source changed since, the new plan differs from the approved one and
+    is checked afresh (and may be held again under a new id).
+    """
+    from orgsync.ledger import Ledger
+
+    def go() -> None:
+        cfg = _load(config)
+        ledger = Ledger(cfg.ledger.url)
+        try:
+            if not ledger.approve_plan(plan_id):
+                raise OrgsyncError(f"no held plan {plan_id!r}; 'orgsync status' lists held plans")
+        finally:
+            ledger.close()
+        out.print(f"Plan {plan_id} approved.")
+
+    _guard(go)
+    _apply(config, yes=yes, accept_shrink=False)
+
+
+def _apply(config: Path, *, yes: bool, accept_shrink: bool) -> None:
     from orgsync import render
     from orgsync.ledger import Ledger
     from orgsync.plan import Plan
@@ -155,7 +197,8 @@ def apply(
         try:
             outcome = asyncio.run(run_once(cfg, ledger, apply=True,
                                            show=lambda p: render.render_text(p, out),
-                                           confirm=confirm, progress=bar.advance))
+                                           confirm=confirm, progress=bar.advance,
+                                           accept_shrink=accept_shrink))
         finally:
             bar.stop()
             ledger.close()
@@ -200,11 +243,16 @@ def status(config: ConfigOpt = Path("orgsync.yaml")) -> None:
         try:
             state = ledger.load_state()
             runs = ledger.runs(limit=1)
+            held = ledger.held_plans()
         finally:
             ledger.close()
         live = state.live_users()
+        frozen = sum(1 for u in live.values() if u.lifecycle.value == "frozen")
         out.print(f"Managed: {len(state.departments)} departments, {len(live)} users "
-                  f"({len(state.users) - len(live)} deleted)")
+                  f"({frozen} frozen, {len(state.users) - len(live)} deleted)")
+        for h in held:
+            out.print(f"Held plan {h.plan_id} since {h.created_at:%Y-%m-%d %H:%M}: "
+                      f"{'; '.join(json.loads(h.reasons))} — 'orgsync approve {h.plan_id}'")
         if runs:
             r = runs[0]
             out.print(f"Last run: {r.id} {r.mode} {r.status} at {r.started_at:%Y-%m-%d %H:%M:%S}"
@@ -275,6 +323,129 @@ def demo(
     logs.configure(level=os.environ.get("ORGSYNC_LOG_LEVEL", "warning"))
     raise typer.Exit(_guard(lambda: run_demo(out, rate_scale=10.0 if fast else 1.0)))
 
+
+@app.command()
+def daemon(config: ConfigOpt = Path("orgsync.yaml")) -> None:
+    """Run on a schedule: incremental syncs, full resyncs, an admin HTTP endpoint.
+
+    One run at a time; with several replicas on one ledger only the leader syncs.
+    SIGTERM or SIGINT stops it cleanly (exit 0).
+    """
+    from orgsync.daemon import run_daemon
+
+    raise typer.Exit(_guard(lambda: run_daemon(_load(config))))
+
+
+@app.command()
+def resync(
+    config: ConfigOpt = Path("orgsync.yaml"),
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
+    local: Annotated[bool, typer.Option(
+        "--local", help="Run here even when admin.url names a running daemon.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the daemon's run.")
+                       ] = 3600.0,
+) -> None:
+    """Full resync: read Feishu live, repair drift, rebuild the mirror.
+
+    With admin.url set, the daemon there runs it (and this waits for the result);
+    otherwise it runs here, after taking the ledger's leader lock so that it never
+    runs beside a daemon.
+    """
+    from orgsync import render
+    from orgsync.errors import EXIT_APPLY_FAILED, EXIT_HELD
+    from orgsync.leader import leader_lock
+    from orgsync.ledger import Ledger
+    from orgsync.plan import Plan
+    from orgsync.runner import run_once
+
+    bar = _Bar(out)
+
+    def confirm(p: Plan) -> bool:
+        if not yes:
+            if not sys.stdin.isatty():
+                err.print("[red]refusing to apply without --yes in a non-interactive session[/]")
+                return False
+            if not typer.confirm(f"Apply {len(p.operations)} operations to Feishu?"):
+                return False
+        bar.start(len(p.operations))
+        return True
+
+    def remote(cfg: Any) -> int:
+        import httpx
+
+        if cfg.admin.token is None:
+            raise OrgsyncError("admin.url is set but admin.token is not: the daemon needs it")
+        try:
+            reply = httpx.post(f"{cfg.admin.url}/resync", params={"wait": "1"},
+                               headers={"Authorization": f"Bearer {cfg.admin.token}"},
+                               timeout=httpx.Timeout(10.0, read=timeout + 30))
+        except httpx.HTTPError as exc:
+            raise OrgsyncError(f"cannot reach the daemon at {cfg.admin.url}: "
+                               f"{type(exc).__name__} (use --local to run here)") from None
+        body = reply.json() if reply.headers.get("content-type", "").startswith(
+            "application/json") else {}
+        if reply.status_code != 200 or "run" not in body:
+            detail = body.get("detail") or body.get("error") or reply.text[:200]
+            raise OrgsyncError(f"the daemon at {cfg.admin.url} answered {reply.status_code}: "
+                               f"{detail}")
+        run = body["run"]
+        out.print(f"Resync {run.get('run_id') or '—'} on the daemon: {run['outcome']} "
+                  f"in {run['duration_seconds']}s" + (f" ({run['error']})" if run.get("error")
+                                                     else ""))
+        return {"ok": EXIT_OK, "partial": EXIT_APPLY_FAILED, "held": EXIT_HELD}.get(
+            run["outcome"], EXIT_ERROR)
+
+    def go() -> int:
+        cfg = _load(config)
+        if cfg.admin.url and not local:
+            return remote(cfg)
+        lock = leader_lock(cfg.ledger.url, cfg.daemon.lock_name)
+        if not lock.try_acquire():
+            raise OrgsyncError("a daemon holds this ledger's leader lock; set admin.url to run "
+                               "the resync there, or stop the daemon first")
+        ledger = Ledger(cfg.ledger.url)
+        try:
+            outcome = asyncio.run(run_once(cfg, ledger, apply=True, full=True,
+                                           show=lambda p: render.render_text(p, out),
+                                           confirm=confirm, progress=bar.advance))
+        finally:
+            bar.stop()
+            ledger.close()
+            lock.release()
+        if outcome.cancelled:
+            out.print("Nothing applied.")
+            return EXIT_ERROR
+        if outcome.result is not None:
+            render.render_result(outcome.result, out)
+        return outcome.exit_code
+
+    raise typer.Exit(_guard(go))
+
+
+@app.command("preview-source")
+def preview_source(
+    config: ConfigOpt = Path("orgsync.yaml"),
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text or json")] = "text",
+    limit: Annotated[int, typer.Option("--limit", "-n",
+                                       help="Departments/employees shown (0 = all).")] = 50,
+) -> None:
+    """Print the canonical snapshot the source produces, with its validation report.
+
+    Reads only the source: no Feishu call, no ledger. For debugging a field mapping.
+    """
+    from orgsync import preview
+
+    def go() -> int:
+        cfg = preview.load_source_config(config)
+        logs.configure(fmt=cfg.logging.format, level=cfg.logging.level, mask=cfg.logging.mask_pii)
+        data = preview.preview_source(cfg)
+        if fmt == "json":
+            out.print(preview.to_json(data), markup=False, soft_wrap=True, highlight=False)
+        else:
+            preview.render_text(data, out, limit=limit)
+        return EXIT_OK
+
+    raise typer.Exit(_guard(go))
 
 def main() -> None:
     """Console-script entry point."""

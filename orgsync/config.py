@@ -9,6 +9,9 @@
     ledger:  {url}
     sync:    {leaver_action, concurrency}
     logging: {format, level, mask_pii}
+    daemon:  {interval | cron, full_resync_cron | full_resync_interval, jitter, misfire_grace,
+              run_on_start, shutdown_grace, ready_max_age, leader_poll, lock_name, timezone}
+    admin:   {bind, port, token | token_file, url}
 
 Rules shared by every section:
 
@@ -88,10 +91,49 @@ class LedgerConfig:
 
 @dataclass(frozen=True)
 class SyncConfig:
-    """What a run does with leavers, and how many Feishu calls it keeps in flight."""
+    """What a run does with leavers, how many Feishu calls it keeps in flight, and whether
+    people about to be created are first matched (email/mobile) against existing accounts."""
 
-    leaver_action: Literal["delete", "freeze"] = "delete"
+    leaver_action: Literal["delete", "freeze"] = "freeze"
     concurrency: int = 16
+    adopt_existing: bool = True
+
+
+@dataclass(frozen=True)
+class SafetyConfig:
+    """Guards checked before anything is written (see :mod:`orgsync.safety`).
+
+    Removals are deletes and freezes of active users in one plan; a plan over a
+    count *or* a fraction of the managed set is held until ``orgsync approve``.
+    Fractions apply once orgsync manages at least ``min_managed`` entities.
+    Defaults sit between Entra's 500-object delete threshold and Okta's 20 %
+    safeguard: a normal week's churn passes, a broken filter does not.
+    """
+
+    max_user_removals: int = 500
+    max_user_removal_fraction: float = 0.20
+    max_department_deletes: int = 100
+    max_department_delete_fraction: float = 0.20
+    min_managed: int = 50
+    max_source_shrink: float = 0.30
+    protected_users: tuple[str, ...] = ()
+    protected_departments: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LifecycleConfig:
+    """Leavers, rehires and pre-hires (see :mod:`orgsync.diff`).
+
+    Leavers are frozen, then deleted ``grace_days`` later with their documents,
+    calendar and chats handed to their manager (or to ``handover_to``). A leaver
+    who returns within ``resurrect_days`` of deletion is resurrected. Someone
+    with a future ``join_date`` is created ``prehire_days`` before it.
+    """
+
+    grace_days: int = 14
+    handover_to: str | None = None
+    resurrect_days: int = 30
+    prehire_days: int = 7
 
 
 @dataclass(frozen=True)
@@ -104,6 +146,56 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class DaemonConfig:
+    """When ``orgsync daemon`` runs what (see :mod:`orgsync.daemon`).
+
+    Incremental runs on ``interval`` seconds or on ``cron``; full resyncs on
+    ``full_resync_cron`` or every ``full_resync_interval`` seconds (``None`` for
+    both: never). Cron expressions have 5 crontab fields, or 6 with seconds
+    first; weekday numbers mean what crontab means (0 and 7 are Sunday). Times
+    are seconds.
+    """
+
+    interval: float | None = 900.0
+    cron: str | None = None
+    full_resync_cron: str | None = "0 3 * * *"
+    full_resync_interval: float | None = None
+    jitter: float = 0.0
+    misfire_grace: float = 600.0
+    run_on_start: bool = True
+    shutdown_grace: float = 30.0
+    ready_max_age: float | None = None
+    leader_poll: float = 5.0
+    lock_name: str = "orgsync"
+    timezone: str | None = None
+
+    @property
+    def max_age(self) -> float:
+        """How old the last good run may be for ``/readyz``: ``ready_max_age``, else
+        three incremental intervals, else 25 hours."""
+        if self.ready_max_age is not None:
+            return self.ready_max_age
+        if self.interval is not None:
+            return 3 * self.interval
+        return 25 * 3600.0
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    """The daemon's admin HTTP endpoint, and where ``orgsync resync`` finds a running daemon.
+
+    ``token`` guards ``POST /resync`` and ``GET /runs``; ``None`` disables them.
+    ``url`` (client side): when set, ``orgsync resync`` asks that daemon instead
+    of running locally.
+    """
+
+    bind: str = "127.0.0.1"
+    port: int = 8791
+    token: str | None = field(default=None, repr=False)
+    url: str | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole, validated config. ``path`` is ``None`` when it did not come from a file."""
 
@@ -113,6 +205,10 @@ class Config:
     ledger: LedgerConfig
     sync: SyncConfig
     logging: LoggingConfig
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+    lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
 
 
 def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Config:
@@ -335,6 +431,7 @@ def _parse_sync(s: _Section) -> SyncConfig:
     return SyncConfig(
         leaver_action=cast(Literal["delete", "freeze"], action),
         concurrency=s.number("concurrency", SyncConfig.concurrency, minimum=1, maximum=256),
+        adopt_existing=s.boolean("adopt_existing", SyncConfig.adopt_existing),
     )
 
 
@@ -348,6 +445,208 @@ def _parse_logging(s: _Section) -> LoggingConfig:
     )
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_CRON_FIELDS = ("minute", "hour", "day", "month", "day_of_week")
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_MIN_TOKEN_LENGTH = 16
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``90``, ``2.5``, ``"30s"``, ``"15m"``, ``"1h30m"``, ``"500ms"`` or ``"1d"``.
+
+    Raises ``ValueError`` for anything else.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"not a duration: {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip().replace(" ", "")
+    if re.fullmatch(r"\d+(?:\.\d+)?", text):
+        return float(text)
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"not a duration: {value!r}")
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+
+
+def cron_fields(expr: str) -> dict[str, str]:
+    """APScheduler ``CronTrigger`` keyword arguments for a crontab expression.
+
+    5 fields (minute hour day month weekday) or 6 (second first). Weekday
+    numbers follow crontab (0 and 7 are Sunday), not APScheduler 3's own
+    numbering (0 is Monday), so they are turned into names. Raises
+    ``ValueError`` for the wrong number of fields.
+    """
+    values = expr.split()
+    if len(values) not in (5, 6):
+        raise ValueError(f"expected 5 or 6 fields, got {len(values)}")
+    names = ("second", *_CRON_FIELDS) if len(values) == 6 else _CRON_FIELDS
+    fields = dict(zip(names, values, strict=True))
+    fields["day_of_week"] = _crontab_weekdays(fields["day_of_week"])
+    return fields
+
+
+def _crontab_weekdays(field_: str) -> str:
+    names: list[str] = []
+    days: set[str] = set()
+    for part in field_.split(","):
+        m = re.fullmatch(r"(\*|\d+)(?:-(\d+))?(?:/(\d+))?", part)
+        if m is None or part == "*":
+            names.append(part)
+            continue
+        star = m.group(1) == "*"
+        start = 0 if star else int(m.group(1))
+        end = 6 if star else int(m.group(2)) if m.group(2) is not None else \
+            (7 if m.group(3) else start)
+        step = int(m.group(3) or 1)
+        if end > 7 or start > end or step < 1 or (star and m.group(2) is not None):
+            raise ValueError(f"bad weekday field '{part}'")
+        days.update(_WEEKDAYS[d % 7] for d in range(start, end + 1, step))
+    return ",".join([*names, *(d for d in _WEEKDAYS if d in days)])
+
+
+def _duration(s: _Section, key: str, default: float | None, *, minimum: float = 0.0,
+              allow_none: bool = False) -> float | None:
+    value = s.raw(key)
+    if value is _MISSING:
+        return default
+    if value is None:
+        if allow_none:
+            return None
+        raise s.error(key, "expected a duration, got nothing", f"write e.g. {key}: 30s")
+    try:
+        seconds = parse_duration(value)
+    except ValueError:
+        raise s.error(key, f"expected a duration, got {_kind(value)}",
+                      f"write e.g. {key}: 90, 30s, 15m, 1h30m") from None
+    if seconds < minimum:
+        raise s.error(key, f"{seconds:g}s is too short", f"use at least {minimum:g}s")
+    return seconds
+
+
+def _cron(s: _Section, key: str, default: str | None) -> str | None:
+    value = s.raw(key)
+    if value is _MISSING:
+        return default
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise s.error(key, f"expected a cron expression, got {_kind(value)}",
+                      "quote it, e.g. \"0 3 * * *\"")
+    from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
+
+    try:
+        CronTrigger(**cron_fields(value), timezone="UTC")
+    except ValueError as exc:
+        raise s.error(key, f"'{value.strip()}' is not a valid cron expression: {exc}",
+                      "minute hour day month weekday, e.g. \"*/15 * * * *\"") from None
+    return value.strip()
+
+
+def _parse_daemon(s: _Section) -> DaemonConfig:
+    interval = _duration(s, "interval", None, minimum=1.0, allow_none=True)
+    cron = _cron(s, "cron", None)
+    if interval is not None and cron is not None:
+        raise s.error("cron", "both 'interval' and 'cron' are set",
+                      "keep one of them for incremental runs")
+    if interval is None and cron is None:
+        interval = DaemonConfig.interval
+    full_interval = _duration(s, "full_resync_interval", None, minimum=1.0, allow_none=True)
+    full_cron = _cron(s, "full_resync_cron",
+                      None if full_interval is not None else DaemonConfig.full_resync_cron)
+    if full_interval is not None and full_cron is not None:
+        raise s.error("full_resync_cron", "both 'full_resync_cron' and 'full_resync_interval' "
+                      "are set", "keep one of them for full resyncs")
+    tz = s.string("timezone", None)
+    if tz is not None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise s.error("timezone", f"unknown time zone '{tz}'",
+                          "use an IANA name, e.g. Asia/Shanghai or UTC") from None
+    return DaemonConfig(
+        interval=interval, cron=cron, full_resync_cron=full_cron,
+        full_resync_interval=full_interval,
+        jitter=cast(float, _duration(s, "jitter", DaemonConfig.jitter)),
+        misfire_grace=cast(float, _duration(s, "misfire_grace", DaemonConfig.misfire_grace,
+                                            minimum=1.0)),
+        run_on_start=s.boolean("run_on_start", DaemonConfig.run_on_start),
+        shutdown_grace=cast(float, _duration(s, "shutdown_grace", DaemonConfig.shutdown_grace)),
+        ready_max_age=_duration(s, "ready_max_age", None, minimum=1.0, allow_none=True),
+        leader_poll=cast(float, _duration(s, "leader_poll", DaemonConfig.leader_poll,
+                                          minimum=0.05)),
+        lock_name=s.string("lock_name", DaemonConfig.lock_name),
+        timezone=tz,
+    )
+
+
+def _parse_admin(s: _Section) -> AdminConfig:
+    token: str | None = None
+    if s.data.get("token") is not None or s.data.get("token_file") is not None:
+        token = s.secret("token")
+        if len(token) < _MIN_TOKEN_LENGTH:
+            raise s.error("token", f"the admin token is shorter than {_MIN_TOKEN_LENGTH} "
+                          "characters", "generate one, e.g. openssl rand -hex 32")
+    else:
+        s.raw("token")
+        s.raw("token_file")
+    url = s.string("url", None)
+    if url is not None and not re.match(r"https?://[^/\s]+", url):
+        raise s.error("url", f"'{url}' is not an http(s) URL", "e.g. http://orgsync:8791")
+    return AdminConfig(
+        bind=s.string("bind", AdminConfig.bind),
+        port=s.number("port", AdminConfig.port, minimum=0, maximum=65535),
+        token=token,
+        url=url.rstrip("/") if url else None,
+    )
+
+
+def _patterns(s: _Section, key: str) -> tuple[str, ...]:
+    value = s.raw(key)
+    if value is _MISSING or value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise s.error(key, f"expected a list of patterns, got {_kind(value)}",
+                      f"write e.g. {key}: ['admin*', 'it-ops@example.com']")
+    return tuple(value)
+
+
+def _parse_safety(s: _Section) -> SafetyConfig:
+    d = SafetyConfig()
+    return SafetyConfig(
+        max_user_removals=s.number("max_user_removals", d.max_user_removals, minimum=0),
+        max_user_removal_fraction=s.number("max_user_removal_fraction",
+                                           d.max_user_removal_fraction, minimum=0.0, maximum=1.0),
+        max_department_deletes=s.number("max_department_deletes", d.max_department_deletes,
+                                        minimum=0),
+        max_department_delete_fraction=s.number("max_department_delete_fraction",
+                                                d.max_department_delete_fraction,
+                                                minimum=0.0, maximum=1.0),
+        min_managed=s.number("min_managed", d.min_managed, minimum=0),
+        max_source_shrink=s.number("max_source_shrink", d.max_source_shrink,
+                                   minimum=0.0, maximum=1.0),
+        protected_users=_patterns(s, "protected_users"),
+        protected_departments=_patterns(s, "protected_departments"),
+    )
+
+
+def _parse_lifecycle(s: _Section) -> LifecycleConfig:
+    d = LifecycleConfig()
+    handover = s.raw("handover_to")
+    if handover is not _MISSING and handover is not None and not isinstance(handover, str):
+        raise s.error("handover_to", f"expected an employee id, got {_kind(handover)}",
+                      "write e.g. handover_to: 'E0001' (quote ids YAML reads as numbers)")
+    return LifecycleConfig(
+        grace_days=s.number("grace_days", d.grace_days, minimum=0, maximum=3650),
+        handover_to=handover if isinstance(handover, str) and handover else None,
+        resurrect_days=s.number("resurrect_days", d.resurrect_days, minimum=0, maximum=30),
+        prehire_days=s.number("prehire_days", d.prehire_days, minimum=0, maximum=365),
+    )
+
+
 # section name -> (parser, required)
 _SECTIONS: dict[str, tuple[Callable[[_Section], Any], bool]] = {
     "feishu": (_parse_feishu, True),
@@ -355,6 +654,10 @@ _SECTIONS: dict[str, tuple[Callable[[_Section], Any], bool]] = {
     "ledger": (_parse_ledger, False),
     "sync": (_parse_sync, False),
     "logging": (_parse_logging, False),
+    "safety": (_parse_safety, False),
+    "lifecycle": (_parse_lifecycle, False),
+    "daemon": (_parse_daemon, False),
+    "admin": (_parse_admin, False),
 }
 
 

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, time
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, time, timedelta
 from typing import Any, Literal
 
 from orgsync.identity import feishu_department_id, feishu_user_id
-from orgsync.issues import SourceData
-from orgsync.model import Department, Employee
+from orgsync.issues import Issue, SourceData
+from orgsync.model import Department, Employee, Snapshot, Status
 from orgsync.plan import FieldChange, Operation, OpKind, Plan, op_id, topological
 from orgsync.state import DirectoryState, Lifecycle, MirrorUser
 
@@ -58,9 +58,33 @@ _KEEP_WHEN_UNSET = frozenset({"join_date", "employee_no", "order"})
 
 @dataclass(frozen=True, slots=True)
 class DiffPolicy:
-    """How the diff treats leavers (the lifecycle work extends this)."""
+    """Lifecycle rules, scope and the clock the diff plans with.
+
+    * ``leaver_action``: ``freeze`` (then delete after ``grace_days``) or ``delete``;
+      deletes hand documents, calendar and chats to ``handover_to`` when set
+      (an employee key), else to the leaver's manager;
+    * ``resurrect_days``: a leaver deleted at most this long ago who returns is
+      resurrected (Feishu allows 30 days), not created again;
+    * ``prehire_days``: someone whose ``join_date`` is further away than this is
+      not created yet;
+    * ``protected_users`` / ``protected_departments``: keys never touched;
+    * ``adopt``: employee key → ``user_id`` of an existing Feishu account that
+      matched by email/mobile and is taken over instead of created.
+    """
 
     leaver_action: Literal["delete", "freeze"] = "delete"
+    now: datetime | None = None
+    grace_days: int = 14
+    handover_to: str | None = None
+    resurrect_days: int = 30
+    prehire_days: int = 7
+    protected_users: frozenset[str] = frozenset()
+    protected_departments: frozenset[str] = frozenset()
+    adopt: Mapping[str, str] = field(default_factory=dict)
+
+    def clock(self) -> datetime:
+        """The planning time (now when unset)."""
+        return self.now or datetime.now(UTC)
 
 
 @dataclass(slots=True)
@@ -81,7 +105,9 @@ class _Builder:
 
     def user_fid(self, key: str) -> str:
         cur = self.current.users.get(key)
-        return cur.feishu_id if cur else feishu_user_id(key)
+        if cur:
+            return cur.feishu_id
+        return self.policy.adopt.get(key) or feishu_user_id(key)
 
     def add(self, op: Operation) -> None:
         self.ops[op.op_id] = op
@@ -92,7 +118,9 @@ def diff(desired: SourceData, current: DirectoryState, policy: DiffPolicy | None
 
     Deterministic: equal inputs give an equal plan (operations, order, plan id).
     """
-    b = _Builder(desired, current, policy or DiffPolicy())
+    b = _Builder(_deferred_prehires(desired, current, policy or DiffPolicy()), current,
+                 policy or DiffPolicy())
+    b.desired = _without_protected(b.desired, b.policy, b.notes)
     _plan_departments(b)
     _plan_users(b)
     _plan_department_deletes(b)
@@ -107,7 +135,7 @@ def diff(desired: SourceData, current: DirectoryState, policy: DiffPolicy | None
         # clashing write fails with Feishu's code and the next run completes it.
         b.notes.append("unique values are swapped between entities; a second run may be needed")
         ordered = topological(hard)
-    return Plan(operations=ordered, issues=tuple(desired.issues), notes=tuple(b.notes))
+    return Plan(operations=ordered, issues=tuple(b.desired.issues), notes=tuple(b.notes))
 
 
 def _with_deps(op: Operation, deps: Iterable[str]) -> Operation:
@@ -231,7 +259,7 @@ def _add_set_leader(b: _Builder, d: Department, old: str | None) -> None:
         body = {"leaders": []}
     deps = [oid for oid in (op_id(OpKind.DEPT_CREATE, d.key),) if oid in b.ops]
     if new:
-        deps.append(op_id(OpKind.USER_CREATE, new))  # dropped later if absent
+        deps.extend(_arrival(new))  # the ones not in the plan are dropped
     b.add(Operation(op_id(OpKind.DEPT_SET_LEADER, d.key), OpKind.DEPT_SET_LEADER, d.key,
                     b.dept_fid(d.key), body, (FieldChange("leader_key", old, new),),
                     "leader changed in source", tuple(deps), {"leader_key": new}, d.name))
@@ -334,19 +362,27 @@ def _plan_users(b: _Builder) -> None:
         cur = live.get(key)
         new_fields = e.fields()
         dept_deps = [op_id(OpKind.DEPT_CREATE, dk) for dk in e.department_keys]
+        gone = b.current.users.get(key)
+        if cur is None and gone is not None and _resurrectable(gone, b.policy):
+            _plan_rehire(b, e, gone)
+            continue
         if cur is None:
-            body: dict[str, Any] = {"user_id": fid, "department_ids": [b.dept_fid(dk) for dk in
-                                                                       e.department_keys]}
+            # A new person: created, or an existing account matched by email/mobile
+            # taken over (patched; its user_id stays). Either way the manager is
+            # linked in a second pass (see departments' leaders).
+            adopt = key in b.policy.adopt
+            body: dict[str, Any] = {} if adopt else {"user_id": fid}
+            body["department_ids"] = [b.dept_fid(dk) for dk in e.department_keys]
             for f, api in _USER_FIELDS.items():
                 v = _user_value(f, new_fields)
                 if v not in ("", None):
                     body[api] = v
-            # The manager is linked in a second pass (see departments' leaders).
-            mirror = dict(new_fields)
-            mirror["manager_key"] = None
-            b.add(Operation(op_id(OpKind.USER_CREATE, key), OpKind.USER_CREATE, key, fid, body,
-                            _changes_from_none(_visible(new_fields)), "new in source",
-                            tuple(dept_deps), mirror, e.name))
+            kind = OpKind.USER_ADOPT if adopt else OpKind.USER_CREATE
+            b.add(Operation(op_id(kind, key), kind, key, fid, body,
+                            _changes_from_none(_visible(new_fields)),
+                            f"existing Feishu user {fid} matched by email/mobile" if adopt
+                            else "new in source", tuple(dept_deps),
+                            {**new_fields, "manager_key": None}, e.name))
             if e.manager_key:
                 _add_set_manager(b, e, None)
         else:
@@ -402,9 +438,14 @@ def _add_set_manager(b: _Builder, e: Employee, old: str | None) -> None:
     b.add(Operation(op_id(OpKind.USER_SET_MANAGER, e.key), OpKind.USER_SET_MANAGER, e.key,
                     b.user_fid(e.key), body, (FieldChange("manager_key", old, new),),
                     "manager changed in source",
-                    (op_id(OpKind.USER_CREATE, e.key),) + ((op_id(OpKind.USER_CREATE, new),)
-                                                            if new else ()),
+                    (*_arrival(e.key), *(_arrival(new) if new else ())),
                     {"manager_key": new}, e.name))
+
+
+def _arrival(key: str) -> tuple[str, ...]:
+    """The operations that may bring user ``key`` into existence in this plan."""
+    return tuple(op_id(k, key) for k in (OpKind.USER_CREATE, OpKind.USER_ADOPT,
+                                          OpKind.USER_RESURRECT))
 
 
 def _order_manager_links(b: _Builder, active: Mapping[str, Employee]) -> None:
@@ -432,14 +473,23 @@ def _plan_leaver(b: _Builder, key: str, cur: MirrorUser, active: Mapping[str, Em
              for oid in (op_id(OpKind.DEPT_SET_LEADER, dk),) if oid in b.ops]
     rec = cur.record
     if b.policy.leaver_action == "freeze":
-        if cur.lifecycle is Lifecycle.FROZEN:
+        if cur.lifecycle is not Lifecycle.FROZEN:
+            b.add(Operation(op_id(OpKind.USER_FREEZE, key), OpKind.USER_FREEZE, key,
+                            cur.feishu_id, {"is_frozen": True},
+                            (FieldChange("status", "active", "frozen"),), reason, tuple(deps), {},
+                            rec.name))
             return
-        b.add(Operation(op_id(OpKind.USER_FREEZE, key), OpKind.USER_FREEZE, key, cur.feishu_id,
-                        {"is_frozen": True}, (FieldChange("status", "active", "frozen"),), reason,
-                        tuple(deps), {}, rec.name))
-        return
+        frozen_at = cur.frozen_at
+        if frozen_at is None:
+            return
+        due = frozen_at + timedelta(days=b.policy.grace_days)
+        if b.policy.clock() < due:
+            return
+        reason = f"grace period over (frozen since {frozen_at:%Y-%m-%d})"
     handover: dict[str, Any] = {}
-    acceptor = rec.manager_key if rec.manager_key in active else None
+    configured = b.policy.handover_to
+    acceptor = (configured if configured in active and configured != key
+                else rec.manager_key if rec.manager_key in active else None)
     if acceptor:
         a = b.user_fid(acceptor)
         handover = {"docs_acceptor_user_id": a, "calendar_acceptor_user_id": a,
@@ -447,6 +497,102 @@ def _plan_leaver(b: _Builder, key: str, cur: MirrorUser, active: Mapping[str, Em
     b.add(Operation(op_id(OpKind.USER_DELETE, key), OpKind.USER_DELETE, key, cur.feishu_id,
                     handover, _changes_to_none(_visible(rec.fields())), reason, tuple(deps), None,
                     rec.name))
+
+
+def _resurrectable(gone: MirrorUser, policy: DiffPolicy) -> bool:
+    if gone.lifecycle is not Lifecycle.DELETED or gone.deleted_at is None:
+        return False
+    return policy.clock() - gone.deleted_at <= timedelta(days=policy.resurrect_days)
+
+
+def _plan_rehire(b: _Builder, e: Employee, gone: MirrorUser) -> None:
+    """Resurrect a recent leaver, then patch what changed since they left."""
+    key = e.key
+    fid = gone.feishu_id
+    depts = [b.dept_fid(dk) for dk in e.department_keys]
+    dept_deps = [op_id(OpKind.DEPT_CREATE, dk) for dk in e.department_keys]
+    res = op_id(OpKind.USER_RESURRECT, key)
+    b.add(Operation(res, OpKind.USER_RESURRECT, key, fid,
+                    {"departments": [{"department_id": d} for d in depts]},
+                    (FieldChange("status", "deleted", "active"),),
+                    f"rehired (left {gone.deleted_at:%Y-%m-%d})" if gone.deleted_at else "rehired",
+                    tuple(dept_deps), {"department_keys": list(e.department_keys),
+                                       "manager_key": None}, e.name))
+    old_fields = {**gone.record.fields(), "department_keys": list(e.department_keys)}
+    new_fields = e.fields()
+    changed = [f for f in _USER_FIELDS if _differs(f, old_fields.get(f), new_fields.get(f))]
+    if changed:
+        body = {_USER_FIELDS[f]: _user_value(f, new_fields) for f in changed}
+        b.add(Operation(op_id(OpKind.USER_UPDATE, key), OpKind.USER_UPDATE, key, fid, body,
+                        tuple(FieldChange(f, old_fields.get(f), new_fields.get(f)) for f in changed),
+                        "changed since they left", (res,), {f: new_fields[f] for f in changed},
+                        e.name))
+    if e.manager_key:
+        op = Operation(op_id(OpKind.USER_SET_MANAGER, key), OpKind.USER_SET_MANAGER, key, fid,
+                       {"leader_user_id": b.user_fid(e.manager_key)},
+                       (FieldChange("manager_key", None, e.manager_key),), "manager after rehire",
+                       (res, *_arrival(e.manager_key)),
+                       {"manager_key": e.manager_key}, e.name)
+        b.add(op)
+
+
+def _deferred_prehires(desired: SourceData, current: DirectoryState,
+                       policy: DiffPolicy) -> SourceData:
+    """Leave out people who start too far ahead to be created yet.
+
+    They are not leavers either (they were never created); links that point at
+    them keep their current value until they exist.
+    """
+    horizon = policy.clock().date() + timedelta(days=policy.prehire_days)
+    live = current.live_users()
+    snap = desired.snapshot
+    later = {k for k, e in snap.employees.items()
+             if e.status is Status.ACTIVE and k not in live and e.join_date is not None
+             and e.join_date > horizon}
+    if not later:
+        return desired
+    employees: dict[str, Employee] = {}
+    for k, e in snap.employees.items():
+        if k in later:
+            continue
+        if e.manager_key in later:
+            cur = live.get(k)
+            e = replace(e, manager_key=cur.record.manager_key if cur else None)
+        employees[k] = e
+    departments = {}
+    for k, d in snap.departments.items():
+        if d.leader_key in later:
+            cur_d = current.departments.get(k)
+            d = replace(d, leader_key=cur_d.record.leader_key if cur_d else None)
+        departments[k] = d
+    issues = list(desired.issues)
+    for k in sorted(later):
+        start = snap.employees[k].join_date
+        assert start is not None
+        issues.append(Issue("employee", k, "join_date",
+                            f"starts {start.isoformat()}; created "
+                            f"{(start - timedelta(days=policy.prehire_days)).isoformat()}",
+                            "warning", desired.where("employee", k)))
+    return replace(desired, snapshot=Snapshot(departments, employees), issues=issues,
+                   held_employees=set(desired.held_employees) | later)
+
+
+def _without_protected(desired: SourceData, policy: DiffPolicy, notes: list[str]) -> SourceData:
+    """Protected keys are treated as held: never created, changed or deleted."""
+    if not policy.protected_users and not policy.protected_departments:
+        return desired
+    for k in sorted(policy.protected_users):
+        notes.append(f"user {k} is protected; left as it is")
+    for k in sorted(policy.protected_departments):
+        notes.append(f"department {k} is protected; left as it is")
+    snap = desired.snapshot
+    return replace(
+        desired,
+        snapshot=Snapshot(
+            {k: d for k, d in snap.departments.items() if k not in policy.protected_departments},
+            {k: e for k, e in snap.employees.items() if k not in policy.protected_users}),
+        held_departments=set(desired.held_departments) | policy.protected_departments,
+        held_employees=set(desired.held_employees) | policy.protected_users)
 
 
 # -------------------------------------------------------------------- helpers

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -62,6 +62,8 @@ class ContactAPI(Protocol):
     async def patch_user(self, user_id: str, body: Mapping[str, Any]) -> dict[str, Any]: ...
     async def delete_user(self, user_id: str,
                           handover: Mapping[str, Any] | None = None) -> None: ...
+    async def resurrect_user(self, user_id: str,
+                             departments: Sequence[Mapping[str, Any]]) -> None: ...
 
 
 @dataclass(slots=True)
@@ -232,6 +234,12 @@ class Executor:
                 return None, None, None
             if k is OpKind.USER_DELETE:
                 await c.delete_user(op.feishu_id, op.payload or None)
+                return None, None, None
+            if k is OpKind.USER_ADOPT:
+                user = await c.patch_user(op.feishu_id, op.payload)
+                return user.get("open_id"), None, None
+            if k is OpKind.USER_RESURRECT:
+                await c.resurrect_user(op.feishu_id, op.payload["departments"])
                 return None, None, None
         except FeishuError as exc:
             return await self._recover(op, exc, entry)

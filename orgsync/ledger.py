@@ -96,6 +96,19 @@ class MirrorUserRow(SQLModel, table=True):
     updated_at: datetime
 
 
+class HeldPlanRow(SQLModel, table=True):
+    """A plan held by a safety threshold, until approved by its id."""
+
+    __tablename__ = "held_plans"
+    plan_id: str = Field(primary_key=True)
+    checksum: str
+    reasons: str
+    summary: str
+    status: str = "held"  # held | approved | applied
+    created_at: datetime
+    approved_at: datetime | None = None
+
+
 class MetaRow(SQLModel, table=True):
     """Small key/value facts: schema version, last good snapshot size."""
 
@@ -379,6 +392,52 @@ class Ledger:
                                     updated_at=now))
             s.commit()
 
+    # ------------------------------------------------------------ held plans
+    def hold_plan(self, plan_id: str, checksum: str, reasons: list[str],
+                  summary: Mapping[str, int]) -> None:
+        """Store a held plan (again: holding the same plan twice keeps one row)."""
+        with self._session() as s:
+            row = s.get(HeldPlanRow, plan_id)
+            if row is None:
+                s.add(HeldPlanRow(plan_id=plan_id, checksum=checksum,
+                                  reasons=json.dumps(reasons, ensure_ascii=False),
+                                  summary=json.dumps(dict(summary)), created_at=self.now()))
+                s.commit()
+
+    def approve_plan(self, plan_id: str) -> bool:
+        """Mark a held plan approved; False when no plan with that id was held."""
+        with self._session() as s:
+            row = s.get(HeldPlanRow, plan_id)
+            if row is None:
+                return False
+            row.status = "approved"
+            row.approved_at = self.now()
+            s.add(row)
+            s.commit()
+            return True
+
+    def plan_status(self, plan_id: str) -> str | None:
+        """``held``, ``approved`` or ``applied`` for a plan that was held; else None."""
+        with self._session() as s:
+            row = s.get(HeldPlanRow, plan_id)
+            return row.status if row else None
+
+    def mark_plan_applied(self, plan_id: str) -> None:
+        """Record that an approved plan was applied (it cannot be released twice)."""
+        with self._session() as s:
+            row = s.get(HeldPlanRow, plan_id)
+            if row is not None:
+                row.status = "applied"
+                s.add(row)
+                s.commit()
+
+    def held_plans(self) -> list[HeldPlanRow]:
+        """Plans still waiting for approval, newest first."""
+        with self._session() as s:
+            stmt = select(HeldPlanRow).where(HeldPlanRow.status == "held").order_by(
+                HeldPlanRow.created_at.desc())  # type: ignore[attr-defined]
+            return list(s.exec(stmt))
+
     # ------------------------------------------------------------------ meta
     def get_meta(self, key: str) -> str | None:
         """A meta value, or None."""
@@ -398,9 +457,11 @@ def _dumps(fields: Mapping[str, Any]) -> str:
 
 
 def _as_dt(v: Any) -> datetime | None:
-    if v is None or isinstance(v, datetime):
-        return v
-    return datetime.fromisoformat(str(v))
+    """A stored timestamp as an aware UTC datetime (SQLite returns naive ones)."""
+    if v is None:
+        return None
+    dt = v if isinstance(v, datetime) else datetime.fromisoformat(str(v))
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -68,6 +68,12 @@ def configure(*, fmt: Literal["auto", "console", "json"] = "auto", level: str = 
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)),
-        logger_factory=structlog.PrintLoggerFactory(file=out),
+        logger_factory=(structlog.PrintLoggerFactory(file=stream) if stream is not None
+                        else _stderr_logger),
         cache_logger_on_first_use=False,
     )
+
+
+def _stderr_logger(*_args: Any) -> structlog.PrintLogger:
+    """A logger on whatever ``sys.stderr`` is *now* (it may be swapped after configure)."""
+    return structlog.PrintLogger(file=sys.stderr)

@@ -7,21 +7,25 @@ the ledger's mirror.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import fnmatch
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 import structlog
 
 from connectors.registry import build_connector
 from orgsync.config import Config
 from orgsync.diff import DiffPolicy, diff
-from orgsync.errors import EXIT_APPLY_FAILED, EXIT_OK, OrgsyncError, SourceError
+from orgsync.errors import EXIT_APPLY_FAILED, EXIT_OK, OrgsyncError, PlanHeld, SourceError
 from orgsync.executor import ApplyResult, Executor, OpResult
-from orgsync.feishu import FeishuClient, FeishuSettings
-from orgsync.issues import SourceData
+from orgsync.feishu import ClientStats, FeishuClient, FeishuSettings
+from orgsync.issues import Issue, SourceData
 from orgsync.ledger import Ledger
+from orgsync.model import Snapshot
 from orgsync.plan import Plan
 from orgsync.reader import read_directory
+from orgsync.safety import check_source, plan_violations
 from orgsync.state import DirectoryState, Lifecycle, MirrorDepartment, MirrorUser
 from orgsync.validate import validate
 
@@ -36,6 +40,7 @@ class RunOutcome:
     plan: Plan
     result: ApplyResult | None = None
     cancelled: bool = False
+    stats: ClientStats | None = None  # the Feishu client's counters when something was applied
 
     @property
     def exit_code(self) -> int:
@@ -54,11 +59,12 @@ def feishu_settings(config: Config) -> FeishuSettings:
                           rate_limits=f.rate_limits, rate_scale=f.rate_scale)
 
 
-def read_source(config: Config, ledger: Ledger) -> SourceData:
+def read_source(config: Config, ledger: Ledger, *, accept_shrink: bool = False) -> SourceData:
     """Read and validate the source; refuse to go on when it cannot be trusted.
 
-    Raises :class:`SourceError` for a failed read or an empty org while orgsync
-    manages users — a failed read must never look like "everyone left".
+    Raises :class:`SourceError` for a failed read, an empty org, or one that
+    shrank beyond ``safety.max_source_shrink`` against the last good read
+    (unless ``accept_shrink``) — a failed read must never look like "everyone left".
     """
     connector = build_connector(config.source)
     try:
@@ -75,7 +81,83 @@ def read_source(config: Config, ledger: Ledger) -> SourceData:
             "the source returned an empty org"
             + (f" (last good read had {managed} employees)" if managed else "")
             + "; refusing to plan deletes from it. Check the source and run again.")
+    last = ledger.get_meta("last_good_employees")
+    if not accept_shrink:
+        check_source(active, int(last) if last else None, config.safety)
     return data
+
+
+def diff_policy(config: Config, now: datetime | None,
+                adopt: Mapping[str, str] | None = None) -> DiffPolicy:
+    """The diff's rules from the ``sync``, ``lifecycle`` and ``safety`` sections."""
+    return DiffPolicy(
+        leaver_action=config.sync.leaver_action, now=now,
+        grace_days=config.lifecycle.grace_days, handover_to=config.lifecycle.handover_to,
+        resurrect_days=config.lifecycle.resurrect_days,
+        prehire_days=config.lifecycle.prehire_days, adopt=dict(adopt or {}))
+
+
+def protected_keys(config: Config, data: SourceData, state: DirectoryState
+                   ) -> tuple[frozenset[str], frozenset[str]]:
+    """Users and departments matching ``safety.protected_*`` (by key, email or name)."""
+    users: set[str] = set()
+    if config.safety.protected_users:
+        pats = config.safety.protected_users
+        people = [*data.snapshot.employees.values(), *(u.record for u in state.users.values())]
+        users = {e.key for e in people if any(
+            fnmatch.fnmatchcase(v, p) for p in pats for v in (e.key, e.email or "", e.name))}
+    depts: set[str] = set()
+    if config.safety.protected_departments:
+        pats = config.safety.protected_departments
+        units = [*data.snapshot.departments.values(),
+                 *(d.record for d in state.departments.values())]
+        depts = {d.key for d in units if any(
+            fnmatch.fnmatchcase(v, p) for p in pats for v in (d.key, d.name))}
+    return frozenset(users), frozenset(depts)
+
+
+async def find_existing(config: Config, data: SourceData, state: DirectoryState
+                        ) -> tuple[dict[str, str], list[Issue]]:
+    """Match people orgsync would create against existing Feishu accounts (email/mobile).
+
+    Returns the keys to adopt (→ the account's ``user_id``) and conflicts: a
+    person whose email and mobile point at two different accounts, or at an
+    account orgsync already manages for someone else, is held back, never guessed.
+    """
+    candidates = [e for k, e in sorted(data.snapshot.active_employees().items())
+                  if k not in state.users and (e.email or e.mobile)]
+    if not candidates:
+        return {}, []
+    emails = sorted({e.email for e in candidates if e.email})
+    mobiles = sorted({e.mobile for e in candidates if e.mobile})
+    async with FeishuClient(feishu_settings(config)) as client:
+        found = await client.batch_get_user_ids(emails=emails, mobiles=mobiles)
+    by_email = {str(r["email"]).lower(): str(r["user_id"]) for r in found
+                if r.get("user_id") and r.get("email")}
+    by_mobile = {str(r["mobile"]): str(r["user_id"]) for r in found
+                 if r.get("user_id") and r.get("mobile")}
+    managed = {u.feishu_id: k for k, u in state.users.items()}
+    adopt: dict[str, str] = {}
+    conflicts: list[Issue] = []
+    for e in candidates:
+        hits = {uid for uid in (by_email.get((e.email or "").lower()), by_mobile.get(e.mobile or ""))
+                if uid}
+        if not hits:
+            continue
+        where = data.where("employee", e.key)
+        if len(hits) > 1:
+            conflicts.append(Issue("employee", e.key, "email", "email and mobile match two "
+                                   f"different Feishu users ({', '.join(sorted(hits))})",
+                                   "error", where))
+            continue
+        uid = hits.pop()
+        if uid in managed and managed[uid] != e.key:
+            conflicts.append(Issue("employee", e.key, "email", f"matches Feishu user {uid}, "
+                                   f"which orgsync already manages as {managed[uid]}",
+                                   "error", where))
+            continue
+        adopt[e.key] = uid
+    return adopt, conflicts
 
 
 async def live_state(config: Config, ledger: Ledger) -> DirectoryState:
@@ -109,73 +191,126 @@ async def live_state(config: Config, ledger: Ledger) -> DirectoryState:
     return state
 
 
+@dataclass(slots=True)
+class Planned:
+    """A plan with the state it was computed against."""
+
+    plan: Plan
+    state: DirectoryState
+
+
 async def make_plan(config: Config, ledger: Ledger, *, full: bool = False,
-                    rebuild_mirror: bool = True) -> Plan:
+                    rebuild_mirror: bool = True, accept_shrink: bool = False,
+                    now: datetime | None = None) -> Planned:
     """The plan that makes Feishu match the source.
 
-    Incremental (default): diff against the ledger's mirror, no Feishu calls.
-    ``full``: read Feishu live first (after the source read succeeded), rebuild
-    the mirror from it unless ``rebuild_mirror`` is off (``check``), then diff —
-    drift made behind orgsync's back shows up as changes that applying repairs.
+    Incremental (default): diff against the ledger's mirror; the only Feishu
+    call is the email/mobile lookup of people about to be created (to adopt
+    existing accounts, ``sync.adopt_existing``). ``full``: read Feishu live
+    first (after the source read succeeded), rebuild the mirror from it unless
+    ``rebuild_mirror`` is off (``check``), then diff — drift made behind
+    orgsync's back shows up as changes that applying repairs.
     """
-    data = read_source(config, ledger)
+    data = read_source(config, ledger, accept_shrink=accept_shrink)
     if full:
         state = await live_state(config, ledger)
         if rebuild_mirror:
             ledger.replace_mirror(state)
     else:
         state = ledger.load_state()
-    plan = diff(data, state, DiffPolicy(leaver_action=config.sync.leaver_action))
+    adopt: dict[str, str] = {}
+    if config.sync.adopt_existing:
+        adopt, conflicts = await find_existing(config, data, state)
+        if conflicts:
+            data = replace(data, issues=[*data.issues, *conflicts],
+                           snapshot=Snapshot(data.snapshot.departments, {
+                               k: e for k, e in data.snapshot.employees.items()
+                               if k not in {c.key for c in conflicts}}),
+                           held_employees=data.held_employees | {c.key for c in conflicts
+                                                                  if c.key})
+    users, depts = protected_keys(config, data, state)
+    policy = replace(diff_policy(config, now, adopt), protected_users=users,
+                     protected_departments=depts)
+    plan = diff(data, state, policy)
     log.info("plan.ready", plan_id=plan.plan_id, operations=len(plan.operations),
              held=sum(1 for i in plan.issues if i.severity == "error"), full=full)
     ledger.set_meta("last_good_employees", str(len(data.snapshot.active_employees())))
-    return plan
+    return Planned(plan, state)
 
 
 async def apply_plan(config: Config, ledger: Ledger, plan: Plan, *, run_id: str,
-                     progress: Callable[[OpResult], None] | None = None) -> ApplyResult:
-    """Apply ``plan`` through one shared Feishu client."""
+                     progress: Callable[[OpResult], None] | None = None,
+                     stats: list[ClientStats] | None = None) -> ApplyResult:
+    """Apply ``plan`` through one shared Feishu client (its counters go to ``stats``)."""
     async with FeishuClient(feishu_settings(config)) as client:
         executor = Executor(client, ledger, run_id=run_id, concurrency=config.sync.concurrency,
                             progress=progress)
-        return await executor.run(plan)
+        try:
+            return await executor.run(plan)
+        finally:
+            if stats is not None:
+                stats.append(client.stats)
 
 
 async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = False,
                    show: Callable[[Plan], None] | None = None,
                    confirm: Callable[[Plan], bool] | None = None,
-                   progress: Callable[[OpResult], None] | None = None) -> RunOutcome:
+                   progress: Callable[[OpResult], None] | None = None,
+                   accept_shrink: bool = False, now: datetime | None = None) -> RunOutcome:
     """A whole run, recorded in the ledger's run table.
 
     ``full`` reads Feishu live: a resync (drift repaired, mirror rebuilt) when
     applying, a drift check (nothing written anywhere but the run record) when not.
     ``show`` is called with the plan before anything is written; ``confirm``
     (when given) may decline the apply, which then records the run as cancelled.
+    The safety thresholds are checked on the whole plan in dry-run too: a plan
+    over one is held (stored with its id) and :class:`PlanHeld` is raised,
+    unless that exact plan was approved (``orgsync approve``).
     """
-    interrupted = ledger.recover_interrupted()
+    # Only a run that writes may declare an earlier run dead: a dry-run or check
+    # started beside a running daemon must not mark the daemon's run crashed.
+    interrupted = ledger.recover_interrupted() if apply else 0
     mode = ("resync" if apply else "check") if full else ("apply" if apply else "plan")
     run_id = ledger.start_run(mode)
     structlog.contextvars.bind_contextvars(run_id=run_id)
     if interrupted:
         log.warning("run.recovering", interrupted_operations=interrupted)
     try:
-        plan = await make_plan(config, ledger, full=full, rebuild_mirror=apply)
+        planned = await make_plan(config, ledger, full=full, rebuild_mirror=apply,
+                                  accept_shrink=accept_shrink, now=now)
+        plan = planned.plan
         outcome = RunOutcome(run_id, plan)
         if show is not None:
             show(plan)
+        reasons = plan_violations(plan, planned.state, config.safety)
+        approved = ledger.plan_status(plan.plan_id) == "approved"
+        if reasons and not approved:
+            ledger.hold_plan(plan.plan_id, plan.checksum, reasons, plan.summary())
+            ledger.finish_run(run_id, "held", plan_id=plan.plan_id, summary=plan.summary(),
+                              error="; ".join(reasons))
+            raise PlanHeld(
+                f"plan {plan.plan_id} is held: " + "; ".join(reasons)
+                + f". Review it, then release exactly this plan with "
+                  f"'orgsync approve {plan.plan_id}'.", plan_id=plan.plan_id, reasons=reasons)
         if apply and not plan.empty and confirm is not None and not confirm(plan):
             ledger.finish_run(run_id, "cancelled", plan_id=plan.plan_id, summary=plan.summary())
             outcome.cancelled = True
             return outcome
         if apply and not plan.empty:
+            counters: list[ClientStats] = []
             outcome.result = await apply_plan(config, ledger, plan, run_id=run_id,
-                                              progress=progress)
+                                              progress=progress, stats=counters)
+            outcome.stats = counters[0] if counters else None
+            if approved:
+                ledger.mark_plan_applied(plan.plan_id)
         summary: dict[str, int] = dict(plan.summary())
         if outcome.result is not None:
             summary.update({f"ops_{k}": v for k, v in outcome.result.summary().items()})
         status = "ok" if outcome.exit_code == EXIT_OK else "partial"
         ledger.finish_run(run_id, status, plan_id=plan.plan_id, summary=summary)
         return outcome
+    except PlanHeld:
+        raise
     except BaseException as exc:
         ledger.finish_run(run_id, "failed", error=str(exc)[:2000])
         raise

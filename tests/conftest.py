@@ -42,3 +42,19 @@ def sandbox_api(sandbox: SandboxServer) -> Iterator[httpx.Client]:
                                   "app_secret": sandbox.config.app_secret})
         client.headers["Authorization"] = f"Bearer {reply.json()['tenant_access_token']}"
         yield client
+
+
+@pytest.fixture(autouse=True)
+def _reset_logging() -> Iterator[None]:
+    """Each test starts and ends with structlog's defaults.
+
+    CLI and daemon tests call ``orgsync.logs.configure``; without this, a later
+    test would log through their processors (or a stream their runner closed).
+    """
+    import structlog
+
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
+    yield
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()

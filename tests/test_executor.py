@@ -61,6 +61,9 @@ class StandIn:
     async def delete_user(self, user_id: str, handover: Mapping[str, Any] | None = None) -> None:
         self._call("delete-user:" + user_id)
 
+    async def resurrect_user(self, user_id: str, departments: Any) -> None:
+        self._call("resurrect-user:" + user_id)
+
 
 ORG = Snapshot.of(
     [Department("A", "甲"), Department("B", "乙", "A"), Department("C", "丙")],
@@ -109,7 +112,7 @@ def test_failure_skips_dependants_and_nothing_else(tmp_path: Path) -> None:
 def test_unexpected_exception_is_a_failed_operation_not_a_hang(tmp_path: Path) -> None:
     """A bug or odd transport error in one call fails that operation; the run still ends."""
     api = StandIn({"user:E2": RuntimeError("boom")})
-    result, ledger = run(api, tmp_path)
+    result, _ = run(api, tmp_path)
     by_op = {r.op.op_id: (r.status, r.code, r.message) for r in result.results}
     assert by_op["user.create:E2"] == ("failed", -1, "RuntimeError: boom")
     assert by_op["user.set_manager:E2"][0] == "skipped"

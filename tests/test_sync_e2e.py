@@ -131,9 +131,10 @@ class TestNextWeek:
         write_csv(w2, tmp_path / "w2")
         ledger_path = tmp_path / "l.db"
         ledger = Ledger(f"sqlite:///{ledger_path}")
-        apply(make_config(fast_sandbox, tmp_path / "w1", ledger_path), ledger)
+        apply(make_config(fast_sandbox, tmp_path / "w1", ledger_path, leaver_action="delete"),
+              ledger)
         first = len(fast_sandbox.requests())
-        cfg2 = make_config(fast_sandbox, tmp_path / "w2", ledger_path)
+        cfg2 = make_config(fast_sandbox, tmp_path / "w2", ledger_path, leaver_action="delete")
         out = apply(cfg2, ledger)
         assert out.exit_code == 0
         calls = [r for r in fast_sandbox.requests()[first:]
@@ -282,7 +283,9 @@ def test_killed_apply_resumes_without_duplicates(fast_sandbox: SandboxServer,
     assert any(r.status == "interrupted" or r.message == "adopted after an interrupted create"
                for r in journal)
     again = apply(cfg, ledger)
-    assert again.plan.empty
+    assert again.plan.empty, [(op.op_id, op.changes) for op in again.plan.operations] + [
+        (r.op_id, r.status, r.message) for r in ledger.journal()
+        if r.target_key in {op.key for op in again.plan.operations}]
 
 
 def test_full_resync_repairs_drift_made_behind_orgsyncs_back(fast_sandbox: SandboxServer,

@@ -1,0 +1,168 @@
+"""People's lifecycle against the sandbox, on a controllable clock: leavers, rehires, pre-hires."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orgsync.config import Config, config_from_dict
+from orgsync.ledger import Ledger
+from orgsync.model import Snapshot
+from orgsync.runner import RunOutcome, run_once
+from orgsync.sandbox import SandboxServer
+from orgsync.state import Lifecycle
+from orgsync.synth import generate_org, write_csv
+
+SCALE = 10.0
+
+
+def config(sb: SandboxServer, src: Path, ledger: Path, **sections: dict[str, Any]) -> Config:
+    return config_from_dict({
+        "version": 1,
+        "feishu": {"base_url": sb.base_url, "app_id": sb.config.app_id,
+                   "app_secret": sb.config.app_secret, "rate_scale": SCALE},
+        "source": {"type": "csv", "departments": str(src / "departments.csv"),
+                   "employees": str(src / "employees.csv")},
+        "ledger": {"url": f"sqlite:///{ledger}"},
+        **sections,
+    }, file="<test>", base_dir=src)
+
+
+def run(cfg: Config, ledger: Ledger, at: datetime) -> RunOutcome:
+    return asyncio.run(run_once(cfg, ledger, apply=True, now=at))
+
+
+def calls(sb: SandboxServer, since: int) -> list[tuple[str, str, Any]]:
+    return [(r["method"], r["path"], r["body"]) for r in sb.requests()[since:]
+            if "tenant_access_token" not in r["path"] and not r["path"].endswith("batch_get_id")]
+
+
+@pytest.fixture(name="sb")
+def _sb(sandbox: SandboxServer) -> SandboxServer:
+    sandbox.configure(rate_scale=SCALE)
+    return sandbox
+
+
+ORG = generate_org(employees=40, departments=8, levels=3)
+BOSSES = {e.manager_key for e in ORG.employees.values()} | {
+    d.leader_key for d in ORG.departments.values()}
+LEAVER = sorted(k for k in ORG.employees if k not in BOSSES)[0]
+USERS = "/open-apis/contact/v3/users"
+
+
+def without(key: str) -> Snapshot:
+    return Snapshot(dict(ORG.departments), {k: e for k, e in ORG.employees.items() if k != key})
+
+
+def test_leaver_is_frozen_then_deleted_after_grace_with_handover(sb: SandboxServer,
+                                                                 tmp_path: Path) -> None:
+    """Day 0 freeze; day 5 nothing; day 15 delete with docs/calendar handed to the manager."""
+    write_csv(ORG, tmp_path / "s")
+    cfg = config(sb, tmp_path / "s", tmp_path / "l.db", lifecycle={"grace_days": 14})
+    ledger = Ledger(cfg.ledger.url)
+    t0 = datetime.now(UTC)
+    run(cfg, ledger, t0)
+    write_csv(without(LEAVER), tmp_path / "s")
+    mark = len(sb.requests())
+    run(cfg, ledger, t0)
+    assert calls(sb, mark) == [("PATCH", f"{USERS}/{LEAVER}", {"is_frozen": True})]
+    assert ledger.load_state().users[LEAVER].lifecycle is Lifecycle.FROZEN
+    mark = len(sb.requests())
+    assert run(cfg, ledger, t0 + timedelta(days=5)).plan.empty
+    out = run(cfg, ledger, t0 + timedelta(days=15))
+    manager = ORG.employees[LEAVER].manager_key
+    assert manager is not None
+    assert [(op.kind.value, op.key) for op in out.plan.operations] == [("user.delete", LEAVER)]
+    assert out.plan.operations[0].reason.startswith("grace period over (frozen since ")
+    deletes = [c for c in calls(sb, mark) if c[0] == "DELETE"]
+    assert deletes == [("DELETE", f"{USERS}/{LEAVER}", {
+        "docs_acceptor_user_id": manager, "calendar_acceptor_user_id": manager,
+        "department_chat_acceptor_user_id": manager, "external_chat_acceptor_user_id": manager})]
+    user = sb.tenant.find_user(LEAVER, "user_id")
+    assert user is not None
+    assert user.resigned
+    assert ledger.load_state().users[LEAVER].lifecycle is Lifecycle.DELETED
+
+
+def test_handover_goes_to_the_configured_account(sb: SandboxServer, tmp_path: Path) -> None:
+    """lifecycle.handover_to overrides the manager as the acceptor."""
+    write_csv(ORG, tmp_path / "s")
+    it = sorted(BOSSES - {None, ORG.employees[LEAVER].manager_key})[0]
+    assert it is not None
+    cfg = config(sb, tmp_path / "s", tmp_path / "l.db", sync={"leaver_action": "delete"},
+                 lifecycle={"handover_to": it})
+    ledger = Ledger(cfg.ledger.url)
+    now = datetime.now(UTC)
+    run(cfg, ledger, now)
+    write_csv(without(LEAVER), tmp_path / "s")
+    out = run(cfg, ledger, now)
+    assert dict(out.plan.operations[0].payload)["docs_acceptor_user_id"] == it
+
+
+def _leave_and_return(sb: SandboxServer, tmp_path: Path, back_after: timedelta
+                      ) -> tuple[RunOutcome, list[tuple[str, str, Any]]]:
+    write_csv(ORG, tmp_path / "s")
+    cfg = config(sb, tmp_path / "s", tmp_path / "l.db", sync={"leaver_action": "delete"})
+    ledger = Ledger(cfg.ledger.url)
+    now = datetime.now(UTC)
+    run(cfg, ledger, now)
+    write_csv(without(LEAVER), tmp_path / "s")
+    run(cfg, ledger, now)
+    returning = replace(ORG.employees[LEAVER], job_title="回归员工")
+    write_csv(Snapshot(dict(ORG.departments), {**ORG.employees, LEAVER: returning}),
+              tmp_path / "s")
+    mark = len(sb.requests())
+    out = run(cfg, ledger, now + back_after)
+    assert out.exit_code == 0
+    again = run(cfg, ledger, now + back_after)
+    assert again.plan.empty
+    return out, calls(sb, mark)
+
+
+def test_rehire_inside_the_window_is_resurrected(sb: SandboxServer, tmp_path: Path) -> None:
+    """Back after 3 days: resurrected into their departments, then patched; no new account."""
+    out, made = _leave_and_return(sb, tmp_path, timedelta(days=3))
+    assert [op.kind.value for op in out.plan.operations][:2] == ["user.resurrect", "user.update"]
+    assert made[0] == ("POST", f"{USERS}/{LEAVER}/resurrect", {"departments": [
+        {"department_id": d} for d in ORG.employees[LEAVER].department_keys]})
+    assert not any(m == "POST" and p == USERS for m, p, _ in made)
+    accounts = [u for u in sb.tenant.state()["users"] if u["user_id"] == LEAVER]
+    assert len(accounts) == 1
+    assert accounts[0]["job_title"] == "回归员工"
+
+
+def test_rehire_outside_the_window_is_a_new_account(sb: SandboxServer, tmp_path: Path) -> None:
+    """Back after 40 days: created again as a new hire, not clashing with the old account."""
+    out, made = _leave_and_return(sb, tmp_path, timedelta(days=40))
+    assert "user.create" in [op.kind.value for op in out.plan.operations]
+    assert not any(p.endswith("/resurrect") for _, p, _ in made)
+    accounts = [u for u in sb.tenant.state()["users"] if u["user_id"] == LEAVER]
+    assert sorted(u["status"]["is_resigned"] for u in accounts) == [False, True]
+
+
+def test_prehire_is_created_prehire_days_before_the_start(sb: SandboxServer,
+                                                           tmp_path: Path) -> None:
+    """Starting in 20 days with prehire_days=7: not created on day 0 or 12, created on day 13."""
+    today = datetime.now(UTC)
+    start = today.date() + timedelta(days=20)
+    newbie = replace(ORG.employees[LEAVER], key="E09999", join_date=start,
+                     email="newbie@example.com", mobile="+8613711112222", employee_no=None)
+    write_csv(Snapshot(dict(ORG.departments), {**ORG.employees, "E09999": newbie}),
+              tmp_path / "s")
+    cfg = config(sb, tmp_path / "s", tmp_path / "l.db", lifecycle={"prehire_days": 7})
+    ledger = Ledger(cfg.ledger.url)
+    first = run(cfg, ledger, today)
+    assert "E09999" not in {op.key for op in first.plan.operations}
+    note = next(i for i in first.plan.issues if i.key == "E09999")
+    assert note.reason == (f"starts {start.isoformat()}; created "
+                           f"{(start - timedelta(days=7)).isoformat()}")
+    assert run(cfg, ledger, today + timedelta(days=12)).plan.empty
+    day13 = run(cfg, ledger, today + timedelta(days=13))
+    assert ("user.create", "E09999") in {(op.kind.value, op.key) for op in day13.plan.operations}
+    assert sb.tenant.find_user("E09999", "user_id") is not None
+    assert isinstance(start, date)

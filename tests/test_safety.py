@@ -1,0 +1,251 @@
+"""Safety over a real socket: source guards, held plans and approval, scope, adoption."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orgsync.config import Config, config_from_dict
+from orgsync.errors import EXIT_HELD, EXIT_SOURCE, PlanHeld, SourceError
+from orgsync.feishu import FeishuClient
+from orgsync.ledger import Ledger
+from orgsync.model import Employee, Snapshot
+from orgsync.runner import RunOutcome, feishu_settings, run_once
+from orgsync.sandbox import SandboxServer
+from orgsync.synth import generate_org, write_csv
+
+SCALE = 10.0
+SMALL = {"employees": 60, "departments": 12, "levels": 4}
+
+
+def config(sb: SandboxServer, src: Path, ledger: Path, **sections: dict[str, Any]) -> Config:
+    data: dict[str, Any] = {
+        "version": 1,
+        "feishu": {"base_url": sb.base_url, "app_id": sb.config.app_id,
+                   "app_secret": sb.config.app_secret, "rate_scale": SCALE},
+        "source": {"type": "csv", "departments": str(src / "departments.csv"),
+                   "employees": str(src / "employees.csv")},
+        "ledger": {"url": f"sqlite:///{ledger}"},
+        **sections,
+    }
+    return config_from_dict(data, file="<test>", base_dir=src)
+
+
+def run(cfg: Config, ledger: Ledger, **kw: Any) -> RunOutcome:
+    return asyncio.run(run_once(cfg, ledger, apply=True, **kw))
+
+
+def writes(sb: SandboxServer) -> list[dict[str, Any]]:
+    return [r for r in sb.requests()
+            if r["method"] != "GET" and "tenant_access_token" not in r["path"]
+            and not r["path"].endswith("batch_get_id")]
+
+
+def without(org: Snapshot, keys: set[str]) -> Snapshot:
+    return Snapshot(dict(org.departments),
+                    {k: e for k, e in org.employees.items() if k not in keys})
+
+
+def leaves(org: Snapshot, n: int) -> set[str]:
+    """``n`` employees nobody reports to and who lead nothing (safe to remove)."""
+    bosses = {e.manager_key for e in org.employees.values()} | {
+        d.leader_key for d in org.departments.values()}
+    return set(sorted(k for k in org.employees if k not in bosses)[:n])
+
+
+@pytest.fixture(name="sb")
+def _sb(sandbox: SandboxServer) -> SandboxServer:
+    sandbox.configure(rate_scale=SCALE)
+    return sandbox
+
+
+@pytest.fixture(name="org")
+def _org() -> Snapshot:
+    return generate_org(**SMALL)
+
+
+class TestSourceGuard:
+    def test_failing_source_aborts_before_any_write(self, sb: SandboxServer, tmp_path: Path,
+                                                    org: Snapshot) -> None:
+        """A source that cannot be read exits 4, records a failed run, and writes nothing."""
+        write_csv(org, tmp_path / "s")
+        cfg = config(sb, tmp_path / "s", tmp_path / "l.db")
+        ledger = Ledger(cfg.ledger.url)
+        run(cfg, ledger)
+        before = len(writes(sb))
+        (tmp_path / "s" / "employees.csv").unlink()
+        with pytest.raises(SourceError) as err:
+            run(cfg, ledger)
+        assert err.value.exit_code == EXIT_SOURCE
+        assert "employees.csv" in str(err.value)
+        assert len(writes(sb)) == before
+        assert ledger.runs(limit=1)[0].status == "failed"
+
+    def test_empty_source_is_refused(self, sb: SandboxServer, tmp_path: Path,
+                                     org: Snapshot) -> None:
+        """An export with headers only never turns into 'everyone left'."""
+        write_csv(org, tmp_path / "s")
+        cfg = config(sb, tmp_path / "s", tmp_path / "l.db")
+        ledger = Ledger(cfg.ledger.url)
+        run(cfg, ledger)
+        before = len(writes(sb))
+        write_csv(Snapshot(), tmp_path / "s")
+        with pytest.raises(SourceError, match="empty org"):
+            run(cfg, ledger)
+        assert len(writes(sb)) == before
+
+    def test_sixty_percent_shrink_is_refused(self, sb: SandboxServer, tmp_path: Path,
+                                             org: Snapshot) -> None:
+        """A source 60 % smaller than the last good read aborts before the diff."""
+        write_csv(org, tmp_path / "s")
+        cfg = config(sb, tmp_path / "s", tmp_path / "l.db")
+        ledger = Ledger(cfg.ledger.url)
+        run(cfg, ledger)
+        before = len(writes(sb))
+        keep = set(sorted(org.employees)[:24])
+        write_csv(Snapshot(dict(org.departments),
+                           {k: e for k, e in org.employees.items() if k in keep}), tmp_path / "s")
+        with pytest.raises(SourceError, match="60% fewer than the last good read"):
+            run(cfg, ledger)
+        assert len(writes(sb)) == before
+
+
+class TestThresholds:
+    def test_plan_over_user_threshold_is_held_then_approved(self, sb: SandboxServer,
+                                                            tmp_path: Path, org: Snapshot) -> None:
+        """Over max_user_removals: held with its id (exit 5), nothing written; approve applies it."""
+        write_csv(org, tmp_path / "s")
+        safety = {"safety": {"max_user_removals": 3}}
+        cfg = config(sb, tmp_path / "s", tmp_path / "l.db", **safety)
+        ledger = Ledger(cfg.ledger.url)
+        run(cfg, ledger)
+        gone = leaves(org, 4)
+        write_csv(without(org, gone), tmp_path / "s")
+        before = len(writes(sb))
+        with pytest.raises(PlanHeld) as held:
+            run(cfg, ledger)
+        assert held.value.exit_code == EXIT_HELD
+        assert held.value.reasons == [
+            "4 user removals (deletes + freezes) exceed safety.max_user_removals=3"]
+        assert len(writes(sb)) == before
+        assert [h.plan_id for h in ledger.held_plans()] == [held.value.plan_id]
+        with pytest.raises(PlanHeld):
+            asyncio.run(run_once(cfg, ledger, apply=False))  # dry-run says so too
+        assert ledger.approve_plan(held.value.plan_id)
+        out = run(cfg, ledger)
+        assert out.plan.plan_id == held.value.plan_id
+        frozen = [r for r in writes(sb)[before:] if r["body"] == {"is_frozen": True}]
+        assert sorted(r["path"].rsplit("/", 1)[1] for r in frozen) == sorted(gone)
+        assert ledger.plan_status(held.value.plan_id) == "applied"
+
+    def test_approval_does_not_cover_a_changed_plan(self, sb: SandboxServer, tmp_path: Path,
+                                                    org: Snapshot) -> None:
+        """Approving plan X, then a source change: the new plan is checked afresh and held."""
+        write_csv(org, tmp_path / "s")
+        cfg = config(sb, tmp_path / "s", tmp_path / "l.db", safety={"max_user_removals": 3})
+        ledger = Ledger(cfg.ledger.url)
+        run(cfg, ledger)
+        write_csv(without(org, leaves(org, 4)), tmp_path / "s")
+        with pytest.raises(PlanHeld) as first:
+            run(cfg, ledger)
+        ledger.approve_plan(first.value.plan_id)
+        write_csv(without(org, leaves(org, 5)), tmp_path / "s")
+        with pytest.raises(PlanHeld) as second:
+            run(cfg, ledger)
+        assert second.value.plan_id != first.value.plan_id
+
+    def test_department_delete_fraction_holds(self, sb: SandboxServer, tmp_path: Path) -> None:
+        """Deleting most departments (over the fraction) is held even under the count."""
+        org = generate_org(employees=30, departments=10, levels=3)
+        write_csv(org, tmp_path / "s")
+        cfg = config(sb, tmp_path / "s", tmp_path / "l.db", sync={"leaver_action": "delete"},
+                     safety={"min_managed": 5, "max_department_delete_fraction": 0.2,
+                             "max_user_removals": 1000, "max_user_removal_fraction": 1.0})
+        ledger = Ledger(cfg.ledger.url)
+        run(cfg, ledger)
+        tops = {k for k, d in org.departments.items() if d.parent_key is None}
+        top = sorted(tops)[0]
+        sub = {k for k, d in org.departments.items() if _under(k, top, org)}
+        smaller = Snapshot({k: d for k, d in org.departments.items() if k not in sub},
+                           {k: e for k, e in org.employees.items()
+                            if not set(e.department_keys) & sub})
+        assert len(sub) / len(org.departments) > 0.2
+        write_csv(smaller, tmp_path / "s")
+        with pytest.raises(PlanHeld, match="department deletes"):
+            run(cfg, ledger, accept_shrink=True)
+
+
+def _under(key: str, top: str, org: Snapshot) -> bool:
+    k: str | None = key
+    while k is not None:
+        if k == top:
+            return True
+        k = org.departments[k].parent_key
+    return False
+
+
+class TestScope:
+    def test_unmanaged_and_protected_users_are_untouched(self, sb: SandboxServer,
+                                                         tmp_path: Path, org: Snapshot) -> None:
+        """A user orgsync did not create is never deleted; a protected one is never changed."""
+        write_csv(org, tmp_path / "s")
+        prot = sorted(leaves(org, 1))[0]
+        cfg = config(sb, tmp_path / "s", tmp_path / "l.db",
+                     safety={"protected_users": [prot]})
+        ledger = Ledger(cfg.ledger.url)
+
+        async def outsider() -> None:
+            async with FeishuClient(feishu_settings(cfg)) as c:
+                await c.create_user({"user_id": "boss", "name": "创始人", "mobile": "+8613999999999",
+                                     "department_ids": ["0"], "employee_type": 1})
+        asyncio.run(outsider())
+        run(cfg, ledger)
+        changed = {k: e for k, e in org.employees.items() if k != prot}
+        changed[prot] = Employee(**{**_fields(org.employees[prot]), "job_title": "改了"})
+        write_csv(Snapshot(dict(org.departments), changed), tmp_path / "s")
+        out = run(cfg, ledger)
+        assert out.plan.empty
+        assert f"user {prot} is protected; left as it is" in out.plan.notes
+        live = {u["user_id"] for u in sb.tenant.state()["users"]}
+        assert "boss" in live
+
+    def test_existing_user_is_adopted_and_ambiguous_match_held(self, sb: SandboxServer,
+                                                               tmp_path: Path,
+                                                               org: Snapshot) -> None:
+        """Email and mobile on one account: adopted (PATCH, no create). On two: held as a conflict."""
+        keys = sorted(leaves(org, 2))
+        one, two = (org.employees[k] for k in keys)
+        write_csv(org, tmp_path / "s")
+        cfg = config(sb, tmp_path / "s", tmp_path / "l.db")
+
+        async def preexisting() -> None:
+            async with FeishuClient(feishu_settings(cfg)) as c:
+                await c.create_user({"user_id": "legacy1", "name": one.name, "email": one.email,
+                                     "mobile": one.mobile, "department_ids": ["0"],
+                                     "employee_type": 1})
+                await c.create_user({"user_id": "legacy2", "name": "甲", "email": two.email,
+                                     "mobile": "+8613999999001", "department_ids": ["0"],
+                                     "employee_type": 1})
+                await c.create_user({"user_id": "legacy3", "name": "乙", "mobile": two.mobile,
+                                     "department_ids": ["0"], "employee_type": 1})
+        asyncio.run(preexisting())
+        ledger = Ledger(cfg.ledger.url)
+        out = run(cfg, ledger)
+        kinds = {(op.kind.value, op.key) for op in out.plan.operations}
+        assert ("user.adopt", one.key) in kinds
+        assert not any(k == two.key for _, k in kinds)
+        conflict = [i for i in out.plan.issues if i.key == two.key]
+        assert conflict
+        assert "match two different Feishu users" in conflict[0].reason
+        assert ledger.load_state().users[one.key].feishu_id == "legacy1"
+        posted = {r["body"]["user_id"] for r in writes(sb) if r["method"] == "POST"
+                  and r["path"] == "/open-apis/contact/v3/users"}
+        assert one.key not in posted
+        assert two.key not in posted
+
+
+def _fields(e: Employee) -> dict[str, Any]:
+    return {f: getattr(e, f) for f in e.__dataclass_fields__}
