@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,18 +41,19 @@ def demo_config(base_url: str, app_id: str, app_secret: str, source_dir: Path, l
     return config_from_dict(data, file="<demo>", base_dir=source_dir)
 
 
-async def count_feishu(config: Config) -> tuple[int, int]:
-    """Departments and users Feishu holds, read back through the API."""
+async def count_feishu(config: Config) -> tuple[int, int, int]:
+    """Departments, users and frozen users Feishu holds, read back through the API."""
     async with FeishuClient(feishu_settings(config)) as client:
         depts = [d async for d in client.iter_children("0", fetch_child=True)]
-        users: set[str] = set()
+        users: dict[str, bool] = {}
         for d in [{"department_id": "0"}, *depts]:
             async for u in client.iter_users_by_department(str(d["department_id"])):
-                users.add(str(u.get("user_id")))
-    return len(depts), len(users)
+                users[str(u.get("user_id"))] = bool((u.get("status") or {}).get("is_frozen"))
+    return len(depts), len(users), sum(users.values())
 
 
-def _week(console: Console, title: str, config: Config, ledger: Ledger) -> RunOutcome:
+def _week(console: Console, title: str, config: Config, ledger: Ledger,
+          now: datetime | None = None) -> RunOutcome:
     from orgsync.cli import _Bar
 
     console.rule(f"[bold]{title}")
@@ -63,13 +65,15 @@ def _week(console: Console, title: str, config: Config, ledger: Ledger) -> RunOu
 
     try:
         outcome = asyncio.run(run_once(config, ledger, apply=True, show=show,
-                                       progress=bar.advance))
+                                       progress=bar.advance, now=now))
     finally:
         bar.stop()
     if outcome.result is not None:
         render.render_result(outcome.result, console)
-    depts, users = asyncio.run(count_feishu(config))
-    console.print(f"Feishu now holds [bold]{depts}[/] departments and [bold]{users}[/] users.")
+    depts, users, frozen = asyncio.run(count_feishu(config))
+    held = f" ({frozen} frozen leavers in their grace period)" if frozen else ""
+    console.print(f"Feishu now holds [bold]{depts}[/] departments and [bold]{users}[/] "
+                  f"users{held}.")
     return outcome
 
 
@@ -89,12 +93,16 @@ def run_demo(console: Console, *, rate_scale: float = 1.0, workdir: Path | None 
                       f"files in {work}")
         ledger = Ledger(ledger_url)
         try:
-            for title, folder in (("Week 1: initial sync of the sample company", "week1"),
-                                  ("Week 2: joiners, leavers, moves and renames", "week2"),
-                                  ("Week 2 again: nothing left to do", "week2")):
+            later = datetime.now(UTC) + timedelta(days=21)
+            for title, folder, now in (
+                    ("Week 1: initial sync of the sample company", "week1", None),
+                    ("Week 2: joiners, leavers (frozen), moves and renames", "week2", None),
+                    ("Week 2 again: nothing left to do", "week2", None),
+                    ("Three weeks later: grace period over, leavers deleted with handover",
+                     "week2", later)):
                 cfg = demo_config(sb.base_url, "cli_demo", secret, work / folder, ledger_url,
                                   rate_scale)
-                worst = max(worst, _week(console, title, cfg, ledger).exit_code)
+                worst = max(worst, _week(console, title, cfg, ledger, now).exit_code)
         finally:
             ledger.close()
     console.rule()

@@ -1,0 +1,25 @@
+"""The README's first command: the demo runs to the end and shows each step's outcome."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from rich.console import Console
+
+from orgsync.demo import run_demo
+
+
+def test_demo_runs_all_four_steps(tmp_path: Path) -> None:
+    """Week 1 applies the sample company, week 2 its changes, then nothing, then grace deletes."""
+    buf = io.StringIO()
+    code = run_demo(Console(file=buf, width=120), rate_scale=10.0, workdir=tmp_path)
+    text = buf.getvalue()
+    assert code == 0
+    assert "Applied: 703 done, 0 failed, 0 skipped" in text
+    assert "Feishu now holds 34 departments and 323 users (3 frozen leavers in their grace period)." \
+        in text
+    assert "No changes. Feishu matches the source." in text
+    assert "Summary: user.delete=3" in text
+    assert text.rstrip().count("Feishu now holds 34 departments and 320 users.") == 2
+    assert (tmp_path / "week1" / "employees.csv").exists()
