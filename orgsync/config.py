@@ -12,6 +12,7 @@
     daemon:  {interval | cron, full_resync_cron | full_resync_interval, jitter, misfire_grace,
               run_on_start, shutdown_grace, ready_max_age, leader_poll, lock_name, timezone}
     admin:   {bind, port, token | token_file, url}
+    notify:  {enabled, language, retry_days, admin_chat_id, hr_chat_id, links, templates}
 
 Rules shared by every section:
 
@@ -43,6 +44,7 @@ from typing import Any, Literal, TypeVar, cast
 import yaml
 
 from orgsync.errors import ConfigError
+from orgsync.templates import BUILTIN_VARIABLES, Template, TemplateError, parse_template
 
 CONFIG_VERSION = 1
 _MISSING: Any = object()
@@ -195,6 +197,30 @@ class AdminConfig:
     url: str | None = None
 
 
+#: Events a template can be given for (see :mod:`orgsync.notify`).
+NOTIFY_EVENTS = ("welcome", "manager_note")
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    """Onboarding messages and run reports (see :mod:`orgsync.notify`); off unless configured.
+
+    ``templates`` maps an event of :data:`NOTIFY_EVENTS` to its checked template
+    (built-in defaults for the ones not given); ``links`` are extra template
+    variables (``{guide}``). Welcomes the bot cannot deliver yet are retried on
+    later runs for ``retry_days``. Reports and alerts go to ``admin_chat_id``; a
+    copy of each manager note goes to ``hr_chat_id``.
+    """
+
+    enabled: bool = False
+    language: Literal["zh", "en", "both"] = "both"
+    retry_days: int = 7
+    admin_chat_id: str | None = None
+    hr_chat_id: str | None = None
+    links: Mapping[str, str] = field(default_factory=dict)
+    templates: Mapping[str, Template] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class Config:
     """A whole, validated config. ``path`` is ``None`` when it did not come from a file."""
@@ -209,6 +235,7 @@ class Config:
     lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
 
 
 def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Config:
@@ -647,6 +674,52 @@ def _parse_lifecycle(s: _Section) -> LifecycleConfig:
     )
 
 
+def _parse_notify(s: _Section) -> NotifyConfig:
+    enabled = s.boolean("enabled", bool(s.data))
+    links_raw = s.raw("links")
+    links: dict[str, str] = {}
+    if links_raw is not _MISSING and links_raw is not None:
+        if not isinstance(links_raw, Mapping):
+            raise s.error("links", f"expected a mapping, got {_kind(links_raw)}",
+                          "write e.g. links: {guide: 'https://…'}")
+        for name, url in links_raw.items():
+            if not isinstance(name, str) or not name.isidentifier() or \
+                    name in BUILTIN_VARIABLES:
+                raise s.error(f"links.{name}", "is not a usable variable name",
+                              "use a plain name that is not a built-in variable, e.g. guide")
+            if not isinstance(url, str) or not url.strip():
+                raise s.error(f"links.{name}", f"expected a string, got {_kind(url)}")
+            links[name] = url.strip()
+    variables = BUILTIN_VARIABLES | frozenset(links)
+    templates_raw = s.raw("templates")
+    templates: dict[str, Template] = {}
+    if templates_raw is not _MISSING and templates_raw is not None:
+        if not isinstance(templates_raw, Mapping):
+            raise s.error("templates", f"expected a mapping, got {_kind(templates_raw)}",
+                          f"write one entry per event: {', '.join(NOTIFY_EVENTS)}")
+        for event, raw in templates_raw.items():
+            if event not in NOTIFY_EVENTS:
+                raise s.error(f"templates.{event}", "unknown event",
+                              _did_you_mean(str(event), NOTIFY_EVENTS)
+                              or f"known events: {', '.join(NOTIFY_EVENTS)}")
+            try:
+                templates[event] = parse_template(raw, variables)
+            except TemplateError as exc:
+                where = f"templates.{event}" + (f".{exc.path}" if exc.path else "")
+                raise s.error(where, exc.message,
+                              "fix the template; variables are written {name}") from None
+    language = s.choice("language", NotifyConfig.language, ("zh", "en", "both"))
+    return NotifyConfig(
+        enabled=enabled,
+        language=cast(Literal["zh", "en", "both"], language),
+        retry_days=s.number("retry_days", NotifyConfig.retry_days, minimum=0, maximum=365),
+        admin_chat_id=s.string("admin_chat_id", None),
+        hr_chat_id=s.string("hr_chat_id", None),
+        links=MappingProxyType(links),
+        templates=MappingProxyType(templates),
+    )
+
+
 # section name -> (parser, required)
 _SECTIONS: dict[str, tuple[Callable[[_Section], Any], bool]] = {
     "feishu": (_parse_feishu, True),
@@ -658,6 +731,7 @@ _SECTIONS: dict[str, tuple[Callable[[_Section], Any], bool]] = {
     "lifecycle": (_parse_lifecycle, False),
     "daemon": (_parse_daemon, False),
     "admin": (_parse_admin, False),
+    "notify": (_parse_notify, False),
 }
 
 

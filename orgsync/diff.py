@@ -410,11 +410,22 @@ def _plan_users(b: _Builder) -> None:
 
     _order_manager_links(b, active)
 
+    # Who reports to whom and who leads what, indexed once: a leaver's links are
+    # then found in O(1) instead of by a scan of the whole org per leaver.
+    reports: dict[str, list[str]] = defaultdict(list)
+    for uk, u in live.items():
+        if u.record.manager_key is not None:
+            reports[u.record.manager_key].append(uk)
+    led: dict[str, list[str]] = defaultdict(list)
+    for dk, d in b.current.departments.items():
+        if d.record.leader_key is not None:
+            led[d.record.leader_key].append(dk)
     for key in sorted(live):
         if key in active or key in held:
             continue
         _plan_leaver(b, key, live[key], active, "terminated in source"
-                     if key in snap.employees else "absent from source")
+                     if key in snap.employees else "absent from source",
+                     reports.get(key, ()), led.get(key, ()))
 
     # Unique values held by someone else right now: wait for them to let go.
     for key in sorted(active):
@@ -466,10 +477,11 @@ def _order_manager_links(b: _Builder, active: Mapping[str, Employee]) -> None:
 
 
 def _plan_leaver(b: _Builder, key: str, cur: MirrorUser, active: Mapping[str, Employee],
-                 reason: str) -> None:
-    deps = [oid for uk, u in b.current.live_users().items() if u.record.manager_key == key
+                 reason: str, reports: Iterable[str], led: Iterable[str]) -> None:
+    """``reports``: live users whose current manager is ``key``; ``led``: departments it leads."""
+    deps = [oid for uk in reports
             for oid in (op_id(OpKind.USER_SET_MANAGER, uk),) if oid in b.ops]
-    deps += [oid for dk, d in b.current.departments.items() if d.record.leader_key == key
+    deps += [oid for dk in led
              for oid in (op_id(OpKind.DEPT_SET_LEADER, dk),) if oid in b.ops]
     rec = cur.record
     if b.policy.leaver_action == "freeze":

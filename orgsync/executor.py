@@ -97,14 +97,18 @@ class ApplyResult:
 
 
 Progress = Callable[[OpResult], None]
+#: The notifications a successful operation makes due (event keys, see orgsync.notify).
+Arrivals = Callable[[Operation], Sequence[str]]
 
 
 class Executor:
     """Applies plans; one instance per run."""
 
     def __init__(self, client: ContactAPI, ledger: Ledger, *, run_id: str,
-                 concurrency: int = 16, progress: Progress | None = None) -> None:
+                 concurrency: int = 16, progress: Progress | None = None,
+                 arrivals: Arrivals | None = None) -> None:
         self.client = client
+        self.arrivals = arrivals
         self.ledger = ledger
         self.run_id = run_id
         self.lane_sizes = {"default": max(1, concurrency), "membership": 2, "resurrect": 1,
@@ -204,8 +208,11 @@ class Executor:
             self.ledger.journal_finish(entry, op, "failed", code=-1, message=message)
             log.exception("op.crashed", op=op.op_id)
             return OpResult(op, "failed", -1, message)
+        # Messages owed for this write (a new hire's welcome) are recorded with it,
+        # in one transaction: a crash before they are sent still leaves them owed.
+        events = self.arrivals(op) if self.arrivals is not None else ()
         self.ledger.journal_finish(entry, op, "done", open_id=open_id, message=note,
-                                   mirror_override=override)
+                                   mirror_override=override, events=events)
         if note:
             self.ledger.settle_unfinished(op.kind, op.key, "done", note)
         return OpResult(op, "done", None, note)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,6 +107,30 @@ class HeldPlanRow(SQLModel, table=True):
     status: str = "held"  # held | approved | applied
     created_at: datetime
     approved_at: datetime | None = None
+
+
+class NotificationRow(SQLModel, table=True):
+    """One message orgsync owes (see :mod:`orgsync.notify`), keyed by its event.
+
+    ``event`` is ``<kind>:<target>`` (``welcome:E0001``, ``report:<run id>``);
+    ``uuid`` is Feishu's dedup key for it. ``status``: ``pending`` (not sent yet:
+    not due, or the receiver cannot be reached yet), ``sent``, ``expired`` (still
+    unreachable after the retry window), ``failed`` (Feishu refused it for good)
+    or ``cancelled`` (nobody left to send it to).
+    """
+
+    __tablename__ = "notifications"
+    event: str = Field(primary_key=True)
+    kind: str = Field(index=True)
+    target: str
+    uuid: str
+    status: str = Field(default="pending", index=True)
+    attempts: int = 0
+    created_at: datetime
+    last_tried_at: datetime | None = None
+    sent_at: datetime | None = None
+    code: int | None = None
+    message: str | None = None
 
 
 class MetaRow(SQLModel, table=True):
@@ -222,8 +246,14 @@ class Ledger:
 
     def journal_finish(self, entry_id: int, op: Operation, status: str, *, code: int | None = None,
                        message: str | None = None, open_id: str | None = None,
-                       mirror_override: Mapping[str, Any] | None = None) -> None:
-        """Finish a journal entry; on ``done`` apply ``op`` to the mirror in the same transaction."""
+                       mirror_override: Mapping[str, Any] | None = None,
+                       events: Sequence[str] = ()) -> None:
+        """Finish a journal entry; on ``done`` apply ``op`` to the mirror in the same transaction.
+
+        ``events`` (on ``done``): notifications this write makes due (a new hire's
+        welcome), recorded ``pending`` in the same transaction, so a crash right
+        after the write still owes the message.
+        """
         with self._session() as s:
             row = s.get(JournalRow, entry_id)
             if row is None:
@@ -235,6 +265,8 @@ class Ledger:
             s.add(row)
             if status == "done":
                 self._apply_to_mirror(s, op, open_id, mirror_override)
+                for event in events:
+                    self._owe(s, event)
             s.commit()
 
     def journal_skip(self, run_id: str, plan_id: str, op: Operation, reason: str) -> None:
@@ -438,6 +470,54 @@ class Ledger:
                 HeldPlanRow.created_at.desc())  # type: ignore[attr-defined]
             return list(s.exec(stmt))
 
+    # --------------------------------------------------------- notifications
+    def _owe(self, s: Session, event: str) -> NotificationRow:
+        row = s.get(NotificationRow, event)
+        if row is None:
+            kind, _, target = event.partition(":")
+            row = NotificationRow(event=event, kind=kind, target=target,
+                                  uuid=notification_uuid(event), created_at=self.now())
+            s.add(row)
+        return row
+
+    def owe_notification(self, event: str) -> NotificationRow:
+        """The notification for ``event``, recorded ``pending`` if it is new."""
+        with self._session() as s:
+            row = self._owe(s, event)
+            s.commit()
+            return row
+
+    def notifications(self, *, status: str | None = None,
+                      kinds: Sequence[str] = ()) -> list[NotificationRow]:
+        """Notifications (with ``status``, of ``kinds``), oldest first."""
+        with self._session() as s:
+            stmt = select(NotificationRow).order_by(
+                NotificationRow.created_at, NotificationRow.event)  # type: ignore[arg-type]
+            if status is not None:
+                stmt = stmt.where(NotificationRow.status == status)
+            if kinds:
+                stmt = stmt.where(NotificationRow.kind.in_(tuple(kinds)))  # type: ignore[attr-defined]
+            return list(s.exec(stmt))
+
+    def settle_notification(self, event: str, status: str, *, tried: bool = True,
+                            code: int | None = None, message: str | None = None) -> None:
+        """Record the outcome of an attempt (or a decision) on ``event``'s notification."""
+        with self._session() as s:
+            row = s.get(NotificationRow, event)
+            if row is None:
+                raise LedgerError(f"unknown notification {event}")
+            now = self.now()
+            row.status = status
+            row.code = code
+            row.message = message[:500] if message else None
+            if tried:
+                row.attempts += 1
+                row.last_tried_at = now
+            if status == "sent":
+                row.sent_at = now
+            s.add(row)
+            s.commit()
+
     # ------------------------------------------------------------------ meta
     def get_meta(self, key: str) -> str | None:
         """A meta value, or None."""
@@ -450,6 +530,11 @@ class Ledger:
         with self._session() as s:
             s.merge(MetaRow(key=key, value=value))
             s.commit()
+
+
+def notification_uuid(event: str) -> str:
+    """Feishu's dedup ``uuid`` for ``event``: deterministic, 36 characters (limit 50)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"orgsync:notify:{event}"))
 
 
 def _dumps(fields: Mapping[str, Any]) -> str:

@@ -13,38 +13,67 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any, Literal
 
 import structlog
 
 _SECRET_KEYS = re.compile(r"secret|token|password|authorization|credential", re.I)
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*(@[A-Za-z0-9.-]+\.[A-Za-z]{2,})")
-_MOBILE = re.compile(r"(\+?\d{5})\d{4,}(\d{3})")
+# A phone number: ``+`` and 7-15 digits (spaces/dashes allowed), or a bare mainland
+# mobile (optionally ``86``-prefixed), never part of a longer run of letters/digits —
+# so Feishu log ids, run ids and dates stay readable.
+_MOBILE = re.compile(
+    r"(?<![\w+])(?:\+\d(?:[ -]?\d){6,14}|(?:86[ -]?)?1[3-9]\d(?:[ -]?\d){8})(?![\w])")
+
+
+def _mask_number(match: re.Match[str]) -> str:
+    text = match.group(0)
+    digits = [i for i, ch in enumerate(text) if ch.isdigit()]
+    keep_head = digits[4] if text.startswith("+") else digits[2]
+    keep_tail = digits[-3]
+    return text[:keep_head + 1] + "****" + text[keep_tail:]
 
 
 def mask_text(text: str) -> str:
-    """Mask every email and mobile-like digit run in ``text``."""
+    """Mask every email and phone number in ``text``: ``+86138****000``, ``138****000``."""
     text = _EMAIL.sub(r"\1***\2", text)
-    return _MOBILE.sub(r"\1****\2", text)
+    return _MOBILE.sub(_mask_number, text)
 
 
 def redact_secrets(_logger: Any, _name: str, event: MutableMapping[str, Any]
                    ) -> MutableMapping[str, Any]:
-    """Replace values of secret-named keys with ``***``."""
+    """Replace values of secret-named keys with ``***``, in nested dicts and lists too."""
     for k in list(event):
-        if _SECRET_KEYS.search(k):
-            event[k] = "***"
+        event[k] = "***" if _SECRET_KEYS.search(str(k)) else _redact(event[k])
     return event
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: "***" if _SECRET_KEYS.search(str(k)) else _redact(v)
+                for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact(v) for v in value]
+    return value
 
 
 def mask_pii(_logger: Any, _name: str, event: MutableMapping[str, Any]
              ) -> MutableMapping[str, Any]:
-    """Mask emails and mobiles in string values."""
+    """Mask emails and mobiles in string values, in nested dicts and lists too."""
     for k, v in list(event.items()):
-        if isinstance(v, str):
-            event[k] = mask_text(v)
+        event[k] = _mask(v)
     return event
+
+
+def _mask(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, Mapping):
+        return {k: _mask(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_mask(v) for v in value]
+    return value
 
 
 def configure(*, fmt: Literal["auto", "console", "json"] = "auto", level: str = "info",

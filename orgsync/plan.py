@@ -148,12 +148,14 @@ class Plan:
     operations: tuple[Operation, ...]
     issues: tuple[Issue, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    checksum: str = field(default="", compare=False)
+    """sha256 over the canonical JSON of the operations (computed once, at construction)."""
 
-    @property
-    def checksum(self) -> str:
-        """sha256 over the canonical JSON of the operations."""
+    def __post_init__(self) -> None:
+        # Hashing a 100k-operation plan costs a second; the executor asks for the
+        # id per operation, so it must never be recomputed.
         body = _canonical_json([op.to_dict() for op in self.operations])
-        return hashlib.sha256(body.encode()).hexdigest()
+        object.__setattr__(self, "checksum", hashlib.sha256(body.encode()).hexdigest())
 
     @property
     def plan_id(self) -> str:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 import structlog
 
 from connectors.registry import build_connector
+from orgsync import notify
 from orgsync.config import Config
 from orgsync.diff import DiffPolicy, diff
 from orgsync.errors import EXIT_APPLY_FAILED, EXIT_OK, OrgsyncError, PlanHeld, SourceError
@@ -41,10 +42,15 @@ class RunOutcome:
     result: ApplyResult | None = None
     cancelled: bool = False
     stats: ClientStats | None = None  # the Feishu client's counters when something was applied
+    notified: notify.NotifyResult | None = None  # messages sent after apply (notify enabled)
 
     @property
     def exit_code(self) -> int:
-        """0 when everything planned was applied (or nothing was), 6 when some writes failed."""
+        """0 when everything planned was applied (or nothing was), 6 when some writes failed.
+
+        Messages (``notified``) never count: a welcome waiting for its receiver
+        or one Feishu refused is reported, not a failure of the sync.
+        """
         if self.result is not None and (self.result.count("failed") or
                                         self.result.count("skipped")):
             return EXIT_APPLY_FAILED
@@ -240,16 +246,61 @@ async def make_plan(config: Config, ledger: Ledger, *, full: bool = False,
 
 async def apply_plan(config: Config, ledger: Ledger, plan: Plan, *, run_id: str,
                      progress: Callable[[OpResult], None] | None = None,
-                     stats: list[ClientStats] | None = None) -> ApplyResult:
-    """Apply ``plan`` through one shared Feishu client (its counters go to ``stats``)."""
+                     stats: list[ClientStats] | None = None,
+                     now: datetime | None = None) -> ApplyResult:
+    """Apply ``plan`` through one shared Feishu client (its counters go to ``stats``).
+
+    With ``notify`` enabled, the welcomes new hires are owed are recorded with
+    their creates (sent afterwards by :func:`send_messages`).
+    """
     async with FeishuClient(feishu_settings(config)) as client:
+        arrivals = (notify.arrivals(config.notify, now or datetime.now(UTC))
+                    if config.notify.enabled else None)
         executor = Executor(client, ledger, run_id=run_id, concurrency=config.sync.concurrency,
-                            progress=progress)
+                            progress=progress, arrivals=arrivals)
         try:
             return await executor.run(plan)
         finally:
             if stats is not None:
                 stats.append(client.stats)
+
+
+async def send_messages(config: Config, ledger: Ledger, outcome: RunOutcome,
+                        now: datetime | None) -> None:
+    """After an apply: deliver due onboarding messages, then the run report.
+
+    The report goes to ``notify.admin_chat_id`` (once per run id) when the run
+    changed something, failed writes, or settled messages. Any error here is
+    logged, never raised: messages must not fail a sync.
+    """
+    if not config.notify.enabled:
+        return
+    if outcome.plan.empty and not ledger.notifications(status="pending",
+                                                       kinds=notify.PEOPLE_KINDS):
+        outcome.notified = notify.NotifyResult()
+        return  # the usual quiet run: no Feishu client, no token
+    try:
+        async with FeishuClient(feishu_settings(config)) as client:
+            outcome.notified = await notify.deliver(config.notify, ledger, client,
+                                                    now or datetime.now(UTC))
+            if not outcome.plan.empty or outcome.notified.changed:
+                await notify.send_admin(config.notify, ledger, client,
+                                        f"report:{outcome.run_id}",
+                                        notify.report_text(outcome.run_id, outcome.plan,
+                                                           outcome.result, outcome.notified))
+    except Exception:
+        log.exception("notify.crashed")
+
+
+async def send_alert(config: Config, ledger: Ledger, event: str, text: str) -> None:
+    """One alert to the admin chat per ``event``; errors are logged, never raised."""
+    if not (config.notify.enabled and config.notify.admin_chat_id):
+        return
+    try:
+        async with FeishuClient(feishu_settings(config)) as client:
+            await notify.send_admin(config.notify, ledger, client, event, text)
+    except Exception:
+        log.exception("notify.alert_crashed", notification=event)
 
 
 async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = False,
@@ -288,6 +339,9 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
             ledger.hold_plan(plan.plan_id, plan.checksum, reasons, plan.summary())
             ledger.finish_run(run_id, "held", plan_id=plan.plan_id, summary=plan.summary(),
                               error="; ".join(reasons))
+            if apply:  # once per plan id: a daemon meeting the same held plan stays quiet
+                await send_alert(config, ledger, f"alert:held:{plan.plan_id}",
+                                 notify.held_text(plan.plan_id, reasons))
             raise PlanHeld(
                 f"plan {plan.plan_id} is held: " + "; ".join(reasons)
                 + f". Review it, then release exactly this plan with "
@@ -299,10 +353,12 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
         if apply and not plan.empty:
             counters: list[ClientStats] = []
             outcome.result = await apply_plan(config, ledger, plan, run_id=run_id,
-                                              progress=progress, stats=counters)
+                                              progress=progress, stats=counters, now=now)
             outcome.stats = counters[0] if counters else None
             if approved:
                 ledger.mark_plan_applied(plan.plan_id)
+        if apply:  # also on an empty plan: welcomes still owed are retried
+            await send_messages(config, ledger, outcome, now)
         summary: dict[str, int] = dict(plan.summary())
         if outcome.result is not None:
             summary.update({f"ops_{k}": v for k, v in outcome.result.summary().items()})
@@ -313,6 +369,9 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
         raise
     except BaseException as exc:
         ledger.finish_run(run_id, "failed", error=str(exc)[:2000])
+        if apply and isinstance(exc, Exception):
+            await send_alert(config, ledger, f"alert:failed:{run_id}",
+                             notify.failed_text(run_id, str(exc)))
         raise
     finally:
         structlog.contextvars.unbind_contextvars("run_id")

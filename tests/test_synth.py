@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -87,11 +86,10 @@ class TestGenerateOrg:
         dates = [e.join_date for e in org.employees.values() if e.join_date]
         assert max(dates).isoformat() == "2026-01-05"
 
-    def test_large_org_is_fast(self) -> None:
-        """100k people in 5k departments, 6 levels, generate in a few seconds and validate."""
-        start = time.perf_counter()
+    def test_large_org_shape(self) -> None:
+        """100k people in 5k departments, 6 levels, validate cleanly (speed: see orgsync.bench)."""
         org = generate_org(employees=100_000, departments=5000, levels=6)
-        assert time.perf_counter() - start < 5
+        assert len(org.departments) == 5000
         assert max(depth(org, k) for k in org.departments) == 6
         assert validate(SourceData(org)).issues == []
 

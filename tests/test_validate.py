@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -341,14 +340,9 @@ class TestReport:
             "employee: key: employee_id is empty (held back)")
 
 
-def test_large_org_is_fast() -> None:
-    """100k employees in 5k departments validate in well under half a second."""
+def test_large_org_validates_cleanly() -> None:
+    """100k employees in 5k departments validate with no issue (speed: see orgsync.bench)."""
     org = generate_org(employees=100_000, departments=5000, levels=6)
-    best = min(_timed(org) for _ in range(3))
-    assert best < 0.5
-
-
-def _timed(org: Snapshot) -> float:
-    start = time.perf_counter()
-    validate(SourceData(org))
-    return time.perf_counter() - start
+    result = validate(SourceData(org))
+    assert result.issues == []
+    assert len(result.snapshot.employees) == 100_000

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -47,11 +46,8 @@ class TestOpenLdap:
             500, "sizeLimitExceeded")
         anonymous.unbind()
 
-        started = time.monotonic()
         result = openldap_connector(openldap, page_size=200).read()
-        elapsed = time.monotonic() - started
         assert len(result.snapshot.employees) == OPENLDAP_USERS
-        assert elapsed < 10
 
     def test_ou_tree_managers_and_fields(self, openldap: Slapd) -> None:
         """OUs under base_dn are departments (keyed by entryUUID); manager DNs resolve to keys."""

@@ -1,0 +1,113 @@
+"""What the benchmarks share: the run context, config files, timed subprocesses."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from orgsync.bench.sandbox_host import SandboxProcess
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(slots=True)
+class Context:
+    """One suite run: its scratch directory and the sandbox process all benchmarks share."""
+
+    workdir: Path
+    sandbox: SandboxProcess
+
+
+@dataclass(frozen=True, slots=True)
+class Timed:
+    """A finished subprocess: wall seconds, peak resident memory, exit code, output."""
+
+    seconds: float
+    max_rss_mb: float
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def child_env() -> dict[str, str]:
+    """The environment for orgsync subprocesses: the repo on ``PYTHONPATH``, no colour."""
+    env = dict(os.environ)
+    root = str(REPO_ROOT)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("NO_COLOR", "1")
+    env["COLUMNS"] = "160"
+    return env
+
+
+def orgsync_command() -> list[str]:
+    """How to run ``orgsync``: the console script next to this interpreter, else ``-m``."""
+    script = Path(sys.executable).parent / "orgsync"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("orgsync")
+    if found and Path(found).parent == Path(sys.executable).parent:
+        return [found]
+    return [sys.executable, "-m", "orgsync.cli"]
+
+
+def run_timed(cmd: list[str], *, timeout: float = 600.0) -> Timed:
+    """Run ``cmd`` to completion; wall time from spawn to exit, peak RSS of that child alone.
+
+    Output goes to files, so that reading it costs the child nothing.
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=child_env(),  # noqa: S603
+                                cwd=REPO_ROOT)
+        deadline = start + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.002)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode("utf-8", "replace")
+        stderr = err.read().decode("utf-8", "replace")
+    # ru_maxrss is in kilobytes on Linux
+    return Timed(seconds, usage.ru_maxrss / 1024, proc.returncode, stdout, stderr)
+
+
+def write_config(path: Path, *, departments: Path, employees: Path, ledger: Path,
+                 base_url: str, app_id: str, app_secret: str, rate_limits: bool = True,
+                 concurrency: int | None = None) -> Path:
+    """A config file for a CSV source, a SQLite ledger and a (sandbox) Feishu."""
+    data: dict[str, Any] = {
+        "version": 1,
+        "feishu": {"base_url": base_url, "app_id": app_id, "app_secret": app_secret,
+                   "rate_limits": rate_limits},
+        "source": {"type": "csv", "departments": str(departments), "employees": str(employees)},
+        "ledger": {"url": f"sqlite:///{ledger}"},
+        "logging": {"level": "warning"},
+    }
+    if concurrency is not None:
+        data["sync"] = {"concurrency": concurrency}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def median(values: list[float]) -> float:
+    """The median (the lower one of the middle two)."""
+    ordered = sorted(values)
+    return ordered[(len(ordered) - 1) // 2]

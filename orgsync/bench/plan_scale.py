@@ -1,0 +1,181 @@
+"""Benchmark 1, plan at scale: ``orgsync plan`` end to end on a large, already applied org.
+
+The org (:func:`orgsync.synth.generate_org`) is "already applied": the ledger's
+mirror is filled directly (:mod:`orgsync.bench.mirror`). The export then has a
+share of its employees changed (:mod:`orgsync.bench.churn`), and a real
+``orgsync plan -c CONFIG`` subprocess is timed by wall clock from spawn to exit
+(process start, imports, read CSV, validate, load the mirror, diff, build and
+print the plan), with the peak RSS of that child. In the same run a bare
+``csv.DictReader`` pass over the same two files gives the yardstick. Finally an
+``orgsync apply --yes`` of the *unchanged* export must make zero API calls.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from orgsync.bench.churn import change_share
+from orgsync.bench.common import Context, median, orgsync_command, run_timed, write_config
+from orgsync.bench.mirror import fill_mirror
+from orgsync.bench.report import BenchResult, Figure
+from orgsync.bench.sizes import Sizes
+from orgsync.synth import generate_org, write_csv
+
+NAME = "plan_at_scale"
+_OPERATIONS = re.compile(r"— (\d+) operations")
+
+
+def dictreader_pass(*paths: Path) -> float:
+    """Seconds for a bare ``csv.DictReader`` pass that keeps every row (the yardstick)."""
+    start = time.perf_counter()
+    for path in paths:
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            rows = list(csv.DictReader(f))
+        del rows
+    return time.perf_counter() - start
+
+
+def stage_times(config_path: Path) -> dict[str, float]:
+    """The plan's stages timed in this process (imports already warm), for the profile."""
+    from connectors.registry import build_connector
+    from orgsync import render
+    from orgsync.config import load_config
+    from orgsync.diff import DiffPolicy, diff
+    from orgsync.ledger import Ledger
+    from orgsync.validate import validate
+
+    t: dict[str, float] = {}
+    start = time.perf_counter()
+    cfg = load_config(config_path)
+    ledger = Ledger(cfg.ledger.url)
+    t["config_and_ledger_open"] = time.perf_counter() - start
+    mark = time.perf_counter()
+    data = build_connector(cfg.source).read()
+    t["read_csv"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    data = validate(data)
+    t["validate"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    state = ledger.load_state()
+    t["load_mirror"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    plan = diff(data, state, DiffPolicy(leaver_action=cfg.sync.leaver_action))
+    t["diff_and_plan"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    render.render_text(plan, Console(file=io.StringIO(), width=160, color_system=None))
+    t["render_text"] = time.perf_counter() - mark
+    ledger.close()
+    return {k: round(v, 4) for k, v in t.items()}
+
+
+def import_seconds() -> tuple[float, float]:
+    """Wall seconds of a bare interpreter and of one that imports ``orgsync.cli``."""
+    bare = min(run_timed([sys.executable, "-c", "pass"]).seconds for _ in range(3))
+    cli = min(run_timed([sys.executable, "-c", "import orgsync.cli"]).seconds for _ in range(3))
+    return bare, cli
+
+
+def run(sizes: Sizes, ctx: Context) -> BenchResult:
+    """Build the org, fill the mirror, time ``orgsync plan`` and the yardstick."""
+    from orgsync.issues import SourceData
+    from orgsync.ledger import Ledger
+    from orgsync.validate import validate
+
+    result = BenchResult(NAME)
+    work = ctx.workdir / NAME
+    details: dict[str, Any] = result.details
+
+    mark = time.perf_counter()
+    org = generate_org(seed=7, employees=sizes.plan_employees,
+                       departments=sizes.plan_departments, levels=sizes.plan_levels,
+                       multi_department_share=sizes.plan_multi_share)
+    details["generate_seconds"] = round(time.perf_counter() - mark, 3)
+    checked = validate(SourceData(org))
+    if checked.issues:
+        raise RuntimeError(f"the synthetic org does not validate: {checked.issues[0]}")
+    changed, churn = change_share(org, share=sizes.plan_change_share)
+    base_dir, changed_dir = work / "base", work / "changed"
+    write_csv(org, base_dir)
+    dept_csv, emp_csv = write_csv(changed, changed_dir)
+    ledger_path = work / "ledger.db"
+    ledger_path.unlink(missing_ok=True)
+    ledger = Ledger(f"sqlite:///{ledger_path}")
+    try:
+        mark = time.perf_counter()
+        n_depts, _ = fill_mirror(ledger, checked.snapshot)
+        details["mirror_fill_seconds"] = round(time.perf_counter() - mark, 3)
+    finally:
+        ledger.close()
+    sb = ctx.sandbox
+    app_id = "cli_bench_plan"
+    sb.configure(app_id=app_id, rate_limits=True, latency_ms=0.0)
+    sb.reset()
+    changed_cfg = write_config(work / "changed.yaml", departments=dept_csv, employees=emp_csv,
+                               ledger=ledger_path, base_url=sb.base_url, app_id=app_id,
+                               app_secret=sb.app_secret)
+    base_cfg = write_config(work / "base.yaml", departments=base_dir / "departments.csv",
+                            employees=base_dir / "employees.csv", ledger=ledger_path,
+                            base_url=sb.base_url, app_id=app_id, app_secret=sb.app_secret)
+    details.update(org={"departments": n_depts, "employees": len(org.employees),
+                        "levels": sizes.plan_levels,
+                        "multi_department": sum(1 for e in org.employees.values()
+                                                if len(e.department_keys) > 1)},
+                   churn={"updated": churn.updated, "moved": churn.moved,
+                          "terminated": churn.terminated, "removed": churn.removed,
+                          "joined": churn.joined, "total": churn.total},
+                   csv_bytes=dept_csv.stat().st_size + emp_csv.stat().st_size)
+
+    command = [*orgsync_command(), "plan", "-c", str(changed_cfg)]
+    details["command"] = " ".join(command)
+    plans: list[float] = []
+    readers: list[float] = []
+    rss: list[float] = []
+    operations: int | None = None
+    for _ in range(max(1, sizes.plan_repeats)):
+        readers.append(dictreader_pass(dept_csv, emp_csv))
+        timed = run_timed(command)
+        if timed.returncode != 0:
+            raise RuntimeError(f"orgsync plan exited {timed.returncode}: {timed.stderr[-2000:]}")
+        plans.append(timed.seconds)
+        rss.append(timed.max_rss_mb)
+        found = _OPERATIONS.search(timed.stdout)
+        operations = int(found.group(1)) if found else 0
+    details.update(plan_seconds=[round(x, 3) for x in plans],
+                   dictreader_seconds=[round(x, 4) for x in readers],
+                   plan_max_rss_mb=[round(x, 1) for x in rss], operations=operations)
+    details["stages_in_process"] = stage_times(changed_cfg)
+    bare, with_cli = import_seconds()
+    details["interpreter_seconds"] = round(bare, 3)
+    details["import_orgsync_cli_seconds"] = round(with_cli, 3)
+
+    # A no-change apply: the plan is empty, so not one request may reach Feishu.
+    sb.clear_requests()
+    noop = run_timed([*orgsync_command(), "apply", "--yes", "-c", str(base_cfg)])
+    if noop.returncode != 0:
+        raise RuntimeError(f"no-change apply exited {noop.returncode}: {noop.stderr[-2000:]}")
+    api_calls = len(sb.requests())
+    details["no_change_apply_seconds"] = round(noop.seconds, 3)
+    details["no_change_output"] = noop.stdout.strip().splitlines()[:1]
+
+    plan_s, reader_s = median(plans), median(readers)
+    label = f"{len(org.employees):,} employees / {n_depts:,} departments, {churn.total} changed"
+    result.figures = [
+        Figure(NAME, "plan end to end, wall (median)", plan_s, "s", 2.5, "<=", label),
+        Figure(NAME, "plan peak RSS", max(rss), "MB", 500, "<="),
+        Figure(NAME, "plan ÷ bare csv.DictReader pass", plan_s / reader_s, "×", 8, "<=",
+               f"DictReader {reader_s:.3f} s"),
+        Figure(NAME, "no-change apply: API calls", float(api_calls), "calls", 0, "=="),
+        Figure(NAME, "plan operations", float(operations or 0), "ops"),
+        Figure(NAME, "import orgsync.cli (process start included)", with_cli, "s",
+               note=f"bare interpreter {bare:.3f} s"),
+    ]
+    return result
+

@@ -1,0 +1,59 @@
+"""How big each benchmark is in quick (smoke) and full (the issue's figures) mode."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    """Every size knob of the suite; ``full`` matches the targets of issue 7."""
+
+    mode: str
+    # plan at scale
+    plan_employees: int
+    plan_departments: int
+    plan_levels: int
+    plan_multi_share: float
+    plan_change_share: float
+    plan_repeats: int
+    # apply at the ceiling
+    latency_ms: float
+    create_users: int
+    create_departments: int
+    move_users: int
+    sdk_creates: int
+    # full-resync read
+    read_users: int
+    read_departments: int
+    # headroom
+    headroom_ops: int
+    daemon_idle_seconds: float
+
+    def scaled(self, factor: float) -> Sizes:
+        """These sizes with every count multiplied by ``factor`` (at least 1; for smoke tests)."""
+        counts = ("plan_employees", "plan_departments", "create_users", "create_departments",
+                  "move_users", "sdk_creates", "read_users", "read_departments", "headroom_ops")
+        changes = {name: max(2, round(getattr(self, name) * factor)) for name in counts}
+        return dataclasses.replace(self, **changes)
+
+
+QUICK = Sizes(
+    mode="quick",
+    plan_employees=5_000, plan_departments=250, plan_levels=6, plan_multi_share=0.03,
+    plan_change_share=0.01, plan_repeats=1,
+    latency_ms=100.0, create_users=120, create_departments=10, move_users=4, sdk_creates=20,
+    read_users=600, read_departments=40,
+    headroom_ops=600, daemon_idle_seconds=2.0,
+)
+
+FULL = Sizes(
+    mode="full",
+    plan_employees=100_000, plan_departments=5_000, plan_levels=6, plan_multi_share=0.03,
+    plan_change_share=0.01, plan_repeats=3,
+    latency_ms=100.0, create_users=2_000, create_departments=100, move_users=200,
+    sdk_creates=100,
+    read_users=20_000, read_departments=1_000,
+    headroom_ops=2_000, daemon_idle_seconds=5.0,
+)

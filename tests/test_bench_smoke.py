@@ -1,0 +1,67 @@
+"""A smoke run of the benchmark suite: it runs end to end and reports every benchmark.
+
+Speed is not asserted here (the machine may be busy); ``python -m orgsync.bench
+--full`` takes the figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from orgsync.bench.report import BENCHMARKS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The output directory of one quick run at a tenth of the quick sizes."""
+    out = tmp_path_factory.mktemp("bench")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "orgsync.bench", "--quick", "--scale", "0.1", "--out", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+@pytest.mark.bench
+def test_quick_run_writes_json_with_every_benchmark(report: Path) -> None:
+    """bench.json names the mode and machine and holds figures for every benchmark, none failed."""
+    doc = json.loads((report / "bench.json").read_text(encoding="utf-8"))
+    assert doc["mode"] == "quick"
+    assert doc["machine"]["cpu_count"] >= 1
+    assert doc["machine"]["python"] == sys.version.split()[0]
+    assert set(doc["benchmarks"]) == set(BENCHMARKS)
+    for name, bench in doc["benchmarks"].items():
+        assert bench["error"] is None, f"{name}: {bench['error']}"
+        assert bench["figures"], name
+        for figure in bench["figures"]:
+            assert {"name", "value", "unit", "target", "ratio", "passed"} <= figure.keys()
+
+
+@pytest.mark.bench
+def test_quick_run_measures_what_the_targets_need(report: Path) -> None:
+    """Every targeted figure got a value, and the correctness figures hold even in a smoke run."""
+    doc = json.loads((report / "bench.json").read_text(encoding="utf-8"))
+    figures = {f["name"]: f for b in doc["benchmarks"].values() for f in b["figures"]}
+    assert all(f["value"] is not None for f in figures.values() if f["target"] != "—")
+    assert figures["no-change apply: API calls"]["value"] == 0
+    assert figures["pages read twice"]["value"] == 0
+    assert figures["read: everything read back"]["value"] == 1
+
+
+@pytest.mark.bench
+def test_quick_run_writes_a_markdown_table(report: Path) -> None:
+    """bench.md is a table with a row for every benchmark and the machine line."""
+    text = (report / "bench.md").read_text(encoding="utf-8")
+    assert "| benchmark | figure | measured | target | ratio | result |" in text
+    assert "Machine:" in text
+    for name in BENCHMARKS:
+        assert f"| {name} |" in text
