@@ -98,4 +98,6 @@ async def read_directory(client: DirectoryAPI, *, reverse_departments: Mapping[s
         status = u.get("status") or {}
         lifecycle = Lifecycle.FROZEN if status.get("is_frozen") else Lifecycle.ACTIVE
         state.users[person.key] = MirrorUser(person, uid, u.get("open_id"), lifecycle)
+        if u.get("is_tenant_manager"):
+            state.tenant_admins.add(person.key)
     return state

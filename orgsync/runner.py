@@ -8,6 +8,7 @@ the ledger's mirror.
 from __future__ import annotations
 
 import fnmatch
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -163,6 +164,16 @@ async def find_existing(config: Config, data: SourceData, state: DirectoryState
                                    "error", where))
             continue
         adopt[e.key] = uid
+    if adopt:
+        # Tenant admins are never taken over (nor, once managed, changed or deleted).
+        async with FeishuClient(feishu_settings(config)) as client:
+            for key, uid in sorted(adopt.items()):
+                if (await client.get_user(uid)).get("is_tenant_manager"):
+                    del adopt[key]
+                    conflicts.append(Issue("employee", key, "email",
+                                           f"matches Feishu user {uid}, a tenant admin; "
+                                           "tenant admins are never adopted", "error",
+                                           data.where("employee", key)))
     return adopt, conflicts
 
 
@@ -180,7 +191,7 @@ async def live_state(config: Config, ledger: Ledger) -> DirectoryState:
     ruser = {m.feishu_id: k for k, m in mirror.users.items()}
     async with FeishuClient(feishu_settings(config)) as client:
         live = await read_directory(client, reverse_departments=rdept, reverse_users=ruser)
-    state = DirectoryState()
+    state = DirectoryState(tenant_admins={k for k in live.tenant_admins if k in mirror.users})
     for k, md in mirror.departments.items():
         ld = live.departments.get(k)
         if ld is not None:
@@ -222,8 +233,10 @@ async def make_plan(config: Config, ledger: Ledger, *, full: bool = False,
         state = await live_state(config, ledger)
         if rebuild_mirror:
             ledger.replace_mirror(state)
+            ledger.set_meta("tenant_admins", json.dumps(sorted(state.tenant_admins)))
     else:
         state = ledger.load_state()
+        state.tenant_admins = set(json.loads(ledger.get_meta("tenant_admins") or "[]"))
     adopt: dict[str, str] = {}
     if config.sync.adopt_existing:
         adopt, conflicts = await find_existing(config, data, state)
@@ -235,6 +248,7 @@ async def make_plan(config: Config, ledger: Ledger, *, full: bool = False,
                            held_employees=data.held_employees | {c.key for c in conflicts
                                                                   if c.key})
     users, depts = protected_keys(config, data, state)
+    users |= state.tenant_admins
     policy = replace(diff_policy(config, now, adopt), protected_users=users,
                      protected_departments=depts)
     plan = diff(data, state, policy)

@@ -49,6 +49,8 @@ class DirectoryState:
 
     departments: dict[str, MirrorDepartment] = field(default_factory=dict)
     users: dict[str, MirrorUser] = field(default_factory=dict)
+    #: Managed users Feishu says are tenant admins (learned by a full read): never touched.
+    tenant_admins: set[str] = field(default_factory=set)
 
     def live_users(self) -> dict[str, MirrorUser]:
         """Users that still exist in Feishu (active or frozen)."""

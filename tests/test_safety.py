@@ -249,3 +249,40 @@ class TestScope:
 
 def _fields(e: Employee) -> dict[str, Any]:
     return {f: getattr(e, f) for f in e.__dataclass_fields__}
+
+
+def test_tenant_admins_are_never_adopted_or_touched(sb: SandboxServer, tmp_path: Path,
+                                                    org: Snapshot) -> None:
+    """A tenant admin matching a new person is not adopted; a managed user who became an
+    admin (learned by a full resync) is not frozen or deleted when they leave the source."""
+    first, second = sorted(leaves(org, 2))
+    a, b = org.employees[first], org.employees[second]
+    write_csv(org, tmp_path / "s")
+    cfg = config(sb, tmp_path / "s", tmp_path / "l.db", sync={"leaver_action": "delete"})
+
+    async def admin_account() -> None:
+        async with FeishuClient(feishu_settings(cfg)) as c:
+            await c.create_user({"user_id": "it-admin", "name": a.name, "email": a.email,
+                                 "mobile": a.mobile, "department_ids": ["0"],
+                                 "employee_type": 1})
+    asyncio.run(admin_account())
+    admin = sb.tenant.find_user("it-admin", "user_id")
+    assert admin is not None
+    admin.is_tenant_manager = True
+    ledger = Ledger(cfg.ledger.url)
+    out = run(cfg, ledger)
+    conflict = [i for i in out.plan.issues if i.key == a.key]
+    assert [i.reason for i in conflict] == [
+        "matches Feishu user it-admin, a tenant admin; tenant admins are never adopted"]
+    assert not any(op.key == a.key for op in out.plan.operations)
+
+    promoted = sb.tenant.find_user(b.key, "user_id")
+    assert promoted is not None
+    promoted.is_tenant_manager = True
+    asyncio.run(run_once(cfg, ledger, apply=True, full=True))
+    write_csv(without(org, {b.key}), tmp_path / "s")
+    before = len(writes(sb))
+    gone = run(cfg, ledger)
+    assert not any(op.key == b.key for op in gone.plan.operations)
+    assert f"user {b.key} is protected; left as it is" in gone.plan.notes
+    assert not any(r["path"].endswith(f"/users/{b.key}") for r in writes(sb)[before:])
