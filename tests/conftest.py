@@ -22,7 +22,59 @@ from orgsync.sandbox import SandboxConfig, SandboxServer
 def sandbox_server() -> Iterator[SandboxServer]:
     """One sandbox for the whole session (start-up costs ~0.1 s, but once is enough)."""
     with SandboxServer(SandboxConfig()) as server:
+        _SESSION_SANDBOXES.append(server)
         yield server
+
+
+# --- leak scan across the whole suite ---------------------------------------------------------
+# Every test's captured output (logs, prints, plan renderings) and failure text is scanned for
+# the app secret, every tenant token the session sandbox issued, and the admin tokens the tests
+# configure; at the end, so are the ledger files the tests left. Any hit fails the run.
+
+_SESSION_SANDBOXES: list[SandboxServer] = []
+_ADMIN_TOKENS = ("test-admin-token-0123456789abcdef", "a-long-enough-admin-token")
+_LEAKS: list[str] = []
+
+
+def _secrets() -> dict[str, str]:
+    found = {SandboxConfig().app_secret: "the app secret"}
+    found.update({t: "an admin token" for t in _ADMIN_TOKENS})
+    for server in _SESSION_SANDBOXES:
+        store = server.sandbox.tokens
+        found.update({t: "a tenant token" for t in list(store._tokens)})
+    return found
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Scan what a test printed or logged, and its failure text, for secrets."""
+    text = "".join(content for _, content in report.sections)
+    if report.longrepr is not None:
+        text += str(report.longrepr)
+    if not text:
+        return
+    for secret, what in _secrets().items():
+        if secret in text:
+            _LEAKS.append(f"{report.nodeid} ({report.when}): {what} in its output")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Scan the ledgers the tests left behind, then fail the run on any leak."""
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is not None:
+        try:
+            root = factory.getbasetemp()
+        except (OSError, ValueError):
+            root = None
+        if root is not None:
+            secrets = _secrets()
+            for db in root.rglob("*.db"):
+                data = db.read_bytes()
+                for secret, what in secrets.items():
+                    if secret.encode() in data:
+                        _LEAKS.append(f"{db}: {what} in a ledger file")
+    if _LEAKS:
+        print("\nSECRET LEAKS FOUND:\n  " + "\n  ".join(sorted(set(_LEAKS))))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture
