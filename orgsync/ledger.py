@@ -12,6 +12,7 @@ SQLModel on SQLite by default (any SQLAlchemy URL works). Contracts:
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import uuid
@@ -401,11 +402,25 @@ class Ledger:
                     "SELECT key, feishu_id, open_id, fields FROM mirror_departments")):
                 state.departments[key] = MirrorDepartment(
                     department_from_fields(key, json.loads(f)), fid, oid)
-            for key, fid, oid, f, lc, fz, dl in c.execute(text(
-                    "SELECT key, feishu_id, open_id, fields, lifecycle, frozen_at, deleted_at "
-                    "FROM mirror_users")):
-                state.users[key] = MirrorUser(Employee.from_fields(key, json.loads(f)), fid, oid,
-                                              Lifecycle(lc), _as_dt(fz), _as_dt(dl))
+            rows = c.execute(text(
+                "SELECT key, feishu_id, open_id, fields, lifecycle, frozen_at, deleted_at "
+                "FROM mirror_users")).fetchall()
+        # 100k records that are all kept: the cyclic GC would rescan the growing
+        # heap again and again and find nothing (a third of the load time).
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            users = state.users
+            lifecycles = {lc.value: lc for lc in Lifecycle}
+            decode = json.JSONDecoder().decode
+            from_fields = Employee.from_fields
+            for key, fid, oid, f, lc, fz, dl in rows:
+                users[key] = MirrorUser(from_fields(key, decode(f)), fid, oid, lifecycles[lc],
+                                        _as_dt(fz) if fz is not None else None,
+                                        _as_dt(dl) if dl is not None else None)
+        finally:
+            if was_enabled:
+                gc.enable()
         return state
 
     def replace_mirror(self, state: DirectoryState) -> None:

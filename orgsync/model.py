@@ -99,21 +99,19 @@ class Employee:
     def from_fields(cls, key: str, f: Mapping[str, Any]) -> Employee:
         """Inverse of :meth:`fields` (used to load the ledger's mirror)."""
         jd = f.get("join_date")
+        get = f.get
+        # Plain dict lookups, not Enum calls: this runs once per mirrored user.
         return cls(
-            key=key,
-            name=f["name"],
-            department_keys=tuple(f.get("department_keys") or ()),
-            en_name=f.get("en_name"),
-            email=f.get("email"),
-            mobile=f.get("mobile"),
-            manager_key=f.get("manager_key"),
-            job_title=f.get("job_title"),
-            employee_no=f.get("employee_no"),
-            employee_type=EmployeeType(f.get("employee_type") or 1),
-            join_date=date.fromisoformat(jd) if jd else None,
-            city=f.get("city"),
-            status=Status(f.get("status") or "active"),
+            key, f["name"], tuple(get("department_keys") or ()), get("en_name"), get("email"),
+            get("mobile"), get("manager_key"), get("job_title"), get("employee_no"),
+            _EMPLOYEE_TYPES.get(get("employee_type") or 1) or EmployeeType(int(f["employee_type"])),
+            date.fromisoformat(jd) if jd else None, get("city"),
+            _STATUSES.get(get("status") or "active") or Status(str(get("status"))),
         )
+
+
+_EMPLOYEE_TYPES: dict[Any, EmployeeType] = {int(t): t for t in EmployeeType}
+_STATUSES: dict[Any, Status] = {s.value: s for s in Status}
 
 
 def department_from_fields(key: str, f: Mapping[str, Any]) -> Department:

@@ -52,16 +52,17 @@ def render_text(plan: Plan, console: Console, *, show_fields: bool = True,
     else:
         console.print(f"[bold]Plan {plan.plan_id}[/] — {len(plan.operations)} operations")
         shown = plan.operations if limit is None else plan.operations[:limit]
+        # One print for the whole list: rich's per-call overhead dominates large plans.
+        lines: list[str] = []
         for op in shown:
             mark, colour = _MARK.get(op.kind.value.split(".", 1)[1], ("*", "white"))
             label = f" {escape(op.label)}" if op.label else ""
-            console.print(f"  [{colour}]{mark} {op.kind.value}[/] [bold]{escape(op.key)}[/]{label}"
-                          f"  [dim]({escape(op.reason)})[/]")
-            if show_fields and op.kind is not OpKind.DEPT_DELETE:
-                for c in op.changes:
-                    if op.kind in (OpKind.USER_DELETE,):
-                        continue
-                    console.print(f"      {escape(_change(c))}", highlight=False)
+            lines.append(f"  [{colour}]{mark} {op.kind.value}[/] [bold]{escape(op.key)}[/]{label}"
+                         f"  [dim]({escape(op.reason)})[/]")
+            if show_fields and op.kind not in (OpKind.DEPT_DELETE, OpKind.USER_DELETE):
+                lines.extend(f"      {escape(_change(c))}" for c in op.changes)
+        if lines:
+            console.print("\n".join(lines), highlight=False)
         if len(shown) < len(plan.operations):
             console.print(f"  … and {len(plan.operations) - len(shown)} more "
                           "([bold]orgsync plan[/] lists them all)")
