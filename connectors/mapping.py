@@ -822,6 +822,21 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return out
 
 
+def with_preset(options: Mapping[str, Any], presets: Mapping[str, Mapping[str, Any]], *,
+                kind: str, file: str) -> Mapping[str, Any]:
+    """``options`` merged onto the preset they name (``source.preset``), if any.
+
+    An unknown preset is a ConfigError naming ``source.preset`` and the known ones.
+    """
+    name = options.get("preset")
+    if name is None:
+        return options
+    if name not in presets:
+        raise ConfigError(f"unknown {kind} preset {name!r}", file=file, key="source.preset",
+                          remedy=f"use one of {', '.join(presets)}")
+    return merge_preset(presets[name], options)
+
+
 def merge_preset(preset: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
     """The user's ``options`` on top of a connector ``preset`` (:func:`deep_merge`).
 

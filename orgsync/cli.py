@@ -11,7 +11,8 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -46,6 +47,19 @@ def _guard(fn: Callable[[], T]) -> T:
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]")
         raise typer.Exit(130) from None
+
+
+@contextmanager
+def _opened(path: Path) -> Iterator[tuple[Any, Any]]:
+    """The loaded config (logging configured) and its ledger, closed on the way out."""
+    from orgsync.ledger import Ledger
+
+    cfg = _load(path)
+    ledger = Ledger(cfg.ledger.url)
+    try:
+        yield cfg, ledger
+    finally:
+        ledger.close()
 
 
 def _load(path: Path) -> Any:
@@ -111,7 +125,6 @@ def plan(
     (exit 5) and can be released with 'orgsync approve PLAN_ID'.
     """
     from orgsync import render
-    from orgsync.ledger import Ledger
     from orgsync.plan import Plan
     from orgsync.runner import run_once
 
@@ -124,13 +137,9 @@ def plan(
             render.render_text(p, out)
 
     def go() -> int:
-        cfg = _load(config)
-        ledger = Ledger(cfg.ledger.url)
-        try:
+        with _opened(config) as (cfg, ledger):
             outcome = asyncio.run(run_once(cfg, ledger, apply=False, show=show,
                                            accept_shrink=accept_shrink))
-        finally:
-            ledger.close()
         return EXIT_CHANGES if detailed_exitcode and not outcome.plan.empty else EXIT_OK
 
     raise typer.Exit(_guard(go))
@@ -157,16 +166,11 @@ def approve(
     If the source changed since, the new plan differs from the approved one and
     is checked afresh (and may be held again under a new id).
     """
-    from orgsync.ledger import Ledger
 
     def go() -> None:
-        cfg = _load(config)
-        ledger = Ledger(cfg.ledger.url)
-        try:
+        with _opened(config) as (_, ledger):
             if not ledger.approve_plan(plan_id):
                 raise OrgsyncError(f"no held plan {plan_id!r}; 'orgsync status' lists held plans")
-        finally:
-            ledger.close()
         out.print(f"Plan {plan_id} approved.")
 
     _guard(go)
@@ -216,16 +220,11 @@ def _apply(config: Path, *, yes: bool, accept_shrink: bool) -> None:
 def check(config: ConfigOpt = Path("orgsync.yaml")) -> None:
     """Compare Feishu (read live) with the source: exit 0 when they match, 1 on drift."""
     from orgsync import render
-    from orgsync.ledger import Ledger
     from orgsync.runner import run_once
 
     def go() -> int:
-        cfg = _load(config)
-        ledger = Ledger(cfg.ledger.url)
-        try:
+        with _opened(config) as (cfg, ledger):
             outcome = asyncio.run(run_once(cfg, ledger, apply=False, full=True))
-        finally:
-            ledger.close()
         render.render_text(outcome.plan, out)
         return EXIT_OK if outcome.plan.empty else EXIT_ERROR
 
@@ -235,17 +234,12 @@ def check(config: ConfigOpt = Path("orgsync.yaml")) -> None:
 @app.command()
 def status(config: ConfigOpt = Path("orgsync.yaml")) -> None:
     """What orgsync manages and how the last run went."""
-    from orgsync.ledger import Ledger
 
     def go() -> int:
-        cfg = _load(config)
-        ledger = Ledger(cfg.ledger.url)
-        try:
+        with _opened(config) as (_, ledger):
             state = ledger.load_state()
             runs = ledger.runs(limit=1)
             held = ledger.held_plans()
-        finally:
-            ledger.close()
         live = state.live_users()
         frozen = sum(1 for u in live.values() if u.lifecycle.value == "frozen")
         out.print(f"Managed: {len(state.departments)} departments, {len(live)} users "
@@ -272,15 +266,10 @@ def history(
     limit: Annotated[int, typer.Option("--limit", "-n")] = 20,
 ) -> None:
     """Recent runs, newest first."""
-    from orgsync.ledger import Ledger
 
     def go() -> int:
-        cfg = _load(config)
-        ledger = Ledger(cfg.ledger.url)
-        try:
+        with _opened(config) as (_, ledger):
             runs = ledger.runs(limit=limit)
-        finally:
-            ledger.close()
         table = Table("run", "mode", "status", "plan", "started", "summary")
         for r in runs:
             summary = ", ".join(f"{k}={v}" for k, v in json.loads(r.summary).items())

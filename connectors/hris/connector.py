@@ -58,13 +58,13 @@ from connectors.mapping import (
     departments_from_paths,
     employee_from,
     map_record,
-    merge_preset,
     parse_rule,
     path_key,
     read_mapping,
     resolve_references,
+    with_preset,
 )
-from orgsync.errors import ConfigError, SourceError
+from orgsync.errors import SourceError
 from orgsync.issues import SourceData
 from orgsync.model import Snapshot
 
@@ -115,12 +115,7 @@ class HrisConnector:
     @classmethod
     def from_config(cls, options: Mapping[str, Any], *, base_dir: Path, file: str) -> Self:
         """Validate the ``source`` options (merged onto the preset); ConfigError if bad."""
-        preset_name = options.get("preset")
-        if preset_name is not None:
-            if preset_name not in PRESETS:
-                raise ConfigError(f"unknown hris preset {preset_name!r}", file=file,
-                                  key="source.preset", remedy=f"use one of {', '.join(PRESETS)}")
-            options = merge_preset(PRESETS[preset_name], options)
+        options = with_preset(options, PRESETS, kind="hris", file=file)
         opts = Options(options, name="source", file=file, base_dir=base_dir)
         opts.raw("preset")
         base_url = opts.string("base_url", required=True)

@@ -62,12 +62,12 @@ from connectors.mapping import (
     departments_from_paths,
     employee_from,
     map_record,
-    merge_preset,
     parse_rule,
     path_key,
     read_mapping,
+    with_preset,
 )
-from orgsync.errors import ConfigError, SourceError
+from orgsync.errors import SourceError
 from orgsync.issues import Issue, SourceData
 from orgsync.model import Department, Snapshot
 
@@ -122,12 +122,7 @@ class LdapConnector:
     @classmethod
     def from_config(cls, options: Mapping[str, Any], *, base_dir: Path, file: str) -> Self:
         """Validate the ``source`` options (merged onto the preset); ConfigError if bad."""
-        preset_name = options.get("preset")
-        if preset_name is not None:
-            if preset_name not in PRESETS:
-                raise ConfigError(f"unknown ldap preset {preset_name!r}", file=file,
-                                  key="source.preset", remedy=f"use one of {', '.join(PRESETS)}")
-            options = merge_preset(PRESETS[preset_name], options)
+        options = with_preset(options, PRESETS, kind="ldap", file=file)
         opts = Options(options, name="source", file=file, base_dir=base_dir)
         opts.raw("preset")
         url = opts.string("url", required=True)

@@ -1,0 +1,100 @@
+"""The command line against the sandbox: exit codes and what each command prints."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from orgsync.cli import app
+from orgsync.errors import EXIT_CHANGES, EXIT_CONFIG, EXIT_ERROR, EXIT_HELD, EXIT_OK
+from orgsync.model import Snapshot
+from orgsync.sandbox import SandboxServer
+from orgsync.synth import generate_org, write_csv
+
+ORG = generate_org(employees=30, departments=6, levels=3)
+
+
+@pytest.fixture(name="conf")
+def _conf(sandbox: SandboxServer, tmp_path: Path) -> Path:
+    sandbox.configure(rate_scale=10.0)
+    write_csv(ORG, tmp_path / "src")
+    path = tmp_path / "orgsync.yaml"
+    path.write_text(json.dumps({
+        "version": 1,
+        "feishu": {"base_url": sandbox.base_url, "app_id": sandbox.config.app_id,
+                   "app_secret": "${CLI_TEST_SECRET}", "rate_scale": 10.0},
+        "source": {"type": "csv", "departments": "src/departments.csv",
+                   "employees": "src/employees.csv"},
+        "ledger": {"url": "sqlite:///ledger.db"},
+        "safety": {"max_user_removals": 2},
+    }), encoding="utf-8")
+    return path
+
+
+def cli(conf: Path, *args: str, secret: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, [*args, "-c", str(conf)],
+                                env={"CLI_TEST_SECRET": secret})
+    return result.exit_code, " ".join(result.output.split())  # rich wraps long lines
+
+
+def test_plan_apply_status_history_check(conf: Path, sandbox: SandboxServer) -> None:
+    """plan says 2 with changes, apply applies, a second plan is clean; status/history/check agree."""
+    secret = sandbox.config.app_secret
+    code, text = cli(conf, "plan", "--detailed-exitcode", secret=secret)
+    assert code == EXIT_CHANGES
+    assert "Summary: department.create=6" in text
+    code, text = cli(conf, "apply", "--yes", secret=secret)
+    assert code == EXIT_OK
+    assert "0 failed, 0 skipped" in text
+    code, text = cli(conf, "plan", "--detailed-exitcode", secret=secret)
+    assert (code, "No changes." in text) == (EXIT_OK, True)
+    code, text = cli(conf, "status", secret=secret)
+    assert code == EXIT_OK
+    assert "Managed: 6 departments, 30 users (0 frozen, 0 deleted)" in text
+    code, text = cli(conf, "history", secret=secret)
+    assert code == EXIT_OK
+    assert [m for m in ("apply", "plan") if m in text] == ["apply", "plan"]
+    code, text = cli(conf, "check", secret=secret)
+    assert (code, "No changes." in text) == (EXIT_OK, True)
+
+
+def test_held_plan_is_approved_by_id(conf: Path, sandbox: SandboxServer) -> None:
+    """Over the threshold: exit 5 naming the plan; an unknown id is refused; the right id applies."""
+    secret = sandbox.config.app_secret
+    assert cli(conf, "apply", "--yes", secret=secret)[0] == EXIT_OK
+    bosses = {e.manager_key for e in ORG.employees.values()} | {
+        d.leader_key for d in ORG.departments.values()}
+    gone = sorted(k for k in ORG.employees if k not in bosses)[:3]
+    write_csv(Snapshot(dict(ORG.departments),
+                       {k: e for k, e in ORG.employees.items() if k not in gone}),
+              conf.parent / "src")
+    code, text = cli(conf, "plan", secret=secret)
+    assert code == EXIT_HELD
+    found = re.search(r"plan (\w+) is held", text)
+    assert found is not None
+    plan_id = found.group(1)
+    assert "exceed safety.max_user_removals=2" in text
+    code, text = cli(conf, "status", secret=secret)
+    assert f"Held plan {plan_id}" in text
+    code, text = cli(conf, "approve", "nope", "--yes", secret=secret)
+    assert code == EXIT_ERROR
+    assert "no held plan 'nope'" in text
+    code, text = cli(conf, "approve", plan_id, "--yes", secret=secret)
+    assert code == EXIT_OK
+    assert "Applied: 3 done, 0 failed, 0 skipped" in text
+
+
+def test_bad_config_names_file_and_key(tmp_path: Path) -> None:
+    """A config error exits 3 and names the file and the key, never the secret."""
+    path = tmp_path / "bad.yaml"
+    path.write_text("version: 1\nfeishu: {app_id: x, app_secret: s3cr3t-xyz, timeout: soon}\n"
+                    "source: {type: csv, departments: d.csv, employees: e.csv}\n")
+    result = CliRunner().invoke(app, ["plan", "-c", str(path)])
+    assert result.exit_code == EXIT_CONFIG
+    assert f"{path}: feishu.timeout: expected a number, got 'soon'" in " ".join(
+        result.output.split())
+    assert "s3cr3t-xyz" not in result.output
