@@ -19,7 +19,14 @@ from connectors.registry import build_connector
 from orgsync import notify
 from orgsync.config import Config
 from orgsync.diff import DiffPolicy, diff
-from orgsync.errors import EXIT_APPLY_FAILED, EXIT_OK, OrgsyncError, PlanHeld, SourceError
+from orgsync.errors import (
+    EXIT_APPLY_FAILED,
+    EXIT_OK,
+    FeishuRetryable,
+    OrgsyncError,
+    PlanHeld,
+    SourceError,
+)
 from orgsync.executor import ApplyResult, Executor, OpResult
 from orgsync.feishu import ClientStats, FeishuClient, FeishuSettings
 from orgsync.issues import Issue, SourceData
@@ -137,8 +144,17 @@ async def find_existing(config: Config, data: SourceData, state: DirectoryState
         return {}, []
     emails = sorted({e.email for e in candidates if e.email})
     mobiles = sorted({e.mobile for e in candidates if e.mobile})
-    async with FeishuClient(feishu_settings(config)) as client:
-        found = await client.batch_get_user_ids(emails=emails, mobiles=mobiles)
+    try:
+        async with FeishuClient(feishu_settings(config)) as client:
+            found = await client.batch_get_user_ids(emails=emails, mobiles=mobiles)
+    except FeishuRetryable as exc:
+        # Creating without the check could duplicate an existing account; holding back
+        # just these people lets the rest of the run go on, and the next run retries.
+        log.warning("adopt.lookup_failed", code=exc.code, people=len(candidates))
+        return {}, [Issue("employee", e.key, "email",
+                          f"could not check Feishu for an existing account (Feishu {exc.code}); "
+                          "not created in this run, retried in the next", "error",
+                          data.where("employee", e.key)) for e in candidates]
     by_email = {str(r["email"]).lower(): str(r["user_id"]) for r in found
                 if r.get("user_id") and r.get("email")}
     by_mobile = {str(r["mobile"]): str(r["user_id"]) for r in found
@@ -168,11 +184,16 @@ async def find_existing(config: Config, data: SourceData, state: DirectoryState
         # Tenant admins are never taken over (nor, once managed, changed or deleted).
         async with FeishuClient(feishu_settings(config)) as client:
             for key, uid in sorted(adopt.items()):
-                if (await client.get_user(uid)).get("is_tenant_manager"):
+                try:
+                    admin = bool((await client.get_user(uid)).get("is_tenant_manager"))
+                    why = f"matches Feishu user {uid}, a tenant admin; tenant admins are never adopted"
+                except FeishuRetryable as exc:
+                    admin = True
+                    why = (f"matches Feishu user {uid}, which could not be checked (Feishu "
+                           f"{exc.code}); not adopted in this run, retried in the next")
+                if admin:
                     del adopt[key]
-                    conflicts.append(Issue("employee", key, "email",
-                                           f"matches Feishu user {uid}, a tenant admin; "
-                                           "tenant admins are never adopted", "error",
+                    conflicts.append(Issue("employee", key, "email", why, "error",
                                            data.where("employee", key)))
     return adopt, conflicts
 

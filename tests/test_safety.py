@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from orgsync.config import Config, config_from_dict
@@ -286,3 +287,30 @@ def test_tenant_admins_are_never_adopted_or_touched(sb: SandboxServer, tmp_path:
     assert not any(op.key == b.key for op in gone.plan.operations)
     assert f"user {b.key} is protected; left as it is" in gone.plan.notes
     assert not any(r["path"].endswith(f"/users/{b.key}") for r in writes(sb)[before:])
+
+
+def test_failed_account_lookup_holds_only_the_joiners(sb: SandboxServer, tmp_path: Path,
+                                                      org: Snapshot) -> None:
+    """When Feishu cannot be asked about existing accounts (429s past the retries), joiners are
+    held for the next run instead of risking duplicates; the rest of the run goes on."""
+    some = Snapshot(dict(org.departments), dict(list(org.employees.items())[:-2]))
+    write_csv(some, tmp_path / "s")
+    cfg = config(sb, tmp_path / "s", tmp_path / "l.db", feishu={
+        "base_url": sb.base_url, "app_id": sb.config.app_id,
+        "app_secret": sb.config.app_secret, "rate_scale": SCALE, "max_retries": 1})
+    ledger = Ledger(cfg.ledger.url)
+    run(cfg, ledger)
+    write_csv(org, tmp_path / "s")
+    joiners = sorted(set(org.employees) - set(some.employees))
+    httpx.post(f"{sb.base_url}/_sandbox/ratelimit_burst", json={"count": 2},
+               headers={"Authorization": f"Bearer {sb.config.app_secret}"}).raise_for_status()
+    first = run(cfg, ledger)
+    held = {i.key: i.reason for i in first.plan.issues if i.key in joiners}
+    assert sorted(held) == joiners
+    assert all("could not check Feishu for an existing account (Feishu 99991400)" in r
+               for r in held.values())
+    assert not any(op.key in joiners for op in first.plan.operations)
+    second = run(cfg, ledger)
+    assert {op.key for op in second.plan.operations if op.kind.value == "user.create"} == \
+        set(joiners)
+    assert second.exit_code == 0
