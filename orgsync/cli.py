@@ -95,6 +95,22 @@ class _Bar:
             self.progress = None
 
 
+def _confirmer(bar: _Bar, *, yes: bool) -> Callable[[Any], bool]:
+    """Ask before applying (unless ``yes``; never without a terminal), then start ``bar``."""
+
+    def confirm(p: Any) -> bool:
+        if not yes:
+            if not sys.stdin.isatty():
+                err.print("[red]refusing to apply without --yes in a non-interactive session[/]")
+                return False
+            if not typer.confirm(f"Apply {len(p.operations)} operations to Feishu?"):
+                return False
+        bar.start(len(p.operations))
+        return True
+
+    return confirm
+
+
 def version_callback(value: bool) -> None:
     """``--version``."""
     if value:
@@ -180,20 +196,10 @@ def approve(
 def _apply(config: Path, *, yes: bool, accept_shrink: bool) -> None:
     from orgsync import render
     from orgsync.ledger import Ledger
-    from orgsync.plan import Plan
     from orgsync.runner import run_once
 
     bar = _Bar(out)
-
-    def confirm(p: Plan) -> bool:
-        if not yes:
-            if not sys.stdin.isatty():
-                err.print("[red]refusing to apply without --yes in a non-interactive session[/]")
-                return False
-            if not typer.confirm(f"Apply {len(p.operations)} operations to Feishu?"):
-                return False
-        bar.start(len(p.operations))
-        return True
+    confirm = _confirmer(bar, yes=yes)
 
     def go() -> int:
         cfg = _load(config)
@@ -344,20 +350,10 @@ def resync(
     from orgsync.errors import EXIT_APPLY_FAILED, EXIT_HELD
     from orgsync.leader import leader_lock
     from orgsync.ledger import Ledger
-    from orgsync.plan import Plan
     from orgsync.runner import run_once
 
     bar = _Bar(out)
-
-    def confirm(p: Plan) -> bool:
-        if not yes:
-            if not sys.stdin.isatty():
-                err.print("[red]refusing to apply without --yes in a non-interactive session[/]")
-                return False
-            if not typer.confirm(f"Apply {len(p.operations)} operations to Feishu?"):
-                return False
-        bar.start(len(p.operations))
-        return True
+    confirm = _confirmer(bar, yes=yes)
 
     def remote(cfg: Any) -> int:
         import httpx
