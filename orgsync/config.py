@@ -7,12 +7,13 @@
               rate_limits, rate_scale}
     source:  {type: csv | ldap | hris | …, <the connector's own options>}
     ledger:  {url}
-    sync:    {leaver_action, concurrency}
+    sync:    {leaver_action, concurrency, adopt_existing, department_group_chat}
     logging: {format, level, mask_pii}
     daemon:  {interval | cron, full_resync_cron | full_resync_interval, jitter, misfire_grace,
               run_on_start, shutdown_grace, ready_max_age, leader_poll, lock_name, timezone}
     admin:   {bind, port, token | token_file, url}
-    notify:  {enabled, language, retry_days, admin_chat_id, hr_chat_id, links, templates}
+    notify:  {enabled, language, retry_days, admin_chat_id, hr_chat_id, transfer_notes,
+              transfer_to, leaver_notes, links, templates}
 
 Rules shared by every section:
 
@@ -44,7 +45,13 @@ from typing import Any, Literal, TypeVar, cast
 import yaml
 
 from orgsync.errors import ConfigError
-from orgsync.templates import BUILTIN_VARIABLES, Template, TemplateError, parse_template
+from orgsync.templates import (
+    ALL_VARIABLES,
+    Template,
+    TemplateError,
+    event_variables,
+    parse_template,
+)
 
 CONFIG_VERSION = 1
 _MISSING: Any = object()
@@ -93,12 +100,16 @@ class LedgerConfig:
 
 @dataclass(frozen=True)
 class SyncConfig:
-    """What a run does with leavers, how many Feishu calls it keeps in flight, and whether
-    people about to be created are first matched (email/mobile) against existing accounts."""
+    """What a run does with leavers, how many Feishu calls it keeps in flight, whether
+    people about to be created are first matched (email/mobile) against existing accounts,
+    and whether departments orgsync creates get a department group chat
+    (``create_group_chat``: named after the department, owned by its main leader; departments
+    that already exist are never given one)."""
 
     leaver_action: Literal["delete", "freeze"] = "freeze"
     concurrency: int = 16
     adopt_existing: bool = True
+    department_group_chat: bool = False
 
 
 @dataclass(frozen=True)
@@ -198,7 +209,9 @@ class AdminConfig:
 
 
 #: Events a template can be given for (see :mod:`orgsync.notify`).
-NOTIFY_EVENTS = ("welcome", "manager_note")
+NOTIFY_EVENTS = ("welcome", "manager_note", "transfer_note", "transfer_welcome", "leaver_note")
+#: Who hears of a transfer (``notify.transfer_to``): the manager after it, the person moved.
+TRANSFER_RECEIVERS = ("manager", "employee")
 
 
 @dataclass(frozen=True)
@@ -209,7 +222,13 @@ class NotifyConfig:
     (built-in defaults for the ones not given); ``links`` are extra template
     variables (``{guide}``). Welcomes the bot cannot deliver yet are retried on
     later runs for ``retry_days``. Reports and alerts go to ``admin_chat_id``; a
-    copy of each manager note goes to ``hr_chat_id``.
+    copy of each manager note and of each leaver note goes to ``hr_chat_id``.
+
+    Off unless switched on: ``transfer_notes`` (someone's primary department
+    changed: a ``transfer_note`` to their manager and/or a ``transfer_welcome``
+    to them, as ``transfer_to`` says) and ``leaver_notes`` (someone was frozen,
+    or deleted with ``sync.leaver_action: delete``: a ``leaver_note`` to their
+    manager, never to the leaver).
     """
 
     enabled: bool = False
@@ -217,6 +236,9 @@ class NotifyConfig:
     retry_days: int = 7
     admin_chat_id: str | None = None
     hr_chat_id: str | None = None
+    transfer_notes: bool = False
+    transfer_to: tuple[Literal["manager", "employee"], ...] = ("manager",)
+    leaver_notes: bool = False
     links: Mapping[str, str] = field(default_factory=dict)
     templates: Mapping[str, Template] = field(default_factory=dict)
 
@@ -459,6 +481,8 @@ def _parse_sync(s: _Section) -> SyncConfig:
         leaver_action=cast(Literal["delete", "freeze"], action),
         concurrency=s.number("concurrency", SyncConfig.concurrency, minimum=1, maximum=256),
         adopt_existing=s.boolean("adopt_existing", SyncConfig.adopt_existing),
+        department_group_chat=s.boolean("department_group_chat",
+                                        SyncConfig.department_group_chat),
     )
 
 
@@ -684,13 +708,12 @@ def _parse_notify(s: _Section) -> NotifyConfig:
                           "write e.g. links: {guide: 'https://…'}")
         for name, url in links_raw.items():
             if not isinstance(name, str) or not name.isidentifier() or \
-                    name in BUILTIN_VARIABLES:
+                    name in ALL_VARIABLES:
                 raise s.error(f"links.{name}", "is not a usable variable name",
                               "use a plain name that is not a built-in variable, e.g. guide")
             if not isinstance(url, str) or not url.strip():
                 raise s.error(f"links.{name}", f"expected a string, got {_kind(url)}")
             links[name] = url.strip()
-    variables = BUILTIN_VARIABLES | frozenset(links)
     templates_raw = s.raw("templates")
     templates: dict[str, Template] = {}
     if templates_raw is not _MISSING and templates_raw is not None:
@@ -703,7 +726,8 @@ def _parse_notify(s: _Section) -> NotifyConfig:
                               _did_you_mean(str(event), NOTIFY_EVENTS)
                               or f"known events: {', '.join(NOTIFY_EVENTS)}")
             try:
-                templates[event] = parse_template(raw, variables)
+                templates[event] = parse_template(raw, event_variables(event,
+                                                                      frozenset(links)))
             except TemplateError as exc:
                 where = f"templates.{event}" + (f".{exc.path}" if exc.path else "")
                 raise s.error(where, exc.message,
@@ -715,9 +739,34 @@ def _parse_notify(s: _Section) -> NotifyConfig:
         retry_days=s.number("retry_days", NotifyConfig.retry_days, minimum=0, maximum=365),
         admin_chat_id=s.string("admin_chat_id", None),
         hr_chat_id=s.string("hr_chat_id", None),
+        transfer_notes=s.boolean("transfer_notes", NotifyConfig.transfer_notes),
+        transfer_to=_transfer_to(s),
+        leaver_notes=s.boolean("leaver_notes", NotifyConfig.leaver_notes),
         links=MappingProxyType(links),
         templates=MappingProxyType(templates),
     )
+
+
+def _transfer_to(s: _Section) -> tuple[Literal["manager", "employee"], ...]:
+    """``notify.transfer_to``: a receiver or a list of them, each once, at least one."""
+    raw = s.raw("transfer_to")
+    if raw is _MISSING or raw is None:
+        return NotifyConfig.transfer_to
+    items = [raw] if isinstance(raw, str) else raw
+    remedy = "write e.g. transfer_to: [manager, employee]"
+    if not isinstance(items, list) or not items:
+        raise s.error("transfer_to", f"expected a list of receivers, got {_kind(raw)}", remedy)
+    found: list[Literal["manager", "employee"]] = []
+    for i, item in enumerate(items):
+        value = item.strip().lower() if isinstance(item, str) else None
+        if value not in TRANSFER_RECEIVERS:
+            raise s.error(f"transfer_to[{i}]",
+                          f"{_kind(item)} is not one of {', '.join(TRANSFER_RECEIVERS)}",
+                          _did_you_mean(str(item), TRANSFER_RECEIVERS) or remedy)
+        receiver = cast(Literal["manager", "employee"], value)
+        if receiver not in found:
+            found.append(receiver)
+    return tuple(found)
 
 
 # section name -> (parser, required)

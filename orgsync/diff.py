@@ -69,7 +69,11 @@ class DiffPolicy:
       not created yet;
     * ``protected_users`` / ``protected_departments``: keys never touched;
     * ``adopt``: employee key → ``user_id`` of an existing Feishu account that
-      matched by email/mobile and is taken over instead of created.
+      matched by email/mobile and is taken over instead of created;
+    * ``department_group_chat``: departments created by the plan ask Feishu for a
+      department group chat (``create_group_chat: true`` in the create body; it is
+      part of the body, so of the create's ``client_token``). Existing departments
+      are never given one.
     """
 
     leaver_action: Literal["delete", "freeze"] = "delete"
@@ -81,6 +85,7 @@ class DiffPolicy:
     protected_users: frozenset[str] = frozenset()
     protected_departments: frozenset[str] = frozenset()
     adopt: Mapping[str, str] = field(default_factory=dict)
+    department_group_chat: bool = False
 
     def clock(self) -> datetime:
         """The planning time (now when unset)."""
@@ -182,14 +187,22 @@ def _plan_departments(b: _Builder) -> None:
                 body["i18n_name"] = {"zh_cn": d.name, "en_us": d.en_name}
             if d.order is not None:
                 body["order"] = str(d.order)
+            changes = _changes_from_none(d.fields())
+            # Feishu makes the main leader the chat's owner: with a leader, the chat
+            # is asked for with the leader link (below), once the leader exists.
+            chat_with_leader = b.policy.department_group_chat and d.leader_key is not None
+            if b.policy.department_group_chat and not chat_with_leader:
+                body["create_group_chat"] = True
+                changes += (FieldChange("create_group_chat", None, True),)
             # Leaders are linked in a second pass, so a create's body (and its
-            # client_token) depends on the source alone and replays after a crash.
+            # client_token) depends on the source and the policy alone and replays
+            # after a crash.
             mirror = d.fields()
             mirror["leader_key"] = None
             b.add(Operation(op_id(OpKind.DEPT_CREATE, key), OpKind.DEPT_CREATE, key, fid, body,
-                            _changes_from_none(d.fields()), "new in source", (), mirror, d.name))
+                            changes, "new in source", (), mirror, d.name))
             if d.leader_key:
-                _add_set_leader(b, d, None)
+                _add_set_leader(b, d, None, group_chat=chat_with_leader)
             continue
 
         c = cur.record
@@ -249,19 +262,25 @@ def _dept_release_ops(b: _Builder, key: str) -> list[str]:
                             op_id(OpKind.DEPT_DELETE, key)) if oid in b.ops]
 
 
-def _add_set_leader(b: _Builder, d: Department, old: str | None) -> None:
+def _add_set_leader(b: _Builder, d: Department, old: str | None, *,
+                    group_chat: bool = False) -> None:
+    """Link ``d``'s leader; ``group_chat``: also ask for the department chat (a new department)."""
     new = d.leader_key
     body: dict[str, Any]
+    changes: tuple[FieldChange, ...] = (FieldChange("leader_key", old, new),)
     if new:
         fid = b.user_fid(new)
         body = {"leader_user_id": fid, "leaders": [{"leaderType": 1, "leaderID": fid}]}
     else:
         body = {"leaders": []}
+    if group_chat:
+        body["create_group_chat"] = True
+        changes += (FieldChange("create_group_chat", None, True),)
     deps = [oid for oid in (op_id(OpKind.DEPT_CREATE, d.key),) if oid in b.ops]
     if new:
         deps.extend(_arrival(new))  # the ones not in the plan are dropped
     b.add(Operation(op_id(OpKind.DEPT_SET_LEADER, d.key), OpKind.DEPT_SET_LEADER, d.key,
-                    b.dept_fid(d.key), body, (FieldChange("leader_key", old, new),),
+                    b.dept_fid(d.key), body, changes,
                     "leader changed in source", tuple(deps), {"leader_key": new}, d.name))
 
 
@@ -348,18 +367,16 @@ def _plan_users(b: _Builder) -> None:
     held = b.desired.held_employees
     live = b.current.live_users()
 
-    cur_email: dict[str, str] = {}
-    cur_mobile: dict[str, str] = {}
-    for k, u in live.items():
-        if u.record.email:
-            cur_email[u.record.email.lower()] = k
-        if u.record.mobile:
-            cur_mobile[u.record.mobile] = k
-
-    for key in sorted(active):
+    # Most of a large org is unchanged: an active person whose record is the one
+    # applied (often the very object, see Ledger.load_state) needs nothing.
+    active_state = Lifecycle.ACTIVE  # a local for the 100k-row filter
+    touched = sorted(k for k, e in active.items()
+                     if (cur := live.get(k)) is None or cur.lifecycle is not active_state
+                     or (cur.record is not e and cur.record != e))
+    for key in touched:
         e = active[key]
-        fid = b.user_fid(key)
         cur = live.get(key)
+        fid = b.user_fid(key)
         new_fields = e.fields()
         dept_deps = [op_id(OpKind.DEPT_CREATE, dk) for dk in e.department_keys]
         gone = b.current.users.get(key)
@@ -412,23 +429,32 @@ def _plan_users(b: _Builder) -> None:
 
     # Who reports to whom and who leads what, indexed once: a leaver's links are
     # then found in O(1) instead of by a scan of the whole org per leaver.
+    leavers = sorted(k for k in live if k not in active and k not in held)
     reports: dict[str, list[str]] = defaultdict(list)
-    for uk, u in live.items():
-        if u.record.manager_key is not None:
-            reports[u.record.manager_key].append(uk)
     led: dict[str, list[str]] = defaultdict(list)
-    for dk, d in b.current.departments.items():
-        if d.record.leader_key is not None:
-            led[d.record.leader_key].append(dk)
-    for key in sorted(live):
-        if key in active or key in held:
-            continue
+    if leavers:
+        leaving = set(leavers)
+        for uk, u in live.items():
+            if u.record.manager_key in leaving:
+                reports[u.record.manager_key].append(uk)
+        for dk, d in b.current.departments.items():
+            if d.record.leader_key in leaving:
+                led[d.record.leader_key].append(dk)
+    for key in leavers:
         _plan_leaver(b, key, live[key], active, "terminated in source"
                      if key in snap.employees else "absent from source",
                      reports.get(key, ()), led.get(key, ()))
 
     # Unique values held by someone else right now: wait for them to let go.
-    for key in sorted(active):
+    cur_email: dict[str, str] = {}
+    cur_mobile: dict[str, str] = {}
+    if touched:
+        for k, u in live.items():
+            if u.record.email:
+                cur_email[u.record.email.lower()] = k
+            if u.record.mobile:
+                cur_mobile[u.record.mobile] = k
+    for key in touched:
         e = active[key]
         for value, index in ((e.email.lower() if e.email else None, cur_email),
                              (e.mobile, cur_mobile)):
@@ -559,7 +585,7 @@ def _deferred_prehires(desired: SourceData, current: DirectoryState,
     live = current.live_users()
     snap = desired.snapshot
     later = {k for k, e in snap.employees.items()
-             if e.status is Status.ACTIVE and k not in live and e.join_date is not None
+             if k not in live and e.status is Status.ACTIVE and e.join_date is not None
              and e.join_date > horizon}
     if not later:
         return desired

@@ -12,7 +12,6 @@ SQLModel on SQLite by default (any SQLAlchemy URL works). Contracts:
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import uuid
@@ -22,12 +21,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event, text
+from sqlalchemy import BigInteger, Connection, Engine, bindparam, event, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
 from orgsync import migrations
 from orgsync.errors import LedgerError
+from orgsync.heap import paused_gc
 from orgsync.model import Employee, department_from_fields
 from orgsync.plan import Operation, OpKind
 from orgsync.state import DirectoryState, Lifecycle, MirrorDepartment, MirrorUser
@@ -91,6 +91,8 @@ class MirrorUserRow(SQLModel, table=True):
     feishu_id: str
     open_id: str | None = None
     fields: str
+    #: :meth:`Employee.fingerprint` of ``fields`` (``None``: unknown, the row is decoded).
+    fingerprint: int | None = Field(default=None, sa_type=BigInteger)
     lifecycle: str = "active"
     frozen_at: datetime | None = None
     deleted_at: datetime | None = None
@@ -113,7 +115,9 @@ class HeldPlanRow(SQLModel, table=True):
 class NotificationRow(SQLModel, table=True):
     """One message orgsync owes (see :mod:`orgsync.notify`), keyed by its event.
 
-    ``event`` is ``<kind>:<target>`` (``welcome:E0001``, ``report:<run id>``);
+    ``event`` is ``<kind>:<target>`` (``welcome:E0001``, ``report:<run id>``), or
+    ``<kind>@<qualifier>…:<target>`` for an event that can happen to one target
+    more than once (``leaver_note@<run id>:E0001``; see :func:`event_kind_target`);
     ``uuid`` is Feishu's dedup key for it. ``status``: ``pending`` (not sent yet:
     not due, or the receiver cannot be reached yet), ``sent``, ``expired`` (still
     unreachable after the retry window), ``failed`` (Feishu refused it for good)
@@ -375,9 +379,10 @@ class Ledger:
             return
         urow = s.get(MirrorUserRow, op.key)
         if op.kind in (OpKind.USER_CREATE, OpKind.USER_ADOPT) or urow is None:
+            stored, fp = _user_fields(op.key, fields)
             s.merge(MirrorUserRow(key=op.key, feishu_id=op.feishu_id, open_id=open_id,
-                                  fields=_dumps(fields), lifecycle=Lifecycle.ACTIVE.value,
-                                  updated_at=now))
+                                  fields=stored, fingerprint=fp,
+                                  lifecycle=Lifecycle.ACTIVE.value, updated_at=now))
             return
         if op.kind is OpKind.USER_DELETE:
             urow.lifecycle = Lifecycle.DELETED.value
@@ -390,38 +395,73 @@ class Ledger:
             urow.frozen_at = None
             urow.deleted_at = None
         if fields:
-            urow.fields = _dumps({**json.loads(urow.fields), **fields})
+            urow.fields, urow.fingerprint = _user_fields(
+                op.key, {**json.loads(urow.fields), **fields})
         urow.updated_at = now
         s.add(urow)
 
-    def load_state(self) -> DirectoryState:
-        """The mirror as a :class:`DirectoryState` (what incremental runs diff against)."""
+    def load_state(self, known: Mapping[str, Employee] | None = None) -> DirectoryState:
+        """The mirror as a :class:`DirectoryState` (what incremental runs diff against).
+
+        ``known``: records already in memory, by key (the source just read). A
+        mirrored user whose stored fingerprint equals its known record's gets
+        that very record instead of decoding the stored one — equal by
+        construction, so the diff can skip it by identity. Only the others (the
+        changed, the leavers, rows without a fingerprint) are decoded.
+        """
         state = DirectoryState()
+        known = known or {}
         with self.engine.connect() as c:
             for key, fid, oid, f in c.execute(text(
                     "SELECT key, feishu_id, open_id, fields FROM mirror_departments")):
                 state.departments[key] = MirrorDepartment(
                     department_from_fields(key, json.loads(f)), fid, oid)
-            rows = c.execute(text(
-                "SELECT key, feishu_id, open_id, fields, lifecycle, frozen_at, deleted_at "
-                "FROM mirror_users")).fetchall()
-        # 100k records that are all kept: the cyclic GC would rescan the growing
-        # heap again and again and find nothing (a third of the load time).
-        was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            users = state.users
-            lifecycles = {lc.value: lc for lc in Lifecycle}
-            decode = json.JSONDecoder().decode
-            from_fields = Employee.from_fields
-            for key, fid, oid, f, lc, fz, dl in rows:
-                users[key] = MirrorUser(from_fields(key, decode(f)), fid, oid, lifecycles[lc],
-                                        _as_dt(fz) if fz is not None else None,
-                                        _as_dt(dl) if dl is not None else None)
-        finally:
-            if was_enabled:
-                gc.enable()
+            # The DB-API cursor directly: SQLAlchemy's per-row processing costs
+            # more than the query for 100k rows.
+            cursor = c.connection.cursor()
+            try:
+                cursor.execute("SELECT key, feishu_id, open_id, fingerprint, lifecycle, "
+                               "frozen_at, deleted_at FROM mirror_users")
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
+            with paused_gc():
+                records: dict[str, Employee] = {}
+                missing: list[str] = []
+                for row in rows:
+                    key, fp = row[0], row[3]
+                    e = known.get(key)
+                    if e is not None and fp is not None and fp == e.fingerprint():
+                        records[key] = e
+                    else:
+                        missing.append(key)
+                records.update(self._decode_users(c, missing, len(rows)))
+                users = state.users
+                lifecycles = {lc.value: lc for lc in Lifecycle}
+                for key, fid, oid, _fp, lc, fz, dl in rows:
+                    users[key] = MirrorUser(records[key], fid, oid, lifecycles[lc],
+                                            _as_dt(fz) if fz is not None else None,
+                                            _as_dt(dl) if dl is not None else None)
         return state
+
+    @staticmethod
+    def _decode_users(c: Connection, keys: Sequence[str], total: int) -> dict[str, Employee]:
+        """The stored records of mirrored users ``keys`` (all of them: one scan)."""
+        if not keys:
+            return {}
+        decode = json.JSONDecoder().decode
+        from_fields = Employee.from_fields
+        if len(keys) > total // 4:
+            wanted = set(keys)
+            return {k: from_fields(k, decode(f)) for k, f in c.execute(text(
+                "SELECT key, fields FROM mirror_users")) if k in wanted}
+        out: dict[str, Employee] = {}
+        query = text("SELECT key, fields FROM mirror_users WHERE key IN :keys").bindparams(
+            bindparam("keys", expanding=True))
+        for start in range(0, len(keys), 500):
+            for k, f in c.execute(query, {"keys": list(keys[start:start + 500])}):
+                out[k] = from_fields(k, decode(f))
+        return out
 
     def replace_mirror(self, state: DirectoryState) -> None:
         """Rebuild the mirror from ``state`` (after a full resync read Feishu)."""
@@ -434,7 +474,8 @@ class Ledger:
                                           fields=_dumps(d.record.fields()), updated_at=now))
             for k, u in state.users.items():
                 s.add(MirrorUserRow(key=k, feishu_id=u.feishu_id, open_id=u.open_id,
-                                    fields=_dumps(u.record.fields()), lifecycle=u.lifecycle.value,
+                                    fields=_dumps(u.record.fields()),
+                                    fingerprint=u.record.fingerprint(), lifecycle=u.lifecycle.value,
                                     frozen_at=u.frozen_at, deleted_at=u.deleted_at,
                                     updated_at=now))
             s.commit()
@@ -489,7 +530,7 @@ class Ledger:
     def _owe(self, s: Session, event: str) -> NotificationRow:
         row = s.get(NotificationRow, event)
         if row is None:
-            kind, _, target = event.partition(":")
+            kind, target = event_kind_target(event)
             row = NotificationRow(event=event, kind=kind, target=target,
                                   uuid=notification_uuid(event), created_at=self.now())
             s.add(row)
@@ -547,6 +588,19 @@ class Ledger:
             s.commit()
 
 
+def event_kind_target(event: str) -> tuple[str, str]:
+    """``(kind, target)`` of a notification event key.
+
+    The key is ``<kind>[@<qualifier>…]:<target>``: the kind is what precedes the
+    first ``@`` or ``:``, the target everything after the first ``:`` (so it may
+    hold ``:`` itself). Qualifiers (percent-encoded by their producer, never
+    holding a raw ``:``) make the key of a repeatable event unique; they are not
+    part of the kind.
+    """
+    head, _, target = event.partition(":")
+    return head.partition("@")[0], target
+
+
 def notification_uuid(event: str) -> str:
     """Feishu's dedup ``uuid`` for ``event``: deterministic, 36 characters (limit 50)."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"orgsync:notify:{event}"))
@@ -554,6 +608,15 @@ def notification_uuid(event: str) -> str:
 
 def _dumps(fields: Mapping[str, Any]) -> str:
     return json.dumps(fields, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _user_fields(key: str, fields: Mapping[str, Any]) -> tuple[str, int | None]:
+    """A mirrored user's stored ``fields`` and the fingerprint of the record they decode to."""
+    stored = _dumps(fields)
+    try:
+        return stored, Employee.from_fields(key, json.loads(stored)).fingerprint()
+    except (KeyError, TypeError, ValueError):  # a partial record: decoded on every load
+        return stored, None
 
 
 def _as_dt(v: Any) -> datetime | None:

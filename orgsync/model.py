@@ -14,6 +14,7 @@ import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date
+from hashlib import blake2b
 from typing import Any
 
 
@@ -94,6 +95,33 @@ class Employee:
             "city": self.city,
             "status": str(self.status),
         }
+
+    def fingerprint(self) -> int:
+        """A stable signed 64-bit digest of the whole record, key included.
+
+        Equal records give equal fingerprints in every process, so the ledger
+        keeps one beside each mirrored user and a plan recognises an unchanged
+        person without decoding the stored record. Different records differ but
+        for odds of 2⁻⁶⁴ (values are joined with the control characters US/RS
+        and NUL for "unset"; a value made of those could alias another, which
+        no real directory field is). Changing this function costs one slow plan
+        (every row decodes once), never correctness.
+        """
+        n = "\x00"
+        jd = self.join_date
+        text = (
+            f"{self.key}\x1f{self.name}\x1f{chr(30).join(self.department_keys)}\x1f"
+            f"{n if self.en_name is None else self.en_name}\x1f"
+            f"{n if self.email is None else self.email}\x1f"
+            f"{n if self.mobile is None else self.mobile}\x1f"
+            f"{n if self.manager_key is None else self.manager_key}\x1f"
+            f"{n if self.job_title is None else self.job_title}\x1f"
+            f"{n if self.employee_no is None else self.employee_no}\x1f"
+            f"{int(self.employee_type)}\x1f{n if jd is None else jd.isoformat()}\x1f"
+            f"{n if self.city is None else self.city}\x1f{self.status}")
+        # surrogatepass: a lone surrogate from a JSON source must not crash a plan
+        digest = blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+        return int.from_bytes(digest, "big", signed=True)
 
     @classmethod
     def from_fields(cls, key: str, f: Mapping[str, Any]) -> Employee:

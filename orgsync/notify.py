@@ -5,23 +5,54 @@ Events and their keys (one row each in the ledger's ``notifications`` table):
 * ``welcome:<employee>`` — to the new hire;
 * ``manager_note:<employee>`` — to the new hire's manager (one note per joiner);
 * ``hr_note:<employee>`` — the same note to ``notify.hr_chat_id``, when set;
+* ``transfer_note@<run id>@<old dept>@<new dept>:<employee>`` — with
+  ``notify.transfer_notes``, to the manager of someone whose primary department
+  changed (``transfer_to`` includes ``manager``, the default);
+* ``transfer_welcome@<run id>@<old dept>@<new dept>:<employee>`` — the same
+  transfer, to the person moved (``transfer_to`` includes ``employee``);
+* ``leaver_note@<run id>:<employee>`` — with ``notify.leaver_notes``, to the
+  manager of someone frozen (or deleted, with ``sync.leaver_action: delete``) as
+  a leaver; never to the leaver;
+* ``hr_leaver_note@<run id>:<employee>`` — the same note to ``hr_chat_id``, when set;
 * ``report:<run id>`` — a run report to ``notify.admin_chat_id``;
 * ``alert:held:<plan id>`` / ``alert:failed:<run id>`` — alerts to the same chat.
 
-Exactly once, across retries, crashes and re-runs: the people events are
-recorded ``pending`` in the transaction that journals the user's create, adopt
-or resurrect (:func:`arrivals`), so a crash right after the write still owes
-them; a ``sent`` row is never sent again; and each send carries a uuid derived
-from the event key, so a crash between Feishu's answer and the ledger update is
-deduplicated by Feishu (its window is 1 h).
+Transfers and departures can happen to one person again (A→B→A→B; a rehire who
+leaves again), so their keys carry the id of the run that applied the write
+(department keys percent-encoded, see :func:`event_key`). A plan id or a
+``client_token`` would not do: plans are deterministic, so moving someone A→B a
+second time can plan the very same operation with the same id and token. One
+run applies at most one write of a kind per person, and the key is recorded only
+with that write's ``done``, so each transfer or departure owes exactly one key.
 
-Timing: people events wait until the start date (``join_date``; pre-hires are
-created days before it). A receiver the bot cannot reach yet (230013 and
-friends: not activated, outside the app's range, bot blocked) stays
+Exactly once, across retries, crashes and re-runs: the people events are
+recorded ``pending`` in the transaction that journals the user's create, adopt,
+resurrect, move, freeze or delete (:func:`arrivals`), so a crash right after the
+write still owes them (and a write the crash left unfinished is replanned and
+owes them when it is done, under the next run's id — never both); a ``sent`` row
+is never sent again; and each send carries a uuid derived from the event key, so
+a crash between Feishu's answer and the ledger update is deduplicated by Feishu
+(its window is 1 h).
+
+What a message says is read from the ledger's mirror when it is delivered
+(normally right after the apply): the new manager of a transfer (the mirror
+holds the manager link applied in the same run), and for a leaver, who is frozen
+or deleted by then, the manager and departments their mirror record keeps (a
+leaver's record is never rewritten, so it still names the manager they had
+before the freeze or delete). The departments of a transfer come from its key;
+their paths are the mirror's, or the bare key for a department deleted since.
+
+Timing: arrival events wait until the start date (``join_date``; pre-hires are
+created days before it); a transfer before someone's start date is cancelled
+(their start-date messages already name the new department); transfer and
+leaver notes are otherwise due at once. A receiver the bot cannot reach yet
+(230013 and friends: not activated, outside the app's range, bot blocked) stays
 ``pending`` and is tried again on every later run until ``retry_days`` after
 the later of the start date and the write; then it is ``expired`` and
-reported. Messages never block the sync and never change a run's exit code:
-their outcome is in :class:`NotifyResult` and the run report.
+reported. An event with nobody left to receive it (no manager, a manager who
+left, a person moved who left since) is ``cancelled``. Messages never block the
+sync and never change a run's exit code: their outcome is in
+:class:`NotifyResult` and the run report.
 """
 
 from __future__ import annotations
@@ -31,15 +62,16 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
+from urllib.parse import quote, unquote
 
 import structlog
 
 from orgsync.config import NotifyConfig
 from orgsync.errors import FeishuError
 from orgsync.executor import ApplyResult
-from orgsync.ledger import Ledger, NotificationRow
-from orgsync.plan import Operation, OpKind, Plan
+from orgsync.ledger import Ledger, NotificationRow, event_kind_target
+from orgsync.plan import FieldChange, Operation, OpKind, Plan
 from orgsync.state import DirectoryState, Lifecycle, MirrorUser
 from orgsync.templates import Template
 
@@ -47,9 +79,18 @@ log = structlog.get_logger("orgsync.notify")
 
 #: Codes that mean "this person cannot receive yet": kept pending and retried later.
 UNREACHABLE = frozenset({230013, 230034, 230035, 230053})
-#: Events about a person, sent on or after their start date.
-PEOPLE_KINDS = ("welcome", "manager_note", "hr_note")
+#: Events about a new hire, sent on or after their start date.
+ARRIVAL_KINDS = ("welcome", "manager_note", "hr_note")
+#: Events about a transfer (to the manager, to the person moved).
+TRANSFER_KINDS = ("transfer_note", "transfer_welcome")
+#: Events about a leaver (to their manager, the copy to the HR chat).
+LEAVER_KINDS = ("leaver_note", "hr_leaver_note")
+#: Every event about a person: what :func:`deliver` sends.
+PEOPLE_KINDS = (*ARRIVAL_KINDS, *TRANSFER_KINDS, *LEAVER_KINDS)
 _ARRIVALS = (OpKind.USER_CREATE, OpKind.USER_ADOPT, OpKind.USER_RESURRECT)
+_TRANSFERS = (OpKind.USER_MOVE, OpKind.USER_UPDATE)
+#: The template each event kind is rendered with (HR copies use the manager's).
+_TEMPLATE_OF = {"hr_note": "manager_note", "hr_leaver_note": "leaver_note"}
 _SENDERS = 4
 
 DEFAULT_TEMPLATES: dict[str, Template] = {
@@ -62,6 +103,20 @@ DEFAULT_TEMPLATES: dict[str, Template] = {
         "text",
         zh="{name} 已加入你的团队（{department}），入职日期 {start_date}。",
         en="{name} has joined your team ({department}); first day {start_date}."),
+    "transfer_note": Template(
+        "text",
+        zh="{name} 已从 {old_department} 调入你的团队（{new_department}），{transfer_date} 生效。",
+        en="{en_name} has moved from {old_department} to your team ({new_department}) "
+           "as of {transfer_date}."),
+    "transfer_welcome": Template(
+        "text",
+        zh="{name}，你已从 {old_department} 调至 {new_department}，直属上级是{manager}。",
+        en="{en_name}, you have moved from {old_department} to {new_department}; "
+           "your manager is {manager}."),
+    "leaver_note": Template(
+        "text",
+        zh="{name}（{department}）已于 {leave_date} 离职，飞书账号已停用。",
+        en="{en_name} ({department}) left on {leave_date}; their Feishu account is disabled."),
 }
 
 
@@ -88,28 +143,86 @@ class NotifyResult:
         return bool(self.sent or self.expired or self.failed)
 
 
-def arrivals(config: NotifyConfig, now: datetime) -> Callable[[Operation], Sequence[str]]:
-    """The executor hook: the events a done create/adopt/resurrect makes due.
+def arrivals(config: NotifyConfig, now: datetime, *, run_id: str,
+             leaver_action: Literal["delete", "freeze"]) -> Callable[[Operation], Sequence[str]]:
+    """The executor hook: the event keys a done operation makes due.
 
-    Someone whose start date lies more than ``retry_days`` in the past is not a
-    new hire (an initial import, an adopted account) and gets no welcome.
+    The executor records them ``pending`` in the transaction that marks the
+    operation done, so this reads nothing and writes nothing: the keys depend on
+    the operation and the arguments here alone.
+
+    * a create, adopt or resurrect: the welcome, the manager note and its HR copy
+      — unless the start date lies more than ``retry_days`` in the past (an
+      initial import, an adopted account: not a new hire);
+    * with ``transfer_notes``: a move (or an update; the diff plans department
+      changes as moves, this does not rely on it) that changes the *primary*
+      department, i.e. the first of ``department_keys`` (a secondary one added or
+      dropped is no transfer): one event per ``transfer_to`` receiver;
+    * with ``leaver_notes``: a freeze (always a leaver's), or a delete when
+      ``leaver_action`` is ``delete`` (with ``freeze``, a delete ends the grace
+      period of someone whose freeze was the departure): the leaver note and its
+      HR copy.
+
+    ``run_id`` (of the run applying the plan) makes transfer and leaver keys
+    unique per occurrence; see the module docstring.
     """
     def events(op: Operation) -> Sequence[str]:
-        if op.kind not in _ARRIVALS:
-            return ()
-        start = _start_date((op.mirror or {}).get("join_date"))
-        if start is not None and start < now.date() - timedelta(days=config.retry_days):
-            return ()
-        kinds = ["welcome", "manager_note"] + (["hr_note"] if config.hr_chat_id else [])
-        return [f"{k}:{op.key}" for k in kinds]
+        if op.kind in _ARRIVALS:
+            start = _start_date((op.mirror or {}).get("join_date"))
+            if start is not None and start < now.date() - timedelta(days=config.retry_days):
+                return ()
+            kinds = ["welcome", "manager_note"] + (["hr_note"] if config.hr_chat_id else [])
+            return [f"{k}:{op.key}" for k in kinds]
+        if op.kind in _TRANSFERS and config.transfer_notes:
+            moved = primary_move(op.changes)
+            if moved is None:
+                return ()
+            receivers = {"manager": "transfer_note", "employee": "transfer_welcome"}
+            return [event_key(receivers[r], op.key, run_id, *moved) for r in config.transfer_to]
+        leaving = op.kind is OpKind.USER_FREEZE or (
+            op.kind is OpKind.USER_DELETE and leaver_action == "delete")
+        if leaving and config.leaver_notes:
+            kinds = ["leaver_note"] + (["hr_leaver_note"] if config.hr_chat_id else [])
+            return [event_key(k, op.key, run_id) for k in kinds]
+        return ()
     return events
+
+
+def primary_move(changes: Sequence[FieldChange]) -> tuple[str, str] | None:
+    """``(old, new)`` primary department keys when ``changes`` move someone's primary
+    department (the first of ``department_keys``) to another one; else ``None``."""
+    for c in changes:
+        if c.field != "department_keys":
+            continue
+        old = c.old[0] if isinstance(c.old, list | tuple) and c.old else None
+        new = c.new[0] if isinstance(c.new, list | tuple) and c.new else None
+        if old is not None and new is not None and old != new:
+            return str(old), str(new)
+    return None
+
+
+def event_key(kind: str, target: str, *qualifiers: str) -> str:
+    """``<kind>[@<qualifier>…]:<target>``, each qualifier percent-encoded (no raw ``:``
+    or ``@`` in it), so :func:`event_parts` gets them back whatever the keys hold."""
+    head = "@".join([kind, *(quote(q, safe="") for q in qualifiers)])
+    return f"{head}:{target}"
+
+
+def event_parts(event: str) -> tuple[str, tuple[str, ...], str]:
+    """``(kind, qualifiers, target)`` of an event key (the inverse of :func:`event_key`)."""
+    kind, target = event_kind_target(event)
+    head = event.partition(":")[0]
+    qualifiers = tuple(unquote(q) for q in head.split("@")[1:])
+    return kind, qualifiers, target
 
 
 async def deliver(config: NotifyConfig, ledger: Ledger, client: MessageAPI,
                   now: datetime) -> NotifyResult:
-    """Send every pending people event that is due; settle the others.
+    """Send every pending people event (:data:`PEOPLE_KINDS`) that is due; settle the others.
 
-    Never raises for a Feishu answer: each outcome is recorded on its row.
+    Pending events are delivered even if their switch (``transfer_notes``,
+    ``leaver_notes``) was turned off since they were owed. Never raises for a
+    Feishu answer: each outcome is recorded on its row.
     """
     result = NotifyResult()
     state = ledger.load_state()
@@ -129,25 +242,29 @@ async def deliver(config: NotifyConfig, ledger: Ledger, client: MessageAPI,
 async def _deliver_one(config: NotifyConfig, ledger: Ledger, client: MessageAPI,
                        state: DirectoryState, row: NotificationRow, now: datetime,
                        result: NotifyResult) -> None:
+    kind, qualifiers, _ = event_parts(row.event)
     user = state.users.get(row.target)
-    if user is None or user.lifecycle is Lifecycle.DELETED:
-        ledger.settle_notification(row.event, "cancelled", tried=False,
-                                   message="no longer a managed user")
-        return
-    start = user.record.join_date
-    if start is not None and start > now.date():
+    why_not = _why_not(kind, user, now)
+    if why_not == "wait":
         result.pending.append(row.event)  # a pre-hire: not their first day yet
         return
+    if why_not is not None or user is None:
+        ledger.settle_notification(row.event, "cancelled", tried=False, message=why_not)
+        return
     created = row.created_at.date()
+    start = user.record.join_date if kind in ARRIVAL_KINDS else None
     deadline = max(created, start or created) + timedelta(days=config.retry_days)
-    receiver = _receiver(config, state, row.kind, user)
+    receiver = _receiver(config, state, kind, user)
     if receiver is None:
         ledger.settle_notification(row.event, "cancelled", tried=False,
-                                   message="nobody to send it to (no manager)")
+                                   message="nobody to send it to (no manager, or the "
+                                           "manager left)")
         return
-    template = config.templates.get(_template_kind(row.kind)) or \
-        DEFAULT_TEMPLATES[_template_kind(row.kind)]
-    content = template.render(variables(state, user, config.links), config.language)
+    template_kind = _TEMPLATE_OF.get(kind, kind)
+    template = config.templates.get(template_kind) or DEFAULT_TEMPLATES[template_kind]
+    values = {**variables(state, user, config.links),
+              **extra_variables(state, kind, qualifiers, created)}
+    content = template.render(values, config.language)
     try:
         await client.send_message(receive_id_type=receiver[0], receive_id=receiver[1],
                                   msg_type=template.msg_type, content=content, uuid=row.uuid)
@@ -169,19 +286,41 @@ async def _deliver_one(config: NotifyConfig, ledger: Ledger, client: MessageAPI,
     result.sent.append(row.event)
 
 
-def _template_kind(kind: str) -> str:
-    return "manager_note" if kind == "hr_note" else kind
+def _why_not(kind: str, user: MirrorUser | None, now: datetime) -> str | None:
+    """Why an event about ``user`` is not sent now: ``"wait"`` (not yet due), a reason to
+    cancel it, or ``None`` (send it)."""
+    if user is None:
+        return "no longer a managed user"
+    if kind in LEAVER_KINDS:
+        return None  # frozen or deleted by now, by definition; the record still says who
+    if user.lifecycle is Lifecycle.DELETED:
+        return "no longer a managed user"
+    started = user.record.join_date is None or user.record.join_date <= now.date()
+    if kind in TRANSFER_KINDS:
+        if user.lifecycle is not Lifecycle.ACTIVE:
+            return "the person moved has left since"
+        if not started:
+            return "moved before their start date (the start-date messages name the new team)"
+        return None
+    return None if started else "wait"
 
 
 def _receiver(config: NotifyConfig, state: DirectoryState, kind: str,
               user: MirrorUser) -> tuple[str, str] | None:
-    """``(receive_id_type, receive_id)`` for an event about ``user``."""
-    if kind == "welcome":
+    """``(receive_id_type, receive_id)`` for an event about ``user``, or ``None``.
+
+    Never the leaver for a leaver note. Notes to a manager need one orgsync
+    manages that is not deleted (not frozen either, for transfer and leaver notes).
+    """
+    if kind in ("welcome", "transfer_welcome"):
         return _address(user)
-    if kind == "hr_note":
+    if kind in ("hr_note", "hr_leaver_note"):
         return ("chat_id", config.hr_chat_id) if config.hr_chat_id else None
-    manager = state.users.get(user.record.manager_key or "")
+    manager_key = user.record.manager_key
+    manager = state.users.get(manager_key) if manager_key and manager_key != user.record.key else None
     if manager is None or manager.lifecycle is Lifecycle.DELETED:
+        return None
+    if kind != "manager_note" and manager.lifecycle is not Lifecycle.ACTIVE:
         return None
     return _address(manager)
 
@@ -204,6 +343,24 @@ def variables(state: DirectoryState, user: MirrorUser,
         "manager": manager.record.name if manager else "",
         "start_date": e.join_date.isoformat() if e.join_date else "",
     }
+
+
+def extra_variables(state: DirectoryState, kind: str, qualifiers: Sequence[str],
+                    created: date) -> dict[str, str]:
+    """The variables only ``kind`` offers (:data:`orgsync.templates.EVENT_VARIABLES`).
+
+    ``qualifiers`` are the event key's (run id, then the old and new primary
+    department keys of a transfer); ``created`` is the day the write was done.
+    A department the mirror no longer holds shows as its key.
+    """
+    if kind in TRANSFER_KINDS and len(qualifiers) >= 3:
+        old, new = qualifiers[1], qualifiers[2]
+        return {"old_department": department_path(state, old) or old,
+                "new_department": department_path(state, new) or new,
+                "transfer_date": created.isoformat()}
+    if kind in LEAVER_KINDS:
+        return {"leave_date": created.isoformat()}
+    return {}
 
 
 def department_path(state: DirectoryState, key: str | None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
@@ -41,6 +42,23 @@ def op_line(op: Operation) -> str:
     return f"{op.kind.value} {op.key}{label} ({op.reason})"
 
 
+def _op_lines(ops: Sequence[Operation], show_fields: bool, *, rich: bool) -> list[str]:
+    """The operation list as lines: rich markup when ``rich``, else plain text."""
+    lines: list[str] = []
+    esc = escape if rich else str
+    for op in ops:
+        mark, colour = _MARK.get(op.kind.value.split(".", 1)[1], ("*", "white"))
+        label = f" {esc(op.label)}" if op.label else ""
+        if rich:
+            lines.append(f"  [{colour}]{mark} {op.kind.value}[/] [bold]{escape(op.key)}[/]{label}"
+                         f"  [dim]({escape(op.reason)})[/]")
+        else:
+            lines.append(f"  {mark} {op.kind.value} {op.key}{label}  ({op.reason})")
+        if show_fields and op.kind not in (OpKind.DEPT_DELETE, OpKind.USER_DELETE):
+            lines.extend(f"      {esc(_change(c))}" for c in op.changes)
+    return lines
+
+
 def render_text(plan: Plan, console: Console, *, show_fields: bool = True,
                 limit: int | None = None) -> None:
     """Print ``plan`` for people: one block per operation, held records, summary.
@@ -52,17 +70,13 @@ def render_text(plan: Plan, console: Console, *, show_fields: bool = True,
     else:
         console.print(f"[bold]Plan {plan.plan_id}[/] — {len(plan.operations)} operations")
         shown = plan.operations if limit is None else plan.operations[:limit]
-        # One print for the whole list: rich's per-call overhead dominates large plans.
-        lines: list[str] = []
-        for op in shown:
-            mark, colour = _MARK.get(op.kind.value.split(".", 1)[1], ("*", "white"))
-            label = f" {escape(op.label)}" if op.label else ""
-            lines.append(f"  [{colour}]{mark} {op.kind.value}[/] [bold]{escape(op.key)}[/]{label}"
-                         f"  [dim]({escape(op.reason)})[/]")
-            if show_fields and op.kind not in (OpKind.DEPT_DELETE, OpKind.USER_DELETE):
-                lines.extend(f"      {escape(_change(c))}" for c in op.changes)
-        if lines:
+        lines = _op_lines(shown, show_fields, rich=console.is_terminal)
+        if lines and console.is_terminal:
             console.print("\n".join(lines), highlight=False)
+        elif lines:
+            # Not a terminal (a pipe, a file, CI logs): plain text, written at once;
+            # rich's markup and wrapping cost more than the plan itself on large plans.
+            console.file.write("\n".join(lines) + "\n")
         if len(shown) < len(plan.operations):
             console.print(f"  … and {len(plan.operations) - len(shown)} more "
                           "([bold]orgsync plan[/] lists them all)")

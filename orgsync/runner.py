@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import structlog
 
 from connectors.registry import build_connector
-from orgsync import notify
+from orgsync import heap, notify
 from orgsync.config import Config
 from orgsync.diff import DiffPolicy, diff
 from orgsync.errors import (
@@ -108,7 +108,8 @@ def diff_policy(config: Config, now: datetime | None,
         leaver_action=config.sync.leaver_action, now=now,
         grace_days=config.lifecycle.grace_days, handover_to=config.lifecycle.handover_to,
         resurrect_days=config.lifecycle.resurrect_days,
-        prehire_days=config.lifecycle.prehire_days, adopt=dict(adopt or {}))
+        prehire_days=config.lifecycle.prehire_days, adopt=dict(adopt or {}),
+        department_group_chat=config.sync.department_group_chat)
 
 
 def protected_keys(config: Config, data: SourceData, state: DirectoryState
@@ -256,7 +257,7 @@ async def make_plan(config: Config, ledger: Ledger, *, full: bool = False,
             ledger.replace_mirror(state)
             ledger.set_meta("tenant_admins", json.dumps(sorted(state.tenant_admins)))
     else:
-        state = ledger.load_state()
+        state = ledger.load_state(known=data.snapshot.employees)
         state.tenant_admins = set(json.loads(ledger.get_meta("tenant_admins") or "[]"))
     adopt: dict[str, str] = {}
     if config.sync.adopt_existing:
@@ -285,11 +286,13 @@ async def apply_plan(config: Config, ledger: Ledger, plan: Plan, *, run_id: str,
                      now: datetime | None = None) -> ApplyResult:
     """Apply ``plan`` through one shared Feishu client (its counters go to ``stats``).
 
-    With ``notify`` enabled, the welcomes new hires are owed are recorded with
-    their creates (sent afterwards by :func:`send_messages`).
+    With ``notify`` enabled, the messages a write makes due (welcomes, and when
+    switched on transfer and leaver notes, keyed by ``run_id``) are recorded with
+    it (sent afterwards by :func:`send_messages`).
     """
     async with FeishuClient(feishu_settings(config)) as client:
-        arrivals = (notify.arrivals(config.notify, now or datetime.now(UTC))
+        arrivals = (notify.arrivals(config.notify, now or datetime.now(UTC), run_id=run_id,
+                                    leaver_action=config.sync.leaver_action)
                     if config.notify.enabled else None)
         executor = Executor(client, ledger, run_id=run_id, concurrency=config.sync.concurrency,
                             progress=progress, arrivals=arrivals)
@@ -362,8 +365,12 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
     if interrupted:
         log.warning("run.recovering", interrupted_operations=interrupted)
     try:
-        planned = await make_plan(config, ledger, full=full, rebuild_mirror=apply,
-                                  accept_shrink=accept_shrink, now=now)
+        # The source and the mirror stay alive for the whole run: the collector is
+        # paused while they are built and they are frozen out of its later scans
+        # (thawed when the run ends).
+        with heap.paused_gc(freeze=True):
+            planned = await make_plan(config, ledger, full=full, rebuild_mirror=apply,
+                                      accept_shrink=accept_shrink, now=now)
         plan = planned.plan
         outcome = RunOutcome(run_id, plan)
         if show is not None:
@@ -409,4 +416,5 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
                              notify.failed_text(run_id, str(exc)))
         raise
     finally:
+        heap.thaw()
         structlog.contextvars.unbind_contextvars("run_id")

@@ -8,9 +8,12 @@ A template is ``{msg_type: text | post | interactive, zh: …, en: …}``:
 * ``interactive``: each is a whole card (``{header, elements}``); a card has one
   language, so ``both`` sends the Chinese card (the English one when only it is given).
 
-Every string inside may use ``{name}``-style variables (``{{`` for a literal brace).
-An unknown variable, an attribute or index (``{a.b}``, ``{a[0]}``) or a conversion
-is a :class:`TemplateError` naming the dotted path — at config load, never mid-run.
+Every string inside may use ``{name}``-style variables (``{{`` for a literal brace):
+:data:`BUILTIN_VARIABLES` everywhere, plus an event's own (:data:`EVENT_VARIABLES`:
+``{old_department}``, ``{new_department}`` and ``{transfer_date}`` in transfer notes,
+``{leave_date}`` in leaver notes). An unknown variable, an attribute or index
+(``{a.b}``, ``{a[0]}``) or a conversion is a :class:`TemplateError` naming the dotted
+path — at config load, never mid-run.
 """
 
 from __future__ import annotations
@@ -28,6 +31,23 @@ MSG_TYPES: tuple[str, ...] = ("text", "post", "interactive")
 #: Variables every event offers (plus the names of ``notify.links``).
 BUILTIN_VARIABLES = frozenset({"name", "en_name", "employee_id", "email", "job_title",
                                "department", "manager", "start_date"})
+
+_TRANSFER_VARIABLES = frozenset({"old_department", "new_department", "transfer_date"})
+#: Variables only some events offer, on top of :data:`BUILTIN_VARIABLES`: a transfer's
+#: department paths before and after and its date, a leaver's last day in the directory.
+EVENT_VARIABLES: Mapping[str, frozenset[str]] = {
+    "transfer_note": _TRANSFER_VARIABLES,
+    "transfer_welcome": _TRANSFER_VARIABLES,
+    "leaver_note": frozenset({"leave_date"}),
+}
+#: Every variable name some event offers (``notify.links`` names may not shadow one).
+ALL_VARIABLES = BUILTIN_VARIABLES.union(*EVENT_VARIABLES.values())
+
+
+def event_variables(event: str, links: frozenset[str] = frozenset()) -> frozenset[str]:
+    """The variables a template for ``event`` may use: the built-in ones, the event's own
+    (:data:`EVENT_VARIABLES`) and the ``links`` names."""
+    return BUILTIN_VARIABLES | EVENT_VARIABLES.get(event, frozenset()) | links
 
 
 class TemplateError(ValueError):

@@ -214,3 +214,52 @@ def test_plan_round_trips_through_json() -> None:
     assert Plan(ops).plan_id == plan.plan_id
     assert plan.to_dict()["summary"] == {"department.create": 3, "department.set_leader": 1,
                                          "user.create": 3, "user.set_manager": 2}
+
+
+def test_department_group_chat_is_asked_for_in_new_departments_only() -> None:
+    """With ``department_group_chat`` a new department asks for its chat (shown as a change):
+    in the create when it has no leader, else with the leader link, because Feishu makes the
+    main leader the owner. Existing departments are not patched for it."""
+    on = DiffPolicy(department_group_chat=True)
+    plain = diff(SourceData(ORG), DirectoryState())
+    chats = diff(SourceData(ORG), DirectoryState(), on)
+    creates = [op for op in chats.operations if op.kind is OpKind.DEPT_CREATE]
+    assert len(creates) == 3
+    asking = []
+    for op in creates:
+        led = ORG.departments[op.key].leader_key is not None
+        leader_op = next((o for o in chats.operations if o.kind is OpKind.DEPT_SET_LEADER
+                          and o.key == op.key), None)
+        asker = leader_op if led else op
+        assert asker is not None
+        asking.append(asker.kind)
+        assert asker.payload["create_group_chat"] is True
+        assert ("create_group_chat", None, True) in [(c.field, c.old, c.new)
+                                                     for c in asker.changes]
+        same = next(p for p in plain.operations if p.op_id == asker.op_id)
+        assert "create_group_chat" not in same.payload
+        if not led:
+            assert same.client_token != op.client_token
+        else:
+            assert "create_group_chat" not in op.payload
+    assert sorted(asking) == [OpKind.DEPT_CREATE, OpKind.DEPT_CREATE, OpKind.DEPT_SET_LEADER]
+    assert chats.plan_id != plain.plan_id
+    grown = Snapshot.of([*ORG.departments.values(), dept("D4", "数据部", "D1")],
+                        ORG.employees.values())
+    later = diff(SourceData(grown), state_of(ORG), on)
+    assert kinds(later) == [("department.create", "D4")]
+    assert diff(SourceData(ORG), state_of(ORG), on).empty
+
+
+def test_user_update_never_carries_a_department_change() -> None:
+    """A department change is always planned as a move (what transfer notes key on); a
+    title change alone stays an update."""
+    new = Snapshot.of(ORG.departments.values(), [
+        ORG.employees["E1"], emp("E2", ("D3",), manager="E1"),
+        emp("E3", ("D3", "D2"), manager="E1", job_title="工程师")])
+    plan = diff(SourceData(new), state_of(ORG))
+    by_key = {op.key: op for op in plan.operations if op.entity == "user"}
+    assert by_key["E2"].kind is OpKind.USER_MOVE
+    assert [c.field for c in by_key["E2"].changes] == ["department_keys"]
+    assert by_key["E3"].kind is OpKind.USER_UPDATE
+    assert "department_keys" not in [c.field for c in by_key["E3"].changes]

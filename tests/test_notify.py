@@ -16,11 +16,20 @@ from lark_oapi.api.im.v1 import CreateMessageRequest, CreateMessageRequestBody
 
 from orgsync import notify
 from orgsync.config import Config, config_from_dict
-from orgsync.errors import ConfigError, PlanHeld
+from orgsync.errors import ConfigError, PlanHeld, SourceError
 from orgsync.feishu import FeishuClient
-from orgsync.ledger import Ledger, notification_uuid
-from orgsync.model import Employee, Snapshot
-from orgsync.runner import RunOutcome, apply_plan, feishu_settings, make_plan, run_once
+from orgsync.ledger import Ledger, event_kind_target, notification_uuid
+from orgsync.model import Department, Employee, Snapshot
+from orgsync.plan import OpKind
+from orgsync.render import render_markdown
+from orgsync.runner import (
+    RunOutcome,
+    apply_plan,
+    feishu_settings,
+    make_plan,
+    run_once,
+    send_alert,
+)
 from orgsync.sandbox import SandboxServer
 from orgsync.synth import generate_org, write_csv
 from orgsync.templates import BUILTIN_VARIABLES, TemplateError, parse_template
@@ -359,3 +368,351 @@ def test_bad_templates_name_the_place(raw: dict[str, Any], path: str) -> None:
     with pytest.raises(TemplateError) as err:
         parse_template(raw, BUILTIN_VARIABLES)
     assert err.value.path == path
+
+
+# ------------------------------------------------- HR copies, failed runs, transfers, leavers
+
+
+def path(key: str) -> str:
+    """The department path orgsync's messages show for ``key`` (names of ORG, top first)."""
+    names: list[str] = []
+    k: str | None = key
+    while k is not None:
+        names.append(ORG.departments[k].name)
+        k = ORG.departments[k].parent_key
+    return " / ".join(reversed(names))
+
+
+def notifying(sb: SandboxServer, tmp_path: Path, admin: str, **notify_extra: Any) -> Config:
+    """The setup's config (same source and ledger) with more ``notify`` options."""
+    return config(sb, tmp_path / "s", tmp_path / "l.db",
+                  notify={"admin_chat_id": admin, "retry_days": 7, **notify_extra})
+
+
+def row_of(ledger: Ledger, event: str) -> Any:
+    return next(r for r in ledger.notifications() if r.event == event)
+
+
+def test_hr_chat_gets_one_copy_of_each_manager_note(sb: SandboxServer, tmp_path: Path,
+                                                    setup: tuple[Config, Ledger, str]) -> None:
+    """hr_chat_id set: one copy of each joiner's manager note there, none again on re-runs."""
+    _, ledger, admin = setup
+    hr = make_chat(setup[0], "hr-onboarding")
+    cfg = notifying(sb, tmp_path, admin, hr_chat_id=hr)
+    people = [joiner(1, MANAGERS[0], T0), joiner(2, MANAGERS[1], T0)]
+    write_csv(with_people(*people), tmp_path / "s")
+    out = run(cfg, ledger, T0)
+    assert out.notified is not None
+    assert [e for e in out.notified.sent if e.startswith("hr_note:")] == ["hr_note:N0001",
+                                                                          "hr_note:N0002"]
+    for day in (0, 1, 2):
+        run(cfg, ledger, T0 + timedelta(days=day))
+    expected = []
+    for e in people:
+        dept, start = path(e.department_keys[0]), T0.date().isoformat()
+        expected.append(f"{e.name} 已加入你的团队（{dept}），入职日期 {start}。\n\n"
+                        f"{e.name} has joined your team ({dept}); first day {start}.")
+    assert sorted(in_chat(sb, hr)) == sorted(expected)
+    copies = [m for m in messages(sb) if m["chat_id"] == hr]
+    assert sorted(m["uuid"] for m in copies) == sorted(
+        notification_uuid(f"hr_note:{e.key}") for e in people)
+    for e in people:  # the manager's own note is not replaced by the copy
+        assert len(to_user(sb, e.manager_key or "")) == 1
+
+
+def test_failed_run_alerts_the_admin_chat_once_with_its_run_id(
+        sb: SandboxServer, tmp_path: Path, setup: tuple[Config, Ledger, str]) -> None:
+    """A run that fails (its source is gone) sends one alert naming its run id; never twice."""
+    cfg, ledger, admin = setup
+    (tmp_path / "s" / "employees.csv").unlink()
+    before = len(in_chat(sb, admin))
+    with pytest.raises(SourceError) as err:
+        run(cfg, ledger, T0)
+    failed = ledger.runs(1)[0]
+    assert failed.status == "failed"
+    alerts = in_chat(sb, admin)[before:]
+    assert alerts == [f"orgsync run {failed.id} FAILED: {err.value}"]
+    assert row_of(ledger, f"alert:failed:{failed.id}").status == "sent"
+    # the same event again (a retry of the alert) sends nothing more
+    asyncio.run(send_alert(cfg, ledger, f"alert:failed:{failed.id}", "again"))
+    assert in_chat(sb, admin)[before:] == alerts
+    # a second failing run is a second failure: one alert of its own
+    with pytest.raises(SourceError):
+        run(cfg, ledger, T0)
+    second = ledger.runs(1)[0]
+    assert second.id != failed.id
+    assert [t for t in in_chat(sb, admin)[before:] if "FAILED" in t] == [
+        alerts[0], f"orgsync run {second.id} FAILED: {err.value}"]
+
+
+def moved(key: str, dept: str, manager: str) -> Employee:
+    return replace(ORG.employees[key], department_keys=(dept,), manager_key=manager)
+
+
+MOVER = "E00017"  # 余鹏 in 战略研究部 (D0006) under E00006; moves to 用户体验部 (D0005), E00005
+
+
+def transfer_text(e: Employee, old: str, new: str, day: str) -> str:
+    return (f"{e.name} 已从 {path(old)} 调入你的团队（{path(new)}），{day} 生效。\n\n"
+            f"{e.en_name} has moved from {path(old)} to your team ({path(new)}) as of {day}.")
+
+
+def test_transfer_notes_are_off_by_default(sb: SandboxServer, tmp_path: Path,
+                                           setup: tuple[Config, Ledger, str]) -> None:
+    """Without notify.transfer_notes a move messages nobody (the run report aside)."""
+    cfg, ledger, admin = setup
+    write_csv(with_people(moved(MOVER, "D0005", "E00005")), tmp_path / "s")
+    out = run(cfg, ledger, T0)
+    assert OpKind.USER_MOVE in {op.kind for op in out.plan.operations}
+    assert out.notified is not None
+    assert out.notified.sent == []
+    assert [m for m in messages(sb) if m["chat_id"] != admin] == []
+
+
+def test_each_transfer_notes_the_new_manager_once(sb: SandboxServer, tmp_path: Path,
+                                                  setup: tuple[Config, Ledger, str]) -> None:
+    """A→B→A→B: three notes, each to the manager after that move, each sent exactly once —
+    though the first and last moves are the very same plan (same plan id, same token)."""
+    _, ledger, admin = setup
+    cfg = notifying(sb, tmp_path, admin, transfer_notes=True)
+    there, back = moved(MOVER, "D0005", "E00005"), ORG.employees[MOVER]
+    # move 1, applied by a run that dies before messaging: the note is owed, not lost
+    write_csv(with_people(there), tmp_path / "s")
+    first = asyncio.run(make_plan(cfg, ledger, now=T0)).plan
+    asyncio.run(apply_plan(cfg, ledger, first, run_id="died", now=T0))
+    [owed] = ledger.notifications(kinds=notify.TRANSFER_KINDS)
+    assert (owed.event, owed.target, owed.status) == (
+        f"transfer_note@died@D0006@D0005:{MOVER}", MOVER, "pending")
+    assert to_user(sb, "E00005") == []
+    run(cfg, ledger, T0)
+    run(cfg, ledger, T0)
+    # move 2 (back), then move 3 (there again: the same plan as move 1)
+    write_csv(with_people(back), tmp_path / "s")
+    run(cfg, ledger, T0 + timedelta(days=1))
+    write_csv(with_people(there), tmp_path / "s")
+    third = run(cfg, ledger, T0 + timedelta(days=2))
+    assert third.plan.plan_id == first.plan_id
+    for day in (2, 3):
+        assert run(cfg, ledger, T0 + timedelta(days=day)).plan.empty
+    rows = ledger.notifications(kinds=notify.TRANSFER_KINDS)
+    assert len(rows) == 3
+    assert {r.status for r in rows} == {"sent"}
+    assert len({r.uuid for r in rows}) == 3
+    day = rows[0].created_at.date().isoformat()
+    assert {r.created_at.date().isoformat() for r in rows} == {day}
+    mover = ORG.employees[MOVER]
+    to_new = [json.loads(m["content"])["text"] for m in to_user(sb, "E00005")]
+    to_old = [json.loads(m["content"])["text"] for m in to_user(sb, "E00006")]
+    assert to_new == [transfer_text(mover, "D0006", "D0005", day)] * 2
+    assert to_old == [transfer_text(mover, "D0005", "D0006", day)]
+    assert to_user(sb, MOVER) == []  # transfer_to defaults to the manager only
+    assert sorted(m["uuid"] for m in to_user(sb, "E00005")) == sorted(
+        r.uuid for r in rows if r.event.endswith(f"@D0006@D0005:{MOVER}"))
+
+
+def test_transfer_can_also_tell_the_person_moved(sb: SandboxServer, tmp_path: Path,
+                                                 setup: tuple[Config, Ledger, str]) -> None:
+    """transfer_to: [manager, employee] — a transfer_welcome to the person (custom template)."""
+    _, ledger, admin = setup
+    cfg = notifying(sb, tmp_path, admin, transfer_notes=True, transfer_to=["manager", "employee"],
+                    templates={"transfer_welcome": {
+                        "msg_type": "text", "zh": "{name}：{old_department} → {new_department}，"
+                                                  "上级 {manager}（{transfer_date}）"}})
+    write_csv(with_people(moved(MOVER, "D0005", "E00005")), tmp_path / "s")
+    out = run(cfg, ledger, T0)
+    assert out.notified is not None
+    assert len(out.notified.sent) == 2
+    [to_them] = to_user(sb, MOVER)
+    day = row_of(ledger, out.notified.sent[1]).created_at.date().isoformat()
+    assert json.loads(to_them["content"])["text"] == (
+        f"余鹏：{path('D0006')} → {path('D0005')}，上级 {ORG.employees['E00005'].name}（{day}）")
+    assert len(to_user(sb, "E00005")) == 1
+
+
+def test_secondary_department_change_is_no_transfer(sb: SandboxServer, tmp_path: Path,
+                                                    setup: tuple[Config, Ledger, str]) -> None:
+    """Adding a second department moves nobody's primary department: no transfer note."""
+    _, ledger, admin = setup
+    cfg = notifying(sb, tmp_path, admin, transfer_notes=True)
+    e = ORG.employees[MOVER]
+    write_csv(with_people(replace(e, department_keys=(*e.department_keys, "D0005"))),
+              tmp_path / "s")
+    out = run(cfg, ledger, T0)
+    assert [op.kind for op in out.plan.operations] == [OpKind.USER_MOVE]
+    assert ledger.notifications(kinds=notify.TRANSFER_KINDS) == []
+    assert [m for m in messages(sb) if m["chat_id"] != admin] == []
+
+
+LEAVER = "E00024"  # 彭伟涵 in 用户体验部 (D0005), manager E00005 (肖婷平)
+
+
+def leaver_text(day: str) -> str:
+    e = ORG.employees[LEAVER]
+    return (f"{e.name}（{path('D0005')}）已于 {day} 离职，飞书账号已停用。\n\n"
+            f"{e.en_name} ({path('D0005')}) left on {day}; their Feishu account is disabled.")
+
+
+def without(key: str) -> Snapshot:
+    return Snapshot(dict(ORG.departments), {k: v for k, v in ORG.employees.items() if k != key})
+
+
+def test_leaver_frozen_then_deleted_notes_the_manager_and_hr_once(
+        sb: SandboxServer, tmp_path: Path, setup: tuple[Config, Ledger, str]) -> None:
+    """Frozen: one note to the manager, one copy in the HR chat, nothing to the leaver; the
+    delete after the grace period sends no second note."""
+    _, ledger, admin = setup
+    hr = make_chat(setup[0], "hr")
+    cfg = notifying(sb, tmp_path, admin, leaver_notes=True, hr_chat_id=hr)
+    leaver = sb.tenant.find_user(LEAVER, "user_id")
+    assert leaver is not None
+    write_csv(without(LEAVER), tmp_path / "s")
+    out = run(cfg, ledger, T0)
+    assert [op.kind for op in out.plan.operations] == [OpKind.USER_FREEZE]
+    assert out.notified is not None
+    assert out.notified.sent == [f"hr_leaver_note@{out.run_id}:{LEAVER}",
+                                 f"leaver_note@{out.run_id}:{LEAVER}"]
+    day = row_of(ledger, out.notified.sent[1]).created_at.date().isoformat()
+    run(cfg, ledger, T0 + timedelta(days=1))
+    deleted = run(cfg, ledger, T0 + timedelta(days=15))
+    assert [op.kind for op in deleted.plan.operations] == [OpKind.USER_DELETE]
+    run(cfg, ledger, T0 + timedelta(days=16))
+    assert [json.loads(m["content"])["text"] for m in to_user(sb, "E00005")] == [leaver_text(day)]
+    assert in_chat(sb, hr) == [leaver_text(day)]
+    assert [m for m in messages(sb) if m["receiver"] == leaver.open_id] == []
+    assert {r.status for r in ledger.notifications(kinds=notify.LEAVER_KINDS)} == {"sent"}
+    assert len(ledger.notifications(kinds=notify.LEAVER_KINDS)) == 2
+
+
+def test_leaver_deleted_at_once_still_notes_the_manager(sb: SandboxServer, tmp_path: Path,
+                                                        setup: tuple[Config, Ledger, str]) -> None:
+    """leaver_action: delete — the leaver is DELETED in the mirror by delivery time, yet the
+    note goes to the manager their record kept; off by default."""
+    _, ledger, admin = setup
+    quiet = config(sb, tmp_path / "s", tmp_path / "l.db", sync={"leaver_action": "delete"},
+                   notify={"admin_chat_id": admin})
+    assert quiet.notify.leaver_notes is False
+    write_csv(without("E00025"), tmp_path / "s")
+    run(quiet, ledger, T0)
+    assert to_user(sb, "E00002") == []
+    cfg = config(sb, tmp_path / "s", tmp_path / "l.db", sync={"leaver_action": "delete"},
+                 notify={"admin_chat_id": admin, "leaver_notes": True, "language": "en"})
+    write_csv(Snapshot(dict(ORG.departments), {k: v for k, v in ORG.employees.items()
+                                               if k not in ("E00025", LEAVER)}), tmp_path / "s")
+    out = run(cfg, ledger, T0)
+    assert [op.kind for op in out.plan.operations] == [OpKind.USER_DELETE]
+    assert ledger.load_state().users[LEAVER].lifecycle.value == "deleted"
+    assert out.notified is not None
+    [event] = out.notified.sent
+    assert event == f"leaver_note@{out.run_id}:{LEAVER}"
+    day = row_of(ledger, event).created_at.date().isoformat()
+    e = ORG.employees[LEAVER]
+    assert [json.loads(m["content"])["text"] for m in to_user(sb, "E00005")] == [
+        f"{e.en_name} ({path('D0005')}) left on {day}; their Feishu account is disabled."]
+    run(cfg, ledger, T0 + timedelta(days=1))
+    assert len(to_user(sb, "E00005")) == 1
+
+
+def test_department_group_chat_for_new_departments(sb: SandboxServer, tmp_path: Path) -> None:
+    """sync.department_group_chat: a new department gets a chat (the plan says so); off (the
+    default), none."""
+    write_csv(ORG, tmp_path / "s")
+    off = config(sb, tmp_path / "s", tmp_path / "l.db")
+    assert off.sync.department_group_chat is False
+    ledger = Ledger(off.ledger.url)
+    out = run(off, ledger, T0)
+    creates = [op for op in out.plan.operations if op.kind is OpKind.DEPT_CREATE]
+    assert len(creates) == 6
+    assert all("create_group_chat" not in op.payload for op in creates)
+    for key in ORG.departments:
+        dept = sb.tenant.find_department(key, "department_id")
+        assert dept is not None
+        assert dept.chat_id == ""
+    on = config(sb, tmp_path / "s", tmp_path / "l.db", sync={"department_group_chat": True})
+    new = Department(key="D0007", name="数据平台部", parent_key="D0001", order=30)
+    boss = MANAGERS[0]
+    led = Department(key="D0008", name="安全部", parent_key="D0001", order=31, leader_key=boss)
+    write_csv(Snapshot({**ORG.departments, "D0007": new, "D0008": led}, dict(ORG.employees)),
+              tmp_path / "s")
+    planned = asyncio.run(make_plan(on, ledger, now=T0)).plan
+    ops = {(op.kind, op.key): op for op in planned.operations}
+    assert sorted(ops) == [(OpKind.DEPT_CREATE, "D0007"), (OpKind.DEPT_CREATE, "D0008"),
+                           (OpKind.DEPT_SET_LEADER, "D0008")]
+    assert ops[OpKind.DEPT_CREATE, "D0007"].payload["create_group_chat"] is True
+    # with a leader, the chat is asked for with the leader link: Feishu makes them its owner
+    assert "create_group_chat" not in ops[OpKind.DEPT_CREATE, "D0008"].payload
+    assert ops[OpKind.DEPT_SET_LEADER, "D0008"].payload["create_group_chat"] is True
+    assert "create_group_chat: True" in render_markdown(planned)
+    assert run(on, ledger, T0).plan.plan_id == planned.plan_id
+    dept = sb.tenant.find_department("D0007", "department_id")
+    assert dept is not None
+    assert dept.chat_id.startswith("oc_")
+    assert sb.tenant.chats[dept.chat_id]["kind"] == "department"
+    assert sb.tenant.chats[dept.chat_id]["name"] == "数据平台部"
+    owned = sb.tenant.find_department("D0008", "department_id")
+    owner = sb.tenant.find_user(boss, "user_id")
+    assert owned is not None
+    assert owner is not None
+    assert sb.tenant.chats[owned.chat_id]["owner"] == owner.open_id
+    for key in ORG.departments:  # existing departments are never given one
+        old = sb.tenant.find_department(key, "department_id")
+        assert old is not None
+        assert old.chat_id == ""
+
+
+def _notify_config(tmp_path: Path, notify_section: dict[str, Any]) -> Config:
+    return config_from_dict({"version": 1, "feishu": {"app_id": "a", "app_secret": "s"},
+                             "source": {"type": "csv"}, "notify": notify_section},
+                            file="c.yaml", base_dir=tmp_path)
+
+
+@pytest.mark.parametrize(("section", "key", "message"), [
+    ({"templates": {"transfer_note": {"zh": "{name} 调入 {new_dept}"}}},
+     "notify.templates.transfer_note.zh", "unknown variable '{new_dept}'"),
+    ({"templates": {"transfer_welcome": {"msg_type": "post", "en": {
+        "title": "{leave_date}", "content": []}}}},
+     "notify.templates.transfer_welcome.en.title", "unknown variable '{leave_date}'"),
+    ({"templates": {"leaver_note": {"en": "{en_name} left {old_department}"}}},
+     "notify.templates.leaver_note.en", "unknown variable '{old_department}'"),
+    ({"templates": {"welcome": {"zh": "{new_department}"}}},
+     "notify.templates.welcome.zh", "unknown variable '{new_department}'"),
+    ({"templates": {"leaver_notes": {"zh": "x"}}}, "notify.templates.leaver_notes",
+     "unknown event"),
+    ({"links": {"leave_date": "https://x"}}, "notify.links.leave_date",
+     "is not a usable variable name"),
+    ({"transfer_to": ["manager", "boss"]}, "notify.transfer_to[1]", "'boss' is not one of"),
+    ({"transfer_to": []}, "notify.transfer_to", "expected a list of receivers"),
+    ({"leaver_notes": "sometimes"}, "notify.leaver_notes", "expected true or false"),
+])
+def test_bad_transfer_and_leaver_settings_name_the_key(tmp_path: Path, section: dict[str, Any],
+                                                       key: str, message: str) -> None:
+    """Template variables are checked per event at load: a transfer's variables are unknown
+    to welcomes and leaver notes, and the reverse; bad switches name their key."""
+    with pytest.raises(ConfigError) as err:
+        _notify_config(tmp_path, section)
+    assert err.value.key == key
+    assert message in str(err.value)
+
+
+def test_transfer_and_leaver_settings_load(tmp_path: Path) -> None:
+    """The switches default off; transfer_to takes one receiver or a list; event variables
+    are accepted where they belong."""
+    default = _notify_config(tmp_path, {"admin_chat_id": "oc_x"}).notify
+    assert (default.transfer_notes, default.transfer_to, default.leaver_notes) == (
+        False, ("manager",), False)
+    cfg = _notify_config(tmp_path, {
+        "transfer_notes": True, "transfer_to": "employee", "leaver_notes": "yes",
+        "templates": {
+            "transfer_note": {"zh": "{name}: {old_department} → {new_department} {transfer_date}"},
+            "leaver_note": {"en": "{en_name} left on {leave_date}"}}}).notify
+    assert (cfg.transfer_notes, cfg.transfer_to, cfg.leaver_notes) == (True, ("employee",), True)
+    assert set(cfg.templates) == {"transfer_note", "leaver_note"}
+
+
+def test_event_keys_round_trip_whatever_the_keys_hold() -> None:
+    """Qualifiers are percent-encoded: ``:`` and ``@`` in department or employee keys survive,
+    and the ledger files the row under the plain kind and the employee."""
+    event = notify.event_key("transfer_note", "E:1@x", "run-1", "D:a@b", "D%c")
+    assert notify.event_parts(event) == ("transfer_note", ("run-1", "D:a@b", "D%c"), "E:1@x")
+    assert event_kind_target(event) == ("transfer_note", "E:1@x")
+    assert event_kind_target("welcome:E@1") == ("welcome", "E@1")
+    assert event_kind_target("alert:failed:r1") == ("alert", "failed:r1")

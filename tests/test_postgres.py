@@ -6,19 +6,29 @@ The server is started by the suite (tests/pg.py); a missing PostgreSQL fails, ne
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from alembic import command
 from sqlalchemy import create_engine, inspect, text
 from sqlmodel import SQLModel
 
 from orgsync.leader import FileLeaderLock, PostgresLeaderLock, leader_lock
 from orgsync.ledger import Ledger
-from orgsync.migrations import BASELINE, current, head, pending_changes
-from orgsync.model import Snapshot
+from orgsync.migrations import (
+    BASELINE,
+    alembic_config,
+    current,
+    head,
+    newest,
+    pending_changes,
+    stamped,
+)
+from orgsync.model import Employee, Snapshot
 from orgsync.runner import make_plan, run_once
 from orgsync.sandbox import SandboxServer
 from orgsync.synth import generate_org, next_week, write_csv
@@ -36,6 +46,9 @@ from tests.pg import PostgresServer, _pg_url, _postgres, free_port  # noqa: F401
 pytestmark = pytest.mark.slow
 
 SMALL = {"employees": 24, "departments": 6, "levels": 3}
+
+
+PERSON = Employee("E1", "张三", ("D1",), email="san.zhang@example.com")
 
 
 def small_org() -> Snapshot:
@@ -60,6 +73,9 @@ class TestMigrations:
         try:
             with ledger.engine.connect() as conn:
                 assert current(conn) == head()
+            # the start-up check reads the same revision without importing Alembic
+            assert newest() == head()
+            assert stamped(ledger.engine) == head()
             assert pending_changes(ledger.engine) == [], (
                 "the ledger models and the migrations differ: add a revision with "
                 "`python -m orgsync.migrations revision \"what changed\"`")
@@ -70,15 +86,24 @@ class TestMigrations:
         """A SQLite ledger made by create_all (no alembic_version) is stamped, upgraded, kept."""
         url = f"sqlite:///{tmp_path / 'old.db'}"
         engine = create_engine(url)
-        baseline = [SQLModel.metadata.tables[t] for t in
-                    ("runs", "journal", "mirror_departments", "mirror_users", "meta")]
-        SQLModel.metadata.create_all(engine, tables=baseline)
+        with engine.begin() as conn:  # the baseline schema, without Alembic's own table
+            command.upgrade(alembic_config(conn), BASELINE)
+            conn.execute(text("DROP TABLE alembic_version"))
         with engine.begin() as conn:
             conn.execute(text("INSERT INTO meta (key, value) VALUES ('last_good_employees', '7')"))
+            conn.execute(text(
+                "INSERT INTO mirror_users (key, feishu_id, fields, lifecycle, updated_at) "
+                "VALUES ('E1', 'u1', :f, 'active', '2026-01-01 00:00:00')"),
+                {"f": json.dumps(PERSON.fields())})
         engine.dispose()
         ledger = Ledger(url)
         try:
             assert ledger.get_meta("last_good_employees") == "7"
+            # 0004 fingerprinted the rows already mirrored
+            with ledger.engine.connect() as conn:
+                assert conn.execute(text("SELECT fingerprint FROM mirror_users")).scalar() == \
+                    PERSON.fingerprint()
+            assert ledger.load_state(known={"E1": PERSON}).users["E1"].record is PERSON
             with ledger.engine.connect() as conn:
                 assert current(conn) == head()
                 assert set(inspect(conn).get_table_names()) >= {

@@ -43,7 +43,8 @@ def fill_mirror(ledger: Ledger, snapshot: Snapshot) -> tuple[int, int]:
               "fields": _dumps(d.fields()), "updated_at": now}
              for k, d in sorted(snapshot.departments.items())]
     users = [{"key": k, "feishu_id": feishu_user_id(k), "open_id": _open_id("ou_", k),
-              "fields": _dumps(e.fields()), "lifecycle": "active", "frozen_at": None,
+              "fields": _dumps(e.fields()), "fingerprint": e.fingerprint(),
+              "lifecycle": "active", "frozen_at": None,
               "deleted_at": None, "updated_at": now}
              for k, e in sorted(snapshot.active_employees().items())]
     dept_table = MirrorDepartmentRow.__table__  # type: ignore[attr-defined]

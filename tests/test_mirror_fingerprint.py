@@ -1,0 +1,71 @@
+"""Mirror fingerprints: unchanged people are recognised without decoding, changed ones never are."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import text
+
+from orgsync.bench.mirror import fill_mirror
+from orgsync.diff import DiffPolicy, diff
+from orgsync.issues import SourceData
+from orgsync.ledger import Ledger
+from orgsync.model import Employee, EmployeeType, Status
+from orgsync.plan import OpKind
+from orgsync.synth import generate_org
+
+# Without the three separator control characters (see Employee.fingerprint).
+_chars = st.characters(blacklist_characters="\x00\x1e\x1f")
+_text = st.one_of(st.none(), st.text(_chars, max_size=6))
+employees = st.builds(
+    Employee, key=st.sampled_from(["E1", "E2"]), name=st.text(_chars, min_size=1, max_size=6),
+    department_keys=st.lists(st.sampled_from(["D1", "D2", "D3"]), max_size=3).map(tuple),
+    en_name=_text, email=_text, mobile=_text, manager_key=_text, job_title=_text,
+    employee_no=_text, employee_type=st.sampled_from(list(EmployeeType)),
+    join_date=st.one_of(st.none(), st.dates(date(2000, 1, 1), date(2030, 1, 1))),
+    city=_text, status=st.sampled_from(list(Status)))
+
+
+@given(employees, employees)
+def test_fingerprints_are_equal_exactly_when_records_are(a: Employee, b: Employee) -> None:
+    assert (a.fingerprint() == b.fingerprint()) == (a == b)
+
+
+def test_fingerprint_survives_the_stored_form() -> None:
+    e = Employee("E1", "张三", ("D1", "D2"), en_name="San Zhang", join_date=date(2026, 1, 2),
+                 employee_type=EmployeeType.INTERN)
+    assert Employee.from_fields("E1", e.fields()).fingerprint() == e.fingerprint()
+    assert e.fingerprint() == 1653637200011734359  # stable across processes and releases
+
+
+def test_unchanged_records_are_shared_and_changed_ones_decoded(tmp_path: Path) -> None:
+    org = generate_org(employees=60, departments=6, levels=3)
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    try:
+        fill_mirror(ledger, org)
+        changed_key, other = sorted(org.employees)[:2]
+        source = dict(org.employees)
+        source[changed_key] = replace(source[changed_key], job_title="Chief Tea Officer")
+        state = ledger.load_state(known=source)
+        assert state.users[other].record is source[other]
+        assert state.users[changed_key].record is not source[changed_key]
+        assert state.users[changed_key].record == org.employees[changed_key]
+        plan = diff(SourceData(replace(org, employees=source)), state, DiffPolicy())
+        assert [(op.kind, op.key) for op in plan.operations] == [(OpKind.USER_UPDATE, changed_key)]
+        assert plan.operations[0].payload == {"job_title": "Chief Tea Officer"}
+
+        # A row without a fingerprint (an older ledger, a partial record) is decoded.
+        with ledger.engine.begin() as c:
+            c.execute(text("UPDATE mirror_users SET fingerprint = NULL WHERE key = :k"),
+                      {"k": other})
+        state = ledger.load_state(known=source)
+        assert state.users[other].record is not source[other]
+        assert state.users[other].record == source[other]
+        assert diff(SourceData(replace(org, employees=source)), state,
+                    DiffPolicy()).plan_id == plan.plan_id
+    finally:
+        ledger.close()
