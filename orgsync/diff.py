@@ -97,6 +97,7 @@ class _Builder:
     desired: SourceData
     current: DirectoryState
     policy: DiffPolicy
+    live: dict[str, MirrorUser]  # current.live_users(), computed once
     ops: dict[str, Operation] = field(default_factory=dict)
     soft: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     notes: list[str] = field(default_factory=list)
@@ -123,8 +124,9 @@ def diff(desired: SourceData, current: DirectoryState, policy: DiffPolicy | None
 
     Deterministic: equal inputs give an equal plan (operations, order, plan id).
     """
-    b = _Builder(_deferred_prehires(desired, current, policy or DiffPolicy()), current,
-                 policy or DiffPolicy())
+    policy = policy or DiffPolicy()
+    live = current.live_users()
+    b = _Builder(_deferred_prehires(desired, current, policy, live), current, policy, live)
     b.desired = _without_protected(b.desired, b.policy, b.notes)
     _plan_departments(b)
     _plan_users(b)
@@ -296,7 +298,7 @@ def _plan_department_deletes(b: _Builder) -> None:
         if m.record.parent_key is not None:
             children[m.record.parent_key].append(k)
     members: dict[str, list[str]] = defaultdict(list)
-    for uk, u in b.current.live_users().items():
+    for uk, u in b.live.items():
         for dk in u.record.department_keys:
             members[dk].append(uk)
 
@@ -365,7 +367,7 @@ def _plan_users(b: _Builder) -> None:
     snap = b.desired.snapshot
     active = snap.active_employees()
     held = b.desired.held_employees
-    live = b.current.live_users()
+    live = b.live
 
     # Most of a large org is unchanged: an active person whose record is the one
     # applied (often the very object, see Ledger.load_state) needs nothing.
@@ -575,14 +577,13 @@ def _plan_rehire(b: _Builder, e: Employee, gone: MirrorUser) -> None:
 
 
 def _deferred_prehires(desired: SourceData, current: DirectoryState,
-                       policy: DiffPolicy) -> SourceData:
+                       policy: DiffPolicy, live: Mapping[str, MirrorUser]) -> SourceData:
     """Leave out people who start too far ahead to be created yet.
 
     They are not leavers either (they were never created); links that point at
     them keep their current value until they exist.
     """
     horizon = policy.clock().date() + timedelta(days=policy.prehire_days)
-    live = current.live_users()
     snap = desired.snapshot
     later = {k for k, e in snap.employees.items()
              if k not in live and e.status is Status.ACTIVE and e.join_date is not None

@@ -191,9 +191,8 @@ class Executor:
         return result
 
     async def _apply_one(self, plan_id: str, op: Operation) -> OpResult:
-        token = (op.token_for(self.ledger.create_generation(op.kind, op.key))
-                 if op.kind in _EXISTS else None)
-        entry = self.ledger.journal_start(self.run_id, plan_id, op, token)
+        entry, token = self.ledger.journal_start(
+            self.run_id, plan_id, op, tokenize=op.token_for if op.kind in _EXISTS else None)
         try:
             open_id, override, note = await self._call(op, entry, token)
         except FeishuError as exc:

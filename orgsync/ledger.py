@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Engine, bindparam, event, text
+from sqlalchemy import BigInteger, Connection, Engine, Table, bindparam, event, func, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
@@ -170,6 +171,41 @@ def _prepare_sqlite_file(url: str) -> None:
         os.close(fd)
 
 
+class _Statements:
+    """The executor's hot-path statements for one SQL dialect, built once with bind
+    parameters so that SQLAlchemy compiles each once (see :meth:`Ledger.journal_start`)."""
+
+    def __init__(self, dialect: str) -> None:
+        journal: Table = JournalRow.__table__  # type: ignore[attr-defined]
+        users: Table = MirrorUserRow.__table__  # type: ignore[attr-defined]
+        depts: Table = MirrorDepartmentRow.__table__  # type: ignore[attr-defined]
+        notes: Table = NotificationRow.__table__  # type: ignore[attr-defined]
+        j = journal.c
+        self.journal_insert = journal.insert()
+        self.journal_finish = journal.update().where(j.id == bindparam("entry"))
+        self.generation = select(func.count()).select_from(journal).where(
+            j.kind == bindparam("kind"), j.target_key == bindparam("key"), j.status == "done")
+        self.user_fields = select(users.c.fields).where(users.c.key == bindparam("k"))
+        self.user_update = users.update().where(users.c.key == bindparam("k"))
+        self.user_upsert = _upsert(users, dialect)
+        self.dept_fields = select(depts.c.fields).where(depts.c.key == bindparam("k"))
+        self.dept_update = depts.update().where(depts.c.key == bindparam("k"))
+        self.dept_upsert = _upsert(depts, dialect)
+        self.dept_delete = depts.delete().where(depts.c.key == bindparam("k"))
+        self.notification_exists = select(notes.c.event).where(
+            notes.c.event == bindparam("event"))
+        self.notification_insert = notes.insert()
+
+
+def _upsert(table: Table, dialect: str) -> Any:
+    """``INSERT … ON CONFLICT (key) DO UPDATE`` of every column (SQLite or PostgreSQL)."""
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.key],
+        set_={c.name: stmt.excluded[c.name] for c in table.c if c.name != "key"})
+
+
+
 class Ledger:
     """Access to the ledger database. One instance per process; not thread-safe.
 
@@ -186,6 +222,7 @@ class Ledger:
         try:
             self.engine: Engine = make_engine(url)
             migrations.upgrade(self.engine)
+            self._sql = _Statements(self.engine.dialect.name)
             with Session(self.engine) as s:
                 if s.get(MetaRow, "schema_version") is None:
                     s.add(MetaRow(key="schema_version", value=str(SCHEMA_VERSION)))
@@ -237,17 +274,31 @@ class Ledger:
             return list(s.exec(stmt))
 
     # --------------------------------------------------------------- journal
+    # The executor's hot path (journal_start, journal_finish, create_generation) uses
+    # Core statements on the SQLModel tables: an ORM session per call cost more CPU
+    # than the Feishu request it journals (python -m orgsync.bench --only headroom).
+
     def journal_start(self, run_id: str, plan_id: str, op: Operation,
-                      client_token: str | None = None) -> int:
-        """Journal ``op`` as started (before its Feishu call); returns the entry id."""
-        with self._session() as s:
-            row = JournalRow(run_id=run_id, plan_id=plan_id, op_id=op.op_id, kind=op.kind.value,
-                             target_key=op.key, feishu_id=op.feishu_id,
-                             client_token=client_token or op.client_token, started_at=self.now())
-            s.add(row)
-            s.commit()
-            assert row.id is not None
-            return row.id
+                      client_token: str | None = None, *,
+                      tokenize: Callable[[int], str] | None = None) -> tuple[int, str]:
+        """Journal ``op`` as started (before its Feishu call); returns (entry id, token).
+
+        The token is ``client_token``, or with ``tokenize`` (creates) the token for
+        the create generation (:meth:`create_generation`) counted in the same
+        transaction, or else the operation's own.
+        """
+        with self.engine.begin() as c:
+            if tokenize is not None:
+                client_token = tokenize(c.execute(self._sql.generation, {
+                    "kind": op.kind.value, "key": op.key}).scalar_one())
+            token = client_token or op.client_token
+            result = c.execute(self._sql.journal_insert, {
+                "run_id": run_id, "plan_id": plan_id, "op_id": op.op_id, "kind": op.kind.value,
+                "target_key": op.key, "feishu_id": op.feishu_id, "client_token": token,
+                "status": "started", "started_at": self.now()})
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0]), token
 
     def journal_finish(self, entry_id: int, op: Operation, status: str, *, code: int | None = None,
                        message: str | None = None, open_id: str | None = None,
@@ -259,21 +310,16 @@ class Ledger:
         welcome), recorded ``pending`` in the same transaction, so a crash right
         after the write still owes the message.
         """
-        with self._session() as s:
-            row = s.get(JournalRow, entry_id)
-            if row is None:
+        with self.engine.begin() as c:
+            updated = c.execute(self._sql.journal_finish, {
+                "entry": entry_id, "status": status, "code": code, "message": message,
+                "finished_at": self.now()})
+            if updated.rowcount != 1:
                 raise LedgerError(f"unknown journal entry {entry_id}")
-            row.status = status
-            row.code = code
-            row.message = message
-            row.finished_at = self.now()
-            s.add(row)
             if status == "done":
-                self._apply_to_mirror(s, op, open_id, mirror_override)
+                self._apply_to_mirror(c, op, open_id, mirror_override)
                 for event in events:
-                    self._owe(s, event)
-            s.commit()
-
+                    self._owe_in(c, event)
     def journal_skip(self, run_id: str, plan_id: str, op: Operation, reason: str) -> None:
         """Record an operation that was not attempted (a dependency failed)."""
         with self._session() as s:
@@ -298,11 +344,8 @@ class Ledger:
         generation, so its retry replays Feishu's first answer; re-creating
         an entity that was created once and then deleted gets a fresh token.
         """
-        with self._session() as s:
-            stmt = select(JournalRow.id).where(
-                JournalRow.kind == kind.value, JournalRow.target_key == key,
-                JournalRow.status == "done")
-            return len(list(s.exec(stmt)))
+        with self.engine.connect() as c:
+            return int(c.execute(self._sql.generation, {"kind": kind.value, "key": key}).scalar_one())
 
     def recover_interrupted(self) -> int:
         """Mark runs left ``running`` as ``crashed`` and their open entries ``interrupted``.
@@ -357,48 +400,47 @@ class Ledger:
             s.commit()
 
     # ---------------------------------------------------------------- mirror
-    def _apply_to_mirror(self, s: Session, op: Operation, open_id: str | None,
+    def _apply_to_mirror(self, c: Connection, op: Operation, open_id: str | None,
                          override: Mapping[str, Any] | None) -> None:
         now = self.now()
         fields = dict(override if override is not None else (op.mirror or {}))
+        key = {"k": op.key}
         if op.entity == "department":
-            drow = s.get(MirrorDepartmentRow, op.key)
             if op.kind is OpKind.DEPT_DELETE:
-                if drow is not None:
-                    s.delete(drow)
+                c.execute(self._sql.dept_delete, key)
                 return
-            if op.kind is OpKind.DEPT_CREATE or drow is None:
-                s.merge(MirrorDepartmentRow(key=op.key, feishu_id=op.feishu_id, open_id=open_id,
-                                            fields=_dumps(fields), updated_at=now))
+            stored = None if op.kind is OpKind.DEPT_CREATE else \
+                c.execute(self._sql.dept_fields, key).scalar_one_or_none()
+            if stored is None:
+                c.execute(self._sql.dept_upsert, {
+                    "key": op.key, "feishu_id": op.feishu_id, "open_id": open_id,
+                    "fields": _dumps(fields), "updated_at": now})
                 return
-            drow.fields = _dumps({**json.loads(drow.fields), **fields})
-            drow.updated_at = now
-            s.add(drow)
+            c.execute(self._sql.dept_update, {**key, "fields": _dumps({**json.loads(stored), **fields}),
+                                         "updated_at": now})
             return
         if op.entity != "user":
             return
-        urow = s.get(MirrorUserRow, op.key)
-        if op.kind in (OpKind.USER_CREATE, OpKind.USER_ADOPT) or urow is None:
-            stored, fp = _user_fields(op.key, fields)
-            s.merge(MirrorUserRow(key=op.key, feishu_id=op.feishu_id, open_id=open_id,
-                                  fields=stored, fingerprint=fp,
-                                  lifecycle=Lifecycle.ACTIVE.value, updated_at=now))
+        stored = None if op.kind in (OpKind.USER_CREATE, OpKind.USER_ADOPT) else \
+            c.execute(self._sql.user_fields, key).scalar_one_or_none()
+        if stored is None:
+            text_, fp = _user_fields(op.key, fields)
+            c.execute(self._sql.user_upsert, {
+                "key": op.key, "feishu_id": op.feishu_id, "open_id": open_id, "fields": text_,
+                "fingerprint": fp, "lifecycle": Lifecycle.ACTIVE.value, "frozen_at": None,
+                "deleted_at": None, "updated_at": now})
             return
+        values: dict[str, Any] = {"updated_at": now}
         if op.kind is OpKind.USER_DELETE:
-            urow.lifecycle = Lifecycle.DELETED.value
-            urow.deleted_at = now
+            values.update(lifecycle=Lifecycle.DELETED.value, deleted_at=now)
         elif op.kind is OpKind.USER_FREEZE:
-            urow.lifecycle = Lifecycle.FROZEN.value
-            urow.frozen_at = now
+            values.update(lifecycle=Lifecycle.FROZEN.value, frozen_at=now)
         elif op.kind in (OpKind.USER_UNFREEZE, OpKind.USER_RESURRECT):
-            urow.lifecycle = Lifecycle.ACTIVE.value
-            urow.frozen_at = None
-            urow.deleted_at = None
+            values.update(lifecycle=Lifecycle.ACTIVE.value, frozen_at=None, deleted_at=None)
         if fields:
-            urow.fields, urow.fingerprint = _user_fields(
-                op.key, {**json.loads(urow.fields), **fields})
-        urow.updated_at = now
-        s.add(urow)
+            values["fields"], values["fingerprint"] = _user_fields(
+                op.key, {**json.loads(stored), **fields})
+        c.execute(self._sql.user_update, {**key, **values})
 
     def load_state(self, known: Mapping[str, Employee] | None = None) -> DirectoryState:
         """The mirror as a :class:`DirectoryState` (what incremental runs diff against).
@@ -426,20 +468,21 @@ class Ledger:
             finally:
                 cursor.close()
             with paused_gc():
-                records: dict[str, Employee] = {}
-                missing: list[str] = []
-                for row in rows:
-                    key, fp = row[0], row[3]
-                    e = known.get(key)
-                    if e is not None and fp is not None and fp == e.fingerprint():
-                        records[key] = e
-                    else:
-                        missing.append(key)
-                records.update(self._decode_users(c, missing, len(rows)))
                 users = state.users
                 lifecycles = {lc.value: lc for lc in Lifecycle}
-                for key, fid, oid, _fp, lc, fz, dl in rows:
-                    users[key] = MirrorUser(records[key], fid, oid, lifecycles[lc],
+                later: list[Any] = []  # rows whose stored record must be decoded
+                for row in rows:
+                    key, fid, oid, fp, lc, fz, dl = row
+                    e = known.get(key)
+                    if e is None or fp != e.fingerprint():
+                        later.append(row)
+                        continue
+                    users[key] = MirrorUser(e, fid, oid, lifecycles[lc],
+                                            _as_dt(fz) if fz is not None else None,
+                                            _as_dt(dl) if dl is not None else None)
+                decoded = self._decode_users(c, [row[0] for row in later], len(rows))
+                for key, fid, oid, _fp, lc, fz, dl in later:
+                    users[key] = MirrorUser(decoded[key], fid, oid, lifecycles[lc],
                                             _as_dt(fz) if fz is not None else None,
                                             _as_dt(dl) if dl is not None else None)
         return state
@@ -530,11 +573,14 @@ class Ledger:
     def _owe(self, s: Session, event: str) -> NotificationRow:
         row = s.get(NotificationRow, event)
         if row is None:
-            kind, target = event_kind_target(event)
-            row = NotificationRow(event=event, kind=kind, target=target,
-                                  uuid=notification_uuid(event), created_at=self.now())
+            row = NotificationRow(**_owed(event, self.now()))
             s.add(row)
         return row
+
+    def _owe_in(self, c: Connection, event: str) -> None:
+        """:meth:`_owe` on a Core connection (inside :meth:`journal_finish`'s transaction)."""
+        if c.execute(self._sql.notification_exists, {"event": event}).first() is None:
+            c.execute(self._sql.notification_insert, _owed(event, self.now()))
 
     def owe_notification(self, event: str) -> NotificationRow:
         """The notification for ``event``, recorded ``pending`` if it is new."""
@@ -599,6 +645,13 @@ def event_kind_target(event: str) -> tuple[str, str]:
     """
     head, _, target = event.partition(":")
     return head.partition("@")[0], target
+
+
+def _owed(event: str, now: datetime) -> dict[str, Any]:
+    """The columns of a new ``pending`` notification row for ``event``."""
+    kind, target = event_kind_target(event)
+    return {"event": event, "kind": kind, "target": target, "uuid": notification_uuid(event),
+            "status": "pending", "attempts": 0, "created_at": now}
 
 
 def notification_uuid(event: str) -> str:

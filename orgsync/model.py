@@ -57,12 +57,17 @@ class Department:
         return d
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Employee:
     """One person.
 
     ``department_keys`` holds the primary department first. ``manager_key`` is the
     direct manager's employee key. ``join_date`` is the start date, when known.
+
+    Treat it as immutable (derive changed copies with :func:`dataclasses.replace`):
+    records are shared between the source snapshot and the mirror. It is not a
+    frozen dataclass only because a frozen ``__init__`` costs five times as
+    much, and plans build 100k of these (``orgsync.bench`` measures it).
     """
 
     key: str
@@ -169,6 +174,11 @@ class Snapshot:
     def of(cls, departments: Iterable[Department], employees: Iterable[Employee]) -> Snapshot:
         """Build a snapshot from records; a later record with the same key wins."""
         return cls({d.key: d for d in departments}, {e.key: e for e in employees})
+
+    def active_count(self) -> int:
+        """How many employees are active (without building :meth:`active_employees`)."""
+        active = Status.ACTIVE
+        return sum(1 for e in self.employees.values() if e.status is active)
 
     def active_employees(self) -> dict[str, Employee]:
         """Employees whose status is active."""

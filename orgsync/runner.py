@@ -31,7 +31,7 @@ from orgsync.executor import ApplyResult, Executor, OpResult
 from orgsync.feishu import ClientStats, FeishuClient, FeishuSettings
 from orgsync.issues import Issue, SourceData
 from orgsync.ledger import Ledger
-from orgsync.model import Snapshot
+from orgsync.model import Snapshot, Status
 from orgsync.plan import Plan
 from orgsync.reader import read_directory
 from orgsync.safety import check_source, plan_violations
@@ -88,7 +88,7 @@ def read_source(config: Config, ledger: Ledger, *, accept_shrink: bool = False) 
     except Exception as exc:  # a connector bug is still a failed read, never an empty org
         raise SourceError(f"source {config.source.type} failed: {exc}") from exc
     data = validate(data)
-    active = len(data.snapshot.active_employees())
+    active = data.snapshot.active_count()
     if active == 0 and not data.snapshot.departments:
         managed = ledger.get_meta("last_good_employees")
         raise SourceError(
@@ -139,8 +139,9 @@ async def find_existing(config: Config, data: SourceData, state: DirectoryState
     person whose email and mobile point at two different accounts, or at an
     account orgsync already manages for someone else, is held back, never guessed.
     """
-    candidates = [e for k, e in sorted(data.snapshot.active_employees().items())
-                  if k not in state.users and (e.email or e.mobile)]
+    people = data.snapshot.employees
+    candidates = [e for k in sorted(k for k in people if k not in state.users)
+                  if (e := people[k]).status is Status.ACTIVE and (e.email or e.mobile)]
     if not candidates:
         return {}, []
     emails = sorted({e.email for e in candidates if e.email})
@@ -276,7 +277,7 @@ async def make_plan(config: Config, ledger: Ledger, *, full: bool = False,
     plan = diff(data, state, policy)
     log.info("plan.ready", plan_id=plan.plan_id, operations=len(plan.operations),
              held=sum(1 for i in plan.issues if i.severity == "error"), full=full)
-    ledger.set_meta("last_good_employees", str(len(data.snapshot.active_employees())))
+    ledger.set_meta("last_good_employees", str(data.snapshot.active_count()))
     return Planned(plan, state)
 
 

@@ -45,6 +45,7 @@ from orgsync.feishu.retry import (
 )
 from orgsync.feishu.settings import FeishuSettings
 from orgsync.feishu.token import TokenManager
+from orgsync.feishu.transport import aiohttp_transport, mark_sending
 
 log = structlog.get_logger("orgsync.feishu")
 
@@ -98,7 +99,8 @@ def _new_token() -> str:
 
 
 def _sent_hook(permit: Permit) -> Callable[[str, Mapping[str, Any]], Awaitable[None]]:
-    """An httpcore trace callback that tells the limiter when the request left."""
+    """An httpcore trace callback that tells the limiter when the request left (for an
+    httpcore transport passed in; the default one uses :func:`mark_sending`)."""
     async def trace(event: str, info: Mapping[str, Any]) -> None:
         if event.endswith("send_request_headers.complete"):
             permit.sent()
@@ -143,8 +145,7 @@ class FeishuClient:
         self._http = httpx.AsyncClient(
             base_url=settings.origin,
             timeout=httpx.Timeout(settings.timeout),
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
-            transport=transport,
+            transport=transport if transport is not None else aiohttp_transport(settings.origin),
             headers={"User-Agent": "orgsync"},
         )
         self.limiter = (RateLimiter(scale=settings.rate_scale, enabled=settings.rate_limits,
@@ -205,6 +206,7 @@ class FeishuClient:
                 headers = {"Authorization": f"Bearer {token}"}
                 if content is not None:
                     headers["Content-Type"] = "application/json; charset=utf-8"
+                mark_sending(permit)
                 try:
                     response = await self._http.request(
                         endpoint.method, url, params=params, content=content, headers=headers,
