@@ -52,8 +52,6 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-import phonenumbers
-
 from orgsync.config import read_secret_file
 from orgsync.errors import ConfigError
 from orgsync.issues import EntityKind, Issue
@@ -367,6 +365,8 @@ def normalize_mobile(text: str, region: str = "CN") -> str:
     if EXCEL_NUMBER.fullmatch(cleaned):
         raise MappingProblem(f"'{text}' looks like a number Excel turned into scientific "
                              "notation; export the column as text")
+    import phonenumbers  # only for the uncommon shapes: its import costs more than a plan's share
+
     try:
         number = phonenumbers.parse(cleaned, region)
     except phonenumbers.NumberParseException:

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import BigInteger, Connection, Engine, Table, bindparam, event, func, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
@@ -199,7 +198,15 @@ class _Statements:
 
 def _upsert(table: Table, dialect: str) -> Any:
     """``INSERT … ON CONFLICT (key) DO UPDATE`` of every column (SQLite or PostgreSQL)."""
-    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    stmt: Any
+    if dialect == "postgresql":  # imported here: the PostgreSQL dialect is slow to import
+        from sqlalchemy.dialects import postgresql
+
+        stmt = postgresql.insert(table)
+    else:
+        from sqlalchemy.dialects import sqlite
+
+        stmt = sqlite.insert(table)
     return stmt.on_conflict_do_update(
         index_elements=[table.c.key],
         set_={c.name: stmt.excluded[c.name] for c in table.c if c.name != "key"})

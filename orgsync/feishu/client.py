@@ -33,7 +33,14 @@ import structlog
 from orgsync.errors import FeishuError
 from orgsync.feishu import endpoints as ep
 from orgsync.feishu.endpoints import Endpoint
-from orgsync.feishu.ratelimit import Bucket, Clock, MonotonicClock, Permit, RateLimiter
+from orgsync.feishu.ratelimit import (
+    Bucket,
+    Clock,
+    MonotonicClock,
+    Permit,
+    RateLimiter,
+    mark_sending,
+)
 from orgsync.feishu.retry import (
     IM_RATE_LIMITED,
     TOKEN_INVALID,
@@ -45,7 +52,6 @@ from orgsync.feishu.retry import (
 )
 from orgsync.feishu.settings import FeishuSettings
 from orgsync.feishu.token import TokenManager
-from orgsync.feishu.transport import aiohttp_transport, mark_sending
 
 log = structlog.get_logger("orgsync.feishu")
 
@@ -142,10 +148,14 @@ class FeishuClient:
                  clock: Clock | None = None) -> None:
         self.settings = settings
         self._clock: Clock = clock or MonotonicClock()
+        if transport is None:
+            from orgsync.feishu.transport import aiohttp_transport  # a slow import, made on use
+
+            transport = aiohttp_transport(settings.origin)
         self._http = httpx.AsyncClient(
             base_url=settings.origin,
             timeout=httpx.Timeout(settings.timeout),
-            transport=transport if transport is not None else aiohttp_transport(settings.origin),
+            transport=transport,
             headers={"User-Agent": "orgsync"},
         )
         self.limiter = (RateLimiter(scale=settings.rate_scale, enabled=settings.rate_limits,

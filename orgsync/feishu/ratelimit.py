@@ -42,6 +42,7 @@ import bisect
 import time
 from collections import deque
 from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -180,6 +181,20 @@ class Permit:
             if now > stamp:
                 window.restamp(stamp, now)
                 self._stamps[i] = (window, now)
+
+
+_SENDING: ContextVar[Permit | None] = ContextVar("orgsync_feishu_sending", default=None)
+
+
+def mark_sending(permit: Permit | None) -> None:
+    """Name ``permit`` as the one of the next request the current task makes (the
+    transport stamps it with :meth:`Permit.sent` when the request leaves)."""
+    _SENDING.set(permit)
+
+
+def sending_permit() -> Permit | None:
+    """The permit :func:`mark_sending` named in the current task."""
+    return _SENDING.get()
 
 
 class RateLimiter:

@@ -8,8 +8,8 @@ import socket
 import httpx
 import pytest
 
-from orgsync.feishu.ratelimit import Permit
-from orgsync.feishu.transport import aiohttp_transport, env_proxy, mark_sending
+from orgsync.feishu.ratelimit import Permit, mark_sending
+from orgsync.feishu.transport import aiohttp_transport, env_proxy
 from orgsync.sandbox import SandboxServer
 
 
