@@ -51,7 +51,7 @@ QUICK = Sizes(
 FULL = Sizes(
     mode="full",
     plan_employees=100_000, plan_departments=5_000, plan_levels=6, plan_multi_share=0.03,
-    plan_change_share=0.01, plan_repeats=3,
+    plan_change_share=0.01, plan_repeats=5,
     latency_ms=100.0, create_users=2_000, create_departments=100, move_users=200,
     sdk_creates=100,
     read_users=20_000, read_departments=1_000,
