@@ -58,20 +58,25 @@ class _Clock:
         await asyncio.sleep(seconds)
 
 
-def test_the_permit_of_a_request_is_stamped_when_its_headers_leave(
-        sandbox: SandboxServer) -> None:
-    """The limiter learns the real send time from aiohttp's headers-sent signal."""
+def test_the_permit_of_a_request_is_stamped_when_it_leaves(sandbox: SandboxServer) -> None:
+    """The limiter learns the real send time from aiohttp's trace signals: a GET once (its
+    headers go out at once), a POST again when its body is written (aiohttp only buffers
+    the headers, and a writer task sends them with the body later)."""
     origin = sandbox.base_url
     clock = _Clock()
     permit = Permit(clock, [], 0.0, 0.0)
 
-    async def go() -> int:
+    async def go() -> tuple[int, int]:
         async with httpx.AsyncClient(base_url=origin, transport=aiohttp_transport(origin)) as c:
             before = clock.reads
             mark_sending(permit)
-            response = await c.post("/open-apis/auth/v3/tenant_access_token/internal",
-                                    json={"app_id": "x", "app_secret": "y"})
-            assert response.status_code in (200, 400)
-            return clock.reads - before
+            got = await c.get("/open-apis/contact/v3/departments/0")
+            after_get = clock.reads
+            mark_sending(permit)
+            posted = await c.post("/open-apis/auth/v3/tenant_access_token/internal",
+                                  json={"app_id": "x", "app_secret": "y"})
+            assert got.status_code in (200, 400, 401)
+            assert posted.status_code in (200, 400)
+            return after_get - before, clock.reads - after_get
 
-    assert asyncio.run(go()) == 1
+    assert asyncio.run(go()) == (1, 2)
