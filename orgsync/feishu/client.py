@@ -11,7 +11,8 @@ conflicts and 40003 back off exponentially with jitter. Writes are retried only 
 is safe: creates carry a ``client_token`` (generated once per call when the caller gives
 none), IM sends and chat creates a ``uuid``, PATCH is idempotent, and DELETE is retried
 because the caller treats "already deleted" as success. A 99991663 (token invalid or
-expired) invalidates the token and replays the call once, outside the retry budget.
+expired) invalidates the token and replays the call, the first time outside the retry budget,
+later times within it (a token revoked twice in a row costs one retry, not the write).
 
 Logs (structlog ``orgsync.feishu``) carry the endpoint template, code, attempt and wait —
 never a request or response body, an id, the secret or a token.
@@ -234,7 +235,13 @@ class FeishuClient:
                 if uncertain and error.code in done_codes:
                     log.info("feishu.retry.already_done", endpoint=key, code=error.code)
                     return {}
-                if error.code == TOKEN_INVALID and token is not None and not replayed:
+                if error.code == TOKEN_INVALID and token is not None and (
+                        not replayed or retries < self.settings.max_retries):
+                    # The first replay is free; another one (the token was revoked again
+                    # meanwhile) spends the retry budget like any other retry.
+                    if replayed:
+                        retries += 1
+                        stats.retries[key] += 1
                     replayed = True
                     stats.token_replays += 1
                     self.tokens.invalidate(token)

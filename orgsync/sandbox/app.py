@@ -147,6 +147,7 @@ class Sandbox:
         """
         with self.lock:
             self.clock.reset()
+            self.tokens.clamp(self.config.token_ttl)
             self.tenant.reset(seed=self.config.seed)
             self.tenant.new_users_unjoined = self.config.users_unjoined
             self.limiter.reset()
@@ -361,23 +362,35 @@ class OpenApi:
                 bad_body = True
         entry = self._log(method, path, request.query_params, body, scope.get("x_tt_logid"))
         config = self.sandbox.config
-        if config.latency_ms > 0:
-            await asyncio.sleep(config.latency_ms / 1000)
-
+        # The gateway checks the token and counts the call against the rate limits as it
+        # arrives, as Feishu's does; the injected latency comes after. Counting after the
+        # sleep would count the timer's jitter (a loop stall bunches many wake-ups), not
+        # the client's spacing.
+        admitted: tuple[str, ApiRoute, dict[str, str], str] | None = None
         reply: Reply | None = None
-        fault: str | None = None
-        try:
-            if path == AUTH_PATH:
-                if method != "POST":
-                    raise ApiError(99991301, f"method {method} is not allowed for {path}", 405)
-                reply = self._issue_token(body, bad_body)
-            else:
+        if path != AUTH_PATH:
+            try:
                 pattern, route, params = match_route(method, path)
                 with self.sandbox.lock:
                     app_id = self._authenticate(request.headers.get("authorization"))
                     if bad_body:
                         raise field_error("the request body is not valid JSON")
                     self._admit(pattern, method, route, app_id, body)
+                admitted = (pattern, route, params, app_id)
+            except ApiError as err:
+                reply = error_reply(err)
+        if config.latency_ms > 0:
+            await asyncio.sleep(config.latency_ms / 1000)
+
+        fault: str | None = None
+        try:
+            if path == AUTH_PATH:
+                if method != "POST":
+                    raise ApiError(99991301, f"method {method} is not allowed for {path}", 405)
+                reply = self._issue_token(body, bad_body)
+            elif admitted is not None:
+                pattern, route, params, app_id = admitted
+                with self.sandbox.lock:
                     fault = self._draw_fault()
                     call = Call(self.sandbox, params, request.query_params, body, app_id)
                     if fault is None:

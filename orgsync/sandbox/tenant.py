@@ -156,6 +156,16 @@ class TokenStore:
             return None
         return record.app_id
 
+    def clamp(self, ttl: int) -> None:
+        """Cut every token's expiry to at most ``ttl`` seconds from now.
+
+        After the clock is turned back (a reset), a token minted on an advanced clock
+        would otherwise live for the whole jump — days — which no real token does.
+        """
+        latest = self._clock.now() + ttl
+        for record in self._tokens.values():
+            record.expires_at = min(record.expires_at, latest)
+
     def revoke_all(self) -> None:
         """Invalidate every token issued so far."""
         for record in self._tokens.values():

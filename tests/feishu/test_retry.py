@@ -221,13 +221,25 @@ class TestRetries:
         assert client.stats.token_replays == 1
         assert client.stats.token_fetches == 2
 
-    def test_second_invalid_token_is_terminal(self) -> None:
-        """A replay that meets 99991663 again raises it."""
+    def test_token_revoked_again_is_refetched_within_the_retry_budget(self) -> None:
+        """A replay that meets 99991663 again fetches another token, spending one retry."""
         invalid = _response(400, {"code": 99991663, "msg": "Invalid access token"})
-        script = Script().add(USERS + "/E1", invalid, invalid)
+        script = Script().add(USERS + "/E1", invalid, invalid, _ok({"user": {"user_id": "E1"}}))
+        user, client, _ = _run(script, lambda c: c.get_user("E1"), max_retries=1)
+        assert user["user_id"] == "E1"
+        auth = [r.headers["authorization"] for r in script.business(USERS + "/E1")]
+        assert auth == ["Bearer t-1", "Bearer t-2", "Bearer t-3"]
+        assert (client.stats.token_replays,
+                client.stats.retries["GET /open-apis/contact/v3/users/:user_id"]) == (2, 1)
+
+    def test_invalid_token_beyond_the_retry_budget_is_terminal(self) -> None:
+        """With the budget spent, 99991663 is raised."""
+        invalid = _response(400, {"code": 99991663, "msg": "Invalid access token"})
+        script = Script().add(USERS + "/E1", invalid, invalid, invalid)
         with pytest.raises(FeishuTerminal) as caught:
-            _run(script, lambda c: c.get_user("E1"))
+            _run(script, lambda c: c.get_user("E1"), max_retries=1)
         assert caught.value.code == 99991663
+        assert len(script.business(USERS + "/E1")) == 3
 
     def test_resurrect_after_unknown_outcome_accepts_not_resigned(self) -> None:
         """A 500 then 44033 (already active) means the first attempt worked."""
