@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+import httpx
 import structlog
 
 from connectors.registry import build_connector
@@ -147,7 +148,10 @@ async def find_existing(config: Config, data: SourceData, state: DirectoryState
     emails = sorted({e.email for e in candidates if e.email})
     mobiles = sorted({e.mobile for e in candidates if e.mobile})
     try:
-        async with FeishuClient(feishu_settings(config)) as client:
+        # A handful of lookups: httpx's own transport, not the aiohttp one the writes
+        # use, whose import alone costs more than these calls (``orgsync plan`` time).
+        async with FeishuClient(feishu_settings(config),
+                                transport=httpx.AsyncHTTPTransport()) as client:
             found = await client.batch_get_user_ids(emails=emails, mobiles=mobiles)
     except FeishuRetryable as exc:
         # Creating without the check could duplicate an existing account; holding back
