@@ -126,7 +126,8 @@ def diff(desired: SourceData, current: DirectoryState, policy: DiffPolicy | None
     """
     policy = policy or DiffPolicy()
     live = current.live_users()
-    b = _Builder(_deferred_prehires(desired, current, policy, live), current, policy, live)
+    desired = _kept_links(_deferred_prehires(desired, current, policy, live), current, live)
+    b = _Builder(desired, current, policy, live)
     b.desired = _without_protected(b.desired, b.policy, b.notes)
     _plan_departments(b)
     _plan_users(b)
@@ -574,6 +575,36 @@ def _plan_rehire(b: _Builder, e: Employee, gone: MirrorUser) -> None:
                        (res, *_arrival(e.manager_key)),
                        {"manager_key": e.manager_key}, e.name)
         b.add(op)
+
+
+def _kept_links(desired: SourceData, current: DirectoryState,
+                live: Mapping[str, MirrorUser]) -> SourceData:
+    """Put back the links validation took out because they point at someone held back.
+
+    A held person who exists in Feishu is only not updated: links to them stay
+    (a new hire still gets that manager). One who does not exist yet cannot be
+    linked to: the link is then left as it is in Feishu, never cleared.
+    """
+    if not desired.held_managers and not desired.held_leaders:
+        return desired
+    snap = desired.snapshot
+    employees = dict(snap.employees)
+    for key, manager in desired.held_managers.items():
+        e = employees.get(key)
+        if e is None:
+            continue
+        cur = live.get(key)
+        target = manager if manager in live else (cur.record.manager_key if cur else None)
+        employees[key] = replace(e, manager_key=target)
+    departments = dict(snap.departments)
+    for key, leader in desired.held_leaders.items():
+        d = departments.get(key)
+        if d is None:
+            continue
+        cur_d = current.departments.get(key)
+        target = leader if leader in live else (cur_d.record.leader_key if cur_d else None)
+        departments[key] = replace(d, leader_key=target)
+    return replace(desired, snapshot=Snapshot(departments, employees))
 
 
 def _deferred_prehires(desired: SourceData, current: DirectoryState,

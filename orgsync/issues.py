@@ -7,7 +7,9 @@ what happened to the record:
   :attr:`SourceData.held_departments` / :attr:`SourceData.held_employees`, and
   the diff engine leaves that entity exactly as it is in Feishu: no create, no
   update and, above all, no delete. A bad row must never look like a leaver.
-* ``warning`` — the offending field was cleared and the record proceeds.
+* ``warning`` — the offending field was cleared and the record proceeds; but a
+  link to someone held back (``kept``) stays as far as Feishu allows (see
+  :attr:`SourceData.held_managers`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class Issue:
     reason: str
     severity: Severity
     where: str | None = None
+    kept: bool = False  # a warning about a link to someone held back: the link is kept
 
     @property
     def held(self) -> bool:
@@ -61,7 +64,7 @@ class Issue:
         """``employees.csv:17: employee E0042: mobile: '12345' is not valid (held back)``."""
         subject = f"{self.entity} {self.key}" if self.key is not None else self.entity
         parts = [p for p in (self.where, subject, self.field) if p]
-        outcome = "held back" if self.held else "cleared"
+        outcome = "held back" if self.held else "link kept" if self.kept else "cleared"
         return f"{': '.join(parts)}: {self.reason} ({outcome})"
 
 
@@ -83,6 +86,12 @@ class SourceData:
     # that issues found later (validation) can point at the row too.
     department_rows: dict[str, str] = field(default_factory=dict)
     employee_rows: dict[str, str] = field(default_factory=dict)
+    # Links validation took out of a record because they point at someone held back
+    # (employee key → its manager's key, department key → its leader's key). The
+    # diff keeps them as far as Feishu allows: a held person who exists there stays
+    # linked; otherwise the link is left as it is (see orgsync.diff).
+    held_managers: dict[str, str] = field(default_factory=dict)
+    held_leaders: dict[str, str] = field(default_factory=dict)
 
     def where(self, entity: EntityKind, key: str | None) -> str | None:
         """The source position of a record, or ``None``."""

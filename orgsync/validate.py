@@ -81,14 +81,16 @@ def validate(data: SourceData) -> SourceData:
     held_employees.update(bad_employees)
     passing_employees = _without(employees, bad_employees)
 
+    held_managers: dict[str, str] = {}
     manager_issues, passing_employees = _resolve_managers(
-        passing_employees, employees, data.held_employees
+        passing_employees, employees, data.held_employees, held_managers
     )
     issues.extend(manager_issues)
     held_employees.update(i.key for i in manager_issues if i.held and i.key is not None)
 
+    held_leaders: dict[str, str] = {}
     dept_warnings, passing_departments = _department_warnings(
-        passing_departments, passing_employees, employees, held_employees
+        passing_departments, passing_employees, employees, held_employees, held_leaders
     )
     issues.extend(dept_warnings)
 
@@ -105,6 +107,8 @@ def validate(data: SourceData) -> SourceData:
         held_employees=held_employees,
         department_rows=data.department_rows,
         employee_rows=data.employee_rows,
+        held_managers=held_managers,
+        held_leaders=held_leaders,
     )
 
 
@@ -214,8 +218,12 @@ def _department_warnings(
     passing_employees: dict[str, Employee],
     all_employees: dict[str, Employee],
     held_employees: set[str],
+    held_leaders: dict[str, str],
 ) -> tuple[list[Issue], dict[str, Department]]:
-    """Warnings that clear a field: duplicate sibling ``order``, unusable leader."""
+    """Warnings that clear a field: duplicate sibling ``order``, unusable leader.
+
+    A leader who is held back goes to ``held_leaders`` (department → leader) too.
+    """
     out: list[Issue] = []
     fixed: dict[str, Department] = {}
 
@@ -242,7 +250,11 @@ def _department_warnings(
             or passing_employees[leader].status is not Status.ACTIVE
         ):
             why = _unusable_person(leader, all_employees, held_employees)
-            out.append(Issue("department", key, "leader_key", f"leader {why}", "warning"))
+            kept = _is_held(leader, all_employees, held_employees)
+            if kept:
+                held_leaders[key] = leader
+            out.append(Issue("department", key, "leader_key", f"leader {why}", "warning",
+                             kept=kept))
             fixed[key] = dataclasses.replace(fixed.get(key, d), leader_key=None)
 
     if not fixed:
@@ -415,9 +427,13 @@ def _department_ref_errors(
 
 
 def _resolve_managers(
-    passing: dict[str, Employee], all_employees: dict[str, Employee], held_before: set[str]
+    passing: dict[str, Employee], all_employees: dict[str, Employee], held_before: set[str],
+    held_managers: dict[str, str],
 ) -> tuple[list[Issue], dict[str, Employee]]:
-    """Clear unusable managers (warning) and hold manager cycles (error)."""
+    """Clear unusable managers (warning) and hold manager cycles (error).
+
+    A manager who is held back (not gone) goes to ``held_managers`` too.
+    """
     out: list[Issue] = []
     active = Status.ACTIVE
     usable = {k for k, e in passing.items() if e.status is active}
@@ -426,11 +442,16 @@ def _resolve_managers(
         (k, e) for k, e in passing.items()
         if (m := e.manager_key) is not None and (m not in usable or m == k) and e.status is active
     ]:
-        if e.manager_key == key:
+        manager = str(e.manager_key)
+        kept = False
+        if manager == key:
             reason = "is the employee themself"
         else:
-            reason = f"manager {_unusable_person(str(e.manager_key), all_employees, held_before)}"
-        out.append(Issue("employee", key, "manager_key", reason, "warning"))
+            reason = f"manager {_unusable_person(manager, all_employees, held_before)}"
+            kept = _is_held(manager, all_employees, held_before)
+            if kept:
+                held_managers[key] = manager
+        out.append(Issue("employee", key, "manager_key", reason, "warning", kept=kept))
         fixed[key] = dataclasses.replace(e, manager_key=None)
     if fixed:
         passing = {k: fixed.get(k, e) for k, e in passing.items()}
@@ -454,8 +475,10 @@ def _resolve_managers(
             continue
         if e.manager_key in in_cycle:
             out.append(Issue(
-                "employee", key, "manager_key", f"manager '{e.manager_key}' is held back", "warning"
+                "employee", key, "manager_key", f"manager '{e.manager_key}' is held back",
+                "warning", kept=True,
             ))
+            held_managers[key] = e.manager_key
             e = dataclasses.replace(e, manager_key=None)
         result[key] = e
     return out, result
@@ -521,6 +544,12 @@ def _name_others(keys: list[str], key: str) -> str:
     if len(others) > _SHOW_OTHERS:
         shown += f" and {len(others) - _SHOW_OTHERS} more"
     return shown
+
+
+def _is_held(key: str, employees: dict[str, Employee], held: set[str]) -> bool:
+    """True when ``key`` is a person the source has but holds back (not one who left)."""
+    e = employees.get(key)
+    return key in held if e is None else e.status is Status.ACTIVE
 
 
 def _unusable_person(key: str, employees: dict[str, Employee], held: set[str]) -> str:

@@ -263,3 +263,42 @@ def test_user_update_never_carries_a_department_change() -> None:
     assert [c.field for c in by_key["E2"].changes] == ["department_keys"]
     assert by_key["E3"].kind is OpKind.USER_UPDATE
     assert "department_keys" not in [c.field for c in by_key["E3"].changes]
+
+
+class TestHeldLinks:
+    """A link to someone validation holds back is kept as far as Feishu allows, never
+    cleared: the held person is only not updated."""
+
+    @staticmethod
+    def plan_for(source: Snapshot) -> Plan:
+        from orgsync.validate import validate
+
+        return diff(validate(SourceData(source)), state_of(ORG))
+
+    def test_links_to_a_held_person_who_exists_in_feishu_stay(self) -> None:
+        bad_e1 = emp("E1", ("D2",), mobile="12345")  # E1 leads D2 and manages E2, E3
+        source = Snapshot.of(ORG.departments.values(),
+                             [bad_e1, *(e for k, e in ORG.employees.items() if k != "E1")])
+        assert self.plan_for(source).empty  # before: E2/E3 lost their manager, D2 its leader
+
+    def test_a_new_hire_is_linked_to_a_held_manager_who_exists(self) -> None:
+        bad_e1 = emp("E1", ("D2",), mobile="12345")
+        source = Snapshot.of(ORG.departments.values(),
+                             [bad_e1, *(e for k, e in ORG.employees.items() if k != "E1"),
+                              emp("E7", ("D2",), manager="E1")])
+        plan = self.plan_for(source)
+        assert kinds(plan) == [("user.create", "E7"), ("user.set_manager", "E7")]
+        link = next(op for op in plan.operations if op.kind is OpKind.USER_SET_MANAGER)
+        assert link.payload == {"leader_user_id": "E1"}
+
+    def test_a_link_to_a_held_newcomer_is_left_as_it_is(self) -> None:
+        """The held manager does not exist in Feishu yet: E3 keeps its current manager
+        (no operation), the new hire E8 starts without one."""
+        source = Snapshot.of(
+            [*ORG.departments.values(), dept("D4", "新部门", "D1", leader="E9")],
+            [*(e for k, e in ORG.employees.items() if k != "E3"),
+             emp("E3", ("D3", "D2"), manager="E9"), emp("E9", ("D4",), mobile="bad"),
+             emp("E8", ("D2",), manager="E9")])
+        plan = self.plan_for(source)
+        assert kinds(plan) == [("department.create", "D4"), ("user.create", "E8")]
+        assert all(op.key != "E3" for op in plan.operations)

@@ -155,11 +155,15 @@ class TestDepartments:
         assert out.snapshot.departments["D1"].leader_key is None
         assert reasons(out, "D1") == [f"leader_key: {why} (warning)"]
 
-    def test_held_leader_is_cleared(self) -> None:
-        """A leader whose own record is held back is cleared from the department."""
+    def test_held_leader_is_set_aside_for_the_diff(self) -> None:
+        """A leader whose own record is held back leaves the record, but the link is kept
+        for the diff to restore (held_leaders), and the issue says so."""
         out = run([dept("D1", leader_key="E1")], [emp("E1", mobile="12345")])
         assert out.snapshot.departments["D1"].leader_key is None
+        assert out.held_leaders == {"D1": "E1"}
         assert "leader_key: leader 'E1' is held back (warning)" in reasons(out, "D1")
+        issue = next(i for i in out.issues if i.key == "D1")
+        assert str(issue).endswith("(link kept)")
 
 
 class TestEmployees:
@@ -305,7 +309,10 @@ class TestManagers:
         assert out.snapshot.employees["E1"].manager_key is None
         assert "E1" not in out.held_employees
         assert reasons(out, "E1") == [f"manager_key: {why} (warning)"]
-        assert str(next(i for i in out.issues if i.key == "E1")).endswith("(cleared)")
+        held = manager == "E3"  # a held manager is set aside for the diff; the others are gone
+        assert out.held_managers == ({"E1": "E3"} if held else {})
+        assert str(next(i for i in out.issues if i.key == "E1")).endswith(
+            "(link kept)" if held else "(cleared)")
 
     def test_manager_cycle_holds_members_and_clears_their_reports(self) -> None:
         """Every member of a manager cycle is held; people reporting into it lose the manager."""
@@ -316,6 +323,7 @@ class TestManagers:
         cycle = "manager_key: is part of a manager cycle: E1 → E2 → E3 → E1 (error)"
         assert reasons(out, "E1") == [cycle]
         assert reasons(out, "E4") == ["manager_key: manager 'E2' is held back (warning)"]
+        assert out.held_managers == {"E4": "E2"}
         assert out.snapshot.employees["E5"].manager_key == "E4"
 
 
