@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import json
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -74,21 +75,29 @@ def feishu_settings(config: Config) -> FeishuSettings:
                           rate_limits=f.rate_limits, rate_scale=f.rate_scale)
 
 
-def read_source(config: Config, ledger: Ledger, *, accept_shrink: bool = False) -> SourceData:
-    """Read and validate the source; refuse to go on when it cannot be trusted.
-
-    Raises :class:`SourceError` for a failed read, an empty org, or one that
-    shrank beyond ``safety.max_source_shrink`` against the last good read
-    (unless ``accept_shrink``) — a failed read must never look like "everyone left".
-    """
+def read_raw(config: Config) -> SourceData:
+    """The connector's result, unvalidated; :class:`SourceError` when the read fails."""
     connector = build_connector(config.source)
     try:
-        data = connector.read()
+        return connector.read()
     except OrgsyncError:
         raise
     except Exception as exc:  # a connector bug is still a failed read, never an empty org
         raise SourceError(f"source {config.source.type} failed: {exc}") from exc
-    data = validate(data)
+
+
+def read_source(config: Config, ledger: Ledger, *, accept_shrink: bool = False,
+                raw: SourceData | None = None,
+                applied: AbstractSet[str] = frozenset()) -> SourceData:
+    """Read (unless ``raw`` was) and validate the source; refuse to go on when it cannot
+    be trusted.
+
+    Raises :class:`SourceError` for a failed read, an empty org, or one that
+    shrank beyond ``safety.max_source_shrink`` against the last good read
+    (unless ``accept_shrink``) — a failed read must never look like "everyone left".
+    ``applied``: employees whose record Feishu holds exactly (see :func:`validate`).
+    """
+    data = validate(raw if raw is not None else read_raw(config), applied=applied)
     active = data.snapshot.active_count()
     if active == 0 and not data.snapshot.departments:
         managed = ledger.get_meta("last_good_employees")
@@ -255,14 +264,23 @@ async def make_plan(config: Config, ledger: Ledger, *, full: bool = False,
     ``rebuild_mirror`` is off (``check``), then diff — drift made behind
     orgsync's back shows up as changes that applying repairs.
     """
-    data = read_source(config, ledger, accept_shrink=accept_shrink)
     if full:
+        data = read_source(config, ledger, accept_shrink=accept_shrink)
         state = await live_state(config, ledger)
         if rebuild_mirror:
             ledger.replace_mirror(state)
             ledger.set_meta("tenant_admins", json.dumps(sorted(state.tenant_admins)))
     else:
-        state = ledger.load_state(known=data.snapshot.employees)
+        # The mirror is loaded against the records just read: one fingerprint pass tells
+        # which of them Feishu already holds (validation trusts those values, the diff
+        # skips them by identity).
+        raw = read_raw(config)
+        state = ledger.load_state(known=raw.snapshot.employees)
+        read = raw.snapshot.employees
+        applied = {k for k, u in state.users.items()
+                   if u.lifecycle is Lifecycle.ACTIVE and u.record is read.get(k)}
+        data = read_source(config, ledger, accept_shrink=accept_shrink, raw=raw,
+                           applied=applied)
         state.tenant_admins = set(json.loads(ledger.get_meta("tenant_admins") or "[]"))
     adopt: dict[str, str] = {}
     if config.sync.adopt_existing:

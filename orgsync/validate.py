@@ -27,6 +27,7 @@ import dataclasses
 import re
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import TypeVar
 
 from orgsync.issues import EntityKind, Issue, SourceData
@@ -56,13 +57,19 @@ _SHOW_OTHERS = 5
 _R = TypeVar("_R", Department, Employee)
 
 
-def validate(data: SourceData) -> SourceData:
+def validate(data: SourceData, *, applied: AbstractSet[str] = frozenset()) -> SourceData:
     """Return a new :class:`SourceData` holding only the records that pass.
 
     ``data`` is not modified. The result's issues are ``data``'s plus the new
     ones, sorted; its held sets are ``data``'s plus every key held back here.
     Records whose key is already in ``data``'s held sets are dropped silently
     (the connector reported them).
+
+    ``applied``: employees whose record is exactly what Feishu holds (the ledger's
+    fingerprints say so). Feishu accepted those values, so the per-value rules
+    are not run again for them, and a manager cycle, which needs a changed link,
+    is looked for from the others only. What involves other records (duplicates,
+    departments, held managers) is checked for everyone.
     """
     issues: list[Issue] = []
     held_departments = set(data.held_departments)
@@ -75,7 +82,7 @@ def validate(data: SourceData) -> SourceData:
     held_departments.update(i.key for i in dept_errors if i.key is not None)
     passing_departments = _without(departments, held_departments)
 
-    emp_errors = _employee_errors(employees, departments, held_departments)
+    emp_errors = _employee_errors(employees, departments, held_departments, applied)
     bad_employees = {i.key for i in emp_errors if i.key is not None}
     issues.extend(emp_errors)
     held_employees.update(bad_employees)
@@ -83,7 +90,7 @@ def validate(data: SourceData) -> SourceData:
 
     held_managers: dict[str, str] = {}
     manager_issues, passing_employees = _resolve_managers(
-        passing_employees, employees, data.held_employees, held_managers
+        passing_employees, employees, data.held_employees, held_managers, applied
     )
     issues.extend(manager_issues)
     held_employees.update(i.key for i in manager_issues if i.held and i.key is not None)
@@ -273,8 +280,10 @@ def _employee_errors(
     employees: dict[str, Employee],
     departments: dict[str, Department],
     held_departments: set[str],
+    applied: AbstractSet[str] = frozenset(),
 ) -> list[Issue]:
-    """Errors for employees' own values, departments and duplicates.
+    """Errors for employees' own values, departments and duplicates (the own values of
+    ``applied`` records are not checked again, see :func:`validate`).
 
     Terminated employees only get the key checks: the diff uses them as leavers.
     The loop is written for the common case — a valid record costs a few lookups,
@@ -297,6 +306,21 @@ def _employee_errors(
     good_email = _EMAIL.fullmatch
 
     for key, e in employees.items():
+        if key in applied:  # Feishu holds these values: only what other records may clash with
+            number, mobile, email = e.employee_no, e.mobile, e.email
+            if number is not None:
+                numbers.append(number)
+                number_keys.append(key)
+            if mobile is not None:
+                mobiles.append(mobile if mobile[0] == "+" else "+86" + mobile)
+                mobile_keys.append(key)
+            if email is not None:
+                emails.append(email if email.islower() else email.lower())
+                email_keys.append(key)
+            dks = e.department_keys
+            if len(dks) != 1 or dks[0] not in departments or dks[0] in held_departments:
+                out.extend(_department_ref_errors(key, dks, departments, held_departments))
+            continue
         if good_key(key) is None:
             out.extend(_key_errors(key))
         if e.status is not active:
@@ -428,11 +452,13 @@ def _department_ref_errors(
 
 def _resolve_managers(
     passing: dict[str, Employee], all_employees: dict[str, Employee], held_before: set[str],
-    held_managers: dict[str, str],
+    held_managers: dict[str, str], applied: AbstractSet[str] = frozenset(),
 ) -> tuple[list[Issue], dict[str, Employee]]:
     """Clear unusable managers (warning) and hold manager cycles (error).
 
-    A manager who is held back (not gone) goes to ``held_managers`` too.
+    A manager who is held back (not gone) goes to ``held_managers`` too. Cycles are
+    looked for from the links not in ``applied`` (a cycle of applied links alone would
+    be in Feishu already, which refuses them).
     """
     out: list[Issue] = []
     active = Status.ACTIVE
@@ -459,7 +485,8 @@ def _resolve_managers(
     manager_of = {
         k: m for k, e in passing.items() if (m := e.manager_key) is not None and e.status is active
     }
-    cycles = _cycles(manager_of, manager_of)
+    cycles = _cycles([k for k in manager_of if k not in applied] if applied else manager_of,
+                     manager_of)
     if not cycles:
         return out, passing
     in_cycle: set[str] = set()

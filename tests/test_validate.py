@@ -354,3 +354,34 @@ def test_large_org_validates_cleanly() -> None:
     result = validate(SourceData(org))
     assert result.issues == []
     assert len(result.snapshot.employees) == 100_000
+
+
+class TestApplied:
+    """Records Feishu already holds (``applied``, by the ledger's fingerprints): their own
+    values are not checked again; what involves other records still is."""
+
+    def test_own_values_of_applied_records_are_not_checked_again(self) -> None:
+        odd = emp("E1", mobile="12345")  # Feishu holds it, so Feishu accepted it
+        data = SourceData(Snapshot.of([dept("D1")], [odd, emp("E2", mobile="999")]))
+        out = validate(data, applied={"E1"})
+        assert "E1" in out.snapshot.employees
+        assert [(i.key, i.field) for i in out.issues] == [("E2", "mobile")]
+        assert out.held_employees == {"E2"}
+
+    def test_a_changed_record_clashing_with_an_applied_one_is_still_caught(self) -> None:
+        data = SourceData(Snapshot.of([dept("D1")], [
+            emp("E1", email="same@example.com"), emp("E2", email="SAME@example.com")]))
+        out = validate(data, applied={"E1"})
+        assert out.held_employees == {"E1", "E2"}
+
+    def test_a_missing_department_is_still_caught_for_an_applied_record(self) -> None:
+        out = validate(SourceData(Snapshot.of([dept("D1")], [emp("E1", "D9")])),
+                       applied={"E1"})
+        assert reasons(out, "E1") == [
+            "department_keys: department 'D9' does not exist in the source (error)"]
+
+    def test_a_cycle_closed_by_a_changed_link_is_found(self) -> None:
+        people = [emp("E1", manager_key="E2"), emp("E2", manager_key="E3"),
+                  emp("E3", manager_key="E1")]
+        out = validate(SourceData(Snapshot.of([dept("D1")], people)), applied={"E1", "E2"})
+        assert out.held_employees == {"E1", "E2", "E3"}
