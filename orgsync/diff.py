@@ -431,14 +431,17 @@ def _plan_users(b: _Builder) -> None:
     _order_manager_links(b, active)
 
     # Who reports to whom and who leads what, indexed once: a leaver's links are
-    # then found in O(1) instead of by a scan of the whole org per leaver.
+    # then found in O(1) instead of by a scan of the whole org per leaver. Only the
+    # reports with an operation matter (a leaver waits for their new manager link),
+    # and only touched people have one.
     leavers = sorted(k for k in live if k not in active and k not in held)
     reports: dict[str, list[str]] = defaultdict(list)
     led: dict[str, list[str]] = defaultdict(list)
     if leavers:
         leaving = set(leavers)
-        for uk, u in live.items():
-            if u.record.manager_key in leaving:
+        for uk in touched:
+            u = live.get(uk)
+            if u is not None and u.record.manager_key in leaving:
                 reports[u.record.manager_key].append(uk)
         for dk, d in b.current.departments.items():
             if d.record.leader_key in leaving:
@@ -448,11 +451,16 @@ def _plan_users(b: _Builder) -> None:
                      if key in snap.employees else "absent from source",
                      reports.get(key, ()), led.get(key, ()))
 
-    # Unique values held by someone else right now: wait for them to let go.
+    # Unique values held by someone else right now: wait for them to let go. Only a
+    # holder with an operation can let go, and only touched people and leavers have
+    # one (an unchanged holder would be a duplicate in the source, held by validation).
     cur_email: dict[str, str] = {}
     cur_mobile: dict[str, str] = {}
     if touched:
-        for k, u in live.items():
+        for k in (*touched, *leavers):
+            u = live.get(k)
+            if u is None:
+                continue
             if u.record.email:
                 cur_email[u.record.email.lower()] = k
             if u.record.mobile:
