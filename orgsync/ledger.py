@@ -281,7 +281,7 @@ class Ledger:
             return list(s.exec(stmt))
 
     # --------------------------------------------------------------- journal
-    # The executor's hot path (journal_start, journal_finish, create_generation) uses
+    # The executor's hot path (journal_start, journal_finish) uses
     # Core statements on the SQLModel tables: an ORM session per call cost more CPU
     # than the Feishu request it journals (python -m orgsync.bench --only headroom).
 
@@ -291,8 +291,11 @@ class Ledger:
         """Journal ``op`` as started (before its Feishu call); returns (entry id, token).
 
         The token is ``client_token``, or with ``tokenize`` (creates) the token for
-        the create generation (:meth:`create_generation`) counted in the same
-        transaction, or else the operation's own.
+        the create generation — how many creates of this kind on this key succeeded
+        before, counted in the same transaction — or else the operation's own. An
+        interrupted create keeps its generation, so its retry replays Feishu's first
+        answer; re-creating an entity that was created and then deleted gets a fresh
+        token.
         """
         with self.engine.begin() as c:
             if tokenize is not None:
@@ -343,16 +346,6 @@ class Ledger:
             if run_id is not None:
                 stmt = stmt.where(JournalRow.run_id == run_id)
             return list(s.exec(stmt))
-
-    def create_generation(self, kind: OpKind, key: str) -> int:
-        """How many creates of ``kind`` on ``key`` have succeeded before.
-
-        Part of a create's ``client_token``: an interrupted create keeps its
-        generation, so its retry replays Feishu's first answer; re-creating
-        an entity that was created once and then deleted gets a fresh token.
-        """
-        with self.engine.connect() as c:
-            return int(c.execute(self._sql.generation, {"kind": kind.value, "key": key}).scalar_one())
 
     def recover_interrupted(self) -> int:
         """Mark runs left ``running`` as ``crashed`` and their open entries ``interrupted``.
