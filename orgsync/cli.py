@@ -95,6 +95,18 @@ class _Bar:
             self.progress = None
 
 
+def _reported(outcome: Any) -> int:
+    """Print what an applying run did (or that it was declined); its exit code."""
+    from orgsync import render
+
+    if outcome.cancelled:
+        out.print("Nothing applied.")
+        return EXIT_ERROR
+    if outcome.result is not None:
+        render.render_result(outcome.result, out)
+    return int(outcome.exit_code)
+
+
 def _confirmer(bar: _Bar, *, yes: bool) -> Callable[[Any], bool]:
     """Ask before applying (unless ``yes``; never without a terminal), then start ``bar``."""
 
@@ -212,12 +224,7 @@ def _apply(config: Path, *, yes: bool, accept_shrink: bool) -> None:
         finally:
             bar.stop()
             ledger.close()
-        if outcome.cancelled:
-            out.print("Nothing applied.")
-            return EXIT_ERROR
-        if outcome.result is not None:
-            render.render_result(outcome.result, out)
-        return outcome.exit_code
+        return _reported(outcome)
 
     raise typer.Exit(_guard(go))
 
@@ -397,12 +404,7 @@ def resync(
             bar.stop()
             ledger.close()
             lock.release()
-        if outcome.cancelled:
-            out.print("Nothing applied.")
-            return EXIT_ERROR
-        if outcome.result is not None:
-            render.render_result(outcome.result, out)
-        return outcome.exit_code
+        return _reported(outcome)
 
     raise typer.Exit(_guard(go))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -10,31 +9,13 @@ from typing import Any
 
 import pytest
 
-from orgsync.config import Config, config_from_dict
 from orgsync.ledger import Ledger
 from orgsync.model import Snapshot
-from orgsync.runner import RunOutcome, run_once
+from orgsync.runner import RunOutcome
 from orgsync.sandbox import SandboxServer
 from orgsync.state import Lifecycle
 from orgsync.synth import generate_org, write_csv
-
-SCALE = 10.0
-
-
-def config(sb: SandboxServer, src: Path, ledger: Path, **sections: dict[str, Any]) -> Config:
-    return config_from_dict({
-        "version": 1,
-        "feishu": {"base_url": sb.base_url, "app_id": sb.config.app_id,
-                   "app_secret": sb.config.app_secret, "rate_scale": SCALE},
-        "source": {"type": "csv", "departments": str(src / "departments.csv"),
-                   "employees": str(src / "employees.csv")},
-        "ledger": {"url": f"sqlite:///{ledger}"},
-        **sections,
-    }, file="<test>", base_dir=src)
-
-
-def run(cfg: Config, ledger: Ledger, at: datetime) -> RunOutcome:
-    return asyncio.run(run_once(cfg, ledger, apply=True, now=at))
+from tests.sandbox_run import SCALE, config, run
 
 
 def calls(sb: SandboxServer, since: int) -> list[tuple[str, str, Any]]:

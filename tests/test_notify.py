@@ -23,37 +23,19 @@ from orgsync.model import Department, Employee, Snapshot
 from orgsync.plan import OpKind
 from orgsync.render import render_markdown
 from orgsync.runner import (
-    RunOutcome,
     apply_plan,
     feishu_settings,
     make_plan,
-    run_once,
     send_alert,
 )
 from orgsync.sandbox import SandboxServer
 from orgsync.synth import generate_org, write_csv
 from orgsync.templates import BUILTIN_VARIABLES, TemplateError, parse_template
+from tests.sandbox_run import SCALE, config, run
 
-SCALE = 10.0
 ORG = generate_org(employees=30, departments=6, levels=3)
 T0 = datetime.now(UTC)
 MANAGERS = sorted({e.manager_key for e in ORG.employees.values() if e.manager_key})
-
-
-def config(sb: SandboxServer, src: Path, ledger: Path, **sections: Any) -> Config:
-    return config_from_dict({
-        "version": 1,
-        "feishu": {"base_url": sb.base_url, "app_id": sb.config.app_id,
-                   "app_secret": sb.config.app_secret, "rate_scale": SCALE},
-        "source": {"type": "csv", "departments": str(src / "departments.csv"),
-                   "employees": str(src / "employees.csv")},
-        "ledger": {"url": f"sqlite:///{ledger}"},
-        **sections,
-    }, file="<test>", base_dir=src)
-
-
-def run(cfg: Config, ledger: Ledger, at: datetime) -> RunOutcome:
-    return asyncio.run(run_once(cfg, ledger, apply=True, now=at))
 
 
 def make_chat(cfg: Config, name: str) -> str:

@@ -9,34 +9,16 @@ from typing import Any
 import httpx
 import pytest
 
-from orgsync.config import Config, config_from_dict
 from orgsync.errors import EXIT_HELD, EXIT_SOURCE, PlanHeld, SourceError
 from orgsync.feishu import FeishuClient
 from orgsync.ledger import Ledger
 from orgsync.model import Employee, Snapshot
-from orgsync.runner import RunOutcome, feishu_settings, run_once
+from orgsync.runner import feishu_settings, run_once
 from orgsync.sandbox import SandboxServer
 from orgsync.synth import generate_org, write_csv
+from tests.sandbox_run import SCALE, config, run
 
-SCALE = 10.0
 SMALL = {"employees": 60, "departments": 12, "levels": 4}
-
-
-def config(sb: SandboxServer, src: Path, ledger: Path, **sections: dict[str, Any]) -> Config:
-    data: dict[str, Any] = {
-        "version": 1,
-        "feishu": {"base_url": sb.base_url, "app_id": sb.config.app_id,
-                   "app_secret": sb.config.app_secret, "rate_scale": SCALE},
-        "source": {"type": "csv", "departments": str(src / "departments.csv"),
-                   "employees": str(src / "employees.csv")},
-        "ledger": {"url": f"sqlite:///{ledger}"},
-        **sections,
-    }
-    return config_from_dict(data, file="<test>", base_dir=src)
-
-
-def run(cfg: Config, ledger: Ledger, **kw: Any) -> RunOutcome:
-    return asyncio.run(run_once(cfg, ledger, apply=True, **kw))
 
 
 def writes(sb: SandboxServer) -> list[dict[str, Any]]:

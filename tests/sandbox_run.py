@@ -1,0 +1,34 @@
+"""A CSV-source config pointed at the test sandbox, and one applying run of it."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from orgsync.config import Config, config_from_dict
+from orgsync.ledger import Ledger
+from orgsync.runner import RunOutcome, run_once
+from orgsync.sandbox import SandboxServer
+
+#: Sandbox and client both run the documented limits this many times faster.
+SCALE = 10.0
+
+
+def config(sb: SandboxServer, src: Path, ledger: Path, **sections: Any) -> Config:
+    """``src/departments.csv`` + ``src/employees.csv`` synced into ``sb`` (plus ``sections``)."""
+    return config_from_dict({
+        "version": 1,
+        "feishu": {"base_url": sb.base_url, "app_id": sb.config.app_id,
+                   "app_secret": sb.config.app_secret, "rate_scale": SCALE},
+        "source": {"type": "csv", "departments": str(src / "departments.csv"),
+                   "employees": str(src / "employees.csv")},
+        "ledger": {"url": f"sqlite:///{ledger}"},
+        **sections,
+    }, file="<test>", base_dir=src)
+
+
+def run(cfg: Config, ledger: Ledger, at: datetime | None = None, **kw: Any) -> RunOutcome:
+    """One ``apply`` run (at ``at`` on the clock the lifecycle rules read)."""
+    return asyncio.run(run_once(cfg, ledger, apply=True, now=at, **kw))
