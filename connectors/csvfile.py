@@ -49,6 +49,8 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, ClassVar, Self, TypeVar
 
@@ -216,17 +218,16 @@ class CsvConnector:
         if self.departments is None:
             emp_table = self._table(self.employees, "employees", PATH_EMPLOYEE_COLUMNS)
             paths: list[str] = []
-            employees = _collect(emp_table, "employee", "employee_id",
+            employees = _collect(emp_table, "employee",
                                  _path_employee(self.path_separator, paths), issues, held_emps,
                                  emp_rows)
             departments = departments_from_paths(paths, self.path_separator)
         else:
             dept_table = self._table(self.departments, "departments", DEPARTMENT_COLUMNS)
             emp_table = self._table(self.employees, "employees", EMPLOYEE_COLUMNS)
-            departments = _collect(dept_table, "department", "department_id", _department,
-                                   issues, held_depts, dept_rows)
-            employees = _collect(emp_table, "employee", "employee_id", _employee, issues,
-                                 held_emps, emp_rows)
+            departments = _collect(dept_table, "department", _department, issues, held_depts,
+                                   dept_rows)
+            employees = _collect(emp_table, "employee", _employee, issues, held_emps, emp_rows)
         return SourceData(Snapshot(departments, employees), issues, held_depts, held_emps,
                           dept_rows, emp_rows)
 
@@ -315,40 +316,54 @@ class CsvConnector:
         rename = self.columns.get(option, {})
         delimiter = "," if self.delimiter == "auto" else self.delimiter
         index = _column_index(path, header, columns, rename, delimiter)
-        return _Table(path.name, index, len(header), rows)
+        return _Table(path.name, list(columns), index, len(header), rows)
 
 
 @dataclass(frozen=True)
 class _Table:
     name: str
+    columns: list[str]  # the canonical columns, in the order parsers receive their values
     index: dict[str, int]  # canonical column -> position, for the columns present
     width: int
     rows: list[tuple[int, list[str]]]  # (first line, cells)
 
+    def picker(self) -> Callable[[list[str]], tuple[str, ...]]:
+        """Cells → the raw values of :attr:`columns`, for a row padded to at least
+        the header's width plus one empty cell, which absent columns read.
+        """
+        return itemgetter(*(self.index.get(c, -1) for c in self.columns))
+
 
 _R = TypeVar("_R", Department, Employee)
 _Problems = list[tuple[str | None, str]]  # (canonical field, reason)
+_Values = list[str | None]  # one row's stripped cells (empty → None), in _Table.columns order
 
 
 def _collect(
-    table: _Table, entity: EntityKind, id_column: str,
-    parse: Callable[[dict[str, str | None], str, _Problems], _R],
+    table: _Table, entity: EntityKind, parse: Callable[[_Values, str, _Problems], _R],
     issues: list[Issue], held: set[str], rows: dict[str, str],
 ) -> dict[str, _R]:
     """Parse every row; hold rows with problems and every row of a repeated id.
 
-    ``rows`` receives each kept record's position (``file:line``).
+    The id is the first canonical column. ``rows`` receives each kept record's
+    position (``file:line``).
     """
-    columns = list(table.index.items())
+    id_column = table.columns[0]
+    pick = table.picker()
     width = table.width
+    name = table.name
+    pad: list[str] = [""] * (width + 1)
+    cells: list[str]
+    n: int
     first_line: dict[str, int] = {}
     repeated: dict[str, list[int]] = {}
     records: dict[str, _R] = {}
     for line, cells in table.rows:
         n = len(cells)
-        row = {c: (cells[i].strip() or None) if i < n else None for c, i in columns}
-        key = row[id_column]
-        where = f"{table.name}:{line}"
+        padded = [*cells, *pad[n:]] if n < width else [*cells, ""]
+        values: _Values = [c.strip() or None for c in pick(padded)]
+        key = values[0]
+        where = f"{name}:{line}"
         if key is None:
             issues.append(Issue(entity, None, "key", f"{id_column} is empty", "error", where))
             continue
@@ -357,7 +372,7 @@ def _collect(
             continue
         first_line[key] = line
         problems: _Problems = []
-        record = parse(row, key, problems)
+        record = parse(values, key, problems)
         if n > width:  # an unquoted delimiter shifted the cells: none can be trusted
             problems.append((None, (
                 f"has {n} cells but the header has {width} (an unquoted delimiter inside a value?)"
@@ -377,34 +392,33 @@ def _collect(
             issues.append(Issue(
                 entity, key, "key",
                 f"{id_column} '{key}' is also on line{'s' if len(lines) > 2 else ''} {others}",
-                "error", f"{table.name}:{line}",
+                "error", f"{name}:{line}",
             ))
     return records
 
 
-def _department(row: dict[str, str | None], key: str, problems: _Problems) -> Department:
+def _department(row: _Values, key: str, problems: _Problems) -> Department:
+    """One row of DEPARTMENT_COLUMNS."""
+    _, name, parent, leader, raw_order, en_name = row
     order: int | None = None
-    raw_order = row["order"]
     if raw_order is not None:
         text = unicodedata.normalize("NFKC", raw_order)
         if text.isdigit():
             order = int(text)
         else:
             problems.append(("order", f"'{raw_order}' is not a non-negative whole number"))
-    for name, value in (("key", key), ("parent_key", row["parent_id"]),
-                        ("leader_key", row["leader_id"])):
+    for field_name, value in (("key", key), ("parent_key", parent), ("leader_key", leader)):
         if value is not None and _mangled(value):
-            problems.append((name, _excel_problem(value)))
-    return Department(
-        key=key, name=row["name"] or "", parent_key=row["parent_id"],
-        leader_key=row["leader_id"], order=order, en_name=row.get("en_name"),
-    )
+            problems.append((field_name, _excel_problem(value)))
+    return Department(key=key, name=name or "", parent_key=parent, leader_key=leader,
+                      order=order, en_name=en_name)
 
 
-def _employee(row: dict[str, str | None], key: str, problems: _Problems) -> Employee:
-
+def _employee(row: _Values, key: str, problems: _Problems) -> Employee:
+    """One row of EMPLOYEE_COLUMNS (the first 13 values of a row)."""
+    (_, name, en_name, email, mobile, depts, manager, job_title, raw_type, raw_date, city,
+     raw_status, number) = row[:13]
     etype = EmployeeType.REGULAR
-    raw_type = row["employee_type"]
     if raw_type is not None:
         # The common spellings hit directly; NFKC and case folding only for the rest.
         found = _TYPES.get(raw_type) or _TYPES.get(unicodedata.normalize("NFKC", raw_type).lower())
@@ -417,18 +431,12 @@ def _employee(row: dict[str, str | None], key: str, problems: _Problems) -> Empl
             etype = found
 
     joined: date | None = None
-    raw_date = row["join_date"]
     if raw_date is not None:
-        text = raw_date if raw_date.isascii() else unicodedata.normalize("NFKC", raw_date)
-        try:
-            if not _ISO_DATE.fullmatch(text):
-                raise ValueError
-            joined = date.fromisoformat(text)
-        except ValueError:
+        joined = _iso_date(raw_date)
+        if joined is None:
             problems.append(("join_date", f"'{raw_date}' is not a date in YYYY-MM-DD form"))
 
     status = Status.ACTIVE
-    raw_status = row["status"]
     if raw_status is not None:
         found_status = _STATUSES.get(raw_status) or _STATUSES.get(raw_status.lower())
         if found_status is None:
@@ -436,19 +444,16 @@ def _employee(row: dict[str, str | None], key: str, problems: _Problems) -> Empl
         else:
             status = found_status
 
-    mobile = row["mobile"]
     if mobile is not None and not (mobile.isascii() and mobile.lstrip("+").isdigit()):
         # full-width digits, spaces, dashes, brackets: "+86 138-0013-8000" → "+8613800138000"
         mobile = _MOBILE_NOISE.sub("", unicodedata.normalize("NFKC", mobile)) or None
-    email = row["email"]
     if email is not None and not email.isascii():
         email = unicodedata.normalize("NFKC", email)
-    depts = row["department_ids"] or ""
+    depts = depts or ""
     if ";" in depts or "；" in depts:
         dept_keys = tuple(d.strip() for d in _LIST_SEPARATOR.split(depts) if d.strip())
     else:
         dept_keys = (depts,) if depts else ()
-    number, manager = row.get("employee_no"), row["manager_id"]
     # One regex pass over the id-like values finds the rare row worth the exact check.
     if _EXCEL_SUSPECT.search(f"{key}\x1f{number or ''}\x1f{manager or ''}\x1f{depts}"):
         for name, value in (("key", key), ("employee_no", number), ("manager_key", manager),
@@ -456,23 +461,39 @@ def _employee(row: dict[str, str | None], key: str, problems: _Problems) -> Empl
             if value is not None and _mangled(value):
                 problems.append((name, _excel_problem(value)))
     # Positional: this runs once per row of a 100k-row export.
-    return Employee(key, row["name"] or "", dept_keys, row["en_name"], email, mobile, manager,
-                    row["job_title"], number, etype, joined, row["city"], status)
+    return Employee(key, name or "", dept_keys, en_name, email, mobile, manager, job_title,
+                    number, etype, joined, city, status)
+
+
+@lru_cache(maxsize=1 << 14)
+def _iso_date(raw: str) -> date | None:
+    """``YYYY-MM-DD`` (full-width digits too) as a date; None when it is not one.
+
+    Cached: an export repeats a few thousand distinct dates over 10⁵ rows.
+    """
+    text = raw if raw.isascii() else unicodedata.normalize("NFKC", raw)
+    if not _ISO_DATE.fullmatch(text):
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 def _path_employee(separator: str, paths: list[str]
-                   ) -> Callable[[dict[str, str | None], str, _Problems], Employee]:
-    """``_employee`` for files whose ``department_path`` column replaces ``department_ids``.
+                   ) -> Callable[[_Values, str, _Problems], Employee]:
+    """``_employee`` for files whose ``department_path`` column replaces ``department_ids``
+    (a row of PATH_EMPLOYEE_COLUMNS: the path is its last value).
 
     Every path seen is appended to ``paths`` (the tree is built from them).
     """
+    ids = list(PATH_EMPLOYEE_COLUMNS).index("department_ids")
 
-    def parse(row: dict[str, str | None], key: str, problems: _Problems) -> Employee:
-        raw = row.get("department_path") or ""
-        texts = [t.strip() for t in _LIST_SEPARATOR.split(raw) if t.strip()]
+    def parse(row: _Values, key: str, problems: _Problems) -> Employee:
+        texts = [t.strip() for t in _LIST_SEPARATOR.split(row[-1] or "") if t.strip()]
         paths.extend(texts)
         keys = ";".join(k for k in (path_key(t, separator) for t in texts) if k)
-        return _employee({**row, "department_ids": keys or None}, key, problems)
+        return _employee([*row[:ids], keys or None, *row[ids + 1:]], key, problems)
 
     return parse
 

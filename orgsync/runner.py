@@ -150,7 +150,7 @@ async def find_existing(config: Config, data: SourceData, state: DirectoryState
     account orgsync already manages for someone else, is held back, never guessed.
     """
     people = data.snapshot.employees
-    candidates = [e for k in sorted(k for k in people if k not in state.users)
+    candidates = [e for k in sorted(people.keys() - state.users.keys())
                   if (e := people[k]).status is Status.ACTIVE and (e.email or e.mobile)]
     if not candidates:
         return {}, []
@@ -174,7 +174,7 @@ async def find_existing(config: Config, data: SourceData, state: DirectoryState
                 if r.get("user_id") and r.get("email")}
     by_mobile = {str(r["mobile"]): str(r["user_id"]) for r in found
                  if r.get("user_id") and r.get("mobile")}
-    managed = {u.feishu_id: k for k, u in state.users.items()}
+    managed: dict[str, str] | None = None  # feishu id -> key, built at the first hit
     adopt: dict[str, str] = {}
     conflicts: list[Issue] = []
     for e in candidates:
@@ -182,6 +182,8 @@ async def find_existing(config: Config, data: SourceData, state: DirectoryState
                 if uid}
         if not hits:
             continue
+        if managed is None:
+            managed = {u.feishu_id: k for k, u in state.users.items()}
         where = data.where("employee", e.key)
         if len(hits) > 1:
             conflicts.append(Issue("employee", e.key, "email", "email and mobile match two "
