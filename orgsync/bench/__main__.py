@@ -17,7 +17,7 @@ import time
 import traceback
 from pathlib import Path
 
-from orgsync.bench.common import Context
+from orgsync.bench.common import Context, compile_bytecode
 from orgsync.bench.report import BENCHMARKS, BenchResult, machine_info, markdown, write_report
 from orgsync.bench.sandbox_host import SandboxProcess
 from orgsync.bench.sizes import FULL, QUICK
@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(level="warning", stream=sys.stderr)  # in-process runs log like a quiet CLI
     started = time.time()
     machine = machine_info()
+    machine["bytecode_compiled"] = compile_bytecode()
     results: list[BenchResult] = []
     with tempfile.TemporaryDirectory(prefix="orgsync-bench-") as tmp:
         workdir = args.workdir or Path(tmp)

@@ -94,6 +94,7 @@ def machine_info() -> dict[str, Any]:
         "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg")
         else None,
         "git_commit": _git_commit(),
+        "pythondontwritebytecode": bool(os.environ.get("PYTHONDONTWRITEBYTECODE")),
     }
     return info
 
@@ -126,7 +127,9 @@ def markdown(mode: str, results: Sequence[BenchResult], machine: dict[str, Any])
         "",
         f"Machine: {machine.get('cpu_count')} CPUs ({machine.get('cpu_model') or 'unknown'}), "
         f"{machine.get('memory_mb')} MB, Python {machine.get('python')}, "
-        f"{machine.get('platform')}; load average at start {machine.get('load_average')}.",
+        f"{machine.get('platform')}; load average at start {machine.get('load_average')}"
+        + ("; orgsync's byte-code compiled first, as an installed package has it."
+           if machine.get("bytecode_compiled") else "."),
         "",
         "| benchmark | figure | measured | target | ratio | result |",
         "|---|---|---|---|---|---|",
