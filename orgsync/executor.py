@@ -82,6 +82,9 @@ class ApplyResult:
 
     results: list[OpResult] = field(default_factory=list)
 
+    def __repr__(self) -> str:
+        return f"ApplyResult({self.summary()})"  # short, like Plan's
+
     def count(self, status: str) -> int:
         """How many operations ended with ``status``."""
         return sum(1 for r in self.results if r.status == status)

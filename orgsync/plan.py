@@ -157,6 +157,12 @@ class Plan:
         body = _canonical_json([op.to_dict() for op in self.operations])
         object.__setattr__(self, "checksum", hashlib.sha256(body.encode()).hexdigest())
 
+    def __repr__(self) -> str:
+        # Short on purpose: asyncio formats the repr of a task's result when it compares
+        # SIGINT handlers, and the full repr of a plan costs about 10 µs per operation.
+        return (f"Plan({self.plan_id}, {len(self.operations)} operations, "
+                f"{len(self.issues)} issues)")
+
     @property
     def plan_id(self) -> str:
         """Short, stable id of this plan (what ``orgsync approve`` takes)."""
