@@ -449,7 +449,8 @@ class Ledger:
         mirrored user whose stored fingerprint equals its known record's gets
         that very record instead of decoding the stored one — equal by
         construction, so the diff can skip it by identity. Only the others (the
-        changed, the leavers, rows without a fingerprint) are decoded.
+        changed, the leavers, rows without a fingerprint) are decoded. The keys of
+        the active ones among the reused go to the state's ``unchanged``.
         """
         state = DirectoryState()
         known = known or {}
@@ -471,15 +472,20 @@ class Ledger:
                 users = state.users
                 lifecycles = {lc.value: lc for lc in Lifecycle}
                 later: list[Any] = []  # rows whose stored record must be decoded
+                unchanged: list[str] = []
+                active = Lifecycle.ACTIVE.value
                 for row in rows:
                     key, fid, oid, fp, lc, fz, dl = row
                     e = known.get(key)
                     if e is None or fp != e.fingerprint():
                         later.append(row)
                         continue
+                    if lc == active:
+                        unchanged.append(key)
                     users[key] = MirrorUser(e, fid, oid, lifecycles[lc],
                                             _as_dt(fz) if fz is not None else None,
                                             _as_dt(dl) if dl is not None else None)
+                state.unchanged = set(unchanged)
                 decoded = self._decode_users(c, [row[0] for row in later], len(rows))
                 for key, fid, oid, _fp, lc, fz, dl in later:
                     users[key] = MirrorUser(decoded[key], fid, oid, lifecycles[lc],

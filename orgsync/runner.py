@@ -278,11 +278,8 @@ async def make_plan(config: Config, ledger: Ledger, *, full: bool = False,
         # skips them by identity).
         raw = read_raw(config)
         state = ledger.load_state(known=raw.snapshot.employees)
-        read = raw.snapshot.employees
-        applied = {k for k, u in state.users.items()
-                   if u.lifecycle is Lifecycle.ACTIVE and u.record is read.get(k)}
         data = read_source(config, ledger, accept_shrink=accept_shrink, raw=raw,
-                           applied=applied)
+                           applied=state.unchanged)
         state.tenant_admins = set(json.loads(ledger.get_meta("tenant_admins") or "[]"))
     adopt: dict[str, str] = {}
     if config.sync.adopt_existing:

@@ -46,7 +46,7 @@ def plan_violations(plan: Plan, current: DirectoryState, cfg: SafetyConfig) -> l
     dept_deletes = sum(1 for op in plan.operations if op.kind is OpKind.DEPT_DELETE)
     reasons: list[str] = []
     _check(reasons, "user removals (deletes + freezes)", removals,
-           len(current.live_users()), cfg.max_user_removals, cfg.max_user_removal_fraction,
+           current.live_count(), cfg.max_user_removals, cfg.max_user_removal_fraction,
            "max_user_removals", "max_user_removal_fraction", cfg.min_managed)
     _check(reasons, "department deletes", dept_deletes, len(current.departments),
            cfg.max_department_deletes, cfg.max_department_delete_fraction,

@@ -51,7 +51,15 @@ class DirectoryState:
     users: dict[str, MirrorUser] = field(default_factory=dict)
     #: Managed users Feishu says are tenant admins (learned by a full read): never touched.
     tenant_admins: set[str] = field(default_factory=set)
+    #: Active users whose record is the very object of the records the state was loaded
+    #: against (``Ledger.load_state(known=...)``): Feishu holds exactly those values.
+    unchanged: set[str] = field(default_factory=set)
 
     def live_users(self) -> dict[str, MirrorUser]:
         """Users that still exist in Feishu (active or frozen)."""
         return {k: u for k, u in self.users.items() if u.lifecycle is not Lifecycle.DELETED}
+
+    def live_count(self) -> int:
+        """How many users still exist in Feishu (without building :meth:`live_users`)."""
+        deleted = Lifecycle.DELETED
+        return sum(1 for u in self.users.values() if u.lifecycle is not deleted)

@@ -54,6 +54,8 @@ def test_unchanged_records_are_shared_and_changed_ones_decoded(tmp_path: Path) -
         assert state.users[other].record is source[other]
         assert state.users[changed_key].record is not source[changed_key]
         assert state.users[changed_key].record == org.employees[changed_key]
+        assert state.unchanged == {k for k, e in org.employees.items()
+                                   if k != changed_key and e.status is Status.ACTIVE}
         plan = diff(SourceData(replace(org, employees=source)), state, DiffPolicy())
         assert [(op.kind, op.key) for op in plan.operations] == [(OpKind.USER_UPDATE, changed_key)]
         assert plan.operations[0].payload == {"job_title": "Chief Tea Officer"}
@@ -65,6 +67,7 @@ def test_unchanged_records_are_shared_and_changed_ones_decoded(tmp_path: Path) -
         state = ledger.load_state(known=source)
         assert state.users[other].record is not source[other]
         assert state.users[other].record == source[other]
+        assert other not in state.unchanged and changed_key not in state.unchanged
         assert diff(SourceData(replace(org, employees=source)), state,
                     DiffPolicy()).plan_id == plan.plan_id
     finally:

@@ -70,9 +70,7 @@ def stage_times(config_path: Path) -> dict[str, float]:
         state = ledger.load_state(known=raw.snapshot.employees)
         t["load_mirror"] = time.perf_counter() - mark
         mark = time.perf_counter()
-        read = raw.snapshot.employees
-        data = validate(raw, applied={k for k, u in state.users.items()
-                                      if u.record is read.get(k)})
+        data = validate(raw, applied=state.unchanged)
         t["validate"] = time.perf_counter() - mark
         mark = time.perf_counter()
         plan = diff(data, state, DiffPolicy(leaver_action=cfg.sync.leaver_action))
