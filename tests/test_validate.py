@@ -374,6 +374,14 @@ class TestApplied:
         out = validate(data, applied={"E1"})
         assert out.held_employees == {"E1", "E2"}
 
+    def test_a_mobile_clash_is_caught_across_the_plus86_spellings(self) -> None:
+        data = SourceData(Snapshot.of([dept("D1")], [
+            emp("E1", mobile="13800138000"), emp("E2", mobile="+8613800138000")]))
+        out = validate(data, applied={"E1"})
+        assert out.held_employees == {"E1", "E2"}
+        assert reasons(out, "E2") == [
+            "mobile: mobile '+8613800138000' is also used by employee 'E1' (error)"]
+
     def test_a_missing_department_is_still_caught_for_an_applied_record(self) -> None:
         out = validate(SourceData(Snapshot.of([dept("D1")], [emp("E1", "D9")])),
                        applied={"E1"})
