@@ -49,7 +49,6 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from functools import lru_cache
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, ClassVar, Self, TypeVar
@@ -99,13 +98,11 @@ _TYPES: dict[str, EmployeeType] = {
 }
 _STATUSES = {"active": Status.ACTIVE, "terminated": Status.TERMINATED,
              "在职": Status.ACTIVE, "离职": Status.TERMINATED}
+_REGULAR, _ACTIVE = EmployeeType.REGULAR, Status.ACTIVE  # enum attribute lookups are slow
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _MOBILE_NOISE = re.compile(r"[\s\-()]")
 _LIST_SEPARATOR = re.compile(r"[;；]")
 _EXCEL_DIGITS = frozenset("0123456789+-")
-#: A value (between US or list separators) that starts like a number and has an exponent
-#: mark: a superset of what :func:`_mangled` flags, so a miss here is a miss there.
-_EXCEL_SUSPECT = re.compile(r"(?:^|[\x1f;；])\s*[0-9+\-][^\x1f;；]*[eE]")
 
 
 def _mangled(value: str) -> bool:
@@ -418,7 +415,7 @@ def _employee(row: _Values, key: str, problems: _Problems) -> Employee:
     """One row of EMPLOYEE_COLUMNS (the first 13 values of a row)."""
     (_, name, en_name, email, mobile, depts, manager, job_title, raw_type, raw_date, city,
      raw_status, number) = row[:13]
-    etype = EmployeeType.REGULAR
+    etype = _REGULAR
     if raw_type is not None:
         # The common spellings hit directly; NFKC and case folding only for the rest.
         found = _TYPES.get(raw_type) or _TYPES.get(unicodedata.normalize("NFKC", raw_type).lower())
@@ -432,11 +429,11 @@ def _employee(row: _Values, key: str, problems: _Problems) -> Employee:
 
     joined: date | None = None
     if raw_date is not None:
-        joined = _iso_date(raw_date)
+        joined = _DATES.get(raw_date) or _iso_date(raw_date)
         if joined is None:
             problems.append(("join_date", f"'{raw_date}' is not a date in YYYY-MM-DD form"))
 
-    status = Status.ACTIVE
+    status = _ACTIVE
     if raw_status is not None:
         found_status = _STATUSES.get(raw_status) or _STATUSES.get(raw_status.lower())
         if found_status is None:
@@ -454,30 +451,42 @@ def _employee(row: _Values, key: str, problems: _Problems) -> Employee:
         dept_keys = tuple(d.strip() for d in _LIST_SEPARATOR.split(depts) if d.strip())
     else:
         dept_keys = (depts,) if depts else ()
-    # One regex pass over the id-like values finds the rare row worth the exact check.
-    if _EXCEL_SUSPECT.search(f"{key}\x1f{number or ''}\x1f{manager or ''}\x1f{depts}"):
-        for name, value in (("key", key), ("employee_no", number), ("manager_key", manager),
-                            *(("department_keys", d) for d in dept_keys)):
+    # Excel's scientific notation starts like a number: the exact check only runs for
+    # id-like values that do (most ids start with a letter, so most rows skip it).
+    digits = _EXCEL_DIGITS
+    if (key[0] in digits or (number is not None and number[0] in digits)
+            or (manager is not None and manager[0] in digits)
+            or (depts[:1] in digits if len(dept_keys) < 2
+                else any(d[0] in digits for d in dept_keys))):
+        for field_name, value in (("key", key), ("employee_no", number),
+                                  ("manager_key", manager),
+                                  *(("department_keys", d) for d in dept_keys)):
             if value is not None and _mangled(value):
-                problems.append((name, _excel_problem(value)))
+                problems.append((field_name, _excel_problem(value)))
     # Positional: this runs once per row of a 100k-row export.
     return Employee(key, name or "", dept_keys, en_name, email, mobile, manager, job_title,
                     number, etype, joined, city, status)
 
 
-@lru_cache(maxsize=1 << 14)
-def _iso_date(raw: str) -> date | None:
-    """``YYYY-MM-DD`` (full-width digits too) as a date; None when it is not one.
+#: Dates already parsed, by their text: an export repeats a few thousand distinct dates
+#: over 10⁵ rows. Bounded (see :func:`_iso_date`).
+_DATES: dict[str, date] = {}
 
-    Cached: an export repeats a few thousand distinct dates over 10⁵ rows.
-    """
+
+def _iso_date(raw: str) -> date | None:
+    """``YYYY-MM-DD`` (full-width digits too) as a date, remembered in ``_DATES``; None
+    when it is not one."""
     text = raw if raw.isascii() else unicodedata.normalize("NFKC", raw)
     if not _ISO_DATE.fullmatch(text):
         return None
     try:
-        return date.fromisoformat(text)
+        parsed = date.fromisoformat(text)
     except ValueError:
         return None
+    if len(_DATES) >= 50_000:  # a century of days: only a strange source gets here
+        _DATES.clear()
+    _DATES[raw] = parsed
+    return parsed
 
 
 def _path_employee(separator: str, paths: list[str]

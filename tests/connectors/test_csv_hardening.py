@@ -97,6 +97,18 @@ class TestExcelDamage:
         ]
         assert data.snapshot.employees["000123"].employee_no == "000123"
 
+    def test_number_like_ids_that_excel_did_not_touch_are_kept_whole(self, tmp_path: Path) -> None:
+        """Ids that start like a number get the exact check; the record is otherwise intact."""
+        text = (PATH_HEADER + ",employee_no\n"
+                "1E5A,张三,,,13800138000,销售部,7ELEVEN,,,,,,00012\n"
+                "7ELEVEN,李四,,,13800138001,销售部,,,,,,,0E\n")
+        data = validate(connector(tmp_path, {"employees.csv": text.encode()},
+                                  department_path="部门").read())
+        assert data.issues == []
+        first, second = data.snapshot.employees["1E5A"], data.snapshot.employees["7ELEVEN"]
+        assert (first.name, first.manager_key, first.employee_no) == ("张三", "7ELEVEN", "00012")
+        assert (second.name, second.employee_no) == ("李四", "0E")
+
 
 class TestDepartmentPaths:
     def test_tree_from_paths(self, tmp_path: Path) -> None:
