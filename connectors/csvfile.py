@@ -46,7 +46,7 @@ import difflib
 import io
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from operator import itemgetter
@@ -287,26 +287,36 @@ class CsvConnector:
             out.append((row, mapped, f"{path.name}:{line}"))
         return out
 
-    def _rows(self, path: Path, option: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
-        """The header and the non-blank rows (with their first line numbers) of one file."""
+    def _rows(self, path: Path, option: str) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+        """The header and an iterator over the non-blank rows (with their first line
+        numbers) of one file; malformed CSV raises SourceError, here or while iterating."""
         text, encoding = _decode(path, option, self.encoding)
         delimiter = _sniff(text) if self.delimiter == "auto" else self.delimiter
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+
+        def malformed(exc: csv.Error) -> SourceError:
+            return SourceError(f"{path}:{reader.line_num}: malformed CSV ({encoding}, delimiter "
+                               f"{delimiter!r}): {exc}")
+
         try:
             header = next(reader, None)
-            if header is None:
-                raise SourceError(f"{path}: the file is empty (no header row); check "
-                                  f"source.{option}")
-            rows: list[tuple[int, list[str]]] = []
-            line = reader.line_num
-            for cells in reader:
-                if cells and (cells[0].strip() or any(c.strip() for c in cells)):
-                    rows.append((line + 1, cells))
-                line = reader.line_num
         except csv.Error as exc:
-            raise SourceError(f"{path}:{reader.line_num}: malformed CSV ({encoding}, delimiter "
-                              f"{delimiter!r}): {exc}") from None
-        return header, rows
+            raise malformed(exc) from None
+        if header is None:
+            raise SourceError(f"{path}: the file is empty (no header row); check "
+                              f"source.{option}")
+
+        def rows() -> Iterator[tuple[int, list[str]]]:
+            line = reader.line_num
+            try:
+                for cells in reader:
+                    if cells and (cells[0].strip() or any(c.strip() for c in cells)):
+                        yield line + 1, cells
+                    line = reader.line_num
+            except csv.Error as exc:
+                raise malformed(exc) from None
+
+        return header, rows()
 
     def _table(self, path: Path, option: str, columns: dict[str, bool]) -> _Table:
         header, rows = self._rows(path, option)
@@ -322,7 +332,7 @@ class _Table:
     columns: list[str]  # the canonical columns, in the order parsers receive their values
     index: dict[str, int]  # canonical column -> position, for the columns present
     width: int
-    rows: list[tuple[int, list[str]]]  # (first line, cells)
+    rows: Iterator[tuple[int, list[str]]]  # (first line, cells), read once
 
     def picker(self) -> Callable[[list[str]], tuple[str, ...]]:
         """Cells → the raw values of :attr:`columns`, for a row padded to at least
@@ -352,23 +362,26 @@ def _collect(
     pad: list[str] = [""] * (width + 1)
     cells: list[str]
     n: int
-    first_line: dict[str, int] = {}
     repeated: dict[str, list[int]] = {}
     records: dict[str, _R] = {}
+    bad: list[str] = []  # keys whose row has problems
+    problems: _Problems = []  # reused: most rows have none
     for line, cells in table.rows:
         n = len(cells)
-        padded = [*cells, *pad[n:]] if n < width else [*cells, ""]
-        values: _Values = [c.strip() or None for c in pick(padded)]
+        if n < width:
+            cells.extend(pad[n:])
+        else:
+            cells.append("")  # the cell absent columns read (see _Table.picker)
+        values: _Values = [c.strip() or None for c in pick(cells)]
         key = values[0]
         where = f"{name}:{line}"
         if key is None:
             issues.append(Issue(entity, None, "key", f"{id_column} is empty", "error", where))
             continue
-        if key in first_line:
-            repeated.setdefault(key, [first_line[key]]).append(line)
+        if key in rows:  # every row seen is in ``rows`` until the end
+            repeated.setdefault(key, [_line(rows[key])]).append(line)
             continue
-        first_line[key] = line
-        problems: _Problems = []
+        rows[key] = where
         record = parse(values, key, problems)
         if n > width:  # an unquoted delimiter shifted the cells: none can be trusted
             problems.append((None, (
@@ -376,10 +389,13 @@ def _collect(
             )))
         if problems:
             issues.extend(Issue(entity, key, f, reason, "error", where) for f, reason in problems)
-            held.add(key)
+            problems.clear()
+            bad.append(key)
         else:
             records[key] = record
-            rows[key] = where
+    for key in bad:
+        del rows[key]
+        held.add(key)
     for key, lines in repeated.items():
         records.pop(key, None)
         rows.pop(key, None)
@@ -392,6 +408,11 @@ def _collect(
                 "error", f"{name}:{line}",
             ))
     return records
+
+
+def _line(where: str) -> int:
+    """The line number of a ``file:line`` position."""
+    return int(where.rpartition(":")[2])
 
 
 def _department(row: _Values, key: str, problems: _Problems) -> Department:
@@ -451,13 +472,14 @@ def _employee(row: _Values, key: str, problems: _Problems) -> Employee:
         dept_keys = tuple(d.strip() for d in _LIST_SEPARATOR.split(depts) if d.strip())
     else:
         dept_keys = (depts,) if depts else ()
-    # Excel's scientific notation starts like a number: the exact check only runs for
-    # id-like values that do (most ids start with a letter, so most rows skip it).
+    # Excel's scientific notation starts like a number and has an exponent mark: the
+    # exact check only runs for id-like values that look so (inline: once per row).
     digits = _EXCEL_DIGITS
-    if (key[0] in digits or (number is not None and number[0] in digits)
-            or (manager is not None and manager[0] in digits)
-            or (depts[:1] in digits if len(dept_keys) < 2
-                else any(d[0] in digits for d in dept_keys))):
+    if ((key[0] in digits and ("E" in key or "e" in key))
+            or (number is not None and number[0] in digits and ("E" in number or "e" in number))
+            or (manager is not None and manager[0] in digits
+                and ("E" in manager or "e" in manager))
+            or (("E" in depts or "e" in depts) and any(d[0] in digits for d in dept_keys))):
         for field_name, value in (("key", key), ("employee_no", number),
                                   ("manager_key", manager),
                                   *(("department_keys", d) for d in dept_keys)):
