@@ -360,8 +360,6 @@ def _collect(
     width = table.width
     name = table.name
     pad: list[str] = [""] * (width + 1)
-    cells: list[str]
-    n: int
     repeated: dict[str, list[int]] = {}
     records: dict[str, _R] = {}
     bad: list[str] = []  # keys whose row has problems

@@ -15,10 +15,11 @@ form, an email for every non-+86 mobile (44020), unique email / mobile /
 The custom-id *format* of keys is not checked here: :mod:`orgsync.identity`
 maps keys Feishu would reject deterministically.
 
-Everything is linear in the number of records (100k employees take about a
-quarter of a second); the issue list is sorted, so the same input gives the same
-report. Issues get the record's source row (``employees.csv:17``) when the
-connector recorded it in :attr:`SourceData.employee_rows` / ``department_rows``.
+Everything is linear in the number of records (100k employees take about 0.3 s,
+half that when the ledger says most of them are unchanged); the issue list is
+sorted, so the same input gives the same report. Issues get the record's source
+row (``employees.csv:17``) when the connector recorded it in
+:attr:`SourceData.employee_rows` / ``department_rows``.
 """
 
 from __future__ import annotations

@@ -67,7 +67,8 @@ def test_unchanged_records_are_shared_and_changed_ones_decoded(tmp_path: Path) -
         state = ledger.load_state(known=source)
         assert state.users[other].record is not source[other]
         assert state.users[other].record == source[other]
-        assert other not in state.unchanged and changed_key not in state.unchanged
+        assert other not in state.unchanged
+        assert changed_key not in state.unchanged
         assert diff(SourceData(replace(org, employees=source)), state,
                     DiffPolicy()).plan_id == plan.plan_id
     finally:
