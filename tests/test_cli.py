@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -98,3 +101,26 @@ def test_bad_config_names_file_and_key(tmp_path: Path) -> None:
     assert f"{path}: feishu.timeout: expected a number, got 'soon'" in " ".join(
         result.output.split())
     assert "s3cr3t-xyz" not in result.output
+
+
+def test_the_process_exits_with_the_command_code_and_all_its_output(
+        conf: Path, sandbox: SandboxServer, tmp_path: Path) -> None:
+    """As a process (``main``, which ends with ``os._exit``): the exit code is the command's
+    and output piped elsewhere arrives whole."""
+    env = {**os.environ, "CLI_TEST_SECRET": sandbox.config.app_secret,
+           "PYTHONPATH": str(Path(__file__).parents[1])}
+    done = subprocess.run(
+        [sys.executable, "-m", "orgsync.cli", "plan", "--format", "json", "--detailed-exitcode",
+         "-c", str(conf)], capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert done.returncode == EXIT_CHANGES, done.stderr[-2000:]
+    assert len(done.stdout) > 20_000  # more than a pipe's buffer would hold back
+    plan = json.loads(done.stdout)
+    assert (plan["summary"]["department.create"], plan["summary"]["user.create"]) == (6, 30)
+    assert len(plan["operations"]) == sum(plan["summary"].values())
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nfeishu: {app_id: x, app_secret: s, timeout: soon}\n")
+    done = subprocess.run([sys.executable, "-m", "orgsync.cli", "plan", "-c", str(bad)],
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert done.returncode == EXIT_CONFIG
+    assert "feishu.timeout: expected a number, got 'soon'" in " ".join(done.stderr.split())
