@@ -293,12 +293,14 @@ def _employee_errors(
     milliseconds in cache misses alone. Problems are worded on a slow path.
     """
     out: list[Issue] = []
-    # The values that must be unique, normalised (mobiles with +86, emails lower case).
-    # Duplicates are rare: one set() per field tells whether the slow grouping below is
-    # needed at all.
-    emails: list[str] = []
-    mobiles: list[str] = []
-    numbers: list[str] = []
+    # Values and their keys in parallel lists: duplicates are rare, so one set()
+    # per field tells whether the slow grouping below is needed at all.
+    values: dict[str, tuple[list[str], list[str]]] = {
+        "email": ([], []), "mobile": ([], []), "employee_no": ([], []),
+    }
+    emails, email_keys = values["email"]
+    mobiles, mobile_keys = values["mobile"]
+    numbers, number_keys = values["employee_no"]
     active = Status.ACTIVE
     types = _EMPLOYEE_TYPES
     good_key = _GOOD_KEY.fullmatch
@@ -310,10 +312,13 @@ def _employee_errors(
             number, mobile, email = e.employee_no, e.mobile, e.email
             if number is not None:
                 numbers.append(number)
+                number_keys.append(key)
             if mobile is not None:
                 mobiles.append(mobile if mobile[0] == "+" else "+86" + mobile)
+                mobile_keys.append(key)
             if email is not None:
                 emails.append(email if email.islower() else email.lower())
+                email_keys.append(key)
             dks = e.department_keys
             if len(dks) != 1 or dks[0] not in departments or dks[0] in held_departments:
                 out.extend(_department_ref_errors(key, dks, departments, held_departments))
@@ -333,6 +338,7 @@ def _employee_errors(
             out.extend(_field_errors(key, e))
         if number is not None:
             numbers.append(number)
+            number_keys.append(key)
 
         mobile = e.mobile
         international = False
@@ -342,6 +348,7 @@ def _employee_errors(
             else:
                 mobile = "+86" + mobile
             mobiles.append(mobile)
+            mobile_keys.append(key)
         else:
             out.append(_mobile_error(key, mobile))
 
@@ -356,43 +363,23 @@ def _employee_errors(
             out.append(_emp_error(key, "email", f"'{email}' is not a valid email address"))
         else:
             emails.append(email if email.islower() else email.lower())
+            email_keys.append(key)
 
         dks = e.department_keys
         if len(dks) != 1 or dks[0] not in departments or dks[0] in held_departments:
             out.extend(_department_ref_errors(key, dks, departments, held_departments))
 
-    for field, vals in (("email", emails), ("mobile", mobiles), ("employee_no", numbers)):
+    for field, (vals, keys) in values.items():
         if len(set(vals)) != len(vals):
-            out.extend(_duplicate_errors(field, _holders(field, employees, applied)))
+            out.extend(_duplicate_errors(field, vals, keys))
     return out
 
 
-def _holders(field: str, employees: dict[str, Employee], applied: AbstractSet[str]
-             ) -> dict[str, list[str]]:
-    """Normalised ``field`` value → the keys holding it, among the records whose value
-    counts for uniqueness: applied ones, and active ones whose value is valid."""
-    holders: dict[str, list[str]] = defaultdict(list)
-    for key, e in employees.items():
-        value = getattr(e, field)
-        if value is None:
-            continue
-        if key not in applied:
-            if e.status is not Status.ACTIVE:
-                continue
-            if field == "mobile" and not _GOOD_MOBILE.fullmatch(value):
-                continue
-            if field == "email" and not _EMAIL.fullmatch(value):
-                continue
-        if field == "mobile" and value[0] != "+":
-            value = "+86" + value
-        elif field == "email":
-            value = value.lower()
-        holders[value].append(key)
-    return holders
-
-
-def _duplicate_errors(field: str, holders: dict[str, list[str]]) -> list[Issue]:
+def _duplicate_errors(field: str, vals: list[str], keys: list[str]) -> list[Issue]:
     """An error for every key whose ``field`` value another key has too."""
+    holders: dict[str, list[str]] = defaultdict(list)
+    for value, key in zip(vals, keys, strict=True):
+        holders[value].append(key)
     out = []
     for value, same in holders.items():
         if len(same) > 1:
