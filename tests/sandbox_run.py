@@ -1,4 +1,5 @@
-"""A CSV-source config pointed at the test sandbox, and one applying run of it."""
+"""A CSV-source config pointed at the test sandbox, one applying run of it, and Feishu
+read back."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from orgsync.config import Config, config_from_dict
+from orgsync.feishu import FeishuClient
 from orgsync.ledger import Ledger
-from orgsync.runner import RunOutcome, run_once
+from orgsync.reader import read_directory
+from orgsync.runner import RunOutcome, feishu_settings, run_once
 from orgsync.sandbox import SandboxServer
+from orgsync.state import DirectoryState
 
 #: Sandbox and client both run the documented limits this many times faster.
 SCALE = 10.0
@@ -32,3 +36,11 @@ def config(sb: SandboxServer, src: Path, ledger: Path, **sections: Any) -> Confi
 def run(cfg: Config, ledger: Ledger, at: datetime | None = None, **kw: Any) -> RunOutcome:
     """One ``apply`` run (at ``at`` on the clock the lifecycle rules read)."""
     return asyncio.run(run_once(cfg, ledger, apply=True, now=at, **kw))
+
+
+def read_back(cfg: Config) -> DirectoryState:
+    """Feishu as orgsync reads it."""
+    async def go() -> DirectoryState:
+        async with FeishuClient(feishu_settings(cfg)) as client:
+            return await read_directory(client)
+    return asyncio.run(go())

@@ -22,11 +22,12 @@ from orgsync.feishu import FeishuClient
 from orgsync.issues import SourceData
 from orgsync.ledger import Ledger
 from orgsync.model import Department, Employee, Snapshot
-from orgsync.reader import read_directory
 from orgsync.runner import RunOutcome, feishu_settings, run_once
 from orgsync.sandbox import SandboxServer
 from orgsync.state import DirectoryState
 from orgsync.synth import generate_org, next_week, write_csv
+from tests.sandbox_run import read_back
+from tests.sandbox_run import run as apply
 
 SCALE = 10.0  # sandbox and client both run the documented limits 10x faster
 
@@ -43,17 +44,6 @@ def make_config(sb: SandboxServer, source: Path, ledger: Path, **sync: Any) -> C
     if sync:
         data["sync"] = sync
     return config_from_dict(data, file="<test>", base_dir=source)
-
-
-def apply(config: Config, ledger: Ledger) -> RunOutcome:
-    return asyncio.run(run_once(config, ledger, apply=True))
-
-
-def read_back(config: Config) -> DirectoryState:
-    async def go() -> DirectoryState:
-        async with FeishuClient(feishu_settings(config)) as client:
-            return await read_directory(client)
-    return asyncio.run(go())
 
 
 def writes(sb: SandboxServer) -> list[dict[str, Any]]:

@@ -6,7 +6,6 @@ the long versions then run their full trial counts.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections import Counter
@@ -18,12 +17,9 @@ import httpx
 
 from orgsync.config import Config, config_from_dict
 from orgsync.diff import diff
-from orgsync.feishu import FeishuClient
 from orgsync.issues import SourceData
 from orgsync.ledger import Ledger
 from orgsync.model import Snapshot
-from orgsync.reader import read_directory
-from orgsync.runner import RunOutcome, feishu_settings, run_once
 from orgsync.sandbox import SandboxServer
 from orgsync.state import DirectoryState
 
@@ -59,19 +55,6 @@ def make_config(sb: SandboxServer, source: Path, ledger: Path, **feishu: Any) ->
     """The parsed form of :func:`config_dict`."""
     return config_from_dict(config_dict(sb, source, ledger, **feishu), file="<torture>",
                             base_dir=source)
-
-
-def apply(config: Config, ledger: Ledger) -> RunOutcome:
-    """One applying run, in this process."""
-    return asyncio.run(run_once(config, ledger, apply=True))
-
-
-def read_back(config: Config) -> DirectoryState:
-    """Feishu as orgsync reads it."""
-    async def go() -> DirectoryState:
-        async with FeishuClient(feishu_settings(config)) as client:
-            return await read_directory(client)
-    return asyncio.run(go())
 
 
 def dump(sb: SandboxServer) -> dict[str, Any]:

@@ -19,16 +19,16 @@ import pytest
 from orgsync.ledger import Ledger
 from orgsync.sandbox import SandboxServer
 from orgsync.synth import generate_org, write_csv
+from tests.sandbox_run import read_back
+from tests.sandbox_run import run as apply
 from tests.torture.harness import (
     SCALE,
     Size,
-    apply,
     assert_matches,
     config_dict,
     count_duplicates,
     dump,
     make_config,
-    read_back,
     report,
     unexplained,
     writes,
