@@ -33,7 +33,7 @@ from orgsync.executor import ApplyResult, Executor, OpResult
 from orgsync.feishu import ClientStats, FeishuClient, FeishuSettings
 from orgsync.issues import Issue, SourceData
 from orgsync.ledger import Ledger
-from orgsync.model import Snapshot, Status
+from orgsync.model import Status
 from orgsync.plan import Plan
 from orgsync.reader import read_directory
 from orgsync.safety import check_source, plan_violations
@@ -266,8 +266,9 @@ async def make_plan(config: Config, ledger: Ledger, *, full: bool = False,
     ``rebuild_mirror`` is off (``check``), then diff — drift made behind
     orgsync's back shows up as changes that applying repairs.
     """
+    raw = read_raw(config)
     if full:
-        data = read_source(config, ledger, accept_shrink=accept_shrink)
+        data = read_source(config, ledger, accept_shrink=accept_shrink, raw=raw)
         state = await live_state(config, ledger)
         if rebuild_mirror:
             ledger.replace_mirror(state)
@@ -276,7 +277,6 @@ async def make_plan(config: Config, ledger: Ledger, *, full: bool = False,
         # The mirror is loaded against the records just read: one fingerprint pass tells
         # which of them Feishu already holds (validation trusts those values, the diff
         # skips them by identity).
-        raw = read_raw(config)
         state = ledger.load_state(known=raw.snapshot.employees)
         data = read_source(config, ledger, accept_shrink=accept_shrink, raw=raw,
                            applied=state.unchanged)
@@ -285,12 +285,13 @@ async def make_plan(config: Config, ledger: Ledger, *, full: bool = False,
     if config.sync.adopt_existing:
         adopt, conflicts = await find_existing(config, data, state)
         if conflicts:
-            data = replace(data, issues=[*data.issues, *conflicts],
-                           snapshot=Snapshot(data.snapshot.departments, {
-                               k: e for k, e in data.snapshot.employees.items()
-                               if k not in {c.key for c in conflicts}}),
-                           held_employees=data.held_employees | {c.key for c in conflicts
-                                                                  if c.key})
+            # Held like records the source itself held back, so validation keeps the links
+            # that point at them as far as Feishu allows instead of linking to someone
+            # who may not exist (see orgsync.diff).
+            data = validate(replace(raw, issues=[*raw.issues, *conflicts],
+                                    held_employees=raw.held_employees
+                                    | {c.key for c in conflicts if c.key}),
+                            applied=state.unchanged)
     users, depts = protected_keys(config, data, state)
     users |= state.tenant_admins
     policy = replace(diff_policy(config, now, adopt), protected_users=users,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from orgsync.model import Employee, Snapshot
 from orgsync.runner import feishu_settings, run_once
 from orgsync.sandbox import SandboxServer
 from orgsync.synth import generate_org, write_csv
-from tests.sandbox_run import SCALE, config, run
+from tests.sandbox_run import SCALE, config, read_back, run
 
 SMALL = {"employees": 60, "departments": 12, "levels": 4}
 
@@ -296,3 +297,39 @@ def test_failed_account_lookup_holds_only_the_joiners(sb: SandboxServer, tmp_pat
     assert {op.key for op in second.plan.operations if op.kind.value == "user.create"} == \
         set(joiners)
     assert second.exit_code == 0
+
+
+def test_links_to_a_joiner_held_by_a_failed_lookup_wait_for_the_joiner(
+        sb: SandboxServer, tmp_path: Path, org: Snapshot) -> None:
+    """A joiner held because Feishu could not be asked about existing accounts is not linked
+    to (as manager or leader) until it exists: the run finishes clean and the next run links."""
+    joiner = list(org.employees)[-1]
+    managers = {e.manager_key for e in org.employees.values()}
+    report_key = next(k for k in reversed(org.employees) if k != joiner and k not in managers)
+    dept_key = next(k for k, d in org.departments.items() if d.leader_key not in (None, joiner))
+    some = without(org, {joiner})
+    cfg = config(sb, tmp_path / "s", tmp_path / "l.db", feishu={
+        "base_url": sb.base_url, "app_id": sb.config.app_id,
+        "app_secret": sb.config.app_secret, "rate_scale": SCALE, "max_retries": 1})
+    ledger = Ledger(cfg.ledger.url)
+    write_csv(some, tmp_path / "s")
+    assert run(cfg, ledger).exit_code == 0
+    employees = dict(org.employees)
+    employees[report_key] = replace(employees[report_key], manager_key=joiner)
+    departments = dict(org.departments)
+    departments[dept_key] = replace(departments[dept_key], leader_key=joiner)
+    write_csv(Snapshot(departments, employees), tmp_path / "s")
+    httpx.post(f"{sb.base_url}/_sandbox/ratelimit_burst", json={"count": 2},
+               headers={"Authorization": f"Bearer {sb.config.app_secret}"}).raise_for_status()
+    first = run(cfg, ledger)
+    assert [i.key for i in first.plan.issues if i.severity == "error"] == [joiner]
+    assert not any(op.key in (joiner, report_key, dept_key) for op in first.plan.operations)
+    assert first.exit_code == 0
+    second = run(cfg, ledger)
+    assert {(op.kind.value, op.key) for op in second.plan.operations} >= {
+        ("user.create", joiner), ("user.set_manager", report_key),
+        ("department.set_leader", dept_key)}
+    assert second.exit_code == 0
+    feishu = read_back(cfg)
+    assert feishu.users[report_key].record.manager_key == joiner
+    assert feishu.departments[dept_key].record.leader_key == joiner

@@ -1,6 +1,6 @@
 """Faults: 5xx, timeouts, dropped connections, 429 storms and a revoked token during the apply.
 
-The run must converge (within three runs), lose no write, apply none twice, and report
+The run must converge (within five runs), lose no write, apply none twice, and report
 every failure left with its Feishu code. Default: a short run on a small org;
 ``TORTURE=full``: a larger org and a second seed.
 """
@@ -67,14 +67,19 @@ def _fault_run(sb: SandboxServer, tmp_path: Path, size: Size, seed: int) -> None
     storm.start()
     outcomes: list[RunOutcome] = []
     try:
-        for _ in range(3):
+        # A 429 burst spoils the runs its 25 calls land in: two, when it straddles the end
+        # of one (a run that failed early leaves the storm's later steps to the next runs).
+        # Two bursts, then a clean run: five runs at most.
+        for _ in range(5):
             out = apply(cfg, ledger)
             outcomes.append(out)
             if out.result is not None:
                 for r in out.result.failed:  # every failure names its Feishu code
                     assert isinstance(r.code, int), (r.op.op_id, r.code, r.message)
                     assert r.message, r.op.op_id
-            if out.plan.empty or out.exit_code == 0:
+            # Converged: nothing failed and nothing held back (a 429 on the account lookup
+            # holds the joiners for the next run without failing this one).
+            if out.exit_code == 0 and not any(i.severity == "error" for i in out.plan.issues):
                 break
         stop.set()
         storm.join(timeout=5)
