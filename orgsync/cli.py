@@ -22,6 +22,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from orgsync import __version__, logs
 from orgsync.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, OrgsyncError
@@ -44,7 +45,9 @@ def _guard(fn: Callable[[], T]) -> T:
     try:
         return fn()
     except OrgsyncError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        # Unwrapped (a path or URL broken across lines cannot be copied or grepped) and
+        # not read as markup (a message may quote '[销售]部').
+        err.print(Text.assemble(("error:", "bold red"), " ", str(exc)), soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]")
