@@ -69,6 +69,7 @@ from connectors.mapping import (
 )
 from orgsync.errors import ConfigError, SourceError
 from orgsync.heap import paused_gc
+from orgsync.identity import Identity
 from orgsync.issues import EntityKind, Issue, SourceData
 from orgsync.model import Department, Employee, EmployeeType, Snapshot, Status
 
@@ -212,21 +213,23 @@ class CsvConnector:
         held_emps: set[str] = set()
         dept_rows: dict[str, str] = {}
         emp_rows: dict[str, str] = {}
+        held_rows: list[Identity] = []
         if self.departments is None:
             emp_table = self._table(self.employees, "employees", PATH_EMPLOYEE_COLUMNS)
             paths: list[str] = []
             employees = _collect(emp_table, "employee",
                                  _path_employee(self.path_separator, paths), issues, held_emps,
-                                 emp_rows)
+                                 emp_rows, held_rows)
             departments = departments_from_paths(paths, self.path_separator)
         else:
             dept_table = self._table(self.departments, "departments", DEPARTMENT_COLUMNS)
             emp_table = self._table(self.employees, "employees", EMPLOYEE_COLUMNS)
             departments = _collect(dept_table, "department", _department, issues, held_depts,
                                    dept_rows)
-            employees = _collect(emp_table, "employee", _employee, issues, held_emps, emp_rows)
+            employees = _collect(emp_table, "employee", _employee, issues, held_emps, emp_rows,
+                                 held_rows)
         return SourceData(Snapshot(departments, employees), issues, held_depts, held_emps,
-                          dept_rows, emp_rows)
+                          dept_rows, emp_rows, held_rows=held_rows)
 
     def _read_mapped(self, mapping: Mapping[str, Mapping[str, FieldRule]]) -> SourceData:
         """The ``mapping`` mode: rows as ``{header: cell}`` through the shared field mapping."""
@@ -262,7 +265,7 @@ class CsvConnector:
         snapshot = Snapshot(departments,
                             {k: employee_from(m.values, k) for k, m in employees.records.items()})
         return SourceData(snapshot, issues, held_departments, employees.held, dept_rows,
-                          employees.where)
+                          employees.where, held_rows=employees.held_rows)
 
     def _mapped_rows(self, path: Path, option: str, rules: Mapping[str, FieldRule],
                      extra: list[FieldRule]) -> list[tuple[dict[str, str | None], Mapped, str]]:
@@ -349,13 +352,17 @@ _Values = list[str | None]  # one row's stripped cells (empty → None), in _Tab
 def _collect(
     table: _Table, entity: EntityKind, parse: Callable[[_Values, str, _Problems], _R],
     issues: list[Issue], held: set[str], rows: dict[str, str],
+    held_rows: list[Identity] | None = None,
 ) -> dict[str, _R]:
     """Parse every row; hold rows with problems and every row of a repeated id.
 
     The id is the first canonical column. ``rows`` receives each kept record's
-    position (``file:line``).
+    position (``file:line``); ``held_rows`` (people) the identifying values of every
+    held row (see :attr:`SourceData.held_rows`).
     """
     id_column = table.columns[0]
+    ident = _identifier(table) if held_rows is not None else None
+    sink: list[Identity] = held_rows if held_rows is not None else []
     pick = table.picker()
     width = table.width
     name = table.name
@@ -375,9 +382,13 @@ def _collect(
         where = f"{name}:{line}"
         if key is None:
             issues.append(Issue(entity, None, "key", f"{id_column} is empty", "error", where))
+            if ident is not None:
+                sink.append(ident(values, where, False))
             continue
         if key in rows:  # every row seen is in ``rows`` until the end
             repeated.setdefault(key, [_line(rows[key])]).append(line)
+            if ident is not None:
+                sink.append(ident(values, where, True))
             continue
         rows[key] = where
         record = parse(values, key, problems)
@@ -387,6 +398,8 @@ def _collect(
             )))
         if problems:
             issues.extend(Issue(entity, key, f, reason, "error", where) for f, reason in problems)
+            if ident is not None:
+                sink.append(ident(values, where, all(f != "key" for f, _ in problems)))
             problems.clear()
             bad.append(key)
         else:
@@ -395,9 +408,11 @@ def _collect(
         del rows[key]
         held.add(key)
     for key, lines in repeated.items():
-        records.pop(key, None)
-        rows.pop(key, None)
+        first = records.pop(key, None)
+        at = rows.pop(key, "")
         held.add(key)
+        if ident is not None and isinstance(first, Employee):  # the later rows are in already
+            sink.append(Identity(key, first.email, first.mobile, at))
         for line in lines:
             others = ", ".join(str(n) for n in lines if n != line)
             issues.append(Issue(
@@ -406,6 +421,17 @@ def _collect(
                 "error", f"{name}:{line}",
             ))
     return records
+
+
+def _identifier(table: _Table) -> Callable[[_Values, str, bool], Identity]:
+    """Row values → the row's :class:`Identity` (id, email, mobile as written)."""
+    at = {c: i for i, c in enumerate(table.columns)}
+    email, mobile = at.get("email"), at.get("mobile")
+
+    def identity(values: _Values, where: str, usable: bool) -> Identity:
+        return Identity(values[0], values[email] if email is not None else None,
+                        values[mobile] if mobile is not None else None, where, usable=usable)
+    return identity
 
 
 def _line(where: str) -> int:

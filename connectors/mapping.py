@@ -54,6 +54,7 @@ from typing import Any, Literal
 
 from orgsync.config import read_secret_file
 from orgsync.errors import ConfigError
+from orgsync.identity import Identity
 from orgsync.issues import EntityKind, Issue
 from orgsync.model import Department, Employee, EmployeeType, Status
 
@@ -718,6 +719,9 @@ class Collected:
     where: dict[str, str] = field(default_factory=dict)
     issues: list[Issue] = field(default_factory=list)
     held: set[str] = field(default_factory=set)
+    #: Identifying values of every held row (employees), so a held row still accounts for
+    #: the person it belongs to (see orgsync.identity.resolve).
+    held_rows: list[Identity] = field(default_factory=list)
 
 
 def collect(items: Iterable[tuple[str, Mapped]], entity: EntityKind) -> Collected:
@@ -728,32 +732,48 @@ def collect(items: Iterable[tuple[str, Mapped]], entity: EntityKind) -> Collecte
     """
     out = Collected()
     positions: dict[str, list[str]] = {}
+    people = entity == "employee"
     for where, mapped in items:
         key = mapped.key
         if key is None:
             reason = next((r for f, r in mapped.problems if f == "key"), "the key is empty")
             out.issues.append(Issue(entity, None, "key", reason, "error", where))
+            if people:
+                out.held_rows.append(_identity(mapped, where))
             continue
         positions.setdefault(key, []).append(where)
         if len(positions[key]) > 1:
+            if people:
+                out.held_rows.append(_identity(mapped, where))
             continue
         if mapped.problems:
             out.issues.extend(Issue(entity, key, f, r, "error", where) for f, r in mapped.problems)
             out.held.add(key)
+            if people:
+                out.held_rows.append(_identity(mapped, where))
         else:
             out.records[key] = mapped
             out.where[key] = where
     for key, places in positions.items():
         if len(places) < 2:
             continue
-        out.records.pop(key, None)
+        first = out.records.pop(key, None)
         out.where.pop(key, None)
         out.held.add(key)
+        if people and first is not None:  # the later rows are in already
+            out.held_rows.append(_identity(first, places[0]))
         for place in places:
             others = ", ".join(p for p in places if p != place)
             out.issues.append(Issue(entity, key, "key", f"key '{key}' is also at {others}",
                                     "error", place))
     return out
+
+
+def _identity(mapped: Mapped, where: str) -> Identity:
+    email, mobile = mapped.values.get("email"), mapped.values.get("mobile")
+    return Identity(mapped.key, email if isinstance(email, str) else None,
+                    mobile if isinstance(mobile, str) else None, where,
+                    usable=not any(f == "key" for f, _ in mapped.problems))
 
 
 def resolve_references(collected: Collected, field_name: str, index: Mapping[str, str],

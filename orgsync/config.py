@@ -7,7 +7,8 @@
               rate_limits, rate_scale}
     source:  {type: csv | ldap | hris | …, <the connector's own options>}
     ledger:  {url}
-    sync:    {leaver_action, concurrency, adopt_existing, department_group_chat}
+    sync:    {leaver_action, concurrency, adopt_existing, department_group_chat,
+              ignore_key_case, ignore_key_leading_zeros}
     logging: {format, level, mask_pii}
     daemon:  {interval | cron, full_resync_cron | full_resync_interval, jitter, misfire_grace,
               run_on_start, shutdown_grace, ready_max_age, leader_poll, lock_name, timezone}
@@ -110,6 +111,9 @@ class SyncConfig:
     concurrency: int = 16
     adopt_existing: bool = True
     department_group_chat: bool = False
+    #: How employee ids are compared across runs (a changed id is a ``user.rekey``).
+    ignore_key_case: bool = True
+    ignore_key_leading_zeros: bool = False
 
 
 @dataclass(frozen=True)
@@ -483,6 +487,9 @@ def _parse_sync(s: _Section) -> SyncConfig:
         adopt_existing=s.boolean("adopt_existing", SyncConfig.adopt_existing),
         department_group_chat=s.boolean("department_group_chat",
                                         SyncConfig.department_group_chat),
+        ignore_key_case=s.boolean("ignore_key_case", SyncConfig.ignore_key_case),
+        ignore_key_leading_zeros=s.boolean("ignore_key_leading_zeros",
+                                           SyncConfig.ignore_key_leading_zeros),
     )
 
 

@@ -37,6 +37,7 @@ from orgsync.plan import FieldChange, Operation, OpKind, Plan, op_id, topologica
 from orgsync.state import DirectoryState, Lifecycle, MirrorUser
 
 ROOT = "0"
+_SHOW_ROWS = 5  # held rows a note names before "and N more"
 
 #: Canonical employee field → Feishu user body field (manager and departments handled apart).
 _USER_FIELDS: dict[str, str] = {
@@ -70,6 +71,11 @@ class DiffPolicy:
     * ``protected_users`` / ``protected_departments``: keys never touched;
     * ``adopt``: employee key → ``user_id`` of an existing Feishu account that
       matched by email/mobile and is taken over instead of created;
+    * ``rekeys``: new employee key → (old key, Feishu id before) of a person whose
+      source id changed (see :mod:`orgsync.reconcile`; ``current`` already holds them
+      under the new key and the Feishu id they will have): ``user.rekey`` comes first;
+    * ``hold_leavers``: rows held back that match nobody for sure; while there are any,
+      nobody is frozen or deleted as a leaver (a note names the rows);
     * ``department_group_chat``: departments created by the plan ask Feishu for a
       department group chat (``create_group_chat: true`` in the create body; it is
       part of the body, so of the create's ``client_token``). Existing departments
@@ -86,6 +92,8 @@ class DiffPolicy:
     protected_departments: frozenset[str] = frozenset()
     adopt: Mapping[str, str] = field(default_factory=dict)
     department_group_chat: bool = False
+    rekeys: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    hold_leavers: tuple[str, ...] = ()
 
     def clock(self) -> datetime:
         """The planning time (now when unset)."""
@@ -376,12 +384,16 @@ def _plan_users(b: _Builder) -> None:
     touched = sorted(k for k, e in active.items()
                      if (cur := live.get(k)) is None or cur.lifecycle is not active_state
                      or (cur.record is not e and cur.record != e))
+    for key, (old_key, old_fid) in sorted(b.policy.rekeys.items()):
+        _add_rekey(b, key, old_key, old_fid)
     for key in touched:
         e = active[key]
         cur = live.get(key)
         fid = b.user_fid(key)
         new_fields = e.fields()
         dept_deps = [op_id(OpKind.DEPT_CREATE, dk) for dk in e.department_keys]
+        if key in b.policy.rekeys:
+            dept_deps.append(op_id(OpKind.USER_REKEY, key))
         gone = b.current.users.get(key)
         if cur is None and gone is not None and _resurrectable(gone, b.policy):
             _plan_rehire(b, e, gone)
@@ -426,7 +438,7 @@ def _plan_users(b: _Builder) -> None:
             if cur.lifecycle is Lifecycle.FROZEN:
                 b.add(Operation(op_id(OpKind.USER_UNFREEZE, key), OpKind.USER_UNFREEZE, key, fid,
                                 {"is_frozen": False}, (FieldChange("status", "frozen", "active"),),
-                                "active in source", (), {}, e.name))
+                                "active in source", _arrival(key), {}, e.name))
 
     _order_manager_links(b, active)
 
@@ -435,6 +447,15 @@ def _plan_users(b: _Builder) -> None:
     # reports with an operation matter (a leaver waits for their new manager link),
     # and only touched people have one.
     leavers = sorted(k for k in live if k not in active and k not in held)
+    if leavers and b.policy.hold_leavers:
+        rows = b.policy.hold_leavers
+        b.notes.append(
+            f"{len(leavers)} leaver(s) left as they are: {len(rows)} row(s) held back match "
+            "nobody orgsync manages and have no usable id, so any leaver may be one of them ("
+            + "; ".join(rows[:_SHOW_ROWS]) + (f"; and {len(rows) - _SHOW_ROWS} more"
+                                              if len(rows) > _SHOW_ROWS else "")
+            + "). Fix those rows and run again.")
+        leavers = []
     reports: dict[str, list[str]] = defaultdict(list)
     led: dict[str, list[str]] = defaultdict(list)
     if leavers:
@@ -491,9 +512,22 @@ def _add_set_manager(b: _Builder, e: Employee, old: str | None) -> None:
 
 
 def _arrival(key: str) -> tuple[str, ...]:
-    """The operations that may bring user ``key`` into existence in this plan."""
+    """The operations that may bring user ``key`` into existence (or to its Feishu id)
+    in this plan."""
     return tuple(op_id(k, key) for k in (OpKind.USER_CREATE, OpKind.USER_ADOPT,
-                                          OpKind.USER_RESURRECT))
+                                          OpKind.USER_RESURRECT, OpKind.USER_REKEY))
+
+
+def _add_rekey(b: _Builder, key: str, old_key: str, old_fid: str) -> None:
+    """``old_key``'s person is ``key`` now: Feishu's user id follows (when orgsync set it)."""
+    fid = b.user_fid(key)
+    e = b.desired.snapshot.employees.get(key)
+    b.add(Operation(op_id(OpKind.USER_REKEY, key), OpKind.USER_REKEY, key, old_fid,
+                    {"new_user_id": fid} if fid != old_fid else {},
+                    (FieldChange("key", old_key, key),),
+                    f"employee id changed in source ({old_key} → {key}); the same person",
+                    (), {"previous_key": old_key, "feishu_id": fid},
+                    e.name if e is not None else key))
 
 
 def _order_manager_links(b: _Builder, active: Mapping[str, Employee]) -> None:
@@ -541,6 +575,7 @@ def _plan_leaver(b: _Builder, key: str, cur: MirrorUser, active: Mapping[str, Em
                 else rec.manager_key if rec.manager_key in active else None)
     if acceptor:
         a = b.user_fid(acceptor)
+        deps += _arrival(acceptor)
         handover = {"docs_acceptor_user_id": a, "calendar_acceptor_user_id": a,
                     "department_chat_acceptor_user_id": a, "external_chat_acceptor_user_id": a}
     b.add(Operation(op_id(OpKind.USER_DELETE, key), OpKind.USER_DELETE, key, cur.feishu_id,

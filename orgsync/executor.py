@@ -64,6 +64,7 @@ class ContactAPI(Protocol):
                           handover: Mapping[str, Any] | None = None) -> None: ...
     async def resurrect_user(self, user_id: str,
                              departments: Sequence[Mapping[str, Any]]) -> None: ...
+    async def update_user_id(self, user_id: str, new_user_id: str) -> None: ...
 
 
 @dataclass(slots=True)
@@ -250,6 +251,10 @@ class Executor:
             if k is OpKind.USER_RESURRECT:
                 await c.resurrect_user(op.feishu_id, op.payload["departments"])
                 return None, None, None
+            if k is OpKind.USER_REKEY:
+                if op.payload:  # else an adopted account: its user_id is not the key
+                    await c.update_user_id(op.feishu_id, op.payload["new_user_id"])
+                return None, None, None
         except FeishuError as exc:
             return await self._recover(op, exc, entry)
         raise NotImplementedError(f"executor cannot apply {k.value} yet")
@@ -275,6 +280,12 @@ class Executor:
             return user.get("open_id"), None, "adopted after an interrupted create"
         if op.kind in (OpKind.DEPT_DELETE, OpKind.USER_DELETE) and exc.code in _GONE:
             return None, None, f"already gone in Feishu ({exc.code})"
+        if op.kind is OpKind.USER_REKEY and exc.code in _GONE | _EXISTS[OpKind.USER_CREATE] \
+                and await self._exists(self.client.get_user, op.payload["new_user_id"]) \
+                and not await self._exists(self.client.get_user, op.feishu_id):
+            # The old id is gone and the new one is live: an attempt whose answer was lost
+            # (a retry of this call, or a run killed before journaling) changed it.
+            return None, None, "id already changed (an earlier attempt's answer was lost)"
         raise exc
 
     @staticmethod

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from orgsync.identity import Identity
 from orgsync.model import Snapshot
 
 EntityKind = Literal["department", "employee"]
@@ -92,6 +93,10 @@ class SourceData:
     # linked; otherwise the link is left as it is (see orgsync.diff).
     held_managers: dict[str, str] = field(default_factory=dict)
     held_leaders: dict[str, str] = field(default_factory=dict)
+    # The identifying values (id, email, mobile) of employee rows the connector held
+    # back, which are not in ``snapshot``: such a row still accounts for the managed
+    # person it matches, who is then no leaver (see orgsync.identity.resolve).
+    held_rows: list[Identity] = field(default_factory=list)
 
     def where(self, entity: EntityKind, key: str | None) -> str | None:
         """The source position of a record, or ``None``."""

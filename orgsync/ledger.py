@@ -421,6 +421,9 @@ class Ledger:
             return
         if op.entity != "user":
             return
+        if op.kind is OpKind.USER_REKEY:
+            self._rekey_in_mirror(c, op, now)
+            return
         stored = None if op.kind in (OpKind.USER_CREATE, OpKind.USER_ADOPT) else \
             c.execute(self._sql.user_fields, key).scalar_one_or_none()
         if stored is None:
@@ -441,6 +444,39 @@ class Ledger:
             values["fields"], values["fingerprint"] = _user_fields(
                 op.key, {**json.loads(stored), **fields})
         c.execute(self._sql.user_update, {**key, **values})
+
+    def _rekey_in_mirror(self, c: Connection, op: Operation, now: datetime) -> None:
+        """Move ``previous_key``'s mirror row to ``op.key`` (with its new Feishu id), and
+        every manager or leader reference to it along."""
+        assert op.mirror is not None
+        old, new = str(op.mirror["previous_key"]), op.key
+        users: Table = MirrorUserRow.__table__  # type: ignore[attr-defined]
+        depts: Table = MirrorDepartmentRow.__table__  # type: ignore[attr-defined]
+        stored = c.execute(self._sql.user_fields, {"k": old}).scalar_one_or_none()
+        if stored is None:
+            return  # already moved (a replayed journal entry)
+        text_, fp = _user_fields(new, json.loads(stored))
+        c.execute(users.update().where(users.c.key == old).values(
+            key=new, feishu_id=str(op.mirror["feishu_id"]), fields=text_, fingerprint=fp,
+            updated_at=now))
+        # Stored fields are JSON text: only rows naming the old key can refer to it.
+        quoted = json.dumps(old, ensure_ascii=False)
+        needle = "%" + quoted.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+        for key, fields in c.execute(select(users.c.key, users.c.fields).where(
+                users.c.fields.like(needle, escape="!"))).all():
+            decoded = json.loads(fields)
+            if decoded.get("manager_key") == old:
+                decoded["manager_key"] = new
+                text_, fp = _user_fields(key, decoded)
+                c.execute(users.update().where(users.c.key == key).values(
+                    fields=text_, fingerprint=fp, updated_at=now))
+        for key, fields in c.execute(select(depts.c.key, depts.c.fields).where(
+                depts.c.fields.like(needle, escape="!"))).all():
+            decoded = json.loads(fields)
+            if decoded.get("leader_key") == old:
+                decoded["leader_key"] = new
+                c.execute(depts.update().where(depts.c.key == key).values(
+                    fields=_dumps(decoded), updated_at=now))
 
     def load_state(self, known: Mapping[str, Employee] | None = None) -> DirectoryState:
         """The mirror as a :class:`DirectoryState` (what incremental runs diff against).

@@ -30,6 +30,7 @@ class OpKind(enum.StrEnum):
     DEPT_DELETE = "department.delete"
     USER_CREATE = "user.create"
     USER_ADOPT = "user.adopt"
+    USER_REKEY = "user.rekey"
     USER_RESURRECT = "user.resurrect"
     USER_UPDATE = "user.update"
     USER_MOVE = "user.move"

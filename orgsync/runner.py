@@ -31,11 +31,13 @@ from orgsync.errors import (
 )
 from orgsync.executor import ApplyResult, Executor, OpResult
 from orgsync.feishu import ClientStats, FeishuClient, FeishuSettings
+from orgsync.identity import KeyRules
 from orgsync.issues import Issue, SourceData
 from orgsync.ledger import Ledger
 from orgsync.model import Status
 from orgsync.plan import Plan
 from orgsync.reader import read_directory
+from orgsync.reconcile import apply_renames, reconcile
 from orgsync.safety import check_source, plan_violations
 from orgsync.state import DirectoryState, Lifecycle, MirrorDepartment, MirrorUser
 from orgsync.validate import validate
@@ -281,6 +283,14 @@ async def make_plan(config: Config, ledger: Ledger, *, full: bool = False,
         data = read_source(config, ledger, accept_shrink=accept_shrink, raw=raw,
                            applied=state.unchanged)
         state.tenant_admins = set(json.loads(ledger.get_meta("tenant_admins") or "[]"))
+    # Who is who: held rows account for the people they match, changed ids are rekeys.
+    rec = reconcile(raw, data, state, KeyRules(config.sync.ignore_key_case,
+                                               config.sync.ignore_key_leading_zeros))
+    state = rec.state
+    if rec.changed:
+        raw = replace(apply_renames(raw, rec.aliases), issues=[*raw.issues, *rec.issues],
+                      held_employees=raw.held_employees | rec.held)
+        data = validate(raw, applied=state.unchanged)
     adopt: dict[str, str] = {}
     if config.sync.adopt_existing:
         adopt, conflicts = await find_existing(config, data, state)
@@ -295,7 +305,8 @@ async def make_plan(config: Config, ledger: Ledger, *, full: bool = False,
     users, depts = protected_keys(config, data, state)
     users |= state.tenant_admins
     policy = replace(diff_policy(config, now, adopt), protected_users=users,
-                     protected_departments=depts)
+                     protected_departments=depts, rekeys=rec.rekeys,
+                     hold_leavers=rec.hold_leavers)
     plan = diff(data, state, policy)
     log.info("plan.ready", plan_id=plan.plan_id, operations=len(plan.operations),
              held=sum(1 for i in plan.issues if i.severity == "error"), full=full)

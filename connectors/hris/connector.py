@@ -245,7 +245,8 @@ class HrisConnector:
             {k: employee_from(m.values, k) for k, m in employees.records.items()},
         )
         return SourceData(snapshot, issues, held_departments, employees.held, department_rows,
-                          employees.where)
+                          employees.where,
+                          held_rows=employees.held_rows)
 
 
 def _path(opts: Options, key: str, text: str) -> FieldPath:

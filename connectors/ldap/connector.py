@@ -323,7 +323,8 @@ class LdapConnector:
         snapshot = Snapshot(departments,
                             {k: employee_from(m.values, k) for k, m in employees.records.items()})
         return SourceData(snapshot, [*issues, *employees.issues], held_departments,
-                          employees.held, {}, employees.where)
+                          employees.held, {}, employees.where,
+                          held_rows=employees.held_rows)
 
     def _path_departments(self, mapped: Mapped, entry: dict[str, Any], paths: list[str]) -> None:
         assert isinstance(self.departments, AttributeDepartments)

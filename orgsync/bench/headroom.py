@@ -70,6 +70,9 @@ class InstantFeishu:
     async def resurrect_user(self, user_id: str, departments: Any) -> None:
         return None
 
+    async def update_user_id(self, user_id: str, new_user_id: str) -> None:
+        return None
+
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process so far (from /proc)."""

@@ -363,6 +363,11 @@ class FeishuClient:
                          body={"departments": [dict(d) for d in departments]},
                          done_codes=frozenset({NOT_RESIGNED}))
 
+    async def update_user_id(self, user_id: str, new_user_id: str) -> None:
+        """Change a user's custom ``user_id`` (needs ``contact:contact:update_user_id``)."""
+        await self._call(ep.USER_UPDATE_ID, path={"user_id": user_id},
+                         params=self._contact_params(), body={"new_user_id": new_user_id})
+
     def iter_users_by_department(self, department_id: str, *,
                                  page_size: int = 50) -> AsyncIterator[dict[str, Any]]:
         """Every direct member of ``department_id``."""

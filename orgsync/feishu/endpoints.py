@@ -61,6 +61,9 @@ USER_PATCH = Endpoint("PATCH", "/open-apis/contact/v3/users/:user_id")
 USER_DELETE = Endpoint("DELETE", "/open-apis/contact/v3/users/:user_id")
 USER_RESURRECT = Endpoint("POST", "/open-apis/contact/v3/users/:user_id/resurrect",
                           (Limit(10, 60.0),))
+# feishu-api-more.md §3 (/document/contact-v3/user/update_user_id): 20/s.
+USER_UPDATE_ID = Endpoint("PATCH", "/open-apis/contact/v3/users/:user_id/update_user_id",
+                          (Limit(20, 1.0),))
 USER_FIND_BY_DEPARTMENT = Endpoint("GET", "/open-apis/contact/v3/users/find_by_department")
 USER_BATCH_GET_ID = Endpoint("POST", "/open-apis/contact/v3/users/batch_get_id")
 

@@ -38,6 +38,7 @@ from orgsync.sandbox.ratelimit import (
     IM_PER_TARGET,
     RESURRECT,
     TIER_4,
+    UPDATE_USER_ID,
     USER_MOVE_OR_FREEZE,
     Bucket,
     SlidingWindowLimiter,
@@ -302,6 +303,8 @@ ROUTES: list[tuple[str, dict[str, ApiRoute]]] = [
                                                                  c.ids))}),
     (_U + "/batch_get_id", {"POST": ApiRoute(lambda t, c: t.batch_get_id(c.json_body(),
                                                                            c.ids))}),
+    (_U + f"/{_ID}/update_user_id", {"PATCH": ApiRoute(
+        lambda t, c: t.update_user_id(c.params["id"], c.json_body(), c.ids), UPDATE_USER_ID)}),
     (_U + f"/{_ID}/resurrect", {"POST": ApiRoute(
         lambda t, c: t.resurrect_user(c.params["id"], c.json_body(optional=True), c.ids),
         RESURRECT)}),

@@ -1256,6 +1256,32 @@ class Tenant:
             raise ApiError(41052, f"acceptor user id invalid: {ref}")
         return acceptor.open_id
 
+    def update_user_id(self, ref: str, body: JSON, ids: IdTypes) -> JSON:
+        """PATCH contact/v3/users/:id/update_user_id → ``{}`` (feishu-api-more.md §3,
+        /document/contact-v3/user/update_user_id).
+
+        ``new_user_id`` is required, at most 64 characters and unused in the tenant
+        (41011); 41009 when the user has neither email nor mobile. The id rule
+        checked for 41054 is the custom-id one Feishu documents for ``user_id`` at
+        create; how often an id may change (41013) is UNCONFIRMED and not modelled,
+        nor is updating a resigned user's id (UNCONFIRMED: the sandbox answers 42006).
+        """
+        user = self._user_for_api(ref, ids)
+        new_id = _opt_str(body, "new_user_id")
+        if not new_id:
+            raise ApiError(40001, "param error: new_user_id is required")
+        if len(new_id) > 64 or any(c.isspace() for c in new_id):
+            raise ApiError(41054, f"new user id invalid: {new_id}")
+        if user.resigned:
+            raise ApiError(42006, "user has resigned")
+        if not user.email and not user.mobile:
+            raise ApiError(41009, "user has neither email nor mobile")
+        self._check_unique(self._live_user_ids, new_id, user.open_id, 41011, "user_id")
+        self._unindex_user(user)
+        user.user_id = new_id
+        self._index_user(user)
+        return {}
+
     def resurrect_user(self, ref: str, body: JSON | None, ids: IdTypes) -> JSON:
         """POST contact/v3/users/:id/resurrect: within 30 days of resignation, no conflicts.
 

@@ -359,3 +359,21 @@ class TestDeleteAndResurrect:
         taken = {"mobile": "13000000001", "email": "alice@example.com", "user_id": "alice"}
         ok(api.post(U, params=CUSTOM, json={**body_for("bob", 2), field: taken[field]}))
         refused(api.post(f"{U}/{old['open_id']}/resurrect", json={}), code)
+
+
+def test_update_user_id(api: httpx.Client) -> None:
+    """PATCH users/:id/update_user_id (feishu-api-more.md §3): the same person under a new
+    id; the old id is gone; a taken, over-long or missing new id is refused."""
+    u1 = create(api, "u1", 1)
+    create(api, "u2", 2)
+    path = f"{U}/u1/update_user_id"
+    assert ok(api.patch(path, params=CUSTOM, json={"new_user_id": "u1-new"})) == {}
+    moved = ok(api.get(f"{U}/u1-new", params=CUSTOM))["user"]
+    assert moved["open_id"] == u1["open_id"]
+    refused(api.get(f"{U}/u1", params=CUSTOM), 99992360)
+    new = f"{U}/u1-new/update_user_id"
+    refused(api.patch(new, params=CUSTOM, json={"new_user_id": "u2"}), 41011)
+    refused(api.patch(new, params=CUSTOM, json={"new_user_id": "x" * 65}), 41054)
+    refused(api.patch(new, params=CUSTOM, json={}), 40001)
+    refused(api.patch(f"{U}/nobody/update_user_id", params=CUSTOM, json={"new_user_id": "n"}),
+            99992360)
