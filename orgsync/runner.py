@@ -197,6 +197,10 @@ async def find_existing(config: Config, data: SourceData, state: DirectoryState
             conflicts.append(Issue("employee", e.key, "email", f"matches Feishu user {uid}, "
                                    f"which orgsync already manages as {managed[uid]}",
                                    "error", where))
+            # ... and that person is accounted for by this row: never a leaver over it.
+            conflicts.append(Issue("employee", managed[uid], "key", f"Feishu user {uid} is "
+                                   f"theirs, and the row of {e.key} matches it; left as they "
+                                   "are until the source says who is who", "error", where))
             continue
         adopt[e.key] = uid
     if adopt:

@@ -164,6 +164,25 @@ class TestChangedIds:
         assert ledger.load_state().users["HR-30"].feishu_id == "HR-30"
         assert plan_of(cfg, ledger).empty
 
+    def test_row_matching_a_managed_account_in_feishu_accounts_for_its_person(
+            self, sb: SandboxServer, tmp_path: Path, sandbox_api: httpx.Client) -> None:
+        """The email lookup before a create finds an account orgsync manages for someone the
+        source no longer holds by id (the mirror did not know the email: changed in Feishu):
+        a conflict for the row, and that person is held — not frozen."""
+        cfg, ledger, src = applied(sb, tmp_path)
+        reply = sandbox_api.patch("/open-apis/contact/v3/users/E00030",
+                                  params={"user_id_type": "user_id"},
+                                  json={"email": "moved@example.com"})
+        assert reply.json()["code"] == 0
+        edit(src, "E00030", employee_id="HR-30", email="moved@example.com",
+             mobile="+8613912345678")
+        plan = plan_of(cfg, ledger)
+        assert not kinds(plan, OpKind.USER_FREEZE, OpKind.USER_CREATE, OpKind.USER_ADOPT)
+        held = {i.key: i.reason for i in plan.issues if i.held}
+        assert held["HR-30"] == ("matches Feishu user E00030, which orgsync already manages "
+                                 "as E00030")
+        assert held["E00030"].startswith("Feishu user E00030 is theirs, and the row of HR-30")
+
     def test_two_rows_claiming_one_person_are_held_and_account_for_them(
             self, sb: SandboxServer, tmp_path: Path) -> None:
         """Ambiguity is a held conflict, never a guess — and never a leaver."""
