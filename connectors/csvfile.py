@@ -24,7 +24,9 @@ an :class:`~orgsync.issues.Issue` at ``file:line`` and its key is held. Ids,
 (``1.38E+10``: the digits are gone) are such bad cells.
 
 Hardening options: ``encoding: auto`` tries UTF-8 (with or without BOM), UTF-16
-(by its BOM) and GB18030, in that order; ``delimiter: auto`` picks the most
+(by its BOM) and GB18030, in that order, and refuses a file whose GB18030
+reading is not decisively plausible (:mod:`connectors.encoding`: a Big5 export
+decodes as GB18030 too, as mojibake); ``delimiter: auto`` picks the most
 frequent of ``,`` ``;`` tab ``|`` in the header line. ``department_path: <header>``
 instead of a ``departments`` file names a column of department paths
 (``研发中心/平台部/基础架构组``, split on ``path_separator``, default ``/``; several
