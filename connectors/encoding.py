@@ -17,6 +17,7 @@ saying so, rather than read on a guess.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections import Counter
 
@@ -27,6 +28,7 @@ CHOSEN = "gb18030"
 #: A reading this plausible, ahead of every other by ``MIN_LEAD``, is trusted.
 MIN_PLAUSIBLE = 0.8
 MIN_LEAD = 0.25
+_ASCII = re.compile(r"[\x00-\x7f]+")
 
 
 def plausibility(text: str, codec: str) -> float:
@@ -34,8 +36,10 @@ def plausibility(text: str, codec: str) -> float:
     standard (1.0 when there are none)."""
     table, low, high = _LEVEL_ONE[codec]
     total = hits = 0
-    for ch, n in Counter(text).items():  # distinct characters: a few thousand at most
-        if ch < "\x80" or unicodedata.category(ch)[0] in "PZ":
+    # Distinct characters (a few thousand at most); ASCII dropped first, in C: counting
+    # every character of a 12 MB export costs four times as much.
+    for ch, n in Counter(_ASCII.sub("", text)).items():
+        if unicodedata.category(ch)[0] in "PZ":
             continue
         total += n
         try:
