@@ -24,7 +24,9 @@ an :class:`~orgsync.issues.Issue` at ``file:line`` and its key is held. Ids,
 (``1.38E+10``: the digits are gone) are such bad cells.
 
 Hardening options: ``encoding: auto`` tries UTF-8 (with or without BOM), UTF-16
-(by its BOM) and GB18030, in that order; ``delimiter: auto`` picks the most
+(by its BOM) and GB18030, in that order, and refuses a file whose GB18030
+reading is not decisively plausible (:mod:`connectors.encoding`: a Big5 export
+decodes as GB18030 too, as mojibake); ``delimiter: auto`` picks the most
 frequent of ``,`` ``;`` tab ``|`` in the header line. ``department_path: <header>``
 instead of a ``departments`` file names a column of department paths
 (``研发中心/平台部/基础架构组``, split on ``path_separator``, default ``/``; several
@@ -53,6 +55,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, ClassVar, Self, TypeVar
 
+from connectors.encoding import CHOSEN, decode_legacy_cjk
 from connectors.mapping import (
     EXCEL_NUMBER,
     FieldRule,
@@ -600,17 +603,7 @@ def _decode(path: Path, option: str, encoding: str) -> tuple[str, str]:
     except OSError as exc:
         raise SourceError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if encoding == "auto":
-        if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
-            candidates = ["utf-16"]
-        else:
-            candidates = ["utf-8-sig", "gb18030"]
-        for candidate in candidates:
-            try:
-                return data.decode(candidate), candidate
-            except UnicodeDecodeError as exc:
-                failure = exc
-        raise SourceError(f"{path}: cannot decode as {' or '.join(candidates)} (byte "
-                          f"{failure.start}: {failure.reason}); set source.encoding") from None
+        return _decode_auto(path, data)
     try:
         return data.decode(encoding), encoding
     except UnicodeDecodeError as exc:
@@ -618,6 +611,30 @@ def _decode(path: Path, option: str, encoding: str) -> tuple[str, str]:
         raise SourceError(
             f"{path}: cannot decode as {encoding} at byte {exc.start}: {exc.reason}{hint}"
         ) from None
+
+
+def _decode_auto(path: Path, data: bytes) -> tuple[str, str]:
+    """``encoding: auto`` (see the module docstring and :mod:`connectors.encoding`)."""
+    tried = "utf-16" if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "utf-8-sig"
+    try:
+        return data.decode(tried), tried
+    except UnicodeDecodeError as exc:
+        failure = exc
+    text, scores = (None, {}) if tried == "utf-16" else decode_legacy_cjk(data)
+    if text is not None:
+        return text, CHOSEN
+    if scores.get(CHOSEN) is None:
+        tried += "" if tried == "utf-16" else f" or {CHOSEN}"
+        raise SourceError(f"{path}: cannot decode as {tried} ({failure.encoding} byte "
+                          f"{failure.start}: {failure.reason}); set source.encoding") from None
+    readings = "; ".join(f"as {c}, {s:.0%}" if s is not None else f"not as {c}"
+                         for c, s in scores.items())
+    likely = sorted(scores, key=lambda c: -(scores[c] or 0.0))
+    raise SourceError(
+        f"{path}: encoding: auto cannot tell this file's encoding with confidence: it is not "
+        f"UTF-8, and the share of its non-ASCII letters that are common hanzi reads {readings}. "
+        f"Nothing was read. Set source.encoding to the encoding the file was saved in, one of "
+        f"{', '.join(likely)} (most plausible first)")
 
 
 def _sniff(text: str) -> str:

@@ -193,11 +193,13 @@ def approve(
     plan_id: Annotated[str, typer.Argument(help="The id of a held plan.")],
     config: ConfigOpt = Path("orgsync.yaml"),
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
+    accept_shrink: AcceptShrink = False,
 ) -> None:
     """Release exactly one held plan, then apply.
 
     If the source changed since, the new plan differs from the approved one and
-    is checked afresh (and may be held again under a new id).
+    is checked afresh (and may be held again under a new id). A plan made with
+    --accept-shrink is approved with --accept-shrink too.
     """
 
     def go() -> None:
@@ -207,7 +209,7 @@ def approve(
         out.print(f"Plan {plan_id} approved.")
 
     _guard(go)
-    _apply(config, yes=yes, accept_shrink=False)
+    _apply(config, yes=yes, accept_shrink=accept_shrink)
 
 
 def _apply(config: Path, *, yes: bool, accept_shrink: bool) -> None:

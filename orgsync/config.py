@@ -120,11 +120,18 @@ class SyncConfig:
 class SafetyConfig:
     """Guards checked before anything is written (see :mod:`orgsync.safety`).
 
-    Removals are deletes and freezes of active users in one plan; a plan over a
-    count *or* a fraction of the managed set is held until ``orgsync approve``.
-    Fractions apply once orgsync manages at least ``min_managed`` entities.
-    Defaults sit between Entra's 500-object delete threshold and Okta's 20 %
-    safeguard: a normal week's churn passes, a broken filter does not.
+    Removals are deletes (those at the end of a grace period included) and
+    freezes of users in one plan; a plan over a count *or* a fraction of the
+    managed set is held until ``orgsync approve``. Fractions apply once orgsync
+    manages at least ``min_managed`` entities. Defaults sit between Entra's
+    500-object delete threshold and Okta's 20 % safeguard: a normal week's churn
+    passes, a broken filter does not.
+
+    Churn: more leavers (freezes + deletes of active users) in one run than
+    ``max(churn_factor × the median of the last churn_window applied runs'
+    leavers, churn_floor)`` is held. Identity: more than
+    ``max_identity_change_fraction`` of the managed users changing name, email
+    or mobile in one run is held.
     """
 
     max_user_removals: int = 500
@@ -133,6 +140,10 @@ class SafetyConfig:
     max_department_delete_fraction: float = 0.20
     min_managed: int = 50
     max_source_shrink: float = 0.30
+    churn_factor: float = 3.0
+    churn_window: int = 8
+    churn_floor: int = 10
+    max_identity_change_fraction: float = 0.30
     protected_users: tuple[str, ...] = ()
     protected_departments: tuple[str, ...] = ()
 
@@ -686,6 +697,12 @@ def _parse_safety(s: _Section) -> SafetyConfig:
         min_managed=s.number("min_managed", d.min_managed, minimum=0),
         max_source_shrink=s.number("max_source_shrink", d.max_source_shrink,
                                    minimum=0.0, maximum=1.0),
+        churn_factor=s.number("churn_factor", d.churn_factor, minimum=0.0),
+        churn_window=s.number("churn_window", d.churn_window, minimum=1, maximum=1000),
+        churn_floor=s.number("churn_floor", d.churn_floor, minimum=0),
+        max_identity_change_fraction=s.number("max_identity_change_fraction",
+                                              d.max_identity_change_fraction,
+                                              minimum=0.0, maximum=1.0),
         protected_users=_patterns(s, "protected_users"),
         protected_departments=_patterns(s, "protected_departments"),
     )

@@ -274,6 +274,22 @@ class Ledger:
             s.add(row)
             s.commit()
 
+    def leaver_history(self, limit: int) -> list[int]:
+        """The leaver counts the last ``limit`` applied runs recorded, newest first.
+
+        A run records one (``leavers`` in its summary) when it applied a plan that
+        needed no approval (:func:`orgsync.runner.run_once`); plans, held,
+        cancelled and failed runs, approved plans and runs older than the record
+        have none, so they never move the churn guard's baseline.
+        """
+        with self._session() as s:
+            stmt = (select(RunRow.summary)
+                    .where(RunRow.status.in_(("ok", "partial")))  # type: ignore[attr-defined]
+                    .where(RunRow.summary.like('%"leavers":%'))  # type: ignore[attr-defined]
+                    .order_by(RunRow.started_at.desc())  # type: ignore[attr-defined]
+                    .limit(limit))
+            return [int(json.loads(summary)["leavers"]) for summary in s.exec(stmt)]
+
     def runs(self, limit: int = 20) -> list[RunRow]:
         """Most recent runs first."""
         with self._session() as s:

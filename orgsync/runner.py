@@ -38,7 +38,7 @@ from orgsync.model import Status
 from orgsync.plan import Plan
 from orgsync.reader import read_directory
 from orgsync.reconcile import apply_renames, reconcile
-from orgsync.safety import check_source, plan_violations
+from orgsync.safety import check_source, leavers, plan_violations
 from orgsync.state import DirectoryState, Lifecycle, MirrorDepartment, MirrorUser
 from orgsync.validate import validate
 
@@ -258,6 +258,7 @@ class Planned:
 
     plan: Plan
     state: DirectoryState
+    active: int  # the source's active employees: the shrink guard's next baseline
 
 
 async def make_plan(config: Config, ledger: Ledger, *, full: bool = False,
@@ -314,8 +315,7 @@ async def make_plan(config: Config, ledger: Ledger, *, full: bool = False,
     plan = diff(data, state, policy)
     log.info("plan.ready", plan_id=plan.plan_id, operations=len(plan.operations),
              held=sum(1 for i in plan.issues if i.severity == "error"), full=full)
-    ledger.set_meta("last_good_employees", str(data.snapshot.active_count()))
-    return Planned(plan, state)
+    return Planned(plan, state, data.snapshot.active_count())
 
 
 async def apply_plan(config: Config, ledger: Ledger, plan: Plan, *, run_id: str,
@@ -413,7 +413,8 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
         outcome = RunOutcome(run_id, plan)
         if show is not None:
             show(plan)
-        reasons = plan_violations(plan, planned.state, config.safety)
+        reasons = plan_violations(plan, planned.state, config.safety,
+                                  ledger.leaver_history(config.safety.churn_window))
         approved = ledger.plan_status(plan.plan_id) == "approved"
         if reasons and not approved:
             ledger.hold_plan(plan.plan_id, plan.checksum, reasons, plan.summary())
@@ -440,10 +441,16 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
         if apply:  # also on an empty plan: welcomes still owed are retried
             await send_messages(config, ledger, outcome, now)
         summary: dict[str, int] = dict(plan.summary())
+        if apply and not approved:  # the churn guard's history (Ledger.leaver_history)
+            summary["leavers"] = leavers(plan, planned.state)
         if outcome.result is not None:
             summary.update({f"ops_{k}": v for k, v in outcome.result.summary().items()})
         status = "ok" if outcome.exit_code == EXIT_OK else "partial"
         ledger.finish_run(run_id, status, plan_id=plan.plan_id, summary=summary)
+        if apply and status == "ok":
+            # Only a source that was applied in full confirms the guard's baseline: a plan,
+            # a held, refused, cancelled or failed run, or a partial apply never moves it.
+            ledger.set_meta("last_good_employees", str(planned.active))
         return outcome
     except PlanHeld:
         raise

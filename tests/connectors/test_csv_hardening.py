@@ -11,6 +11,7 @@ import pytest
 from connectors.csvfile import CsvConnector
 from orgsync.errors import ConfigError, SourceError
 from orgsync.model import EmployeeType, Status
+from orgsync.synth import generate_org, write_csv
 from orgsync.validate import validate
 
 EMP_HEADER = ("employee_id,name,en_name,email,mobile,department_ids,manager_id,job_title,"
@@ -70,6 +71,35 @@ class TestEncodingsAndDelimiters:
                          encoding="auto", department_path="部门")
         with pytest.raises(SourceError, match=r"cannot decode as utf-8-sig or gb18030"):
             conn.read()
+
+    def test_auto_reads_gb18030_and_refuses_big5_it_would_misread(self, tmp_path: Path) -> None:
+        """A zh-CN export (GB18030) of 200 generated people is read. Big5 bytes decode as
+        GB18030 too, as mojibake: auto refuses that file, naming the candidates (most
+        plausible first) and the remedy; the explicit encoding reads it."""
+        write_csv(generate_org(employees=200, departments=20, levels=4), tmp_path / "gb")
+        for name in ("departments.csv", "employees.csv"):
+            path = tmp_path / "gb" / name
+            path.write_bytes(path.read_text(encoding="utf-8").encode("gb18030"))
+        gb = CsvConnector.from_config({"departments": "departments.csv", "employees":
+                                       "employees.csv", "encoding": "auto"},
+                                      base_dir=tmp_path / "gb", file="orgsync.yaml")
+        data = gb.read()
+        assert (len(data.snapshot.employees), data.issues) == (200, [])
+
+        text = (PATH_HEADER.replace("部门", "部門") + "\n" + "".join(
+            f"E{i},{name},,,1380013800{i},營運處/資訊部,,資深工程師,,,台北,\n"
+            for i, name in enumerate(("陳志明", "林淑芬", "黃建國", "張雅婷", "李宗翰"))))
+        conn = connector(tmp_path, {"employees.csv": text.encode("big5")},
+                         encoding="auto", department_path="部門")
+        with pytest.raises(SourceError) as err:
+            conn.read()
+        assert str(err.value) == (
+            f"{tmp_path / 'employees.csv'}: encoding: auto cannot tell this file's encoding with "
+            "confidence: it is not UTF-8, and the share of its non-ASCII letters that are common "
+            "hanzi reads as gb18030, 32%; as big5, 100%. Nothing was read. Set source.encoding "
+            "to the encoding the file was saved in, one of big5, gb18030 (most plausible first)")
+        big5 = connector(tmp_path, {}, encoding="big5", department_path="部門")
+        assert big5.read().snapshot.employees["E0"].name == "陳志明"
 
 
 class TestExcelDamage:
