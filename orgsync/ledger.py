@@ -584,13 +584,22 @@ class Ledger:
     # ------------------------------------------------------------ held plans
     def hold_plan(self, plan_id: str, checksum: str, reasons: list[str],
                   summary: Mapping[str, int]) -> None:
-        """Store a held plan (again: holding the same plan twice keeps one row)."""
+        """Store a held plan (again: holding the same plan twice keeps one row).
+
+        A plan that was approved and applied, and comes back (some of its writes
+        failed), is held again: an approval releases one apply, not every later one.
+        """
         with self._session() as s:
             row = s.get(HeldPlanRow, plan_id)
             if row is None:
                 s.add(HeldPlanRow(plan_id=plan_id, checksum=checksum,
                                   reasons=json.dumps(reasons, ensure_ascii=False),
                                   summary=json.dumps(dict(summary)), created_at=self.now()))
+                s.commit()
+            elif row.status == "applied":
+                row.status, row.approved_at = "held", None
+                row.reasons = json.dumps(reasons, ensure_ascii=False)
+                s.add(row)
                 s.commit()
 
     def approve_plan(self, plan_id: str) -> bool:

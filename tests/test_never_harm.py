@@ -11,8 +11,8 @@ import contextlib
 import csv
 import random
 from collections.abc import Callable
-from pathlib import Path
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -310,3 +310,16 @@ def test_corrupted_sources_never_freeze_or_delete_anyone(sb: SandboxServer,
             assert not [u for o, u in users_by_open_id(sb).items()
                         if o in open_ids and gone(u)]
     assert (tried, refused > 0) == (30, True)
+
+
+def test_an_approval_releases_one_apply(tmp_path: Path) -> None:
+    """A plan approved and applied that comes back (some writes failed) is held again and
+    listed as held: the approval is spent."""
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    ledger.hold_plan("p1", "c", ["11 user removals exceed …"], {"user.freeze": 11})
+    assert ledger.approve_plan("p1")
+    ledger.mark_plan_applied("p1")
+    assert [p.plan_id for p in ledger.held_plans()] == []
+    ledger.hold_plan("p1", "c", ["11 user removals exceed …"], {"user.freeze": 11})
+    assert ledger.plan_status("p1") == "held"
+    assert [p.plan_id for p in ledger.held_plans()] == ["p1"]
