@@ -230,10 +230,10 @@ class Ledger:
             self.engine: Engine = make_engine(url)
             migrations.upgrade(self.engine)
             self._sql = _Statements(self.engine.dialect.name)
-            with Session(self.engine) as s:
-                if s.get(MetaRow, "schema_version") is None:
-                    s.add(MetaRow(key="schema_version", value=str(SCHEMA_VERSION)))
-                    s.commit()
+            if self.get_meta("schema_version") is None:
+                with self.engine.begin() as c:  # once, even when replicas start together
+                    c.execute(text("INSERT INTO meta (key, value) VALUES ('schema_version', :v)"
+                                   " ON CONFLICT (key) DO NOTHING"), {"v": str(SCHEMA_VERSION)})
         except LedgerError:
             raise
         except Exception as exc:
