@@ -260,6 +260,7 @@ def status(config: ConfigOpt = Path("orgsync.yaml")) -> None:
             state = ledger.load_state()
             runs = ledger.runs(limit=1)
             held = ledger.held_plans()
+            unknown = ledger.notifications(status="unknown")
         live = state.live_users()
         frozen = sum(1 for u in live.values() if u.lifecycle.value == "frozen")
         out.print(f"Managed: {len(state.departments)} departments, {len(live)} users "
@@ -267,6 +268,8 @@ def status(config: ConfigOpt = Path("orgsync.yaml")) -> None:
         for h in held:
             out.print(f"Held plan {h.plan_id} since {h.created_at:%Y-%m-%d %H:%M}: "
                       f"{'; '.join(json.loads(h.reasons))} — 'orgsync approve {h.plan_id}'")
+        for n in unknown:
+            out.print(f"Message {n.event}: delivery unknown — {n.message}")
         if runs:
             r = runs[0]
             out.print(f"Last run: {r.id} {r.mode} {r.status} at {r.started_at:%Y-%m-%d %H:%M:%S}"

@@ -119,9 +119,14 @@ class NotificationRow(SQLModel, table=True):
     ``<kind>@<qualifier>…:<target>`` for an event that can happen to one target
     more than once (``leaver_note@<run id>:E0001``; see :func:`event_kind_target`);
     ``uuid`` is Feishu's dedup key for it. ``status``: ``pending`` (not sent yet:
-    not due, or the receiver cannot be reached yet), ``sent``, ``expired`` (still
-    unreachable after the retry window), ``failed`` (Feishu refused it for good)
-    or ``cancelled`` (nobody left to send it to).
+    not due, or the receiver cannot be reached yet), ``sending`` (an attempt began
+    and its answer was never recorded: a crash, or in flight), ``sent``, ``expired``
+    (still unreachable after the retry window), ``failed`` (Feishu refused it for
+    good), ``cancelled`` (nobody left to send it to) or ``unknown`` (an attempt
+    never confirmed, too old to be re-sent under its uuid: maybe delivered, maybe
+    not; see :mod:`orgsync.notify`). ``attempts`` counts sends begun;
+    ``last_tried_at`` is when the latest began — while ``sending``, the first
+    attempt still unanswered, which Feishu's dedup window counts from.
     """
 
     __tablename__ = "notifications"
@@ -230,10 +235,10 @@ class Ledger:
             self.engine: Engine = make_engine(url)
             migrations.upgrade(self.engine)
             self._sql = _Statements(self.engine.dialect.name)
-            with Session(self.engine) as s:
-                if s.get(MetaRow, "schema_version") is None:
-                    s.add(MetaRow(key="schema_version", value=str(SCHEMA_VERSION)))
-                    s.commit()
+            if self.get_meta("schema_version") is None:
+                with self.engine.begin() as c:  # once, even when replicas start together
+                    c.execute(text("INSERT INTO meta (key, value) VALUES ('schema_version', :v)"
+                                   " ON CONFLICT (key) DO NOTHING"), {"v": str(SCHEMA_VERSION)})
         except LedgerError:
             raise
         except Exception as exc:
@@ -656,36 +661,54 @@ class Ledger:
             s.commit()
             return row
 
-    def notifications(self, *, status: str | None = None,
+    def notifications(self, *, status: str | Sequence[str] | None = None,
                       kinds: Sequence[str] = ()) -> list[NotificationRow]:
-        """Notifications (with ``status``, of ``kinds``), oldest first."""
+        """Notifications (with ``status``, or one of several, of ``kinds``), oldest first."""
         with self._session() as s:
             stmt = select(NotificationRow).order_by(
                 NotificationRow.created_at, NotificationRow.event)  # type: ignore[arg-type]
             if status is not None:
-                stmt = stmt.where(NotificationRow.status == status)
+                statuses = (status,) if isinstance(status, str) else tuple(status)
+                stmt = stmt.where(NotificationRow.status.in_(statuses))  # type: ignore[attr-defined]
             if kinds:
                 stmt = stmt.where(NotificationRow.kind.in_(tuple(kinds)))  # type: ignore[attr-defined]
             return list(s.exec(stmt))
 
-    def settle_notification(self, event: str, status: str, *, tried: bool = True,
-                            code: int | None = None, message: str | None = None) -> None:
+    def attempt_notification(self, event: str, at: datetime) -> None:
+        """Record, before the send, that ``event``'s notification is being sent at ``at``.
+
+        The row becomes ``sending`` until :meth:`settle_notification` records the
+        answer; ``last_tried_at`` keeps the first unanswered attempt's time (a
+        re-send of a ``sending`` row does not move it).
+        """
+        with self._session() as s:
+            row = self._notification(s, event)
+            if row.status != "sending":
+                row.last_tried_at = at
+            row.status = "sending"
+            row.attempts += 1
+            s.add(row)
+            s.commit()
+
+    def settle_notification(self, event: str, status: str, *, code: int | None = None,
+                            message: str | None = None) -> None:
         """Record the outcome of an attempt (or a decision) on ``event``'s notification."""
         with self._session() as s:
-            row = s.get(NotificationRow, event)
-            if row is None:
-                raise LedgerError(f"unknown notification {event}")
-            now = self.now()
+            row = self._notification(s, event)
             row.status = status
             row.code = code
             row.message = message[:500] if message else None
-            if tried:
-                row.attempts += 1
-                row.last_tried_at = now
             if status == "sent":
-                row.sent_at = now
+                row.sent_at = self.now()
             s.add(row)
             s.commit()
+
+    @staticmethod
+    def _notification(s: Session, event: str) -> NotificationRow:
+        row = s.get(NotificationRow, event)
+        if row is None:
+            raise LedgerError(f"unknown notification {event}")
+        return row
 
     # ------------------------------------------------------------------ meta
     def get_meta(self, key: str) -> str | None:

@@ -31,8 +31,15 @@ resurrect, move, freeze or delete (:func:`arrivals`), so a crash right after the
 write still owes them (and a write the crash left unfinished is replanned and
 owes them when it is done, under the next run's id — never both); a ``sent`` row
 is never sent again; and each send carries a uuid derived from the event key, so
-a crash between Feishu's answer and the ledger update is deduplicated by Feishu
-(its window is 1 h).
+a crash between Feishu's answer and the ledger update is deduplicated by Feishu.
+
+At most once beyond that window: Feishu keeps one message per uuid for 1 hour
+only (:data:`UUID_WINDOW`). Each attempt is recorded (``sending``, with its time)
+before the send. An attempt whose answer was never recorded is sent again, with
+the same uuid, while it began less than :data:`RESEND_WITHIN` ago; after that it
+is settled ``unknown`` — it may have been delivered, and a re-send could deliver
+it twice — never sent again, and reported (run report, ``orgsync status``) so an
+admin can check by hand.
 
 What a message says is read from the ledger's mirror when it is delivered
 (normally right after the apply): the new manager of a transfer (the mirror
@@ -77,6 +84,15 @@ from orgsync.templates import Template
 
 log = structlog.get_logger("orgsync.notify")
 
+#: Feishu's IM send delivers at most one message per ``uuid`` within 1 hour
+#: (feishu-api.md §7.1, "uuid": "at most one successful send per uuid within 1 hour";
+#: the sandbox models it, see ``MESSAGE_UUID_WINDOW_S``).
+UUID_WINDOW = timedelta(hours=1)
+#: An unanswered attempt is re-sent under its uuid only this long after it began: the
+#: re-send, with its own retries and rate-limit waits, must reach Feishu inside the window.
+RESEND_WITHIN = UUID_WINDOW - timedelta(minutes=10)
+#: Statuses of a notification still owed (see :class:`orgsync.ledger.NotificationRow`).
+OPEN = ("pending", "sending")
 #: Codes that mean "this person cannot receive yet": kept pending and retried later.
 UNREACHABLE = frozenset({230013, 230034, 230035, 230053})
 #: Events about a new hire, sent on or after their start date.
@@ -130,17 +146,19 @@ class MessageAPI(Protocol):
 
 @dataclass(slots=True)
 class NotifyResult:
-    """What one delivery pass did, as event keys (``failed``: event → Feishu code)."""
+    """What one delivery pass did, as event keys (``failed``: event → Feishu code;
+    ``unknown``: attempts never confirmed, now past the uuid window)."""
 
     sent: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
     expired: list[str] = field(default_factory=list)
     failed: dict[str, int] = field(default_factory=dict)
+    unknown: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
         """True when anything was sent or settled (worth a line in a report)."""
-        return bool(self.sent or self.expired or self.failed)
+        return bool(self.sent or self.expired or self.failed or self.unknown)
 
 
 def arrivals(config: NotifyConfig, now: datetime, *, run_id: str,
@@ -218,15 +236,16 @@ def event_parts(event: str) -> tuple[str, tuple[str, ...], str]:
 
 async def deliver(config: NotifyConfig, ledger: Ledger, client: MessageAPI,
                   now: datetime) -> NotifyResult:
-    """Send every pending people event (:data:`PEOPLE_KINDS`) that is due; settle the others.
+    """Send every owed people event (:data:`PEOPLE_KINDS`) that is due; settle the others.
 
-    Pending events are delivered even if their switch (``transfer_notes``,
+    Owed events are delivered even if their switch (``transfer_notes``,
     ``leaver_notes``) was turned off since they were owed. Never raises for a
-    Feishu answer: each outcome is recorded on its row.
+    Feishu answer: each outcome is recorded on its row. ``now`` also dates the
+    attempts (see the module docstring on the uuid window).
     """
     result = NotifyResult()
     state = ledger.load_state()
-    rows = ledger.notifications(status="pending", kinds=PEOPLE_KINDS)
+    rows = ledger.notifications(status=OPEN, kinds=PEOPLE_KINDS)
     gate = asyncio.Semaphore(_SENDERS)
 
     async def one(row: NotificationRow) -> None:
@@ -234,7 +253,7 @@ async def deliver(config: NotifyConfig, ledger: Ledger, client: MessageAPI,
             await _deliver_one(config, ledger, client, state, row, now, result)
 
     await asyncio.gather(*(one(r) for r in rows))
-    for bucket in (result.sent, result.pending, result.expired):
+    for bucket in (result.sent, result.pending, result.expired, result.unknown):
         bucket.sort()
     return result
 
@@ -242,6 +261,9 @@ async def deliver(config: NotifyConfig, ledger: Ledger, client: MessageAPI,
 async def _deliver_one(config: NotifyConfig, ledger: Ledger, client: MessageAPI,
                        state: DirectoryState, row: NotificationRow, now: datetime,
                        result: NotifyResult) -> None:
+    if unconfirmed(ledger, row, now):
+        result.unknown.append(row.event)
+        return
     kind, qualifiers, _ = event_parts(row.event)
     user = state.users.get(row.target)
     why_not = _why_not(kind, user, now)
@@ -249,14 +271,14 @@ async def _deliver_one(config: NotifyConfig, ledger: Ledger, client: MessageAPI,
         result.pending.append(row.event)  # a pre-hire: not their first day yet
         return
     if why_not is not None or user is None:
-        ledger.settle_notification(row.event, "cancelled", tried=False, message=why_not)
+        ledger.settle_notification(row.event, "cancelled", message=why_not)
         return
     created = row.created_at.date()
     start = user.record.join_date if kind in ARRIVAL_KINDS else None
     deadline = max(created, start or created) + timedelta(days=config.retry_days)
     receiver = _receiver(config, state, kind, user)
     if receiver is None:
-        ledger.settle_notification(row.event, "cancelled", tried=False,
+        ledger.settle_notification(row.event, "cancelled",
                                    message="nobody to send it to (no manager, or the "
                                            "manager left)")
         return
@@ -265,6 +287,7 @@ async def _deliver_one(config: NotifyConfig, ledger: Ledger, client: MessageAPI,
     values = {**variables(state, user, config.links),
               **extra_variables(state, kind, qualifiers, created)}
     content = template.render(values, config.language)
+    ledger.attempt_notification(row.event, now)
     try:
         await client.send_message(receive_id_type=receiver[0], receive_id=receiver[1],
                                   msg_type=template.msg_type, content=content, uuid=row.uuid)
@@ -284,6 +307,20 @@ async def _deliver_one(config: NotifyConfig, ledger: Ledger, client: MessageAPI,
         return
     ledger.settle_notification(row.event, "sent")
     result.sent.append(row.event)
+
+
+def unconfirmed(ledger: Ledger, row: NotificationRow, now: datetime) -> bool:
+    """True when ``row``'s unanswered attempt is too old to re-send (:data:`RESEND_WITHIN`):
+    the row is then settled ``unknown``, and logged, instead of sent again."""
+    if row.status != "sending" or row.last_tried_at is None or \
+            now - row.last_tried_at < RESEND_WITHIN:
+        return False
+    ledger.settle_notification(row.event, "unknown", message=(
+        f"attempted at {row.last_tried_at:%Y-%m-%d %H:%M} UTC, never confirmed; not re-sent "
+        "after Feishu's 1-hour uuid window (it may have been delivered: check by hand)"))
+    log.warning("notify.delivery_unknown", notification=row.event,
+                attempted=row.last_tried_at.isoformat())
+    return True
 
 
 def _why_not(kind: str, user: MirrorUser | None, now: datetime) -> str | None:
@@ -400,9 +437,14 @@ def report_text(run_id: str, plan: Plan, result: ApplyResult | None,
             lines.append(f"  {i.entity} {i.key}: {i.reason}")
     if notified is not None:
         lines.append(f"messages: sent {len(notified.sent)}, waiting {len(notified.pending)}, "
-                     f"expired {len(notified.expired)}, failed {len(notified.failed)}")
+                     f"expired {len(notified.expired)}, failed {len(notified.failed)}"
+                     + (f", delivery unknown {len(notified.unknown)}" if notified.unknown
+                        else ""))
         for event in notified.expired:
             lines.append(f"  expired {event}: the receiver was never reachable")
+        for event in notified.unknown:
+            lines.append(f"  delivery unknown {event}: sent once without a confirmation, not "
+                         "re-sent (check with the receiver)")
         for event, code in sorted(notified.failed.items()):
             lines.append(f"  failed {event}: code {code}")
     return "\n".join(lines)
@@ -423,13 +465,18 @@ async def send_admin(config: NotifyConfig, ledger: Ledger, client: MessageAPI, e
                      text: str) -> bool:
     """Send ``text`` to the admin chat once per ``event``; True when it is (now or before) sent.
 
-    Never raises for a Feishu answer (the row records it).
+    Never raises for a Feishu answer (the row records it). Like people events, an
+    attempt left unanswered past the uuid window is settled ``unknown``, never re-sent.
     """
     if not config.admin_chat_id:
         return False
     row = ledger.owe_notification(event)
     if row.status == "sent":
         return True
+    now = ledger.now()
+    if row.status == "unknown" or unconfirmed(ledger, row, now):
+        return False
+    ledger.attempt_notification(event, now)
     try:
         await client.send_message(receive_id_type="chat_id", receive_id=config.admin_chat_id,
                                   msg_type="text", content={"text": text}, uuid=row.uuid)

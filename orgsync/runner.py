@@ -351,7 +351,7 @@ async def send_messages(config: Config, ledger: Ledger, outcome: RunOutcome,
     """
     if not config.notify.enabled:
         return
-    if outcome.plan.empty and not ledger.notifications(status="pending",
+    if outcome.plan.empty and not ledger.notifications(status=notify.OPEN,
                                                        kinds=notify.PEOPLE_KINDS):
         outcome.notified = notify.NotifyResult()
         return  # the usual quiet run: no Feishu client, no token

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -13,8 +17,10 @@ from typing import Any
 import lark_oapi as lark
 import pytest
 from lark_oapi.api.im.v1 import CreateMessageRequest, CreateMessageRequestBody
+from typer.testing import CliRunner
 
 from orgsync import notify
+from orgsync.cli import app as cli_app
 from orgsync.config import Config, config_from_dict
 from orgsync.errors import ConfigError, PlanHeld, SourceError
 from orgsync.feishu import FeishuClient
@@ -32,6 +38,9 @@ from orgsync.sandbox import SandboxServer
 from orgsync.synth import generate_org, write_csv
 from orgsync.templates import BUILTIN_VARIABLES, TemplateError, parse_template
 from tests.sandbox_run import SCALE, config, run
+from tests.torture.harness import config_dict
+
+ROOT = Path(__file__).resolve().parents[1]
 
 ORG = generate_org(employees=30, departments=6, levels=3)
 T0 = datetime.now(UTC)
@@ -185,6 +194,90 @@ def test_crash_after_send_before_ledger_is_deduplicated(sb: SandboxServer, tmp_p
         asyncio.run(die())
     assert len(to_user(sb, e.key)) == 1
     run(cfg, ledger, T0)
+    assert len(to_user(sb, e.key)) == 1
+    assert len(to_user(sb, MANAGERS[0])) == 1
+    assert {r.status for r in ledger.notifications(kinds=notify.PEOPLE_KINDS)} == {"sent"}
+
+
+def _killed_between_send_and_record(sb: SandboxServer, tmp_path: Path, cfg: Config,
+                                    ledger: Ledger, admin: str) -> Employee:
+    """A joiner applied; then an ``orgsync apply`` process sends the welcome and the note —
+    the sandbox stores them and never answers — and is SIGKILLed before it hears back."""
+    e = joiner(1, MANAGERS[0], T0)
+    write_csv(with_people(e), tmp_path / "s")
+    planned = asyncio.run(make_plan(cfg, ledger, now=T0))
+    asyncio.run(apply_plan(cfg, ledger, planned.plan, run_id="r", now=T0))
+    doc = config_dict(sb, tmp_path / "s", tmp_path / "l.db")
+    doc["feishu"]["app_secret"] = "${NOTIFY_TEST_SECRET}"
+    doc["notify"] = {"admin_chat_id": admin, "retry_days": 7}
+    conf = tmp_path / "orgsync.yaml"
+    conf.write_text(json.dumps(doc), encoding="utf-8")
+    before = len(messages(sb))  # the setup's run report
+    # Feishu stores each message, then hangs (5 s, shorter than the client's 10 s timeout)
+    sb.configure(fault_timeout=1.0, fault_after_apply=1.0, hang_seconds=5)
+    proc = subprocess.Popen([sys.executable, "-m", "orgsync.cli", "apply", "--yes", "-c",
+                             str(conf)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL,
+                            env={**os.environ, "NOTIFY_TEST_SECRET": sb.config.app_secret})
+    try:
+        deadline = time.monotonic() + 60
+        while len(messages(sb)) < before + 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        proc.kill()
+        proc.wait()
+    sb.configure(fault_timeout=0.0)
+    assert len(to_user(sb, e.key)) == 1
+    assert len(to_user(sb, MANAGERS[0])) == 1
+    return e
+
+
+def test_unconfirmed_message_is_not_sent_again_after_the_uuid_window(
+        sb: SandboxServer, tmp_path: Path, setup: tuple[Config, Ledger, str]) -> None:
+    """Killed between send and record; 61 minutes later Feishu would no longer deduplicate:
+    nothing is re-sent, both messages are "delivery unknown" in the report and the status."""
+    cfg, ledger, admin = setup
+    e = _killed_between_send_and_record(sb, tmp_path, cfg, ledger, admin)
+    sb.advance_clock(61 * 60)
+    later = datetime.now(UTC) + timedelta(minutes=61)
+    out = run(cfg, ledger, later)
+    assert len(to_user(sb, e.key)) == 1
+    assert len(to_user(sb, MANAGERS[0])) == 1
+    events = [f"manager_note:{e.key}", f"welcome:{e.key}"]
+    assert out.notified is not None
+    assert (out.notified.unknown, out.notified.sent) == (events, [])
+    assert {r.event: r.status for r in ledger.notifications(kinds=notify.PEOPLE_KINDS)} == {
+        ev: "unknown" for ev in events}
+    report = in_chat(sb, admin)[-1]
+    assert "delivery unknown 2" in report
+    for ev in events:
+        assert f"delivery unknown {ev}: sent once without a confirmation" in report
+    run(cfg, ledger, later + timedelta(days=1))
+    assert len(to_user(sb, e.key)) == 1
+    assert len(to_user(sb, MANAGERS[0])) == 1
+    result = CliRunner().invoke(cli_app, ["status", "-c", str(tmp_path / "orgsync.yaml")],
+                                env={"NOTIFY_TEST_SECRET": sb.config.app_secret})
+    assert result.exit_code == 0
+    shown = " ".join(result.output.split())
+    for ev in events:
+        assert f"Message {ev}: delivery unknown — attempted at " in shown
+
+
+def test_unconfirmed_message_is_resent_with_its_uuid_within_the_window(
+        sb: SandboxServer, tmp_path: Path, setup: tuple[Config, Ledger, str]) -> None:
+    """The attempt is in the ledger before the send; 30 minutes later the retry carries the
+    same uuid and Feishu keeps one message."""
+    cfg, ledger, admin = setup
+    started = datetime.now(UTC)
+    e = _killed_between_send_and_record(sb, tmp_path, cfg, ledger, admin)
+    rows = ledger.notifications(kinds=notify.PEOPLE_KINDS)
+    assert {r.status for r in rows} == {"sending"}
+    assert all(r.last_tried_at is not None and r.last_tried_at >= started - timedelta(seconds=1)
+               for r in rows)
+    sb.advance_clock(30 * 60)
+    out = run(cfg, ledger, datetime.now(UTC) + timedelta(minutes=30))
+    assert out.notified is not None
+    assert out.notified.sent == [f"manager_note:{e.key}", f"welcome:{e.key}"]
     assert len(to_user(sb, e.key)) == 1
     assert len(to_user(sb, MANAGERS[0])) == 1
     assert {r.status for r in ledger.notifications(kinds=notify.PEOPLE_KINDS)} == {"sent"}

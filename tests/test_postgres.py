@@ -113,15 +113,18 @@ class TestMigrations:
             ledger.close()
         assert BASELINE == "0001"
 
-    def test_two_processes_opening_a_new_postgres_ledger_at_once_both_succeed(
-            self, pg_url: str) -> None:
-        """The migration lock serialises first starts: no 'relation already exists' race."""
+    @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+    def test_four_openers_of_a_new_ledger_at_once_all_succeed(
+            self, backend: str, pg_url: str, tmp_path: Path) -> None:
+        """The migration lock serialises first starts: no 'relation already exists' race
+        (an advisory lock on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite)."""
+        url = pg_url if backend == "postgresql" else f"sqlite:///{tmp_path / 'l.db'}"
         errors: list[BaseException] = []
         ledgers: list[Ledger] = []
 
         def open_one() -> None:
             try:
-                ledgers.append(Ledger(pg_url))
+                ledgers.append(Ledger(url))
             except BaseException as exc:
                 errors.append(exc)
 

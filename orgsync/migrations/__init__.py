@@ -1,10 +1,11 @@
 """Schema migrations of the ledger (Alembic), run on start by :class:`orgsync.ledger.Ledger`.
 
 :func:`upgrade` brings any ledger, SQLite or PostgreSQL, to the newest revision.
-It is cheap when there is nothing to do (one query), takes a PostgreSQL advisory
-lock while it migrates so that two replicas starting together do not race, and
-adopts a ledger created before migrations existed (tables, but no
-``alembic_version``) as revision ``0001``.
+It is cheap when there is nothing to do (one query); otherwise the whole upgrade
+(every step and the version stamp) is one transaction holding a migration lock,
+so a process killed anywhere in it leaves the ledger as it was and two replicas
+starting together do not race. It adopts a ledger created before migrations
+existed (tables, but no ``alembic_version``) as revision ``0001``.
 
 Adding a table or a column
 --------------------------
@@ -20,7 +21,12 @@ Adding a table or a column
    batch mode). Read it, fix what autogenerate cannot know (data moves,
    server defaults for new NOT NULL columns on existing rows), keep it.
 3. ``tests/test_postgres.py::TestMigrations`` fails while the models and the
-   migrations disagree, on SQLite and on PostgreSQL.
+   migrations disagree, on SQLite and on PostgreSQL;
+   ``tests/torture/test_migration_crash.py`` kills the new revision's upgrade at
+   its statements and checks the next start completes it.
+
+A revision runs inside the upgrade's transaction: never commit in one, and keep
+SQLite's table rebuilds in ``op.batch_alter_table`` (they are transactional too).
 
 Revisions are never edited once released: a ledger in the field may already be
 at that revision.
@@ -31,6 +37,8 @@ from __future__ import annotations
 import re
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +52,7 @@ HERE = Path(__file__).resolve().parent
 BASELINE = "0001"
 """The revision whose tables a ledger created before migrations already has."""
 _LOCK_KEY = 0x6F72_6773_796E_6301  # "orgsync\x01": the migration lock, never the leader lock
+_SQLITE_WAIT_MS = 120_000  # a second process waits this long for a first one's migration
 
 
 def alembic_config(connection: Connection | None = None) -> AlembicConfig:
@@ -89,22 +98,59 @@ def current(connection: Connection) -> str | None:
 
 
 def upgrade(engine: Engine) -> str:
-    """Migrate the ledger at ``engine`` to the newest revision; returns that revision."""
+    """Migrate the ledger at ``engine`` to the newest revision; returns that revision.
+
+    Atomic: every step and the version stamp commit together (:func:`_migrating`),
+    so a process killed anywhere leaves the ledger at the revision it had, and the
+    next start migrates it from there.
+    """
     target = newest()
     if stamped(engine) == target:
         return target
     from alembic import command
 
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            # held to the end of this transaction: a second replica waits, then finds head
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+    with _migrating(engine) as conn:
         cfg = alembic_config(conn)
         tables = inspect(conn).get_table_names()
         if "alembic_version" not in tables and "runs" in tables:
             command.stamp(cfg, BASELINE)
         command.upgrade(cfg, "head")
     return target
+
+
+@contextmanager
+def _migrating(engine: Engine) -> Iterator[Connection]:
+    """A connection in one transaction that holds the migration lock until it commits.
+
+    PostgreSQL: DDL is transactional; an advisory lock held to the end of the
+    transaction makes a second replica wait, then find the newest revision.
+    SQLite: DDL is transactional too, but Python's sqlite3 driver begins its
+    implicit transactions only before INSERT/UPDATE/DELETE, so each CREATE or
+    ALTER would commit on its own (a kill between two left half a schema). The
+    driver's implicit transactions are switched off for this connection and
+    ``BEGIN IMMEDIATE`` opens the transaction instead, taking the write lock at
+    once: a second process waits for it (up to ``_SQLITE_WAIT_MS``).
+    """
+    with engine.connect() as conn:
+        if conn.dialect.name != "sqlite":
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+                yield conn
+            return
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        level = driver.isolation_level
+        wait = driver.execute("PRAGMA busy_timeout").fetchone()[0]
+        driver.isolation_level = None
+        driver.execute(f"PRAGMA busy_timeout={_SQLITE_WAIT_MS}")
+        try:
+            with conn.begin():
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                yield conn
+        finally:
+            driver.execute(f"PRAGMA busy_timeout={int(wait)}")
+            driver.isolation_level = level
 
 
 def pending_changes(engine: Engine) -> list[Any]:

@@ -1,5 +1,6 @@
 """Alembic environment for the ledger. Runs only through :func:`orgsync.migrations.upgrade`
-(or the ``revision`` helper), which hands in an open connection."""
+(or the ``revision`` helper), which hands in a connection already in the one transaction
+the whole upgrade commits in (Alembic then opens none of its own)."""
 
 from __future__ import annotations
 

@@ -37,6 +37,9 @@ MAX_DIRECT_MEMBERS = 10_000
 MAX_USER_DEPARTMENTS = 50
 MAX_BATCH = 50
 RESURRECT_WINDOW_S = 30 * 86_400
+# IM send: "at most one successful send per uuid within 1 hour"; chat create: one chat per
+# uuid + owner_id within 10 h (feishu-api.md §7.1 IM-SEND, §7.2 CHAT-CREATE). Both windows
+# run on the sandbox clock, so a test moving it past them sees a re-send delivered again.
 MESSAGE_UUID_WINDOW_S = 3_600
 CHAT_UUID_WINDOW_S = 36_000
 TOKEN_REUSE_MIN_S = 1_800
