@@ -11,8 +11,8 @@ import contextlib
 import csv
 import random
 from collections.abc import Callable
-from pathlib import Path
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
