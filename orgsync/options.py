@@ -32,7 +32,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, TypeVar, cast, overload
 
 from orgsync.errors import ConfigError
 
@@ -97,7 +97,7 @@ class Section:
         if value is None:
             if default is _REQUIRED:
                 raise self.missing(key)
-            return default  # type: ignore[no-any-return]
+            return cast(str | None, default)
         if not isinstance(value, str) or not (value.strip() if strip else value):
             raise self.error(key, f"expected a non-empty string, got {describe(value)}",
                              "quote the value if YAML reads it as something else")
