@@ -70,11 +70,13 @@ from connectors.mapping import (
     parse_rules,
     path_key,
 )
-from orgsync.errors import ConfigError, SourceError
+from connectors.source_options import mobile_region
+from orgsync.errors import SourceError
 from orgsync.heap import paused_gc
 from orgsync.identity import Identity
 from orgsync.issues import EntityKind, Issue, SourceData
 from orgsync.model import Department, Employee, EmployeeType, Snapshot, Status
+from orgsync.options import Section
 
 # canonical column -> required?
 DEPARTMENT_COLUMNS: dict[str, bool] = {
@@ -90,8 +92,6 @@ EMPLOYEE_COLUMNS: dict[str, bool] = {
 PATH_EMPLOYEE_COLUMNS: dict[str, bool] = {
     **EMPLOYEE_COLUMNS, "department_ids": False, "department_path": True,
 }
-_OPTIONS = ("departments", "employees", "columns", "delimiter", "encoding", "path_separator",
-            "mapping", "department_path", "mobile_region")
 _DELIMITERS = ",;\t|"
 
 _TYPES: dict[str, EmployeeType] = {
@@ -139,69 +139,52 @@ class CsvConnector:
     @classmethod
     def from_config(cls, options: Mapping[str, Any], *, base_dir: Path, file: str) -> Self:
         """Validate the ``source`` options; ConfigError with key ``source.<option>``."""
-
-        def error(key: str, message: str, remedy: str | None = None) -> ConfigError:
-            return ConfigError(message, file=file, key=f"source.{key}", remedy=remedy)
-
-        for key in sorted(options, key=str):
-            if key not in _OPTIONS:
-                close = difflib.get_close_matches(str(key), _OPTIONS, n=1)
-                raise error(str(key), "unknown option for a csv source",
-                            f"did you mean '{close[0]}'?" if close
-                            else f"known options: {', '.join(_OPTIONS)}")
+        opts = Section(options, name="source", file=file, base_dir=base_dir)
 
         def path(key: str) -> Path:
-            value = options.get(key)
-            if not isinstance(value, str) or not value.strip():
-                raise error(key, "is required: the path of the CSV file",
-                            f"e.g. {key}: hr/{key}.csv (relative to the config file)")
-            p = Path(value.strip()).expanduser()
-            return p if p.is_absolute() else base_dir / p
+            found = opts.path(key)
+            if found is None:
+                raise opts.missing(key, f"the path of the CSV file, e.g. {key}: hr/{key}.csv "
+                                        "(relative to the config file)")
+            return found
 
-        delimiter = options.get("delimiter", ",")
+        delimiter = opts.string("delimiter", ",", strip=False)
         if delimiter in ("tab", "\\t"):
             delimiter = "\t"
-        if delimiter != "auto" and (not isinstance(delimiter, str) or len(delimiter) != 1
-                                    or delimiter in "\r\n\""):
-            raise error("delimiter", f"{delimiter!r} is not a single-character delimiter",
-                        "use ',', ';', '|', 'tab' or 'auto'")
-        encoding = options.get("encoding", "utf-8-sig")
+        if delimiter != "auto" and (len(delimiter) != 1 or delimiter in "\r\n\""):
+            raise opts.error("delimiter", f"{delimiter!r} is not a single-character delimiter",
+                             "use ',', ';', '|', 'tab' or 'auto'")
+        encoding = opts.string("encoding", "utf-8-sig")
         try:
-            if not isinstance(encoding, str):
-                raise LookupError
             if encoding != "auto":
                 codecs.lookup(encoding)
         except LookupError:
-            raise error("encoding", f"unknown encoding {encoding!r}",
-                        "e.g. utf-8-sig (default), gb18030, utf-16, auto") from None
-        separator = options.get("path_separator", "/")
-        if not isinstance(separator, str) or not separator.strip() or separator in ";；":
-            raise error("path_separator", f"{separator!r} cannot separate department paths",
-                        "e.g. '/', '>' or '\\'")
-        region = options.get("mobile_region", "CN")
-        if not isinstance(region, str) or len(region) != 2:
-            raise error("mobile_region", f"{region!r} is not a two-letter region code",
-                        "e.g. CN, US, SG")
-        has_paths = options.get("department_path") is not None
-        departments = None if has_paths and options.get("departments") is None \
+            raise opts.error("encoding", f"unknown encoding {encoding!r}",
+                             "e.g. utf-8-sig (default), gb18030, utf-16, auto") from None
+        separator = opts.string("path_separator", "/", strip=False)
+        if not separator.strip() or separator in ";；":
+            raise opts.error("path_separator", f"{separator!r} cannot separate department paths",
+                             "e.g. '/', '>' or '\\'")
+        region = mobile_region(opts)
+        has_paths = opts.raw("department_path") is not None
+        departments = None if has_paths and opts.raw("departments") is None \
             else path("departments")
-        mapping, department_path = _parse_mapping(options, departments is not None, file, error)
-        columns = _parse_columns(options.get("columns"), error)
+        mapping, department_path = _parse_mapping(opts, departments is not None)
+        columns = _parse_columns(opts)
         if mapping is None and has_paths:
             if departments is not None:
-                raise error("department_path", "cannot be combined with a departments file",
-                            "remove one of them")
-            column = options["department_path"]
-            if not isinstance(column, str) or not column.strip():
-                raise error("department_path", "expected the header of the path column",
-                            "e.g. department_path: 部门")
+                raise opts.error("department_path", "cannot be combined with a departments file",
+                                 "remove one of them")
+            column = opts.string("department_path")
             columns = {**columns, "employees": {**columns.get("employees", {}),
-                                                "department_path": column.strip()}}
-        return cls(
+                                                "department_path": column}}
+        connector = cls(
             departments=departments, employees=path("employees"), columns=columns,
             delimiter=delimiter, encoding=encoding, path_separator=separator, mapping=mapping,
-            department_path=department_path, mobile_region=region.upper(),
+            department_path=department_path, mobile_region=region,
         )
+        opts.done()
+        return connector
 
     def read(self) -> SourceData:
         """Read both files; SourceError if either cannot be read as a whole."""
@@ -557,15 +540,15 @@ def _path_employee(separator: str, paths: list[str]
 
 
 def _parse_mapping(
-    options: Mapping[str, Any], has_departments: bool, file: str,
-    error: Callable[[str, str, str | None], ConfigError],
+    opts: Section, has_departments: bool,
 ) -> tuple[dict[str, dict[str, FieldRule]] | None, FieldRule | None]:
     """``mapping`` (+ ``department_path``) options of the mapping mode; (None, None) if absent."""
-    spec = options.get("mapping")
-    path_spec = options.get("department_path")
+    spec = opts.raw("mapping")
+    path_spec = opts.raw("department_path")
     if spec is None:
         return None, None
-    if options.get("columns") is not None:
+    error, file = opts.error, opts.file
+    if opts.raw("columns") is not None:
         raise error("columns", "cannot be combined with source.mapping",
                     "map headers in mapping.employees instead")
     if not isinstance(spec, Mapping):
@@ -687,9 +670,8 @@ def _column_index(path: Path, header: list[str], columns: dict[str, bool],
     return index
 
 
-def _parse_columns(
-    value: Any, error: Callable[[str, str, str | None], ConfigError]
-) -> dict[str, dict[str, str]]:
+def _parse_columns(opts: Section) -> dict[str, dict[str, str]]:
+    value, error = opts.raw("columns"), opts.error
     if value is None:
         return {}
     if not isinstance(value, Mapping):

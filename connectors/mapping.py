@@ -43,20 +43,18 @@ connector turns into an :class:`~orgsync.issues.Issue` naming the record.
 
 from __future__ import annotations
 
-import difflib
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any, Literal
 
-from orgsync.config import read_secret_file
 from orgsync.errors import ConfigError
 from orgsync.identity import Identity
 from orgsync.issues import EntityKind, Issue
 from orgsync.model import Department, Employee, EmployeeType, Status
+from orgsync.options import did_you_mean
 
 EMPLOYEE_FIELDS = (
     "key", "name", "en_name", "email", "mobile", "department_keys", "manager_key", "job_title",
@@ -578,10 +576,9 @@ def parse_rules(spec: Any, *, entity: EntityKind, base: Mapping[str, FieldRule] 
                           remedy="e.g. name: displayName")
     for name, rule_spec in spec.items():
         if name not in fields:
-            close = difflib.get_close_matches(str(name), fields, n=1)
             raise ConfigError("unknown canonical field", file=file, key=f"{key}.{name}",
-                              remedy=f"did you mean '{close[0]}'?" if close
-                              else f"known: {', '.join(fields)}")
+                              remedy=did_you_mean(str(name), fields)
+                              or f"known: {', '.join(fields)}")
         if rule_spec is None:
             rules.pop(name, None)
             continue
@@ -822,195 +819,3 @@ def split_path(path: str, separator: str = "/") -> list[str]:
 def path_key(path: str, separator: str = "/") -> str | None:
     """The department key :func:`departments_from_paths` gives ``path`` (None if empty)."""
     return separator.join(split_path(path, separator)) or None
-
-
-# --- options of mapping-based connectors ---------------------------------------------------------
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """``override`` on top of ``base`` (a preset): mappings merge key by key, the rest replaces.
-
-    An explicit ``None`` in ``override`` is kept, so a user can remove a preset's
-    mapping rule with ``field: null``.
-    """
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def with_preset(options: Mapping[str, Any], presets: Mapping[str, Mapping[str, Any]], *,
-                kind: str, file: str) -> Mapping[str, Any]:
-    """``options`` merged onto the preset they name (``source.preset``), if any.
-
-    An unknown preset is a ConfigError naming ``source.preset`` and the known ones.
-    """
-    name = options.get("preset")
-    if name is None:
-        return options
-    if name not in presets:
-        raise ConfigError(f"unknown {kind} preset {name!r}", file=file, key="source.preset",
-                          remedy=f"use one of {', '.join(presets)}")
-    return merge_preset(presets[name], options)
-
-
-def merge_preset(preset: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
-    """The user's ``options`` on top of a connector ``preset`` (:func:`deep_merge`).
-
-    A ``departments`` section whose ``from`` differs from the preset's replaces
-    the preset's section whole: the other style's options would not apply.
-    """
-    merged = deep_merge(preset, options)
-    mine, theirs = options.get("departments"), preset.get("departments")
-    if (isinstance(mine, Mapping) and isinstance(theirs, Mapping) and "from" in mine
-            and mine["from"] != theirs.get("from")):
-        merged["departments"] = dict(mine)
-    return merged
-
-
-class Options:
-    """One mapping of a connector's options, read key by key; :meth:`done` rejects the rest.
-
-    Every error is a :class:`ConfigError` with ``key="source.<dotted.path>"`` and
-    a remedy; secrets are never echoed.
-    """
-
-    def __init__(self, data: Any, *, name: str, file: str, base_dir: Path) -> None:
-        if data is None:
-            data = {}
-        if not isinstance(data, Mapping):
-            raise ConfigError("expected a mapping", file=file, key=name,
-                              remedy=f"write '{name.rpartition('.')[2]}:' then indented key: value lines")
-        self.data: Mapping[str, Any] = data
-        self.name = name
-        self.file = file
-        self.base_dir = base_dir
-        self.used: set[str] = set()
-
-    def key(self, key: str) -> str:
-        """The dotted config key of option ``key``."""
-        return f"{self.name}.{key}"
-
-    def error(self, key: str, message: str, remedy: str | None = None) -> ConfigError:
-        """A ConfigError for option ``key``."""
-        return ConfigError(message, file=self.file, key=self.key(key), remedy=remedy)
-
-    def raw(self, key: str, default: Any = None) -> Any:
-        """The option's value as written (``default`` when absent or null)."""
-        self.used.add(key)
-        value = self.data.get(key)
-        return default if value is None else value
-
-    def string(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
-        """A non-empty text option."""
-        value = self.raw(key)
-        if value is None:
-            if required:
-                raise self.error(key, "is required")
-            return default
-        if isinstance(value, bool) or not isinstance(value, str | int | float) or not str(value).strip():
-            raise self.error(key, "expected a non-empty text", "quote the value")
-        return str(value).strip()
-
-    def text(self, key: str, default: str) -> str:
-        """A text option with a default."""
-        value = self.string(key, default)
-        assert value is not None
-        return value
-
-    def integer(self, key: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
-        """A whole-number option within bounds."""
-        value = self.raw(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (
-                maximum is not None and value > maximum):
-            bounds = f">= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
-            raise self.error(key, f"expected a whole number {bounds}, got {value!r}")
-        return value
-
-    def number(self, key: str, default: float, *, minimum: float = 0.0) -> float:
-        """A number option, at least ``minimum``."""
-        value = self.raw(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-            raise self.error(key, f"expected a number >= {minimum}, got {value!r}")
-        return float(value)
-
-    def boolean(self, key: str, default: bool) -> bool:
-        """A true/false option."""
-        value = self.raw(key, default)
-        if not isinstance(value, bool):
-            raise self.error(key, f"expected true or false, got {value!r}")
-        return value
-
-    def choice(self, key: str, default: str, choices: Sequence[str]) -> str:
-        """One of ``choices``."""
-        value = self.raw(key, default)
-        if value not in choices:
-            close = difflib.get_close_matches(str(value), list(choices), n=1)
-            raise self.error(key, f"{value!r} is not one of {', '.join(choices)}",
-                             f"did you mean '{close[0]}'?" if close else None)
-        return str(value)
-
-    def secret(self, key: str, *, required: bool = True) -> str | None:
-        """``key`` (``${ENV}`` already substituted) or the content of ``key_file``; never echoed."""
-        value, path = self.raw(key), self.raw(f"{key}_file")
-        if value is not None and path is not None:
-            raise self.error(key, f"both '{key}' and '{key}_file' are set", "keep only one")
-        if path is not None:
-            if not isinstance(path, str) or not path.strip():
-                raise self.error(f"{key}_file", "expected a file path")
-            return read_secret_file(path.strip(), key=self.key(f"{key}_file"), file=self.file,
-                                    base_dir=self.base_dir)
-        if value is None:
-            if required:
-                raise self.error(key, "is required", f"set '{key}: ${{ENV_VAR}}' or '{key}_file'")
-            return None
-        if not isinstance(value, str) or not value.strip():
-            raise self.error(key, "expected a non-empty text", "check the variable it comes from")
-        return value.strip()
-
-    def mapping(self, key: str) -> Mapping[str, Any]:
-        """A nested mapping option (empty when absent)."""
-        value = self.raw(key, {})
-        if not isinstance(value, Mapping):
-            raise self.error(key, "expected a mapping")
-        return value
-
-    def sub(self, key: str) -> Options:
-        """A nested section, read with the same rules."""
-        return Options(self.raw(key), name=self.key(key), file=self.file, base_dir=self.base_dir)
-
-    def string_list(self, key: str) -> list[str]:
-        """A text or a list of texts."""
-        value = self.raw(key, [])
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, list) or not all(isinstance(i, str) and i.strip() for i in items):
-            raise self.error(key, "expected a text or a list of texts")
-        return [i.strip() for i in items]
-
-    def path(self, key: str) -> Path | None:
-        """A file path option, relative to the config file's directory."""
-        value = self.string(key)
-        if value is None:
-            return None
-        p = Path(value).expanduser()
-        return p if p.is_absolute() else self.base_dir / p
-
-    def done(self) -> None:
-        """Reject the options nobody read, with a did-you-mean."""
-        rest = (k for k, v in self.data.items() if k not in self.used and v is not None)
-        for key in sorted(rest, key=str):
-            close = difflib.get_close_matches(str(key), sorted(self.used), n=1)
-            raise self.error(str(key), "unknown option",
-                             f"did you mean '{close[0]}'?" if close
-                             else f"known options: {', '.join(sorted(self.used))}")
-
-
-def read_mapping(opts: Options, entity: EntityKind, section: str) -> dict[str, FieldRule]:
-    """The rule table at ``mapping.<section>`` (presets are merged into ``opts`` beforehand)."""
-    mapping = opts.sub("mapping")
-    spec = mapping.raw(section)
-    mapping.used.update(mapping.data)  # sibling sections are read by their own calls
-    return parse_rules(spec, entity=entity, file=opts.file, key=mapping.key(section))

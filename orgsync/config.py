@@ -16,17 +16,11 @@
     notify:  {enabled, language, retry_days, admin_chat_id, hr_chat_id, transfer_notes,
               transfer_to, leaver_notes, links, templates}
 
-Rules shared by every section:
-
-* ``${VAR}`` and ``${VAR:-default}`` are replaced in every string (``$${`` is a
-  literal ``${``). A variable that is unset, with no default, is an error naming
-  the key and the variable.
-* Secrets can come from a file: ``app_secret_file: /run/secrets/feishu`` reads
-  the file and strips it. Giving both ``x`` and ``x_file`` is an error.
-* Unknown keys are errors, with a did-you-mean.
-* Relative paths resolve against the config file's directory.
-* Every error is a :class:`~orgsync.errors.ConfigError` naming the file, the
-  dotted key and the remedy — and never a secret's value.
+Every key is read by :class:`orgsync.options.Section`, whose rules hold for the whole
+file (connectors' options included): ``${VAR}`` interpolation, null as absent, text
+accepted for numbers and booleans, ``x_file`` for secrets, paths relative to the
+config file, unknown keys refused with a did-you-mean, and every error a
+:class:`~orgsync.errors.ConfigError` naming the file, the dotted key and the remedy.
 
 Each section has one small parser (``_parse_<section>``) registered in
 :data:`_SECTIONS`; adding a section is adding a dataclass, a parser and a field.
@@ -34,18 +28,18 @@ Each section has one small parser (``_parse_<section>``) registered in
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, cast
 
 import yaml
 
 from orgsync.errors import ConfigError
+from orgsync.options import Section, describe, did_you_mean, interpolate
 from orgsync.templates import (
     ALL_VARIABLES,
     Template,
@@ -55,7 +49,6 @@ from orgsync.templates import (
 )
 
 CONFIG_VERSION = 1
-_MISSING: Any = object()
 _SECRET_HINT = re.compile(r"password|secret|token|credential|private", re.IGNORECASE)
 
 
@@ -310,155 +303,10 @@ def config_from_dict(
     return _build(data, file=file, base_dir=(base_dir or Path.cwd()).resolve(), path=None, env=env)
 
 
-def read_secret_file(
-    value: str, *, key: str, file: str, base_dir: Path
-) -> str:
-    """The stripped content of the secret file at ``value`` (relative to ``base_dir``).
-
-    For connectors that offer their own ``*_file`` options. Errors name the key
-    and the path, never the content.
-    """
-    path = Path(value)
-    if not path.is_absolute():
-        path = base_dir / path
-    try:
-        secret = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read secret file '{path}': {exc.strerror or exc}", file=file, key=key,
-            remedy="check the path and the file's permissions",
-        ) from None
-    if not secret:
-        raise ConfigError(f"secret file '{path}' is empty", file=file, key=key,
-                          remedy="write the secret into the file")
-    return secret
-
-
 # --- sections ------------------------------------------------------------------------------
 
 
-class _Section:
-    """One mapping of the config, read key by key; :meth:`done` rejects the leftovers."""
-
-    def __init__(self, data: Any, *, name: str, file: str, base_dir: Path) -> None:
-        if data is None:
-            data = {}
-        if not isinstance(data, Mapping):
-            raise ConfigError(
-                f"expected a mapping, got {_kind(data)}", file=file, key=name,
-                remedy=f"write '{name}:' followed by indented 'key: value' lines",
-            )
-        self.data: Mapping[str, Any] = data
-        self.name = name
-        self.file = file
-        self.base_dir = base_dir
-        self.used: set[str] = set()
-
-    def key(self, key: str) -> str:
-        return f"{self.name}.{key}" if self.name else key
-
-    def error(self, key: str, message: str, remedy: str | None = None) -> ConfigError:
-        return ConfigError(message, file=self.file, key=self.key(key), remedy=remedy)
-
-    def raw(self, key: str) -> Any:
-        self.used.add(key)
-        return self.data.get(key, _MISSING)
-
-    def string(self, key: str, default: Any = _MISSING) -> str:
-        value = self.raw(key)
-        if value is _MISSING or value is None:
-            if default is _MISSING:
-                raise self.error(key, "is required", f"add '{key}:' to the '{self.name}' section")
-            return cast(str, default)
-        if not isinstance(value, str) or not value.strip():
-            raise self.error(key, f"expected a non-empty string, got {_kind(value)}",
-                             "quote the value if YAML reads it as something else")
-        return value.strip()
-
-    def secret(self, key: str) -> str:
-        """``key`` itself, or the content of the file named by ``key_file``; never echoed."""
-        value, path = self.raw(key), self.raw(f"{key}_file")
-        if value is not _MISSING and path is not _MISSING:
-            raise self.error(key, f"both '{key}' and '{key}_file' are set",
-                             f"keep only one of '{key}' and '{key}_file'")
-        if path is not _MISSING:
-            if not isinstance(path, str) or not path.strip():
-                raise self.error(f"{key}_file", f"expected a file path, got {_kind(path)}",
-                                 f"e.g. {key}_file: /run/secrets/{key}")
-            return read_secret_file(path.strip(), key=self.key(f"{key}_file"), file=self.file,
-                                    base_dir=self.base_dir)
-        if value is _MISSING or value is None:
-            raise self.error(key, "is required",
-                             f"set '{key}' (e.g. '${{ENV_VAR}}') or '{key}_file'")
-        if not isinstance(value, str) or not value.strip():
-            raise self.error(key, "expected a non-empty string",
-                             "quote the value, or check the variable it comes from")
-        return value.strip()
-
-    def number(self, key: str, default: _N, *, minimum: float, maximum: float | None = None,
-               strict_minimum: bool = False) -> _N:
-        value = self.raw(key)
-        if value is _MISSING or value is None:
-            return default
-        kind = type(default)
-        try:
-            if isinstance(value, bool):
-                raise TypeError
-            if kind is int and isinstance(value, float) and not value.is_integer():
-                raise ValueError
-            number = kind(value.strip() if isinstance(value, str) else value)
-        except (TypeError, ValueError):
-            what, example = ("an integer", "3") if kind is int else ("a number", "2.5")
-            raise self.error(key, f"expected {what}, got {_kind(value)}",
-                             f"write e.g. {key}: {example}") from None
-        too_small = number <= minimum if strict_minimum else number < minimum
-        if too_small or (maximum is not None and number > maximum):
-            low = f"> {minimum}" if strict_minimum else f">= {minimum}"
-            high = f" and <= {maximum}" if maximum is not None else ""
-            raise self.error(key, f"{number} is out of range", f"use a value {low}{high}")
-        return number
-
-    def boolean(self, key: str, default: bool) -> bool:
-        value = self.raw(key)
-        if value is _MISSING or value is None:
-            return default
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in _BOOLEANS:
-            return _BOOLEANS[value.strip().lower()]
-        raise self.error(key, f"expected true or false, got {_kind(value)}",
-                         f"write {key}: true or {key}: false")
-
-    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self.raw(key)
-        if value is _MISSING or value is None:
-            return default
-        if isinstance(value, str) and value.strip().lower() in choices:
-            return value.strip().lower()
-        raise self.error(key, f"{_kind(value)} is not one of {', '.join(choices)}",
-                         _did_you_mean(str(value), choices) or f"use one of {', '.join(choices)}")
-
-    def done(self, *, allow_rest: bool = False) -> dict[str, Any]:
-        """Reject unknown keys (or, with ``allow_rest``, return them)."""
-        rest = {k: v for k, v in self.data.items() if k not in self.used}
-        if allow_rest:
-            self.used.update(rest)
-            return rest
-        for key in sorted(rest, key=str):
-            known = sorted(self.used)
-            raise self.error(
-                str(key), "unknown key",
-                _did_you_mean(str(key), known) or f"known keys: {', '.join(known)}",
-            )
-        return rest
-
-
-_N = TypeVar("_N", int, float)
-_BOOLEANS = {"true": True, "yes": True, "on": True, "1": True,
-             "false": False, "no": False, "off": False, "0": False}
-
-
-def _parse_feishu(s: _Section) -> FeishuConfig:
+def _parse_feishu(s: Section) -> FeishuConfig:
     base_url = s.string("base_url", FeishuConfig.base_url).rstrip("/")
     if not re.match(r"https?://[^/\s]+", base_url):
         raise s.error("base_url", f"'{base_url}' is not an http(s) URL",
@@ -475,14 +323,14 @@ def _parse_feishu(s: _Section) -> FeishuConfig:
     )
 
 
-def _parse_source(s: _Section) -> SourceConfig:
+def _parse_source(s: Section) -> SourceConfig:
     type_name = s.string("type")
-    options = s.done(allow_rest=True)
+    options = s.rest()
     return SourceConfig(type=type_name, options=MappingProxyType(options),
                         base_dir=s.base_dir, file=s.file)
 
 
-def _parse_ledger(s: _Section) -> LedgerConfig:
+def _parse_ledger(s: Section) -> LedgerConfig:
     url = s.string("url", LedgerConfig.url)
     if "://" not in url:
         raise s.error("url", f"'{_mask_url(url)}' is not a database URL",
@@ -490,7 +338,7 @@ def _parse_ledger(s: _Section) -> LedgerConfig:
     return LedgerConfig(url=_resolve_sqlite(url, s.base_dir))
 
 
-def _parse_sync(s: _Section) -> SyncConfig:
+def _parse_sync(s: Section) -> SyncConfig:
     action = s.choice("leaver_action", SyncConfig.leaver_action, ("delete", "freeze"))
     return SyncConfig(
         leaver_action=cast(Literal["delete", "freeze"], action),
@@ -504,7 +352,7 @@ def _parse_sync(s: _Section) -> SyncConfig:
     )
 
 
-def _parse_logging(s: _Section) -> LoggingConfig:
+def _parse_logging(s: Section) -> LoggingConfig:
     fmt = s.choice("format", LoggingConfig.format, ("auto", "console", "json"))
     return LoggingConfig(
         format=cast(Literal["auto", "console", "json"], fmt),
@@ -514,29 +362,9 @@ def _parse_logging(s: _Section) -> LoggingConfig:
     )
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _CRON_FIELDS = ("minute", "hour", "day", "month", "day_of_week")
 _WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 _MIN_TOKEN_LENGTH = 16
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from ``90``, ``2.5``, ``"30s"``, ``"15m"``, ``"1h30m"``, ``"500ms"`` or ``"1d"``.
-
-    Raises ``ValueError`` for anything else.
-    """
-    if isinstance(value, bool):
-        raise ValueError(f"not a duration: {value!r}")
-    if isinstance(value, int | float):
-        return float(value)
-    text = str(value).strip().replace(" ", "")
-    if re.fullmatch(r"\d+(?:\.\d+)?", text):
-        return float(text)
-    parts = _DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"not a duration: {value!r}")
-    return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
 
 
 def cron_fields(expr: str) -> dict[str, str]:
@@ -575,33 +403,14 @@ def _crontab_weekdays(field_: str) -> str:
     return ",".join([*names, *(d for d in _WEEKDAYS if d in days)])
 
 
-def _duration(s: _Section, key: str, default: float | None, *, minimum: float = 0.0,
-              allow_none: bool = False) -> float | None:
-    value = s.raw(key)
-    if value is _MISSING:
+def _cron(s: Section, key: str, default: str | None) -> str | None:
+    if not s.given(key):
         return default
-    if value is None:
-        if allow_none:
-            return None
-        raise s.error(key, "expected a duration, got nothing", f"write e.g. {key}: 30s")
-    try:
-        seconds = parse_duration(value)
-    except ValueError:
-        raise s.error(key, f"expected a duration, got {_kind(value)}",
-                      f"write e.g. {key}: 90, 30s, 15m, 1h30m") from None
-    if seconds < minimum:
-        raise s.error(key, f"{seconds:g}s is too short", f"use at least {minimum:g}s")
-    return seconds
-
-
-def _cron(s: _Section, key: str, default: str | None) -> str | None:
     value = s.raw(key)
-    if value is _MISSING:
-        return default
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip():
-        raise s.error(key, f"expected a cron expression, got {_kind(value)}",
+        raise s.error(key, f"expected a cron expression, got {describe(value)}",
                       "quote it, e.g. \"0 3 * * *\"")
     from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
 
@@ -613,15 +422,15 @@ def _cron(s: _Section, key: str, default: str | None) -> str | None:
     return value.strip()
 
 
-def _parse_daemon(s: _Section) -> DaemonConfig:
-    interval = _duration(s, "interval", None, minimum=1.0, allow_none=True)
+def _parse_daemon(s: Section) -> DaemonConfig:
+    interval = s.duration("interval", None, minimum=1.0)
     cron = _cron(s, "cron", None)
     if interval is not None and cron is not None:
         raise s.error("cron", "both 'interval' and 'cron' are set",
                       "keep one of them for incremental runs")
     if interval is None and cron is None:
         interval = DaemonConfig.interval
-    full_interval = _duration(s, "full_resync_interval", None, minimum=1.0, allow_none=True)
+    full_interval = s.duration("full_resync_interval", None, minimum=1.0)
     full_cron = _cron(s, "full_resync_cron",
                       None if full_interval is not None else DaemonConfig.full_resync_cron)
     if full_interval is not None and full_cron is not None:
@@ -639,29 +448,22 @@ def _parse_daemon(s: _Section) -> DaemonConfig:
     return DaemonConfig(
         interval=interval, cron=cron, full_resync_cron=full_cron,
         full_resync_interval=full_interval,
-        jitter=cast(float, _duration(s, "jitter", DaemonConfig.jitter)),
-        misfire_grace=cast(float, _duration(s, "misfire_grace", DaemonConfig.misfire_grace,
-                                            minimum=1.0)),
+        jitter=s.duration("jitter", DaemonConfig.jitter),
+        misfire_grace=s.duration("misfire_grace", DaemonConfig.misfire_grace, minimum=1.0),
         run_on_start=s.boolean("run_on_start", DaemonConfig.run_on_start),
-        shutdown_grace=cast(float, _duration(s, "shutdown_grace", DaemonConfig.shutdown_grace)),
-        ready_max_age=_duration(s, "ready_max_age", None, minimum=1.0, allow_none=True),
-        leader_poll=cast(float, _duration(s, "leader_poll", DaemonConfig.leader_poll,
-                                          minimum=0.05)),
+        shutdown_grace=s.duration("shutdown_grace", DaemonConfig.shutdown_grace),
+        ready_max_age=s.duration("ready_max_age", None, minimum=1.0),
+        leader_poll=s.duration("leader_poll", DaemonConfig.leader_poll, minimum=0.05),
         lock_name=s.string("lock_name", DaemonConfig.lock_name),
         timezone=tz,
     )
 
 
-def _parse_admin(s: _Section) -> AdminConfig:
-    token: str | None = None
-    if s.data.get("token") is not None or s.data.get("token_file") is not None:
-        token = s.secret("token")
-        if len(token) < _MIN_TOKEN_LENGTH:
-            raise s.error("token", f"the admin token is shorter than {_MIN_TOKEN_LENGTH} "
-                          "characters", "generate one, e.g. openssl rand -hex 32")
-    else:
-        s.raw("token")
-        s.raw("token_file")
+def _parse_admin(s: Section) -> AdminConfig:
+    token = s.secret("token", required=False)
+    if token is not None and len(token) < _MIN_TOKEN_LENGTH:
+        raise s.error("token", f"the admin token is shorter than {_MIN_TOKEN_LENGTH} "
+                      "characters", "generate one, e.g. openssl rand -hex 32")
     url = s.string("url", None)
     if url is not None and not re.match(r"https?://[^/\s]+", url):
         raise s.error("url", f"'{url}' is not an http(s) URL", "e.g. http://orgsync:8791")
@@ -673,17 +475,7 @@ def _parse_admin(s: _Section) -> AdminConfig:
     )
 
 
-def _patterns(s: _Section, key: str) -> tuple[str, ...]:
-    value = s.raw(key)
-    if value is _MISSING or value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise s.error(key, f"expected a list of patterns, got {_kind(value)}",
-                      f"write e.g. {key}: ['admin*', 'it-ops@example.com']")
-    return tuple(value)
-
-
-def _parse_safety(s: _Section) -> SafetyConfig:
+def _parse_safety(s: Section) -> SafetyConfig:
     d = SafetyConfig()
     return SafetyConfig(
         max_user_removals=s.number("max_user_removals", d.max_user_removals, minimum=0),
@@ -703,16 +495,16 @@ def _parse_safety(s: _Section) -> SafetyConfig:
         max_identity_change_fraction=s.number("max_identity_change_fraction",
                                               d.max_identity_change_fraction,
                                               minimum=0.0, maximum=1.0),
-        protected_users=_patterns(s, "protected_users"),
-        protected_departments=_patterns(s, "protected_departments"),
+        protected_users=s.strings("protected_users"),
+        protected_departments=s.strings("protected_departments"),
     )
 
 
-def _parse_lifecycle(s: _Section) -> LifecycleConfig:
+def _parse_lifecycle(s: Section) -> LifecycleConfig:
     d = LifecycleConfig()
     handover = s.raw("handover_to")
-    if handover is not _MISSING and handover is not None and not isinstance(handover, str):
-        raise s.error("handover_to", f"expected an employee id, got {_kind(handover)}",
+    if handover is not None and not isinstance(handover, str):
+        raise s.error("handover_to", f"expected an employee id, got {describe(handover)}",
                       "write e.g. handover_to: 'E0001' (quote ids YAML reads as numbers)")
     return LifecycleConfig(
         grace_days=s.number("grace_days", d.grace_days, minimum=0, maximum=3650),
@@ -722,13 +514,13 @@ def _parse_lifecycle(s: _Section) -> LifecycleConfig:
     )
 
 
-def _parse_notify(s: _Section) -> NotifyConfig:
+def _parse_notify(s: Section) -> NotifyConfig:
     enabled = s.boolean("enabled", bool(s.data))
     links_raw = s.raw("links")
     links: dict[str, str] = {}
-    if links_raw is not _MISSING and links_raw is not None:
+    if links_raw is not None:
         if not isinstance(links_raw, Mapping):
-            raise s.error("links", f"expected a mapping, got {_kind(links_raw)}",
+            raise s.error("links", f"expected a mapping, got {describe(links_raw)}",
                           "write e.g. links: {guide: 'https://…'}")
         for name, url in links_raw.items():
             if not isinstance(name, str) or not name.isidentifier() or \
@@ -736,18 +528,18 @@ def _parse_notify(s: _Section) -> NotifyConfig:
                 raise s.error(f"links.{name}", "is not a usable variable name",
                               "use a plain name that is not a built-in variable, e.g. guide")
             if not isinstance(url, str) or not url.strip():
-                raise s.error(f"links.{name}", f"expected a string, got {_kind(url)}")
+                raise s.error(f"links.{name}", f"expected a string, got {describe(url)}")
             links[name] = url.strip()
     templates_raw = s.raw("templates")
     templates: dict[str, Template] = {}
-    if templates_raw is not _MISSING and templates_raw is not None:
+    if templates_raw is not None:
         if not isinstance(templates_raw, Mapping):
-            raise s.error("templates", f"expected a mapping, got {_kind(templates_raw)}",
+            raise s.error("templates", f"expected a mapping, got {describe(templates_raw)}",
                           f"write one entry per event: {', '.join(NOTIFY_EVENTS)}")
         for event, raw in templates_raw.items():
             if event not in NOTIFY_EVENTS:
                 raise s.error(f"templates.{event}", "unknown event",
-                              _did_you_mean(str(event), NOTIFY_EVENTS)
+                              did_you_mean(str(event), NOTIFY_EVENTS)
                               or f"known events: {', '.join(NOTIFY_EVENTS)}")
             try:
                 templates[event] = parse_template(raw, event_variables(event,
@@ -764,37 +556,17 @@ def _parse_notify(s: _Section) -> NotifyConfig:
         admin_chat_id=s.string("admin_chat_id", None),
         hr_chat_id=s.string("hr_chat_id", None),
         transfer_notes=s.boolean("transfer_notes", NotifyConfig.transfer_notes),
-        transfer_to=_transfer_to(s),
+        transfer_to=cast(tuple[Literal["manager", "employee"], ...],
+                         s.choices("transfer_to", NotifyConfig.transfer_to, TRANSFER_RECEIVERS,
+                                   what="receivers")),
         leaver_notes=s.boolean("leaver_notes", NotifyConfig.leaver_notes),
         links=MappingProxyType(links),
         templates=MappingProxyType(templates),
     )
 
 
-def _transfer_to(s: _Section) -> tuple[Literal["manager", "employee"], ...]:
-    """``notify.transfer_to``: a receiver or a list of them, each once, at least one."""
-    raw = s.raw("transfer_to")
-    if raw is _MISSING or raw is None:
-        return NotifyConfig.transfer_to
-    items = [raw] if isinstance(raw, str) else raw
-    remedy = "write e.g. transfer_to: [manager, employee]"
-    if not isinstance(items, list) or not items:
-        raise s.error("transfer_to", f"expected a list of receivers, got {_kind(raw)}", remedy)
-    found: list[Literal["manager", "employee"]] = []
-    for i, item in enumerate(items):
-        value = item.strip().lower() if isinstance(item, str) else None
-        if value not in TRANSFER_RECEIVERS:
-            raise s.error(f"transfer_to[{i}]",
-                          f"{_kind(item)} is not one of {', '.join(TRANSFER_RECEIVERS)}",
-                          _did_you_mean(str(item), TRANSFER_RECEIVERS) or remedy)
-        receiver = cast(Literal["manager", "employee"], value)
-        if receiver not in found:
-            found.append(receiver)
-    return tuple(found)
-
-
 # section name -> (parser, required)
-_SECTIONS: dict[str, tuple[Callable[[_Section], Any], bool]] = {
+_SECTIONS: dict[str, tuple[Callable[[Section], Any], bool]] = {
     "feishu": (_parse_feishu, True),
     "source": (_parse_source, True),
     "ledger": (_parse_ledger, False),
@@ -813,20 +585,20 @@ def _build(data: Any, *, file: str, base_dir: Path, path: Path | None,
     if data is None:
         raise ConfigError("the config is empty", file=file,
                           remedy="start from config/example.yaml")
-    top = _Section(data, name="", file=file, base_dir=base_dir)
+    top = Section(data, name="", file=file, base_dir=base_dir)
     version = top.raw("version")
-    if version is _MISSING:
+    if version is None:
         raise top.error("version", "is missing", f"add 'version: {CONFIG_VERSION}' at the top")
     if version != CONFIG_VERSION or isinstance(version, bool):
         raise top.error("version", f"unsupported config version {version!r}",
                         f"this orgsync reads version {CONFIG_VERSION}")
-    values = _interpolate(dict(data), "", file, os.environ if env is None else env)
+    values = interpolate(dict(data), "", file, os.environ if env is None else env)
     parsed: dict[str, Any] = {}
     for name, (parser, required) in _SECTIONS.items():
         raw = top.raw(name)
-        if raw is _MISSING and required:
+        if raw is None and required:
             raise top.error(name, "section is missing", f"add a '{name}:' section")
-        section = _Section(None if raw is _MISSING else values[name], name=name, file=file,
+        section = Section(None if raw is None else values[name], name=name, file=file,
                            base_dir=base_dir)
         parsed[name] = parser(section)
         section.done()
@@ -835,49 +607,6 @@ def _build(data: Any, *, file: str, base_dir: Path, path: Path | None,
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-_REFERENCE = re.compile(
-    r"\$\$\{"                                            # escaped: a literal ${
-    r"|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}"
-    r"|(?P<bad>\$\{[^}]*\}?)"                            # anything else after ${
-)
-
-
-def _interpolate(value: Any, key: str, file: str, env: Mapping[str, str]) -> Any:
-    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string under ``value``."""
-    if isinstance(value, str):
-        if "${" not in value:
-            return value
-
-        def replace(m: re.Match[str]) -> str:
-            if m.group("bad") is not None:
-                raise ConfigError(
-                    f"malformed variable reference '{m.group('bad')}'", file=file, key=key,
-                    remedy="write ${NAME} or ${NAME:-default}; $${ for a literal ${",
-                )
-            name = m.group("name")
-            if name is None:
-                return "${"
-            got = env.get(name)
-            if got:
-                return got
-            if m.group("default") is not None:
-                return m.group("default")
-            if got is not None:
-                return got  # set but empty: the key's own check says what is wrong
-            raise ConfigError(
-                f"environment variable '{name}' is not set", file=file, key=key,
-                remedy=f"set {name}, or give a default with ${{{name}:-default}}",
-            )
-
-        return _REFERENCE.sub(replace, value)
-    if isinstance(value, Mapping):
-        return {k: _interpolate(v, f"{key}.{k}" if key else str(k), file, env)
-                for k, v in value.items()}
-    if isinstance(value, list):
-        return [_interpolate(v, f"{key}[{i}]", file, env) for i, v in enumerate(value)]
-    return value
-
 
 def _resolve_sqlite(url: str, base_dir: Path) -> str:
     """``sqlite:///rel.db`` → ``sqlite:////abs/dir/rel.db``; other URLs unchanged."""
@@ -893,21 +622,6 @@ def _resolve_sqlite(url: str, base_dir: Path) -> str:
 
 def _mask_url(url: str) -> str:
     return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", url)
-
-
-def _did_you_mean(word: str, choices: Any) -> str | None:
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f"did you mean '{close[0]}'?" if close else None
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, str):
-        return f"'{value}'" if len(value) <= 40 else f"'{value[:37]}...'"
-    if isinstance(value, bool) or value is None:
-        return str(value).lower() if value is not None else "nothing"
-    if isinstance(value, int | float):
-        return str(value)
-    return f"a {type(value).__name__}"
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:

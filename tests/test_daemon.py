@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 
-from orgsync.config import Config, config_from_dict, cron_fields, load_config, parse_duration
+from orgsync.config import Config, config_from_dict, cron_fields, load_config
 from orgsync.daemon import CANCEL_WAIT
 from orgsync.errors import ConfigError
 from orgsync.feishu import FeishuClient
 from orgsync.ledger import Ledger
 from orgsync.model import Snapshot
+from orgsync.options import parse_duration
 from orgsync.reader import read_directory
 from orgsync.runner import feishu_settings, make_plan
 from orgsync.sandbox import SandboxServer

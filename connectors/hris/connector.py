@@ -52,7 +52,6 @@ from connectors.mapping import (
     FieldRule,
     Mapped,
     MappingProblem,
-    Options,
     collect,
     department_from,
     departments_from_paths,
@@ -60,13 +59,13 @@ from connectors.mapping import (
     map_record,
     parse_rule,
     path_key,
-    read_mapping,
     resolve_references,
-    with_preset,
 )
+from connectors.source_options import mobile_region, read_mapping, with_preset
 from orgsync.errors import SourceError
 from orgsync.issues import SourceData
 from orgsync.model import Snapshot
+from orgsync.options import Section
 
 log = structlog.get_logger("orgsync.connectors.hris")
 
@@ -116,17 +115,16 @@ class HrisConnector:
     def from_config(cls, options: Mapping[str, Any], *, base_dir: Path, file: str) -> Self:
         """Validate the ``source`` options (merged onto the preset); ConfigError if bad."""
         options = with_preset(options, PRESETS, kind="hris", file=file)
-        opts = Options(options, name="source", file=file, base_dir=base_dir)
+        opts = Section(options, name="source", file=file, base_dir=base_dir)
         opts.raw("preset")
-        base_url = opts.string("base_url", required=True)
-        assert base_url is not None
+        base_url = opts.string("base_url")
         if not base_url.startswith(("http://", "https://")):
             raise opts.error("base_url", f"'{base_url}' is not an http(s) URL",
                              "e.g. https://api.example.com/v1")
         verify = _tls(opts)
         envelope = _envelope(opts)
-        employees = _request(opts.sub("employees"), envelope)
-        dept = opts.sub("departments")
+        employees = _request(opts.section("employees"), envelope)
+        dept = opts.section("departments")
         kind = dept.choice("from", "path", ("path", "endpoint"))
         if kind == "path":
             spec = dept.raw("field")
@@ -138,21 +136,21 @@ class HrisConnector:
             except ValueError as exc:
                 raise dept.error("field", str(exc)) from None
             departments = DepartmentSource("path", rule=rule,
-                                           separator=dept.text("separator", "/"))
+                                           separator=dept.string("separator", "/"))
             dept.done()
         else:
             request = _request(dept, envelope, allow={"from"})
             departments = DepartmentSource("endpoint", request=request,
                                            mapping=read_mapping(opts, "department", "departments"))
         mapping = read_mapping(opts, "employee", "employees")
-        ref = opts.string("manager_ref")
+        ref = opts.string("manager_ref", None)
         headers = opts.mapping("headers")
         connector = cls(
-            base_url=base_url, auth=_auth(opts.sub("auth")), employees=employees, mapping=mapping,
+            base_url=base_url, auth=_auth(opts.section("auth")), employees=employees, mapping=mapping,
             departments=departments, manager_ref=_path(opts, "manager_ref", ref) if ref else None,
-            mobile_region=opts.text("mobile_region", "CN").upper(),
+            mobile_region=mobile_region(opts),
             timeout=opts.number("timeout", 30.0, minimum=0.001),
-            max_retries=opts.integer("max_retries", 5, maximum=100),
+            max_retries=opts.number("max_retries", 5, maximum=100),
             max_retry_wait=opts.number("max_retry_wait", 120.0),
             backoff=opts.number("backoff", 0.5), verify=verify,
             headers={str(k): str(v) for k, v in headers.items()},
@@ -249,15 +247,15 @@ class HrisConnector:
                           held_rows=employees.held_rows)
 
 
-def _path(opts: Options, key: str, text: str) -> FieldPath:
+def _path(opts: Section, key: str, text: str) -> FieldPath:
     try:
         return FieldPath.parse(text)
     except ValueError as exc:
         raise opts.error(key, str(exc)) from None
 
 
-def _tls(opts: Options) -> bool | str:
-    tls = opts.sub("tls")
+def _tls(opts: Section) -> bool | str:
+    tls = opts.section("tls")
     verify = tls.boolean("verify", True)
     ca_file = tls.path("ca_file")
     tls.done()
@@ -272,11 +270,11 @@ def _tls(opts: Options) -> bool | str:
     return True
 
 
-def _envelope(opts: Options) -> Envelope | None:
-    env = opts.sub("envelope")
-    code = env.string("code")
+def _envelope(opts: Section) -> Envelope | None:
+    env = opts.section("envelope")
+    code = env.string("code", None)
     ok = env.raw("ok", 0)
-    message = env.string("message")
+    message = env.string("message", None)
     env.done()
     if code is None:
         return None
@@ -284,18 +282,18 @@ def _envelope(opts: Options) -> Envelope | None:
                     _path(env, "message", message) if message else None)
 
 
-def _auth(a: Options) -> Auth:
+def _auth(a: Section) -> Auth:
     kind = a.choice("type", "none", ("none", "bearer", "basic", "oauth2"))
     auth: Auth
     if kind == "bearer":
-        auth = Auth("bearer", token=a.secret("token"), header=a.text("header", "Authorization"),
-                    scheme=a.string("scheme", "Bearer") or "")
+        auth = Auth("bearer", token=a.secret("token"), header=a.string("header", "Authorization"),
+                    scheme=a.string("scheme", "Bearer"))
     elif kind == "basic":
         auth = Auth("basic", username=a.secret("username"), password=a.secret("password"))
     elif kind == "oauth2":
-        auth = Auth("oauth2", token_url=a.string("token_url", required=True),
+        auth = Auth("oauth2", token_url=a.string("token_url"),
                     client_id=a.secret("client_id"), client_secret=a.secret("client_secret"),
-                    scope=a.string("scope"),
+                    scope=a.string("scope", None),
                     client_auth=cast(Literal["body", "basic"],
                                      a.choice("client_auth", "body", ("body", "basic"))))
     else:
@@ -304,11 +302,10 @@ def _auth(a: Options) -> Auth:
     return auth
 
 
-def _request(r: Options, envelope: Envelope | None, *, allow: set[str] | None = None) -> Request:
+def _request(r: Section, envelope: Envelope | None, *, allow: set[str] | None = None) -> Request:
     for key in allow or ():
         r.raw(key)
-    path = r.string("path", required=True)
-    assert path is not None
+    path = r.string("path")
     method = r.choice("method", "GET", ("GET", "POST"))
     params = r.mapping("params")
     for k, v in params.items():
@@ -317,8 +314,8 @@ def _request(r: Options, envelope: Envelope | None, *, allow: set[str] | None = 
     body = r.raw("body")
     if body is not None and not isinstance(body, Mapping):
         raise r.error("body", "expected a mapping (sent as a JSON object)")
-    records = r.string("records")
-    p = r.sub("pagination")
+    records = r.string("records", None)
+    p = r.section("pagination")
     kind = p.choice("type", "none", tuple(_PAGING_DEFAULTS))
     d = _PAGING_DEFAULTS[kind]
 
@@ -327,16 +324,16 @@ def _request(r: Options, envelope: Envelope | None, *, allow: set[str] | None = 
         return _path(p, key, text) if text else None
 
     paging = Paging(
-        kind=cast(Any, kind), size=p.integer("size", 100, minimum=1),
+        kind=cast(Any, kind), size=p.number("size", 100, minimum=1),
         size_param=p.string("size_param", d.get("size_param")),
-        offset_param=p.text("offset_param", d.get("offset_param", "offset")),
-        start=p.integer("start", d.get("start", 0)),
-        page_param=p.text("page_param", d.get("page_param", "page")),
-        cursor_param=p.text("cursor_param", d.get("cursor_param", "cursor")),
-        token_param=p.text("token_param", d.get("token_param", "page_token")),
+        offset_param=p.string("offset_param", d.get("offset_param", "offset")),
+        start=p.number("start", int(d.get("start", 0))),
+        page_param=p.string("page_param", d.get("page_param", "page")),
+        cursor_param=p.string("cursor_param", d.get("cursor_param", "cursor")),
+        token_param=p.string("token_param", d.get("token_param", "page_token")),
         next=opt_path("next"), has_more=opt_path("has_more"), total=opt_path("total"),
         location=cast(Literal["query", "body"], p.choice("in", "query", ("query", "body"))),
-        max_pages=p.integer("max_pages", 100_000, minimum=1),
+        max_pages=p.number("max_pages", 100_000, minimum=1),
     )
     if kind == "cursor" and paging.next is None:
         raise p.error("next", "is required for cursor pagination",

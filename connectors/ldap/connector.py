@@ -57,19 +57,18 @@ from connectors.mapping import (
     FieldRule,
     Mapped,
     MappingProblem,
-    Options,
     collect,
     departments_from_paths,
     employee_from,
     map_record,
     parse_rule,
     path_key,
-    read_mapping,
-    with_preset,
 )
+from connectors.source_options import mobile_region, read_mapping, with_preset
 from orgsync.errors import SourceError
 from orgsync.issues import Issue, SourceData
 from orgsync.model import Department, Snapshot
+from orgsync.options import Section
 
 log = structlog.get_logger("orgsync.connectors.ldap")
 
@@ -123,10 +122,9 @@ class LdapConnector:
     def from_config(cls, options: Mapping[str, Any], *, base_dir: Path, file: str) -> Self:
         """Validate the ``source`` options (merged onto the preset); ConfigError if bad."""
         options = with_preset(options, PRESETS, kind="ldap", file=file)
-        opts = Options(options, name="source", file=file, base_dir=base_dir)
+        opts = Section(options, name="source", file=file, base_dir=base_dir)
         opts.raw("preset")
-        url = opts.string("url", required=True)
-        assert url is not None
+        url = opts.string("url")
         parts = urlsplit(url)
         if parts.scheme not in ("ldap", "ldaps") or not parts.hostname:
             raise opts.error("url", f"'{url}' is not an ldap:// or ldaps:// URL",
@@ -139,17 +137,16 @@ class LdapConnector:
         if start_tls and parts.scheme == "ldaps":
             raise opts.error("start_tls", "cannot be used with ldaps://",
                              "use ldap:// with start_tls, or ldaps:// alone")
-        tls = opts.sub("tls")
+        tls = opts.section("tls")
         verify = tls.boolean("verify", True)
         ca_file = tls.path("ca_file")
         tls.done()
         if ca_file is not None and not ca_file.is_file():
             raise tls.error("ca_file", f"'{ca_file}' is not a file")
-        bind_dn = opts.string("bind_dn")
+        bind_dn = opts.string("bind_dn", None)
         password = opts.secret("bind_password", required=bind_dn is not None)
-        base_dn = opts.string("base_dn", required=True)
-        assert base_dn is not None
-        user_filter = _filter(opts, "user_filter", opts.text("user_filter", "(objectClass=*)"))
+        base_dn = opts.string("base_dn")
+        user_filter = _filter(opts, "user_filter", opts.string("user_filter", "(objectClass=*)"))
         user_filter = _with_matches(opts, user_filter)
         departments = _departments(opts, base_dn)
         mapping = read_mapping(opts, "employee", "employees")
@@ -157,11 +154,11 @@ class LdapConnector:
             host=parts.hostname, port=port, use_ssl=parts.scheme == "ldaps", base_dn=base_dn,
             user_filter=user_filter, mapping=mapping, departments=departments,
             start_tls=start_tls, verify=verify, ca_file=ca_file, bind_dn=bind_dn,
-            bind_password=password, page_size=opts.integer("page_size", 500, minimum=1),
+            bind_password=password, page_size=opts.number("page_size", 500, minimum=1),
             timeout=opts.number("timeout", 30.0, minimum=0.001),
-            attributes=tuple(opts.string_list("attributes")),
-            manager_ref=opts.text("manager_ref", "dn"),
-            mobile_region=opts.text("mobile_region", "CN").upper(),
+            attributes=opts.strings("attributes"),
+            manager_ref=opts.string("manager_ref", "dn"),
+            mobile_region=mobile_region(opts),
         )
         opts.done()
         if not verify and (connector.use_ssl or start_tls):
@@ -391,7 +388,7 @@ def _parent_raw(dn: str) -> str | None:
     return rest.strip() or None
 
 
-def _filter(opts: Options, key: str, text: str) -> str:
+def _filter(opts: Section, key: str, text: str) -> str:
     text = text.strip()
     if not text.startswith("("):
         text = f"({text})"
@@ -403,7 +400,7 @@ def _filter(opts: Options, key: str, text: str) -> str:
     return text
 
 
-def _with_matches(opts: Options, user_filter: str) -> str:
+def _with_matches(opts: Section, user_filter: str) -> str:
     """``match: {attr: value | [values]}`` ANDed onto the filter, values escaped."""
     match = opts.mapping("match")
     parts = []
@@ -418,15 +415,15 @@ def _with_matches(opts: Options, user_filter: str) -> str:
     return f"(&{user_filter}{''.join(parts)})" if parts else user_filter
 
 
-def _departments(opts: Options, base_dn: str) -> OuDepartments | AttributeDepartments | None:
-    d = opts.sub("departments")
+def _departments(opts: Section, base_dn: str) -> OuDepartments | AttributeDepartments | None:
+    d = opts.section("departments")
     kind = d.choice("from", "ou", ("ou", "attribute", "none"))
     result: OuDepartments | AttributeDepartments | None
     if kind == "ou":
         result = OuDepartments(
-            base_dn=d.text("base_dn", base_dn),
-            filter=_filter(d, "filter", d.text("filter", "(objectClass=organizationalUnit)")),
-            key=d.text("key", "entryUUID"), name=d.text("name", "ou"))
+            base_dn=d.string("base_dn", base_dn),
+            filter=_filter(d, "filter", d.string("filter", "(objectClass=organizationalUnit)")),
+            key=d.string("key", "entryUUID"), name=d.string("name", "ou"))
     elif kind == "attribute":
         spec = d.raw("field")
         if spec is None:
@@ -435,7 +432,7 @@ def _departments(opts: Options, base_dn: str) -> OuDepartments | AttributeDepart
             rule = parse_rule(spec)
         except ValueError as exc:
             raise d.error("field", str(exc)) from None
-        result = AttributeDepartments(rule, d.text("separator", "/"))
+        result = AttributeDepartments(rule, d.string("separator", "/"))
     else:
         result = None
     d.done()

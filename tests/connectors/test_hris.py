@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from connectors.hris import HrisConnector
-from connectors.mapping import deep_merge
 from connectors.registry import build_connector
+from connectors.source_options import deep_merge
 from orgsync.config import config_from_dict
 from orgsync.errors import ConfigError, SourceError
 from orgsync.ledger import Ledger

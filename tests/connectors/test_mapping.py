@@ -12,14 +12,13 @@ from connectors.mapping import (
     Mapped,
     MappingProblem,
     collect,
-    deep_merge,
     map_record,
-    merge_preset,
     normalize_mobile,
     parse_date,
     parse_rule,
     rules,
 )
+from connectors.source_options import deep_merge, merge_preset
 from orgsync.errors import ConfigError
 from orgsync.issues import EntityKind
 from orgsync.model import EmployeeType, Status
