@@ -15,357 +15,70 @@ marked UNCONFIRMED, so it can be corrected against the real API.
 
 from __future__ import annotations
 
-import base64
 import copy
-import hashlib
 import json
 import random
 import re
-import secrets
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
 
-JSON = dict[str, Any]
-T = TypeVar("T")
+from orgsync.sandbox.tenant.body import (
+    normalize_mobile,
+    opt_bool,
+    opt_int,
+    opt_list,
+    opt_obj,
+    opt_str,
+    opt_str_list,
+)
+from orgsync.sandbox.tenant.model import (
+    ACCEPTOR_FIELDS,
+    CHAT_UUID_WINDOW_S,
+    JSON,
+    MAX_BATCH,
+    MAX_CHILDREN,
+    MAX_DEPTH,
+    MAX_DIRECT_MEMBERS,
+    MAX_USER_DEPARTMENTS,
+    MESSAGE_UUID_WINDOW_S,
+    MSG_TYPES,
+    RECEIVE_ID_TYPES,
+    RESURRECT_WINDOW_S,
+    ROOT,
+    USER_ID_TYPES,
+    ApiError,
+    Department,
+    IdTypes,
+    SandboxClock,
+    User,
+    UserOrder,
+    field_error,
+)
+from orgsync.sandbox.tenant.paging import page_data, paginate
+from orgsync.sandbox.tenant.tokens import TokenStore
 
-ROOT = "0"
-MAX_DEPTH = 25
-MAX_CHILDREN = 1000
-MAX_DIRECT_MEMBERS = 10_000
-MAX_USER_DEPARTMENTS = 50
-MAX_BATCH = 50
-RESURRECT_WINDOW_S = 30 * 86_400
-MESSAGE_UUID_WINDOW_S = 3_600
-CHAT_UUID_WINDOW_S = 36_000
-TOKEN_REUSE_MIN_S = 1_800
-PAGE_SIZE_DEFAULT = 10
-PAGE_SIZE_MAX = 50
-
-USER_ID_TYPES = ("open_id", "union_id", "user_id")
-DEPT_ID_TYPES = ("open_department_id", "department_id")
-RECEIVE_ID_TYPES = ("open_id", "union_id", "user_id", "email", "chat_id")
-MSG_TYPES = frozenset({"text", "post", "image", "file", "audio", "media", "sticker",
-                       "interactive", "share_chat", "share_user", "system"})
-ACCEPTOR_FIELDS = ("department_chat_acceptor_user_id", "external_chat_acceptor_user_id",
-                   "docs_acceptor_user_id", "calendar_acceptor_user_id",
-                   "application_acceptor_user_id", "minutes_acceptor_user_id",
-                   "survey_acceptor_user_id", "anycross_acceptor_user_id")
+__all__ = [
+    "JSON",
+    "ApiError",
+    "Department",
+    "IdTypes",
+    "SandboxClock",
+    "Tenant",
+    "TokenStore",
+    "User",
+    "UserOrder",
+    "field_error",
+    "normalize_mobile",
+    "page_data",
+    "paginate",
+]
 
 _CUSTOM_DEPT_ID = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_\-@.]{0,63}$")
-_MAINLAND_MOBILE = re.compile(r"^(?:\+86)?1\d{10}$")
-_INTL_MOBILE = re.compile(r"^\+[1-9]\d{6,14}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
-class ApiError(Exception):
-    """A Feishu error answer: ``code``/``msg`` go into the envelope, ``status`` is the HTTP status."""
-
-    def __init__(self, code: int, msg: str, status: int = 400) -> None:
-        super().__init__(f"{code} {msg}")
-        self.code = code
-        self.msg = msg
-        self.status = status
-
-
-def field_error(what: str) -> ApiError:
-    """The gateway's generic parameter-validation error (99992402)."""
-    return ApiError(99992402, f"field validation failed: {what}")
-
-
-class SandboxClock:
-    """Wall-clock time plus an offset that tests move forward (token expiry, resurrect window)."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def now(self) -> float:
-        """Seconds since the epoch, as the sandbox sees them."""
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        """Move the sandbox clock forward (or back, if negative)."""
-        self.offset += seconds
-
-    def reset(self) -> None:
-        """Back to real time."""
-        self.offset = 0.0
-
-
-@dataclass(frozen=True)
-class IdTypes:
-    """The id types of one request (query ``user_id_type`` and ``department_id_type``)."""
-
-    user: str = "open_id"
-    dept: str = "open_department_id"
-
-    @classmethod
-    def parse(cls, user: str | None, dept: str | None) -> IdTypes:
-        """Validate the query values; absent or empty means the documented default."""
-        user = user or "open_id"
-        dept = dept or "open_department_id"
-        if user not in USER_ID_TYPES:
-            raise field_error(f"user_id_type must be one of {', '.join(USER_ID_TYPES)}")
-        if dept not in DEPT_ID_TYPES:
-            raise field_error(f"department_id_type must be one of {', '.join(DEPT_ID_TYPES)}")
-        return cls(user, dept)
-
-
-# --------------------------------------------------------------------------- tokens
-
-
-@dataclass
-class _Token:
-    app_id: str
-    expires_at: float
-    revoked: bool = False
-
-
-class TokenStore:
-    """tenant_access_token issuance and checks, by the 2 h / 30 min rule (feishu-api.md §2).
-
-    Calling again returns the same token while it has ≥ 30 min left; below that a new one is
-    minted and the old one stays valid until it expires. Tokens survive a tenant reset so that
-    clients which cache them keep working; :meth:`revoke_all` invalidates them.
-    """
-
-    def __init__(self, clock: SandboxClock) -> None:
-        self._clock = clock
-        self._tokens: dict[str, _Token] = {}
-        self._current: dict[str, str] = {}
-
-    def issue(self, app_id: str, ttl: int) -> tuple[str, int]:
-        """Return ``(token, expire)`` for the app, reusing the current token when allowed."""
-        now = self._clock.now()
-        current = self._current.get(app_id)
-        if current is not None:
-            record = self._tokens[current]
-            remaining = record.expires_at - now
-            if not record.revoked and remaining >= TOKEN_REUSE_MIN_S:
-                return current, int(remaining)
-        token = "t-" + secrets.token_hex(20)
-        self._tokens[token] = _Token(app_id, now + ttl)
-        self._current[app_id] = token
-        return token, ttl
-
-    def app_for(self, token: str) -> str | None:
-        """The app a live token belongs to, or None if unknown, expired or revoked."""
-        record = self._tokens.get(token)
-        if record is None or record.revoked or record.expires_at <= self._clock.now():
-            return None
-        return record.app_id
-
-    def clamp(self, ttl: int) -> None:
-        """Cut every token's expiry to at most ``ttl`` seconds from now.
-
-        After the clock is turned back (a reset), a token minted on an advanced clock
-        would otherwise live for the whole jump — days — which no real token does.
-        """
-        latest = self._clock.now() + ttl
-        for record in self._tokens.values():
-            record.expires_at = min(record.expires_at, latest)
-
-    def revoke_all(self) -> None:
-        """Invalidate every token issued so far."""
-        for record in self._tokens.values():
-            record.revoked = True
-        self._current.clear()
-
-
-# --------------------------------------------------------------------------- paging
-
-
-def paginate(items: list[T], page_size: str | None, page_token: str | None,
-             scope: str) -> tuple[list[T], bool, str | None]:
-    """One page of ``items``: ``(page, has_more, next_token)``.
-
-    ``page_size`` defaults to 10 and must be 1..50 (40011). The token is opaque, bound to the
-    listing it came from (``scope``) and rejected with 40012 when it cannot be decoded or
-    belongs to another listing.
-    """
-    size = PAGE_SIZE_DEFAULT
-    if page_size:
-        try:
-            size = int(page_size)
-        except ValueError:
-            raise ApiError(40011, "page size invalid") from None
-        if not 1 <= size <= PAGE_SIZE_MAX:
-            raise ApiError(40011, "page size invalid")
-    offset = 0
-    tag = hashlib.sha256(scope.encode()).hexdigest()[:12]
-    if page_token:
-        try:
-            decoded = json.loads(base64.urlsafe_b64decode(page_token.encode() + b"=="))
-            offset = int(decoded["o"])
-            valid = decoded["s"] == tag and offset >= 0
-        except (ValueError, KeyError, TypeError):
-            valid = False
-        if not valid:
-            raise ApiError(40012, "page token invalid")
-    page = items[offset:offset + size]
-    has_more = offset + size < len(items)
-    token = None
-    if has_more:
-        raw = json.dumps({"s": tag, "o": offset + size}, separators=(",", ":")).encode()
-        token = base64.urlsafe_b64encode(raw).decode().rstrip("=")
-    return page, has_more, token
-
-
-def page_data(items: list[JSON], has_more: bool, token: str | None) -> JSON:
-    """The ``data`` of a list response: ``page_token`` only when there is more."""
-    data: JSON = {"has_more": has_more, "items": items}
-    if has_more:
-        data["page_token"] = token
-    return data
-
-
-# --------------------------------------------------------------------------- body readers
-
-
-def _opt_str(body: JSON, key: str) -> str | None:
-    value = body.get(key)
-    if value is None or isinstance(value, str):
-        return value
-    raise field_error(f"{key} must be a string")
-
-
-def _opt_bool(body: JSON, key: str) -> bool | None:
-    value = body.get(key)
-    if value is None or isinstance(value, bool):
-        return value
-    raise field_error(f"{key} must be a boolean")
-
-
-def _opt_int(body: JSON, key: str) -> int | None:
-    value = body.get(key)
-    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
-        return value
-    raise field_error(f"{key} must be an integer")
-
-
-def _opt_list(body: JSON, key: str) -> list[Any] | None:
-    value = body.get(key)
-    if value is None or isinstance(value, list):
-        return value
-    raise field_error(f"{key} must be an array")
-
-
-def _opt_str_list(body: JSON, key: str) -> list[str] | None:
-    value = _opt_list(body, key)
-    if value is not None and not all(isinstance(v, str) for v in value):
-        raise field_error(f"{key} must be an array of strings")
-    return value
-
-
-def _opt_obj(body: JSON, key: str) -> JSON | None:
-    value = body.get(key)
-    if value is None or isinstance(value, dict):
-        return value
-    raise field_error(f"{key} must be an object")
-
-
-def normalize_mobile(mobile: str) -> str:
-    """Canonical ``+<cc><digits>`` form; mainland numbers may omit ``+86`` (41004 otherwise)."""
-    if _MAINLAND_MOBILE.match(mobile):
-        return "+86" + mobile[-11:]
-    if mobile.startswith("+86") or not _INTL_MOBILE.match(mobile):
-        raise ApiError(41004, "mobile is invalid")
-    return mobile
 
 
 def _fingerprint(body: JSON | None, ids: IdTypes) -> str:
     return json.dumps({"b": body, "u": ids.user, "d": ids.dept}, sort_keys=True,
                       ensure_ascii=False)
-
-
-# --------------------------------------------------------------------------- records
-
-
-@dataclass
-class Department:
-    """One department. ``parent`` and leader ids are internal keys (open ids)."""
-
-    open_id: str
-    custom_id: str
-    name: str
-    parent: str | None
-    order: int
-    seq: int
-    i18n_name: dict[str, str] = field(default_factory=dict)
-    leaders: list[tuple[int, str]] = field(default_factory=list)  # main leader (type 1) first
-    unit_ids: list[str] = field(default_factory=list)
-    chat_id: str = ""
-    group_chat_employee_types: list[int] = field(default_factory=list)
-    hrbps: list[str] = field(default_factory=list)
-    deleted: bool = False
-
-    @property
-    def leader(self) -> str:
-        """The main leader's open_id, or ``""``."""
-        return next((uid for kind, uid in self.leaders if kind == 1), "")
-
-
-@dataclass
-class UserOrder:
-    """A user's position in one department (``orders[]``)."""
-
-    dept: str
-    user_order: int = 0
-    department_order: int = 0
-    is_primary: bool = False
-
-
-@dataclass
-class User:
-    """One user. Department and leader references are internal keys (open ids)."""
-
-    open_id: str
-    union_id: str
-    user_id: str
-    seq: int
-    name: str
-    mobile: str
-    employee_type: int
-    join_time: int
-    email: str = ""
-    en_name: str = ""
-    nickname: str = ""
-    mobile_visible: bool = True
-    gender: int = 0
-    avatar_key: str = ""
-    orders: list[UserOrder] = field(default_factory=list)  # one per department, in given order
-    leader: str = ""
-    city: str = ""
-    country: str = ""
-    work_station: str = ""
-    employee_no: str = ""
-    custom_attrs: list[Any] = field(default_factory=list)
-    enterprise_email: str = ""
-    job_title: str = ""
-    dotted_line_leaders: list[str] = field(default_factory=list)
-    is_tenant_manager: bool = False
-    frozen: bool = False
-    resigned: bool = False
-    activated: bool = True
-    unjoin: bool = False
-    resign_time: float | None = None
-    handover: JSON | None = None
-    reachable: bool = True
-
-    @property
-    def departments(self) -> list[str]:
-        """Department open ids, in order."""
-        return [o.dept for o in self.orders]
-
-    @property
-    def primary(self) -> str | None:
-        """The primary department's open id."""
-        return next((o.dept for o in self.orders if o.is_primary),
-                    self.orders[0].dept if self.orders else None)
-
-
-# --------------------------------------------------------------------------- tenant
 
 
 class Tenant:
@@ -599,7 +312,7 @@ class Tenant:
         return name
 
     def _check_i18n(self, body: JSON) -> dict[str, str] | None:
-        value = _opt_obj(body, "i18n_name")
+        value = opt_obj(body, "i18n_name")
         if value is None:
             return None
         out: dict[str, str] = {}
@@ -659,8 +372,8 @@ class Tenant:
         ``leaders`` is accepted with the documented camelCase keys and with the snake_case
         keys the Python SDK sends (``leader_type`` / ``leader_id``, SDK135 ``leader_i_d``).
         """
-        raw_leaders = _opt_list(body, "leaders")
-        leader_ref = _opt_str(body, "leader_user_id")
+        raw_leaders = opt_list(body, "leaders")
+        leader_ref = opt_str(body, "leader_user_id")
         if raw_leaders is None and leader_ref is None:
             return None
         main_from_field = self._dept_leader_user(leader_ref, ids) if leader_ref else ""
@@ -690,18 +403,18 @@ class Tenant:
 
     def _check_dept_extras(self, body: JSON, ids: IdTypes) -> JSON:
         extras: JSON = {}
-        types = _opt_list(body, "group_chat_employee_types")
+        types = opt_list(body, "group_chat_employee_types")
         if types is not None:
             if not all(isinstance(t, int) and not isinstance(t, bool) and 1 <= t <= 5
                        for t in types):
                 raise ApiError(43026, "invalid employee type")
             extras["group_chat_employee_types"] = list(types)
-        hrbps = _opt_str_list(body, "department_hrbps")
+        hrbps = opt_str_list(body, "department_hrbps")
         if hrbps is not None:
             if len(hrbps) > 500:
                 raise ApiError(43028, "invalid department hrbps: more than 500")
             extras["hrbps"] = [self._dept_leader_user(ref, ids) for ref in hrbps]
-        units = _opt_str_list(body, "unit_ids")
+        units = opt_str_list(body, "unit_ids")
         if units is not None:
             if len(units) > 1:
                 raise ApiError(43004, "illegal unit: only one unit is supported")
@@ -749,8 +462,8 @@ class Tenant:
                                 lambda: self._create_department(body, ids))
 
     def _create_department(self, body: JSON, ids: IdTypes) -> JSON:
-        name = self._check_name(_opt_str(body, "name"), empty_status=401)
-        parent_ref = _opt_str(body, "parent_department_id")
+        name = self._check_name(opt_str(body, "name"), empty_status=401)
+        parent_ref = opt_str(body, "parent_department_id")
         if not parent_ref:
             raise ApiError(44101, "parent_department_id is required")
         parent = self.find_department(parent_ref, ids.dept)
@@ -758,7 +471,7 @@ class Tenant:
             # UNCONFIRMED: no documented "parent not found" code (feishu-api.md §6.2); the
             # sandbox answers 40014 "no parent dept authority" (HTTP 403).
             raise ApiError(40014, f"no parent dept authority: {parent_ref}", 403)
-        custom_id = _opt_str(body, "department_id") or ""
+        custom_id = opt_str(body, "department_id") or ""
         if custom_id:
             if (not _CUSTOM_DEPT_ID.match(custom_id) or custom_id in ("0", "1")
                     or custom_id.startswith("od-")):
@@ -776,7 +489,7 @@ class Tenant:
             raise ApiError(43013, "too many sub-departments (max 1000)")
         leaders = self._check_leaders(body, ids, []) or []
         extras = self._check_dept_extras(body, ids)
-        create_chat = _opt_bool(body, "create_group_chat") or False
+        create_chat = opt_bool(body, "create_group_chat") or False
 
         dept = Department(
             open_id=self._new_open_dept_id(),
@@ -820,8 +533,8 @@ class Tenant:
         if dept.parent is None:
             raise ApiError(40002, "process root dept error")
         if full:
-            self._check_name(_opt_str(body, "name"), empty_status=400)
-            if not _opt_str(body, "parent_department_id"):
+            self._check_name(opt_str(body, "name"), empty_status=400)
+            if not opt_str(body, "parent_department_id"):
                 raise ApiError(40017, "parent id empty")
             body = {"i18n_name": {}, "department_hrbps": [], "group_chat_employee_types": [],
                     **body}
@@ -830,9 +543,9 @@ class Tenant:
                 body["leaders"] = [{"leaderType": 1, "leaderID": lead}] if lead else []
         name = dept.name
         if full or "name" in body:
-            name = self._check_name(_opt_str(body, "name"), empty_status=400)
+            name = self._check_name(opt_str(body, "name"), empty_status=400)
         parent = self.departments[dept.parent]
-        parent_ref = _opt_str(body, "parent_department_id")
+        parent_ref = opt_str(body, "parent_department_id")
         if parent_ref:
             target = self.find_department(parent_ref, ids.dept)
             if target is None or target.deleted:
@@ -858,7 +571,7 @@ class Tenant:
             order = self._default_order(parent.open_id)  # keep the order unless it collides
         leaders = self._check_leaders(body, ids, dept.leaders)
         extras = self._check_dept_extras(body, ids)
-        create_chat = _opt_bool(body, "create_group_chat") or False
+        create_chat = opt_bool(body, "create_group_chat") or False
 
         if moving:
             self._children[dept.parent].remove(dept.open_id)
@@ -960,13 +673,13 @@ class Tenant:
             raise ApiError(code, f"{what} already exists")
 
     def _check_len(self, body: JSON, key: str, limit: int, code: int) -> str | None:
-        value = _opt_str(body, key)
+        value = opt_str(body, key)
         if value is not None and len(value) > limit:
             raise ApiError(code, f"{key} is too long (max {limit})")
         return value
 
     def _user_departments(self, body: JSON, ids: IdTypes, current: User | None) -> list[str] | None:
-        refs = _opt_str_list(body, "department_ids")
+        refs = opt_str_list(body, "department_ids")
         if refs is None:
             if current is None:
                 raise ApiError(41041, "department_ids is required")
@@ -987,20 +700,20 @@ class Tenant:
 
     def _user_orders(self, body: JSON, ids: IdTypes, depts: list[str],
                      current: User | None) -> list[UserOrder]:
-        raw = _opt_list(body, "orders")
+        raw = opt_list(body, "orders")
         previous = {o.dept: o for o in current.orders} if current else {}
         given: dict[str, UserOrder] = {}
         for item in raw or []:
             if not isinstance(item, dict):
                 raise field_error("orders items must be objects")
-            ref = _opt_str(item, "department_id")
+            ref = opt_str(item, "department_id")
             dept = self.find_department(ref, ids.dept) if ref else None
             if dept is None or dept.open_id not in depts:
                 raise ApiError(41025, f"order department not in department_ids: {ref}")
             given[dept.open_id] = UserOrder(
-                dept.open_id, _opt_int(item, "user_order") or 0,
-                _opt_int(item, "department_order") or 0,
-                _opt_bool(item, "is_primary_dept") or False)
+                dept.open_id, opt_int(item, "user_order") or 0,
+                opt_int(item, "department_order") or 0,
+                opt_bool(item, "is_primary_dept") or False)
         if sum(o.is_primary for o in given.values()) > 1:
             raise ApiError(40001, "param error: only one order may be the primary department")
         orders = [given.get(d) or copy.copy(previous.get(d)) or UserOrder(d) for d in depts]
@@ -1042,7 +755,7 @@ class Tenant:
         creating = current is None
         self_id = current.open_id if current else None
         changes: JSON = {}
-        name = _opt_str(body, "name")
+        name = opt_str(body, "name")
         if creating or name is not None:
             if not name:
                 raise ApiError(41040, "name is required")
@@ -1062,13 +775,13 @@ class Tenant:
         if job_title is not None:
             changes["job_title"] = job_title
 
-        mobile = _opt_str(body, "mobile")
+        mobile = opt_str(body, "mobile")
         if creating and not mobile:
             raise ApiError(41010, "mobile is required")
         if mobile is not None:
             changes["mobile"] = normalize_mobile(mobile)
             self._check_unique(self._live_mobiles, changes["mobile"], self_id, 41001, "mobile")
-        email = _opt_str(body, "email")
+        email = opt_str(body, "email")
         if email:
             if not _EMAIL.match(email):
                 raise ApiError(41005, "email is invalid")
@@ -1079,11 +792,11 @@ class Tenant:
         final_email = changes.get("email", current.email if current else "")
         if not final_mobile.startswith("+86") and not final_email:
             raise ApiError(44020, "email is required for a mobile outside mainland China")
-        if _opt_str(body, "enterprise_email"):
+        if opt_str(body, "enterprise_email"):
             raise ApiError(44001, "the tenant has no enterprise mail domain")
 
         if creating:
-            user_id = _opt_str(body, "user_id") or ""
+            user_id = opt_str(body, "user_id") or ""
             if user_id:
                 if len(user_id) > 64:
                     raise ApiError(41043, "user_id can't exceed 64 chars")
@@ -1096,28 +809,28 @@ class Tenant:
             self._check_unique(self._live_employee_nos, employee_no, self_id, 44051,
                                "employee_no")
             changes["employee_no"] = employee_no
-        employee_type = _opt_int(body, "employee_type")
+        employee_type = opt_int(body, "employee_type")
         if creating or employee_type is not None:
             if employee_type is None or not 1 <= employee_type <= 5:
                 raise ApiError(41059, "employee_type is invalid")
             changes["employee_type"] = employee_type
-        gender = _opt_int(body, "gender")
+        gender = opt_int(body, "gender")
         if gender is not None:
             if not 0 <= gender <= 3:
                 raise ApiError(41038, "gender is invalid")
             changes["gender"] = gender
-        join_time = _opt_int(body, "join_time")
+        join_time = opt_int(body, "join_time")
         if join_time is not None:
             if join_time < 0:
                 raise ApiError(41042, "join_time is invalid")
             changes["join_time"] = join_time
-        mobile_visible = _opt_bool(body, "mobile_visible")
+        mobile_visible = opt_bool(body, "mobile_visible")
         if mobile_visible is not None:
             changes["mobile_visible"] = mobile_visible
-        frozen = _opt_bool(body, "is_frozen")
+        frozen = opt_bool(body, "is_frozen")
         if frozen is not None and not creating:
             changes["frozen"] = frozen
-        attrs = _opt_list(body, "custom_attrs")
+        attrs = opt_list(body, "custom_attrs")
         if attrs is not None:
             changes["custom_attrs"] = copy.deepcopy(attrs)
 
@@ -1127,11 +840,11 @@ class Tenant:
                 raise ApiError(44002, "orders can only be changed together with department_ids")
         else:
             changes["orders"] = self._user_orders(body, ids, depts, current)
-        leader_ref = _opt_str(body, "leader_user_id")
+        leader_ref = opt_str(body, "leader_user_id")
         if leader_ref is not None:
             changes["leader"] = self._user_leader(leader_ref, ids, current,
                                                   changes.get("user_id"))
-        dotted = _opt_str_list(body, "dotted_line_leader_user_ids")
+        dotted = opt_str_list(body, "dotted_line_leader_user_ids")
         if dotted is not None:
             changes["dotted_line_leaders"] = [
                 self._user_leader(ref, ids, current, changes.get("user_id"), direct=False)
@@ -1217,15 +930,15 @@ class Tenant:
         body = body or {}
         handover: JSON = {}
         for key in ACCEPTOR_FIELDS:
-            acceptor = _opt_str(body, key)
+            acceptor = opt_str(body, key)
             if acceptor:
                 handover[key] = self._acceptor(acceptor, ids, user)
-        email_acceptor = _opt_obj(body, "email_acceptor")
+        email_acceptor = opt_obj(body, "email_acceptor")
         if email_acceptor is not None:
-            processing = _opt_str(email_acceptor, "processing_type")
+            processing = opt_str(email_acceptor, "processing_type")
             if processing not in ("1", "2", "3"):
                 raise ApiError(41052, "email_acceptor.processing_type must be 1, 2 or 3")
-            target = _opt_str(email_acceptor, "acceptor_user_id")
+            target = opt_str(email_acceptor, "acceptor_user_id")
             if processing == "1" and not target:
                 raise ApiError(41052, "email_acceptor.acceptor_user_id is required to transfer")
             handover["email_acceptor"] = {
@@ -1267,7 +980,7 @@ class Tenant:
         nor is updating a resigned user's id (UNCONFIRMED: the sandbox answers 42006).
         """
         user = self._user_for_api(ref, ids)
-        new_id = _opt_str(body, "new_user_id")
+        new_id = opt_str(body, "new_user_id")
         if not new_id:
             raise ApiError(40001, "param error: new_user_id is required")
         if len(new_id) > 64 or any(c.isspace() for c in new_id):
@@ -1301,19 +1014,19 @@ class Tenant:
                                         "employee_no")):
             if key and key in index:
                 raise ApiError(code, f"{what} duplicated with another user")
-        raw = _opt_list(body, "departments")
+        raw = opt_list(body, "departments")
         orders: list[UserOrder] = []
         if raw:
             if len(raw) > MAX_USER_DEPARTMENTS:
                 raise ApiError(41033, "a user can be in at most 50 departments")
             for item in raw:
-                if not isinstance(item, dict) or not _opt_str(item, "department_id"):
+                if not isinstance(item, dict) or not opt_str(item, "department_id"):
                     raise ApiError(40001, "param error: departments[].department_id is required")
                 dept = self._dept_for_write(str(item["department_id"]), ids)
                 if any(o.dept == dept.open_id for o in orders):
                     raise ApiError(40001, "param error: departments holds duplicates")
-                orders.append(UserOrder(dept.open_id, _opt_int(item, "user_order") or 0,
-                                        _opt_int(item, "department_order") or 0))
+                orders.append(UserOrder(dept.open_id, opt_int(item, "user_order") or 0,
+                                        opt_int(item, "department_order") or 0))
         else:
             orders = [UserOrder(ROOT)]
         orders[0].is_primary = True
@@ -1352,9 +1065,9 @@ class Tenant:
 
         UNCONFIRMED (feishu-api.md §11.5): the sandbox keeps the entry and omits ``user_id``.
         """
-        emails = _opt_str_list(body, "emails") or []
-        mobiles = _opt_str_list(body, "mobiles") or []
-        include_resigned = _opt_bool(body, "include_resigned") or False
+        emails = opt_str_list(body, "emails") or []
+        mobiles = opt_str_list(body, "mobiles") or []
+        include_resigned = opt_bool(body, "include_resigned") or False
         if len(emails) > MAX_BATCH or len(mobiles) > MAX_BATCH:
             raise ApiError(40001, "param error: at most 50 emails and 50 mobiles")
         out: list[JSON] = []
@@ -1416,10 +1129,10 @@ class Tenant:
         """
         if receive_id_type not in RECEIVE_ID_TYPES:
             raise ApiError(230001, "invalid receive_id_type")
-        receive_id = _opt_str(body, "receive_id")
-        msg_type = _opt_str(body, "msg_type")
+        receive_id = opt_str(body, "receive_id")
+        msg_type = opt_str(body, "msg_type")
         content = body.get("content")
-        uuid = _opt_str(body, "uuid")
+        uuid = opt_str(body, "uuid")
         if not receive_id:
             raise ApiError(230001, "invalid parameter: receive_id is required")
         if msg_type not in MSG_TYPES:
@@ -1487,10 +1200,10 @@ class Tenant:
         """POST im/v1/chats (minimal): name, owner, members; ``uuid`` + owner dedup for 10 h."""
         if uuid is not None and len(uuid) > 50:
             raise ApiError(232001, "invalid param: uuid longer than 50")
-        name = _opt_str(body, "name") or ""
-        description = _opt_str(body, "description") or ""
-        owner_ref = _opt_str(body, "owner_id") or ""
-        members = _opt_str_list(body, "user_id_list") or []
+        name = opt_str(body, "name") or ""
+        description = opt_str(body, "description") or ""
+        owner_ref = opt_str(body, "owner_id") or ""
+        members = opt_str_list(body, "user_id_list") or []
         if len(members) > 50:
             raise ApiError(232001, "invalid param: user_id_list holds more than 50 ids")
         now = self.clock.now()
