@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import re
 
-from orgsync.sandbox.tenant.body import (
-    opt_bool,
-    opt_str,
-)
+from orgsync.sandbox.tenant.body import opt_bool, opt_str
 from orgsync.sandbox.tenant.department_fields import DepartmentFields
 from orgsync.sandbox.tenant.model import (
     JSON,
