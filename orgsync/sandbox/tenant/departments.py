@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import re
-
 from orgsync.sandbox.tenant.body import opt_bool, opt_str
 from orgsync.sandbox.tenant.department_fields import DepartmentFields
 from orgsync.sandbox.tenant.model import (
     JSON,
     MAX_BATCH,
-    MAX_CHILDREN,
-    MAX_DEPTH,
     ROOT,
     ApiError,
     Department,
     IdTypes,
 )
 from orgsync.sandbox.tenant.paging import page_data, paginate
-
-_CUSTOM_DEPT_ID = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_\-@.]{0,63}$")
 
 
 class Departments(DepartmentFields):
@@ -87,27 +81,12 @@ class Departments(DepartmentFields):
         parent_ref = opt_str(body, "parent_department_id")
         if not parent_ref:
             raise ApiError(44101, "parent_department_id is required")
-        parent = self.find_department(parent_ref, ids.dept)
-        if parent is None or parent.deleted:
-            # UNCONFIRMED: no documented "parent not found" code (feishu-api.md §6.2); the
-            # sandbox answers 40014 "no parent dept authority" (HTTP 403).
-            raise ApiError(40014, f"no parent dept authority: {parent_ref}", 403)
-        custom_id = opt_str(body, "department_id") or ""
-        if custom_id:
-            if (not _CUSTOM_DEPT_ID.match(custom_id) or custom_id in ("0", "1")
-                    or custom_id.startswith("od-")):
-                raise ApiError(43008, f"custom dept id invalid: {custom_id}")
-            if custom_id in self._live_dept_ids:
-                raise ApiError(43007, f"custom dept id duplicated: {custom_id}")
+        parent = self._check_parent(parent_ref, ids)
+        custom_id = self._check_custom_dept_id(body)
         i18n = self._check_i18n(body) or {}
         self._check_sibling_names(parent.open_id, name, i18n, None)
-        order = self._check_order(body)
-        if order is not None:
-            self._check_order_free(parent.open_id, order, None)
-        if self._depth(parent) + 1 > MAX_DEPTH:
-            raise ApiError(43019, "department level exceeds 25")
-        if len(self._children[parent.open_id]) >= MAX_CHILDREN:
-            raise ApiError(43013, "too many sub-departments (max 1000)")
+        order = self._check_order(body, parent.open_id, None)
+        self._check_room(parent, 0)
         leaders = self._check_leaders(body, ids, []) or []
         extras = self._check_dept_extras(body, ids)
         create_chat = opt_bool(body, "create_group_chat") or False
@@ -117,10 +96,7 @@ class Departments(DepartmentFields):
             custom_id=custom_id or self._new_custom_dept_id(),
             name=name, parent=parent.open_id,
             order=order if order is not None else self._default_order(parent.open_id),
-            seq=self._next_seq(), i18n_name=i18n, leaders=leaders,
-            unit_ids=extras.get("unit_ids", []),
-            group_chat_employee_types=extras.get("group_chat_employee_types", []),
-            hrbps=extras.get("hrbps", []))
+            seq=self._next_seq(), i18n_name=i18n, leaders=leaders, **extras)
         self._insert_department(dept)
         if create_chat:
             self._create_dept_chat(dept)
@@ -151,70 +127,70 @@ class Departments(DepartmentFields):
 
     def _update_department(self, ref: str, body: JSON, ids: IdTypes, *, full: bool) -> JSON:
         dept = self._dept_for_write(ref, ids)
-        if dept.parent is None:
+        old_parent = dept.parent
+        if old_parent is None:
             raise ApiError(40002, "process root dept error")
         if full:
-            self._check_name(opt_str(body, "name"), empty_status=400)
-            if not opt_str(body, "parent_department_id"):
-                raise ApiError(40017, "parent id empty")
-            body = {"i18n_name": {}, "department_hrbps": [], "group_chat_employee_types": [],
-                    **body}
-            if "leaders" not in body:
-                lead = body.get("leader_user_id")
-                body["leaders"] = [{"leaderType": 1, "leaderID": lead}] if lead else []
-        name = dept.name
+            body = self._full_update_body(body)
+        changes: JSON = {"name": dept.name}
         if full or "name" in body:
-            name = self._check_name(opt_str(body, "name"), empty_status=400)
-        parent = self.departments[dept.parent]
-        parent_ref = opt_str(body, "parent_department_id")
-        if parent_ref:
-            target = self.find_department(parent_ref, ids.dept)
-            if target is None or target.deleted:
-                raise ApiError(40014, f"no parent dept authority: {parent_ref}", 403)
-            parent = target
-        moving = parent.open_id != dept.parent
+            changes["name"] = self._check_name(opt_str(body, "name"), empty_status=400)
+        parent = self._new_parent(dept, old_parent, body, ids)
+        moving = parent.open_id != old_parent
+        i18n = self._check_i18n(body)
+        self._check_sibling_names(parent.open_id, changes["name"],
+                                  i18n if i18n is not None else dept.i18n_name, dept.open_id)
+        order = self._check_order(body, parent.open_id, dept.open_id)
+        if order is None and moving and any(s.order == dept.order
+                                            for s in self._siblings(parent.open_id)):
+            order = self._default_order(parent.open_id)  # keep the order unless it collides
+        leaders = self._check_leaders(body, ids, dept.leaders)
+        changes.update(self._check_dept_extras(body, ids))
+        create_chat = opt_bool(body, "create_group_chat") or False
+
         if moving:
+            self._move_department(dept, old_parent, parent)
+        for key, value in (("i18n_name", i18n), ("order", order), ("leaders", leaders)):
+            if value is not None:
+                changes[key] = value
+        for key, value in changes.items():
+            setattr(dept, key, value)
+        if create_chat and not dept.chat_id:
+            self._create_dept_chat(dept)
+        return {"department": self.render_department(dept, ids)}
+
+    def _full_update_body(self, body: JSON) -> JSON:
+        """A PUT body with the omitted fields that PUT clears (§4.4): ``name`` and
+        ``parent_department_id`` are required (40016 / 40017), ``order`` is kept."""
+        self._check_name(opt_str(body, "name"), empty_status=400)
+        if not opt_str(body, "parent_department_id"):
+            raise ApiError(40017, "parent id empty")
+        body = {"i18n_name": {}, "department_hrbps": [], "group_chat_employee_types": [], **body}
+        if "leaders" not in body:
+            lead = body.get("leader_user_id")
+            body["leaders"] = [{"leaderType": 1, "leaderID": lead}] if lead else []
+        return body
+
+    def _new_parent(self, dept: Department, old_parent: str, body: JSON,
+                    ids: IdTypes) -> Department:
+        """The parent after the update; a move keeps the tree acyclic and within its limits."""
+        parent_ref = opt_str(body, "parent_department_id")
+        if not parent_ref:
+            return self.departments[old_parent]
+        parent = self._check_parent(parent_ref, ids)
+        if parent.open_id != old_parent:
             if self._is_descendant_or_self(parent, dept):
                 # UNCONFIRMED code: Feishu documents no dedicated code for this cycle.
                 raise ApiError(40001, "param error: cannot move a department under itself or "
                                       "one of its descendants")
-            if self._depth(parent) + 1 + self._height(dept.open_id) > MAX_DEPTH:
-                raise ApiError(43019, "department level exceeds 25")
-            if len(self._children[parent.open_id]) >= MAX_CHILDREN:
-                raise ApiError(43013, "too many sub-departments (max 1000)")
-        i18n = self._check_i18n(body)
-        self._check_sibling_names(parent.open_id, name,
-                                  i18n if i18n is not None else dept.i18n_name, dept.open_id)
-        order = self._check_order(body)
-        if order is not None:
-            self._check_order_free(parent.open_id, order, dept.open_id)
-        elif moving and any(s.order == dept.order for s in self._siblings(parent.open_id)):
-            order = self._default_order(parent.open_id)  # keep the order unless it collides
-        leaders = self._check_leaders(body, ids, dept.leaders)
-        extras = self._check_dept_extras(body, ids)
-        create_chat = opt_bool(body, "create_group_chat") or False
+            self._check_room(parent, self._height(dept.open_id))
+        return parent
 
-        if moving:
-            self._children[dept.parent].remove(dept.open_id)
-            self._children[parent.open_id].append(dept.open_id)
-            dept.parent = parent.open_id
-            self._counts = None
-        dept.name = name
-        if i18n is not None:
-            dept.i18n_name = i18n
-        if order is not None:
-            dept.order = order
-        if leaders is not None:
-            dept.leaders = leaders
-        if "unit_ids" in extras:
-            dept.unit_ids = extras["unit_ids"]
-        if "group_chat_employee_types" in extras:
-            dept.group_chat_employee_types = extras["group_chat_employee_types"]
-        if "hrbps" in extras:
-            dept.hrbps = extras["hrbps"]
-        if create_chat and not dept.chat_id:
-            self._create_dept_chat(dept)
-        return {"department": self.render_department(dept, ids)}
+    def _move_department(self, dept: Department, old_parent: str, parent: Department) -> None:
+        self._children[old_parent].remove(dept.open_id)
+        self._children[parent.open_id].append(dept.open_id)
+        dept.parent = parent.open_id
+        self._counts = None
 
     def delete_department(self, ref: str, ids: IdTypes) -> JSON:
         """DELETE contact/v3/departments/:id: only an empty leaf; its custom id is freed."""
