@@ -40,6 +40,10 @@ class Departments(DepartmentFields):
 
     def _create_dept_chat(self, dept: Department) -> None:
         dept.chat_id = self.new_chat_id()
+        self._register_dept_chat(dept)
+
+    def _register_dept_chat(self, dept: Department) -> None:
+        """Store the department group chat ``dept.chat_id`` names, owned by the main leader."""
         self.chats[dept.chat_id] = {
             "chat_id": dept.chat_id, "name": dept.name, "description": "",
             "owner": dept.leader, "members": [], "kind": "department",

@@ -106,12 +106,26 @@ class Users(UserFields):
             raise ApiError(42006, "user has resigned")
         if user.is_tenant_manager:
             raise ApiError(44037, "tenant manager can not be deleted")
-        body = body or {}
+        handover = self._handover(body or {}, ids, user)
+        self._unindex_user(user)
+        user.resigned, user.activated, user.frozen = True, False, False
+        user.resign_time = self.clock.now()
+        user.handover = handover
+        user.orders = []
+        user.leader = ""
+        user.dotted_line_leaders = []
+        self._index_user(user)
+        self._drop_references_to(user)
+        return {}
+
+    def _handover(self, body: JSON, ids: IdTypes, leaving: User) -> JSON:
+        """The acceptors of a DELETE body (§5.5): live users other than the leaver (41052);
+        ``email_acceptor.processing_type`` 1 (transfer, needs an acceptor), 2 or 3."""
         handover: JSON = {}
         for key in ACCEPTOR_FIELDS:
             acceptor = opt_str(body, key)
             if acceptor:
-                handover[key] = self._acceptor(acceptor, ids, user)
+                handover[key] = self._acceptor(acceptor, ids, leaving)
         email_acceptor = opt_obj(body, "email_acceptor")
         if email_acceptor is not None:
             processing = opt_str(email_acceptor, "processing_type")
@@ -122,15 +136,10 @@ class Users(UserFields):
                 raise ApiError(41052, "email_acceptor.acceptor_user_id is required to transfer")
             handover["email_acceptor"] = {
                 "processing_type": processing,
-                "acceptor_user_id": self._acceptor(target, ids, user) if target else ""}
-        self._unindex_user(user)
-        user.resigned, user.activated, user.frozen = True, False, False
-        user.resign_time = self.clock.now()
-        user.handover = handover
-        user.orders = []
-        user.leader = ""
-        user.dotted_line_leaders = []
-        self._index_user(user)
+                "acceptor_user_id": self._acceptor(target, ids, leaving) if target else ""}
+        return handover
+
+    def _drop_references_to(self, user: User) -> None:
         # A resigned user can lead nothing (42006 / 44021), so references to them are dropped.
         for dept in self.departments.values():
             dept.leaders = [(k, u) for k, u in dept.leaders if u != user.open_id]
@@ -140,7 +149,6 @@ class Users(UserFields):
                 other.leader = ""
             if user.open_id in other.dotted_line_leaders:
                 other.dotted_line_leaders.remove(user.open_id)
-        return {}
 
     def _acceptor(self, ref: str, ids: IdTypes, leaving: User) -> str:
         acceptor = self.find_user(ref, ids.user)
@@ -193,6 +201,17 @@ class Users(UserFields):
                                         "employee_no")):
             if key and key in index:
                 raise ApiError(code, f"{what} duplicated with another user")
+        orders = self._resurrect_orders(body, ids)
+        self._unindex_user(user)
+        user.resigned, user.activated, user.frozen = False, True, False
+        user.resign_time = None
+        user.orders = orders
+        self._index_user(user)
+        return {}
+
+    def _resurrect_orders(self, body: JSON, ids: IdTypes) -> list[UserOrder]:
+        """``departments`` of a resurrect body (§5.6): at most 50 (41033), each named once; the
+        first is primary; none means the root department."""
         raw = opt_list(body, "departments")
         orders: list[UserOrder] = []
         if raw:
@@ -209,12 +228,7 @@ class Users(UserFields):
         else:
             orders = [UserOrder(ROOT)]
         orders[0].is_primary = True
-        self._unindex_user(user)
-        user.resigned, user.activated, user.frozen = False, True, False
-        user.resign_time = None
-        user.orders = orders
-        self._index_user(user)
-        return {}
+        return orders
 
     def find_by_department(self, ref: str | None, ids: IdTypes, *, page_size: str | None,
                            page_token: str | None) -> JSON:
