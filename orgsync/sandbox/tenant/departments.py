@@ -4,14 +4,7 @@ from __future__ import annotations
 
 from orgsync.sandbox.tenant.body import opt_bool, opt_str
 from orgsync.sandbox.tenant.department_fields import DepartmentFields
-from orgsync.sandbox.tenant.model import (
-    JSON,
-    MAX_BATCH,
-    ROOT,
-    ApiError,
-    Department,
-    IdTypes,
-)
+from orgsync.sandbox.tenant.model import JSON, MAX_BATCH, ROOT, ApiError, Department, IdTypes
 from orgsync.sandbox.tenant.paging import page_data, paginate
 
 

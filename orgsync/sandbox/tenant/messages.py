@@ -6,10 +6,7 @@ import copy
 import json
 from collections.abc import Callable
 
-from orgsync.sandbox.tenant.body import (
-    opt_str,
-    opt_str_list,
-)
+from orgsync.sandbox.tenant.body import opt_str, opt_str_list
 from orgsync.sandbox.tenant.ids import IdIndex
 from orgsync.sandbox.tenant.model import (
     CHAT_UUID_WINDOW_S,

@@ -6,14 +6,7 @@ import copy
 
 from orgsync.sandbox.tenant.body import normalize_mobile
 from orgsync.sandbox.tenant.departments import Departments
-from orgsync.sandbox.tenant.model import (
-    JSON,
-    ROOT,
-    Department,
-    IdTypes,
-    User,
-    UserOrder,
-)
+from orgsync.sandbox.tenant.model import JSON, ROOT, Department, IdTypes, User, UserOrder
 from orgsync.sandbox.tenant.users import Users
 
 
