@@ -260,11 +260,14 @@ def check(config: ConfigOpt = Path("orgsync.yaml")) -> None:
 def status(config: ConfigOpt = Path("orgsync.yaml")) -> None:
     """What orgsync manages and how the last run went."""
 
+    from orgsync import writer
+
     def go() -> int:
         with _opened(config) as (_, ledger):
             state = ledger.load_state()
             runs = ledger.runs(limit=1)
             held = ledger.held_plans()
+            writing = writer.current(ledger)
         live = state.live_users()
         frozen = sum(1 for u in live.values() if u.lifecycle.value == "frozen")
         out.print(f"Managed: {len(state.departments)} departments, {len(live)} users "
@@ -280,6 +283,8 @@ def status(config: ConfigOpt = Path("orgsync.yaml")) -> None:
                 out.print(f"  error: {r.error}")
         else:
             out.print("No runs yet.")
+        if writing is not None:
+            out.print(f"Writing now: {writing.describe()}")
         return EXIT_OK
 
     raise typer.Exit(_guard(go))

@@ -71,6 +71,8 @@ class PostgresLeaderLock:
                  connect_timeout: int = 5) -> None:
         self.key = lock_key(name, purpose)
         self.backend_pid: int | None = None
+        #: Why the last :meth:`try_acquire` could not ask the server (None: it asked).
+        self.error: str | None = None
         self._engine: Engine = create_engine(
             url, poolclass=NullPool,
             # keepalives: a leader on a dead network notices, and so does the server
@@ -84,6 +86,7 @@ class PostgresLeaderLock:
         """One ``pg_try_advisory_lock`` on our connection (reconnecting if it was lost)."""
         if self._held and self.still_held():
             return True
+        self.error = None
         try:
             if self._conn is None:
                 self._conn = self._engine.connect().execution_options(
@@ -92,6 +95,7 @@ class PostgresLeaderLock:
                 text("SELECT pg_try_advisory_lock(:k), pg_backend_pid()"), {"k": self.key}).one()
         except Exception as exc:
             log.warning("leader.lock_unavailable", error=type(exc).__name__)
+            self.error = type(exc).__name__
             self._drop()
             return False
         self._held = bool(got)

@@ -55,7 +55,7 @@ from typing import ClassVar
 import structlog
 from sqlalchemy.engine import make_url
 
-from orgsync.errors import WriterBusy
+from orgsync.errors import LedgerError, WriterBusy
 from orgsync.leader import LeaderLock, PostgresLeaderLock, ProcessLeaderLock
 from orgsync.ledger import WRITER_KEY, Fence, Ledger
 
@@ -189,6 +189,9 @@ class WriterLock:
         Raises :class:`WriterBusy` at once, naming the holder, when it is taken.
         """
         if not self._lock.try_acquire():
+            if isinstance(self._lock, PostgresLeaderLock) and self._lock.error:
+                raise LedgerError(f"cannot take the ledger's writer lock: the database did not "
+                                  f"answer ({self._lock.error}); nothing was done")
             raise WriterBusy(busy_message(self.ledger))
         try:
             last = Holder.from_json(self.ledger.get_meta(WRITER_KEY))
@@ -220,6 +223,13 @@ class WriterLock:
             self._lock.release()
 
 
+def current(ledger: Ledger) -> Holder | None:
+    """The holder of the writer lock as its record tells, if it is (as far as can be
+    known) still holding it."""
+    holder = Holder.from_json(ledger.get_meta(WRITER_KEY))
+    return holder if holder is not None and holder.alive() else None
+
+
 def busy_message(ledger: Ledger, wait: float = RECORD_WAIT) -> str:
     """Why a writer was refused, naming the holder.
 
@@ -229,8 +239,8 @@ def busy_message(ledger: Ledger, wait: float = RECORD_WAIT) -> str:
     """
     deadline = time.monotonic() + wait
     while True:
-        holder = Holder.from_json(ledger.get_meta(WRITER_KEY))
-        if holder is not None and holder.alive():
+        holder = current(ledger)
+        if holder is not None:
             who = f"another orgsync run holds it: {holder.describe()}"
             break
         if time.monotonic() >= deadline:

@@ -240,6 +240,9 @@ def test_the_daemon_skips_a_scheduled_run_while_an_apply_writes(sb: SandboxServe
     apply = orgsync("apply", "--yes", "-c", str(path))
     try:
         wait_for(lambda: writing(url, "apply"), 30, "the apply to write")
+        code, output = finished(orgsync("status", "-c", str(path)))
+        assert code == 0, output
+        assert f"Writing now: 'apply' (pid {apply.pid} on host {socket.gethostname()}" in output
         d = InProcessDaemon(cfg)
         try:
             wait_for(lambda: d.daemon.history, 30, "the daemon's first run")
