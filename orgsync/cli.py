@@ -2,7 +2,10 @@
 
 Exit codes (see :mod:`orgsync.errors`): 0 ok / no changes, 1 error, 2 changes
 (``plan --detailed-exitcode``), 3 config error, 4 source refused, 5 plan held,
-6 apply finished with failed operations.
+6 apply finished with failed operations, 7 another run holds the ledger's writer lock.
+
+Commands that write (``apply``, ``approve``, ``resync``) hold that lock for the
+whole run (:mod:`orgsync.writer`); ``plan`` and ``check`` write nothing and take none.
 """
 
 from __future__ import annotations
@@ -201,39 +204,43 @@ def approve(
     is checked afresh (and may be held again under a new id). A plan made with
     --accept-shrink is approved with --accept-shrink too.
     """
-
-    def go() -> None:
-        with _opened(config) as (_, ledger):
-            if not ledger.approve_plan(plan_id):
-                raise OrgsyncError(f"no held plan {plan_id!r}; 'orgsync status' lists held plans")
-        out.print(f"Plan {plan_id} approved.")
-
-    _guard(go)
-    _apply(config, yes=yes, accept_shrink=accept_shrink)
+    _apply(config, yes=yes, accept_shrink=accept_shrink, approve=plan_id)
 
 
-def _apply(config: Path, *, yes: bool, accept_shrink: bool) -> None:
+def _apply(config: Path, *, yes: bool, accept_shrink: bool, approve: str | None = None) -> None:
+    """``apply`` (after approving the held plan ``approve``), under the writer lock."""
     from orgsync import render
-    from orgsync.ledger import Ledger
     from orgsync.runner import run_once
 
     bar = _Bar(out)
     confirm = _confirmer(bar, yes=yes)
 
     def go() -> int:
-        cfg = _load(config)
-        ledger = Ledger(cfg.ledger.url)
-        try:
-            outcome = asyncio.run(run_once(cfg, ledger, apply=True,
-                                           show=lambda p: render.render_text(p, out),
-                                           confirm=confirm, progress=bar.advance,
-                                           accept_shrink=accept_shrink))
-        finally:
-            bar.stop()
-            ledger.close()
+        with _writing(config, "approve" if approve else "apply") as (cfg, ledger):
+            if approve is not None:
+                if not ledger.approve_plan(approve):
+                    raise OrgsyncError(f"no held plan {approve!r}; 'orgsync status' lists "
+                                       "held plans")
+                out.print(f"Plan {approve} approved.")
+            try:
+                outcome = asyncio.run(run_once(cfg, ledger, apply=True,
+                                               show=lambda p: render.render_text(p, out),
+                                               confirm=confirm, progress=bar.advance,
+                                               accept_shrink=accept_shrink))
+            finally:
+                bar.stop()
         return _reported(outcome)
 
     raise typer.Exit(_guard(go))
+
+
+@contextmanager
+def _writing(path: Path, command: str) -> Iterator[tuple[Any, Any]]:
+    """:func:`_opened`, holding the ledger's writer lock for ``command`` (exit 7 when taken)."""
+    from orgsync import writer
+
+    with _opened(path) as (cfg, ledger), writer.holding(ledger, command, cfg.daemon.lock_name):
+        yield cfg, ledger
 
 
 @app.command()
@@ -255,12 +262,15 @@ def check(config: ConfigOpt = Path("orgsync.yaml")) -> None:
 def status(config: ConfigOpt = Path("orgsync.yaml")) -> None:
     """What orgsync manages and how the last run went."""
 
+    from orgsync import writer
+
     def go() -> int:
         with _opened(config) as (_, ledger):
             state = ledger.load_state()
             runs = ledger.runs(limit=1)
             held = ledger.held_plans()
             unknown = ledger.notifications(status="unknown")
+            writing = writer.current(ledger)
         live = state.live_users()
         frozen = sum(1 for u in live.values() if u.lifecycle.value == "frozen")
         out.print(f"Managed: {len(state.departments)} departments, {len(live)} users "
@@ -278,6 +288,8 @@ def status(config: ConfigOpt = Path("orgsync.yaml")) -> None:
                 out.print(f"  error: {r.error}")
         else:
             out.print("No runs yet.")
+        if writing is not None:
+            out.print(f"Writing now: {writing.describe()}")
         return EXIT_OK
 
     raise typer.Exit(_guard(go))
@@ -360,13 +372,10 @@ def resync(
     """Full resync: read Feishu live, repair drift, rebuild the mirror.
 
     With admin.url set, the daemon there runs it (and this waits for the result);
-    otherwise it runs here, after taking the ledger's leader lock so that it never
-    runs beside a daemon.
+    otherwise it runs here, under the ledger's writer lock like any writing run.
     """
     from orgsync import render
-    from orgsync.errors import EXIT_APPLY_FAILED, EXIT_HELD
-    from orgsync.leader import leader_lock
-    from orgsync.ledger import Ledger
+    from orgsync.errors import EXIT_APPLY_FAILED, EXIT_BUSY, EXIT_HELD
     from orgsync.runner import run_once
 
     bar = _Bar(out)
@@ -394,26 +403,20 @@ def resync(
         out.print(f"Resync {run.get('run_id') or '—'} on the daemon: {run['outcome']} "
                   f"in {run['duration_seconds']}s" + (f" ({run['error']})" if run.get("error")
                                                      else ""))
-        return {"ok": EXIT_OK, "partial": EXIT_APPLY_FAILED, "held": EXIT_HELD}.get(
-            run["outcome"], EXIT_ERROR)
+        return {"ok": EXIT_OK, "partial": EXIT_APPLY_FAILED, "held": EXIT_HELD,
+                "skipped": EXIT_BUSY}.get(run["outcome"], EXIT_ERROR)
 
     def go() -> int:
         cfg = _load(config)
         if cfg.admin.url and not local:
             return remote(cfg)
-        lock = leader_lock(cfg.ledger.url, cfg.daemon.lock_name)
-        if not lock.try_acquire():
-            raise OrgsyncError("a daemon holds this ledger's leader lock; set admin.url to run "
-                               "the resync there, or stop the daemon first")
-        ledger = Ledger(cfg.ledger.url)
-        try:
-            outcome = asyncio.run(run_once(cfg, ledger, apply=True, full=True,
-                                           show=lambda p: render.render_text(p, out),
-                                           confirm=confirm, progress=bar.advance))
-        finally:
-            bar.stop()
-            ledger.close()
-            lock.release()
+        with _writing(config, "resync") as (cfg, ledger):
+            try:
+                outcome = asyncio.run(run_once(cfg, ledger, apply=True, full=True,
+                                               show=lambda p: render.render_text(p, out),
+                                               confirm=confirm, progress=bar.advance))
+            finally:
+                bar.stop()
         return _reported(outcome)
 
     raise typer.Exit(_guard(go))

@@ -15,6 +15,10 @@ Contracts:
 * **Leadership** (:mod:`orgsync.leader`): only the process holding the ledger's
   leader lock schedules runs; the others poll every ``leader_poll`` seconds and
   take over when the leader dies. A leader that loses its lock stops scheduling.
+* **One writer** (:mod:`orgsync.writer`): each run holds the ledger's writer lock,
+  like ``orgsync apply``. A run that finds it taken (a command is writing) is
+  skipped — logged ``run.skipped`` with the holder, outcome ``skipped``, no alert;
+  the next fire-time tries again. A run that loses it stops before its next write.
 * **Runs go in a worker thread** with their own event loop, so the admin
   endpoint answers while a run reads a slow source.
 * **SIGTERM / SIGINT**: no new work is taken, the scheduler stops, the run in
@@ -47,9 +51,10 @@ from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped
 from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
 from sqlalchemy.engine import make_url
 
+from orgsync import writer
 from orgsync.admin import Ticket, build_admin_app
 from orgsync.config import Config, cron_fields
-from orgsync.errors import EXIT_ERROR, EXIT_OK, OrgsyncError, PlanHeld
+from orgsync.errors import EXIT_ERROR, EXIT_OK, OrgsyncError, PlanHeld, WriterBusy
 from orgsync.feishu.client import ClientStats
 from orgsync.leader import LeaderLock, leader_lock
 from orgsync.ledger import Ledger, RunRow
@@ -347,6 +352,9 @@ class Daemon:
             status = "ok" if outcome.exit_code == EXIT_OK else "partial"
         except PlanHeld as exc:
             status, error = "held", str(exc)
+        except WriterBusy as exc:
+            status, error = "skipped", str(exc)
+            log.info("run.skipped", kind=kind, trigger=trigger, reason=error)
         except RunInterrupted:
             status, error = "interrupted", "cancelled at shutdown"
         except OrgsyncError as exc:
@@ -357,7 +365,8 @@ class Daemon:
         finally:
             self.metrics.in_progress.set(0)
         finished = time.time()
-        run_id = outcome.run_id if outcome is not None else await self._latest_run_id(started)
+        run_id = outcome.run_id if outcome is not None else \
+            None if status == "skipped" else await self._latest_run_id(started)
         stats = getattr(outcome, "stats", None)
         self.metrics.observe_run(kind=kind, outcome=status, duration=finished - started,
                                  finished_at=finished,
@@ -375,14 +384,16 @@ class Daemon:
         structlog.contextvars.bind_contextvars(kind=kind, trigger=trigger)
         loop = asyncio.new_event_loop()
         try:
-            task = loop.create_task(run_once(self.config, self.ledger, apply=True,
-                                             full=kind == "full"))
-            with self._run_guard:
-                self._run_loop, self._run_task = loop, task
-            try:
-                return loop.run_until_complete(task)
-            except asyncio.CancelledError:
-                raise RunInterrupted from None
+            with writer.holding(self.ledger, f"daemon {kind} run ({trigger})",
+                                self.config.daemon.lock_name):
+                task = loop.create_task(run_once(self.config, self.ledger, apply=True,
+                                                 full=kind == "full"))
+                with self._run_guard:
+                    self._run_loop, self._run_task = loop, task
+                try:
+                    return loop.run_until_complete(task)
+                except asyncio.CancelledError:
+                    raise RunInterrupted from None
         finally:
             with self._run_guard:
                 self._run_loop, self._run_task = None, None

@@ -7,6 +7,8 @@
     ├── SourceError      (exit 4)  a connector failed or returned an implausible org; nothing written
     ├── PlanHeld         (exit 5)  a plan tripped a safety threshold; held until approved by id
     ├── ApplyFailed      (exit 6)  apply finished, but some operations failed (journaled)
+    ├── WriterBusy       (exit 7)  another run holds the ledger's writer lock; nothing was done
+    ├── Fenced           (exit 1)  this run lost the writer lock; it stopped before its next write
     ├── LedgerError      (exit 1)  the ledger cannot be opened or is inconsistent
     └── FeishuError      (exit 1)  a Feishu API call failed: code, msg, HTTP status, log id, endpoint
         ├── FeishuRetryable        rate limit, 5xx, timeouts, lock conflicts: worth retrying
@@ -25,6 +27,7 @@ EXIT_CONFIG = 3
 EXIT_SOURCE = 4
 EXIT_HELD = 5
 EXIT_APPLY_FAILED = 6
+EXIT_BUSY = 7
 
 
 class OrgsyncError(Exception):
@@ -75,6 +78,25 @@ class ApplyFailed(OrgsyncError):
     """Apply ran to the end but some operations failed; the journal has each one's reason."""
 
     exit_code = EXIT_APPLY_FAILED
+
+
+class WriterBusy(OrgsyncError):
+    """Another orgsync run holds the ledger's writer lock (see :mod:`orgsync.writer`).
+
+    Raised before anything is read or written; the message names the holder
+    (command, host, pid, since when).
+    """
+
+    exit_code = EXIT_BUSY
+
+
+class Fenced(OrgsyncError):
+    """This run no longer holds the ledger's writer lock: it must not write to Feishu.
+
+    Raised by the ledger when it journals a write (the check runs in the same
+    transaction); the run stops before that write, and the next writer resumes
+    what it left unfinished.
+    """
 
 
 class LedgerError(OrgsyncError):

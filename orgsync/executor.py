@@ -11,7 +11,10 @@ Contracts:
   so that a slow 1-QPS class (moves, freezes) never starves the others;
 * a run killed at any point is resumed by the next run: a create whose outcome
   was never learned is replayed with the same ``client_token`` (Feishu returns
-  the first result) or, if Feishu already has the id, adopted and patched.
+  the first result) or, if Feishu already has the id, adopted and patched;
+* a run that lost the writer lock (the journal refuses its next entry with
+  :class:`Fenced`, see :mod:`orgsync.writer`) starts no further call: the calls in
+  flight finish and are journaled, then :meth:`Executor.run` raises ``Fenced``.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from orgsync.errors import FeishuError
+from orgsync.errors import FeishuError, Fenced
 from orgsync.ledger import Ledger
 from orgsync.plan import Operation, OpKind, Plan
 
@@ -132,6 +135,7 @@ class Executor:
             lane: asyncio.Queue() for lane in self.lane_sizes}
         remaining = len(ops)
         all_done = asyncio.Event()
+        fenced: list[Fenced] = []
         if remaining == 0:
             return result
 
@@ -162,12 +166,19 @@ class Executor:
             q = queues[lane]
             while True:
                 op = await q.get()
-                if op is None:
+                if op is None or fenced:
                     return
                 if op.op_id not in waiting:
                     continue
                 del waiting[op.op_id]
-                finish(await self._apply_one(plan.plan_id, op))
+                try:
+                    r = await self._apply_one(plan.plan_id, op)
+                except Fenced as exc:
+                    log.error("run.fenced", op=op.op_id)
+                    fenced.append(exc)
+                    all_done.set()
+                    return
+                finish(r)
 
         for i, deps in list(waiting.items()):
             if not deps:
@@ -188,10 +199,13 @@ class Executor:
             for lane, n in self.lane_sizes.items():
                 for _ in range(n):
                     queues[lane].put_nowait(None)
-            for w in workers:
-                if not w.done():
-                    w.cancel()
+            if not fenced:  # fenced: the calls in flight finish and are journaled
+                for w in workers:
+                    if not w.done():
+                        w.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
+        if fenced:
+            raise fenced[0]
         return result
 
     async def _apply_one(self, plan_id: str, op: Operation) -> OpResult:

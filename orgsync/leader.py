@@ -1,13 +1,20 @@
-"""Leader election: of the processes that share one ledger, only the leader writes.
+"""Leader election: of the daemons that share one ledger, only the leader schedules runs.
+
+Leadership decides who schedules, not who may write: every run, the leader's
+included, takes the ledger's writer lock (:mod:`orgsync.writer`), which is what
+keeps two writers apart and fences one that lost it.
 
 * PostgreSQL: a session-level advisory lock (``pg_try_advisory_lock``) on a
   connection of its own, held for as long as the process leads. When the
   leader dies its connection closes and the server releases the lock at once;
   a standby polling :meth:`LeaderLock.try_acquire` then takes over. A leader
   whose connection breaks (server restart, network) loses the lock too:
-  :meth:`LeaderLock.still_held` says so, and the caller must stop writing.
+  :meth:`LeaderLock.still_held` says so, and the caller must stop scheduling.
+  :mod:`orgsync.writer` uses the same class, under another key, for its lock.
 * SQLite (a file, one host): an exclusive ``flock`` on ``<ledger>.leader``,
-  released by the kernel when the process dies.
+  released by the kernel when the process dies. A leader whose file was
+  deleted (or replaced) no longer holds it: :meth:`FileLeaderLock.still_held`
+  compares the path with the locked file.
 * An in-memory SQLite ledger belongs to one process: always the leader.
 
 The lock key is a 64-bit hash of a name (``daemon.lock_name``), so separate
@@ -47,23 +54,31 @@ class LeaderLock(Protocol):
         ...
 
 
-def lock_key(name: str) -> int:
-    """The signed 64-bit advisory-lock key for ``name``."""
-    digest = hashlib.blake2b(f"orgsync-leader:{name}".encode(), digest_size=8).digest()
+def lock_key(name: str, purpose: str = "leader") -> int:
+    """The signed 64-bit advisory-lock key of ``purpose`` (leader, writer) for ``name``."""
+    digest = hashlib.blake2b(f"orgsync-{purpose}:{name}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
 class PostgresLeaderLock:
-    """``pg_try_advisory_lock`` on a dedicated connection (see the module docstring)."""
+    """``pg_try_advisory_lock`` on a dedicated connection (see the module docstring).
 
-    def __init__(self, url: str, name: str = "orgsync", *, connect_timeout: int = 5) -> None:
-        self.key = lock_key(name)
+    ``purpose`` picks the key and names the session (``application_name``
+    ``orgsync-<purpose>``); ``backend_pid`` is that session's server pid while held.
+    """
+
+    def __init__(self, url: str, name: str = "orgsync", *, purpose: str = "leader",
+                 connect_timeout: int = 5) -> None:
+        self.key = lock_key(name, purpose)
+        self.backend_pid: int | None = None
+        #: Why the last :meth:`try_acquire` could not ask the server (None: it asked).
+        self.error: str | None = None
         self._engine: Engine = create_engine(
             url, poolclass=NullPool,
             # keepalives: a leader on a dead network notices, and so does the server
             connect_args={"connect_timeout": connect_timeout, "keepalives": 1,
                           "keepalives_idle": 10, "keepalives_interval": 5,
-                          "keepalives_count": 3, "application_name": "orgsync-leader"})
+                          "keepalives_count": 3, "application_name": f"orgsync-{purpose}"})
         self._conn: Connection | None = None
         self._held = False
 
@@ -71,14 +86,16 @@ class PostgresLeaderLock:
         """One ``pg_try_advisory_lock`` on our connection (reconnecting if it was lost)."""
         if self._held and self.still_held():
             return True
+        self.error = None
         try:
             if self._conn is None:
                 self._conn = self._engine.connect().execution_options(
                     isolation_level="AUTOCOMMIT")
-            got = self._conn.execute(text("SELECT pg_try_advisory_lock(:k)"),
-                                     {"k": self.key}).scalar_one()
+            got, self.backend_pid = self._conn.execute(
+                text("SELECT pg_try_advisory_lock(:k), pg_backend_pid()"), {"k": self.key}).one()
         except Exception as exc:
             log.warning("leader.lock_unavailable", error=type(exc).__name__)
+            self.error = type(exc).__name__
             self._drop()
             return False
         self._held = bool(got)
@@ -112,6 +129,7 @@ class PostgresLeaderLock:
 
     def _drop(self) -> None:
         self._held = False
+        self.backend_pid = None
         if self._conn is not None:
             with contextlib.suppress(Exception):
                 self._conn.close()
@@ -128,7 +146,9 @@ class FileLeaderLock:
     def try_acquire(self) -> bool:
         """``flock(LOCK_EX | LOCK_NB)``; the file is created owner-only."""
         if self._file is not None:
-            return True
+            if self.still_held():
+                return True
+            self.release()  # our file was deleted: lock the one the path names now
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
         f = os.fdopen(fd, "r+b")
@@ -145,8 +165,16 @@ class FileLeaderLock:
         return True
 
     def still_held(self) -> bool:
-        """A flock cannot be lost while the process lives."""
-        return self._file is not None
+        """True while the path still names the file we locked (a flock cannot be lost
+        while the process lives, but the file can be deleted and another one made)."""
+        if self._file is None:
+            return False
+        try:
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        ours = os.fstat(self._file.fileno())
+        return (now.st_dev, now.st_ino) == (ours.st_dev, ours.st_ino)
 
     def release(self) -> None:
         """Unlock and close."""

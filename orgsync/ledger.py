@@ -7,7 +7,10 @@ SQLModel on SQLite by default (any SQLAlchemy URL works). Contracts:
 * a ``done`` result and the mirror change it implies commit in one transaction,
   so the mirror never runs ahead of or behind the journal;
 * the mirror is what incremental runs diff against: only entities in it are ever
-  changed or deleted by orgsync.
+  changed or deleted by orgsync;
+* with a :class:`Fence` set (the run holds the writer lock, :mod:`orgsync.writer`),
+  a write is journaled only while the lock is still this run's — checked in the
+  journaling statement itself — else :class:`Fenced` is raised before the call.
 """
 
 from __future__ import annotations
@@ -17,22 +20,37 @@ import os
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Engine, Table, bindparam, event, func, text
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Engine,
+    Table,
+    and_,
+    bindparam,
+    event,
+    exists,
+    func,
+    text,
+)
 from sqlalchemy.engine import make_url
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
 from orgsync import migrations
-from orgsync.errors import LedgerError
+from orgsync.errors import Fenced, LedgerError
 from orgsync.heap import paused_gc
 from orgsync.model import Employee, department_from_fields
 from orgsync.plan import Operation, OpKind
 from orgsync.state import DirectoryState, Lifecycle, MirrorDepartment, MirrorUser
 
 SCHEMA_VERSION = 1
+WRITER_KEY = "writer"
+"""The ``meta`` row holding the writer lock's holder record (see :mod:`orgsync.writer`)."""
 
 
 def _now() -> datetime:
@@ -175,6 +193,44 @@ def _prepare_sqlite_file(url: str) -> None:
         os.close(fd)
 
 
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """A writer's claim on the ledger, which :meth:`Ledger.journal_start` checks.
+
+    ``holder``: the ``meta`` value (:data:`WRITER_KEY`) the writer stored when it
+    took the lock; another writer taking the lock replaces it. On PostgreSQL,
+    ``lock_pid`` and ``lock_key`` name the session and the advisory lock it holds:
+    a terminated session releases the lock even when nobody has taken it yet.
+    """
+
+    holder: str
+    lock_pid: int | None = None
+    lock_key: int | None = None
+
+    def params(self) -> dict[str, Any]:
+        """The bind parameters of the fence condition (see :func:`_fence_holds`)."""
+        key = self.lock_key or 0
+        return {"fence_holder": self.holder, "fence_pid": self.lock_pid or 0,
+                "fence_hi": (key >> 32) & 0xFFFF_FFFF, "fence_lo": key & 0xFFFF_FFFF}
+
+
+#: The columns :meth:`Ledger.journal_start` fills.
+_STARTED = ("run_id", "plan_id", "op_id", "kind", "target_key", "feishu_id", "client_token",
+            "status", "started_at")
+
+
+def _fence_holds(dialect: str) -> ColumnElement[bool]:
+    """SQL that is true while a :class:`Fence` (its :meth:`Fence.params`) still holds."""
+    meta: Table = MetaRow.__table__  # type: ignore[attr-defined]
+    claim = exists().where(meta.c.key == WRITER_KEY, meta.c.value == bindparam("fence_holder"))
+    if dialect != "postgresql":
+        return claim  # a flock is lost only with its process
+    return and_(claim, text(
+        "EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        "AND pid = :fence_pid AND objsubid = 1 AND classid::bigint = :fence_hi "
+        "AND objid::bigint = :fence_lo)"))
+
+
 class _Statements:
     """The executor's hot-path statements for one SQL dialect, built once with bind
     parameters so that SQLAlchemy compiles each once (see :meth:`Ledger.journal_start`)."""
@@ -186,6 +242,12 @@ class _Statements:
         notes: Table = NotificationRow.__table__  # type: ignore[attr-defined]
         j = journal.c
         self.journal_insert = journal.insert()
+        # the same insert, of nothing unless the fence holds: no extra round trip per write
+        holds = _fence_holds(dialect)
+        self.journal_insert_fenced = journal.insert().from_select(
+            _STARTED, select(*(bindparam(n, type_=j[n].type) for n in _STARTED)).where(holds)
+        ).returning(j.id)
+        self.fence_holds = select(holds)
         self.journal_finish = journal.update().where(j.id == bindparam("entry"))
         self.generation = select(func.count()).select_from(journal).where(
             j.kind == bindparam("kind"), j.target_key == bindparam("key"), j.status == "done")
@@ -231,6 +293,8 @@ class Ledger:
     def __init__(self, url: str, *, now: Callable[[], datetime] = _now) -> None:
         self.url = url
         self.now = now
+        #: Set while this process holds the writer lock (:mod:`orgsync.writer`).
+        self.fence: Fence | None = None
         try:
             self.engine: Engine = make_engine(url)
             migrations.upgrade(self.engine)
@@ -317,19 +381,36 @@ class Ledger:
         interrupted create keeps its generation, so its retry replays Feishu's first
         answer; re-creating an entity that was created and then deleted gets a fresh
         token.
+
+        With :attr:`fence` set, nothing is journaled and :class:`Fenced` is raised
+        when the fence no longer holds (the caller must not make the call).
         """
         with self.engine.begin() as c:
             if tokenize is not None:
                 client_token = tokenize(c.execute(self._sql.generation, {
                     "kind": op.kind.value, "key": op.key}).scalar_one())
             token = client_token or op.client_token
-            result = c.execute(self._sql.journal_insert, {
+            values = {
                 "run_id": run_id, "plan_id": plan_id, "op_id": op.op_id, "kind": op.kind.value,
                 "target_key": op.key, "feishu_id": op.feishu_id, "client_token": token,
-                "status": "started", "started_at": self.now()})
-            key = result.inserted_primary_key
+                "status": "started", "started_at": self.now()}
+            if self.fence is not None:
+                entry = c.execute(self._sql.journal_insert_fenced,
+                                  {**values, **self.fence.params()}).scalar_one_or_none()
+                if entry is None:
+                    raise Fenced(_FENCED)
+                return int(entry), token
+            key = c.execute(self._sql.journal_insert, values).inserted_primary_key
             assert key is not None
             return int(key[0]), token
+
+    def check_fence(self) -> None:
+        """Raise :class:`Fenced` when :attr:`fence` is set and no longer holds."""
+        if self.fence is None:
+            return
+        with self.engine.connect() as c:
+            if not c.execute(self._sql.fence_holds, self.fence.params()).scalar():
+                raise Fenced(_FENCED)
 
     def journal_finish(self, entry_id: int, op: Operation, status: str, *, code: int | None = None,
                        message: str | None = None, open_id: str | None = None,
@@ -722,6 +803,18 @@ class Ledger:
         with self._session() as s:
             s.merge(MetaRow(key=key, value=value))
             s.commit()
+
+    def swap_meta(self, key: str, expected: str, value: str) -> bool:
+        """Set a meta value only if it is still ``expected``; True when it was."""
+        meta: Table = MetaRow.__table__  # type: ignore[attr-defined]
+        with self.engine.begin() as c:
+            return c.execute(meta.update().where(meta.c.key == key, meta.c.value == expected),
+                             {"value": value}).rowcount == 1
+
+
+_FENCED = ("this run lost the ledger's writer lock (another run took it over, or the lock's "
+           "database session ended); it stopped before its next Feishu write. The next run "
+           "resumes what it left unfinished.")
 
 
 def event_kind_target(event: str) -> tuple[str, str]:

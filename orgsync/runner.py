@@ -25,6 +25,7 @@ from orgsync.errors import (
     EXIT_APPLY_FAILED,
     EXIT_OK,
     FeishuRetryable,
+    Fenced,
     OrgsyncError,
     PlanHeld,
     SourceError,
@@ -439,6 +440,7 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
             if approved:
                 ledger.mark_plan_applied(plan.plan_id)
         if apply:  # also on an empty plan: welcomes still owed are retried
+            ledger.check_fence()  # messages are Feishu writes too
             await send_messages(config, ledger, outcome, now)
         summary: dict[str, int] = dict(plan.summary())
         if apply and not approved:  # the churn guard's history (Ledger.leaver_history)
@@ -456,7 +458,7 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
         raise
     except BaseException as exc:
         ledger.finish_run(run_id, "failed", error=str(exc)[:2000])
-        if apply and isinstance(exc, Exception):
+        if apply and isinstance(exc, Exception) and not isinstance(exc, Fenced):
             await send_alert(config, ledger, f"alert:failed:{run_id}",
                              notify.failed_text(run_id, str(exc)))
         raise

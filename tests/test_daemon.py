@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 
 from orgsync.config import Config, config_from_dict, cron_fields, load_config
 from orgsync.daemon import CANCEL_WAIT
-from orgsync.errors import ConfigError
+from orgsync.errors import EXIT_BUSY, ConfigError
 from orgsync.feishu import FeishuClient
 from orgsync.ledger import Ledger
 from orgsync.model import Snapshot
@@ -316,21 +317,26 @@ class TestResyncCommand:
         finally:
             assert d.stop() == 0
 
-    def test_local_resync_refuses_while_a_daemon_leads(self, fast_sandbox: SandboxServer,
-                                                       tmp_path: Path) -> None:
-        """Without admin.url, a local resync never runs beside a daemon on the same ledger."""
+    def test_local_resync_is_refused_while_a_daemon_run_writes(self, fast_sandbox: SandboxServer,
+                                                              tmp_path: Path) -> None:
+        """Without admin.url, a local resync never runs beside a daemon's run on the same
+        ledger: refused at once (exit 7), naming the run; nothing recorded for it."""
         path = self._config(fast_sandbox, tmp_path)
-        d = InProcessDaemon(load_config(path))
+        fast_sandbox.configure(latency_ms=1000)  # the daemon's run stays open meanwhile
+        cfg = load_config(path)
+        d = InProcessDaemon(replace(cfg, daemon=replace(cfg.daemon, run_on_start=True)))
         try:
-            wait_for(lambda: d.daemon.is_leader, 10, "leadership")
+            wait_for(lambda: d.daemon.ledger.fence is not None, 10, "the daemon's run")
             result = orgsync("resync", "-c", str(path), "--yes")
-            assert result.returncode == 1
-            assert "holds this ledger's leader lock" in (result.stdout + result.stderr)
+            assert result.returncode == EXIT_BUSY
+            assert f"'daemon incremental run (schedule)' (pid {os.getpid()} on host " in \
+                (result.stdout + result.stderr)
         finally:
+            fast_sandbox.configure(latency_ms=0)
             assert d.stop() == 0
-        ledger = Ledger(load_config(path).ledger.url)
+        ledger = Ledger(cfg.ledger.url)
         try:
-            assert ledger.runs() == []
+            assert [(r.mode, r.status) for r in ledger.runs()] == [("apply", "ok")]
         finally:
             ledger.close()
 
