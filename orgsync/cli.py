@@ -375,6 +375,8 @@ def resync(
     def remote(cfg: Any) -> int:
         import httpx
 
+        from orgsync.urls import mask_url, mask_urls
+
         if cfg.admin.token is None:
             raise OrgsyncError("admin.url is set but admin.token is not: the daemon needs it")
         try:
@@ -382,14 +384,14 @@ def resync(
                                headers={"Authorization": f"Bearer {cfg.admin.token}"},
                                timeout=httpx.Timeout(10.0, read=timeout + 30))
         except httpx.HTTPError as exc:
-            raise OrgsyncError(f"cannot reach the daemon at {cfg.admin.url}: "
+            raise OrgsyncError(f"cannot reach the daemon at {mask_url(cfg.admin.url)}: "
                                f"{type(exc).__name__} (use --local to run here)") from None
         body = reply.json() if reply.headers.get("content-type", "").startswith(
             "application/json") else {}
         if reply.status_code != 200 or "run" not in body:
             detail = body.get("detail") or body.get("error") or reply.text[:200]
-            raise OrgsyncError(f"the daemon at {cfg.admin.url} answered {reply.status_code}: "
-                               f"{detail}")
+            raise OrgsyncError(f"the daemon at {mask_url(cfg.admin.url)} answered "
+                               f"{reply.status_code}: {mask_urls(str(detail))}")
         run = body["run"]
         out.print(f"Resync {run.get('run_id') or '—'} on the daemon: {run['outcome']} "
                   f"in {run['duration_seconds']}s" + (f" ({run['error']})" if run.get("error")

@@ -45,7 +45,6 @@ import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
 from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
-from sqlalchemy.engine import make_url
 
 from orgsync.admin import Ticket, build_admin_app
 from orgsync.config import Config, cron_fields
@@ -55,6 +54,7 @@ from orgsync.leader import LeaderLock, leader_lock
 from orgsync.ledger import Ledger, RunRow
 from orgsync.metrics import CONTENT_TYPE, DaemonMetrics
 from orgsync.runner import RunOutcome, run_once
+from orgsync.urls import mask_url
 
 log = structlog.get_logger("orgsync.daemon")
 
@@ -152,7 +152,7 @@ class Daemon:
         self._scheduler.start()
         d = self.config.daemon
         log.info("daemon.started", pid=os.getpid(), admin=f"{admin.bind}:{self.admin_port}",
-                 ledger=_safe_url(self.config.ledger.url), interval=d.interval, cron=d.cron,
+                 ledger=mask_url(self.config.ledger.url), interval=d.interval, cron=d.cron,
                  full_resync_cron=d.full_resync_cron,
                  full_resync_interval=d.full_resync_interval, jitter=d.jitter,
                  admin_auth=admin.token is not None)
@@ -479,8 +479,3 @@ def _row(r: RunRow) -> dict[str, Any]:
             "summary": json.loads(r.summary or "{}"), "error": r.error}
 
 
-def _safe_url(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable url>"

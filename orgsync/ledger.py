@@ -31,6 +31,7 @@ from orgsync.heap import paused_gc
 from orgsync.model import Employee, department_from_fields
 from orgsync.plan import Operation, OpKind
 from orgsync.state import DirectoryState, Lifecycle, MirrorDepartment, MirrorUser
+from orgsync.urls import PERCENT_ENCODE, mask_url, mask_urls, userinfo_is_ambiguous
 
 SCHEMA_VERSION = 1
 
@@ -231,6 +232,9 @@ class Ledger:
     def __init__(self, url: str, *, now: Callable[[], datetime] = _now) -> None:
         self.url = url
         self.now = now
+        if userinfo_is_ambiguous(url):
+            raise LedgerError(f"cannot open the ledger at {mask_url(url)}: the password holds "
+                              f"a reserved character; {PERCENT_ENCODE}")
         try:
             self.engine: Engine = make_engine(url)
             migrations.upgrade(self.engine)
@@ -242,7 +246,7 @@ class Ledger:
         except LedgerError:
             raise
         except Exception as exc:
-            raise LedgerError(f"cannot open the ledger at {_safe_url(url)}: "
+            raise LedgerError(f"cannot open the ledger at {mask_url(url)}: "
                               f"{_safe_error(exc, url)}") from None
 
     def close(self) -> None:
@@ -780,17 +784,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def _safe_error(exc: BaseException, url: str) -> str:
     """``exc`` as text, without the URL's password (drivers may echo the DSN)."""
-    message = str(exc)
+    message = mask_urls(str(exc))
     try:
         password = make_url(url).password
     except Exception:
         password = None
     return message.replace(str(password), "***") if password else message
-
-
-def _safe_url(url: str) -> str:
-    """The URL with any password hidden."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable url>"
