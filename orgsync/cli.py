@@ -26,6 +26,7 @@ from rich.text import Text
 
 from orgsync import __version__, logs
 from orgsync.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, OrgsyncError
+from orgsync.urls import mask_url, mask_urls
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Keep a Feishu (Lark) directory in step with your HR system.")
@@ -47,7 +48,7 @@ def _guard(fn: Callable[[], T]) -> T:
     except OrgsyncError as exc:
         # Unwrapped (a path or URL broken across lines cannot be copied or grepped) and
         # not read as markup (a message may quote '[销售]部').
-        err.print(Text.assemble(("error:", "bold red"), " ", str(exc)), soft_wrap=True)
+        err.print(Text.assemble(("error:", "bold red"), " ", mask_urls(str(exc))), soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]")
@@ -374,8 +375,6 @@ def resync(
 
     def remote(cfg: Any) -> int:
         import httpx
-
-        from orgsync.urls import mask_url, mask_urls
 
         if cfg.admin.token is None:
             raise OrgsyncError("admin.url is set but admin.token is not: the daemon needs it")

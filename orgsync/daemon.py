@@ -54,7 +54,7 @@ from orgsync.leader import LeaderLock, leader_lock
 from orgsync.ledger import Ledger, RunRow
 from orgsync.metrics import CONTENT_TYPE, DaemonMetrics
 from orgsync.runner import RunOutcome, run_once
-from orgsync.urls import mask_url
+from orgsync.urls import mask_url, mask_urls
 
 log = structlog.get_logger("orgsync.daemon")
 
@@ -353,7 +353,7 @@ class Daemon:
             error = str(exc)
         except Exception as exc:
             log.exception("run.crashed", kind=kind)
-            error = f"{type(exc).__name__}: {exc}"
+            error = f"{type(exc).__name__}: {mask_urls(str(exc))}"
         finally:
             self.metrics.in_progress.set(0)
         finished = time.time()
