@@ -29,6 +29,7 @@ from rich.text import Text
 
 from orgsync import __version__, logs
 from orgsync.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, OrgsyncError
+from orgsync.urls import mask_url, mask_urls
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Keep a Feishu (Lark) directory in step with your HR system.")
@@ -50,7 +51,7 @@ def _guard(fn: Callable[[], T]) -> T:
     except OrgsyncError as exc:
         # Unwrapped (a path or URL broken across lines cannot be copied or grepped) and
         # not read as markup (a message may quote '[销售]部').
-        err.print(Text.assemble(("error:", "bold red"), " ", str(exc)), soft_wrap=True)
+        err.print(Text.assemble(("error:", "bold red"), " ", mask_urls(str(exc))), soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]")
@@ -391,14 +392,14 @@ def resync(
                                headers={"Authorization": f"Bearer {cfg.admin.token}"},
                                timeout=httpx.Timeout(10.0, read=timeout + 30))
         except httpx.HTTPError as exc:
-            raise OrgsyncError(f"cannot reach the daemon at {cfg.admin.url}: "
+            raise OrgsyncError(f"cannot reach the daemon at {mask_url(cfg.admin.url)}: "
                                f"{type(exc).__name__} (use --local to run here)") from None
         body = reply.json() if reply.headers.get("content-type", "").startswith(
             "application/json") else {}
         if reply.status_code != 200 or "run" not in body:
             detail = body.get("detail") or body.get("error") or reply.text[:200]
-            raise OrgsyncError(f"the daemon at {cfg.admin.url} answered {reply.status_code}: "
-                               f"{detail}")
+            raise OrgsyncError(f"the daemon at {mask_url(cfg.admin.url)} answered "
+                               f"{reply.status_code}: {mask_urls(str(detail))}")
         run = body["run"]
         out.print(f"Resync {run.get('run_id') or '—'} on the daemon: {run['outcome']} "
                   f"in {run['duration_seconds']}s" + (f" ({run['error']})" if run.get("error")

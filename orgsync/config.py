@@ -47,6 +47,7 @@ from orgsync.templates import (
     event_variables,
     parse_template,
 )
+from orgsync.urls import PERCENT_ENCODE, mask_url, userinfo_is_ambiguous
 
 CONFIG_VERSION = 1
 _SECRET_HINT = re.compile(r"password|secret|token|credential|private", re.IGNORECASE)
@@ -309,7 +310,7 @@ def config_from_dict(
 def _parse_feishu(s: Section) -> FeishuConfig:
     base_url = s.string("base_url", FeishuConfig.base_url).rstrip("/")
     if not re.match(r"https?://[^/\s]+", base_url):
-        raise s.error("base_url", f"'{base_url}' is not an http(s) URL",
+        raise s.error("base_url", f"'{mask_url(base_url)}' is not an http(s) URL",
                       "e.g. https://open.feishu.cn, https://open.larksuite.com")
     return FeishuConfig(
         base_url=base_url,
@@ -333,8 +334,11 @@ def _parse_source(s: Section) -> SourceConfig:
 def _parse_ledger(s: Section) -> LedgerConfig:
     url = s.string("url", LedgerConfig.url)
     if "://" not in url:
-        raise s.error("url", f"'{_mask_url(url)}' is not a database URL",
+        raise s.error("url", f"'{mask_url(url)}' is not a database URL",
                       "e.g. sqlite:///orgsync.db or postgresql+psycopg://user@host/db")
+    if userinfo_is_ambiguous(url):
+        raise s.error("url", f"'{mask_url(url)}': the password holds a reserved character, "
+                      "so part of it would be read as the host name", PERCENT_ENCODE)
     return LedgerConfig(url=_resolve_sqlite(url, s.base_dir))
 
 
@@ -620,8 +624,6 @@ def _resolve_sqlite(url: str, base_dir: Path) -> str:
     return f"{m.group(1)}:///{(base_dir / path).resolve()}{sep}{query}"
 
 
-def _mask_url(url: str) -> str:
-    return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", url)
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:

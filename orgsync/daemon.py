@@ -49,7 +49,6 @@ import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
 from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
-from sqlalchemy.engine import make_url
 
 from orgsync import writer
 from orgsync.admin import Ticket, build_admin_app
@@ -60,6 +59,7 @@ from orgsync.leader import LeaderLock, leader_lock
 from orgsync.ledger import Ledger, RunRow
 from orgsync.metrics import CONTENT_TYPE, DaemonMetrics
 from orgsync.runner import RunOutcome, run_once
+from orgsync.urls import mask_url, mask_urls
 
 log = structlog.get_logger("orgsync.daemon")
 
@@ -157,7 +157,7 @@ class Daemon:
         self._scheduler.start()
         d = self.config.daemon
         log.info("daemon.started", pid=os.getpid(), admin=f"{admin.bind}:{self.admin_port}",
-                 ledger=_safe_url(self.config.ledger.url), interval=d.interval, cron=d.cron,
+                 ledger=mask_url(self.config.ledger.url), interval=d.interval, cron=d.cron,
                  full_resync_cron=d.full_resync_cron,
                  full_resync_interval=d.full_resync_interval, jitter=d.jitter,
                  admin_auth=admin.token is not None)
@@ -361,7 +361,7 @@ class Daemon:
             error = str(exc)
         except Exception as exc:
             log.exception("run.crashed", kind=kind)
-            error = f"{type(exc).__name__}: {exc}"
+            error = f"{type(exc).__name__}: {mask_urls(str(exc))}"
         finally:
             self.metrics.in_progress.set(0)
         finished = time.time()
@@ -490,8 +490,3 @@ def _row(r: RunRow) -> dict[str, Any]:
             "summary": json.loads(r.summary or "{}"), "error": r.error}
 
 
-def _safe_url(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable url>"

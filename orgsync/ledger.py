@@ -47,6 +47,7 @@ from orgsync.heap import paused_gc
 from orgsync.model import Employee, department_from_fields
 from orgsync.plan import Operation, OpKind
 from orgsync.state import DirectoryState, Lifecycle, MirrorDepartment, MirrorUser
+from orgsync.urls import PERCENT_ENCODE, mask_url, mask_urls, userinfo_is_ambiguous
 
 SCHEMA_VERSION = 1
 WRITER_KEY = "writer"
@@ -295,6 +296,9 @@ class Ledger:
         self.now = now
         #: Set while this process holds the writer lock (:mod:`orgsync.writer`).
         self.fence: Fence | None = None
+        if userinfo_is_ambiguous(url):
+            raise LedgerError(f"cannot open the ledger at {mask_url(url)}: the password holds "
+                              f"a reserved character; {PERCENT_ENCODE}")
         try:
             self.engine: Engine = make_engine(url)
             migrations.upgrade(self.engine)
@@ -306,7 +310,7 @@ class Ledger:
         except LedgerError:
             raise
         except Exception as exc:
-            raise LedgerError(f"cannot open the ledger at {_safe_url(url)}: "
+            raise LedgerError(f"cannot open the ledger at {mask_url(url)}: "
                               f"{_safe_error(exc, url)}") from None
 
     def close(self) -> None:
@@ -873,17 +877,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def _safe_error(exc: BaseException, url: str) -> str:
     """``exc`` as text, without the URL's password (drivers may echo the DSN)."""
-    message = str(exc)
+    message = mask_urls(str(exc))
     try:
         password = make_url(url).password
     except Exception:
         password = None
     return message.replace(str(password), "***") if password else message
-
-
-def _safe_url(url: str) -> str:
-    """The URL with any password hidden."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable url>"

@@ -25,6 +25,7 @@ from orgsync.config import Config, config_from_dict, load_config
 from orgsync.errors import ConfigError, OrgsyncError, SourceError
 from orgsync.issues import SourceData
 from orgsync.model import Status
+from orgsync.urls import mask_urls
 from orgsync.validate import validate
 
 _PLACEHOLDER_FEISHU = {"app_id": "preview", "app_secret": "preview"}
@@ -54,7 +55,7 @@ def preview_source(config: Config) -> SourceData:
     except OrgsyncError:
         raise
     except Exception as exc:  # a connector bug is a failed read, as in a run
-        raise SourceError(f"source {config.source.type} failed: {exc}") from exc
+        raise SourceError(f"source {config.source.type} failed: {mask_urls(str(exc))}") from exc
     return validate(data)
 
 

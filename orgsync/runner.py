@@ -41,6 +41,7 @@ from orgsync.reader import read_directory
 from orgsync.reconcile import apply_renames, reconcile
 from orgsync.safety import check_source, leavers, plan_violations
 from orgsync.state import DirectoryState, Lifecycle, MirrorDepartment, MirrorUser
+from orgsync.urls import mask_urls
 from orgsync.validate import validate
 
 log = structlog.get_logger("orgsync.run")
@@ -86,7 +87,7 @@ def read_raw(config: Config) -> SourceData:
     except OrgsyncError:
         raise
     except Exception as exc:  # a connector bug is still a failed read, never an empty org
-        raise SourceError(f"source {config.source.type} failed: {exc}") from exc
+        raise SourceError(f"source {config.source.type} failed: {mask_urls(str(exc))}") from exc
 
 
 def read_source(config: Config, ledger: Ledger, *, accept_shrink: bool = False,
@@ -457,7 +458,7 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
     except PlanHeld:
         raise
     except BaseException as exc:
-        ledger.finish_run(run_id, "failed", error=str(exc)[:2000])
+        ledger.finish_run(run_id, "failed", error=mask_urls(str(exc))[:2000])
         if apply and isinstance(exc, Exception) and not isinstance(exc, Fenced):
             await send_alert(config, ledger, f"alert:failed:{run_id}",
                              notify.failed_text(run_id, str(exc)))

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from orgsync.sandbox import SandboxConfig, SandboxServer
+from tests.planted import PLANTED
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +30,8 @@ def sandbox_server() -> Iterator[SandboxServer]:
 # --- leak scan across the whole suite ---------------------------------------------------------
 # Every test's captured output (logs, prints, plan renderings) and failure text is scanned for
 # the app secret, every tenant token the session sandbox issued, and the admin tokens the tests
-# configure; at the end, so are the ledger files the tests left. Any hit fails the run.
+# configure, and the secrets the security tests plant (tests/planted.py); at the end, so are
+# the ledger files the tests left. Any hit fails the run.
 
 _SESSION_SANDBOXES: list[SandboxServer] = []
 _ADMIN_TOKENS = ("test-admin-token-0123456789abcdef", "a-long-enough-admin-token")
@@ -37,7 +39,7 @@ _LEAKS: list[str] = []
 
 
 def _secrets() -> dict[str, str]:
-    found = {SandboxConfig().app_secret: "the app secret"}
+    found = {SandboxConfig().app_secret: "the app secret", **PLANTED}
     found.update({t: "an admin token" for t in _ADMIN_TOKENS})
     for server in _SESSION_SANDBOXES:
         store = server.sandbox.tokens

@@ -66,6 +66,7 @@ from orgsync.errors import SourceError
 from orgsync.issues import SourceData
 from orgsync.model import Snapshot
 from orgsync.options import Section
+from orgsync.urls import mask_url
 
 log = structlog.get_logger("orgsync.connectors.hris")
 
@@ -166,7 +167,7 @@ class HrisConnector:
             people = list(self._people(fetcher))
             if not people:
                 raise SourceError(
-                    f"hris {self.employees.path}: no employee records were returned; check the "
+                    f"hris {mask_url(self.employees.path)}: no employee records were returned; check the "
                     f"endpoint and the 'records' path"
                     + (f" ({self.employees.records.text})" if self.employees.records else ""))
             depts = (self._department_records(fetcher) if self.departments.kind == "endpoint"
@@ -186,7 +187,7 @@ class HrisConnector:
                     first = page_of.setdefault(key, page)
                     if first != page:
                         raise SourceError(
-                            f"hris {self.employees.path}: record '{key}' is on page {first} and "
+                            f"hris {mask_url(self.employees.path)}: record '{key}' is on page {first} and "
                             f"on page {page}: the server's paging is unstable (records may also "
                             "be missing); add a sort order to employees.params")
                 yield f"hris:page {page} item {i}", mapped, raw

@@ -8,14 +8,20 @@ pages and yields their records; it raises SourceError as soon as a page fails
 or the pages disagree with the totals the server announced, so a caller never
 sees a partial list as if it were whole.
 
+Every request but the OAuth2 token call goes to ``base_url``'s origin (scheme,
+host and port): a next-page link or cursor URL pointing anywhere else (another
+host, or https → http) raises SourceError instead of carrying the credentials
+there.
+
 Errors name the endpoint path and the page, never a token, password or query
-string.
+value (:func:`orgsync.urls.mask_url`).
 """
 
 from __future__ import annotations
 
 import email.utils
 import re
+import ssl
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +33,7 @@ import structlog
 
 from connectors.mapping import FieldPath
 from orgsync.errors import SourceError
+from orgsync.urls import mask_url, mask_urls
 
 log = structlog.get_logger("orgsync.connectors.hris")
 
@@ -100,6 +107,7 @@ class Fetcher:
                  max_retry_wait: float = 120.0, backoff: float = 0.5, verify: bool | str = True,
                  headers: Mapping[str, str] | None = None) -> None:
         self.base_url = base_url.rstrip("/") + "/"
+        self.origin = _origin(self.base_url)
         self.auth = auth
         self.max_retries = max_retries
         self.max_retry_wait = max_retry_wait
@@ -107,7 +115,8 @@ class Fetcher:
         self.timeout = timeout
         self._token: str | None = None
         basic = (auth.username or "", auth.password or "") if auth.kind == "basic" else None
-        self.client = httpx.Client(timeout=timeout, verify=verify, auth=basic,
+        tls = ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+        self.client = httpx.Client(timeout=timeout, verify=tls, auth=basic,
                                    headers={"Accept": "application/json", **(headers or {})},
                                    follow_redirects=False)
         self.requests = 0
@@ -143,6 +152,11 @@ class Fetcher:
 
     def _call(self, method: str, url: str, *, what: str, params: Mapping[str, Any] | None,
               body: Any) -> httpx.Response:
+        if _origin(url) != self.origin:
+            raise SourceError(
+                f"{what}: refusing to send the credentials to {mask_url(url)}, outside "
+                f"base_url's origin {self.origin}; the read is aborted, nothing was synced "
+                "(if the API really moved there, change base_url)")
         refreshed = False
         attempt = 0
         while True:
@@ -154,7 +168,7 @@ class Fetcher:
             except httpx.TimeoutException:
                 problem = f"timed out after {self.timeout:g}s"
             except httpx.TransportError as exc:
-                problem = f"cannot connect ({type(exc).__name__}: {_safe(str(exc))})"
+                problem = f"cannot connect ({type(exc).__name__}: {mask_urls(str(exc))})"
             else:
                 status = response.status_code
                 if 200 <= status < 300:
@@ -249,7 +263,7 @@ def _retry_after(value: str) -> float | None:
 def _detail(response: httpx.Response) -> str:
     """A short, single-line excerpt of an error body."""
     text = " ".join(response.text.split())[:200]
-    return f": {_safe(text)}" if text else ""
+    return f": {mask_urls(text)}" if text else ""
 
 
 def _hint(status: int) -> str:
@@ -257,10 +271,11 @@ def _hint(status: int) -> str:
             404: "; check base_url and the endpoint path"}.get(status, "")
 
 
-def _safe(text: str) -> str:
-    """Drop query strings and userinfo from URLs in a message (they may carry secrets)."""
-    text = re.sub(r"(https?://)[^/@\s]*@", r"\1", text)
-    return re.sub(r"(https?://[^\s?'\"]*)\?[^\s'\"]*", r"\1?…", text)
+def _origin(url: str) -> str:
+    """``scheme://host:port`` of ``url`` (the port made explicit), to compare origins."""
+    parsed = httpx.URL(url)
+    port = parsed.port or {"http": 80, "https": 443}.get(parsed.scheme)
+    return f"{parsed.scheme}://{parsed.host}:{port}"
 
 
 def iter_pages(fetcher: Fetcher, request: Request, *, label: str) -> Iterator[tuple[int, list[Any]]]:
@@ -278,7 +293,7 @@ def iter_pages(fetcher: Fetcher, request: Request, *, label: str) -> Iterator[tu
     seen_tokens: set[str] = set()
     received = 0
     for number in range(1, paging.max_pages + 1):
-        what = f"{label} {request.path} page {number}"
+        what = f"{label} {mask_url(request.path)} page {number}"
         values: dict[str, Any] = {}
         if kind != "none" and paging.size_param:
             values[paging.size_param] = paging.size
@@ -346,7 +361,7 @@ def iter_pages(fetcher: Fetcher, request: Request, *, label: str) -> Iterator[tu
                 raise SourceError(f"{what}: the server repeated a page cursor; the paging "
                                   "never ends")
             seen_tokens.add(token)
-    raise SourceError(f"{label} {request.path}: more than {paging.max_pages} pages; raise "
+    raise SourceError(f"{label} {mask_url(request.path)}: more than {paging.max_pages} pages; raise "
                       "pagination.max_pages if the source really is that large")
 
 
@@ -384,7 +399,7 @@ def _check_envelope(envelope: Envelope | None, data: Any, what: str) -> None:
     if code is None or str(code) != envelope.ok:
         message = envelope.message.get(data) if envelope.message else None
         raise SourceError(f"{what}: the API answered {envelope.code.text}={code!r}"
-                          + (f" ({_safe(str(message))[:200]})" if message else ""))
+                          + (f" ({mask_urls(str(message))[:200]})" if message else ""))
 
 
 def _records(path: FieldPath | None, data: Any, what: str) -> list[Any]:

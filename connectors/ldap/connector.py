@@ -11,6 +11,7 @@ Options (``source`` section; a ``preset`` fills in defaults, the rest overrides)
     preset: openldap | ad
     url: ldaps://dc1.corp.example.com        # ldap://host:389 or ldaps://host:636
     start_tls: false                         # upgrade ldap:// with StartTLS
+    allow_plaintext: false                   # a password bind over plain ldap:// (warns each run)
     tls: {verify: true, ca_file: /etc/ssl/corp-ca.pem}   # verify: false only with a warning
     bind_dn: CN=orgsync,OU=Service,DC=corp,DC=example,DC=com   # absent: anonymous
     bind_password: ${LDAP_PASSWORD}          # or bind_password_file
@@ -26,6 +27,10 @@ Options (``source`` section; a ``preset`` fills in defaults, the rest overrides)
     manager_ref: dn                          # or the attribute the manager values hold
     mobile_region: CN
     mapping: {employees: {<canonical field>: <rule>}}
+
+A bind with a password over an unencrypted connection (``ldap://`` without
+``start_tls``) would send the password in clear: it is a ConfigError unless
+``allow_plaintext: true``, and then every read logs ``ldap.plaintext_bind``.
 
 Connection, bind, TLS and search failures — and a search the server cut short
 (size or time limit) — raise :class:`~orgsync.errors.SourceError`; the bind
@@ -69,6 +74,7 @@ from orgsync.errors import SourceError
 from orgsync.issues import Issue, SourceData
 from orgsync.model import Department, Snapshot
 from orgsync.options import Section
+from orgsync.urls import mask_url
 
 log = structlog.get_logger("orgsync.connectors.ldap")
 
@@ -108,6 +114,7 @@ class LdapConnector:
     mapping: Mapping[str, FieldRule]
     departments: OuDepartments | AttributeDepartments | None
     start_tls: bool = False
+    allow_plaintext: bool = False
     verify: bool = True
     ca_file: Path | None = None
     bind_dn: str | None = None
@@ -127,13 +134,14 @@ class LdapConnector:
         url = opts.string("url")
         parts = urlsplit(url)
         if parts.scheme not in ("ldap", "ldaps") or not parts.hostname:
-            raise opts.error("url", f"'{url}' is not an ldap:// or ldaps:// URL",
+            raise opts.error("url", f"'{mask_url(url)}' is not an ldap:// or ldaps:// URL",
                              "e.g. ldaps://dc1.corp.example.com or ldap://127.0.0.1:389")
         try:
             port = parts.port or (636 if parts.scheme == "ldaps" else 389)
         except ValueError:
-            raise opts.error("url", f"'{url}' has a bad port") from None
+            raise opts.error("url", f"'{mask_url(url)}' has a bad port") from None
         start_tls = opts.boolean("start_tls", False)
+        allow_plaintext = opts.boolean("allow_plaintext", False)
         if start_tls and parts.scheme == "ldaps":
             raise opts.error("start_tls", "cannot be used with ldaps://",
                              "use ldap:// with start_tls, or ldaps:// alone")
@@ -153,18 +161,29 @@ class LdapConnector:
         connector = cls(
             host=parts.hostname, port=port, use_ssl=parts.scheme == "ldaps", base_dn=base_dn,
             user_filter=user_filter, mapping=mapping, departments=departments,
-            start_tls=start_tls, verify=verify, ca_file=ca_file, bind_dn=bind_dn,
-            bind_password=password, page_size=opts.number("page_size", 500, minimum=1),
+            start_tls=start_tls, allow_plaintext=allow_plaintext, verify=verify, ca_file=ca_file,
+            bind_dn=bind_dn, bind_password=password,
+            page_size=opts.number("page_size", 500, minimum=1),
             timeout=opts.number("timeout", 30.0, minimum=0.001),
             attributes=opts.strings("attributes"),
             manager_ref=opts.string("manager_ref", "dn"),
             mobile_region=mobile_region(opts),
         )
         opts.done()
+        if connector.plaintext_bind and not allow_plaintext:
+            raise opts.error("url", f"'{mask_url(url)}' without start_tls would send the bind "
+                             "password unencrypted",
+                             "use ldaps:// or start_tls: true; on a network you trust, "
+                             "allow_plaintext: true accepts it (with a warning on every run)")
         if not verify and (connector.use_ssl or start_tls):
             log.warning("ldap.tls_verification_off",
                         detail="tls.verify is false: the directory's certificate is not checked")
         return connector
+
+    @property
+    def plaintext_bind(self) -> bool:
+        """True when the bind password would cross the network unencrypted."""
+        return bool(self.bind_password) and not self.use_ssl and not self.start_tls
 
     @property
     def url(self) -> str:
@@ -174,6 +193,10 @@ class LdapConnector:
     def read(self) -> SourceData:
         """Every user (and OU) under the base; SourceError if any step fails."""
         started = time.monotonic()
+        if self.plaintext_bind:
+            log.warning("ldap.plaintext_bind", url=self.url,
+                        detail="allow_plaintext: the bind password is sent unencrypted; use "
+                               "ldaps:// or start_tls")
         conn = self._connect()
         try:
             users = self._search(conn, self.base_dn, self.user_filter, self._user_attributes(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from orgsync.errors import ConfigError
+from orgsync.urls import mask_url
 
 FEISHU_BASE_URL = "https://open.feishu.cn"
 LARK_BASE_URL = "https://open.larksuite.com"
@@ -38,7 +39,7 @@ class FeishuSettings:
             raise ConfigError("app_secret is empty", key="feishu.app_secret",
                               remedy="set the app secret, e.g. from an environment variable")
         if not self.base_url.startswith(("https://", "http://")):
-            raise ConfigError(f"base_url {self.base_url!r} is not an http(s) URL",
+            raise ConfigError(f"base_url '{mask_url(self.base_url)}' is not an http(s) URL",
                               key="feishu.base_url",
                               remedy=f"use {FEISHU_BASE_URL} or {LARK_BASE_URL}")
         if self.timeout <= 0:

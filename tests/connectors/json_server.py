@@ -7,11 +7,14 @@ Each test gives it a handler ``(Call) -> Reply``; every request is recorded in
 from __future__ import annotations
 
 import json
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -43,9 +46,14 @@ Handler = Callable[[Call], Reply]
 
 
 class JsonServer:
-    """``with JsonServer(handler) as srv: srv.url`` — serves ``handler`` until the block ends."""
+    """``with JsonServer(handler) as srv: srv.url`` — serves ``handler`` until the block ends.
 
-    def __init__(self, handler: Handler) -> None:
+    ``host`` is any loopback address (``127.0.0.2`` is a second host on Linux);
+    ``tls_dir`` makes it HTTPS with a fresh self-signed certificate (``srv.certificate``).
+    """
+
+    def __init__(self, handler: Handler, *, host: str = "127.0.0.1",
+                 tls_dir: Path | None = None) -> None:
         self.handler = handler
         self.calls: list[Call] = []
         outer = self
@@ -89,9 +97,16 @@ class JsonServer:
             do_GET = _serve
             do_POST = _serve
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd = ThreadingHTTPServer((host, 0), _Handler)
         self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.certificate: Path | None = None
+        if tls_dir is not None:
+            self.certificate = _self_signed(tls_dir, host)
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(self.certificate, tls_dir / "key.pem")
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        scheme = "https" if tls_dir is not None else "http"
+        self.url = f"{scheme}://{host}:{self.httpd.server_address[1]}"
 
     def __enter__(self) -> JsonServer:
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,),
@@ -103,3 +118,15 @@ class JsonServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(5)
+
+
+def _self_signed(directory: Path, host: str) -> Path:
+    """A one-day self-signed certificate for the IP ``host`` (its key beside it)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert = directory / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+                    "-keyout", str(directory / "key.pem"), "-out", str(cert),
+                    "-subj", f"/CN={host}", "-addext", f"subjectAltName=IP:{host}"],
+                   check=True, capture_output=True, timeout=60)
+    return cert

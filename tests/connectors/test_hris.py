@@ -491,3 +491,106 @@ class TestOptions:
         assert isinstance(conn, HrisConnector)
         assert conn.auth.token == "from-file"
         assert "from-file" not in repr(conn)
+
+
+# --- credentials go to base_url's origin only ---------------------------------------------------
+
+AUTHS: dict[str, dict[str, Any]] = {
+    "basic": {"type": "basic", "username": "svc", "password": "basic-pw"},
+    "bearer": {"type": "bearer", "token": TOKEN},
+    "oauth2": {"type": "oauth2", "token_url": "/oauth/token", "client_id": "cid",
+               "client_secret": "csecret"},
+}
+
+
+def authenticated(call: Call) -> bool:
+    """The configured credentials arrived (any of the three kinds)."""
+    return call.headers.get("authorization") in (
+        "Basic c3ZjOmJhc2ljLXB3", f"Bearer {TOKEN}", "Bearer tok-1")
+
+
+def first_page_pointing_at(next_url: str, via: str) -> Any:
+    """A handler whose page 1 (100 people) names ``next_url`` as the next page."""
+    def handle(call: Call) -> Reply:
+        if call.path == "/oauth/token":
+            return Reply(body={"access_token": "tok-1", "expires_in": 3600})
+        if not authenticated(call):
+            return Reply(401, {"error": "no credentials"})
+        if via == "link":
+            return Reply(body={"data": PEOPLE[:100]}, headers={"Link": f'<{next_url}>; rel="next"'})
+        return Reply(body={"data": PEOPLE[:100], "next": next_url})
+
+    return handle
+
+
+PAGING = {"link": {"type": "link"}, "cursor": {"type": "cursor", "next": "next"}}
+
+
+class TestCredentialsStayHome:
+    @pytest.mark.parametrize("via", ["link", "cursor"])
+    @pytest.mark.parametrize("auth", sorted(AUTHS))
+    def test_next_page_on_another_host_is_refused(self, auth: str, via: str) -> None:
+        """A next page on 127.0.0.2 fails the read; that host never sees a request."""
+        with JsonServer(lambda c: Reply(body={"data": PEOPLE[100:]}), host="127.0.0.2") as other:
+            other_url = f"{other.url}/collect?page=2"
+            with JsonServer(first_page_pointing_at(other_url, via)) as home:
+                conn = hris(home.url, auth=AUTHS[auth], employees={
+                    "path": "/people", "records": "data", "pagination": PAGING[via]})
+                with pytest.raises(SourceError) as err:
+                    conn.read()
+        assert str(err.value) == (
+            f"hris /people page 2: refusing to send the credentials to {other.url}/collect?"
+            f"page=***, outside base_url's origin {home.url}; the read is aborted, nothing was "
+            "synced (if the API really moved there, change base_url)")
+        assert other.calls == []  # not one request, so no Authorization header either
+        assert [authenticated(c) for c in home.calls if c.path == "/people"] == [True]
+
+    @pytest.mark.parametrize("auth", sorted(AUTHS))
+    def test_https_to_http_downgrade_is_refused(self, auth: str, tmp_path: Path) -> None:
+        """base_url is https; a next link to http on the same host is refused before any send."""
+        plain = JsonServer(lambda c: Reply(body={"data": PEOPLE[100:]}))
+        home = JsonServer(first_page_pointing_at(f"{plain.url}/people?page=2", "link"),
+                          tls_dir=tmp_path)
+        assert home.url.startswith("https://127.0.0.1:")
+        with plain, home:
+            conn = hris(home.url, auth=AUTHS[auth], tls={"ca_file": str(home.certificate)},
+                        employees={"path": "/people", "records": "data",
+                                   "pagination": PAGING["link"]})
+            with pytest.raises(SourceError, match=r"page 2: refusing to send the "
+                                                  r"credentials to http://127\.0\.0\.1"):
+                conn.read()
+        assert plain.calls == []
+        assert [authenticated(c) for c in home.calls if c.path == "/people"] == [True]
+
+    @pytest.mark.parametrize("via", ["link", "cursor"])
+    def test_absolute_next_url_on_the_same_origin_is_followed(self, via: str) -> None:
+        """An absolute next URL on base_url's own origin is followed, credentials and all."""
+        def handle(call: Call) -> Reply:
+            if not authenticated(call):
+                return Reply(401, {})
+            at = int(call.query.get("from", 0))
+            nxt = f"{srv.url}/people?from={at + 100}" if at + 100 < len(PEOPLE) else None
+            if via == "link":
+                return Reply(body={"data": PEOPLE[at:at + 100]},
+                             headers={"Link": f'<{nxt}>; rel="next"'} if nxt else {})
+            return Reply(body={"data": PEOPLE[at:at + 100], "next": nxt})
+
+        with JsonServer(handle) as srv:
+            conn = hris(srv.url, auth=AUTHS["bearer"], employees={
+                "path": "/people", "records": "data", "pagination": PAGING[via]})
+            assert len(conn.read().snapshot.employees) == 250
+        assert len(srv.calls) == 3
+
+    def test_the_oauth2_token_endpoint_may_live_elsewhere(self) -> None:
+        """token_url is the one configured URL allowed on another host (it gets no bearer)."""
+        def token(call: Call) -> Reply:
+            ok = call.form.get("client_secret") == "csecret"
+            return Reply(body={"access_token": "tok-1"}) if ok else Reply(401, {})
+
+        with (JsonServer(token, host="127.0.0.2") as issuer,
+              JsonServer(lambda c: Reply(body={"data": PEOPLE}) if authenticated(c)
+                         else Reply(401, {})) as home):
+            conn = hris(home.url, auth={**AUTHS["oauth2"], "token_url": f"{issuer.url}/token"})
+            assert len(conn.read().snapshot.employees) == 250
+        assert [(c.method, c.path, c.headers.get("authorization")) for c in issuer.calls] == [
+            ("POST", "/token", None)]

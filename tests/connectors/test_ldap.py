@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import ldap3
 import pytest
+import structlog
 
 from connectors.ldap import LdapConnector
 from connectors.ldap.entries import guid_text, normalize_dn, sid_text
@@ -23,16 +27,18 @@ from tests.connectors.ldap.slapd import Slapd, available, free_port
 
 
 def openldap_connector(server: Slapd, **extra: Any) -> LdapConnector:
-    """The openldap preset, bound as the (size-limited) reader account."""
+    """The openldap preset, bound as the (size-limited) reader account (over loopback ldap://)."""
     options = {"preset": "openldap", "url": server.url, "bind_dn": data.READER_DN,
-               "bind_password": data.READER_PASSWORD, "base_dn": data.PEOPLE, **extra}
+               "bind_password": data.READER_PASSWORD, "base_dn": data.PEOPLE,
+               "allow_plaintext": True, **extra}
     return LdapConnector.from_config(options, base_dir=Path("/tmp"), file="orgsync.yaml")
 
 
 def ad_connector(server: Slapd, **extra: Any) -> LdapConnector:
-    """The ad preset on OU=Staff, bound as the reader account."""
+    """The ad preset on OU=Staff, bound as the reader account (over loopback ldap://)."""
     options = {"preset": "ad", "url": server.url, "bind_dn": data.AD_READER_DN,
-               "bind_password": data.READER_PASSWORD, "base_dn": data.AD_STAFF, **extra}
+               "bind_password": data.READER_PASSWORD, "base_dn": data.AD_STAFF,
+               "allow_plaintext": True, **extra}
     return LdapConnector.from_config(options, base_dir=Path("/tmp"), file="orgsync.yaml")
 
 
@@ -222,7 +228,7 @@ class TestOptions:
     def test_bad_options(self, options: dict[str, Any], key: str, text: str) -> None:
         """Each bad option is a ConfigError naming source.<key>."""
         base = {"preset": "openldap", "url": "ldap://127.0.0.1:389", "bind_dn": "cn=x",
-                "bind_password": "pw", "base_dn": "dc=x", **options}
+                "bind_password": "pw", "base_dn": "dc=x", "allow_plaintext": True, **options}
         with pytest.raises(ConfigError, match=text) as err:
             LdapConnector.from_config(base, base_dir=Path("/x"), file="o.yaml")
         assert err.value.key == key
@@ -238,3 +244,77 @@ class TestOptions:
         assert isinstance(conn, LdapConnector)
         assert (conn.bind_password, conn.port, conn.use_ssl) == ("file-secret", 636, True)
         assert "file-secret" not in repr(conn)
+
+
+class _Listener:
+    """A plain TCP listener on loopback that records every byte sent to it, then hangs up."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(10)
+        self.port = self.sock.getsockname()[1]
+        self.received = b""
+        self.connections = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = self.sock.accept()
+                self.connections += 1
+                with conn:
+                    conn.settimeout(5)
+                    with contextlib.suppress(OSError):
+                        self.received += conn.recv(65536)
+
+    def close(self) -> None:
+        self.sock.close()
+        self.thread.join(5)
+
+
+PLAINTEXT_PASSWORD = "ldap-bind-pw-3f8a"
+
+
+class TestPlaintextBind:
+    def options(self, port: int, **extra: Any) -> dict[str, Any]:
+        return {"preset": "openldap", "url": f"ldap://127.0.0.1:{port}", "bind_dn": "cn=reader",
+                "bind_password": PLAINTEXT_PASSWORD, "base_dn": "dc=x", "timeout": 2, **extra}
+
+    def test_password_bind_over_plain_ldap_is_refused(self) -> None:
+        """ldap:// without start_tls and a bind password: a ConfigError, and no connection made."""
+        listener = _Listener()
+        try:
+            with pytest.raises(ConfigError) as err:
+                LdapConnector.from_config(self.options(listener.port), base_dir=Path("/tmp"),
+                                          file="orgsync.yaml")
+        finally:
+            listener.close()
+        assert err.value.key == "source.url"
+        assert str(err.value) == (
+            f"orgsync.yaml: source.url: 'ldap://127.0.0.1:{listener.port}' without start_tls "
+            "would send the bind password unencrypted (use ldaps:// or start_tls: true; on a "
+            "network you trust, allow_plaintext: true accepts it (with a warning on every run))")
+        assert listener.connections == 0
+        # anonymous, ldaps:// and start_tls are not affected
+        for extra in ({"bind_dn": None, "bind_password": None}, {"start_tls": True},
+                      {"url": "ldaps://127.0.0.1:1"}):
+            LdapConnector.from_config(self.options(1, **extra), base_dir=Path("/tmp"),
+                                      file="o.yaml")
+
+    def test_allow_plaintext_warns_on_every_run(self) -> None:
+        """allow_plaintext: true binds in clear (the listener sees the password) and warns each run."""
+        listener = _Listener()
+        try:
+            conn = LdapConnector.from_config(self.options(listener.port, allow_plaintext=True),
+                                             base_dir=Path("/tmp"), file="o.yaml")
+            with structlog.testing.capture_logs() as logs:
+                for _ in range(2):
+                    with pytest.raises(SourceError):
+                        conn.read()
+        finally:
+            listener.close()
+        assert PLAINTEXT_PASSWORD.encode() in listener.received  # BER carries it in clear
+        warnings = [e for e in logs if e["event"] == "ldap.plaintext_bind"]
+        assert [(e["log_level"], e["url"]) for e in warnings] == [
+            ("warning", f"ldap://127.0.0.1:{listener.port}")] * 2
