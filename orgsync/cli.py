@@ -35,6 +35,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Keep a Feishu (Lark) directory in step with your HR system.")
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
+# Off a terminal (a pipe, a file, CI) lines are not hard-wrapped at 80 columns: a wrapped
+# path, URL or summary line cannot be copied or grepped.
+out.soft_wrap = not out.is_terminal
+err.soft_wrap = not err.is_terminal
 
 ConfigOpt = Annotated[Path, typer.Option(
     "--config", "-c", envvar="ORGSYNC_CONFIG", help="Config file (YAML).",

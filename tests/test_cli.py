@@ -118,6 +118,14 @@ def test_the_process_exits_with_the_command_code_and_all_its_output(
     assert (plan["summary"]["department.create"], plan["summary"]["user.create"]) == (6, 30)
     assert len(plan["operations"]) == sum(plan["summary"].values())
 
+    # Text piped with no COLUMNS: long lines arrive whole, not wrapped at 80 columns.
+    text_env = {k: v for k, v in env.items() if k not in ("COLUMNS", "LINES")}
+    done = subprocess.run([sys.executable, "-m", "orgsync.cli", "plan", "-c", str(conf)],
+                          capture_output=True, text=True, env=text_env, timeout=120, check=False)
+    summary = next(line for line in done.stdout.splitlines() if line.startswith("Summary:"))
+    assert len(summary) > 80
+    assert "user.create=30" in summary
+
     bad = tmp_path / "bad.yaml"
     bad.write_text("version: 1\nfeishu: {app_id: x, app_secret: s, timeout: soon}\n")
     done = subprocess.run([sys.executable, "-m", "orgsync.cli", "plan", "-c", str(bad)],
