@@ -10,10 +10,9 @@ Feishu return it (feishu-api-more.md §1.1: without any of them the field is
 
 Values cross in two shapes. ``to_wire`` takes the value as the record's
 ``fields()`` holds it (JSON-able: a date is ISO text, an employee type an int);
-``from_wire`` returns the record's attribute value. ``None`` in either column means
-"as it is". Fields whose value is another entity's key (departments, manager,
-parent, leader) are *links*: they cross through the id maps, so the body and
-record builders below translate them, not the row.
+``from_wire`` returns the record's attribute value. Fields whose value is another
+entity's key (departments, manager, parent, leader) are *links*: they cross through
+the id maps, so the body and record builders below translate them, not the row.
 
 The diff (:mod:`orgsync.diff`) builds its bodies and the reader
 (:mod:`orgsync.reader`) its records with the functions at the end of this module,
@@ -51,7 +50,8 @@ class FeishuField:
     * ``clear``: what a PATCH sends when the source has no value, or :data:`KEEP`;
     * ``documented_clear``: the value Feishu documents as clearing it (§1.5);
       ``None`` where the docs leave it open (UNCONFIRMED, see the row's comment);
-    * ``to_wire`` / ``from_wire``: the conversions (``None``: as it is);
+    * ``to_wire``: canonical → body value (``None``: as it is);
+    * ``from_wire``: response value → record value (``None``: as it is, empty as ``None``);
     * ``link``: ``"department"`` or ``"user"`` when the value is a key (or keys)
       of that kind, translated through the id maps.
     """
@@ -129,20 +129,19 @@ USER: Final = (
     FeishuField("department_keys", "department_ids", _USER_DEPARTMENT_READ, link="department"),
     # UNCONFIRMED (§1.5): whether "" clears en_name, email, mobile or city; the sandbox
     # clears with "", and so does orgsync.
-    FeishuField("en_name", "en_name", _USER_BASE_READ, from_wire=_optional),
+    FeishuField("en_name", "en_name", _USER_BASE_READ),
     # The patch page also accepts directory:employee.base.email:read (§1.1).
-    FeishuField("email", "email", ("contact:user.email:readonly",), from_wire=_optional),
-    FeishuField("mobile", "mobile", ("contact:user.phone:readonly",), from_wire=_optional),
+    FeishuField("email", "email", ("contact:user.email:readonly",)),
+    FeishuField("mobile", "mobile", ("contact:user.phone:readonly",)),
     # UNCONFIRMED (§1.5): whether "" clears leader_user_id; orgsync sends it (see manager_body).
     FeishuField("manager_key", "leader_user_id", _USER_DEPARTMENT_READ, link="user"),
     # Documented: a single space clears the title (§1.5). orgsync sends "" as it always
     # has (the sandbox clears with it); whether "" clears in Feishu is UNCONFIRMED.
-    FeishuField("job_title", "job_title", _USER_EMPLOYEE_READ, documented_clear=" ",
-                from_wire=_optional),
-    # UNCONFIRMED (§1.5): whether "" clears it; never sent empty (held as it is).
+    FeishuField("job_title", "job_title", _USER_EMPLOYEE_READ, documented_clear=" "),
+    # UNCONFIRMED (§1.5): whether "" clears it. Compared only when the source has one.
     FeishuField("employee_no", "employee_no",
                 ("contact:user.employee_number:read", "contact:user.employee:readonly", *RA3),
-                clear=KEEP, from_wire=_optional),
+                clear=KEEP),
     # Always has a value (the model defaults to regular): nothing to clear.
     FeishuField("employee_type", "employee_type", _USER_EMPLOYEE_READ, clear=None,
                 from_wire=_employee_type),
@@ -150,7 +149,7 @@ USER: Final = (
     # when none is given, so a source without a date means "unknown", not "clear".
     FeishuField("join_date", "join_time", _USER_EMPLOYEE_READ, clear=KEEP, documented_clear=0,
                 to_wire=join_time, from_wire=_join_date),
-    FeishuField("city", "city", _USER_EMPLOYEE_READ, from_wire=_optional),
+    FeishuField("city", "city", _USER_EMPLOYEE_READ),
 )
 """Every :class:`~orgsync.model.Employee` field but ``status``, in the model's order."""
 
@@ -164,7 +163,8 @@ DEPARTMENT: Final = (
     # always equals the main leader (§1.12), so both are sent together (leader_body).
     FeishuField("leader_key", "leader_user_id", _DEPARTMENT_ORGANIZE_READ, clear=[],
                 documented_clear=[], link="user"),
-    # Feishu cannot clear a department's order: compared only when the source has one.
+    # Compared only when the source has one. UNCONFIRMED (§1.5 is silent): whether and
+    # how an order can be cleared.
     FeishuField("order", "order", _DEPARTMENT_ORGANIZE_READ, clear=KEEP, to_wire=str,
                 from_wire=_order),
     # i18n_name carries the Chinese name too ({"zh_cn": name, "en_us": en_name}): built by
@@ -184,6 +184,8 @@ _D = {f.name: f for f in DEPARTMENT}
 # (name, wire, conversion) of the value fields, unpacked once: plans build 10⁵ bodies.
 _USER_WRITES = tuple((f.name, f.wire, f.to_wire) for f in USER if f.link is None)
 _USER_READS = tuple((f.name, f.wire, f.from_wire or _optional) for f in USER if f.link is None)
+_DEPARTMENT_READS = tuple((f.name, f.wire, f.from_wire or _optional) for f in DEPARTMENT
+                          if f.link is None)
 _USER_ID = _U["key"].wire
 _DEPARTMENT_IDS = _U["department_keys"].wire
 _MANAGER = _U["manager_key"]
@@ -359,6 +361,5 @@ def department_from_feishu(d: Mapping[str, Any], key_of: Mapping[str, str],
         key=key_of.get(fid, fid),
         parent_key=None if parent == ROOT else key_of.get(parent, parent),
         leader_key=user_key_of.get(str(leader), str(leader)) if leader else None,
-        **{f.name: (f.from_wire or _optional)(d.get(f.wire)) for f in DEPARTMENT
-           if f.link is None},
+        **{name: from_wire(d.get(wire)) for name, wire, from_wire in _DEPARTMENT_READS},
     )
