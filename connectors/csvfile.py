@@ -495,9 +495,10 @@ def _employee(row: _Values, key: str, problems: _Problems) -> Employee:
                                   *(("department_keys", d) for d in dept_keys)):
             if value is not None and _mangled(value):
                 problems.append((field_name, _excel_problem(value)))
-    # Positional: this runs once per row of a 100k-row export.
-    return Employee(key, name or "", dept_keys, en_name, email, mobile, manager, job_title,
-                    number, etype, joined, city, status)
+    return Employee(key=key, name=name or "", department_keys=dept_keys, en_name=en_name,
+                    email=email, mobile=mobile, manager_key=manager, job_title=job_title,
+                    employee_no=number, employee_type=etype, join_date=joined, city=city,
+                    status=status)
 
 
 #: Dates already parsed, by their text: an export repeats a few thousand distinct dates

@@ -43,6 +43,7 @@ connector turns into an :class:`~orgsync.issues.Issue` naming the record.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -56,11 +57,8 @@ from orgsync.issues import EntityKind, Issue
 from orgsync.model import Department, Employee, EmployeeType, Status
 from orgsync.options import did_you_mean
 
-EMPLOYEE_FIELDS = (
-    "key", "name", "en_name", "email", "mobile", "department_keys", "manager_key", "job_title",
-    "employee_no", "employee_type", "join_date", "city", "status",
-)
-DEPARTMENT_FIELDS = ("key", "name", "parent_key", "leader_key", "order", "en_name")
+EMPLOYEE_FIELDS = tuple(f.name for f in dataclasses.fields(Employee))
+DEPARTMENT_FIELDS = tuple(f.name for f in dataclasses.fields(Department))
 _ID_FIELDS = frozenset({"key", "employee_no", "mobile", "manager_key", "parent_key", "leader_key",
                         "department_keys"})
 
@@ -679,30 +677,22 @@ def _excel_guard(text: str) -> None:
                              "notation; the digits are lost, export the column as text")
 
 
+def _known(values: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """The canonical values that are set (the others take the model's defaults)."""
+    return {name: v for name in fields if (v := values.get(name)) is not None}
+
+
 def employee_from(values: Mapping[str, Any], key: str) -> Employee:
     """An :class:`Employee` from coerced values (missing values take the model's defaults)."""
-    return Employee(
-        key=key,
-        name=values.get("name") or "",
-        department_keys=tuple(values.get("department_keys") or ()),
-        en_name=values.get("en_name"),
-        email=values.get("email"),
-        mobile=values.get("mobile"),
-        manager_key=values.get("manager_key"),
-        job_title=values.get("job_title"),
-        employee_no=values.get("employee_no"),
-        employee_type=values.get("employee_type") or EmployeeType.REGULAR,
-        join_date=values.get("join_date"),
-        city=values.get("city"),
-        status=values.get("status") or Status.ACTIVE,
-    )
+    return Employee(**{**_known(values, EMPLOYEE_FIELDS), "key": key,
+                       "name": values.get("name") or "",
+                       "department_keys": tuple(values.get("department_keys") or ())})
 
 
 def department_from(values: Mapping[str, Any], key: str) -> Department:
-    """A :class:`Department` from coerced values."""
-    return Department(key=key, name=values.get("name") or "", parent_key=values.get("parent_key"),
-                      leader_key=values.get("leader_key"), order=values.get("order"),
-                      en_name=values.get("en_name"))
+    """A :class:`Department` from coerced values (missing values take the model's defaults)."""
+    return Department(**{**_known(values, DEPARTMENT_FIELDS), "key": key,
+                         "name": values.get("name") or ""})
 
 
 # --- collecting a whole source -----------------------------------------------------------------

@@ -27,34 +27,18 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from orgsync.feishu import schema
+from orgsync.feishu.schema import KEEP_WHEN_UNSET, ROOT, USER_VALUE_FIELDS
 from orgsync.identity import feishu_department_id, feishu_user_id
 from orgsync.issues import Issue, SourceData
 from orgsync.model import Department, Employee, Snapshot, Status
 from orgsync.plan import FieldChange, Operation, OpKind, Plan, op_id, topological
 from orgsync.state import DirectoryState, Lifecycle, MirrorUser
 
-ROOT = "0"
 _SHOW_ROWS = 5  # held rows a note names before "and N more"
-
-#: Canonical employee field → Feishu user body field (manager and departments handled apart).
-_USER_FIELDS: dict[str, str] = {
-    "name": "name",
-    "en_name": "en_name",
-    "email": "email",
-    "mobile": "mobile",
-    "job_title": "job_title",
-    "employee_no": "employee_no",
-    "employee_type": "employee_type",
-    "join_date": "join_time",
-    "city": "city",
-}
-
-#: Canonical fields that are only compared when the source gives a value
-#: (Feishu cannot clear them, so "unknown" must not mean "clear").
-_KEEP_WHEN_UNSET = frozenset({"join_date", "employee_no", "order"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,22 +149,6 @@ def _with_deps(op: Operation, deps: Iterable[str]) -> Operation:
 # ---------------------------------------------------------------- departments
 
 
-def _dept_payload_fields(d: Department, changed: Iterable[str], b: _Builder) -> dict[str, Any]:
-    body: dict[str, Any] = {}
-    for f in changed:
-        if f == "name":
-            body["name"] = d.name
-        elif f == "en_name":
-            body["i18n_name"] = {"zh_cn": d.name, "en_us": d.en_name or ""}
-        elif f == "order":
-            body["order"] = str(d.order)
-        elif f == "parent_key":
-            body["parent_department_id"] = b.dept_fid(d.parent_key)
-    if "name" in changed and "en_name" not in changed and d.en_name:
-        body["i18n_name"] = {"zh_cn": d.name, "en_us": d.en_name}
-    return body
-
-
 def _plan_departments(b: _Builder) -> None:
     desired = b.desired.snapshot.departments
     current = b.current.departments
@@ -189,15 +157,7 @@ def _plan_departments(b: _Builder) -> None:
         fid = b.dept_fid(key)
         cur = current.get(key)
         if cur is None:
-            body: dict[str, Any] = {
-                "department_id": fid,
-                "name": d.name,
-                "parent_department_id": b.dept_fid(d.parent_key),
-            }
-            if d.en_name:
-                body["i18n_name"] = {"zh_cn": d.name, "en_us": d.en_name}
-            if d.order is not None:
-                body["order"] = str(d.order)
+            body = schema.department_create_body(d, fid, b.dept_fid(d.parent_key))
             changes = _changes_from_none(d.fields())
             # Feishu makes the main leader the chat's owner: with a leader, the chat
             # is asked for with the leader link (below), once the leader exists.
@@ -224,8 +184,10 @@ def _plan_departments(b: _Builder) -> None:
             changes = tuple(FieldChange(f, getattr(c, f), getattr(d, f)) for f in changed)
             reason = (f"moved from {c.parent_key or 'top level'} to {d.parent_key or 'top level'}"
                       if kind is OpKind.DEPT_MOVE else "changed in source")
-            b.add(Operation(op_id(kind, key), kind, key, fid, _dept_payload_fields(d, changed, b),
-                            changes, reason, (), {f: getattr(d, f) for f in changed}, d.name))
+            parent = b.dept_fid(d.parent_key) if "parent_key" in changed else None
+            body = schema.department_patch_body(d, changed, parent)
+            b.add(Operation(op_id(kind, key), kind, key, fid, body, changes, reason, (),
+                            {f: getattr(d, f) for f in changed}, d.name))
         if c.leader_key != d.leader_key:
             _add_set_leader(b, d, c.leader_key)
 
@@ -277,13 +239,8 @@ def _add_set_leader(b: _Builder, d: Department, old: str | None, *,
                     group_chat: bool = False) -> None:
     """Link ``d``'s leader; ``group_chat``: also ask for the department chat (a new department)."""
     new = d.leader_key
-    body: dict[str, Any]
     changes: tuple[FieldChange, ...] = (FieldChange("leader_key", old, new),)
-    if new:
-        fid = b.user_fid(new)
-        body = {"leader_user_id": fid, "leaders": [{"leaderType": 1, "leaderID": fid}]}
-    else:
-        body = {"leaders": []}
+    body = schema.leader_body(b.user_fid(new) if new else None)
     if group_chat:
         body["create_group_chat"] = True
         changes += (FieldChange("create_group_chat", None, True),)
@@ -356,22 +313,6 @@ def _plan_department_deletes(b: _Builder) -> None:
 # ---------------------------------------------------------------------- users
 
 
-def _join_time(value: str | None) -> int | None:
-    if not value:
-        return None
-    day = datetime.fromisoformat(value).date()
-    return int(datetime.combine(day, time(0), tzinfo=UTC).timestamp())
-
-
-def _user_value(field_name: str, fields: Mapping[str, Any]) -> Any:
-    v = fields.get(field_name)
-    if field_name == "join_date":
-        return _join_time(v)
-    if v is None and field_name != "employee_type":
-        return ""
-    return v
-
-
 def _plan_users(b: _Builder) -> None:
     snap = b.desired.snapshot
     active = snap.active_employees()
@@ -403,12 +344,9 @@ def _plan_users(b: _Builder) -> None:
             # taken over (patched; its user_id stays). Either way the manager is
             # linked in a second pass (see departments' leaders).
             adopt = key in b.policy.adopt
-            body: dict[str, Any] = {} if adopt else {"user_id": fid}
-            body["department_ids"] = [b.dept_fid(dk) for dk in e.department_keys]
-            for f, api in _USER_FIELDS.items():
-                v = _user_value(f, new_fields)
-                if v not in ("", None):
-                    body[api] = v
+            body = schema.user_create_body(new_fields,
+                                           [b.dept_fid(dk) for dk in e.department_keys],
+                                           user_id=None if adopt else fid)
             kind = OpKind.USER_ADOPT if adopt else OpKind.USER_CREATE
             b.add(Operation(op_id(kind, key), kind, key, fid, body,
                             _changes_from_none(_visible(new_fields)),
@@ -419,16 +357,12 @@ def _plan_users(b: _Builder) -> None:
                 _add_set_manager(b, e, None)
         else:
             old_fields = cur.record.fields()
-            changed = [f for f in (*_USER_FIELDS, "department_keys")
+            changed = [f for f in (*USER_VALUE_FIELDS, "department_keys")
                        if _differs(f, old_fields.get(f), new_fields.get(f))]
             if changed:
                 kind = OpKind.USER_MOVE if "department_keys" in changed else OpKind.USER_UPDATE
-                body = {}
-                for f in changed:
-                    if f == "department_keys":
-                        body["department_ids"] = [b.dept_fid(dk) for dk in e.department_keys]
-                    else:
-                        body[_USER_FIELDS[f]] = _user_value(f, new_fields)
+                body = schema.user_patch_body(new_fields, changed, [
+                    b.dept_fid(dk) for dk in e.department_keys] if kind is OpKind.USER_MOVE else None)
                 changes = tuple(FieldChange(f, old_fields.get(f), new_fields.get(f)) for f in changed)
                 reason = "moved departments" if kind is OpKind.USER_MOVE else "changed in source"
                 b.add(Operation(op_id(kind, key), kind, key, fid, body, changes, reason,
@@ -437,7 +371,7 @@ def _plan_users(b: _Builder) -> None:
                 _add_set_manager(b, e, cur.record.manager_key)
             if cur.lifecycle is Lifecycle.FROZEN:
                 b.add(Operation(op_id(OpKind.USER_UNFREEZE, key), OpKind.USER_UNFREEZE, key, fid,
-                                {"is_frozen": False}, (FieldChange("status", "frozen", "active"),),
+                                schema.frozen_body(False), (FieldChange("status", "frozen", "active"),),
                                 "active in source", _arrival(key), {}, e.name))
 
     _order_manager_links(b, active)
@@ -503,7 +437,7 @@ def _plan_users(b: _Builder) -> None:
 
 def _add_set_manager(b: _Builder, e: Employee, old: str | None) -> None:
     new = e.manager_key
-    body = {"leader_user_id": b.user_fid(new) if new else ""}
+    body = schema.manager_body(b.user_fid(new) if new else None)
     b.add(Operation(op_id(OpKind.USER_SET_MANAGER, e.key), OpKind.USER_SET_MANAGER, e.key,
                     b.user_fid(e.key), body, (FieldChange("manager_key", old, new),),
                     "manager changed in source",
@@ -558,7 +492,7 @@ def _plan_leaver(b: _Builder, key: str, cur: MirrorUser, active: Mapping[str, Em
     if b.policy.leaver_action == "freeze":
         if cur.lifecycle is not Lifecycle.FROZEN:
             b.add(Operation(op_id(OpKind.USER_FREEZE, key), OpKind.USER_FREEZE, key,
-                            cur.feishu_id, {"is_frozen": True},
+                            cur.feishu_id, schema.frozen_body(True),
                             (FieldChange("status", "active", "frozen"),), reason, tuple(deps), {},
                             rec.name))
             return
@@ -596,24 +530,23 @@ def _plan_rehire(b: _Builder, e: Employee, gone: MirrorUser) -> None:
     depts = [b.dept_fid(dk) for dk in e.department_keys]
     dept_deps = [op_id(OpKind.DEPT_CREATE, dk) for dk in e.department_keys]
     res = op_id(OpKind.USER_RESURRECT, key)
-    b.add(Operation(res, OpKind.USER_RESURRECT, key, fid,
-                    {"departments": [{"department_id": d} for d in depts]},
+    b.add(Operation(res, OpKind.USER_RESURRECT, key, fid, schema.resurrect_body(depts),
                     (FieldChange("status", "deleted", "active"),),
                     f"rehired (left {gone.deleted_at:%Y-%m-%d})" if gone.deleted_at else "rehired",
                     tuple(dept_deps), {"department_keys": list(e.department_keys),
                                        "manager_key": None}, e.name))
     old_fields = {**gone.record.fields(), "department_keys": list(e.department_keys)}
     new_fields = e.fields()
-    changed = [f for f in _USER_FIELDS if _differs(f, old_fields.get(f), new_fields.get(f))]
+    changed = [f for f in USER_VALUE_FIELDS if _differs(f, old_fields.get(f), new_fields.get(f))]
     if changed:
-        body = {_USER_FIELDS[f]: _user_value(f, new_fields) for f in changed}
+        body = schema.user_patch_body(new_fields, changed)
         b.add(Operation(op_id(OpKind.USER_UPDATE, key), OpKind.USER_UPDATE, key, fid, body,
                         tuple(FieldChange(f, old_fields.get(f), new_fields.get(f)) for f in changed),
                         "changed since they left", (res,), {f: new_fields[f] for f in changed},
                         e.name))
     if e.manager_key:
         op = Operation(op_id(OpKind.USER_SET_MANAGER, key), OpKind.USER_SET_MANAGER, key, fid,
-                       {"leader_user_id": b.user_fid(e.manager_key)},
+                       schema.manager_body(b.user_fid(e.manager_key)),
                        (FieldChange("manager_key", None, e.manager_key),), "manager after rehire",
                        (res, *_arrival(e.manager_key)),
                        {"manager_key": e.manager_key}, e.name)
@@ -712,7 +645,7 @@ def _without_protected(desired: SourceData, policy: DiffPolicy, notes: list[str]
 
 
 def _differs(field_name: str, old: Any, new: Any) -> bool:
-    if new is None and field_name in _KEEP_WHEN_UNSET:
+    if new is None and field_name in KEEP_WHEN_UNSET:
         return False
     if isinstance(old, tuple):
         old = list(old)

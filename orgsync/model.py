@@ -35,9 +35,9 @@ class Status(enum.StrEnum):
     TERMINATED = "terminated"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Department:
-    """One department.
+    """One department, built by keyword.
 
     ``parent_key`` is ``None`` for a top-level department (Feishu parent ``"0"``).
     ``order`` is the sort position among siblings, when the source has one.
@@ -57,9 +57,9 @@ class Department:
         return d
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class Employee:
-    """One person.
+    """One person, built by keyword (nine ``str | None`` fields in a row could swap silently).
 
     ``department_keys`` holds the primary department first. ``manager_key`` is the
     direct manager's employee key. ``join_date`` is the start date, when known.
@@ -135,11 +135,14 @@ class Employee:
         get = f.get
         # Plain dict lookups, not Enum calls: this runs once per mirrored user.
         return cls(
-            key, f["name"], tuple(get("department_keys") or ()), get("en_name"), get("email"),
-            get("mobile"), get("manager_key"), get("job_title"), get("employee_no"),
-            _EMPLOYEE_TYPES.get(get("employee_type") or 1) or EmployeeType(int(f["employee_type"])),
-            date.fromisoformat(jd) if jd else None, get("city"),
-            _STATUSES.get(get("status") or "active") or Status(str(get("status"))),
+            key=key, name=f["name"], department_keys=tuple(get("department_keys") or ()),
+            en_name=get("en_name"), email=get("email"), mobile=get("mobile"),
+            manager_key=get("manager_key"), job_title=get("job_title"),
+            employee_no=get("employee_no"),
+            employee_type=_EMPLOYEE_TYPES.get(get("employee_type") or 1)
+            or EmployeeType(int(f["employee_type"])),
+            join_date=date.fromisoformat(jd) if jd else None, city=get("city"),
+            status=_STATUSES.get(get("status") or "active") or Status(str(get("status"))),
         )
 
 

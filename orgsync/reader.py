@@ -10,61 +10,26 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from orgsync.model import Department, Employee, EmployeeType
+from orgsync.feishu.schema import (
+    ROOT,
+    department_from_feishu,
+    department_id_of,
+    employee_from_feishu,
+    is_frozen,
+    user_id_of,
+)
 from orgsync.state import DirectoryState, Lifecycle, MirrorDepartment, MirrorUser
 
 
 class DirectoryAPI(Protocol):
     """The read side of :class:`orgsync.feishu.FeishuClient`."""
 
-    def iter_children(self, department_id: str = "0", *, fetch_child: bool = False,
+    def iter_children(self, department_id: str = ROOT, *, fetch_child: bool = False,
                       page_size: int = 50) -> AsyncIterator[dict[str, Any]]: ...
     def iter_users_by_department(self, department_id: str, *,
                                  page_size: int = 50) -> AsyncIterator[dict[str, Any]]: ...
-
-
-def department_from_feishu(d: Mapping[str, Any], key_of: Mapping[str, str],
-                           user_key_of: Mapping[str, str]) -> Department:
-    """A Feishu department object (custom-id types) as a canonical record."""
-    parent = str(d.get("parent_department_id") or "0")
-    leader = d.get("leader_user_id") or None
-    order = d.get("order")
-    i18n = d.get("i18n_name") or {}
-    return Department(
-        key=key_of.get(str(d["department_id"]), str(d["department_id"])),
-        name=str(d.get("name") or ""),
-        parent_key=None if parent == "0" else key_of.get(parent, parent),
-        leader_key=user_key_of.get(str(leader), str(leader)) if leader else None,
-        order=int(order) if order not in (None, "") else None,
-        en_name=i18n.get("en_us") or None,
-    )
-
-
-def employee_from_feishu(u: Mapping[str, Any], dept_key_of: Mapping[str, str],
-                         key_of: Mapping[str, str]) -> Employee:
-    """A Feishu user object (custom-id types) as a canonical record."""
-    uid = str(u["user_id"])
-    leader = u.get("leader_user_id") or None
-    join = u.get("join_time")
-    et = u.get("employee_type") or 1
-    return Employee(
-        key=key_of.get(uid, uid),
-        name=str(u.get("name") or ""),
-        department_keys=tuple(dept_key_of.get(str(d), str(d)) for d in u.get("department_ids") or ()),
-        en_name=u.get("en_name") or None,
-        email=u.get("email") or None,
-        mobile=u.get("mobile") or None,
-        manager_key=key_of.get(str(leader), str(leader)) if leader else None,
-        job_title=u.get("job_title") or None,
-        employee_no=u.get("employee_no") or None,
-        employee_type=EmployeeType(int(et)) if int(et) in EmployeeType._value2member_map_
-        else EmployeeType.REGULAR,
-        join_date=datetime.fromtimestamp(int(join), UTC).date() if join else None,
-        city=u.get("city") or None,
-    )
 
 
 async def read_directory(client: DirectoryAPI, *, reverse_departments: Mapping[str, str] | None = None,
@@ -76,11 +41,11 @@ async def read_directory(client: DirectoryAPI, *, reverse_departments: Mapping[s
     """
     rdept = dict(reverse_departments or {})
     ruser = dict(reverse_users or {})
-    raw_depts = [d async for d in client.iter_children("0", fetch_child=True)]
+    raw_depts = [d async for d in client.iter_children(ROOT, fetch_child=True)]
     state = DirectoryState()
     for d in raw_depts:
         rec = department_from_feishu(d, rdept, ruser)
-        state.departments[rec.key] = MirrorDepartment(rec, str(d["department_id"]),
+        state.departments[rec.key] = MirrorDepartment(rec, department_id_of(d),
                                                       d.get("open_department_id"))
     seen: dict[str, dict[str, Any]] = {}
     sem = asyncio.Semaphore(concurrency)
@@ -88,15 +53,13 @@ async def read_directory(client: DirectoryAPI, *, reverse_departments: Mapping[s
     async def members(dept_id: str) -> None:
         async with sem:
             async for u in client.iter_users_by_department(dept_id):
-                seen.setdefault(str(u["user_id"]), u)
+                seen.setdefault(user_id_of(u), u)
 
-    await asyncio.gather(*(members(str(d["department_id"])) for d in [{"department_id": "0"},
-                                                                        *raw_depts]))
+    await asyncio.gather(members(ROOT), *(members(department_id_of(d)) for d in raw_depts))
     for uid in sorted(seen):
         u = seen[uid]
         person = employee_from_feishu(u, rdept, ruser)
-        status = u.get("status") or {}
-        lifecycle = Lifecycle.FROZEN if status.get("is_frozen") else Lifecycle.ACTIVE
+        lifecycle = Lifecycle.FROZEN if is_frozen(u) else Lifecycle.ACTIVE
         state.users[person.key] = MirrorUser(person, uid, u.get("open_id"), lifecycle)
         if u.get("is_tenant_manager"):
             state.tenant_admins.add(person.key)

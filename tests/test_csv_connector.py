@@ -41,8 +41,8 @@ class TestRead:
         data = conn.read()
         assert data.issues == []
         assert data.snapshot.departments == {
-            "D1": Department("D1", "研发中心", None, "E1", 10),
-            "D2": Department("D2", "平台部", "D1", None, None),
+            "D1": Department(key="D1", name="研发中心", leader_key="E1", order=10),
+            "D2": Department(key="D2", name="平台部", parent_key="D1"),
         }
         assert data.snapshot.employees["E1"] == Employee(
             key="E1", name="张三", department_keys=("D2", "D1"), en_name="San Zhang",

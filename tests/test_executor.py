@@ -66,9 +66,11 @@ class StandIn:
 
 
 ORG = Snapshot.of(
-    [Department("A", "甲"), Department("B", "乙", "A"), Department("C", "丙")],
-    [Employee("E1", "一", ("B",), mobile="+8613800000001"),
-     Employee("E2", "二", ("C",), mobile="+8613800000002", manager_key="E1")],
+    [Department(key="A", name="甲"), Department(key="B", name="乙", parent_key="A"),
+     Department(key="C", name="丙")],
+    [Employee(key="E1", name="一", department_keys=("B",), mobile="+8613800000001"),
+     Employee(key="E2", name="二", department_keys=("C",), mobile="+8613800000002",
+              manager_key="E1")],
 )
 
 

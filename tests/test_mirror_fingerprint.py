@@ -36,8 +36,8 @@ def test_fingerprints_are_equal_exactly_when_records_are(a: Employee, b: Employe
 
 
 def test_fingerprint_survives_the_stored_form() -> None:
-    e = Employee("E1", "张三", ("D1", "D2"), en_name="San Zhang", join_date=date(2026, 1, 2),
-                 employee_type=EmployeeType.INTERN)
+    e = Employee(key="E1", name="张三", department_keys=("D1", "D2"), en_name="San Zhang",
+                 join_date=date(2026, 1, 2), employee_type=EmployeeType.INTERN)
     assert Employee.from_fields("E1", e.fields()).fingerprint() == e.fingerprint()
     assert e.fingerprint() == 1653637200011734359  # stable across processes and releases
 

@@ -48,7 +48,7 @@ pytestmark = pytest.mark.slow
 SMALL = {"employees": 24, "departments": 6, "levels": 3}
 
 
-PERSON = Employee("E1", "张三", ("D1",), email="san.zhang@example.com")
+PERSON = Employee(key="E1", name="张三", department_keys=("D1",), email="san.zhang@example.com")
 
 
 def small_org() -> Snapshot:

@@ -37,14 +37,14 @@ def orgs(draw: st.DrawFn) -> Snapshot:
     for i, k in enumerate(order):
         parent = draw(st.sampled_from([None, *order[:i]]))
         name = draw(st.sampled_from([f"部门{k}", f"新部门{k}"]))
-        depts[k] = Department(k, name, parent)
+        depts[k] = Department(key=k, name=name, parent_key=parent)
     pkeys = draw(st.lists(st.sampled_from(PEOPLE), max_size=len(PEOPLE), unique=True))
     porder = draw(st.permutations(pkeys))
     people: dict[str, Employee] = {}
     for i, k in enumerate(porder):
         n = int(k[1:])
         member = draw(st.lists(st.sampled_from(sorted(depts)), min_size=1, max_size=2, unique=True))
-        people[k] = Employee(k, f"员工{n}", tuple(member), email=f"e{n}@example.com",
+        people[k] = Employee(key=k, name=f"员工{n}", department_keys=tuple(member), email=f"e{n}@example.com",
                              mobile=f"+86138000{n:05d}",
                              manager_key=draw(st.sampled_from([None, *porder[:i]])),
                              job_title=draw(st.sampled_from([None, "工程师", "经理"])))

@@ -172,9 +172,12 @@ class TestOrdering:
 
     def test_department_swap_applies(self, fast_sandbox: SandboxServer, tmp_path: Path) -> None:
         """A under B becoming B under A applies without Feishu rejecting a cycle."""
-        people = [Employee("E1", "张伟", ("A",), mobile="+8613800000001", email="e1@example.com")]
-        a = Snapshot.of([Department("B", "乙部"), Department("A", "甲部", "B")], people)
-        b = Snapshot.of([Department("A", "甲部"), Department("B", "乙部", "A")], people)
+        people = [Employee(key="E1", name="张伟", department_keys=("A",), mobile="+8613800000001",
+                           email="e1@example.com")]
+        a = Snapshot.of([Department(key="B", name="乙部"),
+                         Department(key="A", name="甲部", parent_key="B")], people)
+        b = Snapshot.of([Department(key="A", name="甲部"),
+                         Department(key="B", name="乙部", parent_key="A")], people)
         out = self._two_runs(fast_sandbox, tmp_path, a, b)
         assert out.exit_code == 0
         assert [op.op_id for op in out.plan.operations] == ["department.move:A",
@@ -183,10 +186,11 @@ class TestOrdering:
     def test_manager_chain_reverses(self, fast_sandbox: SandboxServer, tmp_path: Path) -> None:
         """E1 → E2 → E3 becoming E3 → E2 → E1 applies without an intermediate cycle."""
         def people(chain: dict[str, str | None]) -> list[Employee]:
-            return [Employee(k, f"员工{k}", ("D",), mobile=f"+86138000000{i:02d}",
-                             email=f"{k.lower()}@example.com", manager_key=m)
+            return [Employee(key=k, name=f"员工{k}", department_keys=("D",),
+                             mobile=f"+86138000000{i:02d}", email=f"{k.lower()}@example.com",
+                             manager_key=m)
                     for i, (k, m) in enumerate(sorted(chain.items()))]
-        d = [Department("D", "部门")]
+        d = [Department(key="D", name="部门")]
         a = Snapshot.of(d, people({"E1": None, "E2": "E1", "E3": "E2"}))
         b = Snapshot.of(d, people({"E3": None, "E2": "E3", "E1": "E2"}))
         out = self._two_runs(fast_sandbox, tmp_path, a, b)

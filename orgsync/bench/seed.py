@@ -9,12 +9,12 @@ config, so that a plan holds exactly the operations between the two.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
 
 from orgsync.bench.common import Context, write_config
 from orgsync.bench.mirror import fill_mirror
+from orgsync.feishu import schema
 from orgsync.identity import feishu_department_id, feishu_user_id
 from orgsync.ledger import Ledger
 from orgsync.model import Snapshot
@@ -22,34 +22,24 @@ from orgsync.synth import write_csv
 
 
 def sandbox_state(snapshot: Snapshot, *, with_users: bool = True) -> dict[str, Any]:
-    """The sandbox seed document (``POST /_sandbox/seed``) holding ``snapshot``'s active org."""
+    """The sandbox seed document (``POST /_sandbox/seed``) holding ``snapshot``'s active org:
+    the create bodies orgsync would send, with the leader and manager links."""
     departments: list[dict[str, Any]] = []
     for key, d in snapshot.departments.items():
-        item: dict[str, Any] = {
-            "department_id": feishu_department_id(key), "name": d.name,
-            "parent_department_id": feishu_department_id(d.parent_key) if d.parent_key else "0",
-        }
-        if d.order is not None:
-            item["order"] = str(d.order)
-        if d.en_name:
-            item["i18n_name"] = {"zh_cn": d.name, "en_us": d.en_name}
+        item = schema.department_create_body(
+            d, feishu_department_id(key),
+            feishu_department_id(d.parent_key) if d.parent_key else schema.ROOT)
         if d.leader_key and with_users:
-            item["leader_user_id"] = feishu_user_id(d.leader_key)
+            item.update(schema.leader_body(feishu_user_id(d.leader_key)))
         departments.append(item)
     users: list[dict[str, Any]] = []
     if with_users:
         for key, e in snapshot.active_employees().items():
-            user: dict[str, Any] = {
-                "user_id": feishu_user_id(key), "name": e.name, "mobile": e.mobile or "",
-                "email": e.email or "", "en_name": e.en_name or "", "city": e.city or "",
-                "job_title": e.job_title or "", "employee_no": e.employee_no or "",
-                "employee_type": int(e.employee_type),
-                "department_ids": [feishu_department_id(k) for k in e.department_keys],
-            }
-            if e.join_date:
-                user["join_time"] = int(datetime.combine(e.join_date, time(0), UTC).timestamp())
+            user = schema.user_create_body(
+                e.fields(), [feishu_department_id(k) for k in e.department_keys],
+                user_id=feishu_user_id(key))
             if e.manager_key:
-                user["leader_user_id"] = feishu_user_id(e.manager_key)
+                user.update(schema.manager_body(feishu_user_id(e.manager_key)))
             users.append(user)
     return {"departments": departments, "users": users}
 

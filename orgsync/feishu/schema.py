@@ -1,0 +1,365 @@
+"""Feishu's user and department objects ↔ canonical records: one row per field.
+
+Every field of :class:`~orgsync.model.Employee` and :class:`~orgsync.model.Department`
+that Feishu holds is described here once (``Employee.status`` is not a Feishu field:
+a leaver is frozen or deleted). A row names the canonical field, Feishu's name for
+it in create/patch bodies and in responses, how a value crosses in each direction,
+what a PATCH sends when the source has no value, and the read permissions that make
+Feishu return it (feishu-api-more.md §1.1: without any of them the field is
+*absent* from every read, not an error).
+
+Values cross in two shapes. ``to_wire`` takes the value as the record's
+``fields()`` holds it (JSON-able: a date is ISO text, an employee type an int);
+``from_wire`` returns the record's attribute value. Fields whose value is another
+entity's key (departments, manager, parent, leader) are *links*: they cross through
+the id maps, so the body and record builders below translate them, not the row.
+
+The diff (:mod:`orgsync.diff`) builds its bodies and the reader
+(:mod:`orgsync.reader`) its records with the functions at the end of this module,
+and neither names a Feishu field itself.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, time
+from typing import Any, Final, Literal
+
+from orgsync.model import Department, Employee, EmployeeType
+
+
+class Clear(enum.Enum):
+    """How a PATCH treats a field the source has no value for, when not a value to send."""
+
+    KEEP = "keep"
+    """Never cleared: compared only when the source gives a value ("unknown" is not "clear")."""
+
+
+KEEP: Final = Clear.KEEP
+
+
+@dataclass(frozen=True, slots=True)
+class FeishuField:
+    """One canonical field as Feishu carries it.
+
+    * ``name``: the canonical field (record attribute and ``fields()`` key);
+    * ``wire``: Feishu's field in create/patch bodies and in responses;
+    * ``read``: the permissions any one of which makes Feishu return it (§1.1);
+    * ``clear``: what a PATCH sends when the source has no value, or :data:`KEEP`;
+    * ``documented_clear``: the value Feishu documents as clearing it (§1.5);
+      ``None`` where the docs leave it open (UNCONFIRMED, see the row's comment);
+    * ``to_wire``: canonical → body value (``None``: as it is);
+    * ``from_wire``: response value → record value (``None``: as it is, empty as ``None``);
+    * ``link``: ``"department"`` or ``"user"`` when the value is a key (or keys)
+      of that kind, translated through the id maps.
+    """
+
+    name: str
+    wire: str
+    read: tuple[str, ...]
+    clear: Any = ""
+    documented_clear: Any = None
+    to_wire: Callable[[Any], Any] | None = None
+    from_wire: Callable[[Any], Any] | None = None
+    link: Literal["department", "user"] | None = None
+
+
+ROOT: Final = "0"
+"""The root department's id (a top-level department's parent)."""
+
+
+# ---------------------------------------------------------------- read permissions (§1.1)
+
+RA3: Final = ("contact:contact:access_as_app", "contact:contact:readonly",
+              "contact:contact:readonly_as_app")
+"""The app-wide contact scopes that stand in for most per-field ones."""
+
+_USER_ID_READ = ("contact:user.employee_id:readonly",)  # only this one, not RA3
+_USER_BASE_READ = ("contact:user.base:readonly", *RA3)
+_USER_EMPLOYEE_READ = ("contact:user.employee:readonly", *RA3)
+_USER_DEPARTMENT_READ = ("contact:user.department:readonly", *RA3)
+_DEPARTMENT_BASE_READ = ("contact:department.base:readonly", *RA3)
+_DEPARTMENT_ORGANIZE_READ = ("contact:department.organize:readonly", *RA3)
+
+
+# ---------------------------------------------------------------- conversions
+
+
+def join_time(iso_date: str) -> int:
+    """A canonical join date (ISO text) as Feishu's ``join_time``: Unix seconds, UTC midnight."""
+    day = datetime.fromisoformat(iso_date).date()
+    return int(datetime.combine(day, time(0), tzinfo=UTC).timestamp())
+
+
+def _join_date(value: Any) -> Any:
+    return datetime.fromtimestamp(int(value), UTC).date() if value else None
+
+
+def _employee_type(value: Any) -> EmployeeType:
+    # A custom type (6 and up, §1.13) has no canonical member: read as regular.
+    et = int(value or 1)
+    return EmployeeType(et) if et in EmployeeType._value2member_map_ else EmployeeType.REGULAR
+
+
+def _text(value: Any) -> str:
+    return str(value or "")
+
+
+def _optional(value: Any) -> Any:
+    return value or None
+
+
+def _order(value: Any) -> int | None:
+    return int(value) if value not in (None, "") else None
+
+
+def _en_us(value: Any) -> str | None:
+    return (value or {}).get("en_us") or None
+
+
+# ---------------------------------------------------------------- the tables
+
+USER: Final = (
+    FeishuField("key", "user_id", _USER_ID_READ, link="user"),
+    # Required by Feishu; a PATCH never sends it empty (validation holds nameless rows).
+    FeishuField("name", "name", _USER_BASE_READ, from_wire=_text),
+    # The primary department first; a user always has one, so never cleared.
+    FeishuField("department_keys", "department_ids", _USER_DEPARTMENT_READ, link="department"),
+    # UNCONFIRMED (§1.5): whether "" clears en_name, email, mobile or city; the sandbox
+    # clears with "", and so does orgsync.
+    FeishuField("en_name", "en_name", _USER_BASE_READ),
+    # The patch page also accepts directory:employee.base.email:read (§1.1).
+    FeishuField("email", "email", ("contact:user.email:readonly",)),
+    FeishuField("mobile", "mobile", ("contact:user.phone:readonly",)),
+    # UNCONFIRMED (§1.5): whether "" clears leader_user_id; orgsync sends it (see manager_body).
+    FeishuField("manager_key", "leader_user_id", _USER_DEPARTMENT_READ, link="user"),
+    # Documented: a single space clears the title (§1.5). orgsync sends "" as it always
+    # has (the sandbox clears with it); whether "" clears in Feishu is UNCONFIRMED.
+    FeishuField("job_title", "job_title", _USER_EMPLOYEE_READ, documented_clear=" "),
+    # UNCONFIRMED (§1.5): whether "" clears it. Compared only when the source has one.
+    FeishuField("employee_no", "employee_no",
+                ("contact:user.employee_number:read", "contact:user.employee:readonly", *RA3),
+                clear=KEEP),
+    # Always has a value (the model defaults to regular): nothing to clear.
+    FeishuField("employee_type", "employee_type", _USER_EMPLOYEE_READ, clear=None,
+                from_wire=_employee_type),
+    # Documented: 0 clears (§1.5). orgsync never clears it: Feishu sets the create time
+    # when none is given, so a source without a date means "unknown", not "clear".
+    FeishuField("join_date", "join_time", _USER_EMPLOYEE_READ, clear=KEEP, documented_clear=0,
+                to_wire=join_time, from_wire=_join_date),
+    FeishuField("city", "city", _USER_EMPLOYEE_READ),
+)
+"""Every :class:`~orgsync.model.Employee` field but ``status``, in the model's order."""
+
+DEPARTMENT: Final = (
+    FeishuField("key", "department_id", _DEPARTMENT_BASE_READ, link="department"),
+    FeishuField("name", "name", _DEPARTMENT_BASE_READ, from_wire=_text),
+    # None is the root (ROOT): nothing to clear.
+    FeishuField("parent_key", "parent_department_id", _DEPARTMENT_ORGANIZE_READ, clear=None,
+                link="department"),
+    # Set and cleared through "leaders" (documented: [] clears, §1.5); leader_user_id
+    # always equals the main leader (§1.12), so both are sent together (leader_body).
+    FeishuField("leader_key", "leader_user_id", _DEPARTMENT_ORGANIZE_READ, clear=[],
+                documented_clear=[], link="user"),
+    # Compared only when the source has one. UNCONFIRMED (§1.5 is silent): whether and
+    # how an order can be cleared.
+    FeishuField("order", "order", _DEPARTMENT_ORGANIZE_READ, clear=KEEP, to_wire=str,
+                from_wire=_order),
+    # i18n_name carries the Chinese name too ({"zh_cn": name, "en_us": en_name}): built by
+    # department_patch_body. UNCONFIRMED (§1.5) whether en_us "" clears; orgsync sends it.
+    FeishuField("en_name", "i18n_name", _DEPARTMENT_BASE_READ, from_wire=_en_us),
+)
+"""Every :class:`~orgsync.model.Department` field, in the model's order."""
+
+KEEP_WHEN_UNSET: Final = frozenset(f.name for f in (*USER, *DEPARTMENT) if f.clear is KEEP)
+"""Canonical fields compared only when the source gives a value."""
+
+USER_VALUE_FIELDS: Final = tuple(f.name for f in USER if f.link is None)
+"""The user fields a create or update carries as values (links go apart)."""
+
+_U = {f.name: f for f in USER}
+_D = {f.name: f for f in DEPARTMENT}
+# (name, wire, conversion) of the value fields, unpacked once: plans build 10⁵ bodies.
+_USER_WRITES = tuple((f.name, f.wire, f.to_wire) for f in USER if f.link is None)
+_USER_READS = tuple((f.name, f.wire, f.from_wire or _optional) for f in USER if f.link is None)
+_DEPARTMENT_READS = tuple((f.name, f.wire, f.from_wire or _optional) for f in DEPARTMENT
+                          if f.link is None)
+_USER_ID = _U["key"].wire
+_DEPARTMENT_IDS = _U["department_keys"].wire
+_MANAGER = _U["manager_key"]
+_FROZEN = "is_frozen"  # in a user's "status" object; a PATCH of it freezes or unfreezes
+_DEPT_ID = _D["key"].wire
+_DEPT_NAME = _D["name"].wire
+_PARENT = _D["parent_key"].wire
+_LEADER = _D["leader_key"]
+_ORDER = _D["order"]
+_I18N = _D["en_name"].wire
+
+
+# ---------------------------------------------------------------- canonical → Feishu
+
+
+def _send(f: FeishuField, value: Any) -> Any:
+    """``value`` (as ``fields()`` holds it) as a body value of ``f``; None clears."""
+    if value is None:
+        return f.clear
+    return value if f.to_wire is None else f.to_wire(value)
+
+
+def user_create_body(fields: Mapping[str, Any], department_ids: list[str], *,
+                     user_id: str | None) -> dict[str, Any]:
+    """A user create (or adoption PATCH, ``user_id`` None) body from ``Employee.fields()``.
+
+    Carries the values the source has and, of the links, only the departments: the
+    manager is linked apart, so a create's body (and its ``client_token``) depends
+    on this person alone.
+    """
+    body: dict[str, Any] = {} if user_id is None else {_USER_ID: user_id}
+    body[_DEPARTMENT_IDS] = department_ids
+    for name, wire, to_wire in _USER_WRITES:
+        v = fields[name]
+        if v is None or v == "":
+            continue
+        body[wire] = v if to_wire is None else to_wire(v)
+    return body
+
+
+def user_patch_body(fields: Mapping[str, Any], changed: Iterable[str],
+                    department_ids: list[str] | None = None) -> dict[str, Any]:
+    """A user PATCH body for the ``changed`` fields of ``Employee.fields()``.
+
+    ``changed`` holds value fields and possibly ``department_keys`` (then
+    ``department_ids`` are the new departments' Feishu ids). A value the source
+    lacks is sent as the row's ``clear`` (:data:`KEEP` fields are never changed to
+    nothing).
+    """
+    body: dict[str, Any] = {}
+    for name in changed:
+        if name == "department_keys":
+            body[_DEPARTMENT_IDS] = department_ids
+            continue
+        f = _U[name]
+        body[f.wire] = _send(f, fields[name])
+    return body
+
+
+def resurrect_body(department_ids: Sequence[str]) -> dict[str, Any]:
+    """The body of a resurrect: the departments the person returns to."""
+    return {"departments": [{"department_id": d} for d in department_ids]}
+
+
+def manager_body(manager_id: str | None) -> dict[str, Any]:
+    """A PATCH that links a user to its manager (Feishu user id), or unlinks (None)."""
+    return {_MANAGER.wire: manager_id or _MANAGER.clear}
+
+
+def frozen_body(frozen: bool) -> dict[str, Any]:
+    """A PATCH that freezes (True) or unfreezes a user."""
+    return {_FROZEN: frozen}
+
+
+def _i18n(d: Department) -> dict[str, str]:
+    return {"zh_cn": d.name, "en_us": d.en_name or ""}
+
+
+def department_create_body(d: Department, department_id: str, parent_id: str) -> dict[str, Any]:
+    """A department create body: id, name, parent, and English name and order when set.
+
+    The leader is linked apart, once the leader exists.
+    """
+    body: dict[str, Any] = {_DEPT_ID: department_id, _DEPT_NAME: d.name, _PARENT: parent_id}
+    if d.en_name:
+        body[_I18N] = _i18n(d)
+    if d.order is not None:
+        body[_ORDER.wire] = _send(_ORDER, d.order)
+    return body
+
+
+def department_patch_body(d: Department, changed: Iterable[str],
+                          parent_id: str | None = None) -> dict[str, Any]:
+    """A department PATCH body for the ``changed`` fields (``parent_id``: the new parent's
+    Feishu id, when ``parent_key`` changed).
+
+    A new name carries the English name along when there is one: ``i18n_name``
+    holds both.
+    """
+    changed = tuple(changed)
+    body: dict[str, Any] = {}
+    for f in changed:
+        if f == "name":
+            body[_DEPT_NAME] = d.name
+        elif f == "en_name":
+            body[_I18N] = _i18n(d)
+        elif f == "order":
+            body[_ORDER.wire] = _send(_ORDER, d.order)
+        elif f == "parent_key":
+            body[_PARENT] = parent_id
+    if "name" in changed and "en_name" not in changed and d.en_name:
+        body[_I18N] = _i18n(d)
+    return body
+
+
+def leader_body(leader_id: str | None) -> dict[str, Any]:
+    """A department PATCH that sets its main leader (Feishu user id), or clears it (None).
+
+    ``leader_user_id`` must equal the main leader of ``leaders`` (§1.12).
+    """
+    if leader_id is None:
+        return {"leaders": list(_LEADER.clear)}
+    return {_LEADER.wire: leader_id, "leaders": [{"leaderType": 1, "leaderID": leader_id}]}
+
+
+# ---------------------------------------------------------------- Feishu → canonical
+
+
+def user_id_of(u: Mapping[str, Any]) -> str:
+    """A user object's custom id."""
+    return str(u[_USER_ID])
+
+
+def is_frozen(u: Mapping[str, Any]) -> bool:
+    """Whether a user object is frozen."""
+    return bool((u.get("status") or {}).get(_FROZEN))
+
+
+def employee_from_feishu(u: Mapping[str, Any], dept_key_of: Mapping[str, str],
+                         key_of: Mapping[str, str]) -> Employee:
+    """A Feishu user object (custom-id types) as a canonical record.
+
+    ``dept_key_of`` / ``key_of`` map Feishu ids back to source keys; an id they do
+    not hold is its own key.
+    """
+    uid = user_id_of(u)
+    get = u.get
+    leader = get(_MANAGER.wire) or None
+    return Employee(
+        key=key_of.get(uid, uid),
+        department_keys=tuple(dept_key_of.get(str(d), str(d))
+                              for d in get(_DEPARTMENT_IDS) or ()),
+        manager_key=key_of.get(str(leader), str(leader)) if leader else None,
+        **{name: from_wire(get(wire)) for name, wire, from_wire in _USER_READS},
+    )
+
+
+def department_id_of(d: Mapping[str, Any]) -> str:
+    """A department object's custom id."""
+    return str(d[_DEPT_ID])
+
+
+def department_from_feishu(d: Mapping[str, Any], key_of: Mapping[str, str],
+                           user_key_of: Mapping[str, str]) -> Department:
+    """A Feishu department object (custom-id types) as a canonical record.
+
+    ``key_of`` / ``user_key_of`` map Feishu ids back to source keys, as for users.
+    """
+    fid = department_id_of(d)
+    parent = str(d.get(_PARENT) or ROOT)
+    leader = d.get(_LEADER.wire) or None
+    return Department(
+        key=key_of.get(fid, fid),
+        parent_key=None if parent == ROOT else key_of.get(parent, parent),
+        leader_key=user_key_of.get(str(leader), str(leader)) if leader else None,
+        **{name: from_wire(d.get(wire)) for name, wire, from_wire in _DEPARTMENT_READS},
+    )

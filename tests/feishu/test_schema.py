@@ -1,0 +1,73 @@
+"""The field table: every canonical field once, and both directions agree."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date
+from typing import Any
+
+from orgsync.feishu import schema
+from orgsync.model import Department, Employee, EmployeeType
+
+PERSON = Employee(
+    key="E1", name="张三", department_keys=("D1", "D2"), en_name="San Zhang",
+    email="san@example.com", mobile="+8613800000001", manager_key="E0", job_title="工程师",
+    employee_no="0001", employee_type=EmployeeType.INTERN, join_date=date(2026, 1, 5), city="北京",
+)
+UNIT = Department(key="D2", name="平台部", parent_key="D1", leader_key="E1", order=20,
+                  en_name="Platform")
+
+
+def _names(rows: tuple[schema.FeishuField, ...]) -> list[str]:
+    return [f.name for f in rows]
+
+
+def test_every_model_field_has_exactly_one_row() -> None:
+    """A field added to the model without a row (or named twice) fails here."""
+    employee = [f.name for f in dataclasses.fields(Employee) if f.name != "status"]
+    assert _names(schema.USER) == employee
+    assert _names(schema.DEPARTMENT) == [f.name for f in dataclasses.fields(Department)]
+    for rows in (schema.USER, schema.DEPARTMENT):
+        wires = [f.wire for f in rows]
+        assert len(set(wires)) == len(wires)
+        assert all(f.read for f in rows), "every row names the permissions that return it"
+
+
+def test_fields_feishu_cannot_clear_are_kept_when_unset() -> None:
+    assert {"join_date", "employee_no", "order"} == schema.KEEP_WHEN_UNSET
+
+
+def test_user_created_then_read_back_is_the_same_record() -> None:
+    body = schema.user_create_body(PERSON.fields(), ["D1", "D2"], user_id="E1")
+    assert body == {
+        "user_id": "E1", "department_ids": ["D1", "D2"], "name": "张三", "en_name": "San Zhang",
+        "email": "san@example.com", "mobile": "+8613800000001", "job_title": "工程师",
+        "employee_no": "0001", "employee_type": 2, "join_time": 1767571200, "city": "北京",
+    }
+    # Feishu answers with the object it holds; the manager is linked by its own PATCH.
+    answer: dict[str, Any] = {**body, **schema.manager_body("E0")}
+    assert schema.employee_from_feishu(answer, {}, {}) == PERSON
+
+
+def test_user_patch_sends_the_clearing_value_of_each_row() -> None:
+    cleared = dataclasses.replace(PERSON, en_name=None, job_title=None, city=None, email=None)
+    body = schema.user_patch_body(cleared.fields(), ["en_name", "job_title", "city", "email",
+                                                     "department_keys"], ["od-1", "od-2"])
+    assert body == {"en_name": "", "job_title": "", "city": "", "email": "",
+                    "department_ids": ["od-1", "od-2"]}
+    assert schema.manager_body(None) == {"leader_user_id": ""}
+
+
+def test_department_created_then_read_back_is_the_same_record() -> None:
+    body = schema.department_create_body(UNIT, "D2", "D1")
+    assert body == {"department_id": "D2", "name": "平台部", "parent_department_id": "D1",
+                    "i18n_name": {"zh_cn": "平台部", "en_us": "Platform"}, "order": "20"}
+    answer = {**body, **schema.leader_body("E1")}
+    assert schema.department_from_feishu(answer, {}, {}) == UNIT
+    assert schema.leader_body(None) == {"leaders": []}
+
+
+def test_unknown_employee_type_reads_as_regular() -> None:
+    """A tenant's custom type (6 and up) has no canonical member."""
+    answer = {"user_id": "E9", "name": "x", "employee_type": 7}
+    assert schema.employee_from_feishu(answer, {}, {}).employee_type is EmployeeType.REGULAR
