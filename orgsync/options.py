@@ -18,8 +18,9 @@ in the file (``feishu.timeout`` as ``source.auth.token``):
 * **Lists** take one value or a list of values.
 * **Paths** (``*_file`` included) expand ``~`` and resolve against the config
   file's directory.
-* **Secrets**: ``key`` or ``key_file`` (whose content is read and stripped),
-  never both; a secret's value never appears in a message.
+* **Secrets**: ``key`` or ``key_file`` (whose content is read and stripped; it
+  must be UTF-8 text of at most 64 KiB), never both; a secret's value never
+  appears in a message.
 * **Unknown keys** are errors, with a did-you-mean.
 * Every error is a :class:`~orgsync.errors.ConfigError` naming the file, the
   dotted key and the remedy.
@@ -42,6 +43,8 @@ _BOOLEANS = {"true": True, "yes": True, "on": True, "1": True,
              "false": False, "no": False, "off": False, "0": False}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+SECRET_FILE_MAX_BYTES = 64 * 1024
+"""The most a ``*_file`` secret may hold; longer files are refused unread."""
 
 
 class Section:
@@ -278,11 +281,26 @@ class Section:
         return path if path.is_absolute() else self.base_dir / path
 
     def _read_secret(self, key: str, path: Path) -> str:
+        # Read at most one byte past the cap: /dev/zero or a log file named by mistake
+        # must be refused, not read into memory.
         try:
-            secret = path.read_text(encoding="utf-8").strip()
+            with path.open("rb") as f:
+                raw = f.read(SECRET_FILE_MAX_BYTES + 1)
         except OSError as exc:
             raise self.error(key, f"cannot read secret file '{path}': {exc.strerror or exc}",
                              "check the path and the file's permissions") from None
+        if len(raw) > SECRET_FILE_MAX_BYTES:
+            raise self.error(key, f"secret file '{path}' is larger than "
+                             f"{SECRET_FILE_MAX_BYTES // 1024} KiB",
+                             "name the file that holds only the secret")
+        try:
+            text: str | None = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        if text is None or "\0" in text:
+            raise self.error(key, f"secret file '{path}' is not UTF-8 text",
+                             "name the file that holds only the secret, as text")
+        secret = text.strip()
         if not secret:
             raise self.error(key, f"secret file '{path}' is empty", "write the secret into the file")
         return secret
