@@ -287,6 +287,9 @@ def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Co
         raise ConfigError(f"cannot read config file: {exc}", file=file) from None
     try:
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except _AliasRefused as exc:
+        raise ConfigError(_yaml_problem(exc, "a YAML alias"), file=file,
+                          remedy="write the value out where the alias stands") from None
     except yaml.YAMLError as exc:
         raise ConfigError(_yaml_problem(exc), file=file, remedy="fix the YAML syntax") from None
     return _build(data, file=file, base_dir=p.resolve().parent, path=p, env=env)
@@ -624,16 +627,29 @@ def _mask_url(url: str) -> str:
     return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", url)
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> str:
+def _yaml_problem(exc: yaml.YAMLError, what: str = "invalid YAML") -> str:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
     if mark is not None:
-        return f"invalid YAML at line {mark.line + 1}, column {mark.column + 1}: {problem}"
-    return f"invalid YAML: {problem}"
+        return f"{what} at line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    return f"{what}: {problem}"
+
+
+class _AliasRefused(yaml.composer.ComposerError):
+    """The config uses a YAML alias (``*name``)."""
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys (PyYAML silently keeps the last one)."""
+    """SafeLoader that rejects duplicate keys (PyYAML silently keeps the last one) and
+    aliases: a few hundred bytes of nested aliases expand to 10⁹ values once the
+    config is interpolated, so none is composed."""
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise _AliasRefused(None, None, f"orgsync does not expand aliases (*{event.anchor})",
+                                event.start_mark)
+        return super().compose_node(parent, index)
 
 
 def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
