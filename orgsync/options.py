@@ -222,7 +222,8 @@ class Section:
             if not isinstance(path, str) or not path.strip():
                 raise self.error(file_key, f"expected a file path, got {describe(path)}",
                                  f"e.g. {file_key}: /run/secrets/{key}")
-            return self._read_secret(file_key, self._resolve(path.strip()))
+            return read_secret_file(self._resolve(path.strip()), file=self.file,
+                                    key=self.key(file_key))
         if value is None:
             if required:
                 raise self.error(key, "is required",
@@ -280,30 +281,38 @@ class Section:
         path = Path(value).expanduser()
         return path if path.is_absolute() else self.base_dir / path
 
-    def _read_secret(self, key: str, path: Path) -> str:
-        # Read at most one byte past the cap: /dev/zero or a log file named by mistake
-        # must be refused, not read into memory.
-        try:
-            with path.open("rb") as f:
-                raw = f.read(SECRET_FILE_MAX_BYTES + 1)
-        except OSError as exc:
-            raise self.error(key, f"cannot read secret file '{path}': {exc.strerror or exc}",
-                             "check the path and the file's permissions") from None
-        if len(raw) > SECRET_FILE_MAX_BYTES:
-            raise self.error(key, f"secret file '{path}' is larger than "
-                             f"{SECRET_FILE_MAX_BYTES // 1024} KiB",
-                             "name the file that holds only the secret")
-        try:
-            text: str | None = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            text = None
-        if text is None or "\0" in text:
-            raise self.error(key, f"secret file '{path}' is not UTF-8 text",
-                             "name the file that holds only the secret, as text")
-        secret = text.strip()
-        if not secret:
-            raise self.error(key, f"secret file '{path}' is empty", "write the secret into the file")
-        return secret
+def read_secret_file(path: Path, *, file: str | None, key: str) -> str:
+    """The stripped text of the secret file at ``path``.
+
+    The file must be UTF-8 text of at most :data:`SECRET_FILE_MAX_BYTES`, not empty;
+    anything else is a :class:`ConfigError` naming ``file`` and ``key`` (the value is
+    never echoed).
+    """
+    def refused(problem: str, remedy: str) -> ConfigError:
+        return ConfigError(problem, file=file, key=key, remedy=remedy)
+
+    # Read at most one byte past the cap: /dev/zero or a log file named by mistake
+    # must be refused, not read into memory.
+    try:
+        with path.open("rb") as f:
+            raw = f.read(SECRET_FILE_MAX_BYTES + 1)
+    except OSError as exc:
+        raise refused(f"cannot read secret file '{path}': {exc.strerror or exc}",
+                      "check the path and the file's permissions") from None
+    if len(raw) > SECRET_FILE_MAX_BYTES:
+        raise refused(f"secret file '{path}' is larger than {SECRET_FILE_MAX_BYTES // 1024} KiB",
+                      "name the file that holds only the secret")
+    try:
+        text: str | None = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is None or "\0" in text:
+        raise refused(f"secret file '{path}' is not UTF-8 text",
+                      "name the file that holds only the secret, as text")
+    secret = text.strip()
+    if not secret:
+        raise refused(f"secret file '{path}' is empty", "write the secret into the file")
+    return secret
 
 
 def parse_duration(value: Any) -> float:
