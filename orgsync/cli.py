@@ -309,20 +309,35 @@ def sandbox(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8790,
     app_id: Annotated[str, typer.Option("--app-id", envvar="ORGSYNC_APP_ID")] = "cli_demo",
-    app_secret: Annotated[str, typer.Option("--app-secret", envvar="ORGSYNC_APP_SECRET")
-                          ] = "demo-secret",  # noqa: S107 - the local sandbox's demo secret
+    app_secret: Annotated[str | None, typer.Option(
+        "--app-secret", envvar="ORGSYNC_APP_SECRET",
+        help="The app secret [default: demo-secret]; visible in ps: prefer the variable "
+             "or --app-secret-file.")] = None,
+    app_secret_file: Annotated[Path | None, typer.Option(
+        "--app-secret-file", envvar="ORGSYNC_APP_SECRET_FILE",
+        help="Read the app secret from this file.")] = None,
     rate_scale: Annotated[float, typer.Option(help="Documented rate limits × this.")] = 1.0,
     latency_ms: Annotated[float, typer.Option(help="Latency added to every API call.")] = 0.0,
     seed_file: Annotated[Path | None, typer.Option(help="JSON state to start from.")] = None,
 ) -> None:
     """Run the local Feishu sandbox (same API, rules and limits) for trying a config."""
+    from orgsync.errors import ConfigError
+    from orgsync.options import read_secret_file
     from orgsync.sandbox import SandboxConfig
     from orgsync.sandbox.server import serve
 
-    logs.configure(level="info")
-    cfg = SandboxConfig(app_id=app_id, app_secret=app_secret, rate_scale=rate_scale,
-                        latency_ms=latency_ms)
-    _guard(lambda: serve(cfg, host, port, seed_file=seed_file))
+    def go() -> None:
+        secret = app_secret or "demo-secret"
+        if app_secret_file is not None:
+            if app_secret is not None:
+                raise ConfigError("both --app-secret and --app-secret-file are given",
+                                  remedy="keep only one (ORGSYNC_APP_SECRET sets the first)")
+            secret = read_secret_file(app_secret_file, file=None, key="--app-secret-file")
+        logs.configure(level="info")
+        serve(SandboxConfig(app_id=app_id, app_secret=secret, rate_scale=rate_scale,
+                            latency_ms=latency_ms), host, port, seed_file=seed_file)
+
+    _guard(go)
 
 
 @app.command()

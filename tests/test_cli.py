@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -17,6 +18,8 @@ from orgsync.errors import EXIT_CHANGES, EXIT_CONFIG, EXIT_ERROR, EXIT_HELD, EXI
 from orgsync.model import Snapshot
 from orgsync.sandbox import SandboxServer
 from orgsync.synth import generate_org, write_csv
+from tests.daemon_proc import wait_for
+from tests.pg import free_port
 
 ORG = generate_org(employees=30, departments=6, levels=3)
 
@@ -124,3 +127,52 @@ def test_the_process_exits_with_the_command_code_and_all_its_output(
                           capture_output=True, text=True, env=env, timeout=120, check=False)
     assert done.returncode == EXIT_CONFIG
     assert "feishu.timeout: expected a number, got 'soon'" in " ".join(done.stderr.split())
+
+
+@pytest.mark.parametrize("via", ["file", "environment"])
+def test_the_sandbox_takes_its_secret_from_a_file_or_the_environment(
+        tmp_path: Path, via: str) -> None:
+    """`orgsync sandbox --app-secret-file F` (or ORGSYNC_APP_SECRET) serves with that secret,
+    and the secret is not on the process's command line (what ps shows)."""
+    secret = "file-secret-0123456789"
+    port = free_port()
+    args = [sys.executable, "-m", "orgsync.cli", "sandbox", "--port", str(port)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    if via == "file":
+        (tmp_path / "secret").write_text(secret + "\n", encoding="utf-8")
+        args += ["--app-secret-file", str(tmp_path / "secret")]
+    else:
+        env["ORGSYNC_APP_SECRET"] = secret
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/open-apis/auth/v3/tenant_access_token/internal"
+
+        def issue(app_secret: str) -> int:
+            body = httpx.post(url, json={"app_id": "cli_demo", "app_secret": app_secret},
+                              timeout=5).json()
+            return int(body["code"])
+
+        assert wait_for(lambda: issue(secret) == 0, 20,
+                        "the sandbox")
+        assert issue("demo-secret") == 10014
+        assert secret not in Path(f"/proc/{proc.pid}/cmdline").read_text()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--app-secret-file", "{dir}/binary"],
+     "error: --app-secret-file: secret file '{dir}/binary' is not UTF-8 text (name the file "
+     "that holds only the secret, as text)"),
+    (["--app-secret", "x", "--app-secret-file", "{dir}/binary"],
+     "error: both --app-secret and --app-secret-file are given (keep only one "
+     "(ORGSYNC_APP_SECRET sets the first))"),
+])
+def test_the_sandbox_refuses_an_unusable_secret_file(tmp_path: Path, args: list[str],
+                                                     expected: str) -> None:
+    """A secret file that is not text (or given beside --app-secret) exits 3 before serving."""
+    (tmp_path / "binary").write_bytes(bytes(range(256)))
+    result = CliRunner().invoke(app, ["sandbox", *(a.format(dir=tmp_path) for a in args)])
+    assert result.exit_code == EXIT_CONFIG
+    assert " ".join(result.output.split()) == expected.format(dir=tmp_path)
