@@ -12,7 +12,7 @@
     logging: {format, level, mask_pii}
     daemon:  {interval | cron, full_resync_cron | full_resync_interval, jitter, misfire_grace,
               run_on_start, shutdown_grace, ready_max_age, leader_poll, lock_name, timezone}
-    admin:   {bind, port, token | token_file, url}
+    admin:   {bind, port, token | token_file, metrics_public, url}
     notify:  {enabled, language, retry_days, admin_chat_id, hr_chat_id, transfer_notes,
               transfer_to, leaver_notes, links, templates}
 
@@ -205,14 +205,16 @@ class DaemonConfig:
 class AdminConfig:
     """The daemon's admin HTTP endpoint, and where ``orgsync resync`` finds a running daemon.
 
-    ``token`` guards ``POST /resync`` and ``GET /runs``; ``None`` disables them.
-    ``url`` (client side): when set, ``orgsync resync`` asks that daemon instead
-    of running locally.
+    ``token`` guards ``POST /resync``, ``GET /runs``, ``GET /metrics`` and the
+    details of ``GET /readyz``; ``None`` disables the first three.
+    ``metrics_public`` serves ``/metrics`` without the token. ``url`` (client
+    side): when set, ``orgsync resync`` asks that daemon instead of running locally.
     """
 
     bind: str = "127.0.0.1"
     port: int = 8791
     token: str | None = field(default=None, repr=False)
+    metrics_public: bool = False
     url: str | None = None
 
 
@@ -474,6 +476,7 @@ def _parse_admin(s: Section) -> AdminConfig:
         bind=s.string("bind", AdminConfig.bind),
         port=s.number("port", AdminConfig.port, minimum=0, maximum=65535),
         token=token,
+        metrics_public=s.boolean("metrics_public", AdminConfig.metrics_public),
         url=url.rstrip("/") if url else None,
     )
 
