@@ -267,15 +267,16 @@ def status(config: ConfigOpt = Path("orgsync.yaml")) -> None:
                   f"({frozen} frozen, {len(state.users) - len(live)} deleted)")
         for h in held:
             out.print(f"Held plan {h.plan_id} since {h.created_at:%Y-%m-%d %H:%M}: "
-                      f"{'; '.join(json.loads(h.reasons))} — 'orgsync approve {h.plan_id}'")
+                      f"{'; '.join(json.loads(h.reasons))} — 'orgsync approve {h.plan_id}'",
+                      markup=False)
         for n in unknown:
-            out.print(f"Message {n.event}: delivery unknown — {n.message}")
+            out.print(f"Message {n.event}: delivery unknown — {n.message}", markup=False)
         if runs:
             r = runs[0]
             out.print(f"Last run: {r.id} {r.mode} {r.status} at {r.started_at:%Y-%m-%d %H:%M:%S}"
                       f" plan={r.plan_id or '—'}")
             if r.error:
-                out.print(f"  error: {r.error}")
+                out.print(f"  error: {r.error}", markup=False)
         else:
             out.print("No runs yet.")
         return EXIT_OK
@@ -408,7 +409,7 @@ def resync(
         run = body["run"]
         out.print(f"Resync {run.get('run_id') or '—'} on the daemon: {run['outcome']} "
                   f"in {run['duration_seconds']}s" + (f" ({run['error']})" if run.get("error")
-                                                     else ""))
+                                                     else ""), markup=False)
         return {"ok": EXIT_OK, "partial": EXIT_APPLY_FAILED, "held": EXIT_HELD}.get(
             run["outcome"], EXIT_ERROR)
 

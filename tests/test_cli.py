@@ -14,7 +14,14 @@ import pytest
 from typer.testing import CliRunner
 
 from orgsync.cli import app
-from orgsync.errors import EXIT_CHANGES, EXIT_CONFIG, EXIT_ERROR, EXIT_HELD, EXIT_OK
+from orgsync.errors import (
+    EXIT_CHANGES,
+    EXIT_CONFIG,
+    EXIT_ERROR,
+    EXIT_HELD,
+    EXIT_OK,
+    EXIT_SOURCE,
+)
 from orgsync.model import Snapshot
 from orgsync.sandbox import SandboxServer
 from orgsync.synth import generate_org, write_csv
@@ -176,3 +183,47 @@ def test_the_sandbox_refuses_an_unusable_secret_file(tmp_path: Path, args: list[
     result = CliRunner().invoke(app, ["sandbox", *(a.format(dir=tmp_path) for a in args)])
     assert result.exit_code == EXIT_CONFIG
     assert " ".join(result.output.split()) == expected.format(dir=tmp_path)
+
+
+def run_on_a_terminal(conf: Path, secret: str, *args: str) -> tuple[int, str]:
+    """``orgsync ARGS -c CONF`` as a process that renders as on a terminal (colours, markup);
+    (exit code, stdout and stderr joined)."""
+    env = {**os.environ, "CLI_TEST_SECRET": secret, "FORCE_COLOR": "1", "COLUMNS": "300",
+           "PYTHONPATH": str(Path(__file__).parents[1])}
+    done = subprocess.run([sys.executable, "-m", "orgsync.cli", *args, "-c", str(conf)],
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
+    return done.returncode, re.sub(r"\x1b\[[0-9;]*m", "", done.stdout + done.stderr)
+
+
+def test_markup_in_data_and_config_is_printed_as_text(conf: Path, sandbox: SandboxServer) -> None:
+    """Square brackets from outside (a CSV header or cell, a config key, a stored run error)
+    are shown as written: no MarkupError, no traceback, the documented exit codes."""
+    secret = sandbox.config.app_secret
+    employees = conf.parent / "src" / "employees.csv"
+    text = employees.read_text(encoding="utf-8")
+    first = next(iter(ORG.employees.values()))
+
+    employees.write_text(text.replace("employee_id", "[/oops]", 1), encoding="utf-8")
+    for command in ("plan", "preview-source"):
+        code, output = run_on_a_terminal(conf, secret, command)
+        assert (code, "Traceback" in output) == (EXIT_SOURCE, False), output[-2000:]
+        assert "missing required column employee_id (found: '[/oops]'" in output
+    code, output = run_on_a_terminal(conf, secret, "status")  # the failed run's stored error
+    assert (code, "Traceback" in output) == (EXIT_OK, False), output[-2000:]
+    assert re.search(r"error: .*\(found: '\[/oops\]'", output)
+
+    employees.write_text(text.replace(first.name, "[/oops][bold]", 1), encoding="utf-8")
+    code, output = run_on_a_terminal(conf, secret, "preview-source", "--limit", "0")
+    assert (code, "Traceback" in output) == (EXIT_OK, False), output[-2000:]
+    assert "[/oops][bold]" in output
+    code, output = run_on_a_terminal(conf, secret, "plan", "--detailed-exitcode")
+    assert (code, "Traceback" in output) == (EXIT_CHANGES, False), output[-2000:]
+    assert f"{first.key} [/oops][bold]" in output
+
+    data = json.loads(conf.read_text(encoding="utf-8"))
+    data["source"]["[/x]"] = 1
+    conf.write_text(json.dumps(data), encoding="utf-8")
+    for command in ("plan", "preview-source"):
+        code, output = run_on_a_terminal(conf, secret, command)
+        assert (code, "Traceback" in output) == (EXIT_CONFIG, False), output[-2000:]
+        assert f"{conf}: source.[/x]: unknown key" in output
