@@ -2,7 +2,7 @@
 
 Exit codes (see :mod:`orgsync.errors`): 0 ok / no changes, 1 error, 2 changes
 (``plan --detailed-exitcode``), 3 config error, 4 source refused, 5 plan held,
-6 apply finished with failed operations.
+6 apply finished with failed operations, 8 the ledger is unusable (disk full, damaged).
 """
 
 from __future__ import annotations

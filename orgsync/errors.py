@@ -7,7 +7,8 @@
     ├── SourceError      (exit 4)  a connector failed or returned an implausible org; nothing written
     ├── PlanHeld         (exit 5)  a plan tripped a safety threshold; held until approved by id
     ├── ApplyFailed      (exit 6)  apply finished, but some operations failed (journaled)
-    ├── LedgerError      (exit 1)  the ledger cannot be opened or is inconsistent
+    ├── LedgerError      (exit 8)  the ledger cannot be opened, is damaged, its disk is full,
+    │                              or it is inconsistent: the message says which and the remedy
     └── FeishuError      (exit 1)  a Feishu API call failed: code, msg, HTTP status, log id, endpoint
         ├── FeishuRetryable        rate limit, 5xx, timeouts, lock conflicts: worth retrying
         └── FeishuTerminal         everything else: retrying the same call cannot help
@@ -25,6 +26,7 @@ EXIT_CONFIG = 3
 EXIT_SOURCE = 4
 EXIT_HELD = 5
 EXIT_APPLY_FAILED = 6
+EXIT_LEDGER = 8
 
 
 class OrgsyncError(Exception):
@@ -78,7 +80,9 @@ class ApplyFailed(OrgsyncError):
 
 
 class LedgerError(OrgsyncError):
-    """The ledger cannot be opened, migrated or trusted."""
+    """The ledger cannot be opened, migrated, written (disk full) or trusted (damaged)."""
+
+    exit_code = EXIT_LEDGER
 
 
 class FeishuError(OrgsyncError):

@@ -25,7 +25,7 @@ from sqlalchemy import BigInteger, Connection, Engine, Table, bindparam, event, 
 from sqlalchemy.engine import make_url
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
-from orgsync import migrations
+from orgsync import ledger_faults, migrations
 from orgsync.errors import LedgerError
 from orgsync.heap import paused_gc
 from orgsync.model import Employee, department_from_fields
@@ -160,6 +160,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+    ledger_faults.watch(engine, _safe_url(url))
     return engine
 
 
@@ -242,8 +243,8 @@ class Ledger:
         except LedgerError:
             raise
         except Exception as exc:
-            raise LedgerError(f"cannot open the ledger at {_safe_url(url)}: "
-                              f"{_safe_error(exc, url)}") from None
+            raise ledger_faults.fault(exc, _safe_url(url)) or LedgerError(
+                f"cannot open the ledger at {_safe_url(url)}: {_safe_error(exc, url)}") from None
 
     def close(self) -> None:
         """Release connections."""
@@ -523,6 +524,11 @@ class Ledger:
                 cursor.execute("SELECT key, feishu_id, open_id, fingerprint, lifecycle, "
                                "frozen_at, deleted_at FROM mirror_users")
                 rows = cursor.fetchall()
+            except Exception as exc:  # SQLAlchemy's handle_error does not see this cursor
+                fault = ledger_faults.fault(exc, _safe_url(self.url))
+                if fault is None:
+                    raise
+                raise fault from None
             finally:
                 cursor.close()
             with paused_gc():
