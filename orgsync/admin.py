@@ -3,8 +3,10 @@
 =================  ======  ===============================================================
 ``/healthz``       open    200 while the process serves requests (liveness)
 ``/readyz``        open    200 when this process leads and the last run succeeded recently,
-                           else 503 with the reason (standby, stale, failed, stopping)
-``/metrics``       open    Prometheus exposition of the daemon's own registry
+                           else 503; only ``{"ready": …}`` without the token, with it also
+                           the role, the reason and the last run (id, status, age)
+``/metrics``       token   Prometheus exposition of the daemon's own registry; open with
+                           ``admin.metrics_public`` (for scrapers that cannot send a token)
 ``/runs``          token   recent runs from the ledger, the run in progress, the pending one
 ``/resync``        token   ``POST``: trigger a full resync; 202 ``started`` / ``queued`` /
                            ``coalesced``; ``?wait=1`` answers 200 with the run once it ended
@@ -65,12 +67,14 @@ class AdminBackend(Protocol):
         ...
 
 
-def _token_ok(request: Request, token: str) -> bool:
+def _token_ok(request: Request, token: str | None) -> bool:
     header = request.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not given:
+    if token is None or scheme.lower() != "bearer" or not given:
         return False
-    return hmac.compare_digest(given.strip().encode(), token.encode())
+    # Header text is the raw bytes decoded as latin-1: back to those bytes, so a
+    # UTF-8 token matches and non-ASCII input is just a wrong token.
+    return hmac.compare_digest(given.strip().encode("latin-1"), token.encode())
 
 
 def _guarded(token: str | None, handler: Callable[[Request], Awaitable[Response]]
@@ -91,16 +95,18 @@ def _guarded(token: str | None, handler: Callable[[Request], Awaitable[Response]
     return endpoint
 
 
-def build_admin_app(backend: AdminBackend, *, token: str | None,
+def build_admin_app(backend: AdminBackend, *, token: str | None, metrics_public: bool = False,
                     wait_timeout: float = 3600.0) -> Starlette:
-    """The admin ASGI app over ``backend``; ``token`` guards ``/runs`` and ``/resync``."""
+    """The admin ASGI app over ``backend``; ``token`` guards ``/runs``, ``/resync``,
+    ``/metrics`` (unless ``metrics_public``) and the details of ``/readyz``."""
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    async def readyz(_request: Request) -> Response:
+    async def readyz(request: Request) -> Response:
         ready, details = await backend.readiness()
-        return JSONResponse({"ready": ready, **details}, status_code=200 if ready else 503)
+        body = {"ready": ready, **details} if _token_ok(request, token) else {"ready": ready}
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     async def metrics(_request: Request) -> Response:
         body, content_type = backend.exposition()
@@ -140,7 +146,7 @@ def build_admin_app(backend: AdminBackend, *, token: str | None,
     return Starlette(routes=[
         Route("/healthz", healthz),
         Route("/readyz", readyz),
-        Route("/metrics", metrics),
+        Route("/metrics", metrics if metrics_public else _guarded(token, metrics)),
         Route("/runs", _guarded(token, runs)),
         Route("/resync", _guarded(token, resync), methods=["POST"]),
     ], exception_handlers={404: not_found})

@@ -2,7 +2,8 @@
 
 Exit codes (see :mod:`orgsync.errors`): 0 ok / no changes, 1 error, 2 changes
 (``plan --detailed-exitcode``), 3 config error, 4 source refused, 5 plan held,
-6 apply finished with failed operations, 7 another run holds the ledger's writer lock.
+6 apply finished with failed operations, 7 another run holds the ledger's writer lock,
+8 the ledger is unusable (disk full, damaged).
 
 Commands that write (``apply``, ``approve``, ``resync``) hold that lock for the
 whole run (:mod:`orgsync.writer`); ``plan`` and ``check`` write nothing and take none.
@@ -282,15 +283,16 @@ def status(config: ConfigOpt = Path("orgsync.yaml")) -> None:
                   f"({frozen} frozen, {len(state.users) - len(live)} deleted)")
         for h in held:
             out.print(f"Held plan {h.plan_id} since {h.created_at:%Y-%m-%d %H:%M}: "
-                      f"{'; '.join(json.loads(h.reasons))} — 'orgsync approve {h.plan_id}'")
+                      f"{'; '.join(json.loads(h.reasons))} — 'orgsync approve {h.plan_id}'",
+                      markup=False)
         for n in unknown:
-            out.print(f"Message {n.event}: delivery unknown — {n.message}")
+            out.print(f"Message {n.event}: delivery unknown — {n.message}", markup=False)
         if runs:
             r = runs[0]
             out.print(f"Last run: {r.id} {r.mode} {r.status} at {r.started_at:%Y-%m-%d %H:%M:%S}"
                       f" plan={r.plan_id or '—'}")
             if r.error:
-                out.print(f"  error: {r.error}")
+                out.print(f"  error: {r.error}", markup=False)
         else:
             out.print("No runs yet.")
         if writing is not None:
@@ -326,20 +328,35 @@ def sandbox(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8790,
     app_id: Annotated[str, typer.Option("--app-id", envvar="ORGSYNC_APP_ID")] = "cli_demo",
-    app_secret: Annotated[str, typer.Option("--app-secret", envvar="ORGSYNC_APP_SECRET")
-                          ] = "demo-secret",  # noqa: S107 - the local sandbox's demo secret
+    app_secret: Annotated[str | None, typer.Option(
+        "--app-secret", envvar="ORGSYNC_APP_SECRET",
+        help="The app secret [default: demo-secret]; visible in ps: prefer the variable "
+             "or --app-secret-file.")] = None,
+    app_secret_file: Annotated[Path | None, typer.Option(
+        "--app-secret-file", envvar="ORGSYNC_APP_SECRET_FILE",
+        help="Read the app secret from this file.")] = None,
     rate_scale: Annotated[float, typer.Option(help="Documented rate limits × this.")] = 1.0,
     latency_ms: Annotated[float, typer.Option(help="Latency added to every API call.")] = 0.0,
     seed_file: Annotated[Path | None, typer.Option(help="JSON state to start from.")] = None,
 ) -> None:
     """Run the local Feishu sandbox (same API, rules and limits) for trying a config."""
+    from orgsync.errors import ConfigError
+    from orgsync.options import read_secret_file
     from orgsync.sandbox import SandboxConfig
     from orgsync.sandbox.server import serve
 
-    logs.configure(level="info")
-    cfg = SandboxConfig(app_id=app_id, app_secret=app_secret, rate_scale=rate_scale,
-                        latency_ms=latency_ms)
-    _guard(lambda: serve(cfg, host, port, seed_file=seed_file))
+    def go() -> None:
+        secret = app_secret or "demo-secret"
+        if app_secret_file is not None:
+            if app_secret is not None:
+                raise ConfigError("both --app-secret and --app-secret-file are given",
+                                  remedy="keep only one (ORGSYNC_APP_SECRET sets the first)")
+            secret = read_secret_file(app_secret_file, file=None, key="--app-secret-file")
+        logs.configure(level="info")
+        serve(SandboxConfig(app_id=app_id, app_secret=secret, rate_scale=rate_scale,
+                            latency_ms=latency_ms), host, port, seed_file=seed_file)
+
+    _guard(go)
 
 
 @app.command()
@@ -407,7 +424,7 @@ def resync(
         run = body["run"]
         out.print(f"Resync {run.get('run_id') or '—'} on the daemon: {run['outcome']} "
                   f"in {run['duration_seconds']}s" + (f" ({run['error']})" if run.get("error")
-                                                     else ""))
+                                                     else ""), markup=False)
         return {"ok": EXIT_OK, "partial": EXIT_APPLY_FAILED, "held": EXIT_HELD,
                 "skipped": EXIT_BUSY}.get(run["outcome"], EXIT_ERROR)
 

@@ -12,7 +12,7 @@
     logging: {format, level, mask_pii}
     daemon:  {interval | cron, full_resync_cron | full_resync_interval, jitter, misfire_grace,
               run_on_start, shutdown_grace, ready_max_age, leader_poll, lock_name, timezone}
-    admin:   {bind, port, token | token_file, url}
+    admin:   {bind, port, token | token_file, metrics_public, url}
     notify:  {enabled, language, retry_days, admin_chat_id, hr_chat_id, transfer_notes,
               transfer_to, leaver_notes, links, templates}
 
@@ -206,14 +206,16 @@ class DaemonConfig:
 class AdminConfig:
     """The daemon's admin HTTP endpoint, and where ``orgsync resync`` finds a running daemon.
 
-    ``token`` guards ``POST /resync`` and ``GET /runs``; ``None`` disables them.
-    ``url`` (client side): when set, ``orgsync resync`` asks that daemon instead
-    of running locally.
+    ``token`` guards ``POST /resync``, ``GET /runs``, ``GET /metrics`` and the
+    details of ``GET /readyz``; ``None`` disables the first three.
+    ``metrics_public`` serves ``/metrics`` without the token. ``url`` (client
+    side): when set, ``orgsync resync`` asks that daemon instead of running locally.
     """
 
     bind: str = "127.0.0.1"
     port: int = 8791
     token: str | None = field(default=None, repr=False)
+    metrics_public: bool = False
     url: str | None = None
 
 
@@ -288,6 +290,9 @@ def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Co
         raise ConfigError(f"cannot read config file: {exc}", file=file) from None
     try:
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except _AliasRefused as exc:
+        raise ConfigError(_yaml_problem(exc, "a YAML alias"), file=file,
+                          remedy="write the value out where the alias stands") from None
     except yaml.YAMLError as exc:
         raise ConfigError(_yaml_problem(exc), file=file, remedy="fix the YAML syntax") from None
     return _build(data, file=file, base_dir=p.resolve().parent, path=p, env=env)
@@ -475,6 +480,7 @@ def _parse_admin(s: Section) -> AdminConfig:
         bind=s.string("bind", AdminConfig.bind),
         port=s.number("port", AdminConfig.port, minimum=0, maximum=65535),
         token=token,
+        metrics_public=s.boolean("metrics_public", AdminConfig.metrics_public),
         url=url.rstrip("/") if url else None,
     )
 
@@ -626,16 +632,29 @@ def _resolve_sqlite(url: str, base_dir: Path) -> str:
 
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> str:
+def _yaml_problem(exc: yaml.YAMLError, what: str = "invalid YAML") -> str:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
     if mark is not None:
-        return f"invalid YAML at line {mark.line + 1}, column {mark.column + 1}: {problem}"
-    return f"invalid YAML: {problem}"
+        return f"{what} at line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    return f"{what}: {problem}"
+
+
+class _AliasRefused(yaml.composer.ComposerError):
+    """The config uses a YAML alias (``*name``)."""
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys (PyYAML silently keeps the last one)."""
+    """SafeLoader that rejects duplicate keys (PyYAML silently keeps the last one) and
+    aliases: a few hundred bytes of nested aliases expand to 10⁹ values once the
+    config is interpolated, so none is composed."""
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise _AliasRefused(None, None, f"orgsync does not expand aliases (*{event.anchor})",
+                                event.start_mark)
+        return super().compose_node(parent, index)
 
 
 def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:

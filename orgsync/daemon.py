@@ -149,7 +149,8 @@ class Daemon:
             return EXIT_ERROR
         self.admin_port = int(sock.getsockname()[1])
         server = _AdminServer(uvicorn.Config(
-            build_admin_app(self, token=admin.token), log_config=None, access_log=False,
+            build_admin_app(self, token=admin.token, metrics_public=admin.metrics_public),
+            log_config=None, access_log=False,
             lifespan="off", timeout_graceful_shutdown=2))
         server_task = asyncio.create_task(server.serve(sockets=[sock]))
         tz = self.config.daemon.timezone

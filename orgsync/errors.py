@@ -9,7 +9,8 @@
     ├── ApplyFailed      (exit 6)  apply finished, but some operations failed (journaled)
     ├── WriterBusy       (exit 7)  another run holds the ledger's writer lock; nothing was done
     ├── Fenced           (exit 1)  this run lost the writer lock; it stopped before its next write
-    ├── LedgerError      (exit 1)  the ledger cannot be opened or is inconsistent
+    ├── LedgerError      (exit 8)  the ledger cannot be opened, is damaged, its disk is full,
+    │                              or it is inconsistent: the message says which and the remedy
     └── FeishuError      (exit 1)  a Feishu API call failed: code, msg, HTTP status, log id, endpoint
         ├── FeishuRetryable        rate limit, 5xx, timeouts, lock conflicts: worth retrying
         └── FeishuTerminal         everything else: retrying the same call cannot help
@@ -28,6 +29,7 @@ EXIT_SOURCE = 4
 EXIT_HELD = 5
 EXIT_APPLY_FAILED = 6
 EXIT_BUSY = 7
+EXIT_LEDGER = 8
 
 
 class OrgsyncError(Exception):
@@ -100,7 +102,9 @@ class Fenced(OrgsyncError):
 
 
 class LedgerError(OrgsyncError):
-    """The ledger cannot be opened, migrated or trusted."""
+    """The ledger cannot be opened, migrated, written (disk full) or trusted (damaged)."""
+
+    exit_code = EXIT_LEDGER
 
 
 class FeishuError(OrgsyncError):

@@ -41,7 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
-from orgsync import migrations
+from orgsync import ledger_faults, migrations
 from orgsync.errors import Fenced, LedgerError
 from orgsync.heap import paused_gc
 from orgsync.model import Employee, department_from_fields
@@ -179,6 +179,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+    ledger_faults.watch(engine, mask_url(url))
     return engine
 
 
@@ -310,8 +311,8 @@ class Ledger:
         except LedgerError:
             raise
         except Exception as exc:
-            raise LedgerError(f"cannot open the ledger at {mask_url(url)}: "
-                              f"{_safe_error(exc, url)}") from None
+            raise ledger_faults.fault(exc, mask_url(url)) or LedgerError(
+                f"cannot open the ledger at {mask_url(url)}: {_safe_error(exc, url)}") from None
 
     def close(self) -> None:
         """Release connections."""
@@ -608,6 +609,11 @@ class Ledger:
                 cursor.execute("SELECT key, feishu_id, open_id, fingerprint, lifecycle, "
                                "frozen_at, deleted_at FROM mirror_users")
                 rows = cursor.fetchall()
+            except Exception as exc:  # SQLAlchemy's handle_error does not see this cursor
+                fault = ledger_faults.fault(exc, mask_url(self.url))
+                if fault is None:
+                    raise
+                raise fault from None
             finally:
                 cursor.close()
             with paused_gc():

@@ -18,8 +18,9 @@ in the file (``feishu.timeout`` as ``source.auth.token``):
 * **Lists** take one value or a list of values.
 * **Paths** (``*_file`` included) expand ``~`` and resolve against the config
   file's directory.
-* **Secrets**: ``key`` or ``key_file`` (whose content is read and stripped),
-  never both; a secret's value never appears in a message.
+* **Secrets**: ``key`` or ``key_file`` (whose content is read and stripped; it
+  must be UTF-8 text of at most 64 KiB), never both; a secret's value never
+  appears in a message.
 * **Unknown keys** are errors, with a did-you-mean.
 * Every error is a :class:`~orgsync.errors.ConfigError` naming the file, the
   dotted key and the remedy.
@@ -42,6 +43,8 @@ _BOOLEANS = {"true": True, "yes": True, "on": True, "1": True,
              "false": False, "no": False, "off": False, "0": False}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+SECRET_FILE_MAX_BYTES = 64 * 1024
+"""The most a ``*_file`` secret may hold; longer files are refused unread."""
 
 
 class Section:
@@ -219,7 +222,8 @@ class Section:
             if not isinstance(path, str) or not path.strip():
                 raise self.error(file_key, f"expected a file path, got {describe(path)}",
                                  f"e.g. {file_key}: /run/secrets/{key}")
-            return self._read_secret(file_key, self._resolve(path.strip()))
+            return read_secret_file(self._resolve(path.strip()), file=self.file,
+                                    key=self.key(file_key))
         if value is None:
             if required:
                 raise self.error(key, "is required",
@@ -277,15 +281,38 @@ class Section:
         path = Path(value).expanduser()
         return path if path.is_absolute() else self.base_dir / path
 
-    def _read_secret(self, key: str, path: Path) -> str:
-        try:
-            secret = path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise self.error(key, f"cannot read secret file '{path}': {exc.strerror or exc}",
-                             "check the path and the file's permissions") from None
-        if not secret:
-            raise self.error(key, f"secret file '{path}' is empty", "write the secret into the file")
-        return secret
+def read_secret_file(path: Path, *, file: str | None, key: str) -> str:
+    """The stripped text of the secret file at ``path``.
+
+    The file must be UTF-8 text of at most :data:`SECRET_FILE_MAX_BYTES`, not empty;
+    anything else is a :class:`ConfigError` naming ``file`` and ``key`` (the value is
+    never echoed).
+    """
+    def refused(problem: str, remedy: str) -> ConfigError:
+        return ConfigError(problem, file=file, key=key, remedy=remedy)
+
+    # Read at most one byte past the cap: /dev/zero or a log file named by mistake
+    # must be refused, not read into memory.
+    try:
+        with path.open("rb") as f:
+            raw = f.read(SECRET_FILE_MAX_BYTES + 1)
+    except OSError as exc:
+        raise refused(f"cannot read secret file '{path}': {exc.strerror or exc}",
+                      "check the path and the file's permissions") from None
+    if len(raw) > SECRET_FILE_MAX_BYTES:
+        raise refused(f"secret file '{path}' is larger than {SECRET_FILE_MAX_BYTES // 1024} KiB",
+                      "name the file that holds only the secret")
+    try:
+        text: str | None = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is None or "\0" in text:
+        raise refused(f"secret file '{path}' is not UTF-8 text",
+                      "name the file that holds only the secret, as text")
+    secret = text.strip()
+    if not secret:
+        raise refused(f"secret file '{path}' is empty", "write the secret into the file")
+    return secret
 
 
 def parse_duration(value: Any) -> float:

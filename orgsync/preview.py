@@ -122,8 +122,9 @@ def render_text(data: SourceData, console: Console, *, limit: int = 50) -> None:
     keys = sorted(snap.employees)
     for key in keys[:limit or None]:
         e = snap.employees[key]
-        table.add_row(key, e.name, "; ".join(e.department_keys), e.email or "", e.mobile or "",
-                      e.manager_key or "", e.employee_type.name.lower(), str(e.status))
+        cells = (key, e.name, "; ".join(e.department_keys), e.email or "", e.mobile or "",
+                 e.manager_key or "", e.employee_type.name.lower(), str(e.status))
+        table.add_row(*(escape(c) for c in cells))  # source data: never markup
     console.print("\n[bold]Employees[/]")
     console.print(table)
     if limit and len(keys) > limit:

@@ -109,7 +109,9 @@ class AdminClient:
         return httpx.post(self.base + path, headers=headers, timeout=timeout)
 
     def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        return parse_metrics(self.get("/metrics").text)
+        reply = self.get("/metrics", token=TOKEN)
+        assert reply.status_code == 200, reply.text
+        return parse_metrics(reply.text)
 
     def runs(self, limit: int = 50) -> dict[str, Any]:
         reply = self.get(f"/runs?limit={limit}", token=TOKEN)
@@ -118,7 +120,8 @@ class AdminClient:
         return data
 
     def readyz(self) -> tuple[int, dict[str, Any]]:
-        reply = self.get("/readyz")
+        """(status, body) of ``/readyz`` with the details the token shows."""
+        reply = self.get("/readyz", token=TOKEN)
         return reply.status_code, reply.json()
 
 

@@ -83,7 +83,7 @@ class TestOpenEndpoints:
             self, admin: InProcessDaemon) -> None:
         """/metrics serves the exposition format with the daemon's own series."""
         assert admin.post("/resync?wait=1", token=TOKEN).status_code == 200
-        reply = admin.get("/metrics")
+        reply = admin.get("/metrics", token=TOKEN)
         assert reply.status_code == 200
         assert reply.headers["content-type"].startswith("text/plain")
         m = admin.metrics()
@@ -94,6 +94,54 @@ class TestOpenEndpoints:
         assert metric(m, "orgsync_last_success_timestamp_seconds") > 0
         assert metric(m, "orgsync_run_in_progress") == 0.0
         assert "python_gc_objects_collected_total" not in reply.text  # not the global registry
+
+
+class TestWhatListensWithoutAToken:
+    def test_readyz_answers_only_ready_or_not_without_the_token(
+            self, admin: InProcessDaemon) -> None:
+        """Without the token /readyz says ready or not (the status code and {"ready": …});
+        run ids, statuses and reasons need the token."""
+        assert (admin.get("/readyz").status_code, admin.get("/readyz").json()) == \
+            (503, {"ready": False})
+        run = admin.post("/resync?wait=1", token=TOKEN).json()["run"]
+        for headers in ({}, {"Authorization": "Bearer wrong-token-wrong-token"}):
+            reply = httpx.get(admin.base + "/readyz", headers=headers)
+            assert (reply.status_code, reply.json()) == (200, {"ready": True})
+        assert run["run_id"] in admin.get("/readyz", token=TOKEN).text
+
+    @pytest.mark.parametrize("header", [None, "Bearer wrong-token-wrong-token", "Bearer 令牌"])
+    def test_metrics_need_the_token(self, admin: InProcessDaemon, header: str | None) -> None:
+        """/metrics without the right bearer token is 401 and shows no series."""
+        headers = {"Authorization": header.encode()} if header else {}
+        reply = httpx.get(admin.base + "/metrics", headers=headers)
+        assert reply.status_code == 401
+        assert "orgsync_" not in reply.text
+
+    def test_metrics_public_serves_them_to_anyone(self, fast_sandbox: SandboxServer,
+                                                  source: Path, tmp_path: Path) -> None:
+        """admin.metrics_public: true opens /metrics (only) for scrapers without a token."""
+        data = config_data(fast_sandbox, source, f"sqlite:///{tmp_path / 'l.db'}", token=None)
+        data["admin"]["metrics_public"] = True
+        d = InProcessDaemon(daemon_config(data, tmp_path))
+        try:
+            reply = d.get("/metrics")
+            assert reply.status_code == 200
+            assert "orgsync_leader" in reply.text
+            assert d.get("/runs").status_code == 403
+            assert d.get("/readyz").json() == {"ready": False}
+        finally:
+            assert d.stop() == 0
+
+    def test_no_metric_carries_a_persons_data(self, admin: InProcessDaemon) -> None:
+        """After a run that created everyone, no name, email, mobile or key is in /metrics."""
+        assert admin.post("/resync?wait=1", token=TOKEN).json()["run"]["outcome"] == "ok"
+        text = admin.get("/metrics", token=TOKEN).text
+        people = small_org().employees.values()
+        assert len(people) == SMALL["employees"]
+        for e in people:
+            for value in (e.key, e.name, e.en_name, e.email, e.mobile):
+                if value:
+                    assert value not in text
 
 
 class TestToken:

@@ -9,14 +9,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
 from orgsync.cli import app
-from orgsync.errors import EXIT_CHANGES, EXIT_CONFIG, EXIT_ERROR, EXIT_HELD, EXIT_OK
+from orgsync.errors import (
+    EXIT_CHANGES,
+    EXIT_CONFIG,
+    EXIT_ERROR,
+    EXIT_HELD,
+    EXIT_OK,
+    EXIT_SOURCE,
+)
 from orgsync.model import Snapshot
 from orgsync.sandbox import SandboxServer
 from orgsync.synth import generate_org, write_csv
+from tests.daemon_proc import wait_for
+from tests.pg import free_port
 
 ORG = generate_org(employees=30, departments=6, levels=3)
 
@@ -132,3 +142,96 @@ def test_the_process_exits_with_the_command_code_and_all_its_output(
                           capture_output=True, text=True, env=env, timeout=120, check=False)
     assert done.returncode == EXIT_CONFIG
     assert "feishu.timeout: expected a number, got 'soon'" in " ".join(done.stderr.split())
+
+
+@pytest.mark.parametrize("via", ["file", "environment"])
+def test_the_sandbox_takes_its_secret_from_a_file_or_the_environment(
+        tmp_path: Path, via: str) -> None:
+    """`orgsync sandbox --app-secret-file F` (or ORGSYNC_APP_SECRET) serves with that secret,
+    and the secret is not on the process's command line (what ps shows)."""
+    secret = "file-secret-0123456789"
+    port = free_port()
+    args = [sys.executable, "-m", "orgsync.cli", "sandbox", "--port", str(port)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    if via == "file":
+        (tmp_path / "secret").write_text(secret + "\n", encoding="utf-8")
+        args += ["--app-secret-file", str(tmp_path / "secret")]
+    else:
+        env["ORGSYNC_APP_SECRET"] = secret
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/open-apis/auth/v3/tenant_access_token/internal"
+
+        def issue(app_secret: str) -> int:
+            body = httpx.post(url, json={"app_id": "cli_demo", "app_secret": app_secret},
+                              timeout=5).json()
+            return int(body["code"])
+
+        assert wait_for(lambda: issue(secret) == 0, 20,
+                        "the sandbox")
+        assert issue("demo-secret") == 10014
+        assert secret not in Path(f"/proc/{proc.pid}/cmdline").read_text()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--app-secret-file", "{dir}/binary"],
+     "error: --app-secret-file: secret file '{dir}/binary' is not UTF-8 text (name the file "
+     "that holds only the secret, as text)"),
+    (["--app-secret", "x", "--app-secret-file", "{dir}/binary"],
+     "error: both --app-secret and --app-secret-file are given (keep only one "
+     "(ORGSYNC_APP_SECRET sets the first))"),
+])
+def test_the_sandbox_refuses_an_unusable_secret_file(tmp_path: Path, args: list[str],
+                                                     expected: str) -> None:
+    """A secret file that is not text (or given beside --app-secret) exits 3 before serving."""
+    (tmp_path / "binary").write_bytes(bytes(range(256)))
+    result = CliRunner().invoke(app, ["sandbox", *(a.format(dir=tmp_path) for a in args)])
+    assert result.exit_code == EXIT_CONFIG
+    assert " ".join(result.output.split()) == expected.format(dir=tmp_path)
+
+
+def run_on_a_terminal(conf: Path, secret: str, *args: str) -> tuple[int, str]:
+    """``orgsync ARGS -c CONF`` as a process that renders as on a terminal (colours, markup);
+    (exit code, stdout and stderr joined)."""
+    env = {**os.environ, "CLI_TEST_SECRET": secret, "FORCE_COLOR": "1", "COLUMNS": "300",
+           "PYTHONPATH": str(Path(__file__).parents[1])}
+    done = subprocess.run([sys.executable, "-m", "orgsync.cli", *args, "-c", str(conf)],
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
+    return done.returncode, re.sub(r"\x1b\[[0-9;]*m", "", done.stdout + done.stderr)
+
+
+def test_markup_in_data_and_config_is_printed_as_text(conf: Path, sandbox: SandboxServer) -> None:
+    """Square brackets from outside (a CSV header or cell, a config key, a stored run error)
+    are shown as written: no MarkupError, no traceback, the documented exit codes."""
+    secret = sandbox.config.app_secret
+    employees = conf.parent / "src" / "employees.csv"
+    text = employees.read_text(encoding="utf-8")
+    first = next(iter(ORG.employees.values()))
+
+    employees.write_text(text.replace("employee_id", "[/oops]", 1), encoding="utf-8")
+    for command in ("plan", "preview-source"):
+        code, output = run_on_a_terminal(conf, secret, command)
+        assert (code, "Traceback" in output) == (EXIT_SOURCE, False), output[-2000:]
+        assert "missing required column employee_id (found: '[/oops]'" in output
+    code, output = run_on_a_terminal(conf, secret, "status")  # the failed run's stored error
+    assert (code, "Traceback" in output) == (EXIT_OK, False), output[-2000:]
+    assert re.search(r"error: .*\(found: '\[/oops\]'", output)
+
+    employees.write_text(text.replace(first.name, "[/oops][bold]", 1), encoding="utf-8")
+    code, output = run_on_a_terminal(conf, secret, "preview-source", "--limit", "0")
+    assert (code, "Traceback" in output) == (EXIT_OK, False), output[-2000:]
+    assert "[/oops][bold]" in output
+    code, output = run_on_a_terminal(conf, secret, "plan", "--detailed-exitcode")
+    assert (code, "Traceback" in output) == (EXIT_CHANGES, False), output[-2000:]
+    assert f"{first.key} [/oops][bold]" in output
+
+    data = json.loads(conf.read_text(encoding="utf-8"))
+    data["source"]["[/x]"] = 1
+    conf.write_text(json.dumps(data), encoding="utf-8")
+    for command in ("plan", "preview-source"):
+        code, output = run_on_a_terminal(conf, secret, command)
+        assert (code, "Traceback" in output) == (EXIT_CONFIG, False), output[-2000:]
+        assert f"{conf}: source.[/x]: unknown key" in output

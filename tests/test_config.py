@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +174,8 @@ FAILURES: dict[str, tuple[str | None, str]] = {
     "bad-ledger-url.yaml": ("ledger.url", "'orgsync.db' is not a database URL"),
     "empty.yaml": (None, "the config is empty"),
     "bad-rate-limits.yaml": ("feishu.rate_limits", "expected true or false, got 'sometimes'"),
+    "alias-bomb.yaml": (None, "a YAML alias at line 6, column 8: orgsync does not expand aliases "
+                              "(*a) (write the value out where the alias stands)"),
 }
 
 
@@ -192,6 +196,27 @@ class TestFailures:
     def test_every_fixture_is_covered(self) -> None:
         """Every YAML in tests/config is either a failure mode above or a valid example."""
         assert {p.name for p in HERE.glob("*.yaml")} == {*FAILURES, "minimal.yaml"}
+
+    def test_an_alias_bomb_is_refused_before_it_expands(self) -> None:
+        """9 levels of 9 aliases (10⁸ values expanded) fail at the first alias: fast, small."""
+        tracemalloc.start()
+        started = time.perf_counter()
+        try:
+            with pytest.raises(ConfigError, match="does not expand aliases"):
+                load_config(HERE / "alias-bomb.yaml", env={})
+            elapsed = time.perf_counter() - started
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert elapsed < 1.0
+        assert peak < 2_000_000  # bytes: the nine aliased lists are never built
+
+    def test_anchors_without_aliases_are_plain_values(self, tmp_path: Path) -> None:
+        """An anchor alone expands nothing, so it is read as the value it marks."""
+        path = tmp_path / "c.yaml"
+        path.write_text("version: 1\nfeishu: &f {app_id: a, app_secret: s}\n"
+                        "source: {type: csv}\n", encoding="utf-8")
+        assert load_config(path, env={}).feishu.app_id == "a"
 
     def test_missing_file(self, tmp_path: Path) -> None:
         """A config path that does not exist is a ConfigError with a remedy."""

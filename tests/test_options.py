@@ -224,10 +224,22 @@ class TestSecret:
                                 "permissions)"),
         ({"k_file": "empty"}, "c.yaml: s.k_file: secret file '{dir}/empty' is empty "
                               "(write the secret into the file)"),
+        ({"k_file": "binary"}, "c.yaml: s.k_file: secret file '{dir}/binary' is not UTF-8 text "
+                               "(name the file that holds only the secret, as text)"),
+        ({"k_file": "nul"}, "c.yaml: s.k_file: secret file '{dir}/nul' is not UTF-8 text "
+                            "(name the file that holds only the secret, as text)"),
+        ({"k_file": "/dev/zero"}, "c.yaml: s.k_file: secret file '/dev/zero' is larger than "
+                                  "64 KiB (name the file that holds only the secret)"),
+        ({"k_file": "big"}, "c.yaml: s.k_file: secret file '{dir}/big' is larger than 64 KiB "
+                            "(name the file that holds only the secret)"),
     ])
     def test_refused(self, tmp_path: Path, data: dict[str, Any], expected: str) -> None:
-        """Both, neither, a non-text value or an unusable file; the value is never echoed."""
+        """Both, neither, a non-text value or an unusable file (binary, endless, too large);
+        the value is never echoed."""
         (tmp_path / "empty").write_text(" \n", encoding="utf-8")
+        (tmp_path / "binary").write_bytes(b"\x7fELF\x02\x01\x01" + bytes(range(256)))
+        (tmp_path / "nul").write_bytes(b"hunter2\0\n")
+        (tmp_path / "big").write_text("hunter2" * 10_000, encoding="utf-8")
         s = Section(data, name="s", file="c.yaml", base_dir=tmp_path)
         with pytest.raises(ConfigError) as err:
             s.secret("k")

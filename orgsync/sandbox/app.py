@@ -545,7 +545,10 @@ def _admin(handler: AdminHandler) -> Callable[[Request], Awaitable[Response]]:
         sandbox = _sandbox_of(request)
         expected = sandbox.config.effective_admin_token()
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip(), expected):
+        # Compared as bytes: header text is the raw bytes decoded as latin-1, and
+        # compare_digest refuses non-ASCII str.
+        given = token.strip().encode("latin-1")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(given, expected.encode()):
             return _admin_reply(status=401, msg="admin bearer token required")
         try:
             body = await _admin_body(request)

@@ -48,6 +48,24 @@ class TestAdminAuth:
         assert reply.headers["content-type"] == "application/json; charset=utf-8"
         assert reply.json()["code"] == 401
 
+    @pytest.mark.parametrize("token", ["令牌-wrong", "sandbox-secret\u00e9"])
+    def test_a_non_ascii_token_is_refused_like_any_wrong_one(self, sandbox: SandboxServer,
+                                                              token: str) -> None:
+        """A bearer token outside ASCII is a 401, not a 500 with a traceback."""
+        reply = httpx.get(f"{sandbox.base_url}/_sandbox/state",
+                          headers={"Authorization": f"Bearer {token}".encode()})
+        assert reply.status_code == 401
+        assert reply.json() == {"code": 401, "msg": "admin bearer token required", "data": {}}
+
+    def test_a_non_ascii_admin_token_works_sent_as_utf8(self, sandbox: SandboxServer) -> None:
+        """A configured non-ASCII admin token matches the same token sent as UTF-8 bytes."""
+        sandbox.configure(admin_token="管理-令牌")
+        url = f"{sandbox.base_url}/_sandbox/state"
+        assert httpx.get(url, headers={"Authorization": "Bearer 管理-令牌".encode()}
+                         ).status_code == 200
+        assert httpx.get(url, headers={"Authorization": "Bearer 管理-令".encode()}
+                         ).status_code == 401
+
     def test_admin_token_knob(self, sandbox: SandboxServer) -> None:
         """admin_token replaces the app secret as the admin credential."""
         sandbox.configure(admin_token="adm")

@@ -37,7 +37,7 @@ from tests.pg import PostgresServer, _postgres  # noqa: F401 - fixture
 from tests.torture.harness import full, report
 
 ROOT = Path(__file__).resolve().parents[2]
-PERSON = Employee("E1", "张三", ("D1",), email="san.zhang@example.com")
+PERSON = Employee(key="E1", name="张三", department_keys=("D1",), email="san.zhang@example.com")
 T = datetime(2026, 1, 1, tzinfo=UTC)
 ROWS: dict[str, dict[str, Any]] = {
     "runs": {"id": "r1", "mode": "apply", "status": "ok", "plan_id": "p1", "started_at": T,
