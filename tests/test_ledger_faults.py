@@ -148,4 +148,7 @@ def test_a_damaged_ledger_is_a_clear_error_naming_the_remedy(
         detail = text.split(" is damaged (", 1)[1].split(");", 1)[0]
         seen[detail] = seen.get(detail, 0) + 1
     assert "file is not a database" in seen
-    assert "database disk image is malformed" in seen, seen
+    # Which detail SQLite reports depends on where the random bytes land in the file's layout;
+    # at least one of the seven must be caught as damage, whatever it is named.
+    assert sum(n for k, n in seen.items()
+               if k not in ("readable", "file is not a database")) >= 1, seen
