@@ -31,7 +31,7 @@ from orgsync.errors import (
     SourceError,
 )
 from orgsync.executor import ApplyResult, Executor, OpResult
-from orgsync.feishu import ClientStats, FeishuClient, FeishuSettings
+from orgsync.feishu import ClientStats, FeishuClient
 from orgsync.identity import KeyRules
 from orgsync.issues import Issue, SourceData
 from orgsync.ledger import Ledger
@@ -68,14 +68,6 @@ class RunOutcome:
                                         self.result.count("skipped")):
             return EXIT_APPLY_FAILED
         return EXIT_OK
-
-
-def feishu_settings(config: Config) -> FeishuSettings:
-    """Client settings from the ``feishu`` config section."""
-    f = config.feishu
-    return FeishuSettings(app_id=f.app_id, app_secret=f.app_secret, base_url=f.base_url,
-                          timeout=f.timeout, max_retries=f.max_retries,
-                          rate_limits=f.rate_limits, rate_scale=f.rate_scale)
 
 
 def read_raw(config: Config) -> SourceData:
@@ -162,7 +154,7 @@ async def find_existing(config: Config, data: SourceData, state: DirectoryState
     try:
         # A handful of lookups: httpx's own transport, not the aiohttp one the writes
         # use, whose import alone costs more than these calls (``orgsync plan`` time).
-        async with FeishuClient(feishu_settings(config),
+        async with FeishuClient(config.feishu,
                                 transport=httpx.AsyncHTTPTransport()) as client:
             found = await client.batch_get_user_ids(emails=emails, mobiles=mobiles)
     except FeishuRetryable as exc:
@@ -206,7 +198,7 @@ async def find_existing(config: Config, data: SourceData, state: DirectoryState
         adopt[e.key] = uid
     if adopt:
         # Tenant admins are never taken over (nor, once managed, changed or deleted).
-        async with FeishuClient(feishu_settings(config)) as client:
+        async with FeishuClient(config.feishu) as client:
             for key, uid in sorted(adopt.items()):
                 try:
                     admin = bool((await client.get_user(uid)).get("is_tenant_manager"))
@@ -234,7 +226,7 @@ async def live_state(config: Config, ledger: Ledger) -> DirectoryState:
     mirror = ledger.load_state()
     rdept = {m.feishu_id: k for k, m in mirror.departments.items()}
     ruser = {m.feishu_id: k for k, m in mirror.users.items()}
-    async with FeishuClient(feishu_settings(config)) as client:
+    async with FeishuClient(config.feishu) as client:
         live = await read_directory(client, reverse_departments=rdept, reverse_users=ruser)
     state = DirectoryState(tenant_admins={k for k in live.tenant_admins if k in mirror.users})
     for k, md in mirror.departments.items():
@@ -329,7 +321,7 @@ async def apply_plan(config: Config, ledger: Ledger, plan: Plan, *, run_id: str,
     switched on transfer and leaver notes, keyed by ``run_id``) are recorded with
     it (sent afterwards by :func:`send_messages`).
     """
-    async with FeishuClient(feishu_settings(config)) as client:
+    async with FeishuClient(config.feishu) as client:
         arrivals = (notify.arrivals(config.notify, now or datetime.now(UTC), run_id=run_id,
                                     leaver_action=config.sync.leaver_action)
                     if config.notify.enabled else None)
@@ -357,7 +349,7 @@ async def send_messages(config: Config, ledger: Ledger, outcome: RunOutcome,
         outcome.notified = notify.NotifyResult()
         return  # the usual quiet run: no Feishu client, no token
     try:
-        async with FeishuClient(feishu_settings(config)) as client:
+        async with FeishuClient(config.feishu) as client:
             outcome.notified = await notify.deliver(config.notify, ledger, client,
                                                     now or datetime.now(UTC))
             if not outcome.plan.empty or outcome.notified.changed:
@@ -374,7 +366,7 @@ async def send_alert(config: Config, ledger: Ledger, event: str, text: str) -> N
     if not (config.notify.enabled and config.notify.admin_chat_id):
         return
     try:
-        async with FeishuClient(feishu_settings(config)) as client:
+        async with FeishuClient(config.feishu) as client:
             await notify.send_admin(config.notify, ledger, client, event, text)
     except Exception:
         log.exception("notify.alert_crashed", notification=event)

@@ -12,7 +12,7 @@ from orgsync.config import Config, config_from_dict
 from orgsync.feishu import FeishuClient
 from orgsync.ledger import Ledger
 from orgsync.reader import read_directory
-from orgsync.runner import RunOutcome, feishu_settings, run_once
+from orgsync.runner import RunOutcome, run_once
 from orgsync.sandbox import SandboxServer
 from orgsync.state import DirectoryState
 
@@ -41,6 +41,6 @@ def run(cfg: Config, ledger: Ledger, at: datetime | None = None, **kw: Any) -> R
 def read_back(cfg: Config) -> DirectoryState:
     """Feishu as orgsync reads it."""
     async def go() -> DirectoryState:
-        async with FeishuClient(feishu_settings(cfg)) as client:
+        async with FeishuClient(cfg.feishu) as client:
             return await read_directory(client)
     return asyncio.run(go())

@@ -23,7 +23,7 @@ from orgsync.ledger import Ledger
 from orgsync.model import Snapshot
 from orgsync.options import parse_duration
 from orgsync.reader import read_directory
-from orgsync.runner import feishu_settings, make_plan
+from orgsync.runner import make_plan
 from orgsync.sandbox import SandboxServer
 from orgsync.state import DirectoryState
 from orgsync.synth import generate_org, next_week, write_csv
@@ -60,7 +60,7 @@ def feishu_now(sb: SandboxServer, tmp: Path) -> DirectoryState:
     cfg = daemon_config(config_data(sb, tmp, "sqlite://"), tmp)
 
     async def go() -> DirectoryState:
-        async with FeishuClient(feishu_settings(cfg)) as client:
+        async with FeishuClient(cfg.feishu) as client:
             return await read_directory(client)
     return asyncio.run(go())
 
@@ -124,7 +124,7 @@ class TestSchedule:
             dept = sorted(org2.departments)[2]
 
             async def tamper() -> None:
-                async with FeishuClient(feishu_settings(config)) as c:
+                async with FeishuClient(config.feishu) as c:
                     await c.patch_user(person, {"job_title": "changed by hand"})
                     await c.patch_department(dept, {"name": "renamed by hand"})
             drifted_at = iso_now()

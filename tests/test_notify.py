@@ -30,7 +30,6 @@ from orgsync.plan import OpKind
 from orgsync.render import render_markdown
 from orgsync.runner import (
     apply_plan,
-    feishu_settings,
     make_plan,
     send_alert,
 )
@@ -49,7 +48,7 @@ MANAGERS = sorted({e.manager_key for e in ORG.employees.values() if e.manager_ke
 
 def make_chat(cfg: Config, name: str) -> str:
     async def go() -> str:
-        async with FeishuClient(feishu_settings(cfg)) as c:
+        async with FeishuClient(cfg.feishu) as c:
             return str((await c.create_chat({"name": name}))["chat_id"])
     return asyncio.run(go())
 
@@ -188,7 +187,7 @@ def test_crash_after_send_before_ledger_is_deduplicated(sb: SandboxServer, tmp_p
     asyncio.run(apply_plan(cfg, ledger, planned.plan, run_id="crashed", now=T0))
 
     async def die() -> None:
-        async with FeishuClient(feishu_settings(cfg)) as c:
+        async with FeishuClient(cfg.feishu) as c:
             await notify.deliver(cfg.notify, ledger, _DiesAfterSending(c), T0)
     with pytest.raises(RuntimeError, match="killed"):
         asyncio.run(die())

@@ -25,7 +25,7 @@ from orgsync.config import Config
 from orgsync.errors import EXIT_BUSY
 from orgsync.feishu import FeishuClient
 from orgsync.ledger import WRITER_KEY, Ledger
-from orgsync.runner import feishu_settings, make_plan
+from orgsync.runner import make_plan
 from orgsync.sandbox import SandboxServer
 from orgsync.synth import generate_org, write_csv
 from orgsync.writer import Holder
@@ -232,7 +232,7 @@ def test_the_daemon_skips_a_scheduled_run_while_an_apply_writes(sb: SandboxServe
     probe = setup(sb, tmp_path, url)[1]
 
     async def chat() -> str:
-        async with FeishuClient(feishu_settings(probe)) as c:
+        async with FeishuClient(probe.feishu) as c:
             return str((await c.create_chat({"name": "orgsync-admins"}))["chat_id"])
     admin = asyncio.run(chat())
     path, cfg = setup(sb, tmp_path, url, notify={"admin_chat_id": admin},
