@@ -39,6 +39,7 @@ from tests.daemon_proc import (
     write_config,
 )
 from tests.pg import free_port
+from tests.sandbox_run import with_client
 
 SMALL = {"employees": 24, "departments": 6, "levels": 3}
 
@@ -68,7 +69,8 @@ def feishu_now(sb: SandboxServer, tmp: Path) -> DirectoryState:
 def in_step(config: Config, ledger: Ledger) -> bool:
     """Feishu, read live, holds what the source says: a full plan has nothing to do
     (what ``orgsync check`` computes, without recording a run)."""
-    return asyncio.run(make_plan(config, ledger, full=True, rebuild_mirror=False)).plan.empty
+    return with_client(config, lambda c: make_plan(config, ledger, c, full=True,
+                                                   rebuild_mirror=False)).plan.empty
 
 
 def runs_since(d: DaemonProcess, mode: str, since: str) -> list[dict[str, Any]]:

@@ -40,7 +40,7 @@ from tests.daemon_proc import (
     write_config,
 )
 from tests.pg import _pg_url, _postgres, free_port  # noqa: F401 - fixtures
-from tests.sandbox_run import read_back
+from tests.sandbox_run import read_back, with_client
 
 pytestmark = pytest.mark.slow
 
@@ -113,7 +113,8 @@ def assert_settled(sb: SandboxServer, cfg: Config) -> Ledger:
     assert sorted(people) == sorted(ORG.employees)  # nobody created twice
     assert len([u for u in sb.tenant.users.values()]) == len(ORG.employees)
     ledger = Ledger(cfg.ledger.url)
-    assert asyncio.run(make_plan(cfg, ledger, full=True, rebuild_mirror=False)).plan.empty
+    assert with_client(cfg, lambda c: make_plan(cfg, ledger, c, full=True,
+                                                rebuild_mirror=False)).plan.empty
     failed = [(r.kind, r.target_key, r.code) for r in ledger.journal() if r.status == "failed"]
     assert failed == []
     return ledger
