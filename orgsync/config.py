@@ -39,6 +39,7 @@ from typing import Any, Literal, cast
 import yaml
 
 from orgsync.errors import ConfigError
+from orgsync.feishu.settings import FEISHU_BASE_URL, LARK_BASE_URL, FeishuSettings
 from orgsync.options import Section, describe, did_you_mean, interpolate
 from orgsync.templates import (
     ALL_VARIABLES,
@@ -51,19 +52,6 @@ from orgsync.urls import PERCENT_ENCODE, mask_url, userinfo_is_ambiguous
 
 CONFIG_VERSION = 1
 _SECRET_HINT = re.compile(r"password|secret|token|credential|private", re.IGNORECASE)
-
-
-@dataclass(frozen=True, kw_only=True)
-class FeishuConfig:
-    """How to reach Feishu (or Lark, or the local sandbox) and how hard to push it."""
-
-    base_url: str = "https://open.feishu.cn"
-    app_id: str
-    app_secret: str = field(repr=False)
-    timeout: float = 10.0
-    max_retries: int = 6
-    rate_limits: bool = True
-    rate_scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -259,7 +247,7 @@ class Config:
     """A whole, validated config. ``path`` is ``None`` when it did not come from a file."""
 
     path: Path | None
-    feishu: FeishuConfig
+    feishu: FeishuSettings
     source: SourceConfig
     ledger: LedgerConfig
     sync: SyncConfig
@@ -312,19 +300,20 @@ def config_from_dict(
 # --- sections ------------------------------------------------------------------------------
 
 
-def _parse_feishu(s: Section) -> FeishuConfig:
-    base_url = s.string("base_url", FeishuConfig.base_url).rstrip("/")
+def _parse_feishu(s: Section) -> FeishuSettings:
+    base_url = s.string("base_url", FeishuSettings.base_url).rstrip("/")
     if not re.match(r"https?://[^/\s]+", base_url):
         raise s.error("base_url", f"'{mask_url(base_url)}' is not an http(s) URL",
-                      "e.g. https://open.feishu.cn, https://open.larksuite.com")
-    return FeishuConfig(
+                      f"e.g. {FEISHU_BASE_URL}, {LARK_BASE_URL}")
+    return FeishuSettings(
         base_url=base_url,
         app_id=s.secret("app_id"),
         app_secret=s.secret("app_secret"),
-        timeout=s.number("timeout", FeishuConfig.timeout, minimum=0, strict_minimum=True),
-        max_retries=s.number("max_retries", FeishuConfig.max_retries, minimum=0, maximum=100),
-        rate_limits=s.boolean("rate_limits", FeishuConfig.rate_limits),
-        rate_scale=s.number("rate_scale", FeishuConfig.rate_scale, minimum=0,
+        timeout=s.number("timeout", FeishuSettings.timeout, minimum=0, strict_minimum=True),
+        max_retries=s.number("max_retries", FeishuSettings.max_retries, minimum=0,
+                             maximum=100),
+        rate_limits=s.boolean("rate_limits", FeishuSettings.rate_limits),
+        rate_scale=s.number("rate_scale", FeishuSettings.rate_scale, minimum=0,
                             strict_minimum=True),
     )
 

@@ -21,7 +21,7 @@ from orgsync.config import Config, config_from_dict
 from orgsync.errors import EXIT_OK
 from orgsync.feishu import FeishuClient
 from orgsync.ledger import Ledger
-from orgsync.runner import RunOutcome, feishu_settings, run_once
+from orgsync.runner import RunOutcome, run_once
 from orgsync.sandbox import SandboxConfig, SandboxServer
 from orgsync.synth import generate_org, next_week, write_csv
 
@@ -43,7 +43,7 @@ def demo_config(base_url: str, app_id: str, app_secret: str, source_dir: Path, l
 
 async def count_feishu(config: Config) -> tuple[int, int, int]:
     """Departments, users and frozen users Feishu holds, read back through the API."""
-    async with FeishuClient(feishu_settings(config)) as client:
+    async with FeishuClient(config.feishu) as client:
         depts = [d async for d in client.iter_children("0", fetch_child=True)]
         users: dict[str, bool] = {}
         for d in [{"department_id": "0"}, *depts]:

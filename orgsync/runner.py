@@ -3,6 +3,10 @@
 read → validate → guard → diff → plan → (dry-run: stop) → apply → record.
 Every step before apply is free of Feishu calls: incremental runs diff against
 the ledger's mirror.
+
+A run opens one Feishu client and hands it to every step that calls Feishu
+(account lookups, live reads, apply, messages, alerts): one token fetch per run.
+The client calls nothing until first used, so a run that needs no call makes none.
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-import httpx
 import structlog
 
 from connectors.registry import build_connector
@@ -31,7 +34,7 @@ from orgsync.errors import (
     SourceError,
 )
 from orgsync.executor import ApplyResult, Executor, OpResult
-from orgsync.feishu import ClientStats, FeishuClient, FeishuSettings
+from orgsync.feishu import ClientStats, FeishuClient
 from orgsync.identity import KeyRules
 from orgsync.issues import Issue, SourceData
 from orgsync.ledger import Ledger
@@ -55,7 +58,7 @@ class RunOutcome:
     plan: Plan
     result: ApplyResult | None = None
     cancelled: bool = False
-    stats: ClientStats | None = None  # the Feishu client's counters when something was applied
+    stats: ClientStats | None = None  # the run's Feishu client's counters, when it applied
     notified: notify.NotifyResult | None = None  # messages sent after apply (notify enabled)
 
     @property
@@ -69,14 +72,6 @@ class RunOutcome:
                                         self.result.count("skipped")):
             return EXIT_APPLY_FAILED
         return EXIT_OK
-
-
-def feishu_settings(config: Config) -> FeishuSettings:
-    """Client settings from the ``feishu`` config section."""
-    f = config.feishu
-    return FeishuSettings(app_id=f.app_id, app_secret=f.app_secret, base_url=f.base_url,
-                          timeout=f.timeout, max_retries=f.max_retries,
-                          rate_limits=f.rate_limits, rate_scale=f.rate_scale)
 
 
 def read_raw(config: Config) -> SourceData:
@@ -145,7 +140,7 @@ def protected_keys(config: Config, data: SourceData, state: DirectoryState
     return frozenset(users), frozenset(depts)
 
 
-async def find_existing(config: Config, data: SourceData, state: DirectoryState
+async def find_existing(client: FeishuClient, data: SourceData, state: DirectoryState
                         ) -> tuple[dict[str, str], list[Issue]]:
     """Match people orgsync would create against existing Feishu accounts (email/mobile).
 
@@ -161,11 +156,7 @@ async def find_existing(config: Config, data: SourceData, state: DirectoryState
     emails = sorted({e.email for e in candidates if e.email})
     mobiles = sorted({e.mobile for e in candidates if e.mobile})
     try:
-        # A handful of lookups: httpx's own transport, not the aiohttp one the writes
-        # use, whose import alone costs more than these calls (``orgsync plan`` time).
-        async with FeishuClient(feishu_settings(config),
-                                transport=httpx.AsyncHTTPTransport()) as client:
-            found = await client.batch_get_user_ids(emails=emails, mobiles=mobiles)
+        found = await client.batch_get_user_ids(emails=emails, mobiles=mobiles)
     except FeishuRetryable as exc:
         # Creating without the check could duplicate an existing account; holding back
         # just these people lets the rest of the run go on, and the next run retries.
@@ -207,23 +198,22 @@ async def find_existing(config: Config, data: SourceData, state: DirectoryState
         adopt[e.key] = uid
     if adopt:
         # Tenant admins are never taken over (nor, once managed, changed or deleted).
-        async with FeishuClient(feishu_settings(config)) as client:
-            for key, uid in sorted(adopt.items()):
-                try:
-                    admin = bool((await client.get_user(uid)).get("is_tenant_manager"))
-                    why = f"matches Feishu user {uid}, a tenant admin; tenant admins are never adopted"
-                except FeishuRetryable as exc:
-                    admin = True
-                    why = (f"matches Feishu user {uid}, which could not be checked (Feishu "
-                           f"{exc.code}); not adopted in this run, retried in the next")
-                if admin:
-                    del adopt[key]
-                    conflicts.append(Issue("employee", key, "email", why, "error",
-                                           data.where("employee", key)))
+        for key, uid in sorted(adopt.items()):
+            try:
+                admin = bool((await client.get_user(uid)).get("is_tenant_manager"))
+                why = f"matches Feishu user {uid}, a tenant admin; tenant admins are never adopted"
+            except FeishuRetryable as exc:
+                admin = True
+                why = (f"matches Feishu user {uid}, which could not be checked (Feishu "
+                       f"{exc.code}); not adopted in this run, retried in the next")
+            if admin:
+                del adopt[key]
+                conflicts.append(Issue("employee", key, "email", why, "error",
+                                       data.where("employee", key)))
     return adopt, conflicts
 
 
-async def live_state(config: Config, ledger: Ledger) -> DirectoryState:
+async def live_state(client: FeishuClient, ledger: Ledger) -> DirectoryState:
     """What Feishu holds now for the entities orgsync manages (a full read).
 
     Managed scope is the mirror's: a department or user orgsync never created or
@@ -235,8 +225,7 @@ async def live_state(config: Config, ledger: Ledger) -> DirectoryState:
     mirror = ledger.load_state()
     rdept = {m.feishu_id: k for k, m in mirror.departments.items()}
     ruser = {m.feishu_id: k for k, m in mirror.users.items()}
-    async with FeishuClient(feishu_settings(config)) as client:
-        live = await read_directory(client, reverse_departments=rdept, reverse_users=ruser)
+    live = await read_directory(client, reverse_departments=rdept, reverse_users=ruser)
     state = DirectoryState(tenant_admins={k for k in live.tenant_admins if k in mirror.users})
     for k, md in mirror.departments.items():
         ld = live.departments.get(k)
@@ -263,9 +252,9 @@ class Planned:
     active: int  # the source's active employees: the shrink guard's next baseline
 
 
-async def make_plan(config: Config, ledger: Ledger, *, full: bool = False,
-                    rebuild_mirror: bool = True, accept_shrink: bool = False,
-                    now: datetime | None = None) -> Planned:
+async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
+                    full: bool = False, rebuild_mirror: bool = True,
+                    accept_shrink: bool = False, now: datetime | None = None) -> Planned:
     """The plan that makes Feishu match the source.
 
     Incremental (default): diff against the ledger's mirror; the only Feishu
@@ -278,7 +267,7 @@ async def make_plan(config: Config, ledger: Ledger, *, full: bool = False,
     raw = read_raw(config)
     if full:
         data = read_source(config, ledger, accept_shrink=accept_shrink, raw=raw)
-        state = await live_state(config, ledger)
+        state = await live_state(client, ledger)
         if rebuild_mirror:
             ledger.replace_mirror(state)
             ledger.set_meta("tenant_admins", json.dumps(sorted(state.tenant_admins)))
@@ -300,7 +289,7 @@ async def make_plan(config: Config, ledger: Ledger, *, full: bool = False,
         data = validate(raw, applied=state.unchanged)
     adopt: dict[str, str] = {}
     if config.sync.adopt_existing:
-        adopt, conflicts = await find_existing(config, data, state)
+        adopt, conflicts = await find_existing(client, data, state)
         if conflicts:
             # Held like records the source itself held back, so validation keeps the links
             # that point at them as far as Feishu allows instead of linking to someone
@@ -320,31 +309,25 @@ async def make_plan(config: Config, ledger: Ledger, *, full: bool = False,
     return Planned(plan, state, data.snapshot.active_count())
 
 
-async def apply_plan(config: Config, ledger: Ledger, plan: Plan, *, run_id: str,
-                     progress: Callable[[OpResult], None] | None = None,
-                     stats: list[ClientStats] | None = None,
+async def apply_plan(config: Config, ledger: Ledger, client: FeishuClient, plan: Plan, *,
+                     run_id: str, progress: Callable[[OpResult], None] | None = None,
                      now: datetime | None = None) -> ApplyResult:
-    """Apply ``plan`` through one shared Feishu client (its counters go to ``stats``).
+    """Apply ``plan`` through ``client``.
 
     With ``notify`` enabled, the messages a write makes due (welcomes, and when
     switched on transfer and leaver notes, keyed by ``run_id``) are recorded with
     it (sent afterwards by :func:`send_messages`).
     """
-    async with FeishuClient(feishu_settings(config)) as client:
-        arrivals = (notify.arrivals(config.notify, now or datetime.now(UTC), run_id=run_id,
-                                    leaver_action=config.sync.leaver_action)
-                    if config.notify.enabled else None)
-        executor = Executor(client, ledger, run_id=run_id, concurrency=config.sync.concurrency,
-                            progress=progress, arrivals=arrivals)
-        try:
-            return await executor.run(plan)
-        finally:
-            if stats is not None:
-                stats.append(client.stats)
+    arrivals = (notify.arrivals(config.notify, now or datetime.now(UTC), run_id=run_id,
+                                leaver_action=config.sync.leaver_action)
+                if config.notify.enabled else None)
+    executor = Executor(client, ledger, run_id=run_id, concurrency=config.sync.concurrency,
+                        progress=progress, arrivals=arrivals)
+    return await executor.run(plan)
 
 
-async def send_messages(config: Config, ledger: Ledger, outcome: RunOutcome,
-                        now: datetime | None) -> None:
+async def send_messages(config: Config, ledger: Ledger, client: FeishuClient,
+                        outcome: RunOutcome, now: datetime | None) -> None:
     """After an apply: deliver due onboarding messages, then the run report.
 
     The report goes to ``notify.admin_chat_id`` (once per run id) when the run
@@ -356,27 +339,25 @@ async def send_messages(config: Config, ledger: Ledger, outcome: RunOutcome,
     if outcome.plan.empty and not ledger.notifications(status=notify.OPEN,
                                                        kinds=notify.PEOPLE_KINDS):
         outcome.notified = notify.NotifyResult()
-        return  # the usual quiet run: no Feishu client, no token
+        return  # the usual quiet run: no Feishu call, no token
     try:
-        async with FeishuClient(feishu_settings(config)) as client:
-            outcome.notified = await notify.deliver(config.notify, ledger, client,
-                                                    now or datetime.now(UTC))
-            if not outcome.plan.empty or outcome.notified.changed:
-                await notify.send_admin(config.notify, ledger, client,
-                                        f"report:{outcome.run_id}",
-                                        notify.report_text(outcome.run_id, outcome.plan,
-                                                           outcome.result, outcome.notified))
+        outcome.notified = await notify.deliver(config.notify, ledger, client,
+                                                now or datetime.now(UTC))
+        if not outcome.plan.empty or outcome.notified.changed:
+            await notify.send_admin(config.notify, ledger, client, f"report:{outcome.run_id}",
+                                    notify.report_text(outcome.run_id, outcome.plan,
+                                                       outcome.result, outcome.notified))
     except Exception:
         log.exception("notify.crashed")
 
 
-async def send_alert(config: Config, ledger: Ledger, event: str, text: str) -> None:
+async def send_alert(config: Config, ledger: Ledger, client: FeishuClient, event: str,
+                     text: str) -> None:
     """One alert to the admin chat per ``event``; errors are logged, never raised."""
     if not (config.notify.enabled and config.notify.admin_chat_id):
         return
     try:
-        async with FeishuClient(feishu_settings(config)) as client:
-            await notify.send_admin(config.notify, ledger, client, event, text)
+        await notify.send_admin(config.notify, ledger, client, event, text)
     except Exception:
         log.exception("notify.alert_crashed", notification=event)
 
@@ -396,6 +377,11 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
     over one is held (stored with its id) and :class:`PlanHeld` is raised,
     unless that exact plan was approved (``orgsync approve``).
     """
+    # The run's one client, made before the run is recorded (nothing may fail between
+    # start_run and the try that records the failure). A dry plan calls Feishu for a few
+    # account lookups at most: httpx's own transport, quicker to load than the aiohttp
+    # one that a run reading or writing in bulk uses.
+    client = FeishuClient(config.feishu, light=not (apply or full))
     # Only a run that writes may declare an earlier run dead: a dry-run or check
     # started beside a running daemon must not mark the daemon's run crashed.
     interrupted = ledger.recover_interrupted() if apply else 0
@@ -409,7 +395,7 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
         # paused while they are built and they are frozen out of its later scans
         # (thawed when the run ends).
         with heap.paused_gc(freeze=True):
-            planned = await make_plan(config, ledger, full=full, rebuild_mirror=apply,
+            planned = await make_plan(config, ledger, client, full=full, rebuild_mirror=apply,
                                       accept_shrink=accept_shrink, now=now)
         plan = planned.plan
         outcome = RunOutcome(run_id, plan)
@@ -423,7 +409,7 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
             ledger.finish_run(run_id, "held", plan_id=plan.plan_id, summary=plan.summary(),
                               error="; ".join(reasons))
             if apply:  # once per plan id: a daemon meeting the same held plan stays quiet
-                await send_alert(config, ledger, f"alert:held:{plan.plan_id}",
+                await send_alert(config, ledger, client, f"alert:held:{plan.plan_id}",
                                  notify.held_text(plan.plan_id, reasons))
             raise PlanHeld(
                 f"plan {plan.plan_id} is held: " + "; ".join(reasons)
@@ -434,15 +420,14 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
             outcome.cancelled = True
             return outcome
         if apply and not plan.empty:
-            counters: list[ClientStats] = []
-            outcome.result = await apply_plan(config, ledger, plan, run_id=run_id,
-                                              progress=progress, stats=counters, now=now)
-            outcome.stats = counters[0] if counters else None
+            outcome.result = await apply_plan(config, ledger, client, plan, run_id=run_id,
+                                              progress=progress, now=now)
+            outcome.stats = client.stats
             if approved:
                 ledger.mark_plan_applied(plan.plan_id)
         if apply:  # also on an empty plan: welcomes still owed are retried
             ledger.check_fence()  # messages are Feishu writes too
-            await send_messages(config, ledger, outcome, now)
+            await send_messages(config, ledger, client, outcome, now)
         summary: dict[str, int] = dict(plan.summary())
         if apply and not approved:  # the churn guard's history (Ledger.leaver_history)
             summary["leavers"] = leavers(plan, planned.state)
@@ -460,9 +445,10 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
     except BaseException as exc:
         ledger.finish_run(run_id, "failed", error=mask_urls(str(exc))[:2000])
         if apply and isinstance(exc, Exception) and not isinstance(exc, Fenced):
-            await send_alert(config, ledger, f"alert:failed:{run_id}",
+            await send_alert(config, ledger, client, f"alert:failed:{run_id}",
                              notify.failed_text(run_id, str(exc)))
         raise
     finally:
         heap.thaw()
         structlog.contextvars.unbind_contextvars("run_id")
+        await client.aclose()

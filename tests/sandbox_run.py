@@ -4,20 +4,23 @@ read back."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from orgsync.config import Config, config_from_dict
 from orgsync.feishu import FeishuClient
 from orgsync.ledger import Ledger
 from orgsync.reader import read_directory
-from orgsync.runner import RunOutcome, feishu_settings, run_once
+from orgsync.runner import RunOutcome, run_once
 from orgsync.sandbox import SandboxServer
 from orgsync.state import DirectoryState
 
 #: Sandbox and client both run the documented limits this many times faster.
 SCALE = 10.0
+
+T = TypeVar("T")
 
 
 def config(sb: SandboxServer, src: Path, ledger: Path, **sections: Any) -> Config:
@@ -38,9 +41,15 @@ def run(cfg: Config, ledger: Ledger, at: datetime | None = None, **kw: Any) -> R
     return asyncio.run(run_once(cfg, ledger, apply=True, now=at, **kw))
 
 
+def with_client(cfg: Config, step: Callable[[FeishuClient], Awaitable[T]]) -> T:
+    """``step`` given a Feishu client of its own, as a run gives its client to each step
+    (e.g. ``with_client(cfg, lambda c: make_plan(cfg, ledger, c))``)."""
+    async def go() -> T:
+        async with FeishuClient(cfg.feishu) as client:
+            return await step(client)
+    return asyncio.run(go())
+
+
 def read_back(cfg: Config) -> DirectoryState:
     """Feishu as orgsync reads it."""
-    async def go() -> DirectoryState:
-        async with FeishuClient(feishu_settings(cfg)) as client:
-            return await read_directory(client)
-    return asyncio.run(go())
+    return with_client(cfg, read_directory)

@@ -11,7 +11,6 @@ import pytest
 
 from orgsync.config import (
     Config,
-    FeishuConfig,
     LedgerConfig,
     LoggingConfig,
     SyncConfig,
@@ -19,6 +18,7 @@ from orgsync.config import (
     load_config,
 )
 from orgsync.errors import EXIT_CONFIG, ConfigError
+from orgsync.feishu import FeishuSettings
 
 HERE = Path(__file__).parent / "config"
 REPO = Path(__file__).parent.parent
@@ -40,7 +40,7 @@ class TestValid:
         """Only version, credentials and the source are required; the rest defaults."""
         cfg = load_config(HERE / "minimal.yaml", env={})
         assert cfg.path == HERE / "minimal.yaml"
-        assert cfg.feishu == FeishuConfig(app_id="cli_test", app_secret="test-secret-value")
+        assert cfg.feishu == FeishuSettings(app_id="cli_test", app_secret="test-secret-value")
         assert cfg.sync == SyncConfig()
         assert cfg.logging == LoggingConfig()
         assert cfg.ledger == LedgerConfig(url=f"sqlite:///{HERE.resolve()}/orgsync.db")
@@ -59,9 +59,9 @@ class TestValid:
             sync={"leaver_action": "FREEZE", "concurrency": 4},
             logging={"format": "json", "level": "DEBUG", "mask_pii": False},
         ))
-        assert cfg.feishu == FeishuConfig(base_url="http://127.0.0.1:8790", app_id="cli_a",
-                                          app_secret="s3cr3t!", timeout=2.5, max_retries=0,
-                                          rate_limits=False, rate_scale=0.5)
+        assert cfg.feishu == FeishuSettings(base_url="http://127.0.0.1:8790", app_id="cli_a",
+                                            app_secret="s3cr3t!", timeout=2.5, max_retries=0,
+                                            rate_limits=False, rate_scale=0.5)
         assert cfg.ledger.url == "postgresql+psycopg://u@db/orgsync"
         assert cfg.sync == SyncConfig(leaver_action="freeze", concurrency=4)
         assert cfg.logging == LoggingConfig(format="json", level="debug", mask_pii=False)

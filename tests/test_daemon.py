@@ -23,7 +23,7 @@ from orgsync.ledger import Ledger
 from orgsync.model import Snapshot
 from orgsync.options import parse_duration
 from orgsync.reader import read_directory
-from orgsync.runner import feishu_settings, make_plan
+from orgsync.runner import make_plan
 from orgsync.sandbox import SandboxServer
 from orgsync.state import DirectoryState
 from orgsync.synth import generate_org, next_week, write_csv
@@ -39,6 +39,7 @@ from tests.daemon_proc import (
     write_config,
 )
 from tests.pg import free_port
+from tests.sandbox_run import with_client
 
 SMALL = {"employees": 24, "departments": 6, "levels": 3}
 
@@ -60,7 +61,7 @@ def feishu_now(sb: SandboxServer, tmp: Path) -> DirectoryState:
     cfg = daemon_config(config_data(sb, tmp, "sqlite://"), tmp)
 
     async def go() -> DirectoryState:
-        async with FeishuClient(feishu_settings(cfg)) as client:
+        async with FeishuClient(cfg.feishu) as client:
             return await read_directory(client)
     return asyncio.run(go())
 
@@ -68,7 +69,8 @@ def feishu_now(sb: SandboxServer, tmp: Path) -> DirectoryState:
 def in_step(config: Config, ledger: Ledger) -> bool:
     """Feishu, read live, holds what the source says: a full plan has nothing to do
     (what ``orgsync check`` computes, without recording a run)."""
-    return asyncio.run(make_plan(config, ledger, full=True, rebuild_mirror=False)).plan.empty
+    return with_client(config, lambda c: make_plan(config, ledger, c, full=True,
+                                                   rebuild_mirror=False)).plan.empty
 
 
 def runs_since(d: DaemonProcess, mode: str, since: str) -> list[dict[str, Any]]:
@@ -124,7 +126,7 @@ class TestSchedule:
             dept = sorted(org2.departments)[2]
 
             async def tamper() -> None:
-                async with FeishuClient(feishu_settings(config)) as c:
+                async with FeishuClient(config.feishu) as c:
                     await c.patch_user(person, {"job_title": "changed by hand"})
                     await c.patch_department(dept, {"name": "renamed by hand"})
             drifted_at = iso_now()

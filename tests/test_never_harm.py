@@ -6,7 +6,6 @@ export the way people and spreadsheets do, and checks the plan, Feishu and the l
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import csv
 import random
@@ -24,7 +23,7 @@ from orgsync.plan import OpKind, Plan
 from orgsync.runner import make_plan
 from orgsync.sandbox import SandboxServer
 from orgsync.synth import generate_org, write_csv
-from tests.sandbox_run import SCALE, config, read_back, run
+from tests.sandbox_run import SCALE, config, read_back, run, with_client
 
 Row = dict[str, str]
 
@@ -57,7 +56,7 @@ def edit(src: Path, key: str, **values: str) -> None:
 
 
 def plan_of(cfg: Any, ledger: Ledger, **kw: Any) -> Plan:
-    return asyncio.run(make_plan(cfg, ledger, **kw)).plan
+    return with_client(cfg, lambda c: make_plan(cfg, ledger, c, **kw)).plan
 
 
 def kinds(plan: Plan, *wanted: OpKind) -> list[str]:

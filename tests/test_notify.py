@@ -30,14 +30,13 @@ from orgsync.plan import OpKind
 from orgsync.render import render_markdown
 from orgsync.runner import (
     apply_plan,
-    feishu_settings,
     make_plan,
     send_alert,
 )
 from orgsync.sandbox import SandboxServer
 from orgsync.synth import generate_org, write_csv
 from orgsync.templates import BUILTIN_VARIABLES, TemplateError, parse_template
-from tests.sandbox_run import SCALE, config, run
+from tests.sandbox_run import SCALE, config, run, with_client
 from tests.torture.harness import config_dict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +48,7 @@ MANAGERS = sorted({e.manager_key for e in ORG.employees.values() if e.manager_ke
 
 def make_chat(cfg: Config, name: str) -> str:
     async def go() -> str:
-        async with FeishuClient(feishu_settings(cfg)) as c:
+        async with FeishuClient(cfg.feishu) as c:
             return str((await c.create_chat({"name": name}))["chat_id"])
     return asyncio.run(go())
 
@@ -149,8 +148,8 @@ def test_crash_between_create_and_message_still_sends_exactly_once(
     cfg, ledger, _ = setup
     e = joiner(1, MANAGERS[0], T0)
     write_csv(with_people(e), tmp_path / "s")
-    planned = asyncio.run(make_plan(cfg, ledger, now=T0))
-    asyncio.run(apply_plan(cfg, ledger, planned.plan, run_id="crashed", now=T0))
+    planned = with_client(cfg, lambda c: make_plan(cfg, ledger, c, now=T0))
+    with_client(cfg, lambda c: apply_plan(cfg, ledger, c, planned.plan, run_id="crashed", now=T0))
     assert sb.tenant.find_user(e.key, "user_id") is not None
     assert to_user(sb, e.key) == []
     assert {r.event: r.status for r in ledger.notifications()} == {
@@ -184,11 +183,11 @@ def test_crash_after_send_before_ledger_is_deduplicated(sb: SandboxServer, tmp_p
     cfg, ledger, _ = setup
     e = joiner(1, MANAGERS[0], T0)
     write_csv(with_people(e), tmp_path / "s")
-    planned = asyncio.run(make_plan(cfg, ledger, now=T0))
-    asyncio.run(apply_plan(cfg, ledger, planned.plan, run_id="crashed", now=T0))
+    planned = with_client(cfg, lambda c: make_plan(cfg, ledger, c, now=T0))
+    with_client(cfg, lambda c: apply_plan(cfg, ledger, c, planned.plan, run_id="crashed", now=T0))
 
     async def die() -> None:
-        async with FeishuClient(feishu_settings(cfg)) as c:
+        async with FeishuClient(cfg.feishu) as c:
             await notify.deliver(cfg.notify, ledger, _DiesAfterSending(c), T0)
     with pytest.raises(RuntimeError, match="killed"):
         asyncio.run(die())
@@ -205,8 +204,8 @@ def _killed_between_send_and_record(sb: SandboxServer, tmp_path: Path, cfg: Conf
     the sandbox stores them and never answers — and is SIGKILLed before it hears back."""
     e = joiner(1, MANAGERS[0], T0)
     write_csv(with_people(e), tmp_path / "s")
-    planned = asyncio.run(make_plan(cfg, ledger, now=T0))
-    asyncio.run(apply_plan(cfg, ledger, planned.plan, run_id="r", now=T0))
+    planned = with_client(cfg, lambda c: make_plan(cfg, ledger, c, now=T0))
+    with_client(cfg, lambda c: apply_plan(cfg, ledger, c, planned.plan, run_id="r", now=T0))
     doc = config_dict(sb, tmp_path / "s", tmp_path / "l.db")
     doc["feishu"]["app_secret"] = "${NOTIFY_TEST_SECRET}"
     doc["notify"] = {"admin_chat_id": admin, "retry_days": 7}
@@ -284,8 +283,8 @@ def test_unconfirmed_message_is_resent_with_its_uuid_within_the_window(
 
 
 def _created_unreachable(sb: SandboxServer, cfg: Config, ledger: Ledger, e: Employee) -> None:
-    planned = asyncio.run(make_plan(cfg, ledger, now=T0))
-    asyncio.run(apply_plan(cfg, ledger, planned.plan, run_id="r", now=T0))
+    planned = with_client(cfg, lambda c: make_plan(cfg, ledger, c, now=T0))
+    with_client(cfg, lambda c: apply_plan(cfg, ledger, c, planned.plan, run_id="r", now=T0))
     sb.tenant.set_reachable(e.key, False)
 
 
@@ -509,7 +508,7 @@ def test_failed_run_alerts_the_admin_chat_once_with_its_run_id(
     assert alerts == [f"orgsync run {failed.id} FAILED: {err.value}"]
     assert row_of(ledger, f"alert:failed:{failed.id}").status == "sent"
     # the same event again (a retry of the alert) sends nothing more
-    asyncio.run(send_alert(cfg, ledger, f"alert:failed:{failed.id}", "again"))
+    with_client(cfg, lambda c: send_alert(cfg, ledger, c, f"alert:failed:{failed.id}", "again"))
     assert in_chat(sb, admin)[before:] == alerts
     # a second failing run is a second failure: one alert of its own
     with pytest.raises(SourceError):
@@ -553,8 +552,8 @@ def test_each_transfer_notes_the_new_manager_once(sb: SandboxServer, tmp_path: P
     there, back = moved(MOVER, "D0005", "E00005"), ORG.employees[MOVER]
     # move 1, applied by a run that dies before messaging: the note is owed, not lost
     write_csv(with_people(there), tmp_path / "s")
-    first = asyncio.run(make_plan(cfg, ledger, now=T0)).plan
-    asyncio.run(apply_plan(cfg, ledger, first, run_id="died", now=T0))
+    first = with_client(cfg, lambda c: make_plan(cfg, ledger, c, now=T0)).plan
+    with_client(cfg, lambda c: apply_plan(cfg, ledger, c, first, run_id="died", now=T0))
     [owed] = ledger.notifications(kinds=notify.TRANSFER_KINDS)
     assert (owed.event, owed.target, owed.status) == (
         f"transfer_note@died@D0006@D0005:{MOVER}", MOVER, "pending")
@@ -708,7 +707,7 @@ def test_department_group_chat_for_new_departments(sb: SandboxServer, tmp_path: 
     led = Department(key="D0008", name="安全部", parent_key="D0001", order=31, leader_key=boss)
     write_csv(Snapshot({**ORG.departments, "D0007": new, "D0008": led}, dict(ORG.employees)),
               tmp_path / "s")
-    planned = asyncio.run(make_plan(on, ledger, now=T0)).plan
+    planned = with_client(on, lambda c: make_plan(on, ledger, c, now=T0)).plan
     ops = {(op.kind, op.key): op for op in planned.operations}
     assert sorted(ops) == [(OpKind.DEPT_CREATE, "D0007"), (OpKind.DEPT_CREATE, "D0008"),
                            (OpKind.DEPT_SET_LEADER, "D0008")]

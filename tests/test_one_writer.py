@@ -25,7 +25,7 @@ from orgsync.config import Config
 from orgsync.errors import EXIT_BUSY
 from orgsync.feishu import FeishuClient
 from orgsync.ledger import WRITER_KEY, Ledger
-from orgsync.runner import feishu_settings, make_plan
+from orgsync.runner import make_plan
 from orgsync.sandbox import SandboxServer
 from orgsync.synth import generate_org, write_csv
 from orgsync.writer import Holder
@@ -40,7 +40,7 @@ from tests.daemon_proc import (
     write_config,
 )
 from tests.pg import _pg_url, _postgres, free_port  # noqa: F401 - fixtures
-from tests.sandbox_run import read_back
+from tests.sandbox_run import read_back, with_client
 
 pytestmark = pytest.mark.slow
 
@@ -113,7 +113,8 @@ def assert_settled(sb: SandboxServer, cfg: Config) -> Ledger:
     assert sorted(people) == sorted(ORG.employees)  # nobody created twice
     assert len([u for u in sb.tenant.users.values()]) == len(ORG.employees)
     ledger = Ledger(cfg.ledger.url)
-    assert asyncio.run(make_plan(cfg, ledger, full=True, rebuild_mirror=False)).plan.empty
+    assert with_client(cfg, lambda c: make_plan(cfg, ledger, c, full=True,
+                                                rebuild_mirror=False)).plan.empty
     failed = [(r.kind, r.target_key, r.code) for r in ledger.journal() if r.status == "failed"]
     assert failed == []
     return ledger
@@ -232,7 +233,7 @@ def test_the_daemon_skips_a_scheduled_run_while_an_apply_writes(sb: SandboxServe
     probe = setup(sb, tmp_path, url)[1]
 
     async def chat() -> str:
-        async with FeishuClient(feishu_settings(probe)) as c:
+        async with FeishuClient(probe.feishu) as c:
             return str((await c.create_chat({"name": "orgsync-admins"}))["chat_id"])
     admin = asyncio.run(chat())
     path, cfg = setup(sb, tmp_path, url, notify={"admin_chat_id": admin},

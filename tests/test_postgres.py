@@ -42,6 +42,7 @@ from tests.daemon_proc import (
     write_config,
 )
 from tests.pg import PostgresServer, _pg_url, _postgres, free_port  # noqa: F401 - fixtures
+from tests.sandbox_run import with_client
 
 pytestmark = pytest.mark.slow
 
@@ -165,8 +166,8 @@ class TestLedgerOnPostgres:
             assert not second.plan.empty
             resync = asyncio.run(run_once(cfg, ledger, apply=True, full=True))
             assert resync.exit_code == 0
-            assert asyncio.run(make_plan(cfg, ledger, full=True,
-                                         rebuild_mirror=False)).plan.empty
+            assert with_client(cfg, lambda c: make_plan(cfg, ledger, c, full=True,
+                                                        rebuild_mirror=False)).plan.empty
             assert [r.mode for r in ledger.runs()] == ["resync", "apply", "apply"]
             assert all(r.started_at.tzinfo is not None for r in ledger.runs())
         finally:

@@ -19,7 +19,7 @@ from orgsync.feishu import FeishuClient
 from orgsync.ledger import Ledger
 from orgsync.model import Department, Employee, Snapshot
 from orgsync.reader import read_directory
-from orgsync.runner import feishu_settings, run_once
+from orgsync.runner import run_once
 from orgsync.sandbox import SandboxServer
 from orgsync.state import DirectoryState
 from orgsync.synth import write_csv
@@ -57,7 +57,7 @@ def orgs(draw: st.DrawFn) -> Snapshot:
 
 def _read(cfg: Any) -> DirectoryState:
     async def go() -> DirectoryState:
-        async with FeishuClient(feishu_settings(cfg)) as client:
+        async with FeishuClient(cfg.feishu) as client:
             return await read_directory(client)
     return asyncio.run(go())
 

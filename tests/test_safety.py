@@ -14,7 +14,7 @@ from orgsync.errors import EXIT_HELD, EXIT_SOURCE, PlanHeld, SourceError
 from orgsync.feishu import FeishuClient
 from orgsync.ledger import Ledger
 from orgsync.model import Employee, Snapshot
-from orgsync.runner import feishu_settings, run_once
+from orgsync.runner import run_once
 from orgsync.sandbox import SandboxServer
 from orgsync.synth import generate_org, write_csv
 from tests.sandbox_run import SCALE, config, read_back, run
@@ -182,7 +182,7 @@ class TestScope:
         ledger = Ledger(cfg.ledger.url)
 
         async def outsider() -> None:
-            async with FeishuClient(feishu_settings(cfg)) as c:
+            async with FeishuClient(cfg.feishu) as c:
                 await c.create_user({"user_id": "boss", "name": "创始人", "mobile": "+8613999999999",
                                      "department_ids": ["0"], "employee_type": 1})
         asyncio.run(outsider())
@@ -206,7 +206,7 @@ class TestScope:
         cfg = config(sb, tmp_path / "s", tmp_path / "l.db")
 
         async def preexisting() -> None:
-            async with FeishuClient(feishu_settings(cfg)) as c:
+            async with FeishuClient(cfg.feishu) as c:
                 await c.create_user({"user_id": "legacy1", "name": one.name, "email": one.email,
                                      "mobile": one.mobile, "department_ids": ["0"],
                                      "employee_type": 1})
@@ -245,7 +245,7 @@ def test_tenant_admins_are_never_adopted_or_touched(sb: SandboxServer, tmp_path:
     cfg = config(sb, tmp_path / "s", tmp_path / "l.db", sync={"leaver_action": "delete"})
 
     async def admin_account() -> None:
-        async with FeishuClient(feishu_settings(cfg)) as c:
+        async with FeishuClient(cfg.feishu) as c:
             await c.create_user({"user_id": "it-admin", "name": a.name, "email": a.email,
                                  "mobile": a.mobile, "department_ids": ["0"],
                                  "employee_type": 1})

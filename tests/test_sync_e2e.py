@@ -22,7 +22,7 @@ from orgsync.feishu import FeishuClient
 from orgsync.issues import SourceData
 from orgsync.ledger import Ledger
 from orgsync.model import Department, Employee, Snapshot
-from orgsync.runner import RunOutcome, feishu_settings, run_once
+from orgsync.runner import RunOutcome, run_once
 from orgsync.sandbox import SandboxServer
 from orgsync.state import DirectoryState
 from orgsync.synth import generate_org, next_week, write_csv
@@ -296,7 +296,7 @@ def test_full_resync_repairs_drift_made_behind_orgsyncs_back(fast_sandbox: Sandb
                 and not any(d.leader_key == k for d in org.departments.values()))
 
     async def tamper() -> None:
-        async with FeishuClient(feishu_settings(cfg)) as c:
+        async with FeishuClient(cfg.feishu) as c:
             await c.patch_department(dept_key, {"name": "被手工改名"})
             await c.patch_user(people[1], {"job_title": "手工改的"})
             await c.patch_user(people[2], {"is_frozen": True})

@@ -134,6 +134,33 @@ def shared_limiter(settings: FeishuSettings) -> RateLimiter:
     return limiter
 
 
+class _FirstRequestTransport(httpx.AsyncBaseTransport):
+    """The client's own transport, made when its first request goes out (see
+    :class:`FeishuClient`): a client that is never used loads no TLS context and no aiohttp."""
+
+    def __init__(self, origin: str, *, light: bool) -> None:
+        self._origin = origin
+        self._light = light
+        self._transport: httpx.AsyncBaseTransport | None = None
+
+    def _made(self) -> httpx.AsyncBaseTransport:
+        if self._transport is None:
+            if self._light:
+                self._transport = httpx.AsyncHTTPTransport()
+            else:
+                from orgsync.feishu.transport import aiohttp_transport  # a slow import
+
+                self._transport = aiohttp_transport(self._origin)
+        return self._transport
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._made().handle_async_request(request)
+
+    async def aclose(self) -> None:
+        if self._transport is not None:
+            await self._transport.aclose()
+
+
 class FeishuClient:
     """Async client for the Feishu APIs orgsync uses; use as ``async with FeishuClient(s) as c``.
 
@@ -142,21 +169,24 @@ class FeishuClient:
     exhausted) or :class:`~orgsync.errors.FeishuTerminal`, with ``endpoint`` set to the
     endpoint template. ``transport`` replaces the network (e.g. ``httpx.MockTransport``);
     ``clock`` replaces the time source of the limiter, back-off and token expiry (tests).
+
+    Making one costs no request and no import: the token is fetched by the first call and
+    the transport made for it, so a run can open its client before it knows whether it
+    will call Feishu at all. The default transport is aiohttp's (fast per request, slow to
+    import); ``light`` picks httpx's own, for a client making a handful of calls (a dry
+    run's account lookups) whose time aiohttp's import alone would exceed.
     """
 
     def __init__(self, settings: FeishuSettings, *,
                  transport: httpx.AsyncBaseTransport | None = None,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, light: bool = False) -> None:
         self.settings = settings
         self._clock: Clock = clock or MonotonicClock()
-        if transport is None:
-            from orgsync.feishu.transport import aiohttp_transport  # a slow import, made on use
-
-            transport = aiohttp_transport(settings.origin)
         self._http = httpx.AsyncClient(
             base_url=settings.origin,
             timeout=httpx.Timeout(settings.timeout),
-            transport=transport,
+            transport=(transport if transport is not None
+                       else _FirstRequestTransport(settings.origin, light=light)),
             headers={"User-Agent": "orgsync"},
         )
         self.limiter = (RateLimiter(scale=settings.rate_scale, enabled=settings.rate_limits,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -22,6 +21,7 @@ from orgsync.runner import make_plan
 from orgsync.validate import validate
 from tests.connectors.json_server import Call, JsonServer, Reply
 from tests.connectors.scim_server import ENTERPRISE, ScimTestServer
+from tests.sandbox_run import with_client
 
 TOKEN = "s3cret-token"
 
@@ -292,7 +292,7 @@ class TestFailures:
             try:
                 with pytest.raises(SourceError, match=r"hris /people page 3: HTTP 500 Internal "
                                                       r"Server Error.*\(3 attempts\)"):
-                    asyncio.run(make_plan(cfg, ledger))
+                    with_client(cfg, lambda c: make_plan(cfg, ledger, c))
                 assert ledger.runs(limit=1) == []
             finally:
                 ledger.close()
