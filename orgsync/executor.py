@@ -1,6 +1,7 @@
 """Runs a Plan's DAG against Feishu, journaling every operation.
 
-Each operation is done as its kind's :class:`~orgsync.operations.OpSpec` says.
+:func:`orgsync.walk.walk` walks the DAG; this module does the work of one
+operation, as its kind's :class:`~orgsync.operations.OpSpec` says.
 
 Contracts:
 
@@ -22,8 +23,6 @@ Contracts:
 
 from __future__ import annotations
 
-import asyncio
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -33,6 +32,7 @@ from orgsync.errors import FeishuError, Fenced
 from orgsync.ledger import Ledger
 from orgsync.operations import SPECS, ContactAPI, OpSpec
 from orgsync.plan import Operation, Plan
+from orgsync.walk import walk
 
 log = structlog.get_logger("orgsync.executor")
 
@@ -45,6 +45,11 @@ class OpResult:
     status: str  # done | failed | skipped
     code: int | None = None
     message: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when it was done: its dependants may start."""
+        return self.status == "done"
 
 
 @dataclass(slots=True)
@@ -90,88 +95,23 @@ class Executor:
 
     async def run(self, plan: Plan) -> ApplyResult:
         """Apply every operation of ``plan`` in dependency order."""
-        result = ApplyResult()
-        ops = {op.op_id: op for op in plan.operations}
-        waiting = {i: set(op.depends_on) for i, op in ops.items()}
-        dependants: dict[str, list[str]] = defaultdict(list)
-        for i, op in ops.items():
-            for d in op.depends_on:
-                dependants[d].append(i)
-        queues: dict[str, asyncio.Queue[Operation | None]] = {
-            lane: asyncio.Queue() for lane in self.lane_sizes}
-        remaining = len(ops)
-        all_done = asyncio.Event()
-        fenced: list[Fenced] = []
-        if remaining == 0:
-            return result
+        plan_id = plan.plan_id
 
-        def finish(r: OpResult) -> None:
-            nonlocal remaining
-            result.results.append(r)
-            remaining -= 1
-            if self.progress:
-                self.progress(r)
-            if r.status == "done":
-                for c in dependants.get(r.op.op_id, ()):
-                    if c not in waiting:  # already skipped: another dependency failed
-                        continue
-                    waiting[c].discard(r.op.op_id)
-                    if not waiting[c]:
-                        queues[_lane_of(ops[c])].put_nowait(ops[c])
-            else:
-                for c in dependants.get(r.op.op_id, ()):
-                    if c in waiting:
-                        del waiting[c]
-                        reason = f"skipped: depends on {r.op.op_id} ({r.status})"
-                        self.ledger.journal_skip(self.run_id, plan.plan_id, ops[c], reason)
-                        finish(OpResult(ops[c], "skipped", None, reason))
-            if remaining == 0:
-                all_done.set()
+        async def do_one(op: Operation) -> OpResult:
+            return self._report(await self._apply_one(plan_id, op))
 
-        async def worker(lane: str) -> None:
-            q = queues[lane]
-            while True:
-                op = await q.get()
-                if op is None or fenced:
-                    return
-                if op.op_id not in waiting:
-                    continue
-                del waiting[op.op_id]
-                try:
-                    r = await self._apply_one(plan.plan_id, op)
-                except Fenced as exc:
-                    fenced.append(exc)
-                    all_done.set()
-                    return
-                finish(r)
+        def skip(op: Operation, cause: OpResult) -> OpResult:
+            reason = f"skipped: depends on {cause.op.op_id} ({cause.status})"
+            self.ledger.journal_skip(self.run_id, plan_id, op, reason)
+            return self._report(OpResult(op, "skipped", None, reason))
 
-        for i, deps in list(waiting.items()):
-            if not deps:
-                queues[_lane_of(ops[i])].put_nowait(ops[i])
-        workers = [asyncio.create_task(worker(lane))
-                   for lane, n in self.lane_sizes.items() for _ in range(n)]
-        done_waiter = asyncio.create_task(all_done.wait())
-        try:
-            # A worker can only end early through a bug; surface it instead of
-            # waiting forever for operations nobody will run.
-            finished, _ = await asyncio.wait({done_waiter, *workers},
-                                             return_when=asyncio.FIRST_COMPLETED)
-            for task in finished:
-                if task is not done_waiter and task.exception() is not None:
-                    raise task.exception()  # type: ignore[misc]
-        finally:
-            done_waiter.cancel()
-            for lane, n in self.lane_sizes.items():
-                for _ in range(n):
-                    queues[lane].put_nowait(None)
-            if not fenced:  # fenced: the calls in flight finish and are journaled
-                for w in workers:
-                    if not w.done():
-                        w.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
-        if fenced:
-            raise fenced[0]
-        return result
+        return ApplyResult(await walk(plan.operations, self.lane_sizes, _lane_of, do_one, skip,
+                                      halt=Fenced))
+
+    def _report(self, r: OpResult) -> OpResult:
+        if self.progress:
+            self.progress(r)
+        return r
 
     async def _apply_one(self, plan_id: str, op: Operation) -> OpResult:
         """Journal, call, recover, journal: one operation. Raises :class:`Fenced` when
