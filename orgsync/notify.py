@@ -65,7 +65,6 @@ sync and never change a run's exit code: their outcome is in
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -501,7 +500,3 @@ def _start_date(value: Any) -> date | None:
             return None
     return None
 
-
-def content_json(content: Mapping[str, Any]) -> str:
-    """``content`` as the JSON string Feishu's ``content`` field carries."""
-    return json.dumps(content, ensure_ascii=False)
