@@ -35,10 +35,12 @@ from orgsync.feishu.schema import KEEP_WHEN_UNSET, ROOT, USER_VALUE_FIELDS
 from orgsync.identity import feishu_department_id, feishu_user_id
 from orgsync.issues import Issue, SourceData
 from orgsync.model import Department, Employee, Snapshot, Status
+from orgsync.operations import kinds
 from orgsync.plan import FieldChange, Operation, OpKind, Plan, op_id, topological
 from orgsync.state import DirectoryState, Lifecycle, MirrorUser
 
 _SHOW_ROWS = 5  # held rows a note names before "and N more"
+_ARRIVING = kinds(lambda s: s.arrives)
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,8 +450,7 @@ def _add_set_manager(b: _Builder, e: Employee, old: str | None) -> None:
 def _arrival(key: str) -> tuple[str, ...]:
     """The operations that may bring user ``key`` into existence (or to its Feishu id)
     in this plan."""
-    return tuple(op_id(k, key) for k in (OpKind.USER_CREATE, OpKind.USER_ADOPT,
-                                          OpKind.USER_RESURRECT, OpKind.USER_REKEY))
+    return tuple(op_id(k, key) for k in _ARRIVING)
 
 
 def _add_rekey(b: _Builder, key: str, old_key: str, old_fid: str) -> None:

@@ -6,7 +6,6 @@
     ├── ConfigError      (exit 3)  bad or missing config: names file, key and remedy
     ├── SourceError      (exit 4)  a connector failed or returned an implausible org; nothing written
     ├── PlanHeld         (exit 5)  a plan tripped a safety threshold; held until approved by id
-    ├── ApplyFailed      (exit 6)  apply finished, but some operations failed (journaled)
     ├── WriterBusy       (exit 7)  another run holds the ledger's writer lock; nothing was done
     ├── Fenced           (exit 1)  this run lost the writer lock; it stopped before its next write
     ├── LedgerError      (exit 8)  the ledger cannot be opened, is damaged, its disk is full,
@@ -16,7 +15,9 @@
         └── FeishuTerminal         everything else: retrying the same call cannot help
 
 Exit code 2 is not an error: ``plan --detailed-exitcode`` and ``check`` use it for
-"there are changes" (see :data:`EXIT_CHANGES`).
+"there are changes" (see :data:`EXIT_CHANGES`). Exit code 6 is no exception either:
+an apply that ran to the end with failed operations (each journaled with its
+reason) returns :data:`EXIT_APPLY_FAILED`.
 """
 
 from __future__ import annotations
@@ -74,12 +75,6 @@ class PlanHeld(OrgsyncError):
         self.plan_id = plan_id
         self.reasons = reasons
         super().__init__(message)
-
-
-class ApplyFailed(OrgsyncError):
-    """Apply ran to the end but some operations failed; the journal has each one's reason."""
-
-    exit_code = EXIT_APPLY_FAILED
 
 
 class WriterBusy(OrgsyncError):

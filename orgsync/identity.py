@@ -46,11 +46,6 @@ def feishu_user_id(key: str) -> str:
     return _hashed(key)
 
 
-def is_mapped(key: str, feishu_id: str) -> bool:
-    """True when the Feishu id differs from the source key (a deterministic mapping was needed)."""
-    return key != feishu_id
-
-
 # ------------------------------------------------------------- who is who across runs
 #
 # A person is a leaver only when the source positively does not hold them. Rows the

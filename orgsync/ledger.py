@@ -45,6 +45,7 @@ from orgsync import ledger_faults, migrations
 from orgsync.errors import Fenced, LedgerError
 from orgsync.heap import paused_gc
 from orgsync.model import Employee, department_from_fields
+from orgsync.operations import SPECS, MirrorChange
 from orgsync.plan import Operation, OpKind
 from orgsync.state import DirectoryState, Lifecycle, MirrorDepartment, MirrorUser
 from orgsync.urls import PERCENT_ENCODE, mask_url, mask_urls, userinfo_is_ambiguous
@@ -419,7 +420,6 @@ class Ledger:
 
     def journal_finish(self, entry_id: int, op: Operation, status: str, *, code: int | None = None,
                        message: str | None = None, open_id: str | None = None,
-                       mirror_override: Mapping[str, Any] | None = None,
                        events: Sequence[str] = ()) -> None:
         """Finish a journal entry; on ``done`` apply ``op`` to the mirror in the same transaction.
 
@@ -434,7 +434,7 @@ class Ledger:
             if updated.rowcount != 1:
                 raise LedgerError(f"unknown journal entry {entry_id}")
             if status == "done":
-                self._apply_to_mirror(c, op, open_id, mirror_override)
+                self._apply_to_mirror(c, op, open_id)
                 for event in events:
                     self._owe_in(c, event)
     def journal_skip(self, run_id: str, plan_id: str, op: Operation, reason: str) -> None:
@@ -507,16 +507,16 @@ class Ledger:
             s.commit()
 
     # ---------------------------------------------------------------- mirror
-    def _apply_to_mirror(self, c: Connection, op: Operation, open_id: str | None,
-                         override: Mapping[str, Any] | None) -> None:
+    def _apply_to_mirror(self, c: Connection, op: Operation, open_id: str | None) -> None:
         now = self.now()
-        fields = dict(override if override is not None else (op.mirror or {}))
+        change = SPECS[op.kind].mirror
+        fields = dict(op.mirror or {})
         key = {"k": op.key}
         if op.entity == "department":
-            if op.kind is OpKind.DEPT_DELETE:
+            if change is MirrorChange.DELETE:
                 c.execute(self._sql.dept_delete, key)
                 return
-            stored = None if op.kind is OpKind.DEPT_CREATE else \
+            stored = None if change is MirrorChange.INSERT else \
                 c.execute(self._sql.dept_fields, key).scalar_one_or_none()
             if stored is None:
                 c.execute(self._sql.dept_upsert, {
@@ -528,10 +528,10 @@ class Ledger:
             return
         if op.entity != "user":
             return
-        if op.kind is OpKind.USER_REKEY:
+        if change is MirrorChange.REKEY:
             self._rekey_in_mirror(c, op, now)
             return
-        stored = None if op.kind in (OpKind.USER_CREATE, OpKind.USER_ADOPT) else \
+        stored = None if change is MirrorChange.INSERT else \
             c.execute(self._sql.user_fields, key).scalar_one_or_none()
         if stored is None:
             text_, fp = _user_fields(op.key, fields)
@@ -541,11 +541,11 @@ class Ledger:
                 "deleted_at": None, "updated_at": now})
             return
         values: dict[str, Any] = {"updated_at": now}
-        if op.kind is OpKind.USER_DELETE:
+        if change is MirrorChange.DELETE:
             values.update(lifecycle=Lifecycle.DELETED.value, deleted_at=now)
-        elif op.kind is OpKind.USER_FREEZE:
+        elif change is MirrorChange.FREEZE:
             values.update(lifecycle=Lifecycle.FROZEN.value, frozen_at=now)
-        elif op.kind in (OpKind.USER_UNFREEZE, OpKind.USER_RESURRECT):
+        elif change is MirrorChange.ACTIVATE:
             values.update(lifecycle=Lifecycle.ACTIVE.value, frozen_at=None, deleted_at=None)
         if fields:
             values["fields"], values["fingerprint"] = _user_fields(

@@ -65,7 +65,6 @@ sync and never change a run's exit code: their outcome is in
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -78,7 +77,8 @@ from orgsync.config import NotifyConfig
 from orgsync.errors import FeishuError
 from orgsync.executor import ApplyResult
 from orgsync.ledger import Ledger, NotificationRow, event_kind_target
-from orgsync.plan import FieldChange, Operation, OpKind, Plan
+from orgsync.operations import Departure, Messages, kinds
+from orgsync.plan import FieldChange, Operation, Plan
 from orgsync.state import DirectoryState, Lifecycle, MirrorUser
 from orgsync.templates import Template
 
@@ -103,8 +103,11 @@ TRANSFER_KINDS = ("transfer_note", "transfer_welcome")
 LEAVER_KINDS = ("leaver_note", "hr_leaver_note")
 #: Every event about a person: what :func:`deliver` sends.
 PEOPLE_KINDS = (*ARRIVAL_KINDS, *TRANSFER_KINDS, *LEAVER_KINDS)
-_ARRIVALS = (OpKind.USER_CREATE, OpKind.USER_ADOPT, OpKind.USER_RESURRECT)
-_TRANSFERS = (OpKind.USER_MOVE, OpKind.USER_UPDATE)
+_ARRIVALS = kinds(lambda s: s.messages is Messages.ARRIVAL)
+_TRANSFERS = kinds(lambda s: s.messages is Messages.TRANSFER)
+#: A freeze is a leaver's departure; a delete is one when ``leaver_action`` is ``delete``.
+_FREEZES = kinds(lambda s: s.departure is Departure.FREEZE)
+_DELETES = kinds(lambda s: s.departure is Departure.DELETE)
 #: The template each event kind is rendered with (HR copies use the manager's).
 _TEMPLATE_OF = {"hr_note": "manager_note", "hr_leaver_note": "leaver_note"}
 _SENDERS = 4
@@ -197,8 +200,7 @@ def arrivals(config: NotifyConfig, now: datetime, *, run_id: str,
                 return ()
             receivers = {"manager": "transfer_note", "employee": "transfer_welcome"}
             return [event_key(receivers[r], op.key, run_id, *moved) for r in config.transfer_to]
-        leaving = op.kind is OpKind.USER_FREEZE or (
-            op.kind is OpKind.USER_DELETE and leaver_action == "delete")
+        leaving = op.kind in _FREEZES or (op.kind in _DELETES and leaver_action == "delete")
         if leaving and config.leaver_notes:
             kinds = ["leaver_note"] + (["hr_leaver_note"] if config.hr_chat_id else [])
             return [event_key(k, op.key, run_id) for k in kinds]
@@ -498,7 +500,3 @@ def _start_date(value: Any) -> date | None:
             return None
     return None
 
-
-def content_json(content: Mapping[str, Any]) -> str:
-    """``content`` as the JSON string Feishu's ``content`` field carries."""
-    return json.dumps(content, ensure_ascii=False)

@@ -21,7 +21,7 @@ from orgsync.issues import Issue
 
 
 class OpKind(enum.StrEnum):
-    """Every kind of operation a plan can hold."""
+    """Every kind of operation a plan can hold (each one's spec: :data:`orgsync.operations.SPECS`)."""
 
     DEPT_CREATE = "department.create"
     DEPT_UPDATE = "department.update"
@@ -38,15 +38,10 @@ class OpKind(enum.StrEnum):
     USER_FREEZE = "user.freeze"
     USER_UNFREEZE = "user.unfreeze"
     USER_DELETE = "user.delete"
-    WELCOME_SEND = "message.welcome"
 
 
 #: Display and tie-break order of kinds (the DAG decides what must precede what).
 KIND_ORDER: dict[OpKind, int] = {k: i for i, k in enumerate(OpKind)}
-
-#: Kinds that remove or disable something; what the safety thresholds count.
-DESTRUCTIVE_KINDS = frozenset({OpKind.DEPT_DELETE, OpKind.USER_DELETE, OpKind.USER_FREEZE})
-
 
 @dataclass(frozen=True, slots=True)
 class FieldChange:
@@ -83,7 +78,7 @@ class Operation:
 
     @property
     def entity(self) -> str:
-        """``department``, ``user`` or ``message``."""
+        """``department`` or ``user``."""
         return self.kind.value.split(".", 1)[0]
 
     @property

@@ -10,14 +10,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from orgsync.executor import ApplyResult
-from orgsync.plan import FieldChange, Operation, OpKind, Plan
-
-_MARK = {
-    "create": ("+", "green"), "adopt": ("+", "green"), "resurrect": ("+", "green"),
-    "delete": ("-", "red"), "freeze": ("!", "yellow"), "unfreeze": ("+", "green"),
-    "move": (">", "cyan"), "update": ("~", "yellow"), "set_leader": ("~", "yellow"),
-    "set_manager": ("~", "yellow"), "welcome": ("@", "blue"),
-}
+from orgsync.operations import SPECS
+from orgsync.plan import FieldChange, Operation, Plan
 
 
 def _fmt(v: Any) -> str:
@@ -47,14 +41,15 @@ def _op_lines(ops: Sequence[Operation], show_fields: bool, *, rich: bool) -> lis
     lines: list[str] = []
     esc = escape if rich else str
     for op in ops:
-        mark, colour = _MARK.get(op.kind.value.split(".", 1)[1], ("*", "white"))
+        spec = SPECS[op.kind]
+        mark, colour = spec.badge
         label = f" {esc(op.label)}" if op.label else ""
         if rich:
             lines.append(f"  [{colour}]{mark} {op.kind.value}[/] [bold]{escape(op.key)}[/]{label}"
                          f"  [dim]({escape(op.reason)})[/]")
         else:
             lines.append(f"  {mark} {op.kind.value} {op.key}{label}  ({op.reason})")
-        if show_fields and op.kind not in (OpKind.DEPT_DELETE, OpKind.USER_DELETE):
+        if show_fields and spec.lists_fields:
             lines.extend(f"      {esc(_change(c))}" for c in op.changes)
     return lines
 

@@ -30,7 +30,8 @@ from statistics import median
 
 from orgsync.config import SafetyConfig
 from orgsync.errors import SourceError
-from orgsync.plan import OpKind, Plan
+from orgsync.operations import SPECS, Departure
+from orgsync.plan import Plan
 from orgsync.state import DirectoryState, Lifecycle
 
 #: The fields that say who a person is: a change to any of them is an identity change.
@@ -58,9 +59,10 @@ def leavers(plan: Plan, current: DirectoryState) -> int:
     """
     count = 0
     for op in plan.operations:
-        if op.kind is OpKind.USER_FREEZE:
+        departure = SPECS[op.kind].departure
+        if departure is Departure.FREEZE:
             count += 1
-        elif op.kind is OpKind.USER_DELETE:
+        elif departure is Departure.DELETE:
             cur = current.users.get(op.key)
             if cur is None or cur.lifecycle is not Lifecycle.FROZEN:
                 count += 1
@@ -70,7 +72,7 @@ def leavers(plan: Plan, current: DirectoryState) -> int:
 def identity_changes(plan: Plan) -> int:
     """Managed users whose name, email or mobile ``plan`` changes (each counted once)."""
     return len({op.key for op in plan.operations
-                if op.kind in (OpKind.USER_UPDATE, OpKind.USER_MOVE)
+                if SPECS[op.kind].identity
                 and any(c.field in IDENTITY_FIELDS for c in op.changes)})
 
 
@@ -92,9 +94,9 @@ def plan_violations(plan: Plan, current: DirectoryState, cfg: SafetyConfig,
     ``history``: the leaver counts of the last ``churn_window`` applied runs
     (:meth:`orgsync.ledger.Ledger.leaver_history`).
     """
-    removals = sum(1 for op in plan.operations
-                   if op.kind in (OpKind.USER_FREEZE, OpKind.USER_DELETE))
-    dept_deletes = sum(1 for op in plan.operations if op.kind is OpKind.DEPT_DELETE)
+    destructive = [op.entity for op in plan.operations if SPECS[op.kind].destructive]
+    removals = destructive.count("user")
+    dept_deletes = destructive.count("department")
     managed = current.live_count()
     reasons: list[str] = []
     _check(reasons, cfg, "user removals (deletes + freezes)", removals, managed,

@@ -1,0 +1,270 @@
+"""One row per operation kind: all that the executor, the ledger, the safety guards,
+the messages, the diff and the renderers know about a kind.
+
+Adding a kind is: its :class:`~orgsync.plan.OpKind`, one :class:`OpSpec` row in
+:data:`SPECS`, the client method it calls (in :class:`ContactAPI` and
+:class:`orgsync.feishu.FeishuClient`) and — only if it changes the mirror in a new
+way — a :class:`MirrorChange` and the ledger function that applies it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from orgsync.errors import FeishuError
+from orgsync.plan import Operation, OpKind
+
+
+class ContactAPI(Protocol):
+    """The part of :class:`orgsync.feishu.FeishuClient` that operations call."""
+
+    async def create_department(self, body: Mapping[str, Any], *,
+                                client_token: str | None = None) -> dict[str, Any]: ...
+    async def get_department(self, department_id: str) -> dict[str, Any]: ...
+    async def patch_department(self, department_id: str,
+                               body: Mapping[str, Any]) -> dict[str, Any]: ...
+    async def delete_department(self, department_id: str) -> None: ...
+    async def create_user(self, body: Mapping[str, Any], *,
+                          client_token: str | None = None) -> dict[str, Any]: ...
+    async def get_user(self, user_id: str) -> dict[str, Any]: ...
+    async def patch_user(self, user_id: str, body: Mapping[str, Any]) -> dict[str, Any]: ...
+    async def delete_user(self, user_id: str,
+                          handover: Mapping[str, Any] | None = None) -> None: ...
+    async def resurrect_user(self, user_id: str,
+                             departments: Sequence[Mapping[str, Any]]) -> None: ...
+    async def update_user_id(self, user_id: str, new_user_id: str) -> None: ...
+
+
+class MirrorChange(enum.Enum):
+    """How a successful operation changes its row in the ledger's mirror.
+
+    The ledger switches on this and holds the SQL. Every change but ``REKEY``
+    merges the operation's ``mirror`` fields into the row, inserting it (active)
+    when it is missing.
+    """
+
+    INSERT = "insert"      # a new row, active (a create or an adopted account)
+    MERGE = "merge"        # fields only
+    DELETE = "delete"      # a department's row goes; a user's is marked deleted
+    FREEZE = "freeze"      # the user is marked frozen
+    ACTIVATE = "activate"  # the user is active again (unfrozen or resurrected)
+    REKEY = "rekey"        # the row, and every reference to it, moves to the new key
+
+
+class Departure(enum.Enum):
+    """How an operation takes a person out (the churn guard and the leaver messages read it)."""
+
+    FREEZE = "freeze"  # always the departure itself
+    DELETE = "delete"  # the departure unless they were frozen before (a grace period's end)
+
+
+class Messages(enum.Enum):
+    """The messages a successful operation owes (see :func:`orgsync.notify.arrivals`).
+
+    Leaver messages follow :class:`Departure` instead.
+    """
+
+    NONE = "none"
+    ARRIVAL = "arrival"    # a new hire's welcome and the notes to their manager and HR
+    TRANSFER = "transfer"  # when the primary department changes
+
+
+@dataclass(frozen=True, slots=True)
+class Lane:
+    """A queue of operations with its own workers: a slow class never starves the others."""
+
+    name: str
+    size: int | None  # None: the run's concurrency
+
+
+DEFAULT_LANE = Lane("default", None)
+#: Moves, freezes and unfreezes share Feishu's 1-QPS membership limits.
+MEMBERSHIP_LANE = Lane("membership", 2)
+RESURRECT_LANE = Lane("resurrect", 1)
+
+#: Performs the write; returns the Feishu open id it learned (creates), else ``None``.
+Call = Callable[[ContactAPI, Operation, str | None], Awaitable[str | None]]
+#: After a uniqueness conflict: adopts what an earlier, unanswered attempt created and
+#: patches it to the plan; returns its open id. Re-raises the error when it is not ours.
+Adopt = Callable[[ContactAPI, Operation, FeishuError], Awaitable[str | None]]
+#: After an error that may mean the write already took effect: returns the journal's
+#: note when it did; re-raises the error when it did not.
+Settle = Callable[[ContactAPI, Operation, FeishuError], Awaitable[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class OpSpec:
+    """Everything about one operation kind."""
+
+    call: Call
+    mirror: MirrorChange
+    lane: Lane = DEFAULT_LANE
+    exists: frozenset[int] = frozenset()
+    """Codes on which an earlier, unanswered attempt (journaled, never finished) may
+    have created it already; :attr:`adopt` then settles it. Such a kind is a create:
+    it carries an idempotency token per create generation."""
+    adopt: Adopt | None = None
+    gone: frozenset[int] = frozenset()
+    """Codes that may mean the write already happened; :attr:`settle` decides."""
+    settle: Settle | None = None
+    destructive: bool = False
+    """Removes or disables something: counted by the removal and department-delete guards."""
+    departure: Departure | None = None
+    identity: bool = False
+    """Its field changes are counted by the identity-change guard."""
+    arrives: bool = False
+    """Brings a user into existence or to its Feishu id: links to the user wait for it."""
+    messages: Messages = Messages.NONE
+    badge: tuple[str, str] = ("*", "white")
+    """Sign and colour in a rendered plan."""
+    lists_fields: bool = True
+    """A rendered plan lists its field changes (a delete's are what goes: not listed)."""
+
+    def __post_init__(self) -> None:
+        if bool(self.exists) != (self.adopt is not None) or \
+                bool(self.gone) != (self.settle is not None):
+            raise ValueError("exists needs adopt and gone needs settle, and the other way round")
+
+    @property
+    def tokenized(self) -> bool:
+        """A create: journaled with the idempotency token of its create generation."""
+        return self.adopt is not None
+
+
+async def _live(get: Callable[[str], Awaitable[dict[str, Any]]], feishu_id: str) -> bool:
+    """True when ``get`` finds a live entity with our custom id."""
+    try:
+        found = await get(feishu_id)
+    except FeishuError:
+        return False
+    status = found.get("status") or {}
+    return not (status.get("is_resigned") or status.get("is_deleted"))
+
+
+async def _create_department(c: ContactAPI, op: Operation, token: str | None) -> str | None:
+    dept = await c.create_department(op.payload, client_token=token)
+    return dept.get("open_department_id")
+
+
+async def _patch_department(c: ContactAPI, op: Operation, token: str | None) -> str | None:
+    await c.patch_department(op.feishu_id, op.payload)
+    return None
+
+
+async def _delete_department(c: ContactAPI, op: Operation, token: str | None) -> str | None:
+    await c.delete_department(op.feishu_id)
+    return None
+
+
+async def _adopt_department(c: ContactAPI, op: Operation, exc: FeishuError) -> str | None:
+    if not await _live(c.get_department, op.feishu_id):
+        raise exc
+    body = {k: v for k, v in op.payload.items() if k != "department_id"}
+    dept = await c.patch_department(op.feishu_id, body)
+    return dept.get("open_department_id")
+
+
+async def _create_user(c: ContactAPI, op: Operation, token: str | None) -> str | None:
+    user = await c.create_user(op.payload, client_token=token)
+    return user.get("open_id")
+
+
+async def _patch_user(c: ContactAPI, op: Operation, token: str | None) -> str | None:
+    await c.patch_user(op.feishu_id, op.payload)
+    return None
+
+
+async def _adopt_account(c: ContactAPI, op: Operation, token: str | None) -> str | None:
+    user = await c.patch_user(op.feishu_id, op.payload)
+    return user.get("open_id")
+
+
+async def _delete_user(c: ContactAPI, op: Operation, token: str | None) -> str | None:
+    await c.delete_user(op.feishu_id, op.payload or None)
+    return None
+
+
+async def _resurrect_user(c: ContactAPI, op: Operation, token: str | None) -> str | None:
+    await c.resurrect_user(op.feishu_id, op.payload["departments"])
+    return None
+
+
+async def _rekey_user(c: ContactAPI, op: Operation, token: str | None) -> str | None:
+    if op.payload:  # else an adopted account: its user_id is not the key
+        await c.update_user_id(op.feishu_id, op.payload["new_user_id"])
+    return None
+
+
+async def _adopt_user(c: ContactAPI, op: Operation, exc: FeishuError) -> str | None:
+    if not await _live(c.get_user, op.feishu_id):
+        raise exc
+    body = {k: v for k, v in op.payload.items() if k != "user_id"}
+    user = await c.patch_user(op.feishu_id, body)
+    return user.get("open_id")
+
+
+async def _already_gone(c: ContactAPI, op: Operation, exc: FeishuError) -> str:
+    return f"already gone in Feishu ({exc.code})"
+
+
+async def _already_rekeyed(c: ContactAPI, op: Operation, exc: FeishuError) -> str:
+    # The old id is gone and the new one is live: an attempt whose answer was lost
+    # (a retry of this call, or a run killed before journaling) changed it.
+    if await _live(c.get_user, op.payload["new_user_id"]) and \
+            not await _live(c.get_user, op.feishu_id):
+        return "id already changed (an earlier attempt's answer was lost)"
+    raise exc
+
+
+#: Uniqueness conflicts a create can meet when an earlier, interrupted attempt of
+#: the same create went through: id, name/order among siblings; user_id, mobile,
+#: email, employee_no. Feishu's order of checks is undocumented, so any of them.
+_DEPT_EXISTS = frozenset({43007, 43022, 43005})
+_USER_EXISTS = frozenset({41011, 41001, 41002, 44051})
+#: Codes that mean "already gone" on a delete (by our reading of feishu-api.md §6).
+_GONE = frozenset({40015, 99992380, 99992357, 99992360, 99992351, 42006})
+
+_ADDED = ("+", "green")
+_CHANGED = ("~", "yellow")
+
+SPECS: Mapping[OpKind, OpSpec] = {
+    OpKind.DEPT_CREATE: OpSpec(_create_department, MirrorChange.INSERT, exists=_DEPT_EXISTS,
+                               adopt=_adopt_department, badge=_ADDED),
+    OpKind.DEPT_UPDATE: OpSpec(_patch_department, MirrorChange.MERGE, badge=_CHANGED),
+    OpKind.DEPT_MOVE: OpSpec(_patch_department, MirrorChange.MERGE, badge=(">", "cyan")),
+    OpKind.DEPT_SET_LEADER: OpSpec(_patch_department, MirrorChange.MERGE, badge=_CHANGED),
+    OpKind.DEPT_DELETE: OpSpec(_delete_department, MirrorChange.DELETE, gone=_GONE,
+                               settle=_already_gone, destructive=True, badge=("-", "red"),
+                               lists_fields=False),
+    OpKind.USER_CREATE: OpSpec(_create_user, MirrorChange.INSERT, exists=_USER_EXISTS,
+                               adopt=_adopt_user, arrives=True, messages=Messages.ARRIVAL,
+                               badge=_ADDED),
+    OpKind.USER_ADOPT: OpSpec(_adopt_account, MirrorChange.INSERT, arrives=True,
+                              messages=Messages.ARRIVAL, badge=_ADDED),
+    OpKind.USER_REKEY: OpSpec(_rekey_user, MirrorChange.REKEY, gone=_GONE | _USER_EXISTS,
+                              settle=_already_rekeyed, arrives=True),
+    OpKind.USER_RESURRECT: OpSpec(_resurrect_user, MirrorChange.ACTIVATE, lane=RESURRECT_LANE,
+                                  arrives=True, messages=Messages.ARRIVAL, badge=_ADDED),
+    OpKind.USER_UPDATE: OpSpec(_patch_user, MirrorChange.MERGE, identity=True,
+                               messages=Messages.TRANSFER, badge=_CHANGED),
+    OpKind.USER_MOVE: OpSpec(_patch_user, MirrorChange.MERGE, lane=MEMBERSHIP_LANE,
+                             identity=True, messages=Messages.TRANSFER, badge=(">", "cyan")),
+    OpKind.USER_SET_MANAGER: OpSpec(_patch_user, MirrorChange.MERGE, badge=_CHANGED),
+    OpKind.USER_FREEZE: OpSpec(_patch_user, MirrorChange.FREEZE, lane=MEMBERSHIP_LANE,
+                               destructive=True, departure=Departure.FREEZE,
+                               badge=("!", "yellow")),
+    OpKind.USER_UNFREEZE: OpSpec(_patch_user, MirrorChange.ACTIVATE, lane=MEMBERSHIP_LANE,
+                                 badge=_ADDED),
+    OpKind.USER_DELETE: OpSpec(_delete_user, MirrorChange.DELETE, gone=_GONE,
+                               settle=_already_gone, destructive=True,
+                               departure=Departure.DELETE, badge=("-", "red"),
+                               lists_fields=False),
+}
+
+
+def kinds(where: Callable[[OpSpec], bool]) -> tuple[OpKind, ...]:
+    """The kinds whose spec satisfies ``where``, in kind order; e.g. ``kinds(lambda s: s.arrives)``."""
+    return tuple(k for k in OpKind if where(SPECS[k]))
