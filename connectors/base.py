@@ -13,7 +13,7 @@ Contract for connector authors:
   Never a partial org: a missing file, a dropped connection or a missing
   column must abort the run, or the diff would see everyone as a leaver.
 * A *row* that cannot be used is not a reason to abort: report it as an
-  :class:`~orgsync.issues.Issue` (``severity="error"``, ``where`` = the row's
+  :class:`~orgsync.source.Issue` (``severity="error"``, ``where`` = the row's
   position) and put its key, when known, into the held sets so that the diff
   leaves it alone. :func:`orgsync.validate.validate` runs afterwards for the
   rules every source shares.
@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, Self
 
-from orgsync.issues import SourceData
+from orgsync.source import SourceData
 
 
 class Connector(Protocol):

@@ -19,7 +19,7 @@ Everything is read as text, so leading zeros survive; cells are stripped and
 empty cells become ``None``. A file that cannot be read or decoded, or that lacks
 a required column, raises :class:`~orgsync.errors.SourceError` — never a partial
 org. A bad *row* (empty id, duplicate id, bad date, type, status or order) becomes
-an :class:`~orgsync.issues.Issue` at ``file:line`` and its key is held. Ids,
+an :class:`~orgsync.source.Issue` at ``file:line`` and its key is held. Ids,
 ``employee_no`` and mobiles that Excel turned into scientific notation
 (``1.38E+10``: the digits are gone) are such bad cells.
 
@@ -72,11 +72,11 @@ from connectors.mapping import (
 )
 from connectors.source_options import mobile_region
 from orgsync.errors import SourceError
-from orgsync.heap import paused_gc
+from orgsync.gcpause import paused_gc
 from orgsync.identity import Identity
-from orgsync.issues import EntityKind, Issue, SourceData
 from orgsync.model import Department, Employee, EmployeeType, Snapshot, Status
 from orgsync.options import Section
+from orgsync.source import EntityKind, Issue, SourceData
 
 # canonical column -> required?
 DEPARTMENT_COLUMNS: dict[str, bool] = {

@@ -38,7 +38,7 @@ of a list; ``mobile`` is normalised to E.164 (region ``CN`` unless configured);
 English or Chinese names; ``status`` accepts active/terminated, 在职/离职 and
 booleans; id-like fields that look like Excel's scientific notation
 (``1.38E+10``) are errors. Every problem is a ``(field, reason)`` pair that the
-connector turns into an :class:`~orgsync.issues.Issue` naming the record.
+connector turns into an :class:`~orgsync.source.Issue` naming the record.
 """
 
 from __future__ import annotations
@@ -53,9 +53,9 @@ from typing import Any, Literal
 
 from orgsync.errors import ConfigError
 from orgsync.identity import Identity
-from orgsync.issues import EntityKind, Issue
 from orgsync.model import Department, Employee, EmployeeType, Status
 from orgsync.options import did_you_mean
+from orgsync.source import EntityKind, Issue
 
 EMPLOYEE_FIELDS = tuple(f.name for f in dataclasses.fields(Employee))
 DEPARTMENT_FIELDS = tuple(f.name for f in dataclasses.fields(Department))

@@ -14,8 +14,8 @@ from typing import Any
 
 from connectors.mapping import FieldRule, parse_rules
 from orgsync.errors import ConfigError
-from orgsync.issues import EntityKind
 from orgsync.options import Section
+from orgsync.source import EntityKind
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

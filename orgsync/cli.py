@@ -20,17 +20,19 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from orgsync import __version__, logs
 from orgsync.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, OrgsyncError
 from orgsync.urls import mask_url, mask_urls
+
+if TYPE_CHECKING:
+    from orgsync import render
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Keep a Feishu (Lark) directory in step with your HR system.")
@@ -84,31 +86,6 @@ def _load(path: Path) -> Any:
     return cfg
 
 
-class _Bar:
-    """A progress bar over a plan's operations (silent when stdout is not a terminal)."""
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-        self.progress: Progress | None = None
-        self.task: Any = None
-
-    def start(self, total: int) -> None:
-        if total and self.console.is_terminal:
-            self.progress = Progress(TextColumn("applying"), BarColumn(), MofNCompleteColumn(),
-                                     TimeElapsedColumn(), console=self.console, transient=True)
-            self.progress.start()
-            self.task = self.progress.add_task("apply", total=total)
-
-    def advance(self, _result: object) -> None:
-        if self.progress is not None:
-            self.progress.advance(self.task)
-
-    def stop(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
-
-
 def _reported(outcome: Any) -> int:
     """Print what an applying run did (or that it was declined); its exit code."""
     from orgsync import render
@@ -121,7 +98,7 @@ def _reported(outcome: Any) -> int:
     return int(outcome.exit_code)
 
 
-def _confirmer(bar: _Bar, *, yes: bool) -> Callable[[Any], bool]:
+def _confirmer(bar: render.ProgressBar, *, yes: bool) -> Callable[[Any], bool]:
     """Ask before applying (unless ``yes``; never without a terminal), then start ``bar``."""
 
     def confirm(p: Any) -> bool:
@@ -218,7 +195,7 @@ def _apply(config: Path, *, yes: bool, accept_shrink: bool, approve: str | None 
     from orgsync import render
     from orgsync.runner import run_once
 
-    bar = _Bar(out)
+    bar = render.ProgressBar(out)
     confirm = _confirmer(bar, yes=yes)
 
     def go() -> int:
@@ -377,7 +354,7 @@ def daemon(config: ConfigOpt = Path("orgsync.yaml")) -> None:
     One run at a time; with several replicas on one ledger only the leader syncs.
     SIGTERM or SIGINT stops it cleanly (exit 0).
     """
-    from orgsync.daemon import run_daemon
+    from orgsync.daemon.service import run_daemon
 
     raise typer.Exit(_guard(lambda: run_daemon(_load(config))))
 
@@ -400,7 +377,7 @@ def resync(
     from orgsync.errors import EXIT_APPLY_FAILED, EXIT_BUSY, EXIT_HELD
     from orgsync.runner import run_once
 
-    bar = _Bar(out)
+    bar = render.ProgressBar(out)
     confirm = _confirmer(bar, yes=yes)
 
     def remote(cfg: Any) -> int:

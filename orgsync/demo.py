@@ -54,10 +54,8 @@ async def count_feishu(config: Config) -> tuple[int, int, int]:
 
 def _week(console: Console, title: str, config: Config, ledger: Ledger,
           now: datetime | None = None) -> RunOutcome:
-    from orgsync.cli import _Bar
-
     console.rule(f"[bold]{title}")
-    bar = _Bar(console)
+    bar = render.ProgressBar(console)
 
     def show(p: Any) -> None:
         render.render_text(p, console, limit=None if len(p.operations) <= 60 else 24)

@@ -33,10 +33,10 @@ from typing import Any, Literal
 from orgsync.feishu import schema
 from orgsync.feishu.schema import KEEP_WHEN_UNSET, ROOT, USER_VALUE_FIELDS
 from orgsync.identity import feishu_department_id, feishu_user_id
-from orgsync.issues import Issue, SourceData
 from orgsync.model import Department, Employee, Snapshot, Status
 from orgsync.operations import kinds
 from orgsync.plan import FieldChange, Operation, OpKind, Plan, op_id, topological
+from orgsync.source import Issue, SourceData
 from orgsync.state import DirectoryState, Lifecycle, MirrorUser
 
 _SHOW_ROWS = 5  # held rows a note names before "and N more"

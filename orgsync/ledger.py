@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
     Connection,
     Engine,
@@ -39,15 +38,24 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import make_url
-from sqlmodel import Field, Session, SQLModel, create_engine, select
+from sqlmodel import Session, create_engine, select
 
 from orgsync import ledger_faults, migrations
 from orgsync.errors import Fenced, LedgerError
-from orgsync.heap import paused_gc
+from orgsync.gcpause import paused_gc
 from orgsync.model import Employee, department_from_fields
 from orgsync.operations import SPECS, MirrorChange
 from orgsync.plan import Operation, OpKind
 from orgsync.state import DirectoryState, Lifecycle, MirrorDepartment, MirrorUser
+from orgsync.tables import (
+    HeldPlanRow,
+    JournalRow,
+    MetaRow,
+    MirrorDepartmentRow,
+    MirrorUserRow,
+    NotificationRow,
+    RunRow,
+)
 from orgsync.urls import PERCENT_ENCODE, mask_url, mask_urls, userinfo_is_ambiguous
 
 SCHEMA_VERSION = 1
@@ -57,118 +65,6 @@ WRITER_KEY = "writer"
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-class RunRow(SQLModel, table=True):
-    """One run of orgsync (plan, apply, resync …)."""
-
-    __tablename__ = "runs"
-    id: str = Field(primary_key=True)
-    mode: str
-    status: str = "running"
-    plan_id: str | None = None
-    started_at: datetime
-    finished_at: datetime | None = None
-    summary: str = "{}"
-    error: str | None = None
-
-
-class JournalRow(SQLModel, table=True):
-    """One Feishu write: journaled before the call, finished after it."""
-
-    __tablename__ = "journal"
-    id: int | None = Field(default=None, primary_key=True)
-    run_id: str = Field(index=True)
-    plan_id: str
-    op_id: str
-    kind: str
-    target_key: str = Field(index=True)
-    feishu_id: str
-    client_token: str
-    status: str = "started"
-    code: int | None = None
-    message: str | None = None
-    started_at: datetime
-    finished_at: datetime | None = None
-
-
-class MirrorDepartmentRow(SQLModel, table=True):
-    """A managed department as last applied."""
-
-    __tablename__ = "mirror_departments"
-    key: str = Field(primary_key=True)
-    feishu_id: str
-    open_id: str | None = None
-    fields: str
-    updated_at: datetime
-
-
-class MirrorUserRow(SQLModel, table=True):
-    """A managed user as last applied, with lifecycle dates."""
-
-    __tablename__ = "mirror_users"
-    key: str = Field(primary_key=True)
-    feishu_id: str
-    open_id: str | None = None
-    fields: str
-    #: :meth:`Employee.fingerprint` of ``fields`` (``None``: unknown, the row is decoded).
-    fingerprint: int | None = Field(default=None, sa_type=BigInteger)
-    lifecycle: str = "active"
-    frozen_at: datetime | None = None
-    deleted_at: datetime | None = None
-    updated_at: datetime
-
-
-class HeldPlanRow(SQLModel, table=True):
-    """A plan held by a safety threshold, until approved by its id."""
-
-    __tablename__ = "held_plans"
-    plan_id: str = Field(primary_key=True)
-    checksum: str
-    reasons: str
-    summary: str
-    status: str = "held"  # held | approved | applied
-    created_at: datetime
-    approved_at: datetime | None = None
-
-
-class NotificationRow(SQLModel, table=True):
-    """One message orgsync owes (see :mod:`orgsync.notify`), keyed by its event.
-
-    ``event`` is ``<kind>:<target>`` (``welcome:E0001``, ``report:<run id>``), or
-    ``<kind>@<qualifier>…:<target>`` for an event that can happen to one target
-    more than once (``leaver_note@<run id>:E0001``; see :func:`event_kind_target`);
-    ``uuid`` is Feishu's dedup key for it. ``status``: ``pending`` (not sent yet:
-    not due, or the receiver cannot be reached yet), ``sending`` (an attempt began
-    and its answer was never recorded: a crash, or in flight), ``sent``, ``expired``
-    (still unreachable after the retry window), ``failed`` (Feishu refused it for
-    good), ``cancelled`` (nobody left to send it to) or ``unknown`` (an attempt
-    never confirmed, too old to be re-sent under its uuid: maybe delivered, maybe
-    not; see :mod:`orgsync.notify`). ``attempts`` counts sends begun;
-    ``last_tried_at`` is when the latest began — while ``sending``, the first
-    attempt still unanswered, which Feishu's dedup window counts from.
-    """
-
-    __tablename__ = "notifications"
-    event: str = Field(primary_key=True)
-    kind: str = Field(index=True)
-    target: str
-    uuid: str
-    status: str = Field(default="pending", index=True)
-    attempts: int = 0
-    created_at: datetime
-    last_tried_at: datetime | None = None
-    sent_at: datetime | None = None
-    code: int | None = None
-    message: str | None = None
-
-
-class MetaRow(SQLModel, table=True):
-    """Small key/value facts: schema version, last good snapshot size."""
-
-    __tablename__ = "meta"
-    key: str = Field(primary_key=True)
-    value: str
 
 
 def make_engine(url: str) -> Engine:

@@ -76,10 +76,11 @@ import structlog
 from orgsync.config import NotifyConfig
 from orgsync.errors import FeishuError
 from orgsync.executor import ApplyResult
-from orgsync.ledger import Ledger, NotificationRow, event_kind_target
+from orgsync.ledger import Ledger, event_kind_target
 from orgsync.operations import Departure, Messages, kinds
 from orgsync.plan import FieldChange, Operation, Plan
 from orgsync.state import DirectoryState, Lifecycle, MirrorUser
+from orgsync.tables import NotificationRow
 from orgsync.templates import Template
 
 log = structlog.get_logger("orgsync.notify")

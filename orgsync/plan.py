@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from orgsync.issues import Issue
+from orgsync.source import Issue
 
 
 class OpKind(enum.StrEnum):

@@ -23,8 +23,8 @@ from rich.table import Table
 from connectors.registry import build_connector
 from orgsync.config import Config, config_from_dict, load_config
 from orgsync.errors import ConfigError, OrgsyncError, SourceError
-from orgsync.issues import SourceData
 from orgsync.model import Status
+from orgsync.source import SourceData
 from orgsync.urls import mask_urls
 from orgsync.validate import validate
 

@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from orgsync.identity import Identity, KeyRules, feishu_user_id, mobile_digits, resolve
-from orgsync.issues import Issue, SourceData
 from orgsync.model import Snapshot, Status
+from orgsync.source import Issue, SourceData
 from orgsync.state import DirectoryState, Lifecycle, MirrorUser
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from orgsync.executor import ApplyResult
 from orgsync.operations import SPECS
@@ -129,3 +130,28 @@ def render_result(result: ApplyResult, console: Console) -> None:
         elif r.status == "skipped":
             console.print(f"  [yellow]- {escape(op_line(r.op))}[/]: {escape(r.message or '')}",
                           highlight=False)
+
+
+class ProgressBar:
+    """A progress bar over a plan's operations (silent when stdout is not a terminal)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress: Progress | None = None
+        self.task: Any = None
+
+    def start(self, total: int) -> None:
+        if total and self.console.is_terminal:
+            self.progress = Progress(TextColumn("applying"), BarColumn(), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), console=self.console, transient=True)
+            self.progress.start()
+            self.task = self.progress.add_task("apply", total=total)
+
+    def advance(self, _result: object) -> None:
+        if self.progress is not None:
+            self.progress.advance(self.task)
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 import structlog
 
 from connectors.registry import build_connector
-from orgsync import heap, notify
+from orgsync import gcpause, notify
 from orgsync.config import Config
 from orgsync.diff import DiffPolicy, diff
 from orgsync.errors import (
@@ -35,14 +35,14 @@ from orgsync.errors import (
 )
 from orgsync.executor import ApplyResult, Executor, OpResult
 from orgsync.feishu import ClientStats, FeishuClient
+from orgsync.feishu.reader import read_directory
 from orgsync.identity import KeyRules
-from orgsync.issues import Issue, SourceData
 from orgsync.ledger import Ledger
 from orgsync.model import Status
 from orgsync.plan import Plan
-from orgsync.reader import read_directory
 from orgsync.reconcile import apply_renames, reconcile
 from orgsync.safety import check_source, leavers, plan_violations
+from orgsync.source import Issue, SourceData
 from orgsync.state import DirectoryState, Lifecycle, MirrorDepartment, MirrorUser
 from orgsync.urls import mask_urls
 from orgsync.validate import validate
@@ -394,7 +394,7 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
         # The source and the mirror stay alive for the whole run: the collector is
         # paused while they are built and they are frozen out of its later scans
         # (thawed when the run ends).
-        with heap.paused_gc(freeze=True):
+        with gcpause.paused_gc(freeze=True):
             planned = await make_plan(config, ledger, client, full=full, rebuild_mirror=apply,
                                       accept_shrink=accept_shrink, now=now)
         plan = planned.plan
@@ -449,6 +449,6 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
                              notify.failed_text(run_id, str(exc)))
         raise
     finally:
-        heap.thaw()
+        gcpause.thaw()
         structlog.contextvars.unbind_contextvars("run_id")
         await client.aclose()

@@ -31,8 +31,8 @@ from collections.abc import Callable, Iterable
 from collections.abc import Set as AbstractSet
 from typing import TypeVar
 
-from orgsync.issues import EntityKind, Issue, SourceData
 from orgsync.model import Department, Employee, EmployeeType, Snapshot, Status
+from orgsync.source import EntityKind, Issue, SourceData
 
 MAX_NAME = 255
 MAX_EN_NAME = 255

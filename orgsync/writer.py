@@ -1,7 +1,7 @@
 """One writer per ledger: the lock every writing run holds, and its fencing token.
 
 ``orgsync apply``, ``approve``, ``resync`` and every run of the daemon hold it
-(:func:`holding`). The daemon's leader election (:mod:`orgsync.leader`) only
+(:func:`holding`). The daemon's leader election (:mod:`orgsync.daemon.leader`) only
 decides which replica schedules runs; each of its runs then takes this lock like
 a command does, and a scheduled run that finds it taken is skipped. ``plan`` and
 ``check`` write nothing to Feishu or the mirror (only their run record) and take
@@ -55,8 +55,8 @@ from typing import ClassVar
 import structlog
 from sqlalchemy.engine import make_url
 
+from orgsync.daemon.leader import LeaderLock, PostgresLeaderLock, ProcessLeaderLock
 from orgsync.errors import LedgerError, WriterBusy
-from orgsync.leader import LeaderLock, PostgresLeaderLock, ProcessLeaderLock
 from orgsync.ledger import WRITER_KEY, Fence, Ledger
 
 log = structlog.get_logger("orgsync.writer")

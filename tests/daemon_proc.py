@@ -3,7 +3,7 @@
 ``write_config``   a daemon config (YAML) against a sandbox, a CSV source and a ledger;
 ``DaemonProcess``  ``python -m orgsync.cli daemon`` as a subprocess: admin calls, metrics,
                    JSON log lines, signals;
-``InProcessDaemon`` a :class:`orgsync.daemon.Daemon` serving in a background thread.
+``InProcessDaemon`` a :class:`orgsync.daemon.service.Daemon` serving in a background thread.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from orgsync.config import Config, config_from_dict
-from orgsync.daemon import Daemon
+from orgsync.daemon.service import Daemon
 from orgsync.sandbox import SandboxServer
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 
 from orgsync.config import Config, config_from_dict
 from orgsync.feishu import FeishuClient
+from orgsync.feishu.reader import read_directory
 from orgsync.ledger import Ledger
-from orgsync.reader import read_directory
 from orgsync.runner import RunOutcome, run_once
 from orgsync.sandbox import SandboxServer
 from orgsync.state import DirectoryState

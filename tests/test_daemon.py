@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 
 from orgsync.config import Config, config_from_dict, cron_fields, load_config
-from orgsync.daemon import CANCEL_WAIT
+from orgsync.daemon.service import CANCEL_WAIT
 from orgsync.errors import EXIT_BUSY, ConfigError
 from orgsync.feishu import FeishuClient
+from orgsync.feishu.reader import read_directory
 from orgsync.ledger import Ledger
 from orgsync.model import Snapshot
 from orgsync.options import parse_duration
-from orgsync.reader import read_directory
 from orgsync.runner import make_plan
 from orgsync.sandbox import SandboxServer
 from orgsync.state import DirectoryState

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from orgsync.diff import DiffPolicy, diff
-from orgsync.issues import SourceData
 from orgsync.model import Department, Employee, Snapshot, Status
 from orgsync.plan import OpKind, Plan, op_id
+from orgsync.source import SourceData
 from orgsync.state import DirectoryState, MirrorDepartment, MirrorUser
 
 

@@ -14,9 +14,9 @@ from typing import Any
 from orgsync.diff import diff
 from orgsync.errors import FeishuTerminal
 from orgsync.executor import Executor
-from orgsync.issues import SourceData
 from orgsync.ledger import Ledger
 from orgsync.model import Department, Employee, Snapshot
+from orgsync.source import SourceData
 from orgsync.state import DirectoryState
 
 

@@ -12,10 +12,10 @@ from sqlalchemy import text
 
 from orgsync.bench.mirror import fill_mirror
 from orgsync.diff import DiffPolicy, diff
-from orgsync.issues import SourceData
 from orgsync.ledger import Ledger
 from orgsync.model import Employee, EmployeeType, Status
 from orgsync.plan import OpKind
+from orgsync.source import SourceData
 from orgsync.synth import generate_org
 
 # Without the three separator control characters (see Employee.fingerprint).

@@ -17,7 +17,7 @@ from alembic import command
 from sqlalchemy import create_engine, inspect, text
 from sqlmodel import SQLModel
 
-from orgsync.leader import FileLeaderLock, PostgresLeaderLock, leader_lock
+from orgsync.daemon.leader import FileLeaderLock, PostgresLeaderLock, leader_lock
 from orgsync.ledger import Ledger
 from orgsync.migrations import (
     BASELINE,

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from orgsync.config import config_from_dict
 from orgsync.feishu import FeishuClient
+from orgsync.feishu.reader import read_directory
 from orgsync.ledger import Ledger
 from orgsync.model import Department, Employee, Snapshot
-from orgsync.reader import read_directory
 from orgsync.runner import run_once
 from orgsync.sandbox import SandboxServer
 from orgsync.state import DirectoryState

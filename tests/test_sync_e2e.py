@@ -19,11 +19,11 @@ import pytest
 from orgsync.config import Config, config_from_dict
 from orgsync.diff import diff
 from orgsync.feishu import FeishuClient
-from orgsync.issues import SourceData
 from orgsync.ledger import Ledger
 from orgsync.model import Department, Employee, Snapshot
 from orgsync.runner import RunOutcome, run_once
 from orgsync.sandbox import SandboxServer
+from orgsync.source import SourceData
 from orgsync.state import DirectoryState
 from orgsync.synth import generate_org, next_week, write_csv
 from tests.sandbox_run import read_back

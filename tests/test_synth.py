@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from orgsync.issues import SourceData
 from orgsync.model import EmployeeType, Snapshot, Status
+from orgsync.source import SourceData
 from orgsync.synth import generate_org, next_week, write_csv
 from orgsync.validate import validate
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from orgsync.issues import Issue, SourceData
 from orgsync.model import Department, Employee, EmployeeType, Snapshot, Status
+from orgsync.source import Issue, SourceData
 from orgsync.synth import generate_org
 from orgsync.validate import MAX_DEPTH, mobile_problem, validate
 

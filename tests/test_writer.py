@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from orgsync.daemon.leader import FileLeaderLock
 from orgsync.errors import EXIT_BUSY, Fenced, WriterBusy
-from orgsync.leader import FileLeaderLock
 from orgsync.ledger import WRITER_KEY, Ledger
 from orgsync.plan import Operation, OpKind
 from orgsync.writer import Holder, WriterLock

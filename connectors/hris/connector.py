@@ -63,9 +63,9 @@ from connectors.mapping import (
 )
 from connectors.source_options import mobile_region, read_mapping, with_preset
 from orgsync.errors import SourceError
-from orgsync.issues import SourceData
 from orgsync.model import Snapshot
 from orgsync.options import Section
+from orgsync.source import SourceData
 from orgsync.urls import mask_url
 
 log = structlog.get_logger("orgsync.connectors.hris")

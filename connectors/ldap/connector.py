@@ -71,9 +71,9 @@ from connectors.mapping import (
 )
 from connectors.source_options import mobile_region, read_mapping, with_preset
 from orgsync.errors import SourceError
-from orgsync.issues import Issue, SourceData
 from orgsync.model import Department, Snapshot
 from orgsync.options import Section
+from orgsync.source import Issue, SourceData
 from orgsync.urls import mask_url
 
 log = structlog.get_logger("orgsync.connectors.ldap")

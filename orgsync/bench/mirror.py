@@ -17,8 +17,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orgsync.identity import feishu_department_id, feishu_user_id
-from orgsync.ledger import Ledger, MirrorDepartmentRow, MirrorUserRow
+from orgsync.ledger import Ledger
 from orgsync.model import Snapshot
+from orgsync.tables import MirrorDepartmentRow, MirrorUserRow
 
 _CHUNK = 5_000
 

@@ -51,7 +51,7 @@ def stage_times(config_path: Path) -> dict[str, float]:
     values Feishu already holds, no Feishu lookup.
     """
     from connectors.registry import build_connector
-    from orgsync import heap, render
+    from orgsync import gcpause, render
     from orgsync.config import load_config
     from orgsync.diff import DiffPolicy, diff
     from orgsync.ledger import Ledger
@@ -62,7 +62,7 @@ def stage_times(config_path: Path) -> dict[str, float]:
     cfg = load_config(config_path)
     ledger = Ledger(cfg.ledger.url)
     t["config_and_ledger_open"] = time.perf_counter() - start
-    with heap.paused_gc():
+    with gcpause.paused_gc():
         mark = time.perf_counter()
         raw = build_connector(cfg.source).read()
         t["read_csv"] = time.perf_counter() - mark
@@ -91,8 +91,8 @@ def import_seconds() -> tuple[float, float]:
 
 def run(sizes: Sizes, ctx: Context) -> BenchResult:
     """Build the org, fill the mirror, time ``orgsync plan`` and the yardstick."""
-    from orgsync.issues import SourceData
     from orgsync.ledger import Ledger
+    from orgsync.source import SourceData
     from orgsync.validate import validate
 
     result = BenchResult(NAME)

@@ -2,7 +2,7 @@
 
 The sandbox is seeded (no API calls) with a synthetic org and enforces the
 documented limits with ``latency_ms`` added to every call;
-:func:`orgsync.reader.read_directory` (the read of ``orgsync resync``) then reads
+:func:`orgsync.feishu.reader.read_directory` (the read of ``orgsync resync``) then reads
 it all back. The share of the allowed read rate compares the arrival span of
 every read call with the fastest legal schedule of the busiest read API
 (``find_by_department``, 1000/min and 50/s); every page must be read once.
@@ -20,7 +20,7 @@ from orgsync.bench.report import BenchResult, Figure
 from orgsync.bench.seed import sandbox_state
 from orgsync.bench.sizes import Sizes
 from orgsync.feishu import FeishuClient, FeishuSettings
-from orgsync.reader import read_directory
+from orgsync.feishu.reader import read_directory
 from orgsync.state import DirectoryState
 from orgsync.synth import generate_org
 

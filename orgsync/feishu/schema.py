@@ -15,7 +15,7 @@ entity's key (departments, manager, parent, leader) are *links*: they cross thro
 the id maps, so the body and record builders below translate them, not the row.
 
 The diff (:mod:`orgsync.diff`) builds its bodies and the reader
-(:mod:`orgsync.reader`) its records with the functions at the end of this module,
+(:mod:`orgsync.feishu.reader`) its records with the functions at the end of this module,
 and neither names a Feishu field itself.
 """
 

@@ -9,7 +9,7 @@ existed (tables, but no ``alembic_version``) as revision ``0001``.
 
 Adding a table or a column
 --------------------------
-1. Change the SQLModel classes in :mod:`orgsync.ledger` (new tables there, or in
+1. Change the SQLModel classes in :mod:`orgsync.tables` (new tables there, or in
    a module that ``orgsync/migrations/env.py`` imports).
 2. Generate the revision from the difference between the models and the newest
    schema::
@@ -159,7 +159,7 @@ def pending_changes(engine: Engine) -> list[Any]:
     from alembic.runtime.migration import MigrationContext
     from sqlmodel import SQLModel
 
-    import orgsync.ledger  # noqa: F401 - registers the tables
+    import orgsync.tables  # noqa: F401 - registers the tables
 
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})

@@ -7,7 +7,7 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import orgsync.ledger  # noqa: F401 - importing the ledger registers its tables in the metadata
+import orgsync.tables  # noqa: F401 - importing the tables registers them in the metadata
 
 
 def _run() -> None:

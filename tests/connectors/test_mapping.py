@@ -20,8 +20,8 @@ from connectors.mapping import (
 )
 from connectors.source_options import deep_merge, merge_preset
 from orgsync.errors import ConfigError
-from orgsync.issues import EntityKind
 from orgsync.model import EmployeeType, Status
+from orgsync.source import EntityKind
 
 ENT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 RECORD: dict[str, Any] = {

@@ -17,10 +17,10 @@ import httpx
 
 from orgsync.config import Config, config_from_dict
 from orgsync.diff import diff
-from orgsync.issues import SourceData
 from orgsync.ledger import Ledger
 from orgsync.model import Snapshot
 from orgsync.sandbox import SandboxServer
+from orgsync.source import SourceData
 from orgsync.state import DirectoryState
 
 

@@ -12,7 +12,7 @@ Contracts:
 * **One run at a time.** A trigger (schedule, ``POST /resync``) while a run is
   going is queued in a single pending slot: a second trigger folds into it (a
   full resync covers an incremental), so work never piles up.
-* **Leadership** (:mod:`orgsync.leader`): only the process holding the ledger's
+* **Leadership** (:mod:`orgsync.daemon.leader`): only the process holding the ledger's
   leader lock schedules runs; the others poll every ``leader_poll`` seconds and
   take over when the leader dies. A leader that loses its lock stops scheduling.
 * **One writer** (:mod:`orgsync.writer`): each run holds the ledger's writer lock,
@@ -51,14 +51,15 @@ from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped
 from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
 
 from orgsync import writer
-from orgsync.admin import Ticket, build_admin_app
 from orgsync.config import Config, cron_fields
+from orgsync.daemon.admin import Ticket, build_admin_app
+from orgsync.daemon.leader import LeaderLock, leader_lock
+from orgsync.daemon.metrics import CONTENT_TYPE, DaemonMetrics
 from orgsync.errors import EXIT_ERROR, EXIT_OK, OrgsyncError, PlanHeld, WriterBusy
 from orgsync.feishu.client import ClientStats
-from orgsync.leader import LeaderLock, leader_lock
-from orgsync.ledger import Ledger, RunRow
-from orgsync.metrics import CONTENT_TYPE, DaemonMetrics
+from orgsync.ledger import Ledger
 from orgsync.runner import RunOutcome, run_once
+from orgsync.tables import RunRow
 from orgsync.urls import mask_url, mask_urls
 
 log = structlog.get_logger("orgsync.daemon")

@@ -1,0 +1,125 @@
+"""The ledger's tables (SQLModel): runs, the journal, the mirror, held plans, messages, meta.
+
+Their own module so that both :mod:`orgsync.ledger` (which reads and writes them) and
+:mod:`orgsync.migrations` (which compares them with the schema) import them without
+importing each other. A change here needs a migration (see :mod:`orgsync.migrations`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger
+from sqlmodel import Field, SQLModel
+
+
+class RunRow(SQLModel, table=True):
+    """One run of orgsync (plan, apply, resync …)."""
+
+    __tablename__ = "runs"
+    id: str = Field(primary_key=True)
+    mode: str
+    status: str = "running"
+    plan_id: str | None = None
+    started_at: datetime
+    finished_at: datetime | None = None
+    summary: str = "{}"
+    error: str | None = None
+
+
+class JournalRow(SQLModel, table=True):
+    """One Feishu write: journaled before the call, finished after it."""
+
+    __tablename__ = "journal"
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(index=True)
+    plan_id: str
+    op_id: str
+    kind: str
+    target_key: str = Field(index=True)
+    feishu_id: str
+    client_token: str
+    status: str = "started"
+    code: int | None = None
+    message: str | None = None
+    started_at: datetime
+    finished_at: datetime | None = None
+
+
+class MirrorDepartmentRow(SQLModel, table=True):
+    """A managed department as last applied."""
+
+    __tablename__ = "mirror_departments"
+    key: str = Field(primary_key=True)
+    feishu_id: str
+    open_id: str | None = None
+    fields: str
+    updated_at: datetime
+
+
+class MirrorUserRow(SQLModel, table=True):
+    """A managed user as last applied, with lifecycle dates."""
+
+    __tablename__ = "mirror_users"
+    key: str = Field(primary_key=True)
+    feishu_id: str
+    open_id: str | None = None
+    fields: str
+    #: :meth:`Employee.fingerprint` of ``fields`` (``None``: unknown, the row is decoded).
+    fingerprint: int | None = Field(default=None, sa_type=BigInteger)
+    lifecycle: str = "active"
+    frozen_at: datetime | None = None
+    deleted_at: datetime | None = None
+    updated_at: datetime
+
+
+class HeldPlanRow(SQLModel, table=True):
+    """A plan held by a safety threshold, until approved by its id."""
+
+    __tablename__ = "held_plans"
+    plan_id: str = Field(primary_key=True)
+    checksum: str
+    reasons: str
+    summary: str
+    status: str = "held"  # held | approved | applied
+    created_at: datetime
+    approved_at: datetime | None = None
+
+
+class NotificationRow(SQLModel, table=True):
+    """One message orgsync owes (see :mod:`orgsync.notify`), keyed by its event.
+
+    ``event`` is ``<kind>:<target>`` (``welcome:E0001``, ``report:<run id>``), or
+    ``<kind>@<qualifier>…:<target>`` for an event that can happen to one target
+    more than once (``leaver_note@<run id>:E0001``; see :func:`event_kind_target`);
+    ``uuid`` is Feishu's dedup key for it. ``status``: ``pending`` (not sent yet:
+    not due, or the receiver cannot be reached yet), ``sending`` (an attempt began
+    and its answer was never recorded: a crash, or in flight), ``sent``, ``expired``
+    (still unreachable after the retry window), ``failed`` (Feishu refused it for
+    good), ``cancelled`` (nobody left to send it to) or ``unknown`` (an attempt
+    never confirmed, too old to be re-sent under its uuid: maybe delivered, maybe
+    not; see :mod:`orgsync.notify`). ``attempts`` counts sends begun;
+    ``last_tried_at`` is when the latest began — while ``sending``, the first
+    attempt still unanswered, which Feishu's dedup window counts from.
+    """
+
+    __tablename__ = "notifications"
+    event: str = Field(primary_key=True)
+    kind: str = Field(index=True)
+    target: str
+    uuid: str
+    status: str = Field(default="pending", index=True)
+    attempts: int = 0
+    created_at: datetime
+    last_tried_at: datetime | None = None
+    sent_at: datetime | None = None
+    code: int | None = None
+    message: str | None = None
+
+
+class MetaRow(SQLModel, table=True):
+    """Small key/value facts: schema version, last good snapshot size."""
+
+    __tablename__ = "meta"
+    key: str = Field(primary_key=True)
+    value: str
