@@ -51,24 +51,26 @@ import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, ClassVar, Self, TypeVar
 
+from connectors.contact import EXCEL_NUMBER, ContactProblem, normalize_email, normalize_mobile
 from connectors.encoding import CHOSEN, decode_legacy_cjk
 from connectors.mapping import (
-    EXCEL_NUMBER,
     FieldRule,
+    Level,
     Mapped,
     MappingProblem,
     collect,
     department_from,
-    departments_from_paths,
+    departments_from_levels,
     employee_from,
     map_record,
     parse_rule,
     parse_rules,
-    path_key,
+    path_levels,
 )
 from connectors.source_options import mobile_region
 from orgsync.errors import SourceError
@@ -78,19 +80,21 @@ from orgsync.issues import EntityKind, Issue, SourceData
 from orgsync.model import Department, Employee, EmployeeType, Snapshot, Status
 from orgsync.options import Section
 
-# canonical column -> required?
+# canonical column -> required? (an absent optional column reads as empty cells)
 DEPARTMENT_COLUMNS: dict[str, bool] = {
-    "department_id": True, "name": True, "parent_id": True, "leader_id": True, "order": True,
+    "department_id": True, "name": True, "parent_id": True, "leader_id": False, "order": False,
     "en_name": False,
 }
 EMPLOYEE_COLUMNS: dict[str, bool] = {
-    "employee_id": True, "name": True, "en_name": True, "email": True, "mobile": True,
-    "department_ids": True, "manager_id": True, "job_title": True, "employee_type": True,
-    "join_date": True, "city": True, "status": True, "employee_no": False,
+    "employee_id": True, "name": True, "en_name": False, "email": True, "mobile": True,
+    "department_ids": True, "manager_id": False, "job_title": False, "employee_type": False,
+    "join_date": False, "city": False, "status": False, "employee_no": False,
 }
-# employees.csv without a departments file: paths instead of ids
+# employees.csv without a departments file: paths (and optionally codes) instead of ids;
+# the last two values of a row
 PATH_EMPLOYEE_COLUMNS: dict[str, bool] = {
     **EMPLOYEE_COLUMNS, "department_ids": False, "department_path": True,
+    "department_code": False,
 }
 _DELIMITERS = ",;\t|"
 
@@ -104,7 +108,6 @@ _STATUSES = {"active": Status.ACTIVE, "terminated": Status.TERMINATED,
              "在职": Status.ACTIVE, "离职": Status.TERMINATED}
 _REGULAR, _ACTIVE = EmployeeType.REGULAR, Status.ACTIVE  # enum attribute lookups are slow
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_MOBILE_NOISE = re.compile(r"[\s\-()]")
 _LIST_SEPARATOR = re.compile(r"[;；]")
 _EXCEL_DIGITS = frozenset("0123456789+-")
 
@@ -134,6 +137,7 @@ class CsvConnector:
     path_separator: str = "/"
     mapping: Mapping[str, Mapping[str, FieldRule]] | None = None
     department_path: FieldRule | None = None
+    department_code: FieldRule | None = None
     mobile_region: str = "CN"
 
     @classmethod
@@ -169,19 +173,25 @@ class CsvConnector:
         has_paths = opts.raw("department_path") is not None
         departments = None if has_paths and opts.raw("departments") is None \
             else path("departments")
-        mapping, department_path = _parse_mapping(opts, departments is not None)
+        if opts.raw("department_code") is not None and not has_paths:
+            raise opts.error("department_code", "pairs with source.department_path",
+                             "set department_path too, or remove department_code")
+        mapping, department_path, department_code = _parse_mapping(opts,
+                                                                   departments is not None)
         columns = _parse_columns(opts)
         if mapping is None and has_paths:
             if departments is not None:
                 raise opts.error("department_path", "cannot be combined with a departments file",
                                  "remove one of them")
-            column = opts.string("department_path")
-            columns = {**columns, "employees": {**columns.get("employees", {}),
-                                                "department_path": column}}
+            named = {"department_path": opts.string("department_path")}
+            if opts.raw("department_code") is not None:
+                named["department_code"] = opts.string("department_code")
+            columns = {**columns, "employees": {**columns.get("employees", {}), **named}}
         connector = cls(
             departments=departments, employees=path("employees"), columns=columns,
             delimiter=delimiter, encoding=encoding, path_separator=separator, mapping=mapping,
-            department_path=department_path, mobile_region=region,
+            department_path=department_path, department_code=department_code,
+            mobile_region=region,
         )
         opts.done()
         return connector
@@ -200,42 +210,43 @@ class CsvConnector:
         dept_rows: dict[str, str] = {}
         emp_rows: dict[str, str] = {}
         held_rows: list[Identity] = []
+        region = self.mobile_region
         if self.departments is None:
             emp_table = self._table(self.employees, "employees", PATH_EMPLOYEE_COLUMNS)
-            paths: list[str] = []
+            chains: list[list[Level]] = []
+            coded = "department_code" in emp_table.index
             employees = _collect(emp_table, "employee",
-                                 _path_employee(self.path_separator, paths), issues, held_emps,
-                                 emp_rows, held_rows)
-            departments = departments_from_paths(paths, self.path_separator)
+                                 _path_employee(self.path_separator, coded, region, chains),
+                                 issues, held_emps, emp_rows, held_rows)
+            departments = _path_departments(chains, issues, held_depts)
         else:
             dept_table = self._table(self.departments, "departments", DEPARTMENT_COLUMNS)
             emp_table = self._table(self.employees, "employees", EMPLOYEE_COLUMNS)
             departments = _collect(dept_table, "department", _department, issues, held_depts,
                                    dept_rows)
-            employees = _collect(emp_table, "employee", _employee, issues, held_emps, emp_rows,
-                                 held_rows)
+            employees = _collect(emp_table, "employee", partial(_employee, region=region),
+                                 issues, held_emps, emp_rows, held_rows)
         return SourceData(Snapshot(departments, employees), issues, held_depts, held_emps,
                           dept_rows, emp_rows, held_rows=held_rows)
 
     def _read_mapped(self, mapping: Mapping[str, Mapping[str, FieldRule]]) -> SourceData:
         """The ``mapping`` mode: rows as ``{header: cell}`` through the shared field mapping."""
         rules = mapping["employees"]
-        extra = [self.department_path] if self.department_path else []
+        extra = [r for r in (self.department_path, self.department_code) if r is not None]
         people = self._mapped_rows(self.employees, "employees", rules, extra)
-        paths: list[str] = []
+        chains: list[list[Level]] = []
         if self.department_path is not None:
             for row, mapped, _ in people:
+                code = self.department_code
                 try:
-                    value = self.department_path.value(row)
+                    levels = _levels(_joined(self.department_path.value(row)),
+                                     _joined(code.value(row)) if code else None,
+                                     code is not None, self.path_separator)
                 except MappingProblem as exc:
                     mapped.problems.append(("department_keys", str(exc)))
                     continue
-                texts = [str(v) for v in (value if isinstance(value, list) else [value])
-                         if v is not None]
-                texts = [p.strip() for t in texts for p in _LIST_SEPARATOR.split(t) if p.strip()]
-                paths.extend(texts)
-                mapped.values["department_keys"] = tuple(
-                    k for k in (path_key(t, self.path_separator) for t in texts) if k)
+                chains.extend(levels)
+                mapped.values["department_keys"] = tuple(c[-1][0] for c in levels if c)
         employees = collect(((where, m) for _, m, where in people), "employee")
         issues = list(employees.issues)
         held_departments: set[str] = set()
@@ -247,7 +258,7 @@ class CsvConnector:
             issues = [*collected.issues, *issues]
             held_departments, dept_rows = collected.held, collected.where
         else:
-            departments = departments_from_paths(paths, self.path_separator)
+            departments = _path_departments(chains, issues, held_departments)
         snapshot = Snapshot(departments,
                             {k: employee_from(m.values, k) for k, m in employees.records.items()})
         return SourceData(snapshot, issues, held_departments, employees.held, dept_rows,
@@ -442,8 +453,9 @@ def _department(row: _Values, key: str, problems: _Problems) -> Department:
                       order=order, en_name=en_name)
 
 
-def _employee(row: _Values, key: str, problems: _Problems) -> Employee:
-    """One row of EMPLOYEE_COLUMNS (the first 13 values of a row)."""
+def _employee(row: _Values, key: str, problems: _Problems, region: str = "CN") -> Employee:
+    """One row of EMPLOYEE_COLUMNS (the first 13 values of a row); ``region`` reads
+    mobiles written without a country code."""
     (_, name, en_name, email, mobile, depts, manager, job_title, raw_type, raw_date, city,
      raw_status, number) = row[:13]
     etype = _REGULAR
@@ -472,11 +484,13 @@ def _employee(row: _Values, key: str, problems: _Problems) -> Employee:
         else:
             status = found_status
 
-    if mobile is not None and not (mobile.isascii() and mobile.lstrip("+").isdigit()):
-        # full-width digits, spaces, dashes, brackets: "+86 138-0013-8000" → "+8613800138000"
-        mobile = _MOBILE_NOISE.sub("", unicodedata.normalize("NFKC", mobile)) or None
-    if email is not None and not email.isascii():
-        email = unicodedata.normalize("NFKC", email)
+    if mobile is not None:
+        try:
+            mobile = normalize_mobile(mobile, region)
+        except ContactProblem as exc:
+            problems.append(("mobile", str(exc)))
+    if email is not None:
+        email = normalize_email(email)
     depts = depts or ""
     if ";" in depts or "；" in depts:
         dept_keys = tuple(d.strip() for d in _LIST_SEPARATOR.split(depts) if d.strip())
@@ -522,32 +536,66 @@ def _iso_date(raw: str) -> date | None:
     return parsed
 
 
-def _path_employee(separator: str, paths: list[str]
+def _path_employee(separator: str, coded: bool, region: str, chains: list[list[Level]]
                    ) -> Callable[[_Values, str, _Problems], Employee]:
-    """``_employee`` for files whose ``department_path`` column replaces ``department_ids``
-    (a row of PATH_EMPLOYEE_COLUMNS: the path is its last value).
+    """``_employee`` for files whose ``department_path`` column (and ``department_code``
+    when ``coded``) replaces ``department_ids``: a row of PATH_EMPLOYEE_COLUMNS, whose
+    last two values are the path and the codes.
 
-    Every path seen is appended to ``paths`` (the tree is built from them).
+    The levels of every path read are appended to ``chains`` (the tree is built from them).
     """
     ids = list(PATH_EMPLOYEE_COLUMNS).index("department_ids")
 
     def parse(row: _Values, key: str, problems: _Problems) -> Employee:
-        texts = [t.strip() for t in _LIST_SEPARATOR.split(row[-1] or "") if t.strip()]
-        paths.extend(texts)
-        keys = ";".join(k for k in (path_key(t, separator) for t in texts) if k)
-        return _employee([*row[:ids], keys or None, *row[ids + 1:]], key, problems)
+        try:
+            levels = _levels(row[-2], row[-1], coded, separator)
+        except MappingProblem as exc:
+            problems.append(("department_keys", str(exc)))
+            levels = []
+        chains.extend(levels)
+        keys = ";".join(c[-1][0] for c in levels if c)
+        return _employee([*row[:ids], keys or None, *row[ids + 1:]], key, problems, region)
 
     return parse
 
 
+def _levels(path: str | None, codes: str | None, coded: bool, separator: str
+            ) -> list[list[Level]]:
+    """The levels of a row's path cell (:func:`connectors.mapping.path_levels`);
+    MappingProblem when ``coded`` and the row has a path but no codes."""
+    if path is None:
+        return []
+    if coded and codes is None:
+        raise MappingProblem(f"has the department path '{path}' but no department code; give "
+                             "one code per level")
+    return path_levels(path, codes if coded else None, separator)
+
+
+def _joined(value: Any) -> str | None:
+    """A mapped path or code value as one cell (a list's items ``;``-separated)."""
+    texts = [str(v) for v in (value if isinstance(value, list) else [value]) if v is not None]
+    return ";".join(texts) or None
+
+
+def _path_departments(chains: list[list[Level]], issues: list[Issue], held: set[str]
+                      ) -> dict[str, Department]:
+    """The tree built from path levels; a conflicting code is held with an issue."""
+    departments, conflicts = departments_from_levels(chains)
+    for key, reason in sorted(conflicts.items()):
+        issues.append(Issue("department", key, "key", reason, "error"))
+        held.add(key)
+    return departments
+
+
 def _parse_mapping(
     opts: Section, has_departments: bool,
-) -> tuple[dict[str, dict[str, FieldRule]] | None, FieldRule | None]:
-    """``mapping`` (+ ``department_path``) options of the mapping mode; (None, None) if absent."""
+) -> tuple[dict[str, dict[str, FieldRule]] | None, FieldRule | None, FieldRule | None]:
+    """``mapping`` (+ ``department_path``, ``department_code``) options of the mapping
+    mode; (None, None, None) if absent."""
     spec = opts.raw("mapping")
     path_spec = opts.raw("department_path")
     if spec is None:
-        return None, None
+        return None, None, None
     error, file = opts.error, opts.file
     if opts.raw("columns") is not None:
         raise error("columns", "cannot be combined with source.mapping",
@@ -560,7 +608,7 @@ def _parse_mapping(
             raise error(f"mapping.{table}", "unknown table", "use employees or departments")
     out = {"employees": parse_rules(spec.get("employees"), entity="employee", file=file,
                                     key="source.mapping.employees")}
-    department_path: FieldRule | None = None
+    department_path = department_code = None
     if has_departments:
         out["departments"] = parse_rules(spec.get("departments"), entity="department",
                                          file=file, key="source.mapping.departments")
@@ -571,11 +619,18 @@ def _parse_mapping(
         if path_spec is None:
             raise error("department_path", "is required with mapping and no departments file",
                         "e.g. department_path: 部门, or '{一级部门}/{二级部门}'")
-        try:
-            department_path = parse_rule(path_spec)
-        except ValueError as exc:
-            raise error("department_path", str(exc), None) from None
-    return out, department_path
+        department_path, department_code = (_optional_rule(opts, o)
+                                            for o in ("department_path", "department_code"))
+    return out, department_path, department_code
+
+
+def _optional_rule(opts: Section, option: str) -> FieldRule | None:
+    """The field rule at ``source.<option>``, None when unset."""
+    raw = opts.raw(option)
+    try:
+        return None if raw is None else parse_rule(raw)
+    except ValueError as exc:
+        raise opts.error(option, str(exc), None) from None
 
 
 def _decode(path: Path, option: str, encoding: str) -> tuple[str, str]:
@@ -663,10 +718,16 @@ def _column_index(path: Path, header: list[str], columns: dict[str, bool],
         hint = ""
         if len(names) == 1 and delimiter not in names[0] and any(d in names[0] for d in ";\t|,"):
             hint = "; the header looks like it uses another delimiter: set source.delimiter"
+        # (path mode's department_ids is replaced, department_code is an option's column)
+        listed = [c for c in columns if c in rename or c not in ("department_ids",
+                                                                 "department_code")
+                  or columns[c]]
+        needed = ", ".join(rename.get(c, c) for c in listed if columns[c])
+        optional = ", ".join(rename.get(c, c) for c in listed if not columns[c])
         raise SourceError(
             f"{path}: missing required column{'s' if len(missing) > 1 else ''} "
             f"{', '.join(missing)} (found: {found}){hint}; rename the column or map it with "
-            "source.columns"
+            f"source.columns. Required columns: {needed}; optional: {optional}"
         )
     return index
 
