@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from connectors.csvfile import CsvConnector
+from orgsync.config import config_from_dict
 from orgsync.errors import ConfigError, SourceError
+from orgsync.ledger import Ledger
+from orgsync.runner import run_once
+from orgsync.sandbox import SandboxServer
 from orgsync.validate import validate
+from tests.sandbox_run import SCALE, read_back, run
 
 HEADER = "employee_id,name,email,mobile,部门,部门编码\n"
 ROWS = ("E1,张三,zs@example.com,13800138000,研发中心/平台部/基础架构组,D01/D0105/D010502\n"
@@ -119,3 +125,56 @@ def test_missing_path_column_names_required_and_optional(tmp_path: Path) -> None
         "it with source.columns. Required columns: employee_id, name, email, mobile, 部门; "
         "optional: en_name, manager_id, job_title, employee_type, join_date, city, status, "
         "employee_no, 部门编码")
+
+
+EXPORT = (
+    "工号,姓名,邮箱,手机,部门,部门编码\n"
+    "E1,张三,Zhang.San@Example.COM,86-138-1234-5678,研发中心,D01\n"
+    "E2,李四,li.si@example.com,86 13812345671,研发中心/平台部,D01/D0105\n"
+    "E3,王五,WANG.WU@example.com,8613812345672,研发中心/平台部/基础架构组,D01/D0105/D010502\n"
+    "E4,赵六,zhao.liu@example.com,0086 138 1234 5676,研发中心/移动部,D01/D0107\n"
+    "E5,钱七,qian.qi@example.com,+852 9123 4567,销售部,D02\n"
+)
+
+
+def test_a_rename_in_the_export_is_one_patch_in_feishu(sandbox: SandboxServer,
+                                                       tmp_path: Path) -> None:
+    """Apply; rename 研发中心 → 研发与技术中心 in the export: the plan is exactly one
+    department.update (no create, delete or move); applied, Feishu has the new name.
+    Mobiles in every export form and upper-case emails arrive normalised."""
+    sandbox.configure(rate_scale=SCALE)
+    (tmp_path / "employees.csv").write_text(EXPORT)
+    cfg = config_from_dict({
+        "version": 1,
+        "feishu": {"base_url": sandbox.base_url, "app_id": sandbox.config.app_id,
+                   "app_secret": sandbox.config.app_secret, "rate_scale": SCALE},
+        "source": {"type": "csv", "employees": "employees.csv",
+                   "columns": {"employees": {"employee_id": "工号", "name": "姓名",
+                                             "email": "邮箱", "mobile": "手机"}},
+                   "department_path": "部门", "department_code": "部门编码"},
+        "ledger": {"url": f"sqlite:///{tmp_path / 'l.db'}"},
+    }, file="<test>", base_dir=tmp_path)
+    ledger = Ledger(cfg.ledger.url)
+    first = run(cfg, ledger)
+    assert first.exit_code == 0
+    people = read_back(cfg).users
+    assert {k: (u.record.email, u.record.mobile) for k, u in people.items()} == {
+        "E1": ("zhang.san@example.com", "+8613812345678"),
+        "E2": ("li.si@example.com", "+8613812345671"),
+        "E3": ("wang.wu@example.com", "+8613812345672"),
+        "E4": ("zhao.liu@example.com", "+8613812345676"),
+        "E5": ("qian.qi@example.com", "+85291234567"),
+    }
+
+    (tmp_path / "employees.csv").write_text(EXPORT.replace("研发中心", "研发与技术中心"))
+    planned = asyncio.run(run_once(cfg, ledger, apply=False)).plan
+    assert [(op.kind.value, op.key) for op in planned.operations] == [
+        ("department.update", "D01")]
+    assert planned.operations[0].payload["name"] == "研发与技术中心"
+    assert run(cfg, ledger).exit_code == 0
+    after = read_back(cfg).departments
+    assert {k: (d.record.name, d.record.parent_key) for k, d in after.items()} == {
+        "D01": ("研发与技术中心", None), "D0105": ("平台部", "D01"),
+        "D010502": ("基础架构组", "D0105"), "D0107": ("移动部", "D01"), "D02": ("销售部", None),
+    }
+    assert asyncio.run(run_once(cfg, ledger, apply=False)).plan.operations == ()
