@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import dataclasses
 import difflib
 import io
 import re
@@ -90,12 +91,14 @@ EMPLOYEE_COLUMNS: dict[str, bool] = {
     "department_ids": True, "manager_id": False, "job_title": False, "employee_type": False,
     "join_date": False, "city": False, "status": False, "employee_no": False,
 }
-# employees.csv without a departments file: paths (and optionally codes) instead of ids;
-# the last two values of a row
+# employees.csv without a departments file: paths (and optionally codes) instead of ids,
+# and the leader flag and order of the person's primary department: a row's last 4 values
 PATH_EMPLOYEE_COLUMNS: dict[str, bool] = {
     **EMPLOYEE_COLUMNS, "department_ids": False, "department_path": True,
-    "department_code": False,
+    "department_code": False, "department_leader": False, "department_order": False,
 }
+# path mode's columns about the person's primary department (see _with_claims)
+_PATH_ONLY = ("department_leader", "department_order")
 _DELIMITERS = ",;\t|"
 
 _TYPES: dict[str, EmployeeType] = {
@@ -106,6 +109,8 @@ _TYPES: dict[str, EmployeeType] = {
 }
 _STATUSES = {"active": Status.ACTIVE, "terminated": Status.TERMINATED,
              "在职": Status.ACTIVE, "离职": Status.TERMINATED}
+_FLAGS = {"是": True, "否": False, "yes": True, "no": False, "y": True, "n": False,
+          "true": True, "false": False, "1": True, "0": False}
 _REGULAR, _ACTIVE = EmployeeType.REGULAR, Status.ACTIVE  # enum attribute lookups are slow
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _LIST_SEPARATOR = re.compile(r"[;；]")
@@ -179,6 +184,12 @@ class CsvConnector:
         mapping, department_path, department_code = _parse_mapping(opts,
                                                                    departments is not None)
         columns = _parse_columns(opts)
+        path_only = sorted(set(columns.get("employees", {})) & set(_PATH_ONLY))
+        if path_only and not has_paths:
+            raise opts.error(f"columns.employees.{path_only[0]}",
+                             "sets a department from a path column",
+                             "use it with source.department_path, or set the leader and order "
+                             "in the departments file")
         if mapping is None and has_paths:
             if departments is not None:
                 raise opts.error("department_path", "cannot be combined with a departments file",
@@ -214,11 +225,14 @@ class CsvConnector:
         if self.departments is None:
             emp_table = self._table(self.employees, "employees", PATH_EMPLOYEE_COLUMNS)
             chains: list[list[Level]] = []
+            claims: list[_Claim] = []
             coded = "department_code" in emp_table.index
             employees = _collect(emp_table, "employee",
-                                 _path_employee(self.path_separator, coded, region, chains),
+                                 _path_employee(self.path_separator, coded, region, chains,
+                                                claims),
                                  issues, held_emps, emp_rows, held_rows)
             departments = _path_departments(chains, issues, held_depts)
+            departments = _with_claims(departments, claims, employees, emp_rows, issues)
         else:
             dept_table = self._table(self.departments, "departments", DEPARTMENT_COLUMNS)
             emp_table = self._table(self.employees, "employees", EMPLOYEE_COLUMNS)
@@ -439,18 +453,23 @@ def _line(where: str) -> int:
 def _department(row: _Values, key: str, problems: _Problems) -> Department:
     """One row of DEPARTMENT_COLUMNS."""
     _, name, parent, leader, raw_order, en_name = row
-    order: int | None = None
-    if raw_order is not None:
-        text = unicodedata.normalize("NFKC", raw_order)
-        if text.isdigit():
-            order = int(text)
-        else:
-            problems.append(("order", f"'{raw_order}' is not a non-negative whole number"))
+    order = _order(raw_order, "order", problems)
     for field_name, value in (("key", key), ("parent_key", parent), ("leader_key", leader)):
         if value is not None and _mangled(value):
             problems.append((field_name, _excel_problem(value)))
     return Department(key=key, name=name or "", parent_key=parent, leader_key=leader,
                       order=order, en_name=en_name)
+
+
+def _order(raw: str | None, field_name: str, problems: _Problems) -> int | None:
+    """A department order cell as a number; a problem on ``field_name`` if it is none."""
+    if raw is None:
+        return None
+    text = unicodedata.normalize("NFKC", raw)
+    if text.isdigit():
+        return int(text)
+    problems.append((field_name, f"'{raw}' is not a non-negative whole number"))
+    return None
 
 
 def _employee(row: _Values, key: str, problems: _Problems, region: str = "CN") -> Employee:
@@ -536,27 +555,75 @@ def _iso_date(raw: str) -> date | None:
     return parsed
 
 
-def _path_employee(separator: str, coded: bool, region: str, chains: list[list[Level]]
-                   ) -> Callable[[_Values, str, _Problems], Employee]:
+#: (primary department, person, leads it, its order) from a path-mode row
+_Claim = tuple[str, str, bool, int | None]
+
+
+def _path_employee(separator: str, coded: bool, region: str, chains: list[list[Level]],
+                   claims: list[_Claim]) -> Callable[[_Values, str, _Problems], Employee]:
     """``_employee`` for files whose ``department_path`` column (and ``department_code``
     when ``coded``) replaces ``department_ids``: a row of PATH_EMPLOYEE_COLUMNS, whose
-    last two values are the path and the codes.
+    last four values are the path, the codes, the leader flag and the order.
 
-    The levels of every path read are appended to ``chains`` (the tree is built from them).
+    The levels of every path read are appended to ``chains`` (the tree is built from
+    them); a leader flag or order, to ``claims`` (see :func:`_with_claims`).
     """
     ids = list(PATH_EMPLOYEE_COLUMNS).index("department_ids")
 
     def parse(row: _Values, key: str, problems: _Problems) -> Employee:
+        path, codes, raw_flag, raw_order = row[-4:]
         try:
-            levels = _levels(row[-2], row[-1], coded, separator)
+            levels = _levels(path, codes, coded, separator)
         except MappingProblem as exc:
             problems.append(("department_keys", str(exc)))
             levels = []
         chains.extend(levels)
+        leads = False
+        if raw_flag is not None:
+            flag = _FLAGS.get(unicodedata.normalize("NFKC", raw_flag).lower())
+            if flag is None:
+                problems.append(("department_leader", f"'{raw_flag}' is not yes or no (是/否, "
+                                                      "true/false, 1/0)"))
+            leads = bool(flag)
+        order = _order(raw_order, "department_order", problems)
+        if levels and levels[0] and (leads or order is not None):
+            claims.append((levels[0][-1][0], key, leads, order))
         keys = ";".join(c[-1][0] for c in levels if c)
         return _employee([*row[:ids], keys or None, *row[ids + 1:]], key, problems, region)
 
     return parse
+
+
+def _with_claims(departments: dict[str, Department], claims: list[_Claim],
+                 employees: Mapping[str, Employee], rows: Mapping[str, str],
+                 issues: list[Issue]) -> dict[str, Department]:
+    """Path mode's leaders and orders: a person flagged ``department_leader`` leads their
+    primary department, ``department_order`` is its order. Only rows that were read
+    (not held) count; a second, different claim on a department is a warning on its
+    row and the first one is kept.
+    """
+    leaders: dict[str, str] = {}
+    orders: dict[str, int] = {}
+    for dept, person, leads, order in claims:
+        if person not in employees or dept not in departments:
+            continue
+        if leads:
+            first = leaders.setdefault(dept, person)
+            if first != person:
+                issues.append(Issue("employee", person, "department_leader",
+                                    f"{dept} is already led by '{first}' (an earlier row)",
+                                    "warning", rows.get(person)))
+        if order is not None:
+            given = orders.setdefault(dept, order)
+            if given != order:
+                issues.append(Issue("employee", person, "department_order",
+                                    f"{order} differs from the order {given} an earlier row "
+                                    f"gives {dept}, which is kept", "warning",
+                                    rows.get(person)))
+    if not leaders and not orders:
+        return departments
+    return {k: dataclasses.replace(d, leader_key=leaders.get(k), order=orders.get(k))
+            if k in leaders or k in orders else d for k, d in departments.items()}
 
 
 def _levels(path: str | None, codes: str | None, coded: bool, separator: str
@@ -739,7 +806,8 @@ def _parse_columns(opts: Section) -> dict[str, dict[str, str]]:
     if not isinstance(value, Mapping):
         raise error("columns", "expected a mapping of departments/employees to column maps",
                     "e.g. columns: {employees: {employee_id: 工号}}")
-    known = {"departments": DEPARTMENT_COLUMNS, "employees": EMPLOYEE_COLUMNS}
+    known = {"departments": DEPARTMENT_COLUMNS,
+             "employees": {**EMPLOYEE_COLUMNS, **dict.fromkeys(_PATH_ONLY, False)}}
     out: dict[str, dict[str, str]] = {}
     for table, mapping in value.items():
         if table not in known:

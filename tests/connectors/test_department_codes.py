@@ -115,6 +115,41 @@ def test_codes_need_a_path() -> None:
     assert err.value.key == "source.department_code"
 
 
+def test_leaders_and_orders_from_columns(tmp_path: Path) -> None:
+    """department_leader flags the leader of the row's primary department, department_order
+    gives its order; a second leader or another order for it is a warning (first row kept);
+    a flag that is not yes/no holds the row."""
+    text = ("employee_id,name,email,mobile,部门,部门编码,负责人,部门排序\n"
+            "E1,张三,zs@example.com,13800138000,研发中心,D01,是,10\n"
+            "E2,李四,ls@example.com,13800138001,研发中心/平台部,D01/D0105,Y,\n"
+            "E3,王五,ww@example.com,13800138002,研发中心/平台部,D01/D0105,是,\n"
+            "E4,赵六,zl@example.com,13800138003,研发中心,D01,否,20\n"
+            "E5,钱七,qq@example.com,13800138004,销售部,D02,也许,\n"
+            "E6,孙八,sb@example.com,13800138005,销售部,D02,,\n")
+    data = read(tmp_path, text, columns={"employees": {"department_leader": "负责人",
+                                                       "department_order": "部门排序"}})
+    depts = data.snapshot.departments
+    assert [(k, d.leader_key, d.order) for k, d in sorted(depts.items())] == [
+        ("D01", "E1", 10), ("D0105", "E2", None), ("D02", None, None)]
+    assert [str(i) for i in data.issues] == [
+        "employees.csv:6: employee E5: department_leader: '也许' is not yes or no (是/否, "
+        "true/false, 1/0) (held back)",
+        "employees.csv:4: employee E3: department_leader: D0105 is already led by 'E2' (an "
+        "earlier row) (cleared)",
+        "employees.csv:5: employee E4: department_order: 20 differs from the order 10 an "
+        "earlier row gives D01, which is kept (cleared)",
+    ]
+
+
+def test_leader_columns_need_paths() -> None:
+    """department_leader/department_order columns without department_path: ConfigError."""
+    with pytest.raises(ConfigError, match="sets a department from a path column") as err:
+        CsvConnector.from_config({"employees": "e.csv", "departments": "d.csv",
+                                  "columns": {"employees": {"department_leader": "负责人"}}},
+                                 base_dir=Path("/x"), file="o.yaml")
+    assert err.value.key == "source.columns.employees.department_leader"
+
+
 def test_missing_path_column_names_required_and_optional(tmp_path: Path) -> None:
     """Path mode's error lists its own required columns (the path's header among them)."""
     with pytest.raises(SourceError) as caught:
@@ -124,12 +159,12 @@ def test_missing_path_column_names_required_and_optional(tmp_path: Path) -> None
         "(found: 'employee_id', 'name', 'email', 'mobile', '部门编码'); rename the column or map "
         "it with source.columns. Required columns: employee_id, name, email, mobile, 部门; "
         "optional: en_name, manager_id, job_title, employee_type, join_date, city, status, "
-        "employee_no, 部门编码")
+        "employee_no, 部门编码, department_leader, department_order")
 
 
 EXPORT = (
-    "工号,姓名,邮箱,手机,部门,部门编码\n"
-    "E1,张三,Zhang.San@Example.COM,86-138-1234-5678,研发中心,D01\n"
+    "工号,姓名,邮箱,手机,部门,部门编码,负责人\n"
+    "E1,张三,Zhang.San@Example.COM,86-138-1234-5678,研发中心,D01,是\n"
     "E2,李四,li.si@example.com,86 13812345671,研发中心/平台部,D01/D0105\n"
     "E3,王五,WANG.WU@example.com,8613812345672,研发中心/平台部/基础架构组,D01/D0105/D010502\n"
     "E4,赵六,zhao.liu@example.com,0086 138 1234 5676,研发中心/移动部,D01/D0107\n"
@@ -150,7 +185,8 @@ def test_a_rename_in_the_export_is_one_patch_in_feishu(sandbox: SandboxServer,
                    "app_secret": sandbox.config.app_secret, "rate_scale": SCALE},
         "source": {"type": "csv", "employees": "employees.csv",
                    "columns": {"employees": {"employee_id": "工号", "name": "姓名",
-                                             "email": "邮箱", "mobile": "手机"}},
+                                             "email": "邮箱", "mobile": "手机",
+                                             "department_leader": "负责人"}},
                    "department_path": "部门", "department_code": "部门编码"},
         "ledger": {"url": f"sqlite:///{tmp_path / 'l.db'}"},
     }, file="<test>", base_dir=tmp_path)
@@ -173,6 +209,7 @@ def test_a_rename_in_the_export_is_one_patch_in_feishu(sandbox: SandboxServer,
     assert planned.operations[0].payload["name"] == "研发与技术中心"
     assert run(cfg, ledger).exit_code == 0
     after = read_back(cfg).departments
+    assert after["D01"].record.leader_key == "E1"
     assert {k: (d.record.name, d.record.parent_key) for k, d in after.items()} == {
         "D01": ("研发与技术中心", None), "D0105": ("平台部", "D01"),
         "D010502": ("基础架构组", "D0105"), "D0107": ("移动部", "D01"), "D02": ("销售部", None),
