@@ -1,14 +1,17 @@
 """``type: csv`` — orgsync's native two-file CSV format.
 
-``departments.csv``: ``department_id,name,parent_id,leader_id,order`` (+ optional
-``en_name``); an empty ``parent_id`` means top level.
+``departments.csv``: ``department_id,name,parent_id`` (+ optional ``leader_id,
+order,en_name``); an empty ``parent_id`` means top level.
 
-``employees.csv``: ``employee_id,name,en_name,email,mobile,department_ids,
-manager_id,job_title,employee_type,join_date,city,status`` (+ optional
-``employee_no``). ``department_ids`` is ``;``-separated, primary first;
+``employees.csv``: ``employee_id,name,email,mobile,department_ids`` (+ optional
+``en_name,manager_id,job_title,employee_type,join_date,city,status,
+employee_no``; an absent optional column reads as empty cells: a minimal file
+works). ``department_ids`` is ``;``-separated, primary first;
 ``employee_type`` is 1–5 or regular / intern / outsourced / contractor /
 consultant (正式 / 实习 / 外包 / 劳务 / 顾问), empty = regular; ``join_date`` is
 ``YYYY-MM-DD``; ``status`` is active / terminated (在职 / 离职), empty = active.
+Mobiles and emails go through :mod:`connectors.contact` (E.164, lower case), the
+rule every connector and mode shares.
 
 Options (config ``source`` section): ``departments`` and ``employees`` (paths,
 relative to the config file), ``columns`` (``{departments: {canonical: "Their
@@ -31,13 +34,23 @@ frequent of ``,`` ``;`` tab ``|`` in the header line. ``department_path: <header
 instead of a ``departments`` file names a column of department paths
 (``研发中心/平台部/基础架构组``, split on ``path_separator``, default ``/``; several
 paths ``;``-separated, primary first): the department tree is built from the
-paths, each department keyed by its path.
+paths, each department keyed by its path — so a renamed department is a new
+one. ``department_code: <header>`` pairs the path with a column of codes in the
+same shape (``D01/D0105/D010502``): each level is then keyed by its code, named
+by the path, and a rename is a patch. A row whose codes do not match its path
+level for level is held; a code two rows place differently holds that
+department. Optional columns ``department_leader`` (yes/no, 是/否: the person
+leads their primary department) and ``department_order`` (that department's
+order), renamed through ``columns.employees`` like the others, set leaders and
+orders; a second, different claim on one department is a warning, the first
+row wins.
 
 ``mapping`` replaces the native columns with the shared declarative field
 mapping (:mod:`connectors.mapping`): ``mapping.employees`` (and
 ``mapping.departments`` with a departments file) map headers or templates to
 canonical fields; without a departments file ``department_path`` is the rule
-(``部门`` or ``"{一级部门}/{二级部门}"``) that gives each person's path.
+(``部门`` or ``"{一级部门}/{二级部门}"``) that gives each person's path, and
+``department_code`` the rule for its codes (same shape).
 """
 
 from __future__ import annotations
