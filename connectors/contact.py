@@ -27,6 +27,7 @@ _PHONE_NOISE = re.compile(r"[\s\-().]")
 # Mainland mobiles with their usual prefixes: +86, 0086 (the international call
 # prefix dialled from China) or a bare 86 (an export that dropped the plus).
 _CN_MOBILE = re.compile(r"(\+86|0086|86)?(1[3-9]\d{9})")
+_PLAIN_MAINLAND = re.compile(r"(?:\+86)?1[3-9]\d{9}", re.ASCII)
 
 
 class ContactProblem(ValueError):
@@ -40,6 +41,8 @@ def normalize_mobile(text: str, region: str = "CN") -> str:
     when the cell is Excel's scientific notation, not a phone number, or not a
     mobile Feishu accepts.
     """
+    if _PLAIN_MAINLAND.fullmatch(text) and (region == "CN" or text[0] == "+"):
+        return text if text[0] == "+" else "+86" + text  # most cells: no cleaning needed
     cleaned = unicodedata.normalize("NFKC", text).strip()
     if EXCEL_NUMBER.fullmatch(cleaned):
         raise ContactProblem(_problem(cleaned, text, region))
