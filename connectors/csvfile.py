@@ -1,14 +1,17 @@
 """``type: csv`` — orgsync's native two-file CSV format.
 
-``departments.csv``: ``department_id,name,parent_id,leader_id,order`` (+ optional
-``en_name``); an empty ``parent_id`` means top level.
+``departments.csv``: ``department_id,name,parent_id`` (+ optional ``leader_id,
+order,en_name``); an empty ``parent_id`` means top level.
 
-``employees.csv``: ``employee_id,name,en_name,email,mobile,department_ids,
-manager_id,job_title,employee_type,join_date,city,status`` (+ optional
-``employee_no``). ``department_ids`` is ``;``-separated, primary first;
+``employees.csv``: ``employee_id,name,email,mobile,department_ids`` (+ optional
+``en_name,manager_id,job_title,employee_type,join_date,city,status,
+employee_no``; an absent optional column reads as empty cells: a minimal file
+works). ``department_ids`` is ``;``-separated, primary first;
 ``employee_type`` is 1–5 or regular / intern / outsourced / contractor /
 consultant (正式 / 实习 / 外包 / 劳务 / 顾问), empty = regular; ``join_date`` is
 ``YYYY-MM-DD``; ``status`` is active / terminated (在职 / 离职), empty = active.
+Mobiles and emails go through :mod:`connectors.contact` (E.164, lower case), the
+rule every connector and mode shares.
 
 Options (config ``source`` section): ``departments`` and ``employees`` (paths,
 relative to the config file), ``columns`` (``{departments: {canonical: "Their
@@ -31,19 +34,30 @@ frequent of ``,`` ``;`` tab ``|`` in the header line. ``department_path: <header
 instead of a ``departments`` file names a column of department paths
 (``研发中心/平台部/基础架构组``, split on ``path_separator``, default ``/``; several
 paths ``;``-separated, primary first): the department tree is built from the
-paths, each department keyed by its path.
+paths, each department keyed by its path — so a renamed department is a new
+one. ``department_code: <header>`` pairs the path with a column of codes in the
+same shape (``D01/D0105/D010502``): each level is then keyed by its code, named
+by the path, and a rename is a patch. A row whose codes do not match its path
+level for level is held; a code two rows place differently holds that
+department. Optional columns ``department_leader`` (yes/no, 是/否: the person
+leads their primary department) and ``department_order`` (that department's
+order), renamed through ``columns.employees`` like the others, set leaders and
+orders; a second, different claim on one department is a warning, the first
+row wins.
 
 ``mapping`` replaces the native columns with the shared declarative field
 mapping (:mod:`connectors.mapping`): ``mapping.employees`` (and
 ``mapping.departments`` with a departments file) map headers or templates to
 canonical fields; without a departments file ``department_path`` is the rule
-(``部门`` or ``"{一级部门}/{二级部门}"``) that gives each person's path.
+(``部门`` or ``"{一级部门}/{二级部门}"``) that gives each person's path, and
+``department_code`` the rule for its codes (same shape).
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import dataclasses
 import difflib
 import io
 import re
@@ -51,24 +65,26 @@ import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, ClassVar, Self, TypeVar
 
+from connectors.contact import EXCEL_NUMBER, ContactProblem, normalize_email, normalize_mobile
 from connectors.encoding import CHOSEN, decode_legacy_cjk
 from connectors.mapping import (
-    EXCEL_NUMBER,
     FieldRule,
+    Level,
     Mapped,
     MappingProblem,
     collect,
     department_from,
-    departments_from_paths,
+    departments_from_levels,
     employee_from,
     map_record,
     parse_rule,
     parse_rules,
-    path_key,
+    path_levels,
 )
 from connectors.source_options import mobile_region
 from orgsync.errors import SourceError
@@ -78,20 +94,24 @@ from orgsync.model import Department, Employee, EmployeeType, Snapshot, Status
 from orgsync.options import Section
 from orgsync.source import EntityKind, Issue, SourceData
 
-# canonical column -> required?
+# canonical column -> required? (an absent optional column reads as empty cells)
 DEPARTMENT_COLUMNS: dict[str, bool] = {
-    "department_id": True, "name": True, "parent_id": True, "leader_id": True, "order": True,
+    "department_id": True, "name": True, "parent_id": True, "leader_id": False, "order": False,
     "en_name": False,
 }
 EMPLOYEE_COLUMNS: dict[str, bool] = {
-    "employee_id": True, "name": True, "en_name": True, "email": True, "mobile": True,
-    "department_ids": True, "manager_id": True, "job_title": True, "employee_type": True,
-    "join_date": True, "city": True, "status": True, "employee_no": False,
+    "employee_id": True, "name": True, "en_name": False, "email": True, "mobile": True,
+    "department_ids": True, "manager_id": False, "job_title": False, "employee_type": False,
+    "join_date": False, "city": False, "status": False, "employee_no": False,
 }
-# employees.csv without a departments file: paths instead of ids
+# employees.csv without a departments file: paths (and optionally codes) instead of ids,
+# and the leader flag and order of the person's primary department: a row's last 4 values
 PATH_EMPLOYEE_COLUMNS: dict[str, bool] = {
     **EMPLOYEE_COLUMNS, "department_ids": False, "department_path": True,
+    "department_code": False, "department_leader": False, "department_order": False,
 }
+# path mode's columns about the person's primary department (see _with_claims)
+_PATH_ONLY = ("department_leader", "department_order")
 _DELIMITERS = ",;\t|"
 
 _TYPES: dict[str, EmployeeType] = {
@@ -102,9 +122,10 @@ _TYPES: dict[str, EmployeeType] = {
 }
 _STATUSES = {"active": Status.ACTIVE, "terminated": Status.TERMINATED,
              "在职": Status.ACTIVE, "离职": Status.TERMINATED}
+_FLAGS = {"是": True, "否": False, "yes": True, "no": False, "y": True, "n": False,
+          "true": True, "false": False, "1": True, "0": False}
 _REGULAR, _ACTIVE = EmployeeType.REGULAR, Status.ACTIVE  # enum attribute lookups are slow
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_MOBILE_NOISE = re.compile(r"[\s\-()]")
 _LIST_SEPARATOR = re.compile(r"[;；]")
 _EXCEL_DIGITS = frozenset("0123456789+-")
 
@@ -134,6 +155,7 @@ class CsvConnector:
     path_separator: str = "/"
     mapping: Mapping[str, Mapping[str, FieldRule]] | None = None
     department_path: FieldRule | None = None
+    department_code: FieldRule | None = None
     mobile_region: str = "CN"
 
     @classmethod
@@ -169,19 +191,31 @@ class CsvConnector:
         has_paths = opts.raw("department_path") is not None
         departments = None if has_paths and opts.raw("departments") is None \
             else path("departments")
-        mapping, department_path = _parse_mapping(opts, departments is not None)
+        if opts.raw("department_code") is not None and not has_paths:
+            raise opts.error("department_code", "pairs with source.department_path",
+                             "set department_path too, or remove department_code")
+        mapping, department_path, department_code = _parse_mapping(opts,
+                                                                   departments is not None)
         columns = _parse_columns(opts)
+        path_only = sorted(set(columns.get("employees", {})) & set(_PATH_ONLY))
+        if path_only and not has_paths:
+            raise opts.error(f"columns.employees.{path_only[0]}",
+                             "sets a department from a path column",
+                             "use it with source.department_path, or set the leader and order "
+                             "in the departments file")
         if mapping is None and has_paths:
             if departments is not None:
                 raise opts.error("department_path", "cannot be combined with a departments file",
                                  "remove one of them")
-            column = opts.string("department_path")
-            columns = {**columns, "employees": {**columns.get("employees", {}),
-                                                "department_path": column}}
+            named = {"department_path": opts.string("department_path")}
+            if opts.raw("department_code") is not None:
+                named["department_code"] = opts.string("department_code")
+            columns = {**columns, "employees": {**columns.get("employees", {}), **named}}
         connector = cls(
             departments=departments, employees=path("employees"), columns=columns,
             delimiter=delimiter, encoding=encoding, path_separator=separator, mapping=mapping,
-            department_path=department_path, mobile_region=region,
+            department_path=department_path, department_code=department_code,
+            mobile_region=region,
         )
         opts.done()
         return connector
@@ -200,42 +234,46 @@ class CsvConnector:
         dept_rows: dict[str, str] = {}
         emp_rows: dict[str, str] = {}
         held_rows: list[Identity] = []
+        region = self.mobile_region
         if self.departments is None:
             emp_table = self._table(self.employees, "employees", PATH_EMPLOYEE_COLUMNS)
-            paths: list[str] = []
+            chains: list[list[Level]] = []
+            claims: list[_Claim] = []
+            coded = "department_code" in emp_table.index
             employees = _collect(emp_table, "employee",
-                                 _path_employee(self.path_separator, paths), issues, held_emps,
-                                 emp_rows, held_rows)
-            departments = departments_from_paths(paths, self.path_separator)
+                                 _path_employee(self.path_separator, coded, region, chains,
+                                                claims),
+                                 issues, held_emps, emp_rows, held_rows)
+            departments = _path_departments(chains, issues, held_depts)
+            departments = _with_claims(departments, claims, employees, emp_rows, issues)
         else:
             dept_table = self._table(self.departments, "departments", DEPARTMENT_COLUMNS)
             emp_table = self._table(self.employees, "employees", EMPLOYEE_COLUMNS)
             departments = _collect(dept_table, "department", _department, issues, held_depts,
                                    dept_rows)
-            employees = _collect(emp_table, "employee", _employee, issues, held_emps, emp_rows,
-                                 held_rows)
+            employees = _collect(emp_table, "employee", partial(_employee, region=region),
+                                 issues, held_emps, emp_rows, held_rows)
         return SourceData(Snapshot(departments, employees), issues, held_depts, held_emps,
                           dept_rows, emp_rows, held_rows=held_rows)
 
     def _read_mapped(self, mapping: Mapping[str, Mapping[str, FieldRule]]) -> SourceData:
         """The ``mapping`` mode: rows as ``{header: cell}`` through the shared field mapping."""
         rules = mapping["employees"]
-        extra = [self.department_path] if self.department_path else []
+        extra = [r for r in (self.department_path, self.department_code) if r is not None]
         people = self._mapped_rows(self.employees, "employees", rules, extra)
-        paths: list[str] = []
+        chains: list[list[Level]] = []
         if self.department_path is not None:
             for row, mapped, _ in people:
+                code = self.department_code
                 try:
-                    value = self.department_path.value(row)
+                    levels = _levels(_joined(self.department_path.value(row)),
+                                     _joined(code.value(row)) if code else None,
+                                     code is not None, self.path_separator)
                 except MappingProblem as exc:
                     mapped.problems.append(("department_keys", str(exc)))
                     continue
-                texts = [str(v) for v in (value if isinstance(value, list) else [value])
-                         if v is not None]
-                texts = [p.strip() for t in texts for p in _LIST_SEPARATOR.split(t) if p.strip()]
-                paths.extend(texts)
-                mapped.values["department_keys"] = tuple(
-                    k for k in (path_key(t, self.path_separator) for t in texts) if k)
+                chains.extend(levels)
+                mapped.values["department_keys"] = tuple(c[-1][0] for c in levels if c)
         employees = collect(((where, m) for _, m, where in people), "employee")
         issues = list(employees.issues)
         held_departments: set[str] = set()
@@ -247,7 +285,7 @@ class CsvConnector:
             issues = [*collected.issues, *issues]
             held_departments, dept_rows = collected.held, collected.where
         else:
-            departments = departments_from_paths(paths, self.path_separator)
+            departments = _path_departments(chains, issues, held_departments)
         snapshot = Snapshot(departments,
                             {k: employee_from(m.values, k) for k, m in employees.records.items()})
         return SourceData(snapshot, issues, held_departments, employees.held, dept_rows,
@@ -428,13 +466,7 @@ def _line(where: str) -> int:
 def _department(row: _Values, key: str, problems: _Problems) -> Department:
     """One row of DEPARTMENT_COLUMNS."""
     _, name, parent, leader, raw_order, en_name = row
-    order: int | None = None
-    if raw_order is not None:
-        text = unicodedata.normalize("NFKC", raw_order)
-        if text.isdigit():
-            order = int(text)
-        else:
-            problems.append(("order", f"'{raw_order}' is not a non-negative whole number"))
+    order = _order(raw_order, "order", problems)
     for field_name, value in (("key", key), ("parent_key", parent), ("leader_key", leader)):
         if value is not None and _mangled(value):
             problems.append((field_name, _excel_problem(value)))
@@ -442,8 +474,20 @@ def _department(row: _Values, key: str, problems: _Problems) -> Department:
                       order=order, en_name=en_name)
 
 
-def _employee(row: _Values, key: str, problems: _Problems) -> Employee:
-    """One row of EMPLOYEE_COLUMNS (the first 13 values of a row)."""
+def _order(raw: str | None, field_name: str, problems: _Problems) -> int | None:
+    """A department order cell as a number; a problem on ``field_name`` if it is none."""
+    if raw is None:
+        return None
+    text = unicodedata.normalize("NFKC", raw)
+    if text.isdigit():
+        return int(text)
+    problems.append((field_name, f"'{raw}' is not a non-negative whole number"))
+    return None
+
+
+def _employee(row: _Values, key: str, problems: _Problems, region: str = "CN") -> Employee:
+    """One row of EMPLOYEE_COLUMNS (the first 13 values of a row); ``region`` reads
+    mobiles written without a country code."""
     (_, name, en_name, email, mobile, depts, manager, job_title, raw_type, raw_date, city,
      raw_status, number) = row[:13]
     etype = _REGULAR
@@ -472,11 +516,13 @@ def _employee(row: _Values, key: str, problems: _Problems) -> Employee:
         else:
             status = found_status
 
-    if mobile is not None and not (mobile.isascii() and mobile.lstrip("+").isdigit()):
-        # full-width digits, spaces, dashes, brackets: "+86 138-0013-8000" → "+8613800138000"
-        mobile = _MOBILE_NOISE.sub("", unicodedata.normalize("NFKC", mobile)) or None
-    if email is not None and not email.isascii():
-        email = unicodedata.normalize("NFKC", email)
+    if mobile is not None:
+        try:
+            mobile = normalize_mobile(mobile, region)
+        except ContactProblem as exc:
+            problems.append(("mobile", str(exc)))
+    if email is not None:
+        email = normalize_email(email)
     depts = depts or ""
     if ";" in depts or "；" in depts:
         dept_keys = tuple(d.strip() for d in _LIST_SEPARATOR.split(depts) if d.strip())
@@ -522,32 +568,114 @@ def _iso_date(raw: str) -> date | None:
     return parsed
 
 
-def _path_employee(separator: str, paths: list[str]
-                   ) -> Callable[[_Values, str, _Problems], Employee]:
-    """``_employee`` for files whose ``department_path`` column replaces ``department_ids``
-    (a row of PATH_EMPLOYEE_COLUMNS: the path is its last value).
+#: (primary department, person, leads it, its order) from a path-mode row
+_Claim = tuple[str, str, bool, int | None]
 
-    Every path seen is appended to ``paths`` (the tree is built from them).
+
+def _path_employee(separator: str, coded: bool, region: str, chains: list[list[Level]],
+                   claims: list[_Claim]) -> Callable[[_Values, str, _Problems], Employee]:
+    """``_employee`` for files whose ``department_path`` column (and ``department_code``
+    when ``coded``) replaces ``department_ids``: a row of PATH_EMPLOYEE_COLUMNS, whose
+    last four values are the path, the codes, the leader flag and the order.
+
+    The levels of every path read are appended to ``chains`` (the tree is built from
+    them); a leader flag or order, to ``claims`` (see :func:`_with_claims`).
     """
     ids = list(PATH_EMPLOYEE_COLUMNS).index("department_ids")
 
     def parse(row: _Values, key: str, problems: _Problems) -> Employee:
-        texts = [t.strip() for t in _LIST_SEPARATOR.split(row[-1] or "") if t.strip()]
-        paths.extend(texts)
-        keys = ";".join(k for k in (path_key(t, separator) for t in texts) if k)
-        return _employee([*row[:ids], keys or None, *row[ids + 1:]], key, problems)
+        path, codes, raw_flag, raw_order = row[-4:]
+        try:
+            levels = _levels(path, codes, coded, separator)
+        except MappingProblem as exc:
+            problems.append(("department_keys", str(exc)))
+            levels = []
+        chains.extend(levels)
+        leads = False
+        if raw_flag is not None:
+            flag = _FLAGS.get(unicodedata.normalize("NFKC", raw_flag).lower())
+            if flag is None:
+                problems.append(("department_leader", f"'{raw_flag}' is not yes or no (是/否, "
+                                                      "true/false, 1/0)"))
+            leads = bool(flag)
+        order = _order(raw_order, "department_order", problems)
+        if levels and levels[0] and (leads or order is not None):
+            claims.append((levels[0][-1][0], key, leads, order))
+        keys = ";".join(c[-1][0] for c in levels if c)
+        return _employee([*row[:ids], keys or None, *row[ids + 1:]], key, problems, region)
 
     return parse
 
 
+def _with_claims(departments: dict[str, Department], claims: list[_Claim],
+                 employees: Mapping[str, Employee], rows: Mapping[str, str],
+                 issues: list[Issue]) -> dict[str, Department]:
+    """Path mode's leaders and orders: a person flagged ``department_leader`` leads their
+    primary department, ``department_order`` is its order. Only rows that were read
+    (not held) count; a second, different claim on a department is a warning on its
+    row and the first one is kept.
+    """
+    leaders: dict[str, str] = {}
+    orders: dict[str, int] = {}
+    for dept, person, leads, order in claims:
+        if person not in employees or dept not in departments:
+            continue
+        if leads:
+            first = leaders.setdefault(dept, person)
+            if first != person:
+                issues.append(Issue("employee", person, "department_leader",
+                                    f"{dept} is already led by '{first}' (an earlier row)",
+                                    "warning", rows.get(person)))
+        if order is not None:
+            given = orders.setdefault(dept, order)
+            if given != order:
+                issues.append(Issue("employee", person, "department_order",
+                                    f"{order} differs from the order {given} an earlier row "
+                                    f"gives {dept}, which is kept", "warning",
+                                    rows.get(person)))
+    if not leaders and not orders:
+        return departments
+    return {k: dataclasses.replace(d, leader_key=leaders.get(k), order=orders.get(k))
+            if k in leaders or k in orders else d for k, d in departments.items()}
+
+
+def _levels(path: str | None, codes: str | None, coded: bool, separator: str
+            ) -> list[list[Level]]:
+    """The levels of a row's path cell (:func:`connectors.mapping.path_levels`);
+    MappingProblem when ``coded`` and the row has a path but no codes."""
+    if path is None:
+        return []
+    if coded and codes is None:
+        raise MappingProblem(f"has the department path '{path}' but no department code; give "
+                             "one code per level")
+    return path_levels(path, codes if coded else None, separator)
+
+
+def _joined(value: Any) -> str | None:
+    """A mapped path or code value as one cell (a list's items ``;``-separated)."""
+    texts = [str(v) for v in (value if isinstance(value, list) else [value]) if v is not None]
+    return ";".join(texts) or None
+
+
+def _path_departments(chains: list[list[Level]], issues: list[Issue], held: set[str]
+                      ) -> dict[str, Department]:
+    """The tree built from path levels; a conflicting code is held with an issue."""
+    departments, conflicts = departments_from_levels(chains)
+    for key, reason in sorted(conflicts.items()):
+        issues.append(Issue("department", key, "key", reason, "error"))
+        held.add(key)
+    return departments
+
+
 def _parse_mapping(
     opts: Section, has_departments: bool,
-) -> tuple[dict[str, dict[str, FieldRule]] | None, FieldRule | None]:
-    """``mapping`` (+ ``department_path``) options of the mapping mode; (None, None) if absent."""
+) -> tuple[dict[str, dict[str, FieldRule]] | None, FieldRule | None, FieldRule | None]:
+    """``mapping`` (+ ``department_path``, ``department_code``) options of the mapping
+    mode; (None, None, None) if absent."""
     spec = opts.raw("mapping")
     path_spec = opts.raw("department_path")
     if spec is None:
-        return None, None
+        return None, None, None
     error, file = opts.error, opts.file
     if opts.raw("columns") is not None:
         raise error("columns", "cannot be combined with source.mapping",
@@ -560,7 +688,7 @@ def _parse_mapping(
             raise error(f"mapping.{table}", "unknown table", "use employees or departments")
     out = {"employees": parse_rules(spec.get("employees"), entity="employee", file=file,
                                     key="source.mapping.employees")}
-    department_path: FieldRule | None = None
+    department_path = department_code = None
     if has_departments:
         out["departments"] = parse_rules(spec.get("departments"), entity="department",
                                          file=file, key="source.mapping.departments")
@@ -571,11 +699,18 @@ def _parse_mapping(
         if path_spec is None:
             raise error("department_path", "is required with mapping and no departments file",
                         "e.g. department_path: 部门, or '{一级部门}/{二级部门}'")
-        try:
-            department_path = parse_rule(path_spec)
-        except ValueError as exc:
-            raise error("department_path", str(exc), None) from None
-    return out, department_path
+        department_path, department_code = (_optional_rule(opts, o)
+                                            for o in ("department_path", "department_code"))
+    return out, department_path, department_code
+
+
+def _optional_rule(opts: Section, option: str) -> FieldRule | None:
+    """The field rule at ``source.<option>``, None when unset."""
+    raw = opts.raw(option)
+    try:
+        return None if raw is None else parse_rule(raw)
+    except ValueError as exc:
+        raise opts.error(option, str(exc), None) from None
 
 
 def _decode(path: Path, option: str, encoding: str) -> tuple[str, str]:
@@ -663,10 +798,16 @@ def _column_index(path: Path, header: list[str], columns: dict[str, bool],
         hint = ""
         if len(names) == 1 and delimiter not in names[0] and any(d in names[0] for d in ";\t|,"):
             hint = "; the header looks like it uses another delimiter: set source.delimiter"
+        # (path mode's department_ids is replaced, department_code is an option's column)
+        listed = [c for c in columns if c in rename or c not in ("department_ids",
+                                                                 "department_code")
+                  or columns[c]]
+        needed = ", ".join(rename.get(c, c) for c in listed if columns[c])
+        optional = ", ".join(rename.get(c, c) for c in listed if not columns[c])
         raise SourceError(
             f"{path}: missing required column{'s' if len(missing) > 1 else ''} "
             f"{', '.join(missing)} (found: {found}){hint}; rename the column or map it with "
-            "source.columns"
+            f"source.columns. Required columns: {needed}; optional: {optional}"
         )
     return index
 
@@ -678,7 +819,8 @@ def _parse_columns(opts: Section) -> dict[str, dict[str, str]]:
     if not isinstance(value, Mapping):
         raise error("columns", "expected a mapping of departments/employees to column maps",
                     "e.g. columns: {employees: {employee_id: 工号}}")
-    known = {"departments": DEPARTMENT_COLUMNS, "employees": EMPLOYEE_COLUMNS}
+    known = {"departments": DEPARTMENT_COLUMNS,
+             "employees": {**EMPLOYEE_COLUMNS, **dict.fromkeys(_PATH_ONLY, False)}}
     out: dict[str, dict[str, str]] = {}
     for table, mapping in value.items():
         if table not in known:

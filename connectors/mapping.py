@@ -33,7 +33,8 @@ the last ``:``).
 ``default`` fills an empty result.
 
 **Canonical coercion** happens last, per field: text fields take the first item
-of a list; ``mobile`` is normalised to E.164 (region ``CN`` unless configured);
+of a list; ``mobile`` is normalised to E.164 and ``email`` lower-cased by the rule every
+connector shares (:mod:`connectors.contact`; region ``CN`` unless configured);
 ``join_date`` parses the default date formats; ``employee_type`` accepts 1–5 and
 English or Chinese names; ``status`` accepts active/terminated, 在职/离职 and
 booleans; id-like fields that look like Excel's scientific notation
@@ -51,6 +52,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
+from connectors.contact import EXCEL_NUMBER, ContactProblem, normalize_email, normalize_mobile
 from orgsync.errors import ConfigError
 from orgsync.identity import Identity
 from orgsync.model import Department, Employee, EmployeeType, Status
@@ -73,10 +75,10 @@ STATUSES: dict[str, Status] = {
     "离职": Status.TERMINATED, "true": Status.ACTIVE, "false": Status.TERMINATED,
     "inactive": Status.TERMINATED,
 }
-EXCEL_NUMBER = re.compile(r"[+-]?\d(?:\.\d+)?[eE]\+?\d+")
 DEFAULT_DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y年%m月%d日", "%Y%m%d", "%d.%m.%Y")
 _AMBIGUOUS_DATE = re.compile(r"\d{1,2}[/-]\d{1,2}[/-]\d{4}")
 _EXCEL_EPOCH = date(1899, 12, 30)
+_LIST_SEPARATOR = re.compile(r"[;；]")
 
 
 class MappingProblem(Exception):
@@ -344,40 +346,16 @@ def _bit(mask: int) -> Transform:
     return _each(test)
 
 
-_PHONE_NOISE = re.compile(r"[\s\-()]")
-_CN_MOBILE = re.compile(r"(?:\+86)?1[3-9]\d{9}")
-
-
-def normalize_mobile(text: str, region: str = "CN") -> str:
-    """E.164 form of a phone number (``+86 138-0013-8000`` → ``+8613800138000``).
-
-    MappingProblem when it is Excel's scientific notation, not a number, or not a
-    possible number for its country.
-    """
-    cleaned = unicodedata.normalize("NFKC", text).strip()
-    # Fast path for the common mainland shapes (phonenumbers.parse costs ~50 µs a number).
-    compact = _PHONE_NOISE.sub("", cleaned)
-    if _CN_MOBILE.fullmatch(compact) and (region == "CN" or compact[0] == "+"):
-        return "+86" + compact[-11:]
-    if EXCEL_NUMBER.fullmatch(cleaned):
-        raise MappingProblem(f"'{text}' looks like a number Excel turned into scientific "
-                             "notation; export the column as text")
-    import phonenumbers  # only for the uncommon shapes: its import costs more than a plan's share
-
+def _mobile_value(text: str, region: str) -> str:
+    """:func:`connectors.contact.normalize_mobile`, its problem as a MappingProblem."""
     try:
-        number = phonenumbers.parse(cleaned, region)
-    except phonenumbers.NumberParseException:
-        raise MappingProblem(f"'{text}' is not a phone number") from None
-    # IS_POSSIBLE_LOCAL_ONLY (a number without its area code) is not a mobile
-    if phonenumbers.is_possible_number_with_reason(number) != \
-            phonenumbers.ValidationResult.IS_POSSIBLE:
-        raise MappingProblem(f"'{text}' is not a possible phone number"
-                             + ("" if cleaned.startswith("+") else f" in region {region}"))
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return normalize_mobile(text, region)
+    except ContactProblem as exc:
+        raise MappingProblem(str(exc)) from None
 
 
 def _mobile(region: str) -> Transform:
-    return _each(lambda text: normalize_mobile(text, region) if text.strip() else None)
+    return _each(lambda text: _mobile_value(text, region) if text.strip() else None)
 
 
 def parse_date(value: Any, formats: Sequence[str] = DEFAULT_DATE_FORMATS) -> date:
@@ -629,7 +607,7 @@ def _coerce(name: str, value: Any, region: str) -> Any:
     if value is None:
         return None
     if name == "department_keys":
-        items = value if isinstance(value, list) else re.split(r"[;；]", _text(value))
+        items = value if isinstance(value, list) else _LIST_SEPARATOR.split(_text(value))
         keys = tuple(_text(v).strip() for v in items if _text(v).strip())
         for k in keys:
             _excel_guard(k)
@@ -663,11 +641,11 @@ def _coerce(name: str, value: Any, region: str) -> Any:
         raise MappingProblem(f"is {type(value).__name__}, not text; pick a field inside it")
     text = _text(value).strip()
     if name == "mobile":
-        return normalize_mobile(text, region) if text else None
+        return _mobile_value(text, region) if text else None
     if name in _ID_FIELDS:
         _excel_guard(text)
-    if name == "email" and not text.isascii():
-        text = unicodedata.normalize("NFKC", text)
+    if name == "email":
+        return normalize_email(text) if text else None
     return text or None
 
 
@@ -799,6 +777,66 @@ def departments_from_paths(paths: Iterable[str], separator: str = "/") -> dict[s
                 out[key] = Department(key=key, name=segment, parent_key=parent)
             parent = key
     return out
+
+
+Level = tuple[str, str]
+"""One level of a department path: (department key, name)."""
+
+
+def path_levels(paths: str, codes: str | None, separator: str = "/") -> list[list[Level]]:
+    """The levels of each ``;``-separated path in a cell, top first.
+
+    Without ``codes`` each level is keyed by its path prefix (as
+    :func:`departments_from_paths` keys it). With ``codes`` — the same shape,
+    one code per level (``D01/D0105`` for ``研发中心/平台部``) — each level is
+    keyed by its code, so a renamed department keeps its key. MappingProblem
+    when the shapes differ; it quotes both cells.
+    """
+    texts = [t.strip() for t in _LIST_SEPARATOR.split(paths) if t.strip()]
+    if codes is None:
+        out = []
+        for text in texts:
+            names = split_path(text, separator)
+            out.append([(separator.join(names[:i + 1]), n) for i, n in enumerate(names)])
+        return out
+    code_texts = [t.strip() for t in _LIST_SEPARATOR.split(codes) if t.strip()]
+    if len(code_texts) != len(texts):
+        raise MappingProblem(f"'{codes}' has {len(code_texts)} code path(s) but '{paths}' has "
+                             f"{len(texts)} department path(s); give one code path per path")
+    chains = []
+    for text, code_text in zip(texts, code_texts, strict=True):
+        names, keys = split_path(text, separator), split_path(code_text, separator)
+        if len(names) != len(keys):
+            raise MappingProblem(
+                f"'{code_text}' has {len(keys)} level(s) but the path '{text}' has "
+                f"{len(names)}; give one code per level, separated by '{separator}'")
+        chains.append(list(zip(keys, names, strict=True)))
+    return chains
+
+
+def departments_from_levels(chains: Iterable[Sequence[Level]]
+                            ) -> tuple[dict[str, Department], dict[str, str]]:
+    """Departments implied by path levels (see :func:`path_levels`), and conflicts.
+
+    Each level becomes a department with the level above as its parent. A key
+    that two rows place differently (another name or parent: a code reused, or
+    half an export renamed) is a conflict: ``{key: reason}``, first placement kept.
+    """
+    out: dict[str, Department] = {}
+    conflicts: dict[str, str] = {}
+    for chain in chains:
+        parent: str | None = None
+        for key, name in chain:
+            found = out.get(key)
+            if found is None:
+                out[key] = Department(key=key, name=name, parent_key=parent)
+            elif (found.name, found.parent_key) != (name, parent) and key not in conflicts:
+                conflicts[key] = (
+                    f"code '{key}' is '{found.name}' under {found.parent_key or 'top level'} on "
+                    f"one row and '{name}' under {parent or 'top level'} on another; one code "
+                    "per department")
+            parent = key
+    return out, conflicts
 
 
 def split_path(path: str, separator: str = "/") -> list[str]:

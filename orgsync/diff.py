@@ -25,7 +25,7 @@ no update, no delete. Nothing is planned when nothing changed.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -38,6 +38,7 @@ from orgsync.operations import kinds
 from orgsync.plan import FieldChange, Operation, OpKind, Plan, op_id, topological
 from orgsync.source import Issue, SourceData
 from orgsync.state import DirectoryState, Lifecycle, MirrorUser
+from orgsync.validate import normalize_mobile
 
 _SHOW_ROWS = 5  # held rows a note names before "and N more"
 _ARRIVING = kinds(lambda s: s.arrives)
@@ -648,11 +649,21 @@ def _without_protected(desired: SourceData, policy: DiffPolicy, notes: list[str]
 def _differs(field_name: str, old: Any, new: Any) -> bool:
     if new is None and field_name in KEEP_WHEN_UNSET:
         return False
+    if isinstance(old, str) and isinstance(new, str) and field_name in _CANONICAL:
+        # A mirror written before the connectors normalised (Zhang.Wei@X.com,
+        # 13800138000) is the same value: no update for everyone once.
+        canonical = _CANONICAL[field_name]
+        return canonical(old) != canonical(new)
     if isinstance(old, tuple):
         old = list(old)
     if isinstance(new, tuple):
         new = list(new)
     return bool(old != new)
+
+
+_CANONICAL: Mapping[str, Callable[[str], str]] = {
+    "email": str.lower, "mobile": normalize_mobile,
+}
 
 
 def _visible(fields: Mapping[str, Any]) -> dict[str, Any]:

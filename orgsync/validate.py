@@ -524,33 +524,35 @@ def _resolve_managers(
 # --- shared helpers ------------------------------------------------------------------------
 
 
-def mobile_problem(mobile: str) -> str | None:
+def mobile_problem(mobile: str, *, written: str | None = None) -> str | None:
     """Why Feishu would reject ``mobile`` (41004), or ``None`` when it is acceptable.
 
     Accepted: mainland ``1xxxxxxxxxx`` or ``+861xxxxxxxxxx``, or any other
-    ``+<country code><number>`` of at most 15 digits (E.164).
+    ``+<country code><number>`` of at most 15 digits (E.164). The reason quotes
+    ``written`` (the source cell ``mobile`` was normalised from), else ``mobile``.
     """
     if _MAINLAND.fullmatch(mobile) or _PLUS86.fullmatch(mobile):
         return None
+    cell = mobile if written is None else written
     if _EXCEL_NUMBER.fullmatch(mobile):
         return (
-            f"'{mobile}' looks like a number Excel turned into scientific notation;"
+            f"'{cell}' looks like a number Excel turned into scientific notation;"
             " export the column as text"
         )
     if mobile.startswith("+86"):
         return (
-            f"'{mobile}' is not a valid mainland China mobile number"
+            f"'{cell}' is not a valid mainland China mobile number"
             " (+86 then 11 digits starting with 1)"
         )
     if mobile.startswith("+"):
         if _E164.fullmatch(mobile):
             return None
         return (
-            f"'{mobile}' is not a valid international number"
+            f"'{cell}' is not a valid international number"
             " (+<country code><digits>, at most 15 digits)"
         )
     return (
-        f"'{mobile}' is not a valid mobile number"
+        f"'{cell}' is not a valid mobile number"
         " (11 digits starting with 1, or +<country code><digits>)"
     )
 

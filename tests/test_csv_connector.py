@@ -196,11 +196,31 @@ class TestWholeFileFailures:
             conn.read()
 
     def test_missing_required_column(self, tmp_path: Path) -> None:
-        """A missing required column aborts, naming the column and what was found."""
-        conn = write(tmp_path, ONE_DEPT, EMP_HEADER.replace("manager_id", "boss"))
-        with pytest.raises(SourceError, match=r"employees\.csv: missing required column "
-                                              r"manager_id \(found: .*'boss'"):
+        """A missing required column aborts, naming it, what was found, and which columns
+        are required and which optional."""
+        conn = write(tmp_path, ONE_DEPT, EMP_HEADER.replace("mobile", "phone"))
+        with pytest.raises(SourceError) as caught:
             conn.read()
+        assert str(caught.value) == (
+            f"{tmp_path / 'employees.csv'}: missing required column mobile (found: "
+            "'employee_id', 'name', 'en_name', 'email', 'phone', 'department_ids', 'manager_id', "
+            "'job_title', 'employee_type', 'join_date', 'city', 'status'); rename the column or "
+            "map it with source.columns. Required columns: employee_id, name, email, mobile, "
+            "department_ids; optional: en_name, manager_id, job_title, employee_type, join_date, "
+            "city, status, employee_no")
+
+    def test_minimal_files(self, tmp_path: Path) -> None:
+        """employee_id,name,email,mobile,department_ids (and department_id,name,parent_id)
+        is enough: the optional columns read as empty."""
+        conn = write(tmp_path, "department_id,name,parent_id\nD1,研发部,\n",
+                     "employee_id,name,email,mobile,department_ids\n"
+                     "E1,张三,zs@example.com,13800138000,D1\n")
+        data = validate(conn.read())
+        assert data.issues == []
+        assert data.snapshot.departments == {"D1": Department(key="D1", name="研发部")}
+        assert data.snapshot.employees == {"E1": Employee(
+            key="E1", name="张三", department_keys=("D1",), email="zs@example.com",
+            mobile="+8613800138000")}
 
     def test_duplicate_header(self, tmp_path: Path) -> None:
         """A required column that appears twice is ambiguous and aborts."""

@@ -110,6 +110,25 @@ class TestUpdate:
         assert op.payload == {"name": "大客户销售部"}
         assert [(c.field, c.old, c.new) for c in op.changes] == [("name", "销售部", "大客户销售部")]
 
+    def test_normalised_email_and_mobile_are_no_change(self) -> None:
+        """A mirror written before the connectors lower-cased emails and wrote mobiles in
+        E.164 (Zhang.Wei@X.com, 13800000001) plans no update for everyone once; a real
+        change to either still does."""
+        old = Snapshot.of(ORG.departments.values(), [
+            emp("E1", ("D2",), email="E1.Zhang@Example.COM", mobile="13800000001"),
+            *(e for k, e in ORG.employees.items() if k != "E1")])
+        new = Snapshot.of(ORG.departments.values(), [
+            emp("E1", ("D2",), email="e1.zhang@example.com", mobile="+8613800000001"),
+            *(e for k, e in ORG.employees.items() if k != "E1")])
+        assert diff(SourceData(new), state_of(old)).operations == ()
+        changed = Snapshot.of(ORG.departments.values(), [
+            emp("E1", ("D2",), email="e1.wang@example.com", mobile="+8613800000009"),
+            *(e for k, e in ORG.employees.items() if k != "E1")])
+        plan = diff(SourceData(changed), state_of(old))
+        assert kinds(plan) == [("user.update", "E1")]
+        assert plan.operations[0].payload == {"email": "e1.wang@example.com",
+                                              "mobile": "+8613800000009"}
+
     def test_move_is_a_patch_never_delete_and_create(self) -> None:
         """A department under a new parent is moved with one PATCH of parent_department_id."""
         new = Snapshot.of([*ORG.departments.values(), dept("D3", "销售部", "D1")],

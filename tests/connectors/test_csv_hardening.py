@@ -196,8 +196,8 @@ class TestMappingMode:
         assert (e3.status, e3.join_date, e3.employee_type) == (
             Status.TERMINATED, date(2024, 3, 5), EmployeeType.CONTRACTOR)
         assert [str(i) for i in data.issues] == [
-            "employees.csv:5: employee 0004: mobile: '12345' is not a possible phone number in "
-            "region CN (held back)",
+            "employees.csv:5: employee 0004: mobile: '12345' is not a valid mobile number (11 "
+            "digits starting with 1, or +<country code><digits>) (held back)",
             "employees.csv:5: employee 0004: join_date: '3/5/2024' is ambiguous (day/month or "
             "month/day?); name the format, e.g. transforms: [{date: ['%d/%m/%Y']}] (held back)",
             "employees.csv:5: employee 0004: employee_type: '临时工' is not in the value map "

@@ -421,7 +421,7 @@ class TestBambooHRPreset:
         """The bamboohr preset POSTs a custom report with Basic key:x and maps its fields."""
         rows = [
             {"id": "1", "employeeNumber": "0001", "firstName": "Ada", "lastName": "Lovelace",
-             "displayName": "Ada Lovelace", "workEmail": "ada@example.com",
+             "displayName": "Ada Lovelace", "workEmail": "Ada.Lovelace@Example.COM",
              "mobilePhone": "+44 7700 900123", "division": "R&D", "department": "Platform",
              "jobTitle": "CTO", "supervisorEId": None, "status": "Active",
              "hireDate": "2020-02-03", "location": "London", "employmentHistoryStatus": "Full-Time"},
@@ -450,6 +450,7 @@ class TestBambooHRPreset:
         ada, bob = data.snapshot.employees["1"], data.snapshot.employees["2"]
         assert (ada.name, ada.mobile, ada.join_date, ada.city, ada.department_keys) == (
             "Ada Lovelace", "+447700900123", date(2020, 2, 3), "London", ("R&D/Platform",))
+        assert ada.email == "ada.lovelace@example.com"  # lower-cased, as every source's
         assert (bob.name, bob.status, bob.join_date, bob.manager_key, bob.employee_type) == (
             "Bob Li", Status.TERMINATED, None, "1", EmployeeType.CONTRACTOR)
         assert sorted(data.snapshot.departments) == ["R&D", "R&D/Platform", "Sales"]

@@ -112,7 +112,7 @@ class TestActiveDirectory:
         assert (jdoe.name, jdoe.email, jdoe.mobile, jdoe.employee_no) == (
             "John Doe", "jdoe@example.com", "+8613800000101", "E00101")
         assert alice.name == "Smith, Alice"
-        assert alice.email == "asmith@corp.example.com"  # no mail: userPrincipalName
+        assert alice.email == "asmith@corp.example.com"  # no mail: userPrincipalName, lower-cased
         assert alice.status is Status.ACTIVE  # 66048 = enabled + password never expires
         assert bob.status is Status.TERMINATED  # 514 = disabled
         assert alice.manager_key == jdoe.key

@@ -78,7 +78,8 @@ class TestRules:
         mapped = map_record(RECORD, table)
         assert mapped.problems == []
         assert mapped.values == {
-            "key": "u1", "name": "张三", "email": "WORK@X.COM", "en_name": "三", "city": "北京",
+            # canonical coercion comes last: emails are lower-cased whatever the transforms
+            "key": "u1", "name": "张三", "email": "work@x.com", "en_name": "三", "city": "北京",
             "employee_no": "000042", "manager_key": "u0", "status": Status.TERMINATED,
         }
 
@@ -143,7 +144,7 @@ class TestCoercion:
         ("employee_type", "boss", "'boss' is not an employee type"),
         ("status", "on leave", "'on leave' is not active or terminated"),
         ("employee_no", "1.2E+5", "looks like a number Excel turned into scientific notation"),
-        ("mobile", "abc", "'abc' is not a phone number"),
+        ("mobile", "abc", "'abc' is not a valid mobile number"),
         ("email", {"value": "x"}, "is dict, not text; pick a field inside it"),
     ])
     def test_problems_name_the_field(self, field: str, value: Any, reason: str) -> None:

@@ -82,7 +82,7 @@ def _user(dn: str, n: int, sam: str, *, uac: int = 512, manager: str | None = No
     attrs: list[tuple[str, str | bytes]] = [
         ("objectClass", "top"), ("objectClass", "person"), ("objectClass", "organizationalPerson"),
         ("objectClass", "user"), ("cn", cn), ("sn", cn.split()[-1]), ("displayName", cn),
-        ("sAMAccountName", sam), ("userPrincipalName", f"{sam}@corp.example.com"),
+        ("sAMAccountName", sam), ("userPrincipalName", f"{sam.upper()}@Corp.Example.com"),
         ("mobile", f"+86 138 0000 {n:04d}"), ("title", "Engineer"), ("employeeID", f"E{n:05d}"),
         ("userAccountControl", str(uac)), ("objectGUID", guid(n).bytes_le),
         ("objectSid", sid(n)), ("objectCategory", AD_CATEGORY), ("distinguishedName", dn),
