@@ -557,6 +557,11 @@ def mobile_problem(mobile: str, *, written: str | None = None) -> str | None:
     )
 
 
+def normalize_mobile(mobile: str) -> str:
+    """E.164 form of an acceptable mobile: mainland numbers get ``+86``."""
+    return "+86" + mobile if _MAINLAND.fullmatch(mobile) else mobile
+
+
 def _name_errors(kind: EntityKind, key: str, field: str, name: str) -> list[Issue]:
     if not name:
         return [Issue(kind, key, field, "is empty; Feishu requires a name", "error")]
