@@ -249,8 +249,8 @@ def _add_department_rekey(b: _Builder, key: str, old_key: str) -> None:
     renamed_parent = parent is not None and parent in b.policy.department_rekeys
     b.add(Operation(op_id(OpKind.DEPT_REKEY, key), OpKind.DEPT_REKEY, key, cur.feishu_id, {},
                     (FieldChange("key", old_key, key),),
-                    "path changed with its parent's" if renamed_parent else
-                    "the same department renamed (most of its members are the same)",
+                    "its path changed with its parent's" if renamed_parent else
+                    "the same department renamed: most of its members are the same",
                     (), {"previous_key": old_key, "parent_key": parent}, cur.record.name))
 
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 
 from orgsync.model import Department, Status
 from orgsync.source import SourceData
-from orgsync.state import DirectoryState
+from orgsync.state import DirectoryState, Lifecycle
 
 
 @dataclass(slots=True)
@@ -67,11 +67,14 @@ def infer_renames(data: SourceData, state: DirectoryState, min_overlap: float) -
     fresh = {k: d for k, d in desired.items() if k not in state.departments and path_keyed(d)}
     if not vanished or not fresh:
         return Renames(state)
+    # Below a vanished (new) path-keyed department, every department vanished (is new) too.
+    deleted = Lifecycle.DELETED
     old_members = _subtree_members(
-        {k: m.record.parent_key for k, m in state.departments.items()},
-        ((uk, u.record.department_keys) for uk, u in state.live_users().items()))
+        {k: d.parent_key for k, d in vanished.items()},
+        ((uk, u.record.department_keys) for uk, u in state.users.items()
+         if u.lifecycle is not deleted))
     new_members = _subtree_members(
-        {k: d.parent_key for k, d in desired.items()},
+        {k: d.parent_key for k, d in fresh.items()},
         ((e.key, e.department_keys) for e in data.snapshot.employees.values()
          if e.status is Status.ACTIVE))
     by_parent: dict[str | None, list[str]] = defaultdict(list)

@@ -154,7 +154,7 @@ class TestRenames:
         rekey = plan.operations[2]
         assert (rekey.payload, rekey.mirror) == ({}, {"previous_key": "研发中心/平台部",
                                                       "parent_key": "研发与技术中心"})
-        assert rekey.reason == "path changed with its parent's"
+        assert rekey.reason == "its path changed with its parent's"
 
     def test_below_the_threshold_is_create_and_delete(self) -> None:
         """A department that gained more than a fifth new members is not taken as renamed."""

@@ -4,12 +4,14 @@ leavers moved out first), and a path-keyed department renamed in the export is a
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from orgsync.config import LedgerConfig
 from orgsync.identity import feishu_department_id
 from orgsync.ledger import Ledger
 from orgsync.model import Snapshot
@@ -18,6 +20,7 @@ from orgsync.runner import make_plan
 from orgsync.sandbox import SandboxServer
 from orgsync.state import Lifecycle
 from orgsync.synth import write_csv
+from tests.pg import _pg_url, _postgres  # noqa: F401  (fixtures)
 from tests.sandbox_run import SCALE, config, run, with_client
 from tests.test_department_moves import path_org
 from tests.test_diff import dept, emp
@@ -95,13 +98,18 @@ def write_paths(snap: Snapshot, src: Path) -> None:
         csv.writer(f, lineterminator="\n").writerows(rows)
 
 
-def test_renamed_path_department_is_a_patch(sb: SandboxServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_renamed_path_department_is_a_patch(sb: SandboxServer, tmp_path: Path, backend: str,
+                                            request: pytest.FixtureRequest) -> None:
     """研发中心 → 研发与技术中心 in a department_path export: department updates only
-    (nobody moved, nothing created or deleted), Feishu has the new name, then nothing to do."""
+    (nobody moved, nothing created or deleted), Feishu has the new name, then nothing to do
+    (incrementally, and on a full read of Feishu)."""
     src = tmp_path / "s"
     write_paths(path_org(), src)
     cfg = config(sb, src, tmp_path / "l.db", source={
         "type": "csv", "employees": str(src / "employees.csv"), "department_path": "部门"})
+    if backend == "postgres":
+        cfg = replace(cfg, ledger=LedgerConfig(url=request.getfixturevalue("pg_url")))
     ledger = Ledger(cfg.ledger.url)
     first = run(cfg, ledger, T0)
     assert first.result is not None
@@ -129,3 +137,6 @@ def test_renamed_path_department_is_a_patch(sb: SandboxServer, tmp_path: Path) -
     mark = len(sb.requests())
     assert run(cfg, ledger, T0).plan.empty
     assert writes(sb, mark) == []
+    assert with_client(cfg, lambda c: make_plan(cfg, ledger, c, full=True,
+                                                rebuild_mirror=False, now=T0)).plan.empty
+    ledger.close()
