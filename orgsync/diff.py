@@ -366,9 +366,11 @@ def _move_frozen_leavers_out(b: _Builder, gone: set[str]) -> None:
     current = b.current.departments
     target = b.policy.leavers_department
     if target is not None and target not in b.desired.snapshot.departments:
-        b.notes.append(f"lifecycle.leavers_department {target} is not a department in the "
-                       "source; frozen leavers go to the nearest department kept instead")
         target = None
+        if any(u.lifecycle is Lifecycle.FROZEN for u in b.live.values()):
+            b.notes.append(f"lifecycle.leavers_department {b.policy.leavers_department} is not "
+                           "a department in the source; frozen leavers go to the nearest "
+                           "department kept instead")
 
     def kept_ancestor(dk: str) -> str | None:
         seen: set[str] = set()
