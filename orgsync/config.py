@@ -8,7 +8,7 @@
     source:  {type: csv | ldap | hris | …, <the connector's own options>}
     ledger:  {url}
     sync:    {leaver_action, concurrency, adopt_existing, department_group_chat,
-              ignore_key_case, ignore_key_leading_zeros}
+              ignore_key_case, ignore_key_leading_zeros, rename_min_overlap}
     logging: {format, level, mask_pii}
     daemon:  {interval | cron, full_resync_cron | full_resync_interval, jitter, misfire_grace,
               run_on_start, shutdown_grace, ready_max_age, leader_poll, lock_name, timezone}
@@ -96,6 +96,9 @@ class SyncConfig:
     #: How employee ids are compared across runs (a changed id is a ``user.rekey``).
     ignore_key_case: bool = True
     ignore_key_leading_zeros: bool = False
+    #: Share of members a new path-keyed department must have in common with one that
+    #: vanished under the same parent to be taken as it renamed (see orgsync.renames).
+    rename_min_overlap: float = 0.8
 
 
 @dataclass(frozen=True)
@@ -137,11 +140,14 @@ class LifecycleConfig:
     Leavers are frozen, then deleted ``grace_days`` later with their documents,
     calendar and chats handed to their manager (or to ``handover_to``). A leaver
     who returns within ``resurrect_days`` of deletion is resurrected. Someone
-    with a future ``join_date`` is created ``prehire_days`` before it.
+    with a future ``join_date`` is created ``prehire_days`` before it. Frozen leavers in
+    a department the source removed move to ``leavers_department`` (a department key;
+    unset: the nearest ancestor the source keeps), so the department goes at once.
     """
 
     grace_days: int = 14
     handover_to: str | None = None
+    leavers_department: str | None = None
     resurrect_days: int = 30
     prehire_days: int = 7
 
@@ -347,6 +353,8 @@ def _parse_sync(s: Section) -> SyncConfig:
         ignore_key_case=s.boolean("ignore_key_case", SyncConfig.ignore_key_case),
         ignore_key_leading_zeros=s.boolean("ignore_key_leading_zeros",
                                            SyncConfig.ignore_key_leading_zeros),
+        rename_min_overlap=s.number("rename_min_overlap", SyncConfig.rename_min_overlap,
+                                    minimum=0.5, maximum=1.0),
     )
 
 
@@ -505,9 +513,14 @@ def _parse_lifecycle(s: Section) -> LifecycleConfig:
     if handover is not None and not isinstance(handover, str):
         raise s.error("handover_to", f"expected an employee id, got {describe(handover)}",
                       "write e.g. handover_to: 'E0001' (quote ids YAML reads as numbers)")
+    leavers = s.raw("leavers_department")
+    if leavers is not None and not isinstance(leavers, str):
+        raise s.error("leavers_department", f"expected a department id, got {describe(leavers)}",
+                      "write e.g. leavers_department: 'D900' (quote ids YAML reads as numbers)")
     return LifecycleConfig(
         grace_days=s.number("grace_days", d.grace_days, minimum=0, maximum=3650),
         handover_to=handover if isinstance(handover, str) and handover else None,
+        leavers_department=leavers or None,
         resurrect_days=s.number("resurrect_days", d.resurrect_days, minimum=0, maximum=30),
         prehire_days=s.number("prehire_days", d.prehire_days, minimum=0, maximum=365),
     )

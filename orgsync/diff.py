@@ -61,6 +61,11 @@ class DiffPolicy:
     * ``rekeys``: new employee key → (old key, Feishu id before) of a person whose
       source id changed (see :mod:`orgsync.reconcile`; ``current`` already holds them
       under the new key and the Feishu id they will have): ``user.rekey`` comes first;
+    * ``department_rekeys``: new department key → old key of a path-keyed department
+      renamed (see :mod:`orgsync.renames`; ``current`` already holds it under the new
+      key): ``department.rekey`` moves the ledger's row, then what changed is patched;
+    * ``leavers_department``: where frozen leavers go when the source removes their
+      department (else the nearest ancestor it keeps), so the department can go;
     * ``hold_leavers``: rows held back that match nobody for sure; while there are any,
       nobody is frozen or deleted as a leaver (a note names the rows);
     * ``department_group_chat``: departments created by the plan ask Feishu for a
@@ -81,6 +86,8 @@ class DiffPolicy:
     department_group_chat: bool = False
     rekeys: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     hold_leavers: tuple[str, ...] = ()
+    department_rekeys: Mapping[str, str] = field(default_factory=dict)
+    leavers_department: str | None = None
 
     def clock(self) -> datetime:
         """The planning time (now when unset)."""
@@ -96,13 +103,25 @@ class _Builder:
     ops: dict[str, Operation] = field(default_factory=dict)
     soft: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     notes: list[str] = field(default_factory=list)
+    taken: set[str] | None = None  # managed departments' Feishu ids, built when first needed
 
     # ---- ids -------------------------------------------------------------
     def dept_fid(self, key: str | None) -> str:
         if key is None:
             return ROOT
         cur = self.current.departments.get(key)
-        return cur.feishu_id if cur else feishu_department_id(key)
+        if cur:
+            return cur.feishu_id
+        fid = feishu_department_id(key)
+        if self.taken is None:
+            self.taken = {m.feishu_id for m in self.current.departments.values()}
+        n = 0
+        while fid in self.taken:
+            # A renamed path-keyed department kept the id its old path gave it: a new
+            # department with that old path takes another (finite: ``taken`` is).
+            n += 1
+            fid = feishu_department_id(f"{key}#{n}")
+        return fid
 
     def user_fid(self, key: str) -> str:
         cur = self.current.users.get(key)
@@ -155,6 +174,8 @@ def _with_deps(op: Operation, deps: Iterable[str]) -> Operation:
 def _plan_departments(b: _Builder) -> None:
     desired = b.desired.snapshot.departments
     current = b.current.departments
+    for key, old_key in sorted(b.policy.department_rekeys.items()):
+        _add_department_rekey(b, key, old_key)
     for key in sorted(desired):
         d = desired[key]
         fid = b.dept_fid(key)
@@ -186,7 +207,8 @@ def _plan_departments(b: _Builder) -> None:
             kind = OpKind.DEPT_MOVE if "parent_key" in changed else OpKind.DEPT_UPDATE
             changes = tuple(FieldChange(f, getattr(c, f), getattr(d, f)) for f in changed)
             reason = (f"moved from {c.parent_key or 'top level'} to {d.parent_key or 'top level'}"
-                      if kind is OpKind.DEPT_MOVE else "changed in source")
+                      if kind is OpKind.DEPT_MOVE else
+                      f"renamed from {c.name}" if "name" in changed else "changed in source")
             parent = b.dept_fid(d.parent_key) if "parent_key" in changed else None
             body = schema.department_patch_body(d, changed, parent)
             b.add(Operation(op_id(kind, key), kind, key, fid, body, changes, reason, (),
@@ -208,7 +230,7 @@ def _plan_departments(b: _Builder) -> None:
             op = b.ops.get(oid)
             if op is None:
                 continue
-            deps: list[str] = []
+            deps = [oid for oid in (op_id(OpKind.DEPT_REKEY, key),) if oid in b.ops]
             if kind is not OpKind.DEPT_UPDATE:
                 anc = _nearest_moving_ancestor(b, d.parent_key)
                 if anc:
@@ -218,6 +240,19 @@ def _plan_departments(b: _Builder) -> None:
                              cur_order.get((d.parent_key, d.order)) if d.order is not None else None}:
                 if occupant and occupant != key:
                     b.soft[oid].update(_dept_release_ops(b, occupant))
+
+
+def _add_department_rekey(b: _Builder, key: str, old_key: str) -> None:
+    """``old_key``'s department is ``key`` now (a rename in path mode): the ledger follows;
+    its Feishu id stays, so no call is made."""
+    cur = b.current.departments[key]
+    parent = cur.record.parent_key
+    renamed_parent = parent is not None and parent in b.policy.department_rekeys
+    b.add(Operation(op_id(OpKind.DEPT_REKEY, key), OpKind.DEPT_REKEY, key, cur.feishu_id, {},
+                    (FieldChange("key", old_key, key),),
+                    "its path changed with its parent's" if renamed_parent else
+                    "the same department renamed: most of its members are the same",
+                    (), {"previous_key": old_key, "parent_key": parent}, cur.record.name))
 
 
 def _nearest_moving_ancestor(b: _Builder, parent_key: str | None) -> str | None:
@@ -247,7 +282,8 @@ def _add_set_leader(b: _Builder, d: Department, old: str | None, *,
     if group_chat:
         body["create_group_chat"] = True
         changes += (FieldChange("create_group_chat", None, True),)
-    deps = [oid for oid in (op_id(OpKind.DEPT_CREATE, d.key),) if oid in b.ops]
+    deps = [oid for oid in (op_id(OpKind.DEPT_CREATE, d.key), op_id(OpKind.DEPT_REKEY, d.key))
+            if oid in b.ops]
     if new:
         deps.extend(_arrival(new))  # the ones not in the plan are dropped
     b.add(Operation(op_id(OpKind.DEPT_SET_LEADER, d.key), OpKind.DEPT_SET_LEADER, d.key,
@@ -262,6 +298,7 @@ def _plan_department_deletes(b: _Builder) -> None:
     gone = {k for k in current if k not in desired and k not in held}
     if not gone:
         return
+    _move_frozen_leavers_out(b, gone)
     children: dict[str, list[str]] = defaultdict(list)
     for k, m in current.items():
         if m.record.parent_key is not None:
@@ -311,6 +348,66 @@ def _plan_department_deletes(b: _Builder) -> None:
         b.add(Operation(op_id(OpKind.DEPT_DELETE, k), OpKind.DEPT_DELETE, k, current[k].feishu_id,
                         {}, _changes_to_none(c.fields()), "no longer in source", tuple(deps), None,
                         c.name))
+
+
+def _move_frozen_leavers_out(b: _Builder, gone: set[str]) -> None:
+    """Frozen leavers in a department the source removed move out of it (to
+    ``leavers_department``, else to its nearest ancestor the source keeps), so the
+    department goes in this run instead of at the end of their grace period.
+
+    Only people frozen as leavers, with no other operation in the plan, are moved:
+    anyone the source holds (active or held back) keeps their departments, and such a
+    department stays (:func:`_plan_department_deletes` says why). While held rows may
+    be any leaver (``hold_leavers``), nobody is moved either.
+    """
+    if b.policy.hold_leavers:
+        return
+    people = b.desired.snapshot.employees
+    held = b.desired.held_employees
+    current = b.current.departments
+    target = b.policy.leavers_department
+    if target is not None and target not in b.desired.snapshot.departments:
+        target = None
+        if any(u.lifecycle is Lifecycle.FROZEN for u in b.live.values()):
+            b.notes.append(f"lifecycle.leavers_department {b.policy.leavers_department} is not "
+                           "a department in the source; frozen leavers go to the nearest "
+                           "department kept instead")
+
+    def kept_ancestor(dk: str) -> str | None:
+        seen: set[str] = set()
+        k: str | None = dk
+        while k is not None and k in gone and k not in seen:
+            seen.add(k)
+            k = current[k].record.parent_key if k in current else None
+        return k if k not in gone else None
+
+    for uk, u in sorted(b.live.items()):
+        keys = u.record.department_keys
+        if u.lifecycle is not Lifecycle.FROZEN or not any(dk in gone for dk in keys):
+            continue
+        e = people.get(uk)
+        if uk in held or (e is not None and e.status is Status.ACTIVE) or any(
+                op_id(kind, uk) in b.ops for kind in (OpKind.USER_DELETE, OpKind.USER_MOVE,
+                                                      OpKind.USER_UNFREEZE)):
+            continue
+        moved: list[str] = []
+        for dk in keys:
+            to = dk if dk not in gone else target or kept_ancestor(dk)
+            if to is None:
+                break  # nowhere to go: the department stays until their grace period ends
+            if to not in moved:
+                moved.append(to)
+        else:
+            new_fields = {**u.record.fields(), "department_keys": moved}
+            left = ", ".join(dk for dk in keys if dk in gone)
+            b.add(Operation(
+                op_id(OpKind.USER_MOVE, uk), OpKind.USER_MOVE, uk, u.feishu_id,
+                schema.user_patch_body(new_fields, ["department_keys"],
+                                       [b.dept_fid(dk) for dk in moved]),
+                (FieldChange("department_keys", list(keys), moved),),
+                f"frozen leaver moved out of {left}, which is no longer in source",
+                tuple(oid for dk in moved if (oid := op_id(OpKind.DEPT_CREATE, dk)) in b.ops),
+                {"department_keys": moved}, u.record.name))
 
 
 # ---------------------------------------------------------------------- users

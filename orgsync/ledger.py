@@ -409,6 +409,9 @@ class Ledger:
         fields = dict(op.mirror or {})
         key = {"k": op.key}
         if op.entity == "department":
+            if change is MirrorChange.REKEY:
+                self._rekey_department_in_mirror(c, op, now)
+                return
             if change is MirrorChange.DELETE:
                 c.execute(self._sql.dept_delete, key)
                 return
@@ -462,24 +465,45 @@ class Ledger:
         c.execute(users.update().where(users.c.key == old).values(
             key=new, feishu_id=str(op.mirror["feishu_id"]), fields=text_, fingerprint=fp,
             updated_at=now))
-        # Stored fields are JSON text: only rows naming the old key can refer to it.
-        quoted = json.dumps(old, ensure_ascii=False)
-        needle = "%" + quoted.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
-        for key, fields in c.execute(select(users.c.key, users.c.fields).where(
-                users.c.fields.like(needle, escape="!"))).all():
-            decoded = json.loads(fields)
+        for key, decoded in _naming(c, users, old):
             if decoded.get("manager_key") == old:
                 decoded["manager_key"] = new
                 text_, fp = _user_fields(key, decoded)
                 c.execute(users.update().where(users.c.key == key).values(
                     fields=text_, fingerprint=fp, updated_at=now))
-        for key, fields in c.execute(select(depts.c.key, depts.c.fields).where(
-                depts.c.fields.like(needle, escape="!"))).all():
-            decoded = json.loads(fields)
+        for key, decoded in _naming(c, depts, old):
             if decoded.get("leader_key") == old:
                 decoded["leader_key"] = new
                 c.execute(depts.update().where(depts.c.key == key).values(
                     fields=_dumps(decoded), updated_at=now))
+
+    def _rekey_department_in_mirror(self, c: Connection, op: Operation, now: datetime) -> None:
+        """Move ``previous_key``'s department row to ``op.key`` (its Feishu id stays), merge
+        the operation's other mirror fields, and make sub-departments' parent and members'
+        department keys follow."""
+        assert op.mirror is not None
+        old, new = str(op.mirror["previous_key"]), op.key
+        users: Table = MirrorUserRow.__table__  # type: ignore[attr-defined]
+        depts: Table = MirrorDepartmentRow.__table__  # type: ignore[attr-defined]
+        stored = c.execute(self._sql.dept_fields, {"k": old}).scalar_one_or_none()
+        if stored is None:
+            return  # already moved (a replayed journal entry)
+        merged = {**json.loads(stored),
+                  **{k: v for k, v in op.mirror.items() if k != "previous_key"}}
+        c.execute(depts.update().where(depts.c.key == old).values(
+            key=new, fields=_dumps(merged), updated_at=now))
+        for key, decoded in _naming(c, depts, old):
+            if decoded.get("parent_key") == old:
+                decoded["parent_key"] = new
+                c.execute(depts.update().where(depts.c.key == key).values(
+                    fields=_dumps(decoded), updated_at=now))
+        for key, decoded in _naming(c, users, old):
+            keys = decoded.get("department_keys") or []
+            if old in keys:
+                decoded["department_keys"] = [new if k == old else k for k in keys]
+                text_, fp = _user_fields(key, decoded)
+                c.execute(users.update().where(users.c.key == key).values(
+                    fields=text_, fingerprint=fp, updated_at=now))
 
     def load_state(self, known: Mapping[str, Employee] | None = None) -> DirectoryState:
         """The mirror as a :class:`DirectoryState` (what incremental runs diff against).
@@ -746,6 +770,17 @@ def _owed(event: str, now: datetime) -> dict[str, Any]:
 def notification_uuid(event: str) -> str:
     """Feishu's dedup ``uuid`` for ``event``: deterministic, 36 characters (limit 50)."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"orgsync:notify:{event}"))
+
+
+def _naming(c: Connection, table: Table, key: str) -> list[tuple[str, dict[str, Any]]]:
+    """``(key, decoded fields)`` of the mirror rows whose stored fields mention ``key``.
+
+    Stored fields are JSON text: only rows naming the key can refer to it.
+    """
+    quoted = json.dumps(key, ensure_ascii=False)
+    needle = "%" + quoted.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+    return [(k, json.loads(f)) for k, f in c.execute(select(table.c.key, table.c.fields).where(
+        table.c.fields.like(needle, escape="!"))).all()]
 
 
 def _dumps(fields: Mapping[str, Any]) -> str:

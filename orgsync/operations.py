@@ -167,6 +167,10 @@ async def _adopt_department(c: ContactAPI, op: Operation, exc: FeishuError) -> s
     return dept.get("open_department_id")
 
 
+async def _ledger_only(c: ContactAPI, op: Operation, token: str | None) -> str | None:
+    return None
+
+
 async def _create_user(c: ContactAPI, op: Operation, token: str | None) -> str | None:
     user = await c.create_user(op.payload, client_token=token)
     return user.get("open_id")
@@ -239,6 +243,9 @@ SPECS: Mapping[OpKind, OpSpec] = {
     OpKind.DEPT_DELETE: OpSpec(_delete_department, MirrorChange.DELETE, gone=_GONE,
                                settle=_already_gone, destructive=True, badge=("-", "red"),
                                lists_fields=False),
+    # A path-keyed department renamed (orgsync.renames): its Feishu id stays, only the
+    # mirror's key moves; the name follows with a department.update.
+    OpKind.DEPT_REKEY: OpSpec(_ledger_only, MirrorChange.REKEY, badge=_CHANGED),
     OpKind.USER_CREATE: OpSpec(_create_user, MirrorChange.INSERT, exists=_USER_EXISTS,
                                adopt=_adopt_user, arrives=True, messages=Messages.ARRIVAL,
                                badge=_ADDED),

@@ -28,6 +28,7 @@ class OpKind(enum.StrEnum):
     DEPT_MOVE = "department.move"
     DEPT_SET_LEADER = "department.set_leader"
     DEPT_DELETE = "department.delete"
+    DEPT_REKEY = "department.rekey"
     USER_CREATE = "user.create"
     USER_ADOPT = "user.adopt"
     USER_REKEY = "user.rekey"

@@ -41,6 +41,7 @@ from orgsync.ledger import Ledger
 from orgsync.model import Status
 from orgsync.plan import Plan
 from orgsync.reconcile import apply_renames, reconcile
+from orgsync.renames import infer_renames
 from orgsync.safety import check_source, leavers, plan_violations
 from orgsync.source import Issue, SourceData
 from orgsync.state import DirectoryState, Lifecycle, MirrorDepartment, MirrorUser
@@ -118,7 +119,8 @@ def diff_policy(config: Config, now: datetime | None,
         grace_days=config.lifecycle.grace_days, handover_to=config.lifecycle.handover_to,
         resurrect_days=config.lifecycle.resurrect_days,
         prehire_days=config.lifecycle.prehire_days, adopt=dict(adopt or {}),
-        department_group_chat=config.sync.department_group_chat)
+        department_group_chat=config.sync.department_group_chat,
+        leavers_department=config.lifecycle.leavers_department)
 
 
 def protected_keys(config: Config, data: SourceData, state: DirectoryState
@@ -287,6 +289,9 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
         raw = replace(apply_renames(raw, rec.aliases), issues=[*raw.issues, *rec.issues],
                       held_employees=raw.held_employees | rec.held)
         data = validate(raw, applied=state.unchanged)
+    # Path-keyed departments renamed: the mirror follows the new keys (department.rekey).
+    renames = infer_renames(data, state, config.sync.rename_min_overlap)
+    state = renames.state
     adopt: dict[str, str] = {}
     if config.sync.adopt_existing:
         adopt, conflicts = await find_existing(client, data, state)
@@ -302,7 +307,7 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
     users |= state.tenant_admins
     policy = replace(diff_policy(config, now, adopt), protected_users=users,
                      protected_departments=depts, rekeys=rec.rekeys,
-                     hold_leavers=rec.hold_leavers)
+                     hold_leavers=rec.hold_leavers, department_rekeys=renames.rekeys)
     plan = diff(data, state, policy)
     log.info("plan.ready", plan_id=plan.plan_id, operations=len(plan.operations),
              held=sum(1 for i in plan.issues if i.severity == "error"), full=full)

@@ -234,3 +234,22 @@ def test_config_is_frozen() -> None:
     cfg: Config = config_from_dict(base())
     with pytest.raises(AttributeError):
         cfg.sync = SyncConfig()  # type: ignore[misc]
+
+
+class TestDepartmentKeys:
+    def test_rename_overlap_and_leavers_department(self) -> None:
+        """sync.rename_min_overlap (0.8 unless set) and lifecycle.leavers_department (a
+        department id, unset by default) are read; bad values name the key and the remedy."""
+        cfg = config_from_dict(base())
+        assert (cfg.sync.rename_min_overlap, cfg.lifecycle.leavers_department) == (0.8, None)
+        cfg = config_from_dict(base(sync={"rename_min_overlap": "0.9"},
+                                    lifecycle={"leavers_department": "D900"}))
+        assert (cfg.sync.rename_min_overlap, cfg.lifecycle.leavers_department) == (0.9, "D900")
+        with pytest.raises(ConfigError) as err:
+            config_from_dict(base(sync={"rename_min_overlap": 0.3}))
+        assert (err.value.key, err.value.remedy) == ("sync.rename_min_overlap",
+                                                     "use a value >= 0.5 and <= 1.0")
+        with pytest.raises(ConfigError) as err:
+            config_from_dict(base(lifecycle={"leavers_department": 900}))
+        assert err.value.key == "lifecycle.leavers_department"
+        assert "expected a department id, got" in str(err.value)
