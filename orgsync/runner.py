@@ -37,6 +37,7 @@ from orgsync.errors import (
 from orgsync.executor import ApplyResult, Executor, OpResult
 from orgsync.feishu import ClientStats, FeishuClient
 from orgsync.feishu.reader import MissingReadPermission, read_directory, unreadable
+from orgsync.feishu.schema import USER_READ
 from orgsync.identity import KeyRules
 from orgsync.ledger import Ledger
 from orgsync.model import Department, Employee, Status
@@ -50,6 +51,7 @@ from orgsync.validate import validate
 
 log = structlog.get_logger("orgsync.run")
 R = TypeVar("R", Department, Employee)
+_ADMIN_FLAG = "is_tenant_manager"
 
 
 @dataclass(slots=True)
@@ -202,8 +204,13 @@ async def find_existing(client: FeishuClient, data: SourceData, state: Directory
         # Tenant admins are never taken over (nor, once managed, changed or deleted).
         for key, uid in sorted(adopt.items()):
             try:
-                admin = bool((await client.get_user(uid)).get("is_tenant_manager"))
+                account = await client.get_user(uid)
+                admin = bool(account.get(_ADMIN_FLAG))
                 why = f"matches Feishu user {uid}, a tenant admin; tenant admins are never adopted"
+                if _ADMIN_FLAG not in account:  # unknown without its read permission: held
+                    admin = True
+                    why = (f"matches Feishu user {uid}, which may be a tenant admin: Feishu does "
+                           f"not say without {' or '.join(USER_READ[_ADMIN_FLAG])}; not adopted")
             except FeishuRetryable as exc:
                 admin = True
                 why = (f"matches Feishu user {uid}, which could not be checked (Feishu "

@@ -207,6 +207,29 @@ def test_without_the_employee_permission_admins_and_frozen_users_stay_as_they_ar
     assert not _user(sandbox, "E1")["status"]["is_frozen"]  # type: ignore[index]
 
 
+def test_an_account_that_may_be_a_tenant_admin_is_not_adopted(
+        tmp_path: Path, sandbox: SandboxServer, sandbox_api: httpx.Client) -> None:
+    """Without the permission that returns ``is_tenant_manager``, an existing account
+    matching a new person by email is held, not taken over (before: adopted)."""
+    sandbox_api.post("/open-apis/contact/v3/users", params={"user_id_type": "user_id"}, json={
+        "user_id": "it-admin", "name": "张三", "mobile": "13800000001",
+        "email": "san@example.com", "department_ids": ["0"], "employee_type": 1})
+    sandbox.configure(permissions=NO_EMPLOYEE)
+    src = tmp_path / "src"
+    _source(src)
+    cfg = config(sandbox, src, tmp_path / "ledger.db")
+    ledger = Ledger(cfg.ledger.url)
+    try:
+        outcome = run(cfg, ledger)
+    finally:
+        ledger.close()
+    assert [i.reason for i in outcome.plan.issues if i.key == "E1"] == [
+        "matches Feishu user it-admin, which may be a tenant admin: Feishu does not say without "
+        "contact:user.employee:readonly or contact:contact:access_as_app or "
+        "contact:contact:readonly or contact:contact:readonly_as_app; not adopted"]
+    assert not any(op.key == "E1" for op in outcome.plan.operations)
+
+
 # ------------------------------------------------------------------ §1.6 primary department
 
 
