@@ -168,7 +168,7 @@ USER: Final = (
     # Required by Feishu; a PATCH never sends it empty (validation holds nameless rows).
     FeishuField("name", "name", _UR["name"], from_wire=_text),
     # The primary department first; a user always has one, so never cleared. Sent with
-    # ``orders`` (department_orders_body): the primary is the largest department_order.
+    # ``orders`` (department_orders): the primary is the largest department_order.
     FeishuField("department_keys", "department_ids", _UR["department_ids"], link="department"),
     # UNCONFIRMED (§1.5): whether "" clears en_name, email or city; the sandbox clears
     # with "", and so does orgsync.
