@@ -202,7 +202,7 @@ def _plan_departments(b: _Builder) -> None:
 
         c = cur.record
         changed = [f for f in ("name", "en_name", "order", "parent_key")
-                   if _differs(f, getattr(c, f), getattr(d, f))]
+                   if f not in cur.unknown and _differs(f, getattr(c, f), getattr(d, f))]
         if changed:
             kind = OpKind.DEPT_MOVE if "parent_key" in changed else OpKind.DEPT_UPDATE
             changes = tuple(FieldChange(f, getattr(c, f), getattr(d, f)) for f in changed)
@@ -213,7 +213,7 @@ def _plan_departments(b: _Builder) -> None:
             body = schema.department_patch_body(d, changed, parent)
             b.add(Operation(op_id(kind, key), kind, key, fid, body, changes, reason, (),
                             {f: getattr(d, f) for f in changed}, d.name))
-        if c.leader_key != d.leader_key:
+        if c.leader_key != d.leader_key and "leader_key" not in cur.unknown:
             _add_set_leader(b, d, c.leader_key)
 
     # Dependencies need every op to exist first.
@@ -457,8 +457,10 @@ def _plan_users(b: _Builder) -> None:
                 _add_set_manager(b, e, None)
         else:
             old_fields = cur.record.fields()
+            # A field Feishu did not return (no read permission) is unknown: no change.
             changed = [f for f in (*USER_VALUE_FIELDS, "department_keys")
-                       if _differs(f, old_fields.get(f), new_fields.get(f))]
+                       if f not in cur.unknown
+                       and _differs(f, old_fields.get(f), new_fields.get(f))]
             if changed:
                 kind = OpKind.USER_MOVE if "department_keys" in changed else OpKind.USER_UPDATE
                 body = schema.user_patch_body(new_fields, changed, [
@@ -467,7 +469,7 @@ def _plan_users(b: _Builder) -> None:
                 reason = "moved departments" if kind is OpKind.USER_MOVE else "changed in source"
                 b.add(Operation(op_id(kind, key), kind, key, fid, body, changes, reason,
                                 tuple(dept_deps), {f: new_fields[f] for f in changed}, e.name))
-            if cur.record.manager_key != e.manager_key:
+            if cur.record.manager_key != e.manager_key and "manager_key" not in cur.unknown:
                 _add_set_manager(b, e, cur.record.manager_key)
             if cur.lifecycle is Lifecycle.FROZEN:
                 b.add(Operation(op_id(OpKind.USER_UNFREEZE, key), OpKind.USER_UNFREEZE, key, fid,

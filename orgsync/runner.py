@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import structlog
 
@@ -35,10 +36,11 @@ from orgsync.errors import (
 )
 from orgsync.executor import ApplyResult, Executor, OpResult
 from orgsync.feishu import ClientStats, FeishuClient
-from orgsync.feishu.reader import read_directory
+from orgsync.feishu.reader import MissingReadPermission, read_directory, unreadable
+from orgsync.feishu.schema import USER_READ
 from orgsync.identity import KeyRules
 from orgsync.ledger import Ledger
-from orgsync.model import Status
+from orgsync.model import Department, Employee, Status
 from orgsync.plan import Plan
 from orgsync.reconcile import apply_renames, reconcile
 from orgsync.renames import infer_renames
@@ -49,6 +51,8 @@ from orgsync.urls import mask_urls
 from orgsync.validate import validate
 
 log = structlog.get_logger("orgsync.run")
+R = TypeVar("R", Department, Employee)
+_ADMIN_FLAG = "is_tenant_manager"
 
 
 @dataclass(slots=True)
@@ -202,8 +206,13 @@ async def find_existing(client: FeishuClient, data: SourceData, state: Directory
         # Tenant admins are never taken over (nor, once managed, changed or deleted).
         for key, uid in sorted(adopt.items()):
             try:
-                admin = bool((await client.get_user(uid)).get("is_tenant_manager"))
+                account = await client.get_user(uid)
+                admin = bool(account.get(_ADMIN_FLAG))
                 why = f"matches Feishu user {uid}, a tenant admin; tenant admins are never adopted"
+                if _ADMIN_FLAG not in account:  # unknown without its read permission: held
+                    admin = True
+                    why = (f"matches Feishu user {uid}, which may be a tenant admin: Feishu does "
+                           f"not say without {' or '.join(USER_READ[_ADMIN_FLAG])}; not adopted")
             except FeishuRetryable as exc:
                 admin = True
                 why = (f"matches Feishu user {uid}, which could not be checked (Feishu "
@@ -215,7 +224,8 @@ async def find_existing(client: FeishuClient, data: SourceData, state: Directory
     return adopt, conflicts
 
 
-async def live_state(client: FeishuClient, ledger: Ledger) -> DirectoryState:
+async def live_state(client: FeishuClient, ledger: Ledger, *,
+                     compare_all: bool = False) -> DirectoryState:
     """What Feishu holds now for the entities orgsync manages (a full read).
 
     Managed scope is the mirror's: a department or user orgsync never created or
@@ -223,26 +233,51 @@ async def live_state(client: FeishuClient, ledger: Ledger) -> DirectoryState:
     entity missing from Feishu (deleted behind orgsync's back) is left out too,
     so the diff creates it again. Raises on any read error: a partial read must
     never be diffed.
+
+    A field Feishu did not return (the app lacks its read permission) keeps the
+    mirror's value, what orgsync last applied: it is never read as empty, so never
+    "repaired". ``compare_all`` (``check``) refuses such a read instead
+    (:class:`MissingReadPermission`): drift in a field it cannot see cannot be ruled out.
     """
     mirror = ledger.load_state()
     rdept = {m.feishu_id: k for k, m in mirror.departments.items()}
     ruser = {m.feishu_id: k for k, m in mirror.users.items()}
     live = await read_directory(client, reverse_departments=rdept, reverse_users=ruser)
-    state = DirectoryState(tenant_admins={k for k in live.tenant_admins if k in mirror.users})
+    missing = unreadable(live)
+    if compare_all and missing:
+        raise MissingReadPermission(missing, "check compares every field orgsync manages")
+    if missing:
+        log.warning("read.fields_missing", fields=sorted(missing),
+                    kept="as orgsync last applied them; drift in them is not repaired",
+                    remedy="grant the read permissions: " + "; ".join(
+                        f"{k}: {' or '.join(v)}" for k, v in sorted(missing.items())))
+    admins_before = set(json.loads(ledger.get_meta("tenant_admins") or "[]"))
+    state = DirectoryState(tenant_admins={
+        k for k, u in live.users.items() if k in mirror.users
+        and (k in live.tenant_admins if "tenant_admin" not in u.unknown else k in admins_before)})
     for k, md in mirror.departments.items():
         ld = live.departments.get(k)
         if ld is not None:
-            state.departments[k] = MirrorDepartment(ld.record, md.feishu_id, ld.open_id or md.open_id)
+            state.departments[k] = MirrorDepartment(_known(ld.record, md.record, ld.unknown),
+                                                    md.feishu_id, ld.open_id or md.open_id)
     for k, mu in mirror.users.items():
         lu = live.users.get(k)
         if mu.lifecycle is Lifecycle.DELETED:
             state.users[k] = mu  # resigned users are not listed; keep the dates for rehires
         elif lu is not None:
-            lifecycle = Lifecycle.FROZEN if lu.lifecycle is Lifecycle.FROZEN else Lifecycle.ACTIVE
-            state.users[k] = MirrorUser(lu.record, mu.feishu_id, lu.open_id or mu.open_id,
-                                        lifecycle, mu.frozen_at if lifecycle is Lifecycle.FROZEN
-                                        else None, None)
+            read = lu.lifecycle if "lifecycle" not in lu.unknown else mu.lifecycle
+            lifecycle = Lifecycle.FROZEN if read is Lifecycle.FROZEN else Lifecycle.ACTIVE
+            state.users[k] = MirrorUser(_known(lu.record, mu.record, lu.unknown), mu.feishu_id,
+                                        lu.open_id or mu.open_id, lifecycle,
+                                        mu.frozen_at if lifecycle is Lifecycle.FROZEN else None,
+                                        None)
     return state
+
+
+def _known(read: R, applied: R, unknown: AbstractSet[str]) -> R:
+    """``read`` with the fields Feishu did not return taken from ``applied``."""
+    kept = {f: getattr(applied, f) for f in unknown if hasattr(applied, f)}
+    return replace(read, **kept) if kept else read
 
 
 @dataclass(slots=True)
@@ -269,7 +304,7 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
     raw = read_raw(config)
     if full:
         data = read_source(config, ledger, accept_shrink=accept_shrink, raw=raw)
-        state = await live_state(client, ledger)
+        state = await live_state(client, ledger, compare_all=not rebuild_mirror)
         if rebuild_mirror:
             ledger.replace_mirror(state)
             ledger.set_meta("tenant_admins", json.dumps(sorted(state.tenant_admins)))

@@ -29,6 +29,9 @@ class MirrorDepartment:
     record: Department
     feishu_id: str
     open_id: str | None = None
+    #: Fields of ``record`` a live read could not see (the app lacks their read
+    #: permission): unknown, never empty, so never a change.
+    unknown: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -41,6 +44,9 @@ class MirrorUser:
     lifecycle: Lifecycle = Lifecycle.ACTIVE
     frozen_at: datetime | None = None
     deleted_at: datetime | None = None
+    #: As :attr:`MirrorDepartment.unknown`; ``"lifecycle"`` and ``"tenant_admin"`` when
+    #: Feishu left out ``status`` / ``is_tenant_manager``.
+    unknown: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)

@@ -4,6 +4,12 @@ Departments come from one ``children`` walk of the root with ``fetch_child``;
 users from ``find_by_department`` on every department (deduplicated: a person
 in two departments is listed twice). Feishu ids are mapped back to source keys
 through ``reverse`` (the mirror's record of mapped ids); unmapped ids are keys.
+
+Feishu leaves a field out of every answer when the app lacks its read
+permission (feishu-api-more.md §1.1). Such a field is *unknown*, never empty: the
+records carry it as ``None`` and name it in ``unknown``, and :func:`unreadable`
+says which permissions are missing. The custom ids are the keys themselves:
+without them nothing can be read at all (:class:`MissingReadPermission`).
 """
 
 from __future__ import annotations
@@ -12,15 +18,45 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
+from orgsync.errors import EXIT_CONFIG, OrgsyncError
 from orgsync.feishu.schema import (
+    DEPARTMENT,
     ROOT,
+    USER,
+    USER_READ,
     department_from_feishu,
     department_id_of,
     employee_from_feishu,
     is_frozen,
+    unread_fields,
     user_id_of,
 )
 from orgsync.state import DirectoryState, Lifecycle, MirrorDepartment, MirrorUser
+
+# Read from a user beyond the canonical fields, and the Feishu field each comes from.
+_USER_EXTRAS = {"lifecycle": "status", "tenant_admin": "is_tenant_manager"}
+_USER_NEEDS = {**{f.name: f.read for f in USER},
+               **{name: USER_READ[wire] for name, wire in _USER_EXTRAS.items()}}
+_DEPARTMENT_NEEDS = {f.name: f.read for f in DEPARTMENT}
+
+
+class MissingReadPermission(OrgsyncError):
+    """Feishu left out fields orgsync must read: the app lacks their read permission.
+
+    ``missing`` maps each field (``user.email``) to the permissions any one of which
+    would let Feishu return it. Exit code 3: the Feishu app's configuration, not the
+    directory, must change.
+    """
+
+    exit_code = EXIT_CONFIG
+
+    def __init__(self, missing: Mapping[str, tuple[str, ...]], why: str) -> None:
+        self.missing = dict(missing)
+        fields = "; ".join(f"{name} (needs {' or '.join(need)})"
+                           for name, need in sorted(self.missing.items()))
+        super().__init__(f"Feishu does not return {fields}: {why}. Grant the permission to the "
+                         "app in the Feishu developer console (then publish a new app version) "
+                         "and run again")
 
 
 class DirectoryAPI(Protocol):
@@ -32,27 +68,39 @@ class DirectoryAPI(Protocol):
                                  page_size: int = 50) -> AsyncIterator[dict[str, Any]]: ...
 
 
+def _keyed(obj: Mapping[str, Any], kind: str, wire: str, need: tuple[str, ...]) -> None:
+    if wire not in obj:
+        raise MissingReadPermission({f"{kind}.key": need},
+                                    f"a {kind} cannot be told apart without its custom id")
+
+
 async def read_directory(client: DirectoryAPI, *, reverse_departments: Mapping[str, str] | None = None,
                          reverse_users: Mapping[str, str] | None = None,
                          concurrency: int = 8) -> DirectoryState:
     """Everything Feishu holds under the root, as a :class:`DirectoryState`.
 
-    Raises whatever the client raises: a partial read must never be diffed.
+    Raises whatever the client raises: a partial read must never be diffed; and
+    :class:`MissingReadPermission` when Feishu leaves out the custom ids.
     """
     rdept = dict(reverse_departments or {})
     ruser = dict(reverse_users or {})
     raw_depts = [d async for d in client.iter_children(ROOT, fetch_child=True)]
     state = DirectoryState()
+    dept_key = DEPARTMENT[0]
     for d in raw_depts:
+        _keyed(d, "department", dept_key.wire, dept_key.read)
         rec = department_from_feishu(d, rdept, ruser)
         state.departments[rec.key] = MirrorDepartment(rec, department_id_of(d),
-                                                      d.get("open_department_id"))
+                                                      d.get("open_department_id"),
+                                                      unread_fields(d, DEPARTMENT))
     seen: dict[str, dict[str, Any]] = {}
     sem = asyncio.Semaphore(concurrency)
+    user_key = USER[0]
 
     async def members(dept_id: str) -> None:
         async with sem:
             async for u in client.iter_users_by_department(dept_id):
+                _keyed(u, "user", user_key.wire, user_key.read)
                 seen.setdefault(user_id_of(u), u)
 
     await asyncio.gather(members(ROOT), *(members(department_id_of(d)) for d in raw_depts))
@@ -60,7 +108,28 @@ async def read_directory(client: DirectoryAPI, *, reverse_departments: Mapping[s
         u = seen[uid]
         person = employee_from_feishu(u, rdept, ruser)
         lifecycle = Lifecycle.FROZEN if is_frozen(u) else Lifecycle.ACTIVE
-        state.users[person.key] = MirrorUser(person, uid, u.get("open_id"), lifecycle)
+        unknown = unread_fields(u, USER) | {k for k, w in _USER_EXTRAS.items() if w not in u}
+        state.users[person.key] = MirrorUser(person, uid, u.get("open_id"), lifecycle,
+                                             unknown=unknown)
         if u.get("is_tenant_manager"):
             state.tenant_admins.add(person.key)
     return state
+
+
+def unreadable(state: DirectoryState) -> dict[str, tuple[str, ...]]:
+    """The fields no record of ``state`` (a :func:`read_directory` result) came with,
+    as ``user.email`` → the permissions any one of which would return it.
+
+    A field missing from some records only may just be empty there (UNCONFIRMED
+    whether Feishu leaves empty values out); those records keep it unknown all
+    the same.
+    """
+    missing: dict[str, tuple[str, ...]] = {}
+    for kind, records, needs in (("department", state.departments.values(), _DEPARTMENT_NEEDS),
+                                 ("user", state.users.values(), _USER_NEEDS)):
+        common: frozenset[str] | None = None
+        for r in records:
+            common = r.unknown if common is None else common & r.unknown
+        for name in sorted(common or ()):
+            missing[f"{kind}.{name}"] = needs[name]
+    return missing

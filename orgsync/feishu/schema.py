@@ -76,12 +76,49 @@ RA3: Final = ("contact:contact:access_as_app", "contact:contact:readonly",
               "contact:contact:readonly_as_app")
 """The app-wide contact scopes that stand in for most per-field ones."""
 
-_USER_ID_READ = ("contact:user.employee_id:readonly",)  # only this one, not RA3
 _USER_BASE_READ = ("contact:user.base:readonly", *RA3)
 _USER_EMPLOYEE_READ = ("contact:user.employee:readonly", *RA3)
 _USER_DEPARTMENT_READ = ("contact:user.department:readonly", *RA3)
 _DEPARTMENT_BASE_READ = ("contact:department.base:readonly", *RA3)
 _DEPARTMENT_ORGANIZE_READ = ("contact:department.organize:readonly", *RA3)
+
+USER_READ: Final[Mapping[str, tuple[str, ...]]] = {
+    # Only this one, not RA3 (also what user_id_type=user_id needs; whether such a call
+    # then errors or only leaves the ids out is UNCONFIRMED, §2.4: the sandbox leaves them out).
+    "user_id": ("contact:user.employee_id:readonly",),
+    **dict.fromkeys(("name", "en_name", "nickname", "avatar"), _USER_BASE_READ),
+    # The patch page also accepts directory:employee.base.email:read.
+    "email": ("contact:user.email:readonly",),
+    "mobile": ("contact:user.phone:readonly",),
+    "gender": ("contact:user.gender:readonly", *RA3),
+    **dict.fromkeys(("status", "city", "country", "work_station", "join_time",
+                     "is_tenant_manager", "employee_type", "custom_attrs", "enterprise_email",
+                     "job_title"), _USER_EMPLOYEE_READ),
+    "employee_no": ("contact:user.employee_number:read", "contact:user.employee:readonly", *RA3),
+    **dict.fromkeys(("department_ids", "leader_user_id", "orders"), _USER_DEPARTMENT_READ),
+    "job_level_id": ("contact:user.job_level:readonly",),
+    "job_family_id": ("contact:user.job_family:readonly",),
+    "dotted_line_leader_user_ids": ("contact:user.dotted_line_leader_info.read",),
+    "geo": ("contact:user.user_geo",),
+    "assign_info": ("contact:user.assign_info:read",),  # GET only
+    "department_path": ("contact:user.department_path:readonly",),  # and a user token
+}
+"""A user object's fields and the permissions any one of which makes Feishu return them
+(feishu-api-more.md §1.1, from ``U/get``, ``U/find_by_department``,
+``/document/contact-v3/user/batch``; create/patch responses and events follow the same
+rules). A field not listed (``open_id``, ``union_id``, ``mobile_visible``) needs none."""
+
+DEPARTMENT_READ: Final[Mapping[str, tuple[str, ...]]] = {
+    **dict.fromkeys(("name", "i18n_name", "department_id", "chat_id", "status"),
+                    _DEPARTMENT_BASE_READ),
+    # leaders[].leaderID too (leaders[].leaderType needs none).
+    **dict.fromkeys(("parent_department_id", "leader_user_id", "order", "unit_ids",
+                     "member_count", "primary_member_count", "leaders"),
+                    _DEPARTMENT_ORGANIZE_READ),
+    "department_hrbps": ("contact:department.hrbp:readonly",),
+}
+"""A department object's fields and their read permissions, as :data:`USER_READ`
+(§1.1, ``D/get``). Not listed (``open_department_id``, ``group_chat_employee_types``): none."""
 
 
 # ---------------------------------------------------------------- conversions
@@ -121,55 +158,58 @@ def _en_us(value: Any) -> str | None:
 
 # ---------------------------------------------------------------- the tables
 
+_UR, _DR = USER_READ, DEPARTMENT_READ
+
+# Clearing (§1.5, from U/patch and D/patch): documented are job_title " " (a single
+# space), join_time 0, and department leaders [] / department_hrbps []. Whether "" clears
+# any other field is UNCONFIRMED; where orgsync clears with "" the row says so.
 USER: Final = (
-    FeishuField("key", "user_id", _USER_ID_READ, link="user"),
+    FeishuField("key", "user_id", _UR["user_id"], link="user"),
     # Required by Feishu; a PATCH never sends it empty (validation holds nameless rows).
-    FeishuField("name", "name", _USER_BASE_READ, from_wire=_text),
-    # The primary department first; a user always has one, so never cleared.
-    FeishuField("department_keys", "department_ids", _USER_DEPARTMENT_READ, link="department"),
-    # UNCONFIRMED (§1.5): whether "" clears en_name, email, mobile or city; the sandbox
-    # clears with "", and so does orgsync.
-    FeishuField("en_name", "en_name", _USER_BASE_READ),
-    # The patch page also accepts directory:employee.base.email:read (§1.1).
-    FeishuField("email", "email", ("contact:user.email:readonly",)),
-    FeishuField("mobile", "mobile", ("contact:user.phone:readonly",)),
+    FeishuField("name", "name", _UR["name"], from_wire=_text),
+    # The primary department first; a user always has one, so never cleared. Sent with
+    # ``orders`` (department_orders): the primary is the largest department_order.
+    FeishuField("department_keys", "department_ids", _UR["department_ids"], link="department"),
+    # UNCONFIRMED (§1.5): whether "" clears en_name, email or city; the sandbox clears
+    # with "", and so does orgsync.
+    FeishuField("en_name", "en_name", _UR["en_name"]),
+    FeishuField("email", "email", _UR["email"]),
+    # Required (41010 on create; validation holds a row without one): never cleared.
+    FeishuField("mobile", "mobile", _UR["mobile"], clear=KEEP),
     # UNCONFIRMED (§1.5): whether "" clears leader_user_id; orgsync sends it (see manager_body).
-    FeishuField("manager_key", "leader_user_id", _USER_DEPARTMENT_READ, link="user"),
-    # Documented: a single space clears the title (§1.5). orgsync sends "" as it always
-    # has (the sandbox clears with it); whether "" clears in Feishu is UNCONFIRMED.
-    FeishuField("job_title", "job_title", _USER_EMPLOYEE_READ, documented_clear=" "),
+    FeishuField("manager_key", "leader_user_id", _UR["leader_user_id"], link="user"),
+    # Documented: a single space clears the title (§1.5, U/patch). The sandbox also
+    # takes "" as a clear, as it always has (UNCONFIRMED in Feishu); orgsync sends " ".
+    FeishuField("job_title", "job_title", _UR["job_title"], clear=" ", documented_clear=" "),
     # UNCONFIRMED (§1.5): whether "" clears it. Compared only when the source has one.
-    FeishuField("employee_no", "employee_no",
-                ("contact:user.employee_number:read", "contact:user.employee:readonly", *RA3),
-                clear=KEEP),
+    FeishuField("employee_no", "employee_no", _UR["employee_no"], clear=KEEP),
     # Always has a value (the model defaults to regular): nothing to clear.
-    FeishuField("employee_type", "employee_type", _USER_EMPLOYEE_READ, clear=None,
+    FeishuField("employee_type", "employee_type", _UR["employee_type"], clear=None,
                 from_wire=_employee_type),
     # Documented: 0 clears (§1.5). orgsync never clears it: Feishu sets the create time
     # when none is given, so a source without a date means "unknown", not "clear".
-    FeishuField("join_date", "join_time", _USER_EMPLOYEE_READ, clear=KEEP, documented_clear=0,
+    FeishuField("join_date", "join_time", _UR["join_time"], clear=KEEP, documented_clear=0,
                 to_wire=join_time, from_wire=_join_date),
-    FeishuField("city", "city", _USER_EMPLOYEE_READ),
+    FeishuField("city", "city", _UR["city"]),
 )
 """Every :class:`~orgsync.model.Employee` field but ``status``, in the model's order."""
 
 DEPARTMENT: Final = (
-    FeishuField("key", "department_id", _DEPARTMENT_BASE_READ, link="department"),
-    FeishuField("name", "name", _DEPARTMENT_BASE_READ, from_wire=_text),
+    FeishuField("key", "department_id", _DR["department_id"], link="department"),
+    FeishuField("name", "name", _DR["name"], from_wire=_text),
     # None is the root (ROOT): nothing to clear.
-    FeishuField("parent_key", "parent_department_id", _DEPARTMENT_ORGANIZE_READ, clear=None,
+    FeishuField("parent_key", "parent_department_id", _DR["parent_department_id"], clear=None,
                 link="department"),
     # Set and cleared through "leaders" (documented: [] clears, §1.5); leader_user_id
     # always equals the main leader (§1.12), so both are sent together (leader_body).
-    FeishuField("leader_key", "leader_user_id", _DEPARTMENT_ORGANIZE_READ, clear=[],
+    FeishuField("leader_key", "leader_user_id", _DR["leader_user_id"], clear=[],
                 documented_clear=[], link="user"),
     # Compared only when the source has one. UNCONFIRMED (§1.5 is silent): whether and
     # how an order can be cleared.
-    FeishuField("order", "order", _DEPARTMENT_ORGANIZE_READ, clear=KEEP, to_wire=str,
-                from_wire=_order),
+    FeishuField("order", "order", _DR["order"], clear=KEEP, to_wire=str, from_wire=_order),
     # i18n_name carries the Chinese name too ({"zh_cn": name, "en_us": en_name}): built by
     # department_patch_body. UNCONFIRMED (§1.5) whether en_us "" clears; orgsync sends it.
-    FeishuField("en_name", "i18n_name", _DEPARTMENT_BASE_READ, from_wire=_en_us),
+    FeishuField("en_name", "i18n_name", _DR["i18n_name"], from_wire=_en_us),
 )
 """Every :class:`~orgsync.model.Department` field, in the model's order."""
 
@@ -188,6 +228,7 @@ _DEPARTMENT_READS = tuple((f.name, f.wire, f.from_wire or _optional) for f in DE
                           if f.link is None)
 _USER_ID = _U["key"].wire
 _DEPARTMENT_IDS = _U["department_keys"].wire
+_ORDERS = "orders"  # the user's place in each department, and which one is primary
 _MANAGER = _U["manager_key"]
 _FROZEN = "is_frozen"  # in a user's "status" object; a PATCH of it freezes or unfreezes
 _DEPT_ID = _D["key"].wire
@@ -218,6 +259,9 @@ def user_create_body(fields: Mapping[str, Any], department_ids: list[str], *,
     """
     body: dict[str, Any] = {} if user_id is None else {_USER_ID: user_id}
     body[_DEPARTMENT_IDS] = department_ids
+    if user_id is None and len(department_ids) > 1:
+        # An adoption PATCHes an existing account: its primary is set only by orders.
+        body[_ORDERS] = department_orders(department_ids)
     for name, wire, to_wire in _USER_WRITES:
         v = fields[name]
         if v is None or v == "":
@@ -231,18 +275,36 @@ def user_patch_body(fields: Mapping[str, Any], changed: Iterable[str],
     """A user PATCH body for the ``changed`` fields of ``Employee.fields()``.
 
     ``changed`` holds value fields and possibly ``department_keys`` (then
-    ``department_ids`` are the new departments' Feishu ids). A value the source
-    lacks is sent as the row's ``clear`` (:data:`KEEP` fields are never changed to
-    nothing).
+    ``department_ids`` are the new departments' Feishu ids, the primary first, and
+    with more than one their ``orders`` go along). A value the source lacks is sent as the row's
+    ``clear`` (:data:`KEEP` fields are never changed to nothing).
     """
     body: dict[str, Any] = {}
     for name in changed:
         if name == "department_keys":
+            assert department_ids is not None
             body[_DEPARTMENT_IDS] = department_ids
+            if len(department_ids) > 1:
+                body[_ORDERS] = department_orders(department_ids)
             continue
         f = _U[name]
         body[f.wire] = _send(f, fields[name])
     return body
+
+
+def department_orders(department_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """``orders`` that make the first of ``department_ids`` the primary department.
+
+    Feishu's primary department is the one with the largest ``department_order``
+    (feishu-api-more.md §1.6, ``U/patch``): a PATCH of ``department_ids`` alone may
+    keep the old orders, hence the old primary (UNCONFIRMED; the sandbox keeps them).
+    The orders count down from ``len(department_ids)``, so the source's order of the
+    others holds too. ``user_order`` (the place within a department) is not managed
+    and left out: Feishu's default is 0.
+    """
+    n = len(department_ids)
+    return [{"department_id": d, "department_order": n - i}
+            for i, d in enumerate(department_ids)]
 
 
 def resurrect_body(department_ids: Sequence[str]) -> dict[str, Any]:
@@ -336,11 +398,27 @@ def employee_from_feishu(u: Mapping[str, Any], dept_key_of: Mapping[str, str],
     leader = get(_MANAGER.wire) or None
     return Employee(
         key=key_of.get(uid, uid),
-        department_keys=tuple(dept_key_of.get(str(d), str(d))
-                              for d in get(_DEPARTMENT_IDS) or ()),
+        department_keys=tuple(dept_key_of.get(d, d) for d in _primary_first(u)),
         manager_key=key_of.get(str(leader), str(leader)) if leader else None,
         **{name: from_wire(get(wire)) for name, wire, from_wire in _USER_READS},
     )
+
+
+def _primary_first(u: Mapping[str, Any]) -> list[str]:
+    """A user's ``department_ids``, the primary first, then by ``department_order``
+    (larger first, §1.6); ties keep Feishu's order."""
+    ids = [str(d) for d in u.get(_DEPARTMENT_IDS) or ()]
+    rank = {str(o.get("department_id")): (not o.get("is_primary_dept"),
+                                          -int(o.get("department_order") or 0))
+            for o in u.get(_ORDERS) or () if isinstance(o, Mapping)}
+    return sorted(ids, key=lambda d: rank.get(d, (True, 0)))
+
+
+def unread_fields(obj: Mapping[str, Any], rows: Sequence[FeishuField]) -> frozenset[str]:
+    """The canonical fields of ``rows`` (:data:`USER` or :data:`DEPARTMENT`) that a
+    Feishu object leaves out: the app lacks their read permission (§1.1), so their
+    values are unknown, never empty."""
+    return frozenset(f.name for f in rows if f.wire not in obj)
 
 
 def department_id_of(d: Mapping[str, Any]) -> str:

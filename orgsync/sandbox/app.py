@@ -132,6 +132,7 @@ class Sandbox:
         self.clock = SandboxClock()
         self.tenant = Tenant(self.clock, seed=self.config.seed)
         self.tenant.new_users_unjoined = self.config.users_unjoined
+        self.tenant.permissions = self.config.held_permissions()
         self.tokens = TokenStore(self.clock)
         self.limiter = SlidingWindowLimiter()
         self.log: list[JSON] = []
@@ -151,6 +152,7 @@ class Sandbox:
             self.tokens.clamp(self.config.token_ttl)
             self.tenant.reset(seed=self.config.seed)
             self.tenant.new_users_unjoined = self.config.users_unjoined
+            self.tenant.permissions = self.config.held_permissions()
             self.limiter.reset()
             self.log.clear()
             self.fault_rng = random.Random(f"faults:{self.config.seed}")
@@ -187,6 +189,7 @@ class Sandbox:
                 self.tenant.seed = self.config.seed
                 self.fault_rng = random.Random(f"faults:{self.config.seed}")
             self.tenant.new_users_unjoined = self.config.users_unjoined
+            self.tenant.permissions = self.config.held_permissions()
 
     def requests(self) -> list[JSON]:
         """A copy of the request log."""

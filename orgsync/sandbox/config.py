@@ -34,6 +34,16 @@ class SandboxConfig:
     token_ttl: int = 7200
     seed: int = 0                         # RNG seed for faults and generated ids
     users_unjoined: bool = False          # new users start unjoined (PATCH then answers 44010)
+    # The permissions (scopes) the app holds, separated by spaces or commas; None: all of them.
+    # A user or department field whose read permission is missing is left out of every answer
+    # (feishu-api-more.md §1.1; the table is orgsync.feishu.schema.USER_READ / DEPARTMENT_READ).
+    permissions: str | None = None
+
+    def held_permissions(self) -> frozenset[str] | None:
+        """:attr:`permissions` as a set (None: every permission)."""
+        if self.permissions is None:
+            return None
+        return frozenset(self.permissions.replace(",", " ").split())
 
     def effective_admin_token(self) -> str:
         """The bearer token the admin API accepts."""

@@ -34,7 +34,8 @@ def test_every_model_field_has_exactly_one_row() -> None:
 
 
 def test_fields_feishu_cannot_clear_are_kept_when_unset() -> None:
-    assert {"join_date", "employee_no", "order"} == schema.KEEP_WHEN_UNSET
+    # mobile: required by Feishu (41010); validation holds a row without one.
+    assert {"join_date", "employee_no", "order", "mobile"} == schema.KEEP_WHEN_UNSET
 
 
 def test_user_created_then_read_back_is_the_same_record() -> None:
@@ -53,9 +54,34 @@ def test_user_patch_sends_the_clearing_value_of_each_row() -> None:
     cleared = dataclasses.replace(PERSON, en_name=None, job_title=None, city=None, email=None)
     body = schema.user_patch_body(cleared.fields(), ["en_name", "job_title", "city", "email",
                                                      "department_keys"], ["od-1", "od-2"])
-    assert body == {"en_name": "", "job_title": "", "city": "", "email": "",
-                    "department_ids": ["od-1", "od-2"]}
+    # job_title: a single space is the documented clear (feishu-api-more.md §1.5).
+    assert body == {"en_name": "", "job_title": " ", "city": "", "email": "",
+                    "department_ids": ["od-1", "od-2"],
+                    "orders": [{"department_id": "od-1", "department_order": 2},
+                               {"department_id": "od-2", "department_order": 1}]}
     assert schema.manager_body(None) == {"leader_user_id": ""}
+
+
+def test_the_primary_department_is_read_from_the_orders() -> None:
+    """Feishu's primary is the largest department_order (§1.6), wherever department_ids
+    list it; ties keep Feishu's order."""
+    answer: dict[str, Any] = {
+        "user_id": "E1", "name": "张三", "department_ids": ["D1", "D2", "D3"],
+        "orders": [{"department_id": "D1", "department_order": 1, "is_primary_dept": False},
+                   {"department_id": "D2", "department_order": 0, "is_primary_dept": False},
+                   {"department_id": "D3", "department_order": 5, "is_primary_dept": True}]}
+    assert schema.employee_from_feishu(answer, {}, {}).department_keys == ("D3", "D1", "D2")
+    del answer["orders"]
+    assert schema.employee_from_feishu(answer, {}, {}).department_keys == ("D1", "D2", "D3")
+
+
+def test_a_field_feishu_leaves_out_is_unread_not_empty() -> None:
+    answer = {"user_id": "E1", "name": "张三", "department_ids": ["D1"], "email": ""}
+    unread = schema.unread_fields(answer, schema.USER)
+    assert "email" not in unread
+    assert "key" not in unread
+    assert {"mobile", "job_title", "manager_key", "en_name"} <= unread
+    assert schema.USER_READ["email"] == ("contact:user.email:readonly",)
 
 
 def test_department_created_then_read_back_is_the_same_record() -> None:

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from orgsync.feishu.schema import DEPARTMENT_READ
 from orgsync.sandbox.tenant.body import opt_bool, opt_str
 from orgsync.sandbox.tenant.department_fields import DepartmentFields
-from orgsync.sandbox.tenant.model import JSON, MAX_BATCH, ROOT, ApiError, Department, IdTypes
+from orgsync.sandbox.tenant.model import (
+    JSON,
+    MAX_BATCH,
+    ROOT,
+    ApiError,
+    Department,
+    IdTypes,
+    readable,
+)
 from orgsync.sandbox.tenant.paging import page_data, paginate
+
+# leaders[].leaderID needs the organize permission, but the list itself does not.
+_DEPARTMENT_READ = {k: v for k, v in DEPARTMENT_READ.items() if k != "leaders"}
 
 
 class Departments(DepartmentFields):
@@ -42,13 +54,17 @@ class Departments(DepartmentFields):
             "owner": dept.leader, "members": [], "kind": "department",
             "department": dept.open_id, "uuid": None, "create_time": self.clock.now()}
 
-    def render_department(self, dept: Department, ids: IdTypes) -> JSON:
-        """A department object exactly as the API returns it (camelCase ``leaders``)."""
+    def render_department(self, dept: Department, ids: IdTypes, *, whole: bool = False) -> JSON:
+        """A department object exactly as the API returns it (camelCase ``leaders``): without
+        the fields the app may not read (:data:`~orgsync.feishu.schema.DEPARTMENT_READ`;
+        ``leaders[].leaderType`` needs none), unless ``whole`` (state dumps)."""
+        held = None if whole else self.permissions
+        see_leaders = held is None or not held.isdisjoint(DEPARTMENT_READ["leaders"])
         member_count, primary_count = self._counts_for(dept.open_id)
         parent = ""
         if dept.parent is not None:
             parent = self._dept_ref(self.departments[dept.parent], ids)
-        return {
+        return readable({
             "name": dept.name,
             "i18n_name": {lang: dept.i18n_name.get(lang, "") for lang in ("zh_cn", "ja_jp",
                                                                            "en_us")},
@@ -62,11 +78,11 @@ class Departments(DepartmentFields):
             "member_count": member_count,
             "primary_member_count": primary_count,
             "status": {"is_deleted": dept.deleted},
-            "leaders": [{"leaderType": kind, "leaderID": self._user_ref(uid, ids)}
-                        for kind, uid in dept.leaders],
+            "leaders": [{"leaderType": kind, "leaderID": self._user_ref(uid, ids)} if see_leaders
+                        else {"leaderType": kind} for kind, uid in dept.leaders],
             "group_chat_employee_types": list(dept.group_chat_employee_types),
             "department_hrbps": [self._user_ref(uid, ids) for uid in dept.hrbps],
-        }
+        }, _DEPARTMENT_READ, held)
 
     def create_department(self, body: JSON, ids: IdTypes, client_token: str | None = None) -> JSON:
         """POST contact/v3/departments → ``{"department": {...}}``."""

@@ -36,6 +36,8 @@ class IdIndex:
         self.clock = clock or SandboxClock()
         self.seed = seed
         self.new_users_unjoined = False
+        #: The permissions the app holds (the ``permissions`` knob); None: every one.
+        self.permissions: frozenset[str] | None = None
         self.reset()
 
     # ----------------------------------------------------------------- lifecycle

@@ -8,6 +8,7 @@ records (parents, leaders, memberships) hold those internal keys. The ``user_id_
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,17 @@ class ApiError(Exception):
         self.code = code
         self.msg = msg
         self.status = status
+
+
+def readable(obj: JSON, rules: Mapping[str, tuple[str, ...]],
+             held: frozenset[str] | None) -> JSON:
+    """``obj`` without the fields whose read permissions (``rules``: field → any of) the app
+    lacks: such a field is absent, not an error (feishu-api-more.md §1.1). A field
+    ``rules`` does not list needs none; ``held`` None holds them all."""
+    if held is None:
+        return obj
+    return {k: v for k, v in obj.items()
+            if (need := rules.get(k)) is None or not held.isdisjoint(need)}
 
 
 def field_error(what: str) -> ApiError:

@@ -24,10 +24,10 @@ class Seed(Departments, Users):
         for dept in sorted(self.departments.values(), key=lambda d: d.seq):
             if dept.parent is None:
                 continue
-            departments.append(self.render_department(dept, ids))
+            departments.append(self.render_department(dept, ids, whole=True))
         users = []
         for user in sorted(self.users.values(), key=lambda u: u.seq):
-            item = self.render_user(user, ids)
+            item = self.render_user(user, ids, whole=True)
             item.update(resign_time=user.resign_time, handover=copy.deepcopy(user.handover),
                         reachable=user.reachable)
             users.append(item)

@@ -64,7 +64,8 @@ class UserFields(IdIndex):
 
     def _user_alias_names(self, body: JSON, ids: IdTypes, current: User | None,
                           changes: JSON) -> None:
-        """``en_name`` / ``nickname``: at most 255 (41071 / 41072 create, 44007 / 44008 patch)."""
+        """``en_name`` / ``nickname``: at most 255 (41071 / 41072 create, 44007 / 44008 patch);
+        ``""`` clears (UNCONFIRMED, feishu-api-more.md §1.5)."""
         for key, create_code, patch_code in (("en_name", 41071, 44007),
                                              ("nickname", 41072, 44008)):
             value = self._check_len(body, key, 255, create_code if current is None else patch_code)
@@ -74,7 +75,7 @@ class UserFields(IdIndex):
     def _user_profile_texts(self, body: JSON, ids: IdTypes, current: User | None,
                             changes: JSON) -> None:
         """``city``, ``country``, ``work_station``, ``avatar_key``: at most 255 chars (40001;
-        §5.1 names no code for them)."""
+        §5.1 names no code for them); ``""`` clears (UNCONFIRMED, feishu-api-more.md §1.5)."""
         for key in ("city", "country", "work_station", "avatar_key"):
             value = self._check_len(body, key, 255, 40001)
             if value is not None:
@@ -82,10 +83,14 @@ class UserFields(IdIndex):
 
     def _user_job_title(self, body: JSON, ids: IdTypes, current: User | None,
                         changes: JSON) -> None:
-        """``job_title``: at most 255 chars, as §5.1's table says (41063; its text says 100)."""
+        """``job_title``: at most 255 chars, as §5.1's table says (41063; its text says 100).
+
+        A single space clears it (feishu-api-more.md §1.5, ``U/patch``). ``""`` clears it
+        too, as the sandbox always had it: whether Feishu takes ``""`` as a clear or
+        ignores it is UNCONFIRMED."""
         job_title = self._check_len(body, "job_title", 255, 41063)
         if job_title is not None:
-            changes["job_title"] = job_title
+            changes["job_title"] = "" if job_title == " " else job_title
 
     def _user_mobile(self, body: JSON, ids: IdTypes, current: User | None, changes: JSON) -> None:
         """``mobile``: required on create (41010), valid (41004), unique among live users
@@ -99,7 +104,8 @@ class UserFields(IdIndex):
                                "mobile")
 
     def _user_email(self, body: JSON, ids: IdTypes, current: User | None, changes: JSON) -> None:
-        """``email``: valid (41005), unique among live users ignoring case (41002)."""
+        """``email``: valid (41005), unique among live users ignoring case (41002); ``""``
+        clears (UNCONFIRMED, feishu-api-more.md §1.5)."""
         email = opt_str(body, "email")
         if email:
             if not _EMAIL.match(email):
@@ -202,7 +208,8 @@ class UserFields(IdIndex):
 
     def _user_direct_leader(self, body: JSON, ids: IdTypes, current: User | None,
                             changes: JSON) -> None:
-        """``leader_user_id``: see :meth:`_user_leader`; ``""`` clears it."""
+        """``leader_user_id``: see :meth:`_user_leader`; ``""`` clears it (UNCONFIRMED,
+        feishu-api-more.md §1.5)."""
         leader_ref = opt_str(body, "leader_user_id")
         if leader_ref is not None:
             changes["leader"] = self._user_leader(leader_ref, ids, current,
@@ -258,8 +265,15 @@ class UserFields(IdIndex):
     def _user_orders(self, body: JSON, ids: IdTypes, depts: list[str],
                      current: User | None) -> list[UserOrder]:
         """One order per department in ``depts``: an order names one of them (41025), at most one
-        is primary (default: the first department) and it has the largest ``department_order``
-        (41410). A department the body gives no order for keeps its previous one."""
+        is flagged primary and it has the largest ``department_order`` (41410).
+
+        The primary department is the one with the largest ``department_order``
+        (feishu-api-more.md §1.6, ``U/create``, ``U/patch``); on a tie the one that was
+        primary, else the first of ``department_ids`` (the create default). A department
+        the body gives no order for keeps its previous one: a PATCH of ``department_ids``
+        without ``orders`` keeps the orders, so the primary stays where it was
+        (UNCONFIRMED; of the readings the docs leave open, the one that makes a client's
+        job hardest: only ``orders`` move the primary)."""
         raw = opt_list(body, "orders")
         previous = {o.dept: o for o in current.orders} if current else {}
         given: dict[str, UserOrder] = {}
@@ -277,14 +291,17 @@ class UserFields(IdIndex):
         if sum(o.is_primary for o in given.values()) > 1:
             raise ApiError(40001, "param error: only one order may be the primary department")
         orders = [given.get(d) or copy.copy(previous.get(d)) or UserOrder(d) for d in depts]
-        if raw is not None or not any(o.is_primary for o in orders):
-            primary = next((o.dept for o in given.values() if o.is_primary), depts[0])
-            for o in orders:
-                o.is_primary = o.dept == primary
-        primary_order = next(o for o in orders if o.is_primary)
-        if any(o.department_order > primary_order.department_order for o in orders):
-            raise ApiError(41410, "the primary department must have the largest "
-                                  "department_order")
+        flagged = next((o for o in given.values() if o.is_primary), None)
+        if flagged is not None:
+            if any(o.department_order > flagged.department_order for o in orders):
+                raise ApiError(41410, "the primary department must have the largest "
+                                      "department_order")
+            primary = flagged
+        else:
+            primary = max(orders, key=lambda o: (o.department_order, o.is_primary,
+                                                 -depts.index(o.dept)))
+        for o in orders:
+            o.is_primary = o is primary
         return orders
 
     def _user_leader(self, ref: str, ids: IdTypes, me: User | None,

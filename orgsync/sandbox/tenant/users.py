@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+from orgsync.feishu.schema import USER_READ
 from orgsync.sandbox.tenant.body import (
     normalize_mobile,
     opt_bool,
@@ -24,20 +25,25 @@ from orgsync.sandbox.tenant.model import (
     IdTypes,
     User,
     UserOrder,
+    readable,
 )
 from orgsync.sandbox.tenant.paging import page_data, paginate
 from orgsync.sandbox.tenant.user_fields import UserFields
+
+# The sandbox's own spellings: the top-level is_frozen mirrors status, avatar_key the avatar.
+_USER_READ = {**USER_READ, "is_frozen": USER_READ["status"], "avatar_key": USER_READ["avatar"]}
 
 
 class Users(UserFields):
     """The user endpoints, and the admin switches on users."""
 
-    def render_user(self, user: User, ids: IdTypes) -> JSON:
-        """A user object exactly as the API returns it."""
+    def render_user(self, user: User, ids: IdTypes, *, whole: bool = False) -> JSON:
+        """A user object exactly as the API returns it: without the fields the app may not
+        read (:data:`~orgsync.feishu.schema.USER_READ`), unless ``whole`` (state dumps)."""
         def dept_ref(open_id: str) -> str:
             return self._dept_ref(self.departments[open_id], ids)
 
-        return {
+        return readable({
             "union_id": user.union_id, "user_id": user.user_id, "open_id": user.open_id,
             "name": user.name, "en_name": user.en_name, "nickname": user.nickname,
             "email": user.email, "mobile": user.mobile, "mobile_visible": user.mobile_visible,
@@ -59,7 +65,7 @@ class Users(UserFields):
             "is_frozen": user.frozen,
             "dotted_line_leader_user_ids": [self._user_ref(u, ids)
                                             for u in user.dotted_line_leaders],
-        }
+        }, _USER_READ, None if whole else self.permissions)
 
     def create_user(self, body: JSON, ids: IdTypes, client_token: str | None = None) -> JSON:
         """POST contact/v3/users → ``{"user": {...}}``."""
