@@ -36,7 +36,7 @@ class SandboxConfig:
     users_unjoined: bool = False          # new users start unjoined (PATCH then answers 44010)
     # The permissions (scopes) the app holds, separated by spaces or commas; None: all of them.
     # A user or department field whose read permission is missing is left out of every answer
-    # (feishu-api-more.md §1.1; the table is orgsync.feishu.schema.USER_READ / DEPARTMENT_READ).
+    # (feishu-api-more.md §1.1; the sandbox's table is orgsync.sandbox.tenant.permissions).
     permissions: str | None = None
 
     def held_permissions(self) -> frozenset[str] | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from orgsync.feishu.schema import DEPARTMENT_READ
 from orgsync.sandbox.tenant.body import opt_bool, opt_str
 from orgsync.sandbox.tenant.department_fields import DepartmentFields
 from orgsync.sandbox.tenant.model import (
@@ -15,6 +14,7 @@ from orgsync.sandbox.tenant.model import (
     readable,
 )
 from orgsync.sandbox.tenant.paging import page_data, paginate
+from orgsync.sandbox.tenant.permissions import DEPARTMENT_FIELDS as DEPARTMENT_READ
 
 # leaders[].leaderID needs the organize permission, but the list itself does not.
 _DEPARTMENT_READ = {k: v for k, v in DEPARTMENT_READ.items() if k != "leaders"}
@@ -56,7 +56,7 @@ class Departments(DepartmentFields):
 
     def render_department(self, dept: Department, ids: IdTypes, *, whole: bool = False) -> JSON:
         """A department object exactly as the API returns it (camelCase ``leaders``): without
-        the fields the app may not read (:data:`~orgsync.feishu.schema.DEPARTMENT_READ`;
+        the fields the app may not read (:data:`~orgsync.sandbox.tenant.permissions.DEPARTMENT_FIELDS`;
         ``leaders[].leaderType`` needs none), unless ``whole`` (state dumps)."""
         held = None if whole else self.permissions
         see_leaders = held is None or not held.isdisjoint(DEPARTMENT_READ["leaders"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 
-from orgsync.feishu.schema import USER_READ
 from orgsync.sandbox.tenant.body import (
     normalize_mobile,
     opt_bool,
@@ -28,6 +27,7 @@ from orgsync.sandbox.tenant.model import (
     readable,
 )
 from orgsync.sandbox.tenant.paging import page_data, paginate
+from orgsync.sandbox.tenant.permissions import USER_FIELDS as USER_READ
 from orgsync.sandbox.tenant.user_fields import UserFields
 
 # The sandbox's own spellings: the top-level is_frozen mirrors status, avatar_key the avatar.
@@ -39,7 +39,7 @@ class Users(UserFields):
 
     def render_user(self, user: User, ids: IdTypes, *, whole: bool = False) -> JSON:
         """A user object exactly as the API returns it: without the fields the app may not
-        read (:data:`~orgsync.feishu.schema.USER_READ`), unless ``whole`` (state dumps)."""
+        read (:data:`~orgsync.sandbox.tenant.permissions.USER_FIELDS`), unless ``whole`` (state dumps)."""
         def dept_ref(open_id: str) -> str:
             return self._dept_ref(self.departments[open_id], ids)
 
