@@ -3,7 +3,8 @@
 Exit codes (see :mod:`orgsync.errors`): 0 ok / no changes, 1 error, 2 changes
 (``plan --detailed-exitcode``), 3 config error, 4 source refused, 5 plan held,
 6 apply finished with failed operations, 7 another run holds the ledger's writer lock,
-8 the ledger is unusable (disk full, damaged).
+8 the ledger is unusable (disk full, damaged), 9 Feishu cannot be reached or refuses the
+app's credentials (a command that needs Feishu stops at its first call).
 
 Commands that write (``apply``, ``approve``, ``resync``) hold that lock for the
 whole run (:mod:`orgsync.writer`); ``plan`` and ``check`` write nothing and take none.

@@ -28,6 +28,7 @@ from orgsync.errors import (
     EXIT_APPLY_FAILED,
     EXIT_OK,
     FeishuRetryable,
+    FeishuUnusable,
     Fenced,
     OrgsyncError,
     PlanHeld,
@@ -444,7 +445,8 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
         raise
     except BaseException as exc:
         ledger.finish_run(run_id, "failed", error=mask_urls(str(exc))[:2000])
-        if apply and isinstance(exc, Exception) and not isinstance(exc, Fenced):
+        # Fenced: this run may not write; FeishuUnusable: an alert could not get through.
+        if apply and isinstance(exc, Exception) and not isinstance(exc, Fenced | FeishuUnusable):
             await send_alert(config, ledger, client, f"alert:failed:{run_id}",
                              notify.failed_text(run_id, str(exc)))
         raise

@@ -33,6 +33,7 @@ import structlog
 
 from orgsync.errors import FeishuError
 from orgsync.feishu import endpoints as ep
+from orgsync.feishu.access import unusable
 from orgsync.feishu.endpoints import Endpoint
 from orgsync.feishu.ratelimit import (
     Bucket,
@@ -167,8 +168,10 @@ class FeishuClient:
     Ids in arguments and results are of the settings' ``user_id_type`` /
     ``department_id_type``. Failures raise :class:`~orgsync.errors.FeishuRetryable` (retries
     exhausted) or :class:`~orgsync.errors.FeishuTerminal`, with ``endpoint`` set to the
-    endpoint template. ``transport`` replaces the network (e.g. ``httpx.MockTransport``);
-    ``clock`` replaces the time source of the limiter, back-off and token expiry (tests).
+    endpoint template; :class:`~orgsync.errors.FeishuUnusable` when no answer came after
+    the retries, or the token call refused the credentials (nothing else can work then).
+    ``transport`` replaces the network (e.g. ``httpx.MockTransport``); ``clock`` replaces
+    the time source of the limiter, back-off and token expiry (tests).
 
     Making one costs no request and no import: the token is fetched by the first call and
     the transport made for it, so a run can open its client before it knows whether it
@@ -282,6 +285,9 @@ class FeishuClient:
                     log.warning("feishu.error", endpoint=key, code=error.code,
                                 http_status=error.http_status, log_id=error.log_id,
                                 attempts=retries + 1, retryable=error.retryable)
+                    stop = unusable(error, self.settings.origin)
+                    if stop is not None:
+                        raise stop from error
                     raise
                 retries += 1
                 uncertain = uncertain or may_have_applied(error)
