@@ -422,6 +422,40 @@ def resync(
     raise typer.Exit(_guard(go))
 
 
+@app.command()
+def doctor(
+    config: ConfigOpt = Path("orgsync.yaml"),
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text or json")] = "text",
+) -> None:
+    """Check everything a sync needs: Feishu reachable, credentials, scopes, contact range,
+    readable fields, admin chat, clock, ledger, source. Exit 0 only when nothing fails.
+
+    Writes nothing to Feishu. Run it before the first sync and whenever something looks wrong.
+    """
+    from orgsync import doctor as checks
+
+    def go() -> int:
+        cfg = _load(config)
+        # The checks report every finding themselves; the client's own log lines would
+        # only repeat them (and break --format json on stdout).
+        logs.configure(fmt=cfg.logging.format, level="critical", mask=cfg.logging.mask_pii)
+        found = asyncio.run(checks.run_checks(cfg))
+        if fmt == "json":
+            out.print(json.dumps(checks.as_json(found), ensure_ascii=False, indent=2),
+                      markup=False, soft_wrap=True, highlight=False)
+        else:
+            style = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
+            width = max(len(c.name) for c in found)
+            for c in found:
+                out.print(Text.assemble((f"{c.status:<4}", style[c.status]), "  ",
+                                        f"{c.name:<{width}}", "  ", c.detail), soft_wrap=True)
+                if c.remedy and c.status in ("warn", "fail"):
+                    out.print(Text.assemble(" " * (width + 8), "→ ", c.remedy), soft_wrap=True)
+        return EXIT_OK if checks.passed(found) else EXIT_ERROR
+
+    raise typer.Exit(_guard(go))
+
+
 @app.command("preview-source")
 def preview_source(
     config: ConfigOpt = Path("orgsync.yaml"),

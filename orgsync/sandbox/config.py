@@ -34,6 +34,12 @@ class SandboxConfig:
     token_ttl: int = 7200
     seed: int = 0                         # RNG seed for faults and generated ids
     users_unjoined: bool = False          # new users start unjoined (PATCH then answers 44010)
+    # The app's contact range (通讯录权限范围): department ids (custom department_id) it
+    # covers, each with its subtree; None or empty = all members.
+    contact_scope: list[str] | None = None
+    # The scopes the app holds (GET application/v6/scopes), full names such as
+    # "contact:user.phone:readonly"; None = every scope.
+    permissions: list[str] | None = None
 
     def effective_admin_token(self) -> str:
         """The bearer token the admin API accepts."""
