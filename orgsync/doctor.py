@@ -37,7 +37,9 @@ PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
 
 CONTACT_WRITE = "contact:contact"
 UPDATE_USER_ID = "contact:contact:update_user_id"
+USER_ID_LOOKUP = "contact:user.id:readonly"
 IM_SEND = ("im:message", "im:message:send_as_bot")
+IM_CHAT = ("im:chat", "im:chat:create")
 OUT_OF_RANGE = frozenset({40004, 40014})
 CLOCK_WARN_SECONDS = 30.0
 CLOCK_FAIL_SECONDS = 300.0
@@ -155,8 +157,13 @@ def permissions_check(config: Config, scopes: Mapping[str, bool]) -> Check:
                               *(("department", f) for f in DEPARTMENT)], held)
     if CONTACT_WRITE not in held:
         missing.insert(0, f"{CONTACT_WRITE} (every create, update, freeze and delete)")
+    if config.sync.adopt_existing and USER_ID_LOOKUP not in held:
+        missing.append(f"{USER_ID_LOOKUP} (sync.adopt_existing: looking new hires up by "
+                       "email and mobile)")
     if config.notify.enabled and not held & set(IM_SEND):
         missing.append(f"{' or '.join(IM_SEND)} (notify: welcomes and reports)")
+    if config.sync.department_group_chat and not held & set(IM_CHAT):
+        missing.append(f"{' or '.join(IM_CHAT)} (sync.department_group_chat)")
     if missing:
         return Check("permissions", FAIL, "not granted: " + "; ".join(missing),
                      "add these scopes in the developer console (Permissions & Scopes), "

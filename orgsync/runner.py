@@ -7,6 +7,11 @@ the ledger's mirror.
 A run opens one Feishu client and hands it to every step that calls Feishu
 (account lookups, live reads, apply, messages, alerts): one token fetch per run.
 The client calls nothing until first used, so a run that needs no call makes none.
+Nor does a run check Feishu up front: its first call does. When that call gets no
+answer after its retries, or the token is refused, the client raises
+:class:`~orgsync.errors.FeishuUnusable` and the run stops there (exit 9) with the
+words ``orgsync doctor`` uses — a joiner is never "held back" over it, and an apply
+never spends every operation's retries on it.
 """
 
 from __future__ import annotations

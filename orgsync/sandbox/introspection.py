@@ -32,7 +32,8 @@ KNOWN_SCOPES: tuple[str, ...] = (
     "contact:user.phone:readonly", "contact:user.employee:readonly",
     "contact:user.employee_number:read", "contact:user.department:readonly",
     "contact:user.gender:readonly", "contact:department.base:readonly",
-    "contact:department.organize:readonly", "im:message", "im:message:send_as_bot", "im:chat",
+    "contact:department.organize:readonly", "contact:user.id:readonly", "im:message",
+    "im:message:send_as_bot", "im:chat",
 )
 """The scopes the sandbox lists (granted or not); a granted one it does not know is added."""
 
