@@ -12,10 +12,12 @@ import pytest
 from typer.testing import CliRunner
 
 from orgsync.cli import app
+from orgsync.config import load_config
 from orgsync.sandbox import SandboxServer
 from orgsync.sandbox.introspection import KNOWN_SCOPES
 from orgsync.synth import generate_org, write_csv
 from tests.pg import free_port
+from tests.sandbox_run import with_client
 
 ORG = generate_org(employees=20, departments=5, levels=3)
 
@@ -170,3 +172,13 @@ def test_clock_skew_against_feishus_date_header_fails(sb: SandboxServer,
     found = re.fullmatch(r"this machine is (\d+) s behind Feishu", checks["clock"]["detail"])
     assert found is not None
     assert 590 <= int(found[1]) <= 610
+
+
+def test_a_reachable_admin_chat_passes(sb: SandboxServer, tmp_path: Path) -> None:
+    probe = _conf(tmp_path, sb)
+    chat = with_client(load_config(probe), lambda c: c.create_chat({"name": "orgsync-admins"}))
+    code, checks = doctor(_conf(tmp_path, sb, notify={"admin_chat_id": chat["chat_id"]}))
+    assert checks["admin_chat"] == {"name": "admin_chat", "status": "pass",
+                                    "detail": f"the bot can reach chat {chat['chat_id']}",
+                                    "remedy": ""}
+    assert code == 0
