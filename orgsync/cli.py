@@ -3,7 +3,8 @@
 Exit codes (see :mod:`orgsync.errors`): 0 ok / no changes, 1 error, 2 changes
 (``plan --detailed-exitcode``), 3 config error, 4 source refused, 5 plan held,
 6 apply finished with failed operations, 7 another run holds the ledger's writer lock,
-8 the ledger is unusable (disk full, damaged).
+8 the ledger is unusable (disk full, damaged), 9 Feishu cannot be reached or refuses the
+app's credentials (a command that needs Feishu stops at its first call).
 
 Commands that write (``apply``, ``approve``, ``resync``) hold that lock for the
 whole run (:mod:`orgsync.writer`); ``plan`` and ``check`` write nothing and take none.
@@ -417,6 +418,40 @@ def resync(
             finally:
                 bar.stop()
         return _reported(outcome)
+
+    raise typer.Exit(_guard(go))
+
+
+@app.command()
+def doctor(
+    config: ConfigOpt = Path("orgsync.yaml"),
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text or json")] = "text",
+) -> None:
+    """Check everything a sync needs: Feishu reachable, credentials, scopes, contact range,
+    readable fields, admin chat, clock, ledger, source. Exit 0 only when nothing fails.
+
+    Writes nothing to Feishu. Run it before the first sync and whenever something looks wrong.
+    """
+    from orgsync import doctor as checks
+
+    def go() -> int:
+        cfg = _load(config)
+        # The checks report every finding themselves; the client's own log lines would
+        # only repeat them (and break --format json on stdout).
+        logs.configure(fmt=cfg.logging.format, level="critical", mask=cfg.logging.mask_pii)
+        found = asyncio.run(checks.run_checks(cfg))
+        if fmt == "json":
+            out.print(json.dumps(checks.as_json(found), ensure_ascii=False, indent=2),
+                      markup=False, soft_wrap=True, highlight=False)
+        else:
+            style = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
+            width = max(len(c.name) for c in found)
+            for c in found:
+                out.print(Text.assemble((f"{c.status:<4}", style[c.status]), "  ",
+                                        f"{c.name:<{width}}", "  ", c.detail), soft_wrap=True)
+                if c.remedy and c.status in ("warn", "fail"):
+                    out.print(Text.assemble(" " * (width + 8), "→ ", c.remedy), soft_wrap=True)
+        return EXIT_OK if checks.passed(found) else EXIT_ERROR
 
     raise typer.Exit(_guard(go))
 

@@ -10,6 +10,8 @@
     ├── Fenced           (exit 1)  this run lost the writer lock; it stopped before its next write
     ├── LedgerError      (exit 8)  the ledger cannot be opened, is damaged, its disk is full,
     │                              or it is inconsistent: the message says which and the remedy
+    ├── FeishuUnusable   (exit 9)  Feishu cannot be reached, or it refuses the app's credentials:
+    │                              the run stops at once (no operation is worth trying)
     └── FeishuError      (exit 1)  a Feishu API call failed: code, msg, HTTP status, log id, endpoint
         ├── FeishuRetryable        rate limit, 5xx, timeouts, lock conflicts: worth retrying
         └── FeishuTerminal         everything else: retrying the same call cannot help
@@ -31,6 +33,7 @@ EXIT_HELD = 5
 EXIT_APPLY_FAILED = 6
 EXIT_BUSY = 7
 EXIT_LEDGER = 8
+EXIT_FEISHU = 9
 
 
 class OrgsyncError(Exception):
@@ -100,6 +103,27 @@ class LedgerError(OrgsyncError):
     """The ledger cannot be opened, migrated, written (disk full) or trusted (damaged)."""
 
     exit_code = EXIT_LEDGER
+
+
+class FeishuUnusable(OrgsyncError):
+    """Feishu cannot be used at all: it is unreachable (DNS, TLS, connect, no answer)
+    or it refuses the app's credentials.
+
+    Not a :class:`FeishuError`: no caller may take it for one call's failure and go
+    on to the next call (which would fail the same way after its own retries). The
+    client raises it once the first call meets it; a run stops there. ``check`` is
+    the name of the ``orgsync doctor`` check that says the same (``reachable`` or
+    ``credentials``), ``code`` Feishu's code (``-1`` without an answer).
+    """
+
+    exit_code = EXIT_FEISHU
+
+    def __init__(self, check: str, detail: str, remedy: str, *, code: int = -1) -> None:
+        self.check = check
+        self.detail = detail
+        self.remedy = remedy
+        self.code = code
+        super().__init__(f"{detail}. {remedy}")
 
 
 class FeishuError(OrgsyncError):

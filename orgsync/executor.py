@@ -18,7 +18,10 @@ Contracts:
   the first result) or, if Feishu already has the id, adopted and patched;
 * a run that lost the writer lock (the journal refuses its next entry with
   :class:`Fenced`, see :mod:`orgsync.writer`) starts no further call: the calls in
-  flight finish and are journaled, then :meth:`Executor.run` raises ``Fenced``.
+  flight finish and are journaled, then :meth:`Executor.run` raises ``Fenced``;
+* so does a run whose call found Feishu unusable (no answer after that call's retries,
+  or credentials refused: :class:`~orgsync.errors.FeishuUnusable`): one call's retry
+  budget is spent, not every operation's.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from orgsync.errors import FeishuError, Fenced
+from orgsync.errors import FeishuError, FeishuUnusable, Fenced
 from orgsync.ledger import Ledger
 from orgsync.operations import SPECS, ContactAPI, OpSpec
 from orgsync.plan import Operation, Plan
@@ -106,7 +109,7 @@ class Executor:
             return self._report(OpResult(op, "skipped", None, reason))
 
         return ApplyResult(await walk(plan.operations, self.lane_sizes, _lane_of, do_one, skip,
-                                      halt=Fenced))
+                                      halt=(Fenced, FeishuUnusable)))
 
     def _report(self, r: OpResult) -> OpResult:
         if self.progress:
@@ -125,6 +128,12 @@ class Executor:
             raise
         try:
             open_id, note = await self._call(spec, op, entry, token)
+        except FeishuUnusable as exc:
+            # Feishu is gone (or refuses us): every further call would spend its retries
+            # the same way. This one's outcome is unknown; the next run settles it.
+            self.ledger.journal_finish(entry, op, "failed", code=exc.code, message=str(exc)[:500])
+            log.error("run.feishu_unusable", op=op.op_id, check=exc.check, code=exc.code)
+            raise
         except FeishuError as exc:
             self.ledger.journal_finish(entry, op, "failed", code=exc.code, message=exc.msg)
             log.warning("op.failed", op=op.op_id, code=exc.code, msg=exc.msg)

@@ -7,6 +7,11 @@ the ledger's mirror.
 A run opens one Feishu client and hands it to every step that calls Feishu
 (account lookups, live reads, apply, messages, alerts): one token fetch per run.
 The client calls nothing until first used, so a run that needs no call makes none.
+Nor does a run check Feishu up front: its first call does. When that call gets no
+answer after its retries, or the token is refused, the client raises
+:class:`~orgsync.errors.FeishuUnusable` and the run stops there (exit 9) with the
+words ``orgsync doctor`` uses — a joiner is never "held back" over it, and an apply
+never spends every operation's retries on it.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from orgsync.errors import (
     EXIT_APPLY_FAILED,
     EXIT_OK,
     FeishuRetryable,
+    FeishuUnusable,
     Fenced,
     OrgsyncError,
     PlanHeld,
@@ -484,7 +490,8 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
         raise
     except BaseException as exc:
         ledger.finish_run(run_id, "failed", error=mask_urls(str(exc))[:2000])
-        if apply and isinstance(exc, Exception) and not isinstance(exc, Fenced):
+        # Fenced: this run may not write; FeishuUnusable: an alert could not get through.
+        if apply and isinstance(exc, Exception) and not isinstance(exc, Fenced | FeishuUnusable):
             await send_alert(config, ledger, client, f"alert:failed:{run_id}",
                              notify.failed_text(run_id, str(exc)))
         raise

@@ -8,7 +8,7 @@ Contracts of :func:`walk`:
   result, and its own dependants are skipped in turn; independent nodes go on;
 * a node waits in its lane's queue; a lane of size ``n`` runs at most ``n`` nodes
   at once, so a slow lane never starves the others;
-* an exception of type ``halt`` from ``do_one`` halts the walk: no further node
+* an exception of a type in ``halt`` from ``do_one`` halts the walk: no further node
   starts, the nodes in flight finish (their results are kept and their
   dependants released or skipped as usual), then the exception is raised. Any other
   exception from ``do_one`` or ``skip`` cancels the nodes in flight and is raised.
@@ -39,13 +39,16 @@ class Outcome(Protocol):
     def ok(self) -> bool: ...
 
 
+Halt = type[BaseException] | tuple[type[BaseException], ...]
+"""The exception type(s) that halt a walk (as ``except`` takes them)."""
+
 N = TypeVar("N", bound=Node)
 R = TypeVar("R", bound=Outcome)
 
 
 async def walk(dag: Sequence[N], lanes: Mapping[str, int], lane_of: Callable[[N], str],
                do_one: Callable[[N], Awaitable[R]], skip: Callable[[N, R], R], *,
-               halt: type[BaseException]) -> list[R]:
+               halt: Halt) -> list[R]:
     """Run ``do_one`` on every node of ``dag`` in dependency order; results in completion order.
 
     ``lanes``: workers per lane name; ``lane_of``: the lane a node waits in.
@@ -62,7 +65,7 @@ class _Walk(Generic[N, R]):
 
     def __init__(self, dag: Sequence[N], lanes: Mapping[str, int], lane_of: Callable[[N], str],
                  do_one: Callable[[N], Awaitable[R]], skip: Callable[[N, R], R],
-                 halt: type[BaseException]) -> None:
+                 halt: Halt) -> None:
         self.lanes, self.lane_of, self.do_one, self.skip, self.halt = \
             lanes, lane_of, do_one, skip, halt
         self.nodes = {n.op_id: n for n in dag}

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from orgsync.cli import app
 from orgsync.config import SafetyConfig, config_from_dict
 from orgsync.errors import (
-    EXIT_APPLY_FAILED,
+    EXIT_FEISHU,
     EXIT_HELD,
     EXIT_OK,
     EXIT_SOURCE,
@@ -109,12 +109,12 @@ class TestShrinkBaseline:
         found = re.search(r"plan (\w+) is held", text)
         assert found is not None
         assert (frozen(sb), baseline()) == (set(), "40")
-        # Approved, but every write fails (Feishu refuses the app's credentials): partial.
+        # Approved, but Feishu refuses the app's credentials: the run stops, failed.
         plan_id = found.group(1)
         code, _ = self.cli(conf, "approve", plan_id, "--yes", "--accept-shrink",
                            secret="not-the-secret")
-        assert code == EXIT_APPLY_FAILED
-        assert ledger.runs(limit=1)[0].status == "partial"
+        assert code == EXIT_FEISHU
+        assert ledger.runs(limit=1)[0].status == "failed"
         assert (frozen(sb), baseline()) == (set(), "40")
         # Approved again and applied in full: the drop is confirmed.
         code, _ = self.cli(conf, "approve", plan_id, "--yes", "--accept-shrink", secret=secret)

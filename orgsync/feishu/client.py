@@ -33,6 +33,7 @@ import structlog
 
 from orgsync.errors import FeishuError
 from orgsync.feishu import endpoints as ep
+from orgsync.feishu.access import unusable
 from orgsync.feishu.endpoints import Endpoint
 from orgsync.feishu.ratelimit import (
     Bucket,
@@ -167,8 +168,10 @@ class FeishuClient:
     Ids in arguments and results are of the settings' ``user_id_type`` /
     ``department_id_type``. Failures raise :class:`~orgsync.errors.FeishuRetryable` (retries
     exhausted) or :class:`~orgsync.errors.FeishuTerminal`, with ``endpoint`` set to the
-    endpoint template. ``transport`` replaces the network (e.g. ``httpx.MockTransport``);
-    ``clock`` replaces the time source of the limiter, back-off and token expiry (tests).
+    endpoint template; :class:`~orgsync.errors.FeishuUnusable` when no answer came after
+    the retries, or the token call refused the credentials (nothing else can work then).
+    ``transport`` replaces the network (e.g. ``httpx.MockTransport``); ``clock`` replaces
+    the time source of the limiter, back-off and token expiry (tests).
 
     Making one costs no request and no import: the token is fetched by the first call and
     the transport made for it, so a run can open its client before it knows whether it
@@ -194,6 +197,8 @@ class FeishuClient:
                         else shared_limiter(settings))
         self.tokens = TokenManager(self._http, settings, clock=self._clock)
         self._stats = ClientStats()
+        #: The ``Date`` header of the last business answer (Feishu's clock), if any.
+        self.server_date: str | None = None
 
     @property
     def stats(self) -> ClientStats:
@@ -254,6 +259,7 @@ class FeishuClient:
                         extensions={"trace": _sent_hook(permit)})
                 except httpx.TransportError as exc:
                     raise transport_error(exc, key, self.settings.timeout) from None
+                self.server_date = response.headers.get("date", self.server_date)
                 envelope = parse_envelope(response, key)
                 data = envelope.get("data")
                 return data if isinstance(data, dict) else {}
@@ -282,6 +288,9 @@ class FeishuClient:
                     log.warning("feishu.error", endpoint=key, code=error.code,
                                 http_status=error.http_status, log_id=error.log_id,
                                 attempts=retries + 1, retryable=error.retryable)
+                    stop = unusable(error, self.settings.origin)
+                    if stop is not None:
+                        raise stop from error
                     raise
                 retries += 1
                 uncertain = uncertain or may_have_applied(error)
@@ -450,3 +459,34 @@ class FeishuClient:
         """
         params = {"user_id_type": self.settings.user_id_type, "uuid": uuid or _new_token()}
         return await self._call(ep.IM_CHAT_CREATE, params=params, body=body)
+
+    async def get_chat(self, chat_id: str) -> dict[str, Any]:
+        """A group chat the bot can see (``data``); refused when the bot is not in it."""
+        return await self._call(ep.IM_CHAT_GET, path={"chat_id": chat_id},
+                                params={"user_id_type": self.settings.user_id_type})
+
+    # ------------------------------------------------------------- app introspection
+
+    async def contact_scope(self) -> tuple[list[str], list[str]]:
+        """The app's contact range as ``(department ids, user ids)``: with the all-members
+        range the root's first-level departments and direct users, otherwise exactly the
+        granted departments (their subtrees included) and users (§2.1)."""
+        depts: list[str] = []
+        users: list[str] = []
+        page_token: str | None = None
+        while True:
+            params = self._contact_params(page_size="50")
+            if page_token:
+                params["page_token"] = page_token
+            data = await self._call(ep.CONTACT_SCOPES, params=params)
+            depts.extend(str(d) for d in data.get("department_ids") or ())
+            users.extend(str(u) for u in data.get("user_ids") or ())
+            page_token = data.get("page_token")
+            if not data.get("has_more") or not page_token:
+                return depts, users
+
+    async def app_scopes(self) -> dict[str, bool]:
+        """Every scope the app has asked for → whether it is granted (§2.2; needs no scope)."""
+        data = await self._call(ep.APP_SCOPES)
+        return {str(s.get("scope_name")): s.get("grant_status") == 1
+                for s in data.get("scopes") or () if s.get("scope_name")}

@@ -69,6 +69,12 @@ USER_BATCH_GET_ID = Endpoint("POST", "/open-apis/contact/v3/users/batch_get_id")
 
 IM_SEND = Endpoint("POST", "/open-apis/im/v1/messages")
 IM_CHAT_CREATE = Endpoint("POST", "/open-apis/im/v1/chats")
+IM_CHAT_GET = Endpoint("GET", "/open-apis/im/v1/chats/:chat_id")
+
+# What the app may see and do (feishu-api-more.md §2.1, §2.2). application/v6/scopes is
+# 特殊频控 (special, unpublished): paced like the tier-4 reads.
+CONTACT_SCOPES = Endpoint("GET", "/open-apis/contact/v3/scopes")
+APP_SCOPES = Endpoint("GET", "/open-apis/application/v6/scopes")
 
 USER_PATCH_SLOW_FIELDS = frozenset({"department_ids", "is_frozen"})
 """User-patch body keys that put the call under the extra 1 QPS bucket."""

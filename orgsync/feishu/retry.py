@@ -10,6 +10,8 @@ Everything else is terminal: the same request cannot succeed by repetition.
 from __future__ import annotations
 
 import random
+import socket
+import ssl
 from typing import Any
 
 import httpx
@@ -89,12 +91,31 @@ def parse_envelope(response: httpx.Response, endpoint: str) -> dict[str, Any]:
 
 
 def transport_error(exc: httpx.TransportError, endpoint: str, timeout: float) -> FeishuRetryable:
-    """A retryable error for a request that got no response (timeout, refused, dropped)."""
+    """A retryable error for a request that got no response (timeout, refused, dropped).
+
+    The message spells out which step failed — the DNS lookup, the TLS handshake, the
+    connection, or the wait for an answer — and the system's own words for it.
+    """
+    chain: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and len(chain) < 8:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    names = " ".join(type(c).__name__ for c in chain)
     if isinstance(exc, httpx.TimeoutException):
-        msg = f"no response within {timeout:g}s ({type(exc).__name__})"
+        step = f"no response within {timeout:g}s"
+    elif any(isinstance(c, socket.gaierror) for c in chain) or "DNS" in names:
+        step = "DNS lookup failed"
+    elif any(isinstance(c, ssl.SSLError | ssl.CertificateError) for c in chain) \
+            or "SSL" in names or "Certificate" in names:
+        step = "TLS handshake failed"
+    elif isinstance(exc, httpx.ConnectError):
+        step = "connection failed"
     else:
-        msg = f"connection failed ({type(exc).__name__})"
-    return FeishuRetryable(NO_ENVELOPE, msg, endpoint=endpoint)
+        step = "connection lost"
+    reason = str(exc).strip()
+    return FeishuRetryable(NO_ENVELOPE, f"{step} ({type(exc).__name__}"
+                           + (f": {reason})" if reason else ")"), endpoint=endpoint)
 
 
 def may_have_applied(error: FeishuError) -> bool:

@@ -34,16 +34,19 @@ class SandboxConfig:
     token_ttl: int = 7200
     seed: int = 0                         # RNG seed for faults and generated ids
     users_unjoined: bool = False          # new users start unjoined (PATCH then answers 44010)
-    # The permissions (scopes) the app holds, separated by spaces or commas; None: all of them.
-    # A user or department field whose read permission is missing is left out of every answer
-    # (feishu-api-more.md §1.1; the sandbox's table is orgsync.sandbox.tenant.permissions).
-    permissions: str | None = None
+    # The app's contact range (通讯录权限范围): department ids (custom department_id) it
+    # covers, each with its subtree; None or empty = all members.
+    contact_scope: list[str] | None = None
+    # The permissions (scopes) the app holds — full names such as
+    # "contact:user.phone:readonly" (``configure`` also takes one string separated by spaces
+    # or commas); None: all of them. A user or department field whose read permission is missing is left
+    # out of every answer (feishu-api-more.md §1.1; the sandbox's table is
+    # orgsync.sandbox.tenant.permissions), and GET application/v6/scopes reports them.
+    permissions: list[str] | None = None
 
     def held_permissions(self) -> frozenset[str] | None:
         """:attr:`permissions` as a set (None: every permission)."""
-        if self.permissions is None:
-            return None
-        return frozenset(self.permissions.replace(",", " ").split())
+        return None if self.permissions is None else frozenset(self.permissions)
 
     def effective_admin_token(self) -> str:
         """The bearer token the admin API accepts."""

@@ -57,8 +57,9 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def _uvicorn_config(app: Any) -> uvicorn.Config:
+    # The app sends its own Date (the sandbox clock's), so uvicorn's is off.
     return uvicorn.Config(app, log_config=None, log_level="warning", access_log=False,
-                          lifespan="off", timeout_graceful_shutdown=1)
+                          lifespan="off", timeout_graceful_shutdown=1, date_header=False)
 
 
 def _url(host: str, port: int) -> str:

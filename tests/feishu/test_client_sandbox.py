@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from orgsync.errors import FeishuRetryable, FeishuTerminal
+from orgsync.errors import FeishuTerminal, FeishuUnusable
 from orgsync.feishu import FeishuClient, FeishuSettings
 from orgsync.sandbox import SandboxServer
 
@@ -168,24 +168,30 @@ class TestErrors:
         assert error.msg
         assert error.log_id == sandbox.requests()[-1]["logid"]
 
-    def test_wrong_secret_is_terminal_without_the_secret(self, sandbox: SandboxServer) -> None:
-        """A refused token fetch surfaces Feishu's code; the secret appears nowhere."""
+    def test_wrong_secret_is_unusable_without_the_secret(self, sandbox: SandboxServer) -> None:
+        """A refused token fetch stops the caller (FeishuUnusable, credentials) with Feishu's
+        code; the secret appears nowhere."""
         wrong = "definitely-wrong-secret"
-        with pytest.raises(FeishuTerminal) as caught:
+        with pytest.raises(FeishuUnusable) as caught:
             _run(_settings(sandbox, app_secret=wrong), lambda c: c.get_department("0"))
-        assert (caught.value.code, caught.value.http_status) == (10014, 400)
+        assert (caught.value.check, caught.value.code) == ("credentials", 10014)
+        assert isinstance(caught.value.__cause__, FeishuTerminal)
         assert wrong not in str(caught.value)
 
-    def test_unreachable_server_is_retryable_after_retries(self) -> None:
-        """Nothing listening: FeishuRetryable with code -1 once retries run out."""
+    def test_unreachable_server_is_unusable_after_retries(self) -> None:
+        """Nothing listening: FeishuUnusable (reachable) with code -1 once retries run out,
+        naming the step that failed."""
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         settings = FeishuSettings(app_id="cli_x", app_secret="s",
                                   base_url=f"http://127.0.0.1:{port}", max_retries=1, timeout=1.0)
-        with pytest.raises(FeishuRetryable) as caught:
+        with pytest.raises(FeishuUnusable) as caught:
             _run(settings, lambda c: c.get_department("0"))
-        assert (caught.value.code, caught.value.msg) == (-1, "connection failed (ConnectError)")
+        assert (caught.value.check, caught.value.code) == ("reachable", -1)
+        assert caught.value.detail.startswith(
+            f"Feishu at http://127.0.0.1:{port} cannot be reached: connection failed "
+            "(ConnectError: ")
 
 
 class TestResilience:
