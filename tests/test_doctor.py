@@ -136,6 +136,19 @@ def test_a_missing_read_permission_fails_naming_the_scope_and_fields(
                   "publish a new app version and have an admin approve it"}
 
 
+def test_a_user_read_back_without_a_field_fails_the_fields_check(
+        sb: SandboxServer, applied: Path) -> None:
+    """The sandbox leaves out what the app may not read (§1.1): the read-back names it."""
+    sb.configure(permissions=[s for s in KNOWN_SCOPES if s != "contact:user.email:readonly"])
+    code, checks = doctor(applied)
+    assert code == 1
+    fields = checks["fields"]
+    assert fields["status"] == "fail"
+    assert fields["detail"].endswith(" came back without email: check and resync cannot "
+                                     "compare them")
+    assert fields["remedy"] == "grant the read scopes: email: contact:user.email:readonly"
+
+
 def test_an_unreachable_admin_chat_fails(sb: SandboxServer, tmp_path: Path) -> None:
     code, checks = doctor(_conf(tmp_path, sb, notify={"admin_chat_id": "oc_nobody"}))
     assert code == 1
