@@ -34,6 +34,14 @@ class SandboxConfig:
     token_ttl: int = 7200
     seed: int = 0                         # RNG seed for faults and generated ids
     users_unjoined: bool = False          # new users start unjoined (PATCH then answers 44010)
+    # The app and the tenant (feishu-api-more.md §1; doc paths relative to open.feishu.cn).
+    app_disabled: bool = False            # the token call answers 10014 "app unauthorized"
+    contact_scope: list[str] | None = None  # the app's contact range: department_ids, None = all
+    big_department_size: int = 0          # children+fetch_child over more departments → 43010
+    enum_store_full: bool = False         # new city / job_title values fail (44054–44059)
+    multi_department: bool = True         # False: more than one department → 41032 (HTTP 504)
+    resurrect_available: bool = True      # False: resurrect answers 44029
+    deletion_pending_seconds: float = 0.0  # resurrect sooner after a delete → 44034
 
     def effective_admin_token(self) -> str:
         """The bearer token the admin API accepts."""

@@ -173,7 +173,7 @@ class TestErrors:
         wrong = "definitely-wrong-secret"
         with pytest.raises(FeishuTerminal) as caught:
             _run(_settings(sandbox, app_secret=wrong), lambda c: c.get_department("0"))
-        assert (caught.value.code, caught.value.http_status) == (10014, 400)
+        assert (caught.value.code, caught.value.http_status) == (10015, 400)
         assert wrong not in str(caught.value)
 
     def test_unreachable_server_is_retryable_after_retries(self) -> None:
