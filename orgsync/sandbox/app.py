@@ -258,6 +258,8 @@ def _send_message(tenant: Tenant, call: Call) -> JSON:
 
     def admit(target: str) -> None:
         config = sandbox.config
+        if config.im_throttled:
+            raise ApiError(230020, "This operation triggers the frequency limit")
         if not config.rate_limits:
             return
         buckets: list[Bucket] = [((call.app_id, "im-target", target), w) for w in IM_PER_TARGET]

@@ -42,6 +42,7 @@ class SandboxConfig:
     multi_department: bool = True         # False: more than one department → 41032 (HTTP 504)
     resurrect_available: bool = True      # False: resurrect answers 44029
     deletion_pending_seconds: float = 0.0  # resurrect sooner after a delete → 44034
+    im_throttled: bool = False            # every message send answers 230020
 
     def effective_admin_token(self) -> str:
         """The bearer token the admin API accepts."""
