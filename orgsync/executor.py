@@ -175,6 +175,8 @@ class Executor:
                         "adopted after an interrupted create")
             if spec.settle is not None and exc.code in spec.gone:
                 return None, await spec.settle(self.client, op, exc)
+            if spec.instead is not None and exc.code in spec.refused:
+                return await spec.instead(self.client, op, exc)
             raise
 
 
