@@ -11,7 +11,8 @@ Contracts:
 * a failed operation is recorded with its Feishu code and, for the codes
   :mod:`orgsync.feishu.codes` knows (out of the contact range, tenant settings,
   resurrect busy …), what it means and the remedy; everything that depends on it,
-  directly or not, is skipped; independent work continues;
+  directly or not, is skipped; independent work continues; a record Feishu People
+  owns (:mod:`orgsync.locked`) is remembered so later plans leave it alone;
 * a user create/patch answered 44054–44059 *was* done, only the work city / job
   title enum failed (feishu-api-more.md §1.4): it is recorded ``done`` with a
   warning naming the field, its dependants go ahead, it is never retried, and the
@@ -37,6 +38,7 @@ import structlog
 from orgsync.errors import FeishuError, Fenced
 from orgsync.feishu.codes import CODES, Kind, explain
 from orgsync.ledger import Ledger
+from orgsync.locked import is_lock, remember_locked
 from orgsync.operations import SPECS, ContactAPI, MirrorChange, OpSpec
 from orgsync.plan import Operation, Plan
 from orgsync.walk import walk
@@ -138,6 +140,8 @@ class Executor:
         except FeishuError as exc:
             message = explain(exc)
             self.ledger.journal_finish(entry, op, "failed", code=exc.code, message=message)
+            if is_lock(exc):  # reported this once; later plans leave it alone
+                remember_locked(self.ledger, op)
             log.warning("op.failed", op=op.op_id, code=exc.code, msg=message)
             return OpResult(op, "failed", exc.code, message)
         except Exception as exc:

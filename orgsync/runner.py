@@ -38,6 +38,7 @@ from orgsync.feishu import ClientStats, FeishuClient
 from orgsync.feishu.reader import read_directory
 from orgsync.identity import KeyRules
 from orgsync.ledger import Ledger
+from orgsync.locked import locked_records
 from orgsync.model import Status
 from orgsync.plan import Plan
 from orgsync.reconcile import apply_renames, reconcile
@@ -299,7 +300,9 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
                                     | {c.key for c in conflicts if c.key}),
                             applied=state.unchanged)
     users, depts = protected_keys(config, data, state)
-    users |= state.tenant_admins
+    locked = locked_records(ledger)
+    users |= state.tenant_admins | locked.users
+    depts |= locked.departments
     policy = replace(diff_policy(config, now, adopt), protected_users=users,
                      protected_departments=depts, rekeys=rec.rekeys,
                      hold_leavers=rec.hold_leavers)

@@ -14,6 +14,7 @@ import pytest
 from orgsync.errors import EXIT_CONFIG, FeishuCredentials, FeishuTerminal
 from orgsync.feishu import FeishuClient
 from orgsync.ledger import Ledger
+from orgsync.locked import Locked, locked_records
 from orgsync.plan import OpKind
 from orgsync.sandbox import SandboxServer
 from tests.sandbox_run import config, read_back, run, with_client
@@ -212,3 +213,35 @@ class TestPermanent504:
         bob_creates = [r for r in _calls(sandbox, "POST", USERS)
                        if (r["body"] or {}).get("user_id") == "E2"]
         assert [(r["status"], r["code"]) for r in bob_creates] == [(504, 41032)]
+
+
+class TestFeishuPeopleLock:
+    """Records Feishu People owns: the first refusal (44053 / 43031, §1.15) is reported and
+    remembered; later plans leave them alone with a note, and doctor can list them."""
+
+    def test_locked_records_are_reported_once_then_left_alone(self, sandbox: SandboxServer,
+                                                              tmp_path: Path) -> None:
+        cfg, ledger, src = _setup(sandbox, tmp_path)
+        assert run(cfg, ledger).exit_code == 0
+        sandbox.configure(people_sourced=["E2", "D3"])
+        (src / "employees.csv").write_text(
+            PEOPLE.replace("Engineer", "Staff").replace("Lead", "Director"), encoding="utf-8")
+        (src / "departments.csv").write_text(
+            "department_id,name,parent_id\nD1,Research,\nD2,Platform,D1\nD3,Sales & Ops,\n",
+            encoding="utf-8")
+        first = run(cfg, ledger)
+        assert first.result is not None
+        assert sorted((r.op.key, r.code) for r in first.result.failed) == [
+            ("D3", 43031), ("E2", 44053)]
+        assert all("Feishu People" in (r.message or "") for r in first.result.failed)
+        ada = sandbox.tenant.find_user("E1", "user_id")
+        assert ada is not None
+        assert ada.job_title == "Director"  # the rest went ahead
+        assert locked_records(ledger) == Locked(frozenset({"E2"}), frozenset({"D3"}))
+        sandbox.sandbox.clear_requests()
+        second = run(cfg, ledger)
+        assert second.exit_code == 0
+        assert second.plan.operations == ()
+        assert "user E2 is protected; left as it is" in second.plan.notes
+        assert "department D3 is protected; left as it is" in second.plan.notes
+        assert not [r for r in sandbox.requests() if r["method"] == "PATCH"]

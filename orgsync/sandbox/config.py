@@ -43,6 +43,8 @@ class SandboxConfig:
     resurrect_available: bool = True      # False: resurrect answers 44029
     deletion_pending_seconds: float = 0.0  # resurrect sooner after a delete → 44034
     im_throttled: bool = False            # every message send answers 230020
+    people_sourced: list[str] | None = None  # user/department ids Feishu People owns: PATCH
+                                             # answers 44053 (user) / 43031 (department)
 
     def effective_admin_token(self) -> str:
         """The bearer token the admin API accepts."""

@@ -130,6 +130,9 @@ class Departments(DepartmentFields):
         if old_parent is None:
             raise ApiError(40002, "process root dept error")
         self._check_dept_scope(dept)
+        if dept.custom_id in (self.knobs.people_sourced or ()):
+            # feishu-api-more.md §1.15: UNCONFIRMED that 43031 is the code of the lock
+            raise ApiError(43031, "Unable to edit data from external data sources")
         if full:
             body = self._full_update_body(body)
         changes: JSON = {"name": dept.name}

@@ -130,6 +130,9 @@ class Users(UserFields):
         if user.unjoin:
             raise ApiError(44010, "unjoined user can not be updated")
         self._check_user_scope(user)
+        if user.user_id in (self.knobs.people_sourced or ()):
+            # feishu-api-more.md §1.15: UNCONFIRMED that 44053 is the code of the lock
+            raise ApiError(44053, "Unable to edit data from external data sources")
         changes = self._validate_user(body, ids, user)
         failed = self._tenant_rules(changes)
         self._unindex_user(user)
