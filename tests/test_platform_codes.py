@@ -13,6 +13,7 @@ import pytest
 
 from orgsync.errors import EXIT_CONFIG, FeishuCredentials, FeishuTerminal
 from orgsync.feishu import FeishuClient
+from orgsync.feishu.codes import explain
 from orgsync.ledger import Ledger
 from orgsync.locked import Locked, locked_records
 from orgsync.plan import OpKind
@@ -245,3 +246,35 @@ class TestFeishuPeopleLock:
         assert "user E2 is protected; left as it is" in second.plan.notes
         assert "department D3 is protected; left as it is" in second.plan.notes
         assert not [r for r in sandbox.requests() if r["method"] == "PATCH"]
+
+
+class TestOtherCodes:
+    """44035 on a user patch, leaders with exactly one main leader, custom employee types
+    (§1.9, §1.12, §1.13): the sandbox answers as documented, orgsync explains."""
+
+    def test_unknown_department_in_a_user_patch_is_44035(self, sandbox: SandboxServer,
+                                                          tmp_path: Path) -> None:
+        cfg, ledger, _ = _setup(sandbox, tmp_path)
+        assert run(cfg, ledger).exit_code == 0
+        error = _error(cfg, lambda c: c.patch_user("E1", {"department_ids": ["D404"]}))
+        assert (error.code, error.http_status) == (44035, 400)
+        assert "orgsync resync" in explain(error)
+
+    def test_leaders_need_exactly_one_main_leader(self, sandbox: SandboxServer,
+                                                  tmp_path: Path) -> None:
+        cfg, ledger, _ = _setup(sandbox, tmp_path)
+        assert run(cfg, ledger).exit_code == 0
+        deputies_only = {"leaders": [{"leaderType": 2, "leaderID": "E1"}]}
+        assert _error(cfg, lambda c: c.patch_department("D1", deputies_only)).code == 40001
+        main = {"leaders": [{"leaderType": 1, "leaderID": "E1"}]}
+        assert with_client(cfg, lambda c: c.patch_department("D1", main))[
+            "leader_user_id"] == "E1"
+
+    def test_active_custom_employee_types_are_accepted(self, sandbox: SandboxServer,
+                                                       tmp_path: Path) -> None:
+        cfg, ledger, _ = _setup(sandbox, tmp_path)
+        assert run(cfg, ledger).exit_code == 0
+        assert _error(cfg, lambda c: c.patch_user("E1", {"employee_type": 6})).code == 41059
+        sandbox.configure(custom_employee_types=["6"])
+        assert with_client(cfg, lambda c: c.patch_user("E1", {"employee_type": 6}))[
+            "employee_type"] == 6
