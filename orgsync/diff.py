@@ -631,7 +631,10 @@ def _plan_rehire(b: _Builder, e: Employee, gone: MirrorUser) -> None:
     depts = [b.dept_fid(dk) for dk in e.department_keys]
     dept_deps = [op_id(OpKind.DEPT_CREATE, dk) for dk in e.department_keys]
     res = op_id(OpKind.USER_RESURRECT, key)
-    b.add(Operation(res, OpKind.USER_RESURRECT, key, fid, schema.resurrect_body(depts),
+    # "create_instead": the account made when Feishu will not resurrect (44029, 44028)
+    b.add(Operation(res, OpKind.USER_RESURRECT, key, fid,
+                    {**schema.resurrect_body(depts),
+                     "create_instead": schema.user_create_body(e.fields(), depts, user_id=fid)},
                     (FieldChange("status", "deleted", "active"),),
                     f"rehired (left {gone.deleted_at:%Y-%m-%d})" if gone.deleted_at else "rehired",
                     tuple(dept_deps), {"department_keys": list(e.department_keys),

@@ -15,6 +15,7 @@
     └── FeishuError      (exit 1)  a Feishu API call failed: code, msg, HTTP status, log id, endpoint
         ├── FeishuRetryable        rate limit, 5xx, timeouts, lock conflicts: worth retrying
         └── FeishuTerminal         everything else: retrying the same call cannot help
+            └── FeishuCredentials  (exit 3)  the token call refused app_id/app_secret
 
 Exit code 2 is not an error: ``plan --detailed-exitcode`` and ``check`` use it for
 "there are changes" (see :data:`EXIT_CHANGES`). Exit code 6 is no exception either:
@@ -162,3 +163,19 @@ class FeishuRetryable(FeishuError):
 
 class FeishuTerminal(FeishuError):
     """A rejection that the same call cannot overcome (validation, permissions, conflicts)."""
+
+
+class FeishuCredentials(FeishuTerminal):
+    """The token call refused the app's credentials (10003, 10014, 10015, 20002).
+
+    A configuration error: nothing can work until the config or the app is fixed, so
+    it exits like one; ``remedy`` says what to fix.
+    """
+
+    exit_code = EXIT_CONFIG
+
+    def __init__(self, code: int, msg: str, *, remedy: str, http_status: int = 0,
+                 log_id: str | None = None, endpoint: str = "") -> None:
+        super().__init__(code, msg, http_status=http_status, log_id=log_id, endpoint=endpoint)
+        self.remedy = remedy
+        self.args = (f"{self.args[0]} ({remedy})",)

@@ -8,8 +8,15 @@ Contracts:
 * an operation starts only when all its dependencies are done;
 * it is journaled (``started``, with its ``client_token``) before the call and
   finished after it; a success updates the mirror in the same transaction;
-* a failed operation is recorded with its Feishu code; everything that depends
-  on it, directly or not, is skipped; independent work continues;
+* a failed operation is recorded with its Feishu code and, for the codes
+  :mod:`orgsync.feishu.codes` knows (out of the contact range, tenant settings,
+  resurrect busy …), what it means and the remedy; everything that depends on it,
+  directly or not, is skipped; independent work continues; a record Feishu People
+  owns (:mod:`orgsync.locked`) is remembered so later plans leave it alone;
+* a user create/patch answered 44054–44059 *was* done, only the work city / job
+  title enum failed (feishu-api-more.md §1.4): it is recorded ``done`` with a
+  warning naming the field, its dependants go ahead, it is never retried, and the
+  mirror does not claim the field, so the next run writes it again;
 * pacing is the client's job (per-endpoint limits). Operations wait in *lanes*
   (:attr:`orgsync.operations.OpSpec.lane`) so that a slow 1-QPS class (moves,
   freezes) never starves the others;
@@ -27,13 +34,15 @@ Contracts:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import structlog
 
 from orgsync.errors import FeishuError, FeishuUnusable, Fenced
+from orgsync.feishu.codes import CODES, Kind, explain
 from orgsync.ledger import Ledger
-from orgsync.operations import SPECS, ContactAPI, OpSpec
+from orgsync.locked import is_lock, remember_locked
+from orgsync.operations import SPECS, ContactAPI, MirrorChange, OpSpec
 from orgsync.plan import Operation, Plan
 from orgsync.walk import walk
 
@@ -134,10 +143,16 @@ class Executor:
             self.ledger.journal_finish(entry, op, "failed", code=exc.code, message=str(exc)[:500])
             log.error("run.feishu_unusable", op=op.op_id, check=exc.check, code=exc.code)
             raise
+        except _PartialSuccess as partial:
+            op, open_id, note = partial.op, partial.open_id, partial.note
+            log.warning("op.partial", op=op.op_id, code=partial.code, note=note)
         except FeishuError as exc:
-            self.ledger.journal_finish(entry, op, "failed", code=exc.code, message=exc.msg)
-            log.warning("op.failed", op=op.op_id, code=exc.code, msg=exc.msg)
-            return OpResult(op, "failed", exc.code, exc.msg)
+            message = explain(exc)
+            self.ledger.journal_finish(entry, op, "failed", code=exc.code, message=message)
+            if is_lock(exc):  # reported this once; later plans leave it alone
+                remember_locked(self.ledger, op)
+            log.warning("op.failed", op=op.op_id, code=exc.code, msg=message)
+            return OpResult(op, "failed", exc.code, message)
         except Exception as exc:
             # Not Feishu's answer but our own bug or an unexpected transport error:
             # the outcome is unknown, so the journal says so and the run goes on;
@@ -162,6 +177,8 @@ class Executor:
         try:
             return await spec.call(self.client, op, token), None
         except FeishuError as exc:
+            if exc.code in _PARTIAL_FIELDS and op.entity == "user":
+                raise await _partial(self.client, op, exc) from None
             if spec.adopt is not None and exc.code in spec.exists and \
                     self.ledger.has_unfinished(op.kind, op.key, exclude=entry):
                 # An earlier run may have created it, then died before journaling the
@@ -171,8 +188,37 @@ class Executor:
                         "adopted after an interrupted create")
             if spec.settle is not None and exc.code in spec.gone:
                 return None, await spec.settle(self.client, op, exc)
+            if spec.instead is not None and exc.code in spec.refused:
+                return await spec.instead(self.client, op, exc)
             raise
 
 
 def _lane_of(op: Operation) -> str:
     return SPECS[op.kind].lane.name
+
+
+#: 44054–44059 (``U/create``, ``U/patch``): the canonical fields whose enum value failed.
+_PARTIAL_FIELDS: dict[int, tuple[str, ...]] = {
+    code: (("city",), ("job_title",), ("city", "job_title"))[(code - 44054) % 3]
+    for code, known in CODES.items() if known.kind is Kind.PARTIAL}
+
+
+class _PartialSuccess(Exception):
+    """A write Feishu did, all but the fields named in ``note``."""
+
+    def __init__(self, op: Operation, open_id: str | None, code: int, note: str) -> None:
+        super().__init__(note)
+        self.op, self.open_id, self.code, self.note = op, open_id, code, note
+
+
+async def _partial(client: ContactAPI, op: Operation, exc: FeishuError) -> _PartialSuccess:
+    """The done write behind a 44054–44059: the operation as the mirror takes it (without
+    the fields that failed) and, for a create, the open id read back — whether ``data.user``
+    comes with these codes is UNCONFIRMED, so it is not relied on."""
+    failed = _PARTIAL_FIELDS[exc.code]
+    open_id: str | None = None
+    if SPECS[op.kind].mirror is MirrorChange.INSERT:
+        open_id = (await client.get_user(op.feishu_id)).get("open_id")
+    mirror = {k: (None if k in failed else v) for k, v in (op.mirror or {}).items()}
+    note = f"done, but {' and '.join(failed)} not set ({exc.code}): {explain(exc)}"
+    return _PartialSuccess(replace(op, mirror=mirror), open_id, exc.code, note)

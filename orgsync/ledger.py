@@ -446,6 +446,8 @@ class Ledger:
             values.update(lifecycle=Lifecycle.FROZEN.value, frozen_at=now)
         elif change is MirrorChange.ACTIVATE:
             values.update(lifecycle=Lifecycle.ACTIVE.value, frozen_at=None, deleted_at=None)
+            if open_id:  # a new account made instead of a resurrect
+                values["open_id"] = open_id
         if fields:
             values["fields"], values["fingerprint"] = _user_fields(
                 op.key, {**json.loads(stored), **fields})

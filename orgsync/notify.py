@@ -95,7 +95,15 @@ RESEND_WITHIN = UUID_WINDOW - timedelta(minutes=10)
 #: Statuses of a notification still owed (see :class:`orgsync.ledger.NotificationRow`).
 OPEN = ("pending", "sending")
 #: Codes that mean "this person cannot receive yet": kept pending and retried later.
+#: 230013 is also Feishu's answer for a resigned receiver
+#: (/document/server-docs/im-v1/message/create, feishu-api-more.md §1.8): such a
+#: message expires after ``retry_days`` like any other unreachable one.
 UNREACHABLE = frozenset({230013, 230034, 230035, 230053})
+#: Message throttling (5 QPS per receiver, §1.8) outlasting the client's retries: the
+#: message is not lost, it stays pending for the next run.
+THROTTLED = frozenset({230020})
+#: "User has resigned": nobody will ever read it, so it is cancelled.
+RESIGNED = frozenset({230029})
 #: Events about a new hire, sent on or after their start date.
 ARRIVAL_KINDS = ("welcome", "manager_note", "hr_note")
 #: Events about a transfer (to the manager, to the person moved).
@@ -295,7 +303,11 @@ async def _deliver_one(config: NotifyConfig, ledger: Ledger, client: MessageAPI,
         await client.send_message(receive_id_type=receiver[0], receive_id=receiver[1],
                                   msg_type=template.msg_type, content=content, uuid=row.uuid)
     except FeishuError as exc:
-        if exc.code in UNREACHABLE:
+        if exc.code in RESIGNED:
+            ledger.settle_notification(row.event, "cancelled", code=exc.code,
+                                       message="the receiver has resigned")
+            return
+        if exc.code in UNREACHABLE | THROTTLED:
             if now.date() > deadline:
                 ledger.settle_notification(row.event, "expired", code=exc.code, message=exc.msg)
                 result.expired.append(row.event)

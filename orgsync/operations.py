@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from orgsync.errors import FeishuError
+from orgsync.feishu.codes import explain
 from orgsync.plan import Operation, OpKind
 
 
@@ -93,6 +94,9 @@ Adopt = Callable[[ContactAPI, Operation, FeishuError], Awaitable[str | None]]
 #: After an error that may mean the write already took effect: returns the journal's
 #: note when it did; re-raises the error when it did not.
 Settle = Callable[[ContactAPI, Operation, FeishuError], Awaitable[str]]
+#: After an error that rules the write out for good: does the next best thing instead;
+#: returns (open id, the journal's note).
+Instead = Callable[[ContactAPI, Operation, FeishuError], Awaitable[tuple[str | None, str]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +114,9 @@ class OpSpec:
     gone: frozenset[int] = frozenset()
     """Codes that may mean the write already happened; :attr:`settle` decides."""
     settle: Settle | None = None
+    refused: frozenset[int] = frozenset()
+    """Codes that rule the write out for good; :attr:`instead` does the next best thing."""
+    instead: Instead | None = None
     destructive: bool = False
     """Removes or disables something: counted by the removal and department-delete guards."""
     departure: Departure | None = None
@@ -125,8 +132,10 @@ class OpSpec:
 
     def __post_init__(self) -> None:
         if bool(self.exists) != (self.adopt is not None) or \
-                bool(self.gone) != (self.settle is not None):
-            raise ValueError("exists needs adopt and gone needs settle, and the other way round")
+                bool(self.gone) != (self.settle is not None) or \
+                bool(self.refused) != (self.instead is not None):
+            raise ValueError("exists needs adopt, gone needs settle and refused needs instead, "
+                             "and the other way round")
 
     @property
     def tokenized(self) -> bool:
@@ -196,6 +205,19 @@ async def _resurrect_user(c: ContactAPI, op: Operation, token: str | None) -> st
     return None
 
 
+async def _create_instead(c: ContactAPI, op: Operation, exc: FeishuError
+                          ) -> tuple[str | None, str]:
+    # U/resurrect (feishu-api-more.md §1.7): 44029 the API is not granted to this app,
+    # 44028 resigned over 30 days ago. The person is back either way, in a new account
+    # (its documents and chats stay with the old one). UNCONFIRMED whether Feishu frees
+    # a resigned user's user_id for a new account; if not, the create fails with 41011.
+    if "create_instead" not in op.payload:  # a plan made before it was planned
+        raise exc
+    user = await c.create_user(op.payload["create_instead"], client_token=op.client_token)
+    return (user.get("open_id"),
+            f"resurrect refused ({exc.code}: {explain(exc)}); created a new account instead")
+
+
 async def _rekey_user(c: ContactAPI, op: Operation, token: str | None) -> str | None:
     if op.payload:  # else an adopted account: its user_id is not the key
         await c.update_user_id(op.feishu_id, op.payload["new_user_id"])
@@ -231,6 +253,9 @@ _USER_EXISTS = frozenset({41011, 41001, 41002, 44051})
 #: Codes that mean "already gone" on a delete (by our reading of feishu-api.md §6).
 _GONE = frozenset({40015, 99992380, 99992357, 99992360, 99992351, 42006})
 
+#: Resurrect refused for good: not granted to the app, or resigned over 30 days ago.
+_NO_RESURRECT = frozenset({44029, 44028})
+
 _ADDED = ("+", "green")
 _CHANGED = ("~", "yellow")
 
@@ -254,6 +279,7 @@ SPECS: Mapping[OpKind, OpSpec] = {
     OpKind.USER_REKEY: OpSpec(_rekey_user, MirrorChange.REKEY, gone=_GONE | _USER_EXISTS,
                               settle=_already_rekeyed, arrives=True),
     OpKind.USER_RESURRECT: OpSpec(_resurrect_user, MirrorChange.ACTIVATE, lane=RESURRECT_LANE,
+                                  refused=_NO_RESURRECT, instead=_create_instead,
                                   arrives=True, messages=Messages.ARRIVAL, badge=_ADDED),
     OpKind.USER_UPDATE: OpSpec(_patch_user, MirrorChange.MERGE, identity=True,
                                messages=Messages.TRANSFER, badge=_CHANGED),

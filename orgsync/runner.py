@@ -46,6 +46,7 @@ from orgsync.feishu.reader import MissingReadPermission, read_directory, unreada
 from orgsync.feishu.schema import USER_READ
 from orgsync.identity import KeyRules
 from orgsync.ledger import Ledger
+from orgsync.locked import locked_records
 from orgsync.model import Department, Employee, Status
 from orgsync.plan import Plan
 from orgsync.reconcile import apply_renames, reconcile
@@ -345,7 +346,9 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
                                     | {c.key for c in conflicts if c.key}),
                             applied=state.unchanged)
     users, depts = protected_keys(config, data, state)
-    users |= state.tenant_admins
+    locked = locked_records(ledger)
+    users |= state.tenant_admins | locked.users
+    depts |= locked.departments
     policy = replace(diff_policy(config, now, adopt), protected_users=users,
                      protected_departments=depts, rekeys=rec.rekeys,
                      hold_leavers=rec.hold_leavers, department_rekeys=renames.rekeys)

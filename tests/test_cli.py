@@ -169,7 +169,7 @@ def test_the_sandbox_takes_its_secret_from_a_file_or_the_environment(
 
         assert wait_for(lambda: issue(secret) == 0, 20,
                         "the sandbox")
-        assert issue("demo-secret") == 10014
+        assert issue("demo-secret") == 10015
         assert secret not in Path(f"/proc/{proc.pid}/cmdline").read_text()
     finally:
         proc.terminate()

@@ -82,7 +82,8 @@ def test_wrong_secret_fails_credentials_with_the_remedy(sb: SandboxServer,
     assert code == 1
     assert checks["reachable"]["status"] == "pass"
     assert checks["credentials"]["status"] == "fail"
-    assert checks["credentials"]["detail"].startswith("Feishu refuses the app (10014")
+    assert checks["credentials"]["detail"].startswith(
+        "Feishu refuses the app secret (10015 wrong app secret)")
     assert "feishu.app_secret" in checks["credentials"]["remedy"]
     assert {checks[n]["status"] for n in ("permissions", "contact_scope", "fields",
                                           "admin_chat", "clock")} == {"skip"}

@@ -52,7 +52,7 @@ def _cli(conf: Path, *args: str) -> tuple[int, str]:
 
 def test_plan_with_a_wrong_secret_stops_with_the_credentials_remedy(sb: SandboxServer,
                                                                     tmp_path: Path) -> None:
-    """Joiners need an account lookup: its token call is refused (10014), and plan stops
+    """Joiners need an account lookup: its token call is refused (10015), and plan stops
     (exit 9) naming the refusal and the key to fix, with one token call and no other."""
     conf = _conf(tmp_path, sb.base_url, sb.config.app_id, "wrong-secret")
     mark = len(sb.requests())
@@ -60,7 +60,7 @@ def test_plan_with_a_wrong_secret_stops_with_the_credentials_remedy(sb: SandboxS
     code, text = _cli(conf, "plan")
 
     assert code == EXIT_FEISHU
-    assert "Feishu refuses the app (10014 app unauthorized" in text
+    assert "Feishu refuses the app secret (10015 wrong app secret)" in text
     assert "feishu.app_secret" in text
     assert "held back" not in text
     assert [r["path"] for r in sb.requests()[mark:]] == [TOKEN_PATH]
@@ -112,4 +112,4 @@ def test_check_with_a_wrong_secret_stops_before_reading(sb: SandboxServer,
     cfg = replace(cfg, feishu=replace(cfg.feishu, app_secret="nope"))
     with pytest.raises(FeishuUnusable) as caught:
         asyncio.run(run_once(cfg, Ledger(cfg.ledger.url), apply=False, full=True))
-    assert (caught.value.check, caught.value.code) == ("credentials", 10014)
+    assert (caught.value.check, caught.value.code) == ("credentials", 10015)

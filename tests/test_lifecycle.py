@@ -117,6 +117,50 @@ def test_rehire_inside_the_window_is_resurrected(sb: SandboxServer, tmp_path: Pa
     assert accounts[0]["job_title"] == "回归员工"
 
 
+def test_rehire_without_resurrect_access_gets_a_new_account(sb: SandboxServer,
+                                                           tmp_path: Path) -> None:
+    """44029 (resurrect not granted, feishu-api-more.md §1.7): a new account instead, noted."""
+    sb.configure(resurrect_available=False)
+    out, made = _leave_and_return(sb, tmp_path, timedelta(days=3))
+    assert [(m, p) for m, p, _ in made][:2] == [("POST", f"{USERS}/{LEAVER}/resurrect"),
+                                                ("POST", USERS)]
+    assert out.result is not None
+    back = next(r for r in out.result.results if r.op.kind.value == "user.resurrect")
+    assert back.status == "done"
+    assert "resurrect refused (44029" in (back.message or "")
+    assert "created a new account instead" in (back.message or "")
+    accounts = [u for u in sb.tenant.state()["users"] if u["user_id"] == LEAVER]
+    assert sorted(u["status"]["is_resigned"] for u in accounts) == [False, True]
+    live = next(u for u in accounts if not u["status"]["is_resigned"])
+    assert live["job_title"] == "回归员工"
+    mirror = Ledger(config(sb, tmp_path / "s", tmp_path / "l.db").ledger.url).load_state()
+    assert mirror.users[LEAVER].open_id == live["open_id"]
+
+
+def test_rehire_while_the_deletion_is_pending_waits_for_a_later_run(sb: SandboxServer,
+                                                                    tmp_path: Path) -> None:
+    """44034 (deletion still in progress): failed with the note, the next run resurrects."""
+    sb.configure(deletion_pending_seconds=3600.0)
+    write_csv(ORG, tmp_path / "s")
+    cfg = config(sb, tmp_path / "s", tmp_path / "l.db", sync={"leaver_action": "delete"})
+    ledger = Ledger(cfg.ledger.url)
+    now = datetime.now(UTC)
+    run(cfg, ledger, now)
+    write_csv(without(LEAVER), tmp_path / "s")
+    run(cfg, ledger, now)
+    write_csv(ORG, tmp_path / "s")
+    out = run(cfg, ledger, now + timedelta(hours=1))
+    assert out.result is not None
+    assert [(r.op.kind.value, r.code) for r in out.result.failed] == [("user.resurrect", 44034)]
+    assert "the next run tries again" in (out.result.failed[0].message or "")
+    sb.advance_clock(3600)
+    again = run(cfg, ledger, now + timedelta(hours=2))
+    assert again.exit_code == 0
+    assert [op.kind.value for op in again.plan.operations][:1] == ["user.resurrect"]
+    accounts = [u for u in sb.tenant.state()["users"] if u["user_id"] == LEAVER]
+    assert [u["status"]["is_resigned"] for u in accounts] == [False]
+
+
 def test_rehire_outside_the_window_is_a_new_account(sb: SandboxServer, tmp_path: Path) -> None:
     """Back after 40 days: created again as a new hire, not clashing with the old account."""
     out, made = _leave_and_return(sb, tmp_path, timedelta(days=40))

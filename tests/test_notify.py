@@ -311,6 +311,30 @@ def test_unreachable_hire_gets_the_welcome_on_a_later_run(sb: SandboxServer, tmp
     assert len(to_user(sb, e.key)) == 1
 
 
+def test_throttled_welcome_stays_pending_for_the_next_run(sb: SandboxServer, tmp_path: Path,
+                                                         setup: tuple[Config, Ledger, str]
+                                                         ) -> None:
+    """230020 (message throttling, feishu-api-more.md §1.8) past the client's retries keeps
+    the welcome pending, not failed; the next run sends it."""
+    cfg, ledger, _ = setup
+    cfg = replace(cfg, feishu=replace(cfg.feishu, max_retries=1))
+    e = joiner(1, MANAGERS[0], T0)
+    write_csv(with_people(e), tmp_path / "s")
+    sb.configure(im_throttled=True)
+    out = run(cfg, ledger, T0)
+    assert out.exit_code == 0
+    assert out.notified is not None
+    assert sorted(out.notified.pending) == [f"manager_note:{e.key}", f"welcome:{e.key}"]
+    assert out.notified.failed == {}
+    row = next(r for r in ledger.notifications() if r.event == f"welcome:{e.key}")
+    assert (row.status, row.code) == ("pending", 230020)
+    sb.configure(im_throttled=False)
+    out = run(cfg, ledger, T0 + timedelta(minutes=5))
+    assert out.notified is not None
+    assert sorted(out.notified.sent) == [f"manager_note:{e.key}", f"welcome:{e.key}"]
+    assert len(to_user(sb, e.key)) == 1
+
+
 def test_unreachable_welcome_expires_and_is_reported(sb: SandboxServer, tmp_path: Path,
                                                      setup: tuple[Config, Ledger, str]) -> None:
     """Still unreachable after retry_days: expired, named in the admin report, never retried."""

@@ -1,8 +1,9 @@
 """Read the live Feishu directory back into canonical form (full resync, ``check``, tests).
 
-Departments come from one ``children`` walk of the root with ``fetch_child``;
-users from ``find_by_department`` on every department (deduplicated: a person
-in two departments is listed twice). Feishu ids are mapped back to source keys
+Departments come from one ``children`` walk of the root with ``fetch_child`` (level
+by level when Feishu refuses that for a big tree, 43010); users from
+``find_by_department`` on every department (deduplicated: a person in two departments
+is listed twice). Feishu ids are mapped back to source keys
 through ``reverse`` (the mirror's record of mapped ids); unmapped ids are keys.
 
 Feishu leaves a field out of every answer when the app lacks its read
@@ -18,7 +19,7 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
-from orgsync.errors import EXIT_CONFIG, OrgsyncError
+from orgsync.errors import EXIT_CONFIG, FeishuError, OrgsyncError
 from orgsync.feishu.schema import (
     DEPARTMENT,
     ROOT,
@@ -74,6 +75,32 @@ def _keyed(obj: Mapping[str, Any], kind: str, wire: str, need: tuple[str, ...]) 
                                     f"a {kind} cannot be told apart without its custom id")
 
 
+BIG_DEPARTMENT = 43010
+"""``children`` (also get, batch, parent) refusing a big subtree: "超大部门不允许进行查询"
+(/document/server-docs/contact-v3/department/children, feishu-api-more.md §1.3)."""
+
+
+async def all_departments(client: DirectoryAPI) -> list[dict[str, Any]]:
+    """Every department under the root: one ``fetch_child`` walk or, when Feishu answers
+    43010, a walk level by level with ``fetch_child=false`` (the documented fallback;
+    UNCONFIRMED whether ``fetch_child=false`` always avoids 43010 — if not, it raises)."""
+    try:
+        return [d async for d in client.iter_children(ROOT, fetch_child=True)]
+    except FeishuError as exc:
+        if exc.code != BIG_DEPARTMENT:
+            raise
+    found: list[dict[str, Any]] = []
+    level = [ROOT]
+    while level:
+        below: list[str] = []
+        for parent in level:
+            async for d in client.iter_children(parent):
+                found.append(d)
+                below.append(department_id_of(d))
+        level = below
+    return found
+
+
 async def read_directory(client: DirectoryAPI, *, reverse_departments: Mapping[str, str] | None = None,
                          reverse_users: Mapping[str, str] | None = None,
                          concurrency: int = 8) -> DirectoryState:
@@ -84,7 +111,7 @@ async def read_directory(client: DirectoryAPI, *, reverse_departments: Mapping[s
     """
     rdept = dict(reverse_departments or {})
     ruser = dict(reverse_users or {})
-    raw_depts = [d async for d in client.iter_children(ROOT, fetch_child=True)]
+    raw_depts = await all_departments(client)
     state = DirectoryState()
     dept_key = DEPARTMENT[0]
     for d in raw_depts:

@@ -3,8 +3,11 @@
 ``code != 0`` in the envelope is an error whatever the HTTP status. Retryable: rate limits
 (99991400 in both its HTTP 429 and legacy HTTP 400 forms, IM send 230020, chat create
 232019), lock conflicts
-(43024, 43030, 44025), internal 40003, any HTTP 5xx, timeouts and connection errors.
-Everything else is terminal: the same request cannot succeed by repetition.
+(43024, 43030, 44025), internal 40003, any HTTP 5xx, timeouts and connection errors —
+except 41031/41032, tenant settings that Feishu answers with HTTP 504 (feishu-api-more.md
+§1.14, ``U/create``, ``U/patch``). Everything else is terminal: the same request cannot
+succeed by repetition (out of the contact range, wrong credentials: see
+:mod:`orgsync.feishu.codes`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 import httpx
 
 from orgsync.errors import FeishuError, FeishuRetryable, FeishuTerminal
+from orgsync.feishu.codes import Kind, codes_of
 
 RATE_LIMITED = 99991400
 IM_RATE_LIMITED = 230020
@@ -26,6 +30,8 @@ RATE_LIMIT_CODES = frozenset({RATE_LIMITED, IM_RATE_LIMITED, CHAT_RATE_LIMITED})
 LOCK_CODES = frozenset({43024, 43030, 44025})
 INTERNAL_ERROR = 40003
 RETRYABLE_CODES = RATE_LIMIT_CODES | LOCK_CODES | {INTERNAL_ERROR}
+#: Answered with HTTP 504 but permanent: retrying would only repeat the refusal.
+PERMANENT_5XX = codes_of(Kind.TENANT_SETTING)
 
 NO_ENVELOPE = -1
 """``code`` of errors that carry no Feishu envelope (timeouts, dropped connections, HTML)."""
@@ -84,7 +90,8 @@ def parse_envelope(response: httpx.Response, endpoint: str) -> dict[str, Any]:
     if code in RATE_LIMIT_CODES:
         raise _error(True, code, msg, http_status=status, log_id=log_id, endpoint=endpoint,
                      retry_after=_reset_seconds(response))
-    retryable = code in RETRYABLE_CODES or status >= 500 or status == 429
+    retryable = code not in PERMANENT_5XX and (
+        code in RETRYABLE_CODES or status >= 500 or status == 429)
     if code == 0:
         msg = msg or f"HTTP {status} with code 0"
     raise _error(retryable, code, msg, http_status=status, log_id=log_id, endpoint=endpoint)

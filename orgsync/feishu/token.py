@@ -14,7 +14,8 @@ import json
 import httpx
 import structlog
 
-from orgsync.errors import FeishuError, FeishuTerminal
+from orgsync.errors import FeishuCredentials, FeishuError, FeishuTerminal
+from orgsync.feishu.codes import CODES, Kind
 from orgsync.feishu.endpoints import TENANT_TOKEN
 from orgsync.feishu.ratelimit import Clock, MonotonicClock
 from orgsync.feishu.retry import parse_envelope, transport_error
@@ -33,10 +34,11 @@ def refresh_margin(expire: float) -> float:
 class TokenManager:
     """Caches one tenant token; concurrent callers share a single in-flight fetch.
 
-    :meth:`get` raises :class:`~orgsync.errors.FeishuTerminal` with Feishu's code and msg
-    when Feishu refuses the credentials, and :class:`~orgsync.errors.FeishuRetryable` when
-    the token endpoint could not be reached. Neither the secret nor a token is ever logged
-    or put in an error.
+    :meth:`get` raises :class:`~orgsync.errors.FeishuCredentials` (exit 3, with the remedy)
+    when Feishu refuses the credentials (feishu-api-more.md §1.10), another
+    :class:`~orgsync.errors.FeishuTerminal` for any other refusal, and
+    :class:`~orgsync.errors.FeishuRetryable` when the token endpoint could not be reached.
+    Neither the secret nor a token is ever logged or put in an error.
     """
 
     def __init__(self, http: httpx.AsyncClient, settings: FeishuSettings, *,
@@ -98,6 +100,12 @@ class TokenManager:
         except FeishuError as exc:
             log.warning("feishu.token.failed", code=exc.code, http_status=exc.http_status,
                         retryable=exc.retryable)
+            known = CODES.get(exc.code)
+            if known is not None and known.kind is Kind.CREDENTIALS:
+                raise FeishuCredentials(exc.code, exc.msg,
+                                        remedy=f"{known.meaning}: {known.remedy}",
+                                        http_status=exc.http_status,
+                                        log_id=exc.log_id, endpoint=endpoint) from None
             raise
         token = body.get("tenant_access_token")
         expire = body.get("expire")

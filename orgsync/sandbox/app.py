@@ -135,6 +135,7 @@ class Sandbox:
         self.tenant = Tenant(self.clock, seed=self.config.seed)
         self.tenant.new_users_unjoined = self.config.users_unjoined
         self.tenant.permissions = self.config.held_permissions()
+        self.tenant.knobs = self.config
         self.tokens = TokenStore(self.clock)
         self.limiter = SlidingWindowLimiter()
         self.log: list[JSON] = []
@@ -186,6 +187,10 @@ class Sandbox:
                 if isinstance(value, bool) or not isinstance(value, int | float):
                     raise ValueError(f"knob {name} must be a number")
                 coerced[name] = int(value) if kind.startswith("int") else float(value)
+            elif kind.startswith("list"):
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise ValueError(f"knob {name} must be a list of strings")
+                coerced[name] = list(value)
             elif isinstance(value, str):
                 coerced[name] = value
             else:
@@ -264,6 +269,8 @@ def _send_message(tenant: Tenant, call: Call) -> JSON:
 
     def admit(target: str) -> None:
         config = sandbox.config
+        if config.im_throttled:
+            raise ApiError(230020, "This operation triggers the frequency limit")
         if not config.rate_limits:
             return
         buckets: list[Bucket] = [((call.app_id, "im-target", target), w) for w in IM_PER_TARGET]
@@ -463,10 +470,15 @@ class OpenApi:
         if bad_body or not isinstance(body, dict) or not isinstance(body.get("app_id"), str) \
                 or not isinstance(body.get("app_secret"), str):
             return Reply(400, {"code": 10003, "msg": "invalid param"})
-        if body["app_id"] != config.app_id or body["app_secret"] != config.app_secret:
-            # UNCONFIRMED (feishu-api.md §2, §11.1): community reports show 10014
-            # "app secret invalid"; the HTTP status is not documented.
-            return Reply(400, {"code": 10014, "msg": "app secret invalid"})
+        # /document/server-docs/api-call-guide/generic-error-code (feishu-api-more.md §1.10):
+        # 10003 for an unknown app_id (as larksuite/cli's stub), 10015 for a wrong secret,
+        # 10014 for a disabled app. UNCONFIRMED: the HTTP status (400 here).
+        if body["app_id"] != config.app_id:
+            return Reply(400, {"code": 10003, "msg": "invalid param"})
+        if body["app_secret"] != config.app_secret:
+            return Reply(400, {"code": 10015, "msg": "app secret invalid"})
+        if config.app_disabled:
+            return Reply(400, {"code": 10014, "msg": "app unauthorized"})
         with self.sandbox.lock:
             token, expire = self.sandbox.tokens.issue(config.app_id, config.token_ttl)
         return Reply(200, {"code": 0, "msg": "ok", "tenant_access_token": token,

@@ -47,6 +47,17 @@ class SandboxConfig:
     def held_permissions(self) -> frozenset[str] | None:
         """:attr:`permissions` as a set (None: every permission)."""
         return None if self.permissions is None else frozenset(self.permissions)
+    # The app and the tenant (feishu-api-more.md §1; doc paths relative to open.feishu.cn).
+    app_disabled: bool = False            # the token call answers 10014 "app unauthorized"
+    big_department_size: int = 0          # children+fetch_child over more departments → 43010
+    enum_store_full: bool = False         # new city / job_title values fail (44054–44059)
+    multi_department: bool = True         # False: more than one department → 41032 (HTTP 504)
+    resurrect_available: bool = True      # False: resurrect answers 44029
+    deletion_pending_seconds: float = 0.0  # resurrect sooner after a delete → 44034
+    im_throttled: bool = False            # every message send answers 230020
+    custom_employee_types: list[str] | None = None  # active custom enum_values ("6", …)
+    people_sourced: list[str] | None = None  # user/department ids Feishu People owns: PATCH
+                                             # answers 44053 (user) / 43031 (department)
 
     def effective_admin_token(self) -> str:
         """The bearer token the admin API accepts."""

@@ -174,7 +174,7 @@ class TestErrors:
         wrong = "definitely-wrong-secret"
         with pytest.raises(FeishuUnusable) as caught:
             _run(_settings(sandbox, app_secret=wrong), lambda c: c.get_department("0"))
-        assert (caught.value.check, caught.value.code) == ("credentials", 10014)
+        assert (caught.value.check, caught.value.code) == ("credentials", 10015)
         assert isinstance(caught.value.__cause__, FeishuTerminal)
         assert wrong not in str(caught.value)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -75,15 +77,17 @@ def test_token_ttl_knob(sandbox: SandboxServer, client: httpx.Client) -> None:
     assert token(client)["expire"] == 60
 
 
-@pytest.mark.parametrize("credentials", [
-    {"app_id": "cli_sandbox", "app_secret": "wrong"},
-    {"app_id": "cli_other", "app_secret": "sandbox-secret"},
+@pytest.mark.parametrize(("credentials", "answer"), [
+    ({"app_id": "cli_sandbox", "app_secret": "wrong"},
+     {"code": 10015, "msg": "app secret invalid"}),
+    ({"app_id": "cli_other", "app_secret": "sandbox-secret"},
+     {"code": 10003, "msg": "invalid param"}),
 ])
-def test_wrong_credentials(client: httpx.Client, credentials: dict[str, str]) -> None:
-    """A wrong app id or secret → HTTP 400, code 10014."""
+def test_wrong_credentials(client: httpx.Client, credentials: dict[str, str],
+                           answer: dict[str, Any]) -> None:
+    """A wrong secret → 10015, an unknown app id → 10003 (feishu-api-more.md §1.10), HTTP 400."""
     reply = client.post(TOKEN, json=credentials)
-    assert (reply.status_code, reply.json()) == (400, {"code": 10014,
-                                                       "msg": "app secret invalid"})
+    assert (reply.status_code, reply.json()) == (400, answer)
 
 
 def test_malformed_token_request(client: httpx.Client) -> None:

@@ -147,8 +147,10 @@ class DepartmentFields(IdIndex):
         if len({u for _, u in parsed}) != len(parsed):
             raise ApiError(43016, "leaders repeated")
         mains = [u for k, u in parsed if k == 1]
-        if len(mains) > 1:
-            raise ApiError(40001, "param error: leaders may hold only one main leader")
+        if parsed and len(mains) != 1:
+            # D/create, D/patch (feishu-api-more.md §1.12): a non-empty list holds exactly
+            # one main leader; UNCONFIRMED code for none or two (40001 here)
+            raise ApiError(40001, "param error: leaders must hold exactly one main leader")
         if leader_ref is not None and (mains[0] if mains else "") != main_from_field:
             raise ApiError(40001, "param error: leader_user_id must equal the main leader in "
                                   "leaders")

@@ -95,6 +95,7 @@ class Departments(DepartmentFields):
         if not parent_ref:
             raise ApiError(44101, "parent_department_id is required")
         parent = self._check_parent(parent_ref, ids)
+        self._check_dept_scope(parent, 40014)
         custom_id = self._check_custom_dept_id(body)
         i18n = self._check_i18n(body) or {}
         self._check_sibling_names(parent.open_id, name, i18n, None)
@@ -128,6 +129,7 @@ class Departments(DepartmentFields):
     def get_department(self, ref: str, ids: IdTypes) -> JSON:
         """GET contact/v3/departments/:id (a deleted department shows ``status.is_deleted``)."""
         dept = self._dept_for_read(ref, ids, allow_deleted=True)
+        self._check_dept_scope(dept)
         return {"department": self.render_department(dept, ids)}
 
     def patch_department(self, ref: str, body: JSON, ids: IdTypes) -> JSON:
@@ -143,6 +145,10 @@ class Departments(DepartmentFields):
         old_parent = dept.parent
         if old_parent is None:
             raise ApiError(40002, "process root dept error")
+        self._check_dept_scope(dept)
+        if dept.custom_id in (self.knobs.people_sourced or ()):
+            # feishu-api-more.md §1.15: UNCONFIRMED that 43031 is the code of the lock
+            raise ApiError(43031, "Unable to edit data from external data sources")
         if full:
             body = self._full_update_body(body)
         changes: JSON = {"name": dept.name}
@@ -192,6 +198,7 @@ class Departments(DepartmentFields):
             return self.departments[old_parent]
         parent = self._check_parent(parent_ref, ids)
         if parent.open_id != old_parent:
+            self._check_dept_scope(parent, 40014)
             if self._is_descendant_or_self(parent, dept):
                 # UNCONFIRMED code: Feishu documents no dedicated code for this cycle.
                 raise ApiError(40001, "param error: cannot move a department under itself or "
@@ -210,6 +217,7 @@ class Departments(DepartmentFields):
         dept = self._dept_for_write(ref, ids)
         if dept.parent is None:
             raise ApiError(40002, "process root dept error")
+        self._check_dept_scope(dept)
         if self._members[dept.open_id]:
             raise ApiError(43011, "department has members, can not be deleted")
         if self._children[dept.open_id]:
@@ -224,7 +232,12 @@ class Departments(DepartmentFields):
                             page_size: str | None, page_token: str | None) -> JSON:
         """GET departments/:id/children: direct children, or the whole subtree (pre-order)."""
         dept = self._dept_for_read(ref, ids)
+        self._check_dept_scope(dept)
         items = self._subtree(dept) if fetch_child else self._sorted_children(dept.open_id)
+        if fetch_child and 0 < self.knobs.big_department_size < len(items):
+            # D/children, feishu-api-more.md §1.3: "超大部门不允许进行查询". UNCONFIRMED: the
+            # real threshold and whether fetch_child=false avoids it (here it does).
+            raise ApiError(43010, "big dept forbid recursion error")
         page, more, token = paginate(items, page_size, page_token,
                                      f"children:{dept.open_id}:{fetch_child}")
         return page_data([self.render_department(d, ids) for d in page], more, token)
@@ -248,4 +261,6 @@ class Departments(DepartmentFields):
         if not refs or len(refs) > MAX_BATCH:
             raise ApiError(40001, "param error: department_ids must hold 1 to 50 ids")
         depts = [self._dept_for_read(r, ids, allow_deleted=True) for r in refs]
+        for dept in depts:
+            self._check_dept_scope(dept)
         return {"items": [self.render_department(d, ids) for d in depts]}

@@ -12,6 +12,7 @@ import json
 import random
 from collections.abc import Callable
 
+from orgsync.sandbox.config import SandboxConfig
 from orgsync.sandbox.tenant.model import (
     JSON,
     ROOT,
@@ -38,6 +39,7 @@ class IdIndex:
         self.new_users_unjoined = False
         #: The permissions the app holds (the ``permissions`` knob); None: every one.
         self.permissions: frozenset[str] | None = None
+        self.knobs = SandboxConfig()  # the running sandbox's own, shared (app.Sandbox)
         self.reset()
 
     # ----------------------------------------------------------------- lifecycle
@@ -168,6 +170,38 @@ class IdIndex:
         if ids.user == "open_id":
             return user.open_id
         return user.union_id if ids.user == "union_id" else user.user_id
+
+    # ----------------------------------------------------------------- contact scope
+
+    def _dept_in_scope(self, dept: Department) -> bool:
+        """Inside the app's contact range: a granted department covers its whole subtree
+        (/document/server-docs/contact-v3/scope/scope_authority); the root only with
+        "all members" (``contact_scope`` None or empty)."""
+        scope = self.knobs.contact_scope
+        if not scope:
+            return True
+        node: Department | None = dept
+        while node is not None and node.parent is not None:
+            if node.custom_id in scope:
+                return True
+            node = self.departments[node.parent]
+        return False
+
+    def _check_dept_scope(self, dept: Department, code: int = 40004) -> None:
+        """40004 (403) for a department outside the range; 40014 (403) names a parent."""
+        if not self._dept_in_scope(dept):
+            what = "parent department" if code == 40014 else "department"
+            raise ApiError(code, f"no {what} authority error", 403)
+
+    def _user_in_scope(self, user: User) -> bool:
+        return not self.knobs.contact_scope or any(
+            self._dept_in_scope(self.departments[d]) for d in user.departments)
+
+    def _check_user_scope(self, user: User, status: int = 400) -> None:
+        """41050 for a user outside the range: HTTP 400 on get/patch, 403 on delete
+        (feishu-api-more.md §1.2)."""
+        if not self._user_in_scope(user):
+            raise ApiError(41050, "no user authority error", status)
 
     # ----------------------------------------------------------------- idempotency
 

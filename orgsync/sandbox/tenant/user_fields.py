@@ -19,6 +19,7 @@ from orgsync.sandbox.tenant.model import (
     MAX_DIRECT_MEMBERS,
     MAX_USER_DEPARTMENTS,
     ApiError,
+    Department,
     IdTypes,
     User,
     UserOrder,
@@ -154,10 +155,12 @@ class UserFields(IdIndex):
 
     def _user_employee_type(self, body: JSON, ids: IdTypes, current: User | None,
                             changes: JSON) -> None:
-        """``employee_type``: required on create, 1 regular … 5 consultant (41059)."""
+        """``employee_type``: required on create, 1 regular … 5 consultant or an active custom
+        type (``custom_employee_types``, feishu-api-more.md §1.13), else 41059."""
         employee_type = opt_int(body, "employee_type")
         if current is None or employee_type is not None:
-            if employee_type is None or not 1 <= employee_type <= 5:
+            custom = {int(v) for v in self.knobs.custom_employee_types or ()}
+            if employee_type is None or not (1 <= employee_type <= 5 or employee_type in custom):
                 raise ApiError(41059, "employee_type is invalid")
             changes["employee_type"] = employee_type
 
@@ -252,7 +255,7 @@ class UserFields(IdIndex):
             raise ApiError(41041, "department_ids is required")
         if len(refs) > MAX_USER_DEPARTMENTS:
             raise ApiError(41033, "a user can be in at most 50 departments")
-        depts = [self._dept_for_write(r, ids).open_id for r in refs]
+        depts = [self._user_department(r, ids, current).open_id for r in refs]
         if len(set(depts)) != len(depts):
             raise ApiError(40001, "param error: department_ids holds duplicates")
         for dept_id in depts:
@@ -261,6 +264,16 @@ class UserFields(IdIndex):
                                                        or current.open_id not in members):
                 raise ApiError(41016, "department has too many users")
         return depts
+
+    def _user_department(self, ref: str, ids: IdTypes, current: User | None) -> Department:
+        """One of ``department_ids``: on a patch an unknown one is 44035 "departmentID is
+        invaild" (sic; U/patch only, feishu-api-more.md §1.9); create documents no code
+        (UNCONFIRMED), the gateway's "ids not existed" stands in."""
+        if current is not None:
+            dept = self.find_department(ref, ids.dept)
+            if dept is None or dept.deleted:
+                raise ApiError(44035, "departmentID is invaild")
+        return self._dept_for_write(ref, ids)
 
     def _user_orders(self, body: JSON, ids: IdTypes, depts: list[str],
                      current: User | None) -> list[UserOrder]:

@@ -74,6 +74,10 @@ class Users(UserFields):
 
     def _create_user(self, body: JSON, ids: IdTypes) -> JSON:
         changes = self._validate_user(body, ids, None)
+        orders: list[UserOrder] = changes.get("orders") or []
+        if not all(self._dept_in_scope(self.departments[o.dept]) for o in orders):
+            raise ApiError(40004, "no dept authority error", 403)
+        failed = self._tenant_rules(changes)
         user = User(open_id="ou_" + self._hex(), union_id="on_" + self._hex(),
                     user_id=changes.pop("user_id") or self._new_user_id(),
                     seq=self._next_seq(), name=changes.pop("name"),
@@ -85,11 +89,44 @@ class Users(UserFields):
             user.unjoin, user.activated = True, False
         self.users[user.open_id] = user
         self._index_user(user)
+        self._partial(failed, created=True)
         return {"user": self.render_user(user, ids)}
+
+    def _tenant_rules(self, changes: JSON) -> list[str]:
+        """The tenant's settings on a validated create/patch: 41032 (HTTP 504, permanent)
+        when multi-department is off (feishu-api-more.md §1.14); with the enum store full,
+        ``city`` / ``job_title`` values no one holds yet cannot be created (§1.4): they are
+        dropped from ``changes`` and returned, the write goes ahead."""
+        orders = changes.get("orders")
+        if orders is not None and len(orders) > 1 and not self.knobs.multi_department:
+            raise ApiError(41032, "multi-department feature is not enabled", 504)
+        failed: list[str] = []
+        if self.knobs.enum_store_full:
+            for key in ("city", "job_title"):
+                value = changes.get(key)
+                if value and value.strip() and all(getattr(u, key) != value
+                                                   for u in self.users.values()):
+                    failed.append(key)
+                    del changes[key]
+        return failed
+
+    @staticmethod
+    def _partial(failed: list[str], *, created: bool) -> None:
+        """44054–44056 (create) / 44057–44059 (patch): done, but the enum values failed
+        (U/create, U/patch). UNCONFIRMED whether ``data.user`` comes with them: none here."""
+        if not failed:
+            return
+        offset = 0 if "job_title" not in failed else (1 if "city" not in failed else 2)
+        code = (44054 if created else 44057) + offset
+        verb = "created" if created else "updated"
+        raise ApiError(code, f"user {verb}, but creating {' and '.join(failed)} failed")
 
     def get_user(self, ref: str, ids: IdTypes) -> JSON:
         """GET contact/v3/users/:id (resigned users too, with ``status.is_resigned``)."""
-        return {"user": self.render_user(self._user_for_api(ref, ids), ids)}
+        user = self._user_for_api(ref, ids)
+        if not user.resigned:
+            self._check_user_scope(user)
+        return {"user": self.render_user(user, ids)}
 
     def patch_user(self, ref: str, body: JSON, ids: IdTypes) -> JSON:
         """PATCH contact/v3/users/:id: fields not sent are unchanged; ``is_frozen`` freezes."""
@@ -98,11 +135,17 @@ class Users(UserFields):
             raise ApiError(42006, "user has resigned")
         if user.unjoin:
             raise ApiError(44010, "unjoined user can not be updated")
+        self._check_user_scope(user)
+        if user.user_id in (self.knobs.people_sourced or ()):
+            # feishu-api-more.md §1.15: UNCONFIRMED that 44053 is the code of the lock
+            raise ApiError(44053, "Unable to edit data from external data sources")
         changes = self._validate_user(body, ids, user)
+        failed = self._tenant_rules(changes)
         self._unindex_user(user)
         for key, value in changes.items():
             setattr(user, key, value)
         self._index_user(user)
+        self._partial(failed, created=False)
         return {"user": self.render_user(user, ids)}
 
     def delete_user(self, ref: str, body: JSON | None, ids: IdTypes) -> JSON:
@@ -112,6 +155,7 @@ class Users(UserFields):
             raise ApiError(42006, "user has resigned")
         if user.is_tenant_manager:
             raise ApiError(44037, "tenant manager can not be deleted")
+        self._check_user_scope(user, 403)
         handover = self._handover(body or {}, ids, user)
         self._unindex_user(user)
         user.resigned, user.activated, user.frozen = True, False, False
@@ -194,8 +238,13 @@ class Users(UserFields):
         Without ``departments`` the user comes back under the root department.
         """
         user = self._user_for_api(ref, ids)
+        if not self.knobs.resurrect_available:
+            raise ApiError(44029, "No access to resurrect")
         if not user.resigned:
             raise ApiError(44033, "user is not resigned")
+        if user.resign_time is not None and \
+                self.clock.now() - user.resign_time < self.knobs.deletion_pending_seconds:
+            raise ApiError(44034, "user deletion is in progress, please retry later")
         if user.resign_time is not None and \
                 self.clock.now() - user.resign_time > RESURRECT_WINDOW_S:
             raise ApiError(44028, "user resigned more than 30 days ago")
@@ -242,6 +291,7 @@ class Users(UserFields):
         if not ref:
             raise ApiError(40001, "param error: department_id is required")
         dept = self._dept_for_read(ref, ids)
+        self._check_dept_scope(dept)
         members = [self.users[u] for u in self._members[dept.open_id]]
 
         def user_order(user: User) -> int:
@@ -257,7 +307,8 @@ class Users(UserFields):
         if not refs or len(refs) > MAX_BATCH:
             raise ApiError(40001, "param error: user_ids must hold 1 to 50 ids")
         users = [self._user_for_api(r, ids) for r in refs]
-        return {"items": [self.render_user(u, ids) for u in users]}
+        # Out-of-range users are left out of items (feishu-api-more.md §1.2)
+        return {"items": [self.render_user(u, ids) for u in users if self._user_in_scope(u)]}
 
     def batch_get_id(self, body: JSON, ids: IdTypes) -> JSON:
         """POST users/batch_get_id: one entry per input, without ``user_id`` when not found.
