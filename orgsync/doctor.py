@@ -122,11 +122,28 @@ def check_source(config: Config) -> tuple[Check, SourceData | None]:
     return Check("source", PASS, detail), data
 
 
-def check_people_lock() -> Check:
-    """Records locked by Feishu People (人事企业版): not detected by this version."""
-    return Check("people_lock", SKIP, "records sourced from Feishu People cannot be updated "
-                 "through the contact API; this version does not detect them yet (their "
-                 "writes fail with Feishu's code, each in the journal)")
+def check_people_lock(config: Config) -> Check:
+    """Records Feishu refused as Feishu People's (人事企业版): left alone, listed here."""
+    from orgsync.ledger import Ledger
+    from orgsync.locked import locked_records
+
+    try:
+        ledger = Ledger(config.ledger.url)
+    except OrgsyncError as exc:
+        return Check("people_lock", SKIP, f"needs the ledger ({exc})")
+    try:
+        locked = locked_records(ledger)
+    finally:
+        ledger.close()
+    keys = [*(f"user {k}" for k in sorted(locked.users)),
+            *(f"department {k}" for k in sorted(locked.departments))]
+    if not keys:
+        return Check("people_lock", PASS, "no record refused as Feishu People's so far")
+    shown = ", ".join(keys[:10]) + (f" and {len(keys) - 10} more" if len(keys) > 10 else "")
+    return Check("people_lock", WARN, f"{len(keys)} record(s) Feishu People owns are left as "
+                 f"they are: {shown}", "change them in Feishu People (the contact API cannot); "
+                 "if the tenant stops sourcing them from it, delete the ledger's meta row "
+                 "'feishu_people_locked' so orgsync manages them again")
 
 
 # ------------------------------------------------------------------------ Feishu checks
@@ -321,4 +338,4 @@ async def run_checks(config: Config) -> list[Check]:
     source, data = check_source(config)
     async with FeishuClient(config.feishu, light=True) as client:
         remote = await feishu_checks(config, client, data, state)
-    return [*remote[:2], ledger, source, *remote[2:], check_people_lock()]
+    return [*remote[:2], ledger, source, *remote[2:], check_people_lock(config)]

@@ -71,7 +71,7 @@ def test_a_healthy_setup_passes_every_check(applied: Path) -> None:
     assert statuses(checks) == {
         "reachable": "pass", "credentials": "pass", "ledger": "pass", "source": "pass",
         "permissions": "pass", "contact_scope": "pass", "fields": "pass",
-        "admin_chat": "skip", "clock": "pass", "people_lock": "skip"}
+        "admin_chat": "skip", "clock": "pass", "people_lock": "pass"}
     assert checks["contact_scope"]["detail"] == "the app's contact range is all members"
     assert checks["source"]["detail"].startswith("5 departments, 20 employees (20 active)")
 
@@ -196,3 +196,19 @@ def test_a_reachable_admin_chat_passes(sb: SandboxServer, tmp_path: Path) -> Non
                                     "detail": f"the bot can reach chat {chat['chat_id']}",
                                     "remedy": ""}
     assert code == 0
+
+
+def test_records_feishu_people_owns_are_listed(sb: SandboxServer, applied: Path) -> None:
+    """A write Feishu refused as Feishu People's (44053, §1.15) is listed with its remedy."""
+    employees = applied.parent / "src" / "employees.csv"
+    rows = employees.read_text(encoding="utf-8").splitlines()
+    key = rows[1].split(",", 1)[0]
+    rows[1] = rows[1].replace(rows[1].split(",")[8], "改了的职位")  # job_title
+    employees.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    sb.configure(people_sourced=[key])
+    CliRunner().invoke(app, ["apply", "--yes", "-c", str(applied)])
+    code, checks = doctor(applied)
+    assert code == 0  # a warning, not a failure
+    assert checks["people_lock"]["status"] == "warn"
+    assert checks["people_lock"]["detail"] == (
+        f"1 record(s) Feishu People owns are left as they are: user {key}")
