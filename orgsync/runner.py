@@ -44,6 +44,7 @@ from orgsync.reconcile import apply_renames, reconcile
 from orgsync.safety import check_source, leavers, plan_violations
 from orgsync.source import Issue, SourceData
 from orgsync.state import DirectoryState, Lifecycle, MirrorDepartment, MirrorUser
+from orgsync.takeover import Takeover, match
 from orgsync.urls import mask_urls
 from orgsync.validate import validate
 
@@ -140,16 +141,19 @@ def protected_keys(config: Config, data: SourceData, state: DirectoryState
     return frozenset(users), frozenset(depts)
 
 
-async def find_existing(client: FeishuClient, data: SourceData, state: DirectoryState
+async def find_existing(client: FeishuClient, data: SourceData, state: DirectoryState,
+                        matched: AbstractSet[str] = frozenset()
                         ) -> tuple[dict[str, str], list[Issue]]:
     """Match people orgsync would create against existing Feishu accounts (email/mobile).
+
+    ``matched``: people a takeover already matched (not looked up again).
 
     Returns the keys to adopt (→ the account's ``user_id``) and conflicts: a
     person whose email and mobile point at two different accounts, or at an
     account orgsync already manages for someone else, is held back, never guessed.
     """
     people = data.snapshot.employees
-    candidates = [e for k in sorted(people.keys() - state.users.keys())
+    candidates = [e for k in sorted(people.keys() - state.users.keys() - matched)
                   if (e := people[k]).status is Status.ACTIVE and (e.email or e.mobile)]
     if not candidates:
         return {}, []
@@ -213,7 +217,8 @@ async def find_existing(client: FeishuClient, data: SourceData, state: Directory
     return adopt, conflicts
 
 
-async def live_state(client: FeishuClient, ledger: Ledger) -> DirectoryState:
+async def live_state(client: FeishuClient, ledger: Ledger,
+                     mirror: DirectoryState | None = None) -> DirectoryState:
     """What Feishu holds now for the entities orgsync manages (a full read).
 
     Managed scope is the mirror's: a department or user orgsync never created or
@@ -222,7 +227,7 @@ async def live_state(client: FeishuClient, ledger: Ledger) -> DirectoryState:
     so the diff creates it again. Raises on any read error: a partial read must
     never be diffed.
     """
-    mirror = ledger.load_state()
+    mirror = mirror if mirror is not None else ledger.load_state()
     rdept = {m.feishu_id: k for k, m in mirror.departments.items()}
     ruser = {m.feishu_id: k for k, m in mirror.users.items()}
     live = await read_directory(client, reverse_departments=rdept, reverse_users=ruser)
@@ -250,6 +255,30 @@ class Planned:
     plan: Plan
     state: DirectoryState
     active: int  # the source's active employees: the shrink guard's next baseline
+    takeover: Takeover | None = None  # a first run on a tenant that holds something
+
+
+async def take_over(config: Config, client: FeishuClient, raw: SourceData, data: SourceData
+                    ) -> tuple[Takeover | None, SourceData, SourceData]:
+    """When the ledger manages nothing: read Feishu's tree and match the source to it.
+
+    Returns the takeover (``None`` for an empty tenant) and the source with the
+    ambiguous matches held, as raw and validated. Raises on any read error: a
+    partial read must never decide what to create.
+    """
+    found = match(data, await read_directory(client))
+    if found.tenant_empty:
+        return None, raw, data
+    log.info("takeover.matched", departments=len(found.departments), users=len(found.users),
+             conflicts=len(found.conflicts), feishu_only=len(found.feishu_only))
+    if found.conflicts:
+        raw = replace(raw, issues=[*raw.issues, *found.conflicts],
+                      held_departments=raw.held_departments
+                      | {i.key for i in found.conflicts if i.entity == "department" and i.key},
+                      held_employees=raw.held_employees
+                      | {i.key for i in found.conflicts if i.entity == "employee" and i.key})
+        data = validate(raw)
+    return found, raw, data
 
 
 async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
@@ -265,9 +294,12 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
     orgsync's back shows up as changes that applying repairs.
     """
     raw = read_raw(config)
+    takeover: Takeover | None = None
     if full:
         data = read_source(config, ledger, accept_shrink=accept_shrink, raw=raw)
-        state = await live_state(client, ledger)
+        mirror = ledger.load_state()
+        state = await live_state(client, ledger, mirror) if mirror.departments or mirror.users \
+            else DirectoryState()
         if rebuild_mirror:
             ledger.replace_mirror(state)
             ledger.set_meta("tenant_admins", json.dumps(sorted(state.tenant_admins)))
@@ -279,6 +311,12 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
         data = read_source(config, ledger, accept_shrink=accept_shrink, raw=raw,
                            applied=state.unchanged)
         state.tenant_admins = set(json.loads(ledger.get_meta("tenant_admins") or "[]"))
+    if not state.departments and not state.users:
+        # Nothing managed yet (a first run, or a resync on a lost ledger): what Feishu
+        # holds already is matched before anything is created (orgsync.takeover).
+        takeover, raw, data = await take_over(config, client, raw, data)
+        if takeover is not None:
+            state = takeover.state(config.takeover.rekey_departments)
     # Who is who: held rows account for the people they match, changed ids are rekeys.
     rec = reconcile(raw, data, state, KeyRules(config.sync.ignore_key_case,
                                                config.sync.ignore_key_leading_zeros))
@@ -287,9 +325,10 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
         raw = replace(apply_renames(raw, rec.aliases), issues=[*raw.issues, *rec.issues],
                       held_employees=raw.held_employees | rec.held)
         data = validate(raw, applied=state.unchanged)
-    adopt: dict[str, str] = {}
+    adopt: dict[str, str] = dict(takeover.users) if takeover is not None else {}
     if config.sync.adopt_existing:
-        adopt, conflicts = await find_existing(client, data, state)
+        found, conflicts = await find_existing(client, data, state, adopt.keys())
+        adopt.update(found)
         if conflicts:
             # Held like records the source itself held back, so validation keeps the links
             # that point at them as far as Feishu allows instead of linking to someone
@@ -302,11 +341,14 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
     users |= state.tenant_admins
     policy = replace(diff_policy(config, now, adopt), protected_users=users,
                      protected_departments=depts, rekeys=rec.rekeys,
-                     hold_leavers=rec.hold_leavers)
+                     hold_leavers=rec.hold_leavers, rekey_adopted=config.takeover.rekey_users,
+                     adopt_departments=takeover.departments if takeover is not None else {})
     plan = diff(data, state, policy)
+    if takeover is not None:
+        plan = replace(plan, takeover=takeover.summary(data))
     log.info("plan.ready", plan_id=plan.plan_id, operations=len(plan.operations),
              held=sum(1 for i in plan.issues if i.severity == "error"), full=full)
-    return Planned(plan, state, data.snapshot.active_count())
+    return Planned(plan, state, data.snapshot.active_count(), takeover)
 
 
 async def apply_plan(config: Config, ledger: Ledger, client: FeishuClient, plan: Plan, *,
@@ -403,6 +445,9 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
             show(plan)
         reasons = plan_violations(plan, planned.state, config.safety,
                                   ledger.leaver_history(config.safety.churn_window))
+        if planned.takeover is not None and config.safety.takeover_requires_approval:
+            reasons.append("a takeover: the first run on a Feishu tenant that already holds "
+                           "departments or people (safety.takeover_requires_approval)")
         approved = ledger.plan_status(plan.plan_id) == "approved"
         if reasons and not approved:
             ledger.hold_plan(plan.plan_id, plan.checksum, reasons, plan.summary())

@@ -288,6 +288,8 @@ ROUTES: list[tuple[str, dict[str, ApiRoute]]] = [
     (_D + f"/{_ID}/children", {"GET": ApiRoute(lambda t, c: t.department_children(
         c.params["id"], c.ids, fetch_child=parse_bool(c.q("fetch_child"), "fetch_child"),
         page_size=c.q("page_size"), page_token=c.q("page_token")))}),
+    (_D + f"/{_ID}/update_department_id", {"PATCH": ApiRoute(
+        lambda t, c: t.update_department_id(c.params["id"], c.json_body(), c.ids))}),
     (_D + f"/{_ID}", {
         "GET": ApiRoute(lambda t, c: t.get_department(c.params["id"], c.ids)),
         "PATCH": ApiRoute(lambda t, c: t.patch_department(c.params["id"], c.json_body(), c.ids)),
