@@ -66,6 +66,10 @@ class DiffPolicy:
       departments a takeover matched (:mod:`orgsync.takeover`); ``current`` holds them as
       Feishu does, under the id they will have: ``department.adopt`` comes first (setting
       the HR code as their id when the two differ), then the patches;
+    * ``adopt_users``: employee key → the ``user_id`` a takeover found them under;
+      ``current`` holds them as Feishu does, under the id they will have:
+      ``user.adopt`` (recorded, nothing sent) and ``user.rekey`` come first, then what
+      differs from the source, as for anyone managed;
     * ``rekey_adopted``: an adopted account's ``user_id`` becomes the HR id
       (``user.rekey`` after ``user.adopt``), so it never depends on email or mobile again;
     * ``department_group_chat``: departments created by the plan ask Feishu for a
@@ -87,6 +91,7 @@ class DiffPolicy:
     rekeys: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     hold_leavers: tuple[str, ...] = ()
     adopt_departments: Mapping[str, str] = field(default_factory=dict)
+    adopt_users: Mapping[str, str] = field(default_factory=dict)
     rekey_adopted: bool = False
 
     def clock(self) -> datetime:
@@ -360,6 +365,9 @@ def _plan_users(b: _Builder) -> None:
                      or (cur.record is not e and cur.record != e))
     for key, (old_key, old_fid) in sorted(b.policy.rekeys.items()):
         _add_rekey(b, key, old_key, old_fid)
+    for key, old in sorted(b.policy.adopt_users.items()):
+        if key in active and (cur_user := live.get(key)) is not None:
+            _add_user_adopt(b, key, old, cur_user)
     for key in touched:
         e = active[key]
         cur = live.get(key)
@@ -367,8 +375,8 @@ def _plan_users(b: _Builder) -> None:
         new_fields = e.fields()
         dept_deps = [op_id(kind, dk) for dk in e.department_keys
                      for kind in (OpKind.DEPT_CREATE, OpKind.DEPT_ADOPT)]
-        if key in b.policy.rekeys:
-            dept_deps.append(op_id(OpKind.USER_REKEY, key))
+        if key in b.policy.rekeys or key in b.policy.adopt_users:
+            dept_deps.extend((op_id(OpKind.USER_REKEY, key), op_id(OpKind.USER_ADOPT, key)))
         gone = b.current.users.get(key)
         if cur is None and gone is not None and _resurrectable(gone, b.policy):
             _plan_rehire(b, e, gone)
@@ -471,6 +479,17 @@ def _plan_users(b: _Builder) -> None:
             for kind in (OpKind.USER_CREATE, OpKind.USER_MOVE, OpKind.USER_UPDATE):
                 if op_id(kind, key) in b.ops:
                     b.soft[op_id(kind, key)].update(release)
+
+
+def _add_user_adopt(b: _Builder, key: str, old: str, cur: MirrorUser) -> None:
+    """Take over ``key``'s account (``old``): recorded as managed with the fields Feishu
+    holds (nothing is sent); its user_id becomes the one ``current`` names, when it differs."""
+    adopt = op_id(OpKind.USER_ADOPT, key)
+    b.add(Operation(adopt, OpKind.USER_ADOPT, key, old, {}, (),
+                    f"existing Feishu user {old} matched", (), cur.record.fields(),
+                    cur.record.name))
+    if cur.feishu_id != old:
+        _add_rekey(b, key, key, old, f"adopted; its user_id becomes {cur.feishu_id}", (adopt,))
 
 
 def _add_set_manager(b: _Builder, e: Employee, old: str | None) -> None:

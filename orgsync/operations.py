@@ -194,6 +194,8 @@ async def _patch_user(c: ContactAPI, op: Operation, token: str | None) -> str | 
 
 
 async def _adopt_account(c: ContactAPI, op: Operation, token: str | None) -> str | None:
+    if not op.payload:  # a takeover records it as it is; its changes are operations of their own
+        return None
     user = await c.patch_user(op.feishu_id, op.payload)
     return user.get("open_id")
 

@@ -35,7 +35,7 @@ from orgsync.errors import (
 )
 from orgsync.executor import ApplyResult, Executor, OpResult
 from orgsync.feishu import ClientStats, FeishuClient
-from orgsync.feishu.reader import read_directory
+from orgsync.feishu.reader import read_departments, read_directory
 from orgsync.identity import KeyRules
 from orgsync.ledger import Ledger
 from orgsync.model import Status
@@ -141,19 +141,16 @@ def protected_keys(config: Config, data: SourceData, state: DirectoryState
     return frozenset(users), frozenset(depts)
 
 
-async def find_existing(client: FeishuClient, data: SourceData, state: DirectoryState,
-                        matched: AbstractSet[str] = frozenset()
+async def find_existing(client: FeishuClient, data: SourceData, state: DirectoryState
                         ) -> tuple[dict[str, str], list[Issue]]:
     """Match people orgsync would create against existing Feishu accounts (email/mobile).
-
-    ``matched``: people a takeover already matched (not looked up again).
 
     Returns the keys to adopt (→ the account's ``user_id``) and conflicts: a
     person whose email and mobile point at two different accounts, or at an
     account orgsync already manages for someone else, is held back, never guessed.
     """
     people = data.snapshot.employees
-    candidates = [e for k in sorted(people.keys() - state.users.keys() - matched)
+    candidates = [e for k in sorted(people.keys() - state.users.keys())
                   if (e := people[k]).status is Status.ACTIVE and (e.email or e.mobile)]
     if not candidates:
         return {}, []
@@ -258,15 +255,24 @@ class Planned:
     takeover: Takeover | None = None  # a first run on a tenant that holds something
 
 
-async def take_over(config: Config, client: FeishuClient, raw: SourceData, data: SourceData
-                    ) -> tuple[Takeover | None, SourceData, SourceData]:
-    """When the ledger manages nothing: read Feishu's tree and match the source to it.
+async def take_over(config: Config, client: FeishuClient, raw: SourceData, data: SourceData,
+                    state: DirectoryState) -> tuple[Takeover | None, SourceData, SourceData]:
+    """Match what Feishu holds before anything is created (:mod:`orgsync.takeover`).
 
-    Returns the takeover (``None`` for an empty tenant) and the source with the
-    ambiguous matches held, as raw and validated. Raises on any read error: a
-    partial read must never decide what to create.
+    When the ledger manages nothing, the whole directory is read and matched; when
+    the source has departments orgsync does not manage, the department tree is read
+    (one walk) and those are matched. Returns the takeover (``None`` for an empty
+    tenant, or nothing to match) and the source with the ambiguous matches held, as
+    raw and validated. Raises on any read error: a partial read must never decide
+    what to create.
     """
-    found = match(data, await read_directory(client))
+    if not state.departments and not state.users:
+        found = match(data, await read_directory(client))
+    elif data.snapshot.departments.keys() - state.departments.keys():
+        managed = {k: d.feishu_id for k, d in state.departments.items()}
+        found = match(data, await read_departments(client), managed)
+    else:
+        return None, raw, data
     if found.tenant_empty:
         return None, raw, data
     log.info("takeover.matched", departments=len(found.departments), users=len(found.users),
@@ -311,12 +317,13 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
         data = read_source(config, ledger, accept_shrink=accept_shrink, raw=raw,
                            applied=state.unchanged)
         state.tenant_admins = set(json.loads(ledger.get_meta("tenant_admins") or "[]"))
-    if not state.departments and not state.users:
-        # Nothing managed yet (a first run, or a resync on a lost ledger): what Feishu
-        # holds already is matched before anything is created (orgsync.takeover).
-        takeover, raw, data = await take_over(config, client, raw, data)
-        if takeover is not None:
-            state = takeover.state(config.takeover.rekey_departments)
+    first = not state.departments and not state.users
+    takeover, raw, data = await take_over(config, client, raw, data, state)
+    if takeover is not None:
+        taken = takeover.state(config.takeover.rekey_departments, config.takeover.rekey_users,
+                               {k: d.feishu_id for k, d in state.departments.items()})
+        state.departments.update(taken.departments)
+        state.users.update(taken.users)
     # Who is who: held rows account for the people they match, changed ids are rekeys.
     rec = reconcile(raw, data, state, KeyRules(config.sync.ignore_key_case,
                                                config.sync.ignore_key_leading_zeros))
@@ -325,10 +332,9 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
         raw = replace(apply_renames(raw, rec.aliases), issues=[*raw.issues, *rec.issues],
                       held_employees=raw.held_employees | rec.held)
         data = validate(raw, applied=state.unchanged)
-    adopt: dict[str, str] = dict(takeover.users) if takeover is not None else {}
+    adopt: dict[str, str] = {}
     if config.sync.adopt_existing:
-        found, conflicts = await find_existing(client, data, state, adopt.keys())
-        adopt.update(found)
+        adopt, conflicts = await find_existing(client, data, state)
         if conflicts:
             # Held like records the source itself held back, so validation keeps the links
             # that point at them as far as Feishu allows instead of linking to someone
@@ -342,10 +348,13 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
     policy = replace(diff_policy(config, now, adopt), protected_users=users,
                      protected_departments=depts, rekeys=rec.rekeys,
                      hold_leavers=rec.hold_leavers, rekey_adopted=config.takeover.rekey_users,
-                     adopt_departments=takeover.departments if takeover is not None else {})
+                     adopt_departments=takeover.departments if takeover else {},
+                     adopt_users=takeover.users if takeover else {})
     plan = diff(data, state, policy)
-    if takeover is not None:
+    if takeover is not None and first:
         plan = replace(plan, takeover=takeover.summary(data))
+    else:
+        takeover = None  # departments matched on a later run: no takeover plan to approve
     log.info("plan.ready", plan_id=plan.plan_id, operations=len(plan.operations),
              held=sum(1 for i in plan.issues if i.severity == "error"), full=full)
     return Planned(plan, state, data.snapshot.active_count(), takeover)

@@ -20,13 +20,13 @@ import re
 import unicodedata
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from orgsync.identity import feishu_department_id, feishu_user_id, mobile_digits
 from orgsync.model import Department, Snapshot, Status
 from orgsync.source import Issue, SourceData
-from orgsync.state import DirectoryState, Lifecycle, MirrorDepartment
+from orgsync.state import DirectoryState, Lifecycle, MirrorDepartment, MirrorUser
 
 #: Feishu-only accounts a rendered takeover names before "and N more".
 SHOW_NAMES = 10
@@ -34,8 +34,9 @@ _SPACE = re.compile(r"\s+")
 
 
 def normalized(name: str) -> str:
-    """A department name compared loosely: NFKC, whitespace collapsed, case folded."""
-    return _SPACE.sub(" ", unicodedata.normalize("NFKC", name)).strip().casefold()
+    """A department name compared loosely: NFKC, without whitespace (``研发 部`` is
+    ``研发部``; ideographic spaces too), case folded."""
+    return _SPACE.sub("", unicodedata.normalize("NFKC", name)).casefold()
 
 
 @dataclass(slots=True)
@@ -61,12 +62,24 @@ class Takeover:
         """True when Feishu holds no department and no account: a plain first run."""
         return not self.live.departments and not self.live.users
 
-    def state(self, rekey_departments: bool) -> DirectoryState:
-        """The current side for the diff: adopted departments as Feishu holds them, under
-        their HR keys, with the id they will have (the HR id when ``rekey_departments``)."""
-        dkey = {fid: k for k, fid in self.departments.items()}
+    def state(self, rekey_departments: bool, rekey_users: bool,
+              managed: Mapping[str, str] | None = None) -> DirectoryState:
+        """The current side for the diff: what was adopted as Feishu holds it, under HR
+        keys, with the id it will have (the HR id when ``rekey_departments`` /
+        ``rekey_users``). ``managed``: department key → Feishu id orgsync manages already
+        (references to them read as their keys)."""
+        dkey = {fid: k for k, fid in (*(managed or {}).items(), *self.departments.items())}
         ukey = {fid: k for k, fid in self.users.items()}
         out = DirectoryState()
+        for key, fid in self.users.items():
+            u = self.live.users[fid]
+            person = u.record
+            out.users[key] = MirrorUser(
+                replace(person, key=key,
+                        department_keys=tuple(dkey.get(d, d) for d in person.department_keys),
+                        manager_key=ukey.get(person.manager_key, person.manager_key)
+                        if person.manager_key else None),
+                feishu_user_id(key) if rekey_users else fid, u.open_id, u.lifecycle)
         for key, fid in self.departments.items():
             rec = self.live.departments[fid].record
             parent = rec.parent_key
@@ -106,21 +119,29 @@ class Takeover:
         }
 
 
-def match(desired: SourceData, live: DirectoryState) -> Takeover:
+def match(desired: SourceData, live: DirectoryState,
+          managed: Mapping[str, str] | None = None) -> Takeover:
     """Match the validated source against ``live`` (read with no reverse maps: keys are
-    Feishu's custom ids). Deterministic in the inputs."""
+    Feishu's custom ids). Deterministic in the inputs.
+
+    ``managed``: department key → Feishu id of the departments orgsync manages already
+    (a run that would create departments): only the others are matched, and people
+    are not (their accounts are looked up by email/mobile, as for any new person).
+    """
     out = Takeover(live)
-    _match_departments(desired.snapshot, live, out)
-    _match_users(desired, live, out)
+    _match_departments(desired.snapshot, live, out, dict(managed or {}))
+    if managed is None:
+        _match_users(desired, live, out)
     return out
 
 
-def _match_departments(snap: Snapshot, live: DirectoryState, out: Takeover) -> None:
+def _match_departments(snap: Snapshot, live: DirectoryState, out: Takeover,
+                       managed: dict[str, str]) -> None:
     children: dict[str | None, list[str]] = defaultdict(list)
     for fid, m in live.departments.items():
         children[m.record.parent_key].append(fid)
-    claimed: set[str] = set()
-    for key in sorted(snap.departments):
+    claimed: set[str] = set(managed.values())
+    for key in sorted(snap.departments.keys() - managed.keys()):
         for fid in dict.fromkeys((key, feishu_department_id(key))):
             if fid in live.departments and fid not in claimed:
                 out.departments[key] = fid
@@ -129,7 +150,8 @@ def _match_departments(snap: Snapshot, live: DirectoryState, out: Takeover) -> N
                 break
     # Name paths top-down: a department's candidates are the children of its parent's match.
     pending = sorted(snap.departments)
-    done: set[str] = set(out.departments)
+    done: set[str] = set(out.departments) | managed.keys()
+    found = {**managed, **out.departments}  # key -> Feishu id, adopted or managed
     while pending:
         progress = False
         rest: list[str] = []
@@ -142,15 +164,15 @@ def _match_departments(snap: Snapshot, live: DirectoryState, out: Takeover) -> N
                 continue
             done.add(key)
             progress = True
-            if d.parent_key is not None and d.parent_key not in out.departments:
+            if d.parent_key is not None and d.parent_key not in found:
                 continue  # the parent is created (or held): nothing under it exists
-            parent_fid = out.departments.get(d.parent_key) if d.parent_key else None
+            parent_fid = found.get(d.parent_key) if d.parent_key else None
             free = [f for f in children.get(parent_fid, ()) if f not in claimed]
             exact = [f for f in free if live.departments[f].record.name == d.name]
             loose = exact or [f for f in free
                               if normalized(live.departments[f].record.name) == normalized(d.name)]
             if len(loose) == 1:
-                out.departments[key] = loose[0]
+                out.departments[key] = found[key] = loose[0]
                 out.rules[f"department:{key}"] = "path" if exact else "normalised path"
                 claimed.add(loose[0])
             elif loose:

@@ -32,6 +32,16 @@ class DirectoryAPI(Protocol):
                                  page_size: int = 50) -> AsyncIterator[dict[str, Any]]: ...
 
 
+async def read_departments(client: DirectoryAPI) -> DirectoryState:
+    """Every department under the root (one ``children`` walk), keyed by custom id; no users."""
+    state = DirectoryState()
+    async for d in client.iter_children(ROOT, fetch_child=True):
+        rec = department_from_feishu(d, {}, {})
+        state.departments[rec.key] = MirrorDepartment(rec, department_id_of(d),
+                                                      d.get("open_department_id"))
+    return state
+
+
 async def read_directory(client: DirectoryAPI, *, reverse_departments: Mapping[str, str] | None = None,
                          reverse_users: Mapping[str, str] | None = None,
                          concurrency: int = 8) -> DirectoryState:

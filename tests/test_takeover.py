@@ -1,0 +1,159 @@
+"""Day one: taking over a Feishu directory built by hand, over a real socket (issue 17)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orgsync.config import Config
+from orgsync.errors import PlanHeld
+from orgsync.feishu import FeishuClient
+from orgsync.identity import feishu_department_id, feishu_user_id
+from orgsync.ledger import Ledger
+from orgsync.model import Snapshot
+from orgsync.render import render_markdown
+from orgsync.runner import RunOutcome
+from orgsync.sandbox import SandboxServer
+from orgsync.synth import generate_org, write_csv
+from tests.sandbox_run import SCALE, config, run
+from tests.takeover_tenant import FEISHU_ONLY, HandMade, build
+
+
+@pytest.fixture(name="sb")
+def _sb(sandbox: SandboxServer) -> SandboxServer:
+    sandbox.configure(rate_scale=SCALE)
+    return sandbox
+
+
+def writes(sb: SandboxServer) -> list[dict[str, Any]]:
+    return [r for r in sb.requests()
+            if r["method"] != "GET" and "tenant_access_token" not in r["path"]
+            and not r["path"].endswith("batch_get_id")]
+
+
+def hand_made(sb: SandboxServer, cfg: Config, org: Snapshot) -> HandMade:
+    async def go() -> HandMade:
+        async with FeishuClient(cfg.feishu) as client:
+            return await build(client, sb, org)
+    return asyncio.run(go())
+
+
+def take_over(sb: SandboxServer, cfg: Config, ledger: Ledger) -> tuple[PlanHeld, RunOutcome]:
+    """The first run is held for approval; approving that plan id applies it."""
+    before = len(writes(sb))
+    with pytest.raises(PlanHeld) as held:
+        run(cfg, ledger)
+    assert len(writes(sb)) == before  # a held takeover writes nothing
+    assert ledger.approve_plan(held.value.plan_id)
+    return held.value, run(cfg, ledger)
+
+
+def check_taken_over(sb: SandboxServer, org: Snapshot, made: HandMade,
+                     out: RunOutcome, ledger: Ledger) -> None:
+    """0 failures, 0 duplicates, every HR department and person under its HR id,
+    Feishu-only accounts untouched, the ambiguous department held naming both twins."""
+    assert out.result is not None
+    assert out.exit_code == 0, out.result.summary()
+    state = sb.tenant.state()
+    depts = {d["department_id"]: d for d in state["departments"]}
+    users = [u for u in state["users"] if not u["status"]["is_resigned"]]
+    held = {made.ambiguous} | {k for k, e in org.employees.items()
+                               if made.ambiguous in e.department_keys}
+    for k in org.departments.keys() - held:
+        assert feishu_department_id(k) in depts, k
+        assert depts[feishu_department_id(k)]["name"] == org.departments[k].name
+    names = [d["name"] for d in state["departments"] if not d["status"]["is_deleted"]]
+    assert len(names) == len(set(names)) == len(org.departments) + 1  # + the ambiguous twin
+    by_uid = {u["user_id"]: u for u in users}
+    for k in org.employees.keys() - held:
+        assert feishu_user_id(k) in by_uid, k
+        assert by_uid[feishu_user_id(k)]["name"] == org.employees[k].name
+    emails = [u["email"] for u in users if u["email"]]
+    assert len(emails) == len(set(emails))  # nobody twice
+    assert len(users) == len(org.employees.keys() - held) + len(FEISHU_ONLY)
+    for uid, before in made.feishu_only.items():
+        assert by_uid[uid] == before
+    issue = [i for i in out.plan.issues if i.key == made.ambiguous]
+    assert len(issue) == 1
+    assert all(repr(t) in issue[0].reason for t in made.ambiguous_names)
+    mirror = ledger.load_state()
+    assert set(mirror.departments) == org.departments.keys() - held
+    assert set(mirror.users) == org.employees.keys() - held
+
+
+def test_takeover_of_a_hand_made_tenant(sb: SandboxServer, tmp_path: Path) -> None:
+    org = generate_org(employees=60, departments=12, levels=4)
+    write_csv(org, tmp_path / "s")
+    cfg = config(sb, tmp_path / "s", tmp_path / "l.db")
+    made = hand_made(sb, cfg, org)
+    ledger = Ledger(cfg.ledger.url)
+
+    held, out = take_over(sb, cfg, ledger)
+
+    assert "a takeover" in str(held)
+    summary = out.plan.takeover
+    assert summary is not None
+    assert summary["users"]["matched"] == {rule: len(keys) for rule, keys in
+                                           sorted(made.by_rule.items())}
+    assert summary["users"]["to_create"] == len(made.absent)
+    assert summary["departments"]["ambiguous"] == [made.ambiguous]
+    assert summary["departments"]["matched"] == {
+        "id": 1, "normalised path": 1, "path": len(org.departments) - 3}
+    assert summary["feishu_only"]["count"] == len(FEISHU_ONLY)
+    assert out.plan.summary().get("department.create", 0) == 0
+    assert out.plan.summary()["user.create"] == len(made.absent)
+    md = render_markdown(out.plan)
+    assert md.index("Feishu-only account") < md.index("| Operation |")
+    check_taken_over(sb, org, made, out, ledger)
+
+    mark = len(writes(sb))
+    again = run(cfg, ledger)
+    assert [(op.kind.value, op.key, op.changes) for op in again.plan.operations] == []
+    assert again.plan.takeover is None
+    assert writes(sb)[mark:] == []
+
+
+def test_resync_on_a_lost_ledger_takes_over_instead_of_duplicating(
+        sb: SandboxServer, tmp_path: Path) -> None:
+    """A ledger lost after a sync: `resync` on a new one adopts everything orgsync made."""
+    org = generate_org(employees=40, departments=8, levels=3)
+    write_csv(org, tmp_path / "s")
+    cfg = config(sb, tmp_path / "s", tmp_path / "l.db")
+    assert run(cfg, Ledger(cfg.ledger.url)).exit_code == 0
+    fresh = config(sb, tmp_path / "s", tmp_path / "new.db")
+    ledger = Ledger(fresh.ledger.url)
+    with pytest.raises(PlanHeld) as held:
+        asyncio.run(_resync(fresh, ledger))
+    assert ledger.approve_plan(held.value.plan_id)
+    mark = len(writes(sb))
+    out = asyncio.run(_resync(fresh, ledger))
+    assert out.exit_code == 0
+    assert [(op.kind.value, op.key, op.changes) for op in out.plan.operations
+            if not op.kind.value.endswith(".adopt")] == []
+    assert out.plan.summary() == {"department.adopt": len(org.departments),
+                                  "user.adopt": len(org.employees)}
+    # Adopting what orgsync made changes nothing in Feishu but the ledger.
+    assert not [r for r in writes(sb)[mark:] if r["method"] == "POST"]
+    assert set(ledger.load_state().users) == set(org.employees)
+    assert run(fresh, ledger).plan.empty
+
+
+async def _resync(cfg: Config, ledger: Ledger) -> RunOutcome:
+    from orgsync.runner import run_once
+    return await run_once(cfg, ledger, apply=True, full=True)
+
+
+def test_feishu_only_accounts_are_reported(sb: SandboxServer, tmp_path: Path) -> None:
+    org = generate_org(employees=20, departments=4, levels=2)
+    write_csv(org, tmp_path / "s")
+    cfg = config(sb, tmp_path / "s", tmp_path / "l.db",
+                 safety={"takeover_requires_approval": False})
+    hand_made(sb, cfg, org)
+    out = run(cfg, Ledger(cfg.ledger.url))
+    assert out.exit_code == 0
+    assert json.loads(json.dumps(out.plan.to_dict()))["takeover"]["feishu_only"] == {
+        "count": 3, "names": ["外包1", "外包2", "外包0"]}  # by user_id
