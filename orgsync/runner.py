@@ -396,8 +396,10 @@ async def send_messages(config: Config, ledger: Ledger, client: FeishuClient,
                                                 now or datetime.now(UTC))
         if not outcome.plan.empty or outcome.notified.changed:
             await notify.send_admin(config.notify, ledger, client, f"report:{outcome.run_id}",
-                                    notify.report_text(outcome.run_id, outcome.plan,
-                                                       outcome.result, outcome.notified))
+                                    notify.report_text(
+                                        outcome.run_id, outcome.plan, outcome.result,
+                                        outcome.notified,
+                                        feishu_only=config.takeover.unmatched_users == "report"))
     except Exception:
         log.exception("notify.crashed")
 
@@ -476,6 +478,9 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
         if apply and not plan.empty:
             outcome.result = await apply_plan(config, ledger, client, plan, run_id=run_id,
                                               progress=progress, now=now)
+            if plan.takeover is not None:  # for 'orgsync status'
+                ledger.set_meta("feishu_only", json.dumps(plan.takeover["feishu_only"],
+                                                          ensure_ascii=False))
             outcome.stats = client.stats
             if approved:
                 ledger.mark_plan_applied(plan.plan_id)

@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from orgsync.cli import app
 from orgsync.config import Config
-from orgsync.errors import PlanHeld
+from orgsync.errors import EXIT_HELD, EXIT_OK, PlanHeld
 from orgsync.feishu import FeishuClient
 from orgsync.identity import feishu_department_id, feishu_user_id
 from orgsync.ledger import Ledger
@@ -147,13 +149,62 @@ async def _resync(cfg: Config, ledger: Ledger) -> RunOutcome:
     return await run_once(cfg, ledger, apply=True, full=True)
 
 
-def test_feishu_only_accounts_are_reported(sb: SandboxServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("policy", ["report", "ignore"])
+def test_feishu_only_accounts_are_left_alone_and_reported_by_policy(
+        sb: SandboxServer, tmp_path: Path, policy: str) -> None:
+    """Never changed either way; the run report names them only with ``report``."""
     org = generate_org(employees=20, departments=4, levels=2)
     write_csv(org, tmp_path / "s")
-    cfg = config(sb, tmp_path / "s", tmp_path / "l.db",
-                 safety={"takeover_requires_approval": False})
-    hand_made(sb, cfg, org)
+    probe = config(sb, tmp_path / "s", tmp_path / "l.db")
+    made = hand_made(sb, probe, org)
+
+    async def admin_chat() -> str:
+        async with FeishuClient(probe.feishu) as c:
+            return str((await c.create_chat({"name": "orgsync-admins"}))["chat_id"])
+    chat = asyncio.run(admin_chat())
+    cfg = config(sb, tmp_path / "s", tmp_path / "l.db", notify={"admin_chat_id": chat},
+                 safety={"takeover_requires_approval": False},
+                 takeover={"unmatched_users": policy})
     out = run(cfg, Ledger(cfg.ledger.url))
     assert out.exit_code == 0
     assert json.loads(json.dumps(out.plan.to_dict()))["takeover"]["feishu_only"] == {
         "count": 3, "names": ["外包1", "外包2", "外包0"]}  # by user_id
+    by_uid = {u["user_id"]: u for u in sb.tenant.state()["users"]}
+    assert {uid: by_uid[uid] for uid in FEISHU_ONLY} == made.feishu_only
+    [report] = [json.loads(m["content"])["text"] for m in sb.tenant.messages
+                if m["chat_id"] == chat]
+    assert ("3 Feishu-only account(s) left as they are (matched by no HR record): "
+            "外包1, 外包2, 外包0" in report) is (policy == "report")
+
+def test_the_cli_shows_the_takeover_holds_it_and_status_lists_feishu_only(
+        sb: SandboxServer, tmp_path: Path) -> None:
+    """`plan` shows the matching before the operations and exits 5 (held); `approve` applies
+    that plan id; `status` names the Feishu-only accounts."""
+    org = generate_org(employees=20, departments=4, levels=2)
+    write_csv(org, tmp_path / "src")
+    conf = tmp_path / "orgsync.yaml"
+    conf.write_text(json.dumps({
+        "version": 1,
+        "feishu": {"base_url": sb.base_url, "app_id": sb.config.app_id,
+                   "app_secret": "${TAKEOVER_SECRET}", "rate_scale": SCALE},
+        "source": {"type": "csv", "departments": "src/departments.csv",
+                   "employees": "src/employees.csv"},
+        "ledger": {"url": "sqlite:///ledger.db"}}), encoding="utf-8")
+    hand_made(sb, config(sb, tmp_path / "src", tmp_path / "unused.db"), org)
+
+    def cli(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(app, [*args, "-c", str(conf)],
+                                    env={"TAKEOVER_SECRET": sb.config.app_secret})
+        return result.exit_code, " ".join(result.output.split())
+
+    code, text = cli("plan")
+    assert code == EXIT_HELD
+    assert text.index("Takeover: Feishu already holds a directory") < text.index("Plan ")
+    assert "3 Feishu-only account(s) left as they are" in text
+    assert "ambiguous (" in text
+    plan_id = text.split("orgsync approve ")[1].split("'")[0]
+    code, text = cli("approve", plan_id, "--yes")
+    assert code == EXIT_OK, text
+    code, text = cli("status")
+    assert "3 Feishu-only account(s) left as they are (matched by no HR record): " \
+           "外包1, 外包2, 外包0 (at the takeover)" in text
