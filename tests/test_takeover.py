@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -14,77 +13,19 @@ from orgsync.cli import app
 from orgsync.config import Config
 from orgsync.errors import EXIT_HELD, EXIT_OK, PlanHeld
 from orgsync.feishu import FeishuClient
-from orgsync.identity import feishu_department_id, feishu_user_id
 from orgsync.ledger import Ledger
-from orgsync.model import Snapshot
 from orgsync.render import render_markdown
 from orgsync.runner import RunOutcome
 from orgsync.sandbox import SandboxServer
 from orgsync.synth import generate_org, write_csv
 from tests.sandbox_run import SCALE, config, run
-from tests.takeover_tenant import FEISHU_ONLY, HandMade, build
+from tests.takeover_tenant import FEISHU_ONLY, check_taken_over, hand_made, take_over, writes
 
 
 @pytest.fixture(name="sb")
 def _sb(sandbox: SandboxServer) -> SandboxServer:
     sandbox.configure(rate_scale=SCALE)
     return sandbox
-
-
-def writes(sb: SandboxServer) -> list[dict[str, Any]]:
-    return [r for r in sb.requests()
-            if r["method"] != "GET" and "tenant_access_token" not in r["path"]
-            and not r["path"].endswith("batch_get_id")]
-
-
-def hand_made(sb: SandboxServer, cfg: Config, org: Snapshot) -> HandMade:
-    async def go() -> HandMade:
-        async with FeishuClient(cfg.feishu) as client:
-            return await build(client, sb, org)
-    return asyncio.run(go())
-
-
-def take_over(sb: SandboxServer, cfg: Config, ledger: Ledger) -> tuple[PlanHeld, RunOutcome]:
-    """The first run is held for approval; approving that plan id applies it."""
-    before = len(writes(sb))
-    with pytest.raises(PlanHeld) as held:
-        run(cfg, ledger)
-    assert len(writes(sb)) == before  # a held takeover writes nothing
-    assert ledger.approve_plan(held.value.plan_id)
-    return held.value, run(cfg, ledger)
-
-
-def check_taken_over(sb: SandboxServer, org: Snapshot, made: HandMade,
-                     out: RunOutcome, ledger: Ledger) -> None:
-    """0 failures, 0 duplicates, every HR department and person under its HR id,
-    Feishu-only accounts untouched, the ambiguous department held naming both twins."""
-    assert out.result is not None
-    assert out.exit_code == 0, out.result.summary()
-    state = sb.tenant.state()
-    depts = {d["department_id"]: d for d in state["departments"]}
-    users = [u for u in state["users"] if not u["status"]["is_resigned"]]
-    held = {made.ambiguous} | {k for k, e in org.employees.items()
-                               if made.ambiguous in e.department_keys}
-    for k in org.departments.keys() - held:
-        assert feishu_department_id(k) in depts, k
-        assert depts[feishu_department_id(k)]["name"] == org.departments[k].name
-    names = [d["name"] for d in state["departments"] if not d["status"]["is_deleted"]]
-    assert len(names) == len(set(names)) == len(org.departments) + 1  # + the ambiguous twin
-    by_uid = {u["user_id"]: u for u in users}
-    for k in org.employees.keys() - held:
-        assert feishu_user_id(k) in by_uid, k
-        assert by_uid[feishu_user_id(k)]["name"] == org.employees[k].name
-    emails = [u["email"] for u in users if u["email"]]
-    assert len(emails) == len(set(emails))  # nobody twice
-    assert len(users) == len(org.employees.keys() - held) + len(FEISHU_ONLY)
-    for uid, before in made.feishu_only.items():
-        assert by_uid[uid] == before
-    issue = [i for i in out.plan.issues if i.key == made.ambiguous]
-    assert len(issue) == 1
-    assert all(repr(t) in issue[0].reason for t in made.ambiguous_names)
-    mirror = ledger.load_state()
-    assert set(mirror.departments) == org.departments.keys() - held
-    assert set(mirror.users) == org.employees.keys() - held
 
 
 def test_takeover_of_a_hand_made_tenant(sb: SandboxServer, tmp_path: Path) -> None:
