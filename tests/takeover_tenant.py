@@ -99,8 +99,7 @@ async def build(client: FeishuClient, sb: SandboxServer, org: Snapshot, *, seed:
         await client.create_user({"user_id": uid, "name": f"外包{i}", "employee_type": 1,
                                   "email": f"{uid}@vendor.example",
                                   "mobile": f"+86136{i:08d}",
-                                  "department_ids": [fid[order[i % len(order)]]]
-                                  if i else ["0"]})
+                                  "department_ids": [fid[order[0]]] if i else ["0"]})
     made.feishu_only = {u["user_id"]: u for u in sb.tenant.state()["users"]
                         if u["user_id"] in FEISHU_ONLY}
     return made
