@@ -18,8 +18,9 @@ from orgsync.render import render_markdown
 from orgsync.runner import RunOutcome
 from orgsync.sandbox import SandboxServer
 from orgsync.synth import generate_org, write_csv
+from orgsync.synth_tenant import FEISHU_ONLY, existing_tenant
 from tests.sandbox_run import SCALE, config, run
-from tests.takeover_tenant import FEISHU_ONLY, check_taken_over, hand_made, take_over, writes
+from tests.takeover_tenant import check_taken_over, hand_made, take_over, writes
 
 
 @pytest.fixture(name="sb")
@@ -32,7 +33,7 @@ def test_takeover_of_a_hand_made_tenant(sb: SandboxServer, tmp_path: Path) -> No
     org = generate_org(employees=60, departments=12, levels=4)
     write_csv(org, tmp_path / "s")
     cfg = config(sb, tmp_path / "s", tmp_path / "l.db")
-    made = hand_made(sb, cfg, org)
+    made, feishu_only = hand_made(sb, cfg, org)
     ledger = Ledger(cfg.ledger.url)
 
     held, out = take_over(sb, cfg, ledger)
@@ -51,7 +52,7 @@ def test_takeover_of_a_hand_made_tenant(sb: SandboxServer, tmp_path: Path) -> No
     assert out.plan.summary()["user.create"] == len(made.absent)
     md = render_markdown(out.plan)
     assert md.index("Feishu-only account") < md.index("| Operation |")
-    check_taken_over(sb, org, made, out, ledger)
+    check_taken_over(sb, org, made, feishu_only, out, ledger)
 
     mark = len(writes(sb))
     again = run(cfg, ledger)
@@ -97,7 +98,7 @@ def test_feishu_only_accounts_are_left_alone_and_reported_by_policy(
     org = generate_org(employees=20, departments=4, levels=2)
     write_csv(org, tmp_path / "s")
     probe = config(sb, tmp_path / "s", tmp_path / "l.db")
-    made = hand_made(sb, probe, org)
+    _, feishu_only = hand_made(sb, probe, org)
 
     async def admin_chat() -> str:
         async with FeishuClient(probe.feishu) as c:
@@ -111,7 +112,7 @@ def test_feishu_only_accounts_are_left_alone_and_reported_by_policy(
     assert json.loads(json.dumps(out.plan.to_dict()))["takeover"]["feishu_only"] == {
         "count": 3, "names": ["外包1", "外包2", "外包0"]}  # by user_id
     by_uid = {u["user_id"]: u for u in sb.tenant.state()["users"]}
-    assert {uid: by_uid[uid] for uid in FEISHU_ONLY} == made.feishu_only
+    assert {uid: by_uid[uid] for uid in FEISHU_ONLY} == feishu_only
     [report] = [json.loads(m["content"])["text"] for m in sb.tenant.messages
                 if m["chat_id"] == chat]
     assert ("3 Feishu-only account(s) left as they are (matched by no HR record): "
@@ -149,3 +150,23 @@ def test_the_cli_shows_the_takeover_holds_it_and_status_lists_feishu_only(
     code, text = cli("status")
     assert "3 Feishu-only account(s) left as they are (matched by no HR record): " \
            "外包1, 外包2, 外包0 (at the takeover)" in text
+
+
+DEMO = Path(__file__).resolve().parent.parent / "config" / "demo"
+
+
+def test_the_readme_walkthrough_takes_over_the_seeded_demo_tenant(
+        sb: SandboxServer, tmp_path: Path) -> None:
+    """`orgsync sandbox --seed-file config/demo/existing-tenant.json` holds the demo company's
+    hand-made tenant (the file is existing_tenant() of week 1, kept in step here); syncing
+    week 1 into it is a takeover that passes every check."""
+    org = generate_org()
+    tenant = existing_tenant(org)
+    assert json.loads((DEMO / "existing-tenant.json").read_text("utf-8")) == tenant.state
+    sb.load(tenant.state)
+    feishu_only = {u["user_id"]: u for u in sb.tenant.state()["users"]
+                   if u["user_id"] in FEISHU_ONLY}
+    cfg = config(sb, DEMO / "week1", tmp_path / "l.db")
+    ledger = Ledger(cfg.ledger.url)
+    _, out = take_over(sb, cfg, ledger)
+    check_taken_over(sb, org, tenant, feishu_only, out, ledger)

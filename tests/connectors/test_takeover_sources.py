@@ -42,10 +42,10 @@ def _config(sb: SandboxServer, source: dict[str, Any], tmp_path: Path) -> Config
 
 def _take_over(sb: SandboxServer, cfg: Config) -> None:
     org = validate(read_raw(cfg)).snapshot
-    made = hand_made(sb, cfg, org)
+    made, feishu_only = hand_made(sb, cfg, org)
     ledger = Ledger(cfg.ledger.url)
     _, out = take_over(sb, cfg, ledger)
-    check_taken_over(sb, org, made, out, ledger)
+    check_taken_over(sb, org, made, feishu_only, out, ledger)
     mark = len(writes(sb))
     assert [op.op_id for op in run(cfg, ledger).plan.operations] == []
     assert writes(sb)[mark:] == []
