@@ -350,6 +350,11 @@ class Ledger:
                 stmt = stmt.where(JournalRow.run_id == run_id)
             return list(s.exec(stmt))
 
+    def has_written(self) -> bool:
+        """True when any operation was ever journaled (orgsync wrote to this tenant before)."""
+        with self._session() as s:
+            return s.exec(select(JournalRow.id).limit(1)).first() is not None
+
     def recover_interrupted(self) -> int:
         """Mark runs left ``running`` as ``crashed`` and their open entries ``interrupted``.
 

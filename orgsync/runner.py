@@ -456,7 +456,9 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
             show(plan)
         reasons = plan_violations(plan, planned.state, config.safety,
                                   ledger.leaver_history(config.safety.churn_window))
-        if planned.takeover is not None and config.safety.takeover_requires_approval:
+        # A first run that was killed or failed left its own work in Feishu: it resumes.
+        if planned.takeover is not None and config.safety.takeover_requires_approval \
+                and not ledger.has_written():
             reasons.append("a takeover: the first run on a Feishu tenant that already holds "
                            "departments or people (safety.takeover_requires_approval)")
         approved = ledger.plan_status(plan.plan_id) == "approved"

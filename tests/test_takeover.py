@@ -14,6 +14,7 @@ from orgsync.config import Config
 from orgsync.errors import EXIT_HELD, EXIT_OK, PlanHeld
 from orgsync.feishu import FeishuClient
 from orgsync.ledger import Ledger
+from orgsync.model import Snapshot
 from orgsync.render import render_markdown
 from orgsync.runner import RunOutcome
 from orgsync.sandbox import SandboxServer
@@ -170,3 +171,36 @@ def test_the_readme_walkthrough_takes_over_the_seeded_demo_tenant(
     ledger = Ledger(cfg.ledger.url)
     _, out = take_over(sb, cfg, ledger)
     check_taken_over(sb, org, tenant, feishu_only, out, ledger)
+
+
+def test_a_new_hire_whose_account_exists_is_adopted_and_takes_the_hr_id(
+        sb: SandboxServer, tmp_path: Path) -> None:
+    """On a later run, an account found by email is adopted, then its user_id becomes the HR
+    id (takeover.rekey_users); links to the person follow."""
+    org = generate_org(employees=20, departments=4, levels=2)
+    bosses = {e.manager_key for e in org.employees.values()}
+    hire = org.employees[max(k for k in org.employees if k not in bosses)]
+    write_csv(Snapshot(dict(org.departments),
+                       {k: e for k, e in org.employees.items() if k != hire.key}), tmp_path / "s")
+    cfg = config(sb, tmp_path / "s", tmp_path / "l.db")
+    ledger = Ledger(cfg.ledger.url)
+    assert run(cfg, ledger).exit_code == 0
+
+    async def account() -> None:
+        async with FeishuClient(cfg.feishu) as c:
+            await c.create_user({"user_id": "legacy-hire", "name": hire.name, "email": hire.email,
+                                 "mobile": "+8613999999000", "department_ids": ["0"],
+                                 "employee_type": 1})
+    asyncio.run(account())
+    write_csv(org, tmp_path / "s")
+    out = run(cfg, ledger)
+    assert out.exit_code == 0
+    assert [(op.kind.value, op.feishu_id, dict(op.payload)) for op in out.plan.operations
+            if op.kind.value == "user.rekey"] == [
+        ("user.rekey", "legacy-hire", {"new_user_id": hire.key})]
+    assert ledger.load_state().users[hire.key].feishu_id == hire.key
+    user = sb.tenant.find_user(hire.key, "user_id")
+    assert user is not None
+    assert (user.email, user.mobile) == (hire.email, hire.mobile)
+    assert sb.tenant.find_user("legacy-hire", "user_id") is None
+    assert run(cfg, ledger).plan.empty
