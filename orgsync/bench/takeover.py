@@ -14,12 +14,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from orgsync import logs
 from orgsync.bench.sandbox_host import SandboxProcess
 from orgsync.config import config_from_dict
 from orgsync.errors import PlanHeld
@@ -50,8 +52,8 @@ def measure(employees: int, departments: int, rate_scale: float, work: Path) -> 
                        "app_secret": sb.app_secret, "rate_scale": rate_scale},
             "source": {"type": "csv", "departments": str(work / "src" / "departments.csv"),
                        "employees": str(work / "src" / "employees.csv")},
-            "ledger": {"url": f"sqlite:///{work / 'ledger.db'}"},
-            "logging": {"level": "warning"}}, file="<bench>", base_dir=work)
+            "ledger": {"url": f"sqlite:///{work / 'ledger.db'}"}}, file="<bench>",
+            base_dir=work)
         ledger = Ledger(cfg.ledger.url)
         start = time.perf_counter()
         try:
@@ -91,6 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--departments", type=int, default=120)
     parser.add_argument("--rate-scale", type=float, default=10.0)
     args = parser.parse_args(argv)
+    logs.configure(level="warning", stream=sys.stderr)  # the figures alone on stdout
     with tempfile.TemporaryDirectory(prefix="orgsync-takeover-") as work:
         print(json.dumps(measure(args.employees, args.departments, args.rate_scale, Path(work)),
                          ensure_ascii=False, indent=2))
