@@ -204,3 +204,35 @@ def test_a_new_hire_whose_account_exists_is_adopted_and_takes_the_hr_id(
     assert (user.email, user.mobile) == (hire.email, hire.mobile)
     assert sb.tenant.find_user("legacy-hire", "user_id") is None
     assert run(cfg, ledger).plan.empty
+
+
+def test_a_new_hr_department_that_exists_in_feishu_is_adopted_on_a_later_run(
+        sb: SandboxServer, tmp_path: Path) -> None:
+    """After the first sync, HR adds a department someone already made by hand in Feishu:
+    it is adopted (one read of the tree) and takes the HR code, never created beside it."""
+    org = generate_org(employees=20, departments=4, levels=2)
+    new = org.departments[max(org.departments)]
+    before = Snapshot({k: d for k, d in org.departments.items() if k != new.key},
+                      {k: e for k, e in org.employees.items() if new.key not in e.department_keys})
+    write_csv(before, tmp_path / "s")
+    cfg = config(sb, tmp_path / "s", tmp_path / "l.db")
+    ledger = Ledger(cfg.ledger.url)
+    assert run(cfg, ledger).exit_code == 0
+
+    async def by_hand() -> str:
+        async with FeishuClient(cfg.feishu) as c:
+            return str((await c.create_department({
+                "name": new.name, "parent_department_id": new.parent_key or "0"}))
+                ["department_id"])
+    made = asyncio.run(by_hand())
+    write_csv(org, tmp_path / "s")
+    out = run(cfg, ledger)
+    assert out.exit_code == 0
+    assert out.plan.takeover is None  # not a first run: nothing to approve
+    [adopt] = [op for op in out.plan.operations if op.kind.value == "department.adopt"]
+    assert (adopt.key, adopt.feishu_id, dict(adopt.payload)) == (
+        new.key, made, {"new_department_id": new.key})
+    assert "department.create" not in out.plan.summary()
+    live = [d for d in sb.tenant.state()["departments"] if d["name"] == new.name]
+    assert [d["department_id"] for d in live] == [new.key]
+    assert run(cfg, ledger).plan.empty
