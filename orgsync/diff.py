@@ -518,7 +518,8 @@ def _add_rekey(b: _Builder, key: str, old_key: str, old_fid: str, reason: str | 
                     {"new_user_id": fid} if fid != old_fid else {},
                     (FieldChange("key", old_key, key),) if old_key != key else
                     (FieldChange("user_id", old_fid, fid),),
-                    reason or f"employee id changed in source ({old_key} → {key}); the same person",
+                    reason or (f"employee id changed in source ({old_key} → {key}); the same "
+                               "person" if old_key != key else f"its user_id becomes {fid}"),
                     deps, {"previous_key": old_key, "feishu_id": fid},
                     e.name if e is not None else key))
 

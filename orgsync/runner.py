@@ -44,7 +44,7 @@ from orgsync.reconcile import apply_renames, reconcile
 from orgsync.safety import check_source, leavers, plan_violations
 from orgsync.source import Issue, SourceData
 from orgsync.state import DirectoryState, Lifecycle, MirrorDepartment, MirrorUser
-from orgsync.takeover import Takeover, match
+from orgsync.takeover import Takeover, match, unaligned
 from orgsync.urls import mask_urls
 from orgsync.validate import validate
 
@@ -343,12 +343,16 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
                                     held_employees=raw.held_employees
                                     | {c.key for c in conflicts if c.key}),
                             applied=state.unchanged)
+    # Ids a takeover (or an adoption) left unaligned with the HR ids: aligned now.
+    heal_depts, heal_users = unaligned(state, data, departments=config.takeover.rekey_departments,
+                                       users=config.takeover.rekey_users)
     users, depts = protected_keys(config, data, state)
     users |= state.tenant_admins
     policy = replace(diff_policy(config, now, adopt), protected_users=users,
-                     protected_departments=depts, rekeys=rec.rekeys,
+                     protected_departments=depts, rekeys={**heal_users, **rec.rekeys},
                      hold_leavers=rec.hold_leavers, rekey_adopted=config.takeover.rekey_users,
-                     adopt_departments=takeover.departments if takeover else {},
+                     adopt_departments={**heal_depts,
+                                        **(takeover.departments if takeover else {})},
                      adopt_users=takeover.users if takeover else {})
     plan = diff(data, state, policy)
     if takeover is not None and first:

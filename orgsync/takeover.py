@@ -271,3 +271,28 @@ def feishu_only_text(names: Mapping[str, Any]) -> str:
     return (f"{count} Feishu-only account(s) left as they are (matched by no HR record)"
             + (": " + ", ".join(shown) if shown else "")
             + (f" and {more} more" if more > 0 else ""))
+
+
+def unaligned(state: DirectoryState, desired: SourceData, *, departments: bool, users: bool
+              ) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+    """Managed departments and people whose Feishu id is not yet their HR id (an adoption
+    whose id change failed, or ran with the policy off), for ``takeover.rekey_*``.
+
+    Returns (department key → id now, for ``department.adopt``; employee key → (key, id
+    now), for ``user.rekey``) and moves ``state`` to the ids they will have.
+    """
+    depts: dict[str, str] = {}
+    people: dict[str, tuple[str, str]] = {}
+    if departments:
+        for k, d in state.departments.items():
+            if d.feishu_id != k and k in desired.snapshot.departments and \
+                    d.feishu_id != (fid := feishu_department_id(k)):
+                depts[k] = d.feishu_id
+                d.feishu_id = fid
+    if users:
+        for k, u in state.users.items():
+            if u.feishu_id != k and u.lifecycle is not Lifecycle.DELETED and \
+                    k in desired.snapshot.employees and u.feishu_id != (uid := feishu_user_id(k)):
+                people[k] = (k, u.feishu_id)
+                u.feishu_id = uid
+    return depts, people

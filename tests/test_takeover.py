@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from typer.testing import CliRunner
 
 from orgsync.cli import app
 from orgsync.config import Config
-from orgsync.errors import EXIT_HELD, EXIT_OK, PlanHeld
+from orgsync.errors import EXIT_HELD, EXIT_OK, FeishuRetryable, PlanHeld
 from orgsync.feishu import FeishuClient
 from orgsync.ledger import Ledger
 from orgsync.model import Snapshot
@@ -235,4 +236,38 @@ def test_a_new_hr_department_that_exists_in_feishu_is_adopted_on_a_later_run(
     assert "department.create" not in out.plan.summary()
     live = [d for d in sb.tenant.state()["departments"] if d["name"] == new.name]
     assert [d["department_id"] for d in live] == [new.key]
+    assert run(cfg, ledger).plan.empty
+
+
+def test_a_takeover_cut_short_by_faults_resumes_without_duplicates(
+        sb: SandboxServer, tmp_path: Path) -> None:
+    """5xx answers and dropped connections (some after the write took effect, an id change
+    among them) leave the approved takeover part-done; the next runs finish it with no new
+    approval, and the end state passes every check."""
+    org = generate_org(employees=40, departments=8, levels=3)
+    write_csv(org, tmp_path / "s")
+    cfg = config(sb, tmp_path / "s", tmp_path / "l.db", feishu={
+        "base_url": sb.base_url, "app_id": sb.config.app_id,
+        "app_secret": sb.config.app_secret, "rate_scale": SCALE, "max_retries": 0})
+    made, feishu_only = hand_made(sb, cfg, org)
+    ledger = Ledger(cfg.ledger.url)
+    with pytest.raises(PlanHeld) as held:
+        run(cfg, ledger)
+    assert ledger.approve_plan(held.value.plan_id)
+    sb.configure(fault_5xx=0.03, fault_drop=0.03, fault_after_apply=1.0)
+    faulty = None
+    for _ in range(20):  # a fault in the read fails the run before any write: run again
+        with contextlib.suppress(FeishuRetryable):
+            faulty = run(cfg, ledger)
+            break
+    assert faulty is not None
+    assert faulty.result is not None
+    assert faulty.result.summary()["failed"] > 0
+    sb.configure(fault_5xx=0.0, fault_drop=0.0)
+    out = run(cfg, ledger)
+    for _ in range(2):  # a write that lost a race with its own dependency settles next time
+        if out.exit_code == 0:
+            break
+        out = run(cfg, ledger)
+    check_taken_over(sb, org, made, feishu_only, out, ledger)
     assert run(cfg, ledger).plan.empty
