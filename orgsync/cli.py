@@ -247,6 +247,7 @@ def status(config: ConfigOpt = Path("orgsync.yaml")) -> None:
     """What orgsync manages and how the last run went."""
 
     from orgsync import writer
+    from orgsync.takeover import feishu_only_text
 
     def go() -> int:
         with _opened(config) as (_, ledger):
@@ -255,10 +256,14 @@ def status(config: ConfigOpt = Path("orgsync.yaml")) -> None:
             held = ledger.held_plans()
             unknown = ledger.notifications(status="unknown")
             writing = writer.current(ledger)
+            feishu_only = ledger.get_meta("feishu_only")
         live = state.live_users()
         frozen = sum(1 for u in live.values() if u.lifecycle.value == "frozen")
         out.print(f"Managed: {len(state.departments)} departments, {len(live)} users "
                   f"({frozen} frozen, {len(state.users) - len(live)} deleted)")
+        if feishu_only:
+            out.print(feishu_only_text(json.loads(feishu_only)) + " (at the takeover)",
+                      markup=False)
         for h in held:
             out.print(f"Held plan {h.plan_id} since {h.created_at:%Y-%m-%d %H:%M}: "
                       f"{'; '.join(json.loads(h.reasons))} — 'orgsync approve {h.plan_id}'",

@@ -131,6 +131,25 @@ class SafetyConfig:
     max_identity_change_fraction: float = 0.30
     protected_users: tuple[str, ...] = ()
     protected_departments: tuple[str, ...] = ()
+    #: The first plan on a Feishu tenant that already holds departments or people
+    #: (a takeover, see :mod:`orgsync.takeover`) is held until ``orgsync approve``.
+    takeover_requires_approval: bool = True
+
+
+@dataclass(frozen=True)
+class TakeoverConfig:
+    """Taking over a Feishu directory that exists already (see :mod:`orgsync.takeover`).
+
+    ``rekey_departments`` / ``rekey_users``: after adopting a department or an account,
+    set its custom ``department_id`` / ``user_id`` to the HR id (update-department-id,
+    update-user-id), so later runs never depend on names, emails or mobiles again.
+    ``unmatched_users``: whether the run report names the Feishu-only accounts
+    (``report``) or not (``ignore``); they are never changed either way.
+    """
+
+    rekey_departments: bool = True
+    rekey_users: bool = True
+    unmatched_users: Literal["ignore", "report"] = "report"
 
 
 @dataclass(frozen=True)
@@ -263,6 +282,7 @@ class Config:
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    takeover: TakeoverConfig = field(default_factory=TakeoverConfig)
 
 
 def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Config:
@@ -504,6 +524,18 @@ def _parse_safety(s: Section) -> SafetyConfig:
                                               minimum=0.0, maximum=1.0),
         protected_users=s.strings("protected_users"),
         protected_departments=s.strings("protected_departments"),
+        takeover_requires_approval=s.boolean("takeover_requires_approval",
+                                             d.takeover_requires_approval),
+    )
+
+
+def _parse_takeover(s: Section) -> TakeoverConfig:
+    d = TakeoverConfig()
+    unmatched = s.choice("unmatched_users", d.unmatched_users, ("ignore", "report"))
+    return TakeoverConfig(
+        rekey_departments=s.boolean("rekey_departments", d.rekey_departments),
+        rekey_users=s.boolean("rekey_users", d.rekey_users),
+        unmatched_users=cast(Literal["ignore", "report"], unmatched),
     )
 
 
@@ -589,6 +621,7 @@ _SECTIONS: dict[str, tuple[Callable[[Section], Any], bool]] = {
     "daemon": (_parse_daemon, False),
     "admin": (_parse_admin, False),
     "notify": (_parse_notify, False),
+    "takeover": (_parse_takeover, False),
 }
 
 

@@ -68,6 +68,16 @@ class DiffPolicy:
       department (else the nearest ancestor it keeps), so the department can go;
     * ``hold_leavers``: rows held back that match nobody for sure; while there are any,
       nobody is frozen or deleted as a leaver (a note names the rows);
+    * ``adopt_departments``: department key → the Feishu ``department_id`` it has now, for
+      departments a takeover matched (:mod:`orgsync.takeover`); ``current`` holds them as
+      Feishu does, under the id they will have: ``department.adopt`` comes first (setting
+      the HR code as their id when the two differ), then the patches;
+    * ``adopt_users``: employee key → the ``user_id`` a takeover found them under;
+      ``current`` holds them as Feishu does, under the id they will have:
+      ``user.adopt`` (recorded, nothing sent) and ``user.rekey`` come first, then what
+      differs from the source, as for anyone managed;
+    * ``rekey_adopted``: an adopted account's ``user_id`` becomes the HR id
+      (``user.rekey`` after ``user.adopt``), so it never depends on email or mobile again;
     * ``department_group_chat``: departments created by the plan ask Feishu for a
       department group chat (``create_group_chat: true`` in the create body; it is
       part of the body, so of the create's ``client_token``). Existing departments
@@ -88,6 +98,9 @@ class DiffPolicy:
     hold_leavers: tuple[str, ...] = ()
     department_rekeys: Mapping[str, str] = field(default_factory=dict)
     leavers_department: str | None = None
+    adopt_departments: Mapping[str, str] = field(default_factory=dict)
+    adopt_users: Mapping[str, str] = field(default_factory=dict)
+    rekey_adopted: bool = False
 
     def clock(self) -> datetime:
         """The planning time (now when unset)."""
@@ -127,7 +140,8 @@ class _Builder:
         cur = self.current.users.get(key)
         if cur:
             return cur.feishu_id
-        return self.policy.adopt.get(key) or feishu_user_id(key)
+        adopted = self.policy.adopt.get(key)
+        return adopted if adopted and not self.policy.rekey_adopted else feishu_user_id(key)
 
     def add(self, op: Operation) -> None:
         self.ops[op.op_id] = op
@@ -176,6 +190,9 @@ def _plan_departments(b: _Builder) -> None:
     current = b.current.departments
     for key, old_key in sorted(b.policy.department_rekeys.items()):
         _add_department_rekey(b, key, old_key)
+    for key, old in sorted(b.policy.adopt_departments.items()):
+        if key in desired and key in current:
+            _add_department_adopt(b, key, old)
     for key in sorted(desired):
         d = desired[key]
         fid = b.dept_fid(key)
@@ -231,6 +248,7 @@ def _plan_departments(b: _Builder) -> None:
             if op is None:
                 continue
             deps = [oid for oid in (op_id(OpKind.DEPT_REKEY, key),) if oid in b.ops]
+            deps += _adopted(b, key, *((d.parent_key,) if d.parent_key else ()))
             if kind is not OpKind.DEPT_UPDATE:
                 anc = _nearest_moving_ancestor(b, d.parent_key)
                 if anc:
@@ -253,6 +271,24 @@ def _add_department_rekey(b: _Builder, key: str, old_key: str) -> None:
                     "its path changed with its parent's" if renamed_parent else
                     "the same department renamed: most of its members are the same",
                     (), {"previous_key": old_key, "parent_key": parent}, cur.record.name))
+
+
+def _add_department_adopt(b: _Builder, key: str, old: str) -> None:
+    """Take over ``key``'s existing Feishu department (``old``): recorded as managed with the
+    fields Feishu holds; its id becomes the one ``current`` names, when that differs."""
+    cur = b.current.departments[key]
+    rekey = cur.feishu_id != old
+    b.add(Operation(op_id(OpKind.DEPT_ADOPT, key), OpKind.DEPT_ADOPT, key, old,
+                    {"new_department_id": cur.feishu_id} if rekey else {},
+                    (FieldChange("department_id", old, cur.feishu_id),) if rekey else (),
+                    f"existing Feishu department {old} matched" + (
+                        f"; its department_id becomes {cur.feishu_id}" if rekey else ""),
+                    (), {**cur.record.fields(), "feishu_id": cur.feishu_id}, cur.record.name))
+
+
+def _adopted(b: _Builder, *keys: str) -> list[str]:
+    """The ``department.adopt`` operations of ``keys`` in the plan (their ids change)."""
+    return [oid for k in keys if (oid := op_id(OpKind.DEPT_ADOPT, k)) in b.ops]
 
 
 def _nearest_moving_ancestor(b: _Builder, parent_key: str | None) -> str | None:
@@ -282,7 +318,8 @@ def _add_set_leader(b: _Builder, d: Department, old: str | None, *,
     if group_chat:
         body["create_group_chat"] = True
         changes += (FieldChange("create_group_chat", None, True),)
-    deps = [oid for oid in (op_id(OpKind.DEPT_CREATE, d.key), op_id(OpKind.DEPT_REKEY, d.key))
+    deps = [oid for oid in (op_id(OpKind.DEPT_CREATE, d.key), op_id(OpKind.DEPT_REKEY, d.key),
+                            op_id(OpKind.DEPT_ADOPT, d.key))
             if oid in b.ops]
     if new:
         deps.extend(_arrival(new))  # the ones not in the plan are dropped
@@ -427,14 +464,18 @@ def _plan_users(b: _Builder) -> None:
                      or (cur.record is not e and cur.record != e))
     for key, (old_key, old_fid) in sorted(b.policy.rekeys.items()):
         _add_rekey(b, key, old_key, old_fid)
+    for key, old in sorted(b.policy.adopt_users.items()):
+        if key in active and (cur_user := live.get(key)) is not None:
+            _add_user_adopt(b, key, old, cur_user)
     for key in touched:
         e = active[key]
         cur = live.get(key)
         fid = b.user_fid(key)
         new_fields = e.fields()
-        dept_deps = [op_id(OpKind.DEPT_CREATE, dk) for dk in e.department_keys]
-        if key in b.policy.rekeys:
-            dept_deps.append(op_id(OpKind.USER_REKEY, key))
+        dept_deps = [op_id(kind, dk) for dk in e.department_keys
+                     for kind in (OpKind.DEPT_CREATE, OpKind.DEPT_ADOPT)]
+        if key in b.policy.rekeys or key in b.policy.adopt_users:
+            dept_deps.extend((op_id(OpKind.USER_REKEY, key), op_id(OpKind.USER_ADOPT, key)))
         gone = b.current.users.get(key)
         if cur is None and gone is not None and _resurrectable(gone, b.policy):
             _plan_rehire(b, e, gone)
@@ -448,11 +489,15 @@ def _plan_users(b: _Builder) -> None:
                                            [b.dept_fid(dk) for dk in e.department_keys],
                                            user_id=None if adopt else fid)
             kind = OpKind.USER_ADOPT if adopt else OpKind.USER_CREATE
-            b.add(Operation(op_id(kind, key), kind, key, fid, body,
+            had = b.policy.adopt[key] if adopt else fid
+            b.add(Operation(op_id(kind, key), kind, key, had, body,
                             _changes_from_none(_visible(new_fields)),
-                            f"existing Feishu user {fid} matched by email/mobile" if adopt
+                            f"existing Feishu user {had} matched" if adopt
                             else "new in source", tuple(dept_deps),
                             {**new_fields, "manager_key": None}, e.name))
+            if adopt and had != fid:
+                _add_rekey(b, key, key, had, f"adopted; its user_id becomes {fid}",
+                           (op_id(kind, key),))
             if e.manager_key:
                 _add_set_manager(b, e, None)
         else:
@@ -537,6 +582,17 @@ def _plan_users(b: _Builder) -> None:
                     b.soft[op_id(kind, key)].update(release)
 
 
+def _add_user_adopt(b: _Builder, key: str, old: str, cur: MirrorUser) -> None:
+    """Take over ``key``'s account (``old``): recorded as managed with the fields Feishu
+    holds (nothing is sent); its user_id becomes the one ``current`` names, when it differs."""
+    adopt = op_id(OpKind.USER_ADOPT, key)
+    b.add(Operation(adopt, OpKind.USER_ADOPT, key, old, {}, (),
+                    f"existing Feishu user {old} matched", (), cur.record.fields(),
+                    cur.record.name))
+    if cur.feishu_id != old:
+        _add_rekey(b, key, key, old, f"adopted; its user_id becomes {cur.feishu_id}", (adopt,))
+
+
 def _add_set_manager(b: _Builder, e: Employee, old: str | None) -> None:
     new = e.manager_key
     body = schema.manager_body(b.user_fid(new) if new else None)
@@ -553,15 +609,19 @@ def _arrival(key: str) -> tuple[str, ...]:
     return tuple(op_id(k, key) for k in _ARRIVING)
 
 
-def _add_rekey(b: _Builder, key: str, old_key: str, old_fid: str) -> None:
-    """``old_key``'s person is ``key`` now: Feishu's user id follows (when orgsync set it)."""
+def _add_rekey(b: _Builder, key: str, old_key: str, old_fid: str, reason: str | None = None,
+               deps: tuple[str, ...] = ()) -> None:
+    """``old_key``'s person is ``key`` now: Feishu's user id follows (when orgsync set it).
+    An adopted account is rekeyed under its own key (``old_key == key``) after ``deps``."""
     fid = b.user_fid(key)
     e = b.desired.snapshot.employees.get(key)
     b.add(Operation(op_id(OpKind.USER_REKEY, key), OpKind.USER_REKEY, key, old_fid,
                     {"new_user_id": fid} if fid != old_fid else {},
-                    (FieldChange("key", old_key, key),),
-                    f"employee id changed in source ({old_key} → {key}); the same person",
-                    (), {"previous_key": old_key, "feishu_id": fid},
+                    (FieldChange("key", old_key, key),) if old_key != key else
+                    (FieldChange("user_id", old_fid, fid),),
+                    reason or (f"employee id changed in source ({old_key} → {key}); the same "
+                               "person" if old_key != key else f"its user_id becomes {fid}"),
+                    deps, {"previous_key": old_key, "feishu_id": fid},
                     e.name if e is not None else key))
 
 

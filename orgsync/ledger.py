@@ -350,6 +350,11 @@ class Ledger:
                 stmt = stmt.where(JournalRow.run_id == run_id)
             return list(s.exec(stmt))
 
+    def has_written(self) -> bool:
+        """True when any operation was ever journaled (orgsync wrote to this tenant before)."""
+        with self._session() as s:
+            return s.exec(select(JournalRow.id).limit(1)).first() is not None
+
     def recover_interrupted(self) -> int:
         """Mark runs left ``running`` as ``crashed`` and their open entries ``interrupted``.
 
@@ -418,8 +423,10 @@ class Ledger:
             stored = None if change is MirrorChange.INSERT else \
                 c.execute(self._sql.dept_fields, key).scalar_one_or_none()
             if stored is None:
+                # An adopted department names the id it has afterwards (``department.adopt``).
+                fid = str(fields.pop("feishu_id", op.feishu_id))
                 c.execute(self._sql.dept_upsert, {
-                    "key": op.key, "feishu_id": op.feishu_id, "open_id": open_id,
+                    "key": op.key, "feishu_id": fid, "open_id": open_id,
                     "fields": _dumps(fields), "updated_at": now})
                 return
             c.execute(self._sql.dept_update, {**key, "fields": _dumps({**json.loads(stored), **fields}),

@@ -51,7 +51,8 @@ def fault(exc: BaseException, where: str) -> LedgerError | None:
         return LedgerError(
             f"the ledger at {where} is damaged ({detail}); orgsync cannot repair it. Stop "
             "every orgsync that uses it, keep the damaged file for inspection, and restore "
-            "the ledger from your latest backup")
+            "the ledger from your latest backup, or start a new ledger and run "
+            "'orgsync resync' (it takes over what Feishu holds, with no duplicates)")
     return None
 
 

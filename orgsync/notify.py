@@ -81,6 +81,7 @@ from orgsync.operations import Departure, Messages, kinds
 from orgsync.plan import FieldChange, Operation, Plan
 from orgsync.state import DirectoryState, Lifecycle, MirrorUser
 from orgsync.tables import NotificationRow
+from orgsync.takeover import feishu_only_text
 from orgsync.templates import Template
 
 log = structlog.get_logger("orgsync.notify")
@@ -431,9 +432,10 @@ def department_path(state: DirectoryState, key: str | None) -> str:
 
 
 def report_text(run_id: str, plan: Plan, result: ApplyResult | None,
-                notified: NotifyResult | None) -> str:
+                notified: NotifyResult | None, *, feishu_only: bool = True) -> str:
     """The run report: counts by change kind, failures with Feishu codes, held
-    records and messages that could not be delivered."""
+    records and messages that could not be delivered; for a takeover, the
+    Feishu-only accounts unless ``feishu_only`` is off (``takeover.unmatched_users``)."""
     failed = result.failed if result is not None else []
     head = f"orgsync run {run_id}: " + ("FAILURES" if failed else "ok")
     lines = [head, f"plan {plan.plan_id}"]
@@ -445,6 +447,8 @@ def report_text(run_id: str, plan: Plan, result: ApplyResult | None,
         lines.append(f"  failed {r.op.op_id}: code {r.code} {r.message or ''}".rstrip())
     if len(failed) > 20:
         lines.append(f"  … and {len(failed) - 20} more failures")
+    if plan.takeover is not None and feishu_only:
+        lines.append(feishu_only_text(plan.takeover["feishu_only"]))
     held = [i for i in plan.issues if i.severity == "error"]
     if held:
         lines.append(f"held records: {len(held)}")

@@ -28,6 +28,7 @@ class ContactAPI(Protocol):
     async def patch_department(self, department_id: str,
                                body: Mapping[str, Any]) -> dict[str, Any]: ...
     async def delete_department(self, department_id: str) -> None: ...
+    async def update_department_id(self, department_id: str, new_department_id: str) -> None: ...
     async def create_user(self, body: Mapping[str, Any], *,
                           client_token: str | None = None) -> dict[str, Any]: ...
     async def get_user(self, user_id: str) -> dict[str, Any]: ...
@@ -180,6 +181,21 @@ async def _ledger_only(c: ContactAPI, op: Operation, token: str | None) -> str |
     return None
 
 
+async def _take_department(c: ContactAPI, op: Operation, token: str | None) -> str | None:
+    if op.payload:  # else its department_id stays (takeover.rekey_departments off, or equal)
+        await c.update_department_id(op.feishu_id, op.payload["new_department_id"])
+    return None
+
+
+async def _department_already_rekeyed(c: ContactAPI, op: Operation, exc: FeishuError) -> str:
+    # As for users: the new id is live and the old one gone, so an earlier attempt whose
+    # answer was lost changed it.
+    if await _live(c.get_department, op.payload["new_department_id"]) and \
+            not await _live(c.get_department, op.feishu_id):
+        return "id already changed (an earlier attempt's answer was lost)"
+    raise exc
+
+
 async def _create_user(c: ContactAPI, op: Operation, token: str | None) -> str | None:
     user = await c.create_user(op.payload, client_token=token)
     return user.get("open_id")
@@ -191,6 +207,8 @@ async def _patch_user(c: ContactAPI, op: Operation, token: str | None) -> str | 
 
 
 async def _adopt_account(c: ContactAPI, op: Operation, token: str | None) -> str | None:
+    if not op.payload:  # a takeover records it as it is; its changes are operations of their own
+        return None
     user = await c.patch_user(op.feishu_id, op.payload)
     return user.get("open_id")
 
@@ -252,6 +270,9 @@ _DEPT_EXISTS = frozenset({43007, 43022, 43005})
 _USER_EXISTS = frozenset({41011, 41001, 41002, 44051})
 #: Codes that mean "already gone" on a delete (by our reading of feishu-api.md §6).
 _GONE = frozenset({40015, 99992380, 99992357, 99992360, 99992351, 42006})
+#: update-department-id after an attempt whose answer was lost: the old id is gone, or
+#: the new one is taken (by it).
+_DEPT_REKEYED = frozenset({43007, 40015, 99992380})
 
 #: Resurrect refused for good: not granted to the app, or resigned over 30 days ago.
 _NO_RESURRECT = frozenset({44029, 44028})
@@ -260,6 +281,10 @@ _ADDED = ("+", "green")
 _CHANGED = ("~", "yellow")
 
 SPECS: Mapping[OpKind, OpSpec] = {
+    # A takeover: an existing department recorded as managed (the mirror's ``feishu_id``
+    # is the id it has afterwards), its custom id set to the HR code when the payload says.
+    OpKind.DEPT_ADOPT: OpSpec(_take_department, MirrorChange.INSERT, gone=_DEPT_REKEYED,
+                              settle=_department_already_rekeyed, badge=_ADDED),
     OpKind.DEPT_CREATE: OpSpec(_create_department, MirrorChange.INSERT, exists=_DEPT_EXISTS,
                                adopt=_adopt_department, badge=_ADDED),
     OpKind.DEPT_UPDATE: OpSpec(_patch_department, MirrorChange.MERGE, badge=_CHANGED),

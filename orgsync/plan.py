@@ -23,6 +23,7 @@ from orgsync.source import Issue
 class OpKind(enum.StrEnum):
     """Every kind of operation a plan can hold (each one's spec: :data:`orgsync.operations.SPECS`)."""
 
+    DEPT_ADOPT = "department.adopt"
     DEPT_CREATE = "department.create"
     DEPT_UPDATE = "department.update"
     DEPT_MOVE = "department.move"
@@ -145,6 +146,9 @@ class Plan:
     operations: tuple[Operation, ...]
     issues: tuple[Issue, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    #: A takeover's matching summary (:meth:`orgsync.takeover.Takeover.summary`), shown
+    #: before the operations; part of neither the id nor the checksum.
+    takeover: Mapping[str, Any] | None = field(default=None, compare=False)
     checksum: str = field(default="", compare=False)
     """sha256 over the canonical JSON of the operations (computed once, at construction)."""
 
@@ -188,6 +192,7 @@ class Plan:
                 for i in self.issues
             ],
             "notes": list(self.notes),
+            **({"takeover": dict(self.takeover)} if self.takeover is not None else {}),
         }
 
 

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from orgsync.executor import ApplyResult
 from orgsync.operations import SPECS
 from orgsync.plan import FieldChange, Operation, Plan
+from orgsync.takeover import summary_lines
 
 
 def _fmt(v: Any) -> str:
@@ -60,7 +61,11 @@ def render_text(plan: Plan, console: Console, *, show_fields: bool = True,
     """Print ``plan`` for people: one block per operation, held records, summary.
 
     ``limit`` caps the operations listed (the summary always counts all of them).
+    A takeover's matching comes first.
     """
+    if plan.takeover is not None:
+        for line in summary_lines(plan.takeover):
+            console.print(escape(line), highlight=False)
     if plan.empty:
         console.print("[bold green]No changes.[/] Feishu matches the source.")
     else:
@@ -102,6 +107,8 @@ def render_json(plan: Plan) -> str:
 def render_markdown(plan: Plan) -> str:
     """The plan as a Markdown table, for pull-request comments and reports."""
     lines = [f"### orgsync plan `{plan.plan_id}`", ""]
+    if plan.takeover is not None:
+        lines += [f"- {line}" for line in summary_lines(plan.takeover)] + [""]
     if plan.empty:
         lines.append("No changes.")
     else:

@@ -42,7 +42,12 @@ from orgsync.errors import (
 )
 from orgsync.executor import ApplyResult, Executor, OpResult
 from orgsync.feishu import ClientStats, FeishuClient
-from orgsync.feishu.reader import MissingReadPermission, read_directory, unreadable
+from orgsync.feishu.reader import (
+    MissingReadPermission,
+    read_departments,
+    read_directory,
+    unreadable,
+)
 from orgsync.feishu.schema import USER_READ
 from orgsync.identity import KeyRules
 from orgsync.ledger import Ledger
@@ -54,6 +59,7 @@ from orgsync.renames import infer_renames
 from orgsync.safety import check_source, leavers, plan_violations
 from orgsync.source import Issue, SourceData
 from orgsync.state import DirectoryState, Lifecycle, MirrorDepartment, MirrorUser
+from orgsync.takeover import Takeover, match, unaligned
 from orgsync.urls import mask_urls
 from orgsync.validate import validate
 
@@ -231,7 +237,8 @@ async def find_existing(client: FeishuClient, data: SourceData, state: Directory
     return adopt, conflicts
 
 
-async def live_state(client: FeishuClient, ledger: Ledger, *,
+async def live_state(client: FeishuClient, ledger: Ledger,
+                     mirror: DirectoryState | None = None, *,
                      compare_all: bool = False) -> DirectoryState:
     """What Feishu holds now for the entities orgsync manages (a full read).
 
@@ -246,7 +253,7 @@ async def live_state(client: FeishuClient, ledger: Ledger, *,
     "repaired". ``compare_all`` (``check``) refuses such a read instead
     (:class:`MissingReadPermission`): drift in a field it cannot see cannot be ruled out.
     """
-    mirror = ledger.load_state()
+    mirror = mirror if mirror is not None else ledger.load_state()
     rdept = {m.feishu_id: k for k, m in mirror.departments.items()}
     ruser = {m.feishu_id: k for k, m in mirror.users.items()}
     live = await read_directory(client, reverse_departments=rdept, reverse_users=ruser)
@@ -294,6 +301,39 @@ class Planned:
     plan: Plan
     state: DirectoryState
     active: int  # the source's active employees: the shrink guard's next baseline
+    takeover: Takeover | None = None  # a first run on a tenant that holds something
+
+
+async def take_over(config: Config, client: FeishuClient, raw: SourceData, data: SourceData,
+                    state: DirectoryState) -> tuple[Takeover | None, SourceData, SourceData]:
+    """Match what Feishu holds before anything is created (:mod:`orgsync.takeover`).
+
+    When the ledger manages nothing, the whole directory is read and matched; when
+    the source has departments orgsync does not manage, the department tree is read
+    (one walk) and those are matched. Returns the takeover (``None`` for an empty
+    tenant, or nothing to match) and the source with the ambiguous matches held, as
+    raw and validated. Raises on any read error: a partial read must never decide
+    what to create.
+    """
+    if not state.departments and not state.users:
+        found = match(data, await read_directory(client))
+    elif data.snapshot.departments.keys() - state.departments.keys():
+        managed = {k: d.feishu_id for k, d in state.departments.items()}
+        found = match(data, await read_departments(client), managed)
+    else:
+        return None, raw, data
+    if found.tenant_empty:
+        return None, raw, data
+    log.info("takeover.matched", departments=len(found.departments), users=len(found.users),
+             conflicts=len(found.conflicts), feishu_only=len(found.feishu_only))
+    if found.conflicts:
+        raw = replace(raw, issues=[*raw.issues, *found.conflicts],
+                      held_departments=raw.held_departments
+                      | {i.key for i in found.conflicts if i.entity == "department" and i.key},
+                      held_employees=raw.held_employees
+                      | {i.key for i in found.conflicts if i.entity == "employee" and i.key})
+        data = validate(raw)
+    return found, raw, data
 
 
 async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
@@ -309,9 +349,12 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
     orgsync's back shows up as changes that applying repairs.
     """
     raw = read_raw(config)
+    takeover: Takeover | None = None
     if full:
         data = read_source(config, ledger, accept_shrink=accept_shrink, raw=raw)
-        state = await live_state(client, ledger, compare_all=not rebuild_mirror)
+        mirror = ledger.load_state()
+        state = await live_state(client, ledger, mirror, compare_all=not rebuild_mirror) \
+            if mirror.departments or mirror.users else DirectoryState()
         if rebuild_mirror:
             ledger.replace_mirror(state)
             ledger.set_meta("tenant_admins", json.dumps(sorted(state.tenant_admins)))
@@ -323,6 +366,17 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
         data = read_source(config, ledger, accept_shrink=accept_shrink, raw=raw,
                            applied=state.unchanged)
         state.tenant_admins = set(json.loads(ledger.get_meta("tenant_admins") or "[]"))
+    first = not state.departments and not state.users
+    # Path-keyed departments renamed: the mirror follows the new keys (department.rekey).
+    # Before the takeover's matching, so a renamed department is not taken for a new one.
+    renames = infer_renames(data, state, config.sync.rename_min_overlap)
+    state = renames.state
+    takeover, raw, data = await take_over(config, client, raw, data, state)
+    if takeover is not None:
+        taken = takeover.state(config.takeover.rekey_departments, config.takeover.rekey_users,
+                               {k: d.feishu_id for k, d in state.departments.items()})
+        state.departments.update(taken.departments)
+        state.users.update(taken.users)
     # Who is who: held rows account for the people they match, changed ids are rekeys.
     rec = reconcile(raw, data, state, KeyRules(config.sync.ignore_key_case,
                                                config.sync.ignore_key_leading_zeros))
@@ -331,9 +385,6 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
         raw = replace(apply_renames(raw, rec.aliases), issues=[*raw.issues, *rec.issues],
                       held_employees=raw.held_employees | rec.held)
         data = validate(raw, applied=state.unchanged)
-    # Path-keyed departments renamed: the mirror follows the new keys (department.rekey).
-    renames = infer_renames(data, state, config.sync.rename_min_overlap)
-    state = renames.state
     adopt: dict[str, str] = {}
     if config.sync.adopt_existing:
         adopt, conflicts = await find_existing(client, data, state)
@@ -345,17 +396,28 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
                                     held_employees=raw.held_employees
                                     | {c.key for c in conflicts if c.key}),
                             applied=state.unchanged)
+    # Ids a takeover (or an adoption) left unaligned with the HR ids: aligned now.
+    heal_depts, heal_users = unaligned(state, data, departments=config.takeover.rekey_departments,
+                                       users=config.takeover.rekey_users)
     users, depts = protected_keys(config, data, state)
     locked = locked_records(ledger)
     users |= state.tenant_admins | locked.users
     depts |= locked.departments
     policy = replace(diff_policy(config, now, adopt), protected_users=users,
-                     protected_departments=depts, rekeys=rec.rekeys,
-                     hold_leavers=rec.hold_leavers, department_rekeys=renames.rekeys)
+                     protected_departments=depts, rekeys={**heal_users, **rec.rekeys},
+                     hold_leavers=rec.hold_leavers, department_rekeys=renames.rekeys,
+                     rekey_adopted=config.takeover.rekey_users,
+                     adopt_departments={**heal_depts,
+                                        **(takeover.departments if takeover else {})},
+                     adopt_users=takeover.users if takeover else {})
     plan = diff(data, state, policy)
+    if takeover is not None and first:
+        plan = replace(plan, takeover=takeover.summary(data))
+    else:
+        takeover = None  # departments matched on a later run: no takeover plan to approve
     log.info("plan.ready", plan_id=plan.plan_id, operations=len(plan.operations),
              held=sum(1 for i in plan.issues if i.severity == "error"), full=full)
-    return Planned(plan, state, data.snapshot.active_count())
+    return Planned(plan, state, data.snapshot.active_count(), takeover)
 
 
 async def apply_plan(config: Config, ledger: Ledger, client: FeishuClient, plan: Plan, *,
@@ -394,8 +456,10 @@ async def send_messages(config: Config, ledger: Ledger, client: FeishuClient,
                                                 now or datetime.now(UTC))
         if not outcome.plan.empty or outcome.notified.changed:
             await notify.send_admin(config.notify, ledger, client, f"report:{outcome.run_id}",
-                                    notify.report_text(outcome.run_id, outcome.plan,
-                                                       outcome.result, outcome.notified))
+                                    notify.report_text(
+                                        outcome.run_id, outcome.plan, outcome.result,
+                                        outcome.notified,
+                                        feishu_only=config.takeover.unmatched_users == "report"))
     except Exception:
         log.exception("notify.crashed")
 
@@ -452,6 +516,11 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
             show(plan)
         reasons = plan_violations(plan, planned.state, config.safety,
                                   ledger.leaver_history(config.safety.churn_window))
+        # A first run that was killed or failed left its own work in Feishu: it resumes.
+        if planned.takeover is not None and config.safety.takeover_requires_approval \
+                and not ledger.has_written():
+            reasons.append("a takeover: the first run on a Feishu tenant that already holds "
+                           "departments or people (safety.takeover_requires_approval)")
         approved = ledger.plan_status(plan.plan_id) == "approved"
         if reasons and not approved:
             ledger.hold_plan(plan.plan_id, plan.checksum, reasons, plan.summary())
@@ -471,6 +540,9 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
         if apply and not plan.empty:
             outcome.result = await apply_plan(config, ledger, client, plan, run_id=run_id,
                                               progress=progress, now=now)
+            if plan.takeover is not None:  # for 'orgsync status'
+                ledger.set_meta("feishu_only", json.dumps(plan.takeover["feishu_only"],
+                                                          ensure_ascii=False))
             outcome.stats = client.stats
             if approved:
                 ledger.mark_plan_applied(plan.plan_id)

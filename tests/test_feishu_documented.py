@@ -217,7 +217,8 @@ def test_an_account_that_may_be_a_tenant_admin_is_not_adopted(
     sandbox.configure(permissions=NO_EMPLOYEE)
     src = tmp_path / "src"
     _source(src)
-    cfg = config(sandbox, src, tmp_path / "ledger.db")
+    cfg = config(sandbox, src, tmp_path / "ledger.db",
+                 safety={"takeover_requires_approval": False})
     ledger = Ledger(cfg.ledger.url)
     try:
         outcome = run(cfg, ledger)

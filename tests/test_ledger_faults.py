@@ -143,8 +143,9 @@ def test_a_damaged_ledger_is_a_clear_error_naming_the_remedy(
             continue
         assert code == EXIT_LEDGER, output[-3000:]
         assert f"error: the ledger at sqlite:///{damaged} is damaged (" in text
-        assert "); orgsync cannot repair it. Stop every orgsync that uses it, keep the damaged " \
-               "file for inspection, and restore the ledger from your latest backup" in text
+        assert ("); orgsync cannot repair it. Stop every orgsync that uses it, keep the damaged "
+                "file for inspection, and restore the ledger from your latest backup, or start a "
+                "new ledger and run 'orgsync resync'") in text
         detail = text.split(" is damaged (", 1)[1].split(");", 1)[0]
         seen[detail] = seen.get(detail, 0) + 1
     assert "file is not a database" in seen

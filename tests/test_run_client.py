@@ -39,7 +39,8 @@ def test_a_run_that_adopts_applies_and_reports_fetches_one_token(sb: SandboxServ
                              "employee_type": 1})
         return str((await c.create_chat({"name": "orgsync-admins"}))["chat_id"])
     admin = with_client(probe, chat_and_account)
-    cfg = config(sb, tmp_path / "s", tmp_path / "l.db", notify={"admin_chat_id": admin})
+    cfg = config(sb, tmp_path / "s", tmp_path / "l.db", notify={"admin_chat_id": admin},
+                 safety={"takeover_requires_approval": False}, takeover={"rekey_users": False})
     ledger = Ledger(cfg.ledger.url)
     mark = len(sb.requests())
 

@@ -178,7 +178,7 @@ class TestScope:
         write_csv(org, tmp_path / "s")
         prot = sorted(leaves(org, 1))[0]
         cfg = config(sb, tmp_path / "s", tmp_path / "l.db",
-                     safety={"protected_users": [prot]})
+                     safety={"protected_users": [prot], "takeover_requires_approval": False})
         ledger = Ledger(cfg.ledger.url)
 
         async def outsider() -> None:
@@ -203,7 +203,9 @@ class TestScope:
         keys = sorted(leaves(org, 2))
         one, two = (org.employees[k] for k in keys)
         write_csv(org, tmp_path / "s")
-        cfg = config(sb, tmp_path / "s", tmp_path / "l.db")
+        cfg = config(sb, tmp_path / "s", tmp_path / "l.db",
+                     safety={"takeover_requires_approval": False},
+                     takeover={"rekey_users": False})
 
         async def preexisting() -> None:
             async with FeishuClient(cfg.feishu) as c:
@@ -242,7 +244,8 @@ def test_tenant_admins_are_never_adopted_or_touched(sb: SandboxServer, tmp_path:
     first, second = sorted(leaves(org, 2))
     a, b = org.employees[first], org.employees[second]
     write_csv(org, tmp_path / "s")
-    cfg = config(sb, tmp_path / "s", tmp_path / "l.db", sync={"leaver_action": "delete"})
+    cfg = config(sb, tmp_path / "s", tmp_path / "l.db", sync={"leaver_action": "delete"},
+                 safety={"takeover_requires_approval": False})
 
     async def admin_account() -> None:
         async with FeishuClient(cfg.feishu) as c:

@@ -73,6 +73,9 @@ class InstantFeishu:
     async def update_user_id(self, user_id: str, new_user_id: str) -> None:
         return None
 
+    async def update_department_id(self, department_id: str, new_department_id: str) -> None:
+        return None
+
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process so far (from /proc)."""

@@ -345,6 +345,13 @@ class FeishuClient:
                                 params=self._contact_params(), body=body)
         return dict(data.get("department") or {})
 
+    async def update_department_id(self, department_id: str, new_department_id: str) -> None:
+        """Change a department's custom ``department_id`` (needs
+        ``contact:contact:update_department_id``; feishu-api-more.md §3)."""
+        await self._call(ep.DEPARTMENT_UPDATE_ID, path={"department_id": department_id},
+                         params=self._contact_params(),
+                         body={"new_department_id": new_department_id})
+
     async def delete_department(self, department_id: str) -> None:
         """Delete an empty department (43011 with members, 43012 with sub-departments)."""
         await self._call(ep.DEPARTMENT_DELETE, path={"department_id": department_id},

@@ -54,6 +54,9 @@ DEPARTMENT_GET = Endpoint("GET", "/open-apis/contact/v3/departments/:department_
 DEPARTMENT_PATCH = Endpoint("PATCH", "/open-apis/contact/v3/departments/:department_id")
 DEPARTMENT_DELETE = Endpoint("DELETE", "/open-apis/contact/v3/departments/:department_id")
 DEPARTMENT_CHILDREN = Endpoint("GET", "/open-apis/contact/v3/departments/:department_id/children")
+# feishu-api-more.md §3 (/document/contact-v3/department/update_department_id): standard tier.
+DEPARTMENT_UPDATE_ID = Endpoint(
+    "PATCH", "/open-apis/contact/v3/departments/:department_id/update_department_id")
 
 USER_CREATE = Endpoint("POST", "/open-apis/contact/v3/users")
 USER_GET = Endpoint("GET", "/open-apis/contact/v3/users/:user_id")

@@ -101,6 +101,16 @@ async def all_departments(client: DirectoryAPI) -> list[dict[str, Any]]:
     return found
 
 
+async def read_departments(client: DirectoryAPI) -> DirectoryState:
+    """Every department under the root (one ``children`` walk), keyed by custom id; no users."""
+    state = DirectoryState()
+    for d in await all_departments(client):
+        rec = department_from_feishu(d, {}, {})
+        state.departments[rec.key] = MirrorDepartment(rec, department_id_of(d),
+                                                      d.get("open_department_id"))
+    return state
+
+
 async def read_directory(client: DirectoryAPI, *, reverse_departments: Mapping[str, str] | None = None,
                          reverse_users: Mapping[str, str] | None = None,
                          concurrency: int = 8) -> DirectoryState:

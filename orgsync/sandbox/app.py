@@ -311,6 +311,8 @@ ROUTES: list[tuple[str, dict[str, ApiRoute]]] = [
         c.q("department_id") or "", c.ids, page_size=c.q("page_size"),
         page_token=c.q("page_token")))}),
     (_D + f"/{_ID}/children", {"GET": ApiRoute(_department_children)}),
+    (_D + f"/{_ID}/update_department_id", {"PATCH": ApiRoute(
+        lambda t, c: t.update_department_id(c.params["id"], c.json_body(), c.ids))}),
     (_D + f"/{_ID}", {
         "GET": ApiRoute(lambda t, c: t.get_department(c.params["id"], c.ids)),
         "PATCH": ApiRoute(lambda t, c: t.patch_department(c.params["id"], c.json_body(), c.ids)),

@@ -395,3 +395,30 @@ class TestDelete:
         dept(sandbox_api, "a")
         ok(sandbox_api.delete(f"{D}/a", params=CUSTOM))
         assert ok(sandbox_api.get(f"{D}/0/children"))["items"] == []
+
+
+def test_update_department_id(sandbox_api: httpx.Client) -> None:
+    """PATCH departments/:id/update_department_id (feishu-api-more.md §3): the same department
+    (open id, members, children) under a new id; the old id is gone; a taken, invalid or
+    missing new id is refused, and the root cannot be renamed."""
+    api = sandbox_api
+    eng = dept(api, "eng")
+    dept(api, "ops")
+    dept(api, "web", parent="eng")
+    user(api, "u1", ["eng"], "+8613800000001")
+    assert ok(api.patch(f"{D}/eng/update_department_id", params=CUSTOM,
+                        json={"new_department_id": "D100"})) == {}
+    moved = ok(api.get(f"{D}/D100", params=CUSTOM))["department"]
+    assert moved["open_department_id"] == eng["open_department_id"]
+    assert moved["member_count"] == 1
+    assert ok(api.get(f"{D}/web", params=CUSTOM))["department"]["parent_department_id"] == "D100"
+    refused(api.get(f"{D}/eng", params=CUSTOM), 40015)
+    path = f"{D}/D100/update_department_id"
+    refused(api.patch(path, params=CUSTOM, json={"new_department_id": "ops"}), 43007)
+    for bad in ("od-1", "0", "x" * 65, "-x"):
+        refused(api.patch(path, params=CUSTOM, json={"new_department_id": bad}), 43008)
+    refused(api.patch(path, params=CUSTOM, json={}), 40001)
+    refused(api.patch(f"{D}/0/update_department_id", params=CUSTOM,
+                      json={"new_department_id": "top"}), 40002)
+    refused(api.patch(f"{D}/nope/update_department_id", params=CUSTOM,
+                      json={"new_department_id": "n"}), 99992380)

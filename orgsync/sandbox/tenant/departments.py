@@ -228,6 +228,30 @@ class Departments(DepartmentFields):
         self._counts = None
         return {}
 
+    def update_department_id(self, ref: str, body: JSON, ids: IdTypes) -> JSON:
+        """PATCH contact/v3/departments/:id/update_department_id → ``{}`` (feishu-api-more.md
+        §3, /document/contact-v3/department/update_department_id).
+
+        ``new_department_id`` is required (40001) and follows the custom-id rules of a
+        create: the 64-character regex, not ``0``/``1``, no ``od-`` prefix (43008, the
+        create's code: the page's own error list names none), unique among live
+        departments (43007). The root cannot be renamed (40002). The update-count limit
+        (43009) is UNCONFIRMED and not modelled.
+        """
+        dept = self._dept_for_write(ref, ids)
+        if dept.parent is None:
+            raise ApiError(40002, "process root dept error")
+        new_id = opt_str(body, "new_department_id")
+        if not new_id:
+            raise ApiError(40001, "param error: new_department_id is required")
+        if new_id == dept.custom_id:
+            return {}
+        self._check_custom_dept_id({"department_id": new_id})
+        self._live_dept_ids.pop(dept.custom_id, None)
+        dept.custom_id = new_id
+        self._live_dept_ids[new_id] = dept.open_id
+        return {}
+
     def department_children(self, ref: str, ids: IdTypes, *, fetch_child: bool,
                             page_size: str | None, page_token: str | None) -> JSON:
         """GET departments/:id/children: direct children, or the whole subtree (pre-order)."""
