@@ -45,7 +45,7 @@ from tests.sandbox_run import read_back, with_client
 pytestmark = pytest.mark.slow
 
 ORG = generate_org(employees=24, departments=6, levels=3)
-SLOW_MS = 2500  # per Feishu call while a run must stay open (a loaded machine is slow to start processes)
+SLOW_MS = 1000  # per Feishu call while a run must stay open
 
 
 @pytest.fixture(name="sb")
