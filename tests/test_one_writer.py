@@ -13,7 +13,8 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,9 +50,12 @@ SLOW_MS = 1000  # per Feishu call while a run must stay open
 
 
 @pytest.fixture(name="sb")
-def _sb(sandbox: SandboxServer) -> SandboxServer:
+def _sb(sandbox: SandboxServer) -> Iterator[SandboxServer]:
     sandbox.configure(rate_scale=10.0, latency_ms=SLOW_MS)
-    return sandbox
+    yield sandbox
+    # A writer these tests kill leaves calls in flight that the sandbox still answers (as
+    # Feishu would): let them land before the next test resets the tenant, not after.
+    time.sleep(SLOW_MS / 1000 + 1)
 
 
 @pytest.fixture(name="url", params=["sqlite", "postgresql"])
@@ -335,6 +339,7 @@ def test_a_killed_writers_lock_is_taken_over_by_the_next(sb: SandboxServer, url:
     finally:
         first.kill()
         first.wait()
+    time.sleep(SLOW_MS / 1000 + 1)  # the dead writer's calls in flight land first
     sb.configure(latency_ms=0)
     second = orgsync("apply", "--yes", "-c", str(path))
     code, output = finished(second)
