@@ -48,7 +48,6 @@ from orgsync.feishu.reader import (
     read_directory,
     unreadable,
 )
-from orgsync.feishu.schema import USER_READ
 from orgsync.identity import KeyRules
 from orgsync.ledger import Ledger
 from orgsync.locked import locked_records
@@ -59,7 +58,7 @@ from orgsync.renames import infer_renames
 from orgsync.safety import check_source, leavers, plan_violations
 from orgsync.source import Issue, SourceData
 from orgsync.state import DirectoryState, Lifecycle, MirrorDepartment, MirrorUser
-from orgsync.takeover import Takeover, match, unaligned
+from orgsync.takeover import Takeover, match, not_adopted, unaligned
 from orgsync.urls import mask_urls
 from orgsync.validate import validate
 
@@ -221,11 +220,10 @@ async def find_existing(client: FeishuClient, data: SourceData, state: Directory
             try:
                 account = await client.get_user(uid)
                 admin = bool(account.get(_ADMIN_FLAG))
-                why = f"matches Feishu user {uid}, a tenant admin; tenant admins are never adopted"
+                why = not_adopted(uid, admin)
                 if _ADMIN_FLAG not in account:  # unknown without its read permission: held
                     admin = True
-                    why = (f"matches Feishu user {uid}, which may be a tenant admin: Feishu does "
-                           f"not say without {' or '.join(USER_READ[_ADMIN_FLAG])}; not adopted")
+                    why = not_adopted(uid, None)
             except FeishuRetryable as exc:
                 admin = True
                 why = (f"matches Feishu user {uid}, which could not be checked (Feishu "

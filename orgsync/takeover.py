@@ -224,16 +224,11 @@ def _match_users(desired: SourceData, live: DirectoryState, out: Takeover) -> No
                 continue
             fid = next(iter(found))
             rule = "email" if fid in email else "mobile"
-        if by_id[fid] in live.tenant_admins:
-            out.conflicts.append(Issue(
-                "employee", key, "email", f"matches Feishu user {fid}, a tenant admin; tenant "
-                "admins are never adopted", "error", where))
-            continue
-        if "tenant_admin" in live.users[by_id[fid]].unknown:  # unreadable: maybe an admin
-            out.conflicts.append(Issue(
-                "employee", key, "email", f"matches Feishu user {fid}, which may be a tenant "
-                f"admin: Feishu does not say without {' or '.join(USER_READ['is_tenant_manager'])}"
-                "; not adopted", "error", where))
+        admin = True if by_id[fid] in live.tenant_admins else (
+            None if "tenant_admin" in live.users[by_id[fid]].unknown else False)
+        if admin is not False:
+            out.conflicts.append(Issue("employee", key, "email", not_adopted(fid, admin),
+                                       "error", where))
             continue
         claims[fid].append((key, rule))
     for fid, found_by in sorted(claims.items()):
@@ -253,6 +248,15 @@ def _match_users(desired: SourceData, live: DirectoryState, out: Takeover) -> No
     out.feishu_only = sorted((u.feishu_id, u.record.name) for u in live.users.values()
                              if u.feishu_id not in matched
                              and u.lifecycle is not Lifecycle.DELETED)
+
+
+def not_adopted(account: str, admin: bool | None) -> str:
+    """Why the Feishu account ``account`` is not taken over: it is a tenant admin (True), or
+    whether it is cannot be read (None: its read permission is missing)."""
+    if admin is None:
+        return (f"matches Feishu user {account}, which may be a tenant admin: Feishu does not "
+                f"say without {' or '.join(USER_READ['is_tenant_manager'])}; not adopted")
+    return f"matches Feishu user {account}, a tenant admin; tenant admins are never adopted"
 
 
 def summary_lines(summary: Mapping[str, Any]) -> list[str]:
