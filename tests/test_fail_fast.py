@@ -113,3 +113,69 @@ def test_check_with_a_wrong_secret_stops_before_reading(sb: SandboxServer,
     with pytest.raises(FeishuUnusable) as caught:
         asyncio.run(run_once(cfg, Ledger(cfg.ledger.url), apply=False, full=True))
     assert (caught.value.check, caught.value.code) == ("credentials", 10015)
+
+
+class _AnswersThenDrops:
+    """A real HTTP server: tokens are granted; the first business request gets a 500
+    envelope, every later one a truncated body (the connection is lost mid-answer)."""
+
+    def __init__(self) -> None:
+        self.business = 0
+        self.port = free_port()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        length = next((int(line.split(":")[1]) for line in head.split("\r\n")
+                       if line.lower().startswith("content-length:")), 0)
+        if length:
+            await reader.readexactly(length)
+        if TOKEN_PATH in head.split("\r\n")[0]:
+            body = json.dumps({"code": 0, "msg": "ok", "tenant_access_token": "t-1",
+                               "expire": 7200}).encode()
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        else:
+            self.business += 1
+            if self.business == 1:
+                body = json.dumps({"code": 40003, "msg": "internal error"}).encode()
+                writer.write(b"HTTP/1.1 500 Internal Server Error\r\n"
+                             b"Content-Type: application/json\r\n"
+                             + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            else:
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: 64\r\n\r\n{\"code\": 0")
+        await writer.drain()
+        writer.close()
+
+
+def test_a_call_that_was_answered_once_fails_alone_when_its_last_attempt_drops() -> None:
+    """Feishu answered the call's first attempt (a 500) and dropped the later ones: it is
+    reachable, so only that call fails (FeishuRetryable, code -1) — the run is not stopped
+    as if Feishu could not be reached (a torture run with 5xx and drops met exactly this)."""
+    from orgsync.errors import FeishuRetryable
+    from orgsync.feishu.client import FeishuClient
+    from orgsync.feishu.settings import FeishuSettings
+
+    server = _AnswersThenDrops()
+
+    async def go() -> BaseException:
+        srv = await asyncio.start_server(server.handle, "127.0.0.1", server.port)
+        settings = FeishuSettings(app_id="cli_x", app_secret="s",
+                                  base_url=f"http://127.0.0.1:{server.port}", timeout=2,
+                                  max_retries=2, rate_limits=False)
+        try:
+            async with FeishuClient(settings, light=True) as client:
+                try:
+                    await client.get_department("D1")
+                except Exception as exc:
+                    return exc
+                raise AssertionError("the call succeeded")
+        finally:
+            srv.close()
+
+    error = asyncio.run(go())
+
+    assert server.business == 3  # the first attempt and two retries
+    assert type(error) is FeishuRetryable
+    assert error.code == -1
+    assert "connection lost" in error.msg

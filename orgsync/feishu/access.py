@@ -49,9 +49,13 @@ def refused(error: FeishuError) -> FeishuUnusable:
     return FeishuUnusable(CREDENTIALS, detail, remedy, code=error.code)
 
 
-def unusable(error: FeishuError, origin: str) -> FeishuUnusable | None:
-    """The stop ``error`` (a call's final error) means, or None when only that call failed."""
-    if error.code == NO_ENVELOPE and error.http_status == 0:
+def unusable(error: FeishuError, origin: str, *, answered: bool = False) -> FeishuUnusable | None:
+    """The stop ``error`` (a call's final error) means, or None when only that call failed.
+
+    ``answered`` says an earlier attempt of the same call got an HTTP response: Feishu is
+    then reachable, and a last attempt that lost its connection fails only that call.
+    """
+    if error.code == NO_ENVELOPE and error.http_status == 0 and not answered:
         return unreachable(error, origin)
     if error.endpoint == TENANT_TOKEN.key and error.code in CREDENTIAL_CODES:
         return refused(error)

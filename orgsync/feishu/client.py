@@ -241,6 +241,9 @@ class FeishuClient:
         retries = 0
         replayed = False
         uncertain = False
+        # Feishu is unreachable only when no attempt of this call got an answer: one that
+        # answered (a 5xx, a 429) proves it reachable, whatever the last attempt met.
+        answered = False
         while True:
             stats.attempts[key] += 1
             token: str | None = None
@@ -259,6 +262,7 @@ class FeishuClient:
                         extensions={"trace": _sent_hook(permit)})
                 except httpx.TransportError as exc:
                     raise transport_error(exc, key, self.settings.timeout) from None
+                answered = True
                 self.server_date = response.headers.get("date", self.server_date)
                 envelope = parse_envelope(response, key)
                 data = envelope.get("data")
@@ -288,7 +292,7 @@ class FeishuClient:
                     log.warning("feishu.error", endpoint=key, code=error.code,
                                 http_status=error.http_status, log_id=error.log_id,
                                 attempts=retries + 1, retryable=error.retryable)
-                    stop = unusable(error, self.settings.origin)
+                    stop = unusable(error, self.settings.origin, answered=answered)
                     if stop is not None:
                         raise stop from error
                     raise
