@@ -42,6 +42,7 @@ at a time.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -54,6 +55,7 @@ from orgsync.errors import SourceError
 from orgsync.options import Section
 
 _FILES = ("employees", "departments")
+_ISO = re.compile(r"\d{4}-\d{2}-\d{2}")  # what a date cell became: nothing to parse
 _Cell = int | float | str | bool | time | date | datetime | timedelta
 
 
@@ -164,19 +166,21 @@ def _filled(table: Iterator[list[_Cell]], start: tuple[int, int],
     top, left = start
     spans = {(r0, c0 - left): r1 for (r0, c0), (r1, _) in merges if r1 > r0}
     carried: dict[int, tuple[int, str]] = {}  # column -> (last row of its merge, value)
-    for offset, values in enumerate(table):
-        row = top + offset
-        cells = [_text(v) for v in values]
+    for row, values in enumerate(table, top):
+        # most cells are text: the type test is cheaper than the call
+        cells = [v if v.__class__ is str else _text(v) for v in values]
+        if not spans:
+            yield row + 1, cells
+            continue
         for column, (last, value) in list(carried.items()):
             if row > last:
                 del carried[column]
             elif column < len(cells) and not cells[column]:
                 cells[column] = value
-        if spans:
-            for column, cell in enumerate(cells):
-                last_row = spans.get((row, column))
-                if last_row is not None and cell:
-                    carried[column] = (last_row, cell)
+        for column, cell in enumerate(cells):
+            last_row = spans.get((row, column))
+            if last_row is not None and cell:
+                carried[column] = (last_row, cell)
         yield row + 1, cells
 
 
@@ -202,7 +206,7 @@ def _iso_dates(rows: Iterator[tuple[int, list[str]]], at: int
     """Rows whose ``join_date`` cell (position ``at``) is rewritten ``YYYY-MM-DD`` when
     the shared date rule reads it; left as written (and held by the CSV check) if not."""
     for number, cells in rows:
-        if at < len(cells) and cells[at].strip():
+        if at < len(cells) and cells[at].strip() and not _ISO.fullmatch(cells[at]):
             with contextlib.suppress(MappingProblem):  # the CSV check words the problem
                 cells[at] = parse_date(cells[at]).isoformat()
         yield number, cells
