@@ -41,6 +41,7 @@ import yaml
 from orgsync.errors import ConfigError
 from orgsync.feishu.settings import FEISHU_BASE_URL, LARK_BASE_URL, FeishuSettings
 from orgsync.options import Section, describe, did_you_mean, interpolate
+from orgsync.scope import ScopeConfig, parse_scope
 from orgsync.templates import (
     ALL_VARIABLES,
     Template,
@@ -129,6 +130,9 @@ class SafetyConfig:
     churn_window: int = 8
     churn_floor: int = 10
     max_identity_change_fraction: float = 0.30
+    #: Share of the managed users a plan may release (scope rules changed, see
+    #: orgsync.scope) before it is held.
+    max_user_release_fraction: float = 0.20
     protected_users: tuple[str, ...] = ()
     protected_departments: tuple[str, ...] = ()
     #: The first plan on a Feishu tenant that already holds departments or people
@@ -283,6 +287,7 @@ class Config:
     admin: AdminConfig = field(default_factory=AdminConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     takeover: TakeoverConfig = field(default_factory=TakeoverConfig)
+    scope: ScopeConfig = field(default_factory=ScopeConfig)
 
 
 def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Config:
@@ -522,6 +527,9 @@ def _parse_safety(s: Section) -> SafetyConfig:
         max_identity_change_fraction=s.number("max_identity_change_fraction",
                                               d.max_identity_change_fraction,
                                               minimum=0.0, maximum=1.0),
+        max_user_release_fraction=s.number("max_user_release_fraction",
+                                           d.max_user_release_fraction, minimum=0.0,
+                                           maximum=1.0),
         protected_users=s.strings("protected_users"),
         protected_departments=s.strings("protected_departments"),
         takeover_requires_approval=s.boolean("takeover_requires_approval",
@@ -622,6 +630,7 @@ _SECTIONS: dict[str, tuple[Callable[[Section], Any], bool]] = {
     "admin": (_parse_admin, False),
     "notify": (_parse_notify, False),
     "takeover": (_parse_takeover, False),
+    "scope": (parse_scope, False),
 }
 
 

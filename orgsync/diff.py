@@ -159,6 +159,7 @@ def diff(desired: SourceData, current: DirectoryState, policy: DiffPolicy | None
     b.desired = _without_protected(b.desired, b.policy, b.notes)
     _plan_departments(b)
     _plan_users(b)
+    _plan_releases(b)
     _plan_department_deletes(b)
     ops = list(b.ops.values())
     hard = [_with_deps(op, op.depends_on) for op in ops]
@@ -180,6 +181,22 @@ def _with_deps(op: Operation, deps: Iterable[str]) -> Operation:
         return op
     return Operation(op.op_id, op.kind, op.key, op.feishu_id, op.payload, op.changes, op.reason,
                      uniq, op.mirror, op.label)
+
+
+def _plan_releases(b: _Builder) -> None:
+    """Managed people the scope rules took out are released (``user.release``: the
+    ledger stops managing them; Feishu is not called); managed departments out of
+    scope are left as they are, with a note."""
+    for key, why in sorted(b.desired.out_of_scope_employees.items()):
+        cur = b.current.users.get(key)
+        if cur is None or cur.lifecycle is Lifecycle.DELETED:
+            continue
+        b.add(Operation(op_id(OpKind.USER_RELEASE, key), OpKind.USER_RELEASE, key,
+                        cur.feishu_id, {}, (), f"{why}; no longer managed, left in Feishu as "
+                        "it is", (), {}, cur.record.name))
+    for key, why in sorted(b.desired.out_of_scope_departments.items()):
+        if key in b.current.departments:
+            b.notes.append(f"department {key} is {why}: left in Feishu as it is")
 
 
 # ---------------------------------------------------------------- departments
@@ -492,7 +509,9 @@ def _plan_users(b: _Builder) -> None:
             had = b.policy.adopt[key] if adopt else fid
             b.add(Operation(op_id(kind, key), kind, key, had, body,
                             _changes_from_none(_visible(new_fields)),
-                            f"existing Feishu user {had} matched" if adopt
+                            ("back in scope: the account released earlier is managed again"
+                             if key in b.current.released else
+                             f"existing Feishu user {had} matched") if adopt
                             else "new in source", tuple(dept_deps),
                             {**new_fields, "manager_key": None}, e.name))
             if adopt and had != fid:

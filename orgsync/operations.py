@@ -54,6 +54,7 @@ class MirrorChange(enum.Enum):
     FREEZE = "freeze"      # the user is marked frozen
     ACTIVATE = "activate"  # the user is active again (unfrozen or resurrected)
     REKEY = "rekey"        # the row, and every reference to it, moves to the new key
+    RELEASE = "release"    # the user is marked released: kept, no longer managed
 
 
 class Departure(enum.Enum):
@@ -320,6 +321,8 @@ SPECS: Mapping[OpKind, OpSpec] = {
                                settle=_already_gone, destructive=True,
                                departure=Departure.DELETE, badge=("-", "red"),
                                lists_fields=False),
+    OpKind.USER_RELEASE: OpSpec(_ledger_only, MirrorChange.RELEASE, badge=("=", "blue"),
+                                lists_fields=False),
 }
 
 

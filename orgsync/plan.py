@@ -40,6 +40,7 @@ class OpKind(enum.StrEnum):
     USER_FREEZE = "user.freeze"
     USER_UNFREEZE = "user.unfreeze"
     USER_DELETE = "user.delete"
+    USER_RELEASE = "user.release"
 
 
 #: Display and tie-break order of kinds (the DAG decides what must precede what).

@@ -31,7 +31,7 @@ from statistics import median
 from orgsync.config import SafetyConfig
 from orgsync.errors import SourceError
 from orgsync.operations import SPECS, Departure
-from orgsync.plan import Plan
+from orgsync.plan import OpKind, Plan
 from orgsync.state import DirectoryState, Lifecycle
 
 #: The fields that say who a person is: a change to any of them is an identity change.
@@ -113,6 +113,9 @@ def plan_violations(plan: Plan, current: DirectoryState, cfg: SafetyConfig,
                        f"limit {limit:g} ({base}safety.churn_floor={cfg.churn_floor})")
     _check(reasons, cfg, "managed users changing name, email or mobile",
            identity_changes(plan), managed, None, "max_identity_change_fraction")
+    _check(reasons, cfg, "managed users released as out of scope (scope rules)",
+           sum(1 for op in plan.operations if op.kind is OpKind.USER_RELEASE), managed, None,
+           "max_user_release_fraction")
     return reasons
 
 

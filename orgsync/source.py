@@ -97,6 +97,16 @@ class SourceData:
     # back, which are not in ``snapshot``: such a row still accounts for the managed
     # person it matches, who is then no leaver (see orgsync.identity.resolve).
     held_rows: list[Identity] = field(default_factory=list)
+    # Records the ``scope`` rules took out (key → why, naming the rule; see
+    # orgsync.scope): held like the others, and a managed person among them is released.
+    out_of_scope_employees: dict[str, str] = field(default_factory=dict)
+    out_of_scope_departments: dict[str, str] = field(default_factory=dict)
+    out_of_scope_active: int = 0  # active people among them
+
+    def read_active(self) -> int:
+        """Active people the source returned, in scope or not: what the shrink guard
+        compares (a scope change is the release threshold's, see orgsync.safety)."""
+        return self.snapshot.active_count() + self.out_of_scope_active
 
     def where(self, entity: EntityKind, key: str | None) -> str | None:
         """The source position of a record, or ``None``."""
