@@ -42,6 +42,7 @@ from orgsync.errors import ConfigError
 from orgsync.feishu.settings import FEISHU_BASE_URL, LARK_BASE_URL, FeishuSettings
 from orgsync.options import Section, describe, did_you_mean, interpolate
 from orgsync.scope import ScopeConfig, parse_scope
+from orgsync.stage import StageConfig, parse_stage
 from orgsync.templates import (
     ALL_VARIABLES,
     Template,
@@ -100,6 +101,8 @@ class SyncConfig:
     #: Share of members a new path-keyed department must have in common with one that
     #: vanished under the same parent to be taken as it renamed (see orgsync.renames).
     rename_min_overlap: float = 0.8
+    #: Writes limited to a part of the org while the whole is planned (orgsync.stage).
+    stage: StageConfig = field(default_factory=StageConfig)
 
 
 @dataclass(frozen=True)
@@ -380,6 +383,7 @@ def _parse_sync(s: Section) -> SyncConfig:
                                            SyncConfig.ignore_key_leading_zeros),
         rename_min_overlap=s.number("rename_min_overlap", SyncConfig.rename_min_overlap,
                                     minimum=0.5, maximum=1.0),
+        stage=parse_stage(s.section("stage")),
     )
 
 

@@ -150,6 +150,9 @@ class Plan:
     #: A takeover's matching summary (:meth:`orgsync.takeover.Takeover.summary`), shown
     #: before the operations; part of neither the id nor the checksum.
     takeover: Mapping[str, Any] | None = field(default=None, compare=False)
+    #: Operations outside ``sync.stage`` (:mod:`orgsync.stage`): shown, never applied;
+    #: part of neither the id nor the checksum.
+    deferred: tuple[Operation, ...] = field(default=(), compare=False)
     checksum: str = field(default="", compare=False)
     """sha256 over the canonical JSON of the operations (computed once, at construction)."""
 
@@ -193,6 +196,7 @@ class Plan:
                 for i in self.issues
             ],
             "notes": list(self.notes),
+            **({"deferred": [op.to_dict() for op in self.deferred]} if self.deferred else {}),
             **({"takeover": dict(self.takeover)} if self.takeover is not None else {}),
         }
 

@@ -92,6 +92,13 @@ def render_text(plan: Plan, console: Console, *, show_fields: bool = True,
             console.print(f"[bold yellow]Warnings ({len(warnings)})[/]:")
             for i in warnings:
                 console.print(f"  [yellow]![/] {escape(str(i))}", highlight=False)
+    if plan.deferred:
+        console.print(f"[bold blue]Deferred ({len(plan.deferred)})[/] — outside sync.stage, "
+                      "not applied:")
+        shown = plan.deferred if limit is None else plan.deferred[:limit]
+        console.print("\n".join(_op_lines(shown, False, rich=True)), highlight=False)
+        if len(shown) < len(plan.deferred):
+            console.print(f"  … and {len(plan.deferred) - len(shown)} more")
     for n in plan.notes:
         console.print(f"[yellow]note:[/] {escape(n)}")
     if not plan.empty:
@@ -118,6 +125,8 @@ def render_markdown(plan: Plan) -> str:
             lines.append(f"| {op.kind.value} | {op.key} | {op.label.replace('|', '/')} | "
                          f"{changes} | {op.reason} |")
         lines += ["", "Summary: " + ", ".join(f"{k}={v}" for k, v in plan.summary().items())]
+    if plan.deferred:
+        lines += ["", f"**Deferred (outside the stage): {len(plan.deferred)} operations**"]
     if plan.issues:
         lines += ["", f"**Held back / warnings ({len(plan.issues)})**", ""]
         lines += [f"- {i}" for i in plan.issues]

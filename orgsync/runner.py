@@ -58,6 +58,7 @@ from orgsync.renames import infer_renames
 from orgsync.safety import check_source, leavers, plan_violations
 from orgsync.scope import apply_scope
 from orgsync.source import Issue, SourceData
+from orgsync.stage import staged
 from orgsync.state import DirectoryState, Lifecycle, MirrorDepartment, MirrorUser
 from orgsync.takeover import Takeover, match, not_adopted, unaligned
 from orgsync.urls import mask_urls
@@ -411,7 +412,7 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
                      adopt_departments={**heal_depts,
                                         **(takeover.departments if takeover else {})},
                      adopt_users=takeover.users if takeover else {})
-    plan = diff(data, state, policy)
+    plan = staged(diff(data, state, policy), config.sync.stage, data, state)
     if takeover is not None and first:
         plan = replace(plan, takeover=takeover.summary(data))
     else:

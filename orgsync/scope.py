@@ -279,10 +279,10 @@ def apply_scope(scope: ScopeConfig, data: SourceData) -> SourceData:
     # An included department's ancestors hold it: only an exclude rule keeps them out.
     missed = {k for k, why in dept_reasons.items() if why.startswith(_NO_INCLUDE)}
     for key in sorted(tree.departments.keys() - dept_reasons.keys()):
-        for above in tree.chain(key)[1:]:
-            if above in missed:
-                del dept_reasons[above]
-                missed.discard(above)
+        for holder in tree.chain(key)[1:]:
+            if holder in missed:
+                del dept_reasons[holder]
+                missed.discard(holder)
     issues = list(data.issues)
     orphans: set[str] = set()
     for key in sorted(tree.departments.keys() - dept_reasons.keys()):
