@@ -24,7 +24,7 @@ Departments are decided by the department conditions only: person conditions are
 an unknown rule neither excludes a department nor keeps one out; the ancestors of an
 included department are in scope (they hold it). A department out of scope is never
 created; a department in scope under one an exclude rule took out is held, with the
-remedy.
+remedy, and so is a person in scope who is also a member of a department out of it.
 
 Out of scope is not gone: the records are taken out of the snapshot and held, so the
 diff never freezes, deletes or strips them, and links to them are kept as for
@@ -297,18 +297,28 @@ def apply_scope(scope: ScopeConfig, data: SourceData) -> SourceData:
                 data.where("department", key)))
     people: dict[str, Employee] = {}
     person_reasons: dict[str, str] = {}
+    held: set[str] = set()  # in scope, but a member of a department that is not
     for key, e in data.snapshot.employees.items():
         primary = e.department_keys[0] if e.department_keys else None
         reason = out_of_scope(scope, Subject(primary, e), tree)
-        if reason is None:
-            people[key] = e
-        else:
+        if reason is not None:
             person_reasons[key] = reason
+            continue
+        outside = next((d for d in e.department_keys if d in dept_reasons), None)
+        if outside is None:
+            people[key] = e
+            continue
+        held.add(key)
+        issues.append(Issue(
+            "employee", key, "department_keys",
+            f"is in scope but their department {outside} is not ({dept_reasons[outside]}); "
+            f"orgsync cannot place them there: take them out of scope or bring {outside} "
+            "into it (scope.include / scope.exclude)", "error", data.where("employee", key)))
     departments = {k: d for k, d in tree.departments.items() if k not in dept_reasons}
     return dataclasses.replace(
         data, snapshot=Snapshot(departments, people), issues=issues,
         held_departments=data.held_departments | dept_reasons.keys() | orphans,
-        held_employees=data.held_employees | person_reasons.keys(),
+        held_employees=data.held_employees | person_reasons.keys() | held,
         out_of_scope_departments=dept_reasons, out_of_scope_employees=person_reasons,
         out_of_scope_active=sum(1 for k in person_reasons
                                 if data.snapshot.employees[k].status is Status.ACTIVE))
