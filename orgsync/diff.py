@@ -184,9 +184,9 @@ def _with_deps(op: Operation, deps: Iterable[str]) -> Operation:
 
 
 def _plan_releases(b: _Builder) -> None:
-    """Managed people the scope rules took out are released (``user.release``: the
-    ledger stops managing them; Feishu is not called); managed departments out of
-    scope are left as they are, with a note."""
+    """Managed people and departments the scope rules took out are released
+    (``user.release``, ``department.release``): the ledger stops managing them, Feishu
+    is not called. A department is released after the people in it."""
     for key, why in sorted(b.desired.out_of_scope_employees.items()):
         cur = b.current.users.get(key)
         if cur is None or cur.lifecycle is Lifecycle.DELETED:
@@ -194,9 +194,13 @@ def _plan_releases(b: _Builder) -> None:
         b.add(Operation(op_id(OpKind.USER_RELEASE, key), OpKind.USER_RELEASE, key,
                         cur.feishu_id, {}, (), f"{why}; no longer managed, left in Feishu as "
                         "it is", (), {}, cur.record.name))
+    released = [op.op_id for op in b.ops.values() if op.kind is OpKind.USER_RELEASE]
     for key, why in sorted(b.desired.out_of_scope_departments.items()):
-        if key in b.current.departments:
-            b.notes.append(f"department {key} is {why}: left in Feishu as it is")
+        dept = b.current.departments.get(key)
+        if dept is not None:
+            b.add(Operation(op_id(OpKind.DEPT_RELEASE, key), OpKind.DEPT_RELEASE, key,
+                            dept.feishu_id, {}, (), f"{why}; no longer managed, left in "
+                            "Feishu as it is", tuple(released), {}, dept.record.name))
 
 
 # ---------------------------------------------------------------- departments

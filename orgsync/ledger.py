@@ -417,7 +417,7 @@ class Ledger:
             if change is MirrorChange.REKEY:
                 self._rekey_department_in_mirror(c, op, now)
                 return
-            if change is MirrorChange.DELETE:
+            if change in (MirrorChange.DELETE, MirrorChange.RELEASE):
                 c.execute(self._sql.dept_delete, key)
                 return
             stored = None if change is MirrorChange.INSERT else \

@@ -30,6 +30,7 @@ class OpKind(enum.StrEnum):
     DEPT_SET_LEADER = "department.set_leader"
     DEPT_DELETE = "department.delete"
     DEPT_REKEY = "department.rekey"
+    DEPT_RELEASE = "department.release"
     USER_CREATE = "user.create"
     USER_ADOPT = "user.adopt"
     USER_REKEY = "user.rekey"

@@ -30,7 +30,9 @@ Out of scope is not gone: the records are taken out of the snapshot and held, so
 diff never freezes, deletes or strips them, and links to them are kept as for
 anyone held. A managed person who leaves scope is *released* (``user.release``: no
 Feishu call; the ledger keeps their row, marked released) and later runs leave them
-be; coming back into scope re-adopts the same account. The reason always names the
+be; coming back into scope re-adopts the same account. A managed department that leaves
+scope is released too (``department.release``: its ledger row goes), and matched again by
+its id (:mod:`orgsync.takeover`) when it comes back. The reason always names the
 rule: ``out of scope by rule 'outsourced' (scope.exclude[0])``.
 """
 

@@ -212,3 +212,46 @@ def test_a_bad_rule_fails_the_config_load(tmp_path: Path, scope: dict[str, Any],
     assert caught.value.key == key
     if remedy is not None:
         assert remedy in (caught.value.remedy or "")
+
+
+def test_a_division_out_of_scope_is_released_and_taken_back(sb: SandboxServer,
+                                                            tmp_path: Path) -> None:
+    """Excluding 香港子公司 releases its departments and people (no Feishu write, reported
+    once); lifting the rule takes the same departments and accounts back, nothing twice."""
+    write_csv(ORG, tmp_path / "s")
+    cfg = config(sb, tmp_path / "s", tmp_path / "l.db")
+    ledger = Ledger(cfg.ledger.url)
+    run(cfg, ledger)
+    before = sb.tenant.state()
+    mark = len(sb.requests())
+    excluded = config(sb, tmp_path / "s", tmp_path / "l.db",
+                      scope={"exclude": [{"name": "hk", "department": "D4"}]})
+    out = run(excluded, ledger)
+    assert sorted((op.kind.value, op.key) for op in out.plan.operations) == [
+        ("department.release", "D4"), ("department.release", "D5"),
+        ("user.release", "E05"), ("user.release", "E06")]
+    assert out.plan.operations[-1].kind.value == "department.release"  # people first
+    assert all(r["method"] == "GET" or "tenant_access_token" in r["path"]
+               for r in sb.requests()[mark:])
+    assert sb.tenant.state() == before
+    state = ledger.load_state()
+    assert set(state.departments) == {"D1", "D2", "D3"}
+    assert set(state.released) == {"E05", "E06"}
+    assert run(excluded, ledger).plan.empty
+
+    out = run(cfg, ledger)
+    assert out.exit_code == 0
+    kinds = sorted((op.kind.value, op.key) for op in out.plan.operations)
+    assert ("department.adopt", "D4") in kinds
+    assert ("department.adopt", "D5") in kinds
+    assert ("user.adopt", "E05") in kinds
+    assert ("user.adopt", "E06") in kinds
+    assert not [k for k in kinds if k[0].endswith(".create")]
+    after = sb.tenant.state()
+    assert len(after["users"]) == len(before["users"])
+    assert len(after["departments"]) == len(before["departments"])
+    state = ledger.load_state()
+    assert set(state.departments) == set(ORG.departments)
+    assert set(state.users) == set(ORG.employees)
+    assert not state.released
+    assert run(cfg, ledger).plan.empty
