@@ -167,17 +167,21 @@ def _condition(s: Section, where: str, spec: Any, *, named: bool = False
 
 def _all(parts: Sequence[Callable[[Subject, _Tree], Verdict]]
          ) -> Callable[[Subject, _Tree], Verdict]:
-    def test(x: Subject, t: _Tree) -> Verdict:
-        verdicts = [p(x, t) for p in parts]
-        return False if False in verdicts else None if None in verdicts else True
-    return test
+    return _combined(parts, decisive=False)
 
 
 def _any(parts: Sequence[Callable[[Subject, _Tree], Verdict]]
          ) -> Callable[[Subject, _Tree], Verdict]:
+    return _combined(parts, decisive=True)
+
+
+def _combined(parts: Sequence[Callable[[Subject, _Tree], Verdict]], *, decisive: bool
+              ) -> Callable[[Subject, _Tree], Verdict]:
+    """``all`` (one False decides) or ``any`` (one True decides); otherwise unknown if a
+    part is unknown (Kleene's logic)."""
     def test(x: Subject, t: _Tree) -> Verdict:
         verdicts = [p(x, t) for p in parts]
-        return True if True in verdicts else None if None in verdicts else False
+        return decisive if decisive in verdicts else None if None in verdicts else not decisive
     return test
 
 
