@@ -67,7 +67,8 @@ def render_text(plan: Plan, console: Console, *, show_fields: bool = True,
         for line in summary_lines(plan.takeover):
             console.print(escape(line), highlight=False)
     if plan.empty:
-        console.print("[bold green]No changes.[/] Feishu matches the source.")
+        console.print("[bold green]No changes inside sync.stage.[/]" if plan.deferred else
+                      "[bold green]No changes.[/] Feishu matches the source.")
     else:
         console.print(f"[bold]Plan {plan.plan_id}[/] — {len(plan.operations)} operations")
         shown = plan.operations if limit is None else plan.operations[:limit]
@@ -96,7 +97,8 @@ def render_text(plan: Plan, console: Console, *, show_fields: bool = True,
         console.print(f"[bold blue]Deferred ({len(plan.deferred)})[/] — outside sync.stage, "
                       "not applied:")
         shown = plan.deferred if limit is None else plan.deferred[:limit]
-        console.print("\n".join(_op_lines(shown, False, rich=True)), highlight=False)
+        console.print("\n".join(_op_lines(shown, False, rich=console.is_terminal)),
+                      markup=console.is_terminal, highlight=False)
         if len(shown) < len(plan.deferred):
             console.print(f"  … and {len(plan.deferred) - len(shown)} more")
     for n in plan.notes:

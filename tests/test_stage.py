@@ -4,16 +4,18 @@ first, checked, then the whole org (issue 24)."""
 from __future__ import annotations
 
 import asyncio
+import io
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from orgsync.config import Config, config_from_dict
 from orgsync.errors import ConfigError
 from orgsync.identity import feishu_user_id
 from orgsync.ledger import Ledger
-from orgsync.render import render_markdown
+from orgsync.render import render_markdown, render_text
 from orgsync.runner import RunOutcome, run_once
 from orgsync.sandbox import SandboxServer
 from orgsync.stage import DEFERRED
@@ -99,7 +101,13 @@ def test_a_staged_takeover_of_one_division_then_the_whole_org(sb: SandboxServer,
     mirror = ledger.load_state()
     assert set(mirror.users) == STAFF
     assert set(mirror.departments) == NEEDED
-    assert check(staged, ledger).plan.empty  # no drift inside the stage
+    quiet = check(staged, ledger).plan
+    assert quiet.empty  # no drift inside the stage
+    shown = io.StringIO()
+    render_text(quiet, Console(file=shown, width=200))
+    assert shown.getvalue().startswith("No changes inside sync.stage.\n"
+                                       f"Deferred ({len(quiet.deferred)}) — outside sync.stage, "
+                                       "not applied:\n")
 
     # drift inside the stage shows; outside it does not
     division_user = sorted(STAFF)[0]
