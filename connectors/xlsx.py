@@ -42,7 +42,6 @@ at a time.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -55,7 +54,6 @@ from orgsync.errors import SourceError
 from orgsync.options import Section
 
 _FILES = ("employees", "departments")
-_ISO = re.compile(r"\d{4}-\d{2}-\d{2}")  # what a date cell became: nothing to parse
 _Cell = int | float | str | bool | time | date | datetime | timedelta
 
 
@@ -138,8 +136,7 @@ class XlsxConnector(CsvConnector):
         rows = _filled(table, start, merges)
         for number, cells in rows:
             if number == header_row:
-                return [c.strip() for c in cells], (
-                    (n, c) for n, c in rows if any(c))
+                return [c.strip() for c in cells], rows
             if number > header_row:
                 break
         raise SourceError(f"{path}: sheet '{sheet.name}' has no header in row {header_row} "
@@ -161,8 +158,9 @@ def _listed(names: list[str]) -> str:
 def _filled(table: Iterator[list[_Cell]], start: tuple[int, int],
             merges: list[tuple[tuple[int, int], tuple[int, int]]],
             ) -> Iterator[tuple[int, list[str]]]:
-    """(sheet row number, cells as text) of every row; a merged cell's value is repeated
-    in the rows below its top-left cell, in its first column (see the module docstring)."""
+    """(sheet row number, cells as text) of every row with a value; a merged cell's value
+    is repeated in the rows below its top-left cell, in its first column (see the module
+    docstring)."""
     top, left = start
     spans = {(r0, c0 - left): r1 for (r0, c0), (r1, _) in merges if r1 > r0}
     carried: dict[int, tuple[int, str]] = {}  # column -> (last row of its merge, value)
@@ -170,7 +168,8 @@ def _filled(table: Iterator[list[_Cell]], start: tuple[int, int],
         # most cells are text: the type test is cheaper than the call
         cells = [v if v.__class__ is str else _text(v) for v in values]
         if not spans:
-            yield row + 1, cells
+            if any(cells):
+                yield row + 1, cells
             continue
         for column, (last, value) in list(carried.items()):
             if row > last:
@@ -181,7 +180,8 @@ def _filled(table: Iterator[list[_Cell]], start: tuple[int, int],
             last_row = spans.get((row, column))
             if last_row is not None and cell:
                 carried[column] = (last_row, cell)
-        yield row + 1, cells
+        if any(cells):
+            yield row + 1, cells
 
 
 def _text(value: _Cell) -> str:
@@ -206,7 +206,9 @@ def _iso_dates(rows: Iterator[tuple[int, list[str]]], at: int
     """Rows whose ``join_date`` cell (position ``at``) is rewritten ``YYYY-MM-DD`` when
     the shared date rule reads it; left as written (and held by the CSV check) if not."""
     for number, cells in rows:
-        if at < len(cells) and cells[at].strip() and not _ISO.fullmatch(cells[at]):
+        cell = cells[at] if at < len(cells) else ""
+        # what a date cell became (YYYY-MM-DD) needs nothing: a cheap test, on every row
+        if cell and not (len(cell) == 10 and cell[4] == cell[7] == "-") and cell.strip():
             with contextlib.suppress(MappingProblem):  # the CSV check words the problem
-                cells[at] = parse_date(cells[at]).isoformat()
+                cells[at] = parse_date(cell).isoformat()
         yield number, cells
