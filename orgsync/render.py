@@ -324,7 +324,8 @@ class ProgressBar:
                                      TextColumn("{task.fields[eta]}"), console=self.console,
                                      transient=True)
             self.progress.start()
-            self.task = self.progress.add_task("applying", total=self.total, eta="")
+            self.task = self.progress.add_task(self.waiting() or "applying", total=self.total,
+                                               eta=self.eta())
 
     def advance(self, result: OpResult) -> None:
         """One operation finished (done, failed or skipped)."""

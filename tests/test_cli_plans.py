@@ -12,11 +12,13 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from orgsync.errors import EXIT_CONFIG, EXIT_ERROR, EXIT_OK
+from orgsync.model import Snapshot
 from orgsync.sandbox import SandboxServer
 from orgsync.synth import write_csv
 from tests.browser import chromium
@@ -196,3 +198,31 @@ def test_ctrl_c_during_apply_says_how_far_it_got(conf: Path, sandbox: SandboxSer
     done = orgsync(conf, sandbox, "apply", "--yes")
     assert done.returncode == EXIT_OK, done.stderr[-2000:]
     assert sorted(u.user_id for u in sandbox.tenant.users.values()) == sorted(ORG.employees)
+
+
+def test_progress_bar_says_it_waits_on_the_feishu_limit(conf: Path, sandbox: SandboxServer,
+                                                         tmp_path: Path) -> None:
+    """On a terminal, moves at Feishu's documented 1/s: the bar says so, with an ETA."""
+    sandbox.configure(rate_scale=1.0)
+    conf.write_text(conf.read_text().replace('"rate_scale": 10.0', '"rate_scale": 1.0'))
+    assert orgsync(conf, sandbox, "apply", "--yes").returncode == EXIT_OK
+    people = dict(ORG.employees)
+    for key in ("E00010", "E00011", "E00012"):
+        other = "D0002" if people[key].department_keys[0] != "D0002" else "D0001"
+        people[key] = replace(people[key], department_keys=(other,))
+    write_csv(Snapshot(dict(ORG.departments), people), conf.parent / "src")
+    main, sub = pty.openpty()
+    proc = subprocess.Popen([ORGSYNC, "apply", "--yes", "-c", str(conf)], stdin=sub, stdout=sub,
+                            stderr=sub, env=env_for(sandbox, COLUMNS="160"), close_fds=True)
+    os.close(sub)
+    seen: list[str] = []
+    try:
+        _read_until(main, "moves: 1/s Feishu limit", seen)
+        text = _read_until(main, "3 done, 0 failed", seen)
+        assert re.search(r"ETA \dm\d\ds", text)
+        assert proc.wait(timeout=60) == EXIT_OK
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(main)

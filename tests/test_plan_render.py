@@ -182,3 +182,33 @@ def _json(plan: Plan) -> str:
     buf = io.StringIO()
     render(plan, "json", buf)
     return buf.getvalue()
+
+
+def test_progress_knows_the_rate_limited_lane() -> None:
+    """The bar's ETA counts moves at Feishu's 1/s whatever else went fast, it says when
+    only rate-limited work is left, and an interrupted apply says how far it got."""
+    from rich.console import Console
+
+    from orgsync.executor import OpResult
+    from orgsync.render import ProgressBar
+
+    org = Snapshot.of([dept("D1", "研发中心"), dept("D2", "数据部")],
+                      [emp(f"E{i}", ("D1",)) for i in range(5)])
+    moved = Snapshot(dict(org.departments), {
+        **org.employees, **{f"E{i}": replace(org.employees[f"E{i}"], department_keys=("D2",))
+                            for i in range(3)},
+        "E8": emp("E8", ("D1",)), "E9": emp("E9", ("D1",))})
+    plan = diff(SourceData(moved), state_of(org))
+    assert plan.summary() == {"user.create": 2, "user.move": 3}
+    bar = ProgressBar(Console(file=io.StringIO()))
+    bar.start(plan)
+    by_kind = sorted(plan.operations, key=lambda op: op.kind != OpKind.USER_CREATE)
+    bar.advance(OpResult(by_kind[0], "done"))
+    assert bar.waiting() == ""
+    bar.advance(OpResult(by_kind[1], "done"))
+    assert bar.waiting() == "moves: 1/s Feishu limit"
+    assert bar.eta() == "ETA 0m03s"
+    bar.advance(OpResult(by_kind[2], "failed"))
+    assert bar.eta() == "ETA 0m02s"
+    assert bar.interrupted() == "interrupted: 2 of 5 done; run again to finish"
+    assert ProgressBar(Console(file=io.StringIO()), scale=10.0).waiting() == ""
