@@ -15,6 +15,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import pytest
 
 from orgsync.errors import EXIT_CONFIG, EXIT_ERROR, EXIT_OK
@@ -226,3 +227,18 @@ def test_progress_bar_says_it_waits_on_the_feishu_limit(conf: Path, sandbox: San
             proc.kill()
             proc.wait()
         os.close(main)
+
+
+def test_check_says_what_changed_in_feishu(conf: Path, sandbox: SandboxServer,
+                                           sandbox_api: httpx.Client) -> None:
+    """Drift made behind orgsync's back: check names it as changed in Feishu, with the value
+    found there, and the source's value it would restore."""
+    assert orgsync(conf, sandbox, "apply", "--yes").returncode == EXIT_OK
+    reply = sandbox_api.patch("/open-apis/contact/v3/users/E00007",
+                              params={"user_id_type": "user_id"}, json={"job_title": "CEO"})
+    assert reply.json()["code"] == 0
+    done = orgsync(conf, sandbox, "check")
+    assert done.returncode == EXIT_ERROR
+    title = ORG.employees["E00007"].job_title
+    assert (f"    ~ E00007 {ORG.employees['E00007'].name}  (changed in Feishu (found there: "
+            f"job_title CEO))\n        job_title: CEO → {title}\n") in done.stdout
