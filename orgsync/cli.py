@@ -168,6 +168,18 @@ def _page(write: Callable[[Any], None]) -> None:
     pager.wait()
 
 
+@contextmanager
+def _interruptible(bar: render.ProgressBar) -> Iterator[None]:
+    """Ctrl-C in an applying run: the calls in flight stay journaled (the next run settles
+    them); say how far it got and exit 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        bar.stop()
+        err.print(f"[yellow]{bar.interrupted()}[/]")
+        raise typer.Exit(130) from None
+
+
 def _confirmer(bar: render.ProgressBar, *, yes: bool) -> Callable[[Any], bool]:
     """Ask before applying (unless ``yes``; never without a terminal), then start ``bar``."""
 
@@ -292,12 +304,8 @@ def _apply(config: Path, *, yes: bool, accept_shrink: bool, approve: str | None 
     show = _shower(filters or Filters(), yes=yes)
 
     def go() -> int:
-        try:
+        with _interruptible(bar):
             return applying()
-        except KeyboardInterrupt:
-            bar.stop()
-            err.print(f"[yellow]{bar.interrupted()}[/]")
-            raise typer.Exit(130) from None
 
     def applying() -> int:
         with _writing(config, "approve" if approve else "apply") as (cfg, ledger):
@@ -518,10 +526,12 @@ def resync(
         if cfg.admin.url and not local:
             return remote(cfg)
         with _writing(config, "resync") as (cfg, ledger):
+            bar.scale = cfg.feishu.rate_scale
             try:
-                outcome = asyncio.run(run_once(cfg, ledger, apply=True, full=True,
-                                               show=_shower(Filters(), yes=yes),
-                                               confirm=confirm, progress=bar.advance))
+                with _interruptible(bar):
+                    outcome = asyncio.run(run_once(cfg, ledger, apply=True, full=True,
+                                                   show=_shower(Filters(), yes=yes),
+                                                   confirm=confirm, progress=bar.advance))
             finally:
                 bar.stop()
         return _reported(outcome)

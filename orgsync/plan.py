@@ -14,7 +14,7 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -176,6 +176,16 @@ class Plan:
         return (f"Plan({self.plan_id}, {len(self.operations)} operations, "
                 f"{len(self.issues)} issues)")
 
+    def annotated(self, **display: Any) -> Plan:
+        """A copy with fields that are part of neither the id nor the checksum changed
+        (``takeover``, ``names``, ``guards``); the checksum, if computed, goes along."""
+        if not display.keys() <= _DISPLAY:
+            raise ValueError(f"not display fields: {sorted(display.keys() - _DISPLAY)}")
+        copy = replace(self, **display)
+        if "checksum" in self.__dict__:
+            copy.__dict__["checksum"] = self.__dict__["checksum"]
+        return copy
+
     @property
     def plan_id(self) -> str:
         """Short, stable id of this plan (what ``orgsync approve`` takes)."""
@@ -212,6 +222,9 @@ class Plan:
             "notes": list(self.notes),
             **({"takeover": dict(self.takeover)} if self.takeover is not None else {}),
         }
+
+
+_DISPLAY = frozenset({"takeover", "names", "guards"})
 
 
 def issue_dict(i: Issue) -> dict[str, Any]:

@@ -413,7 +413,7 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
                      adopt_users=takeover.users if takeover else {})
     plan = diff(data, state, policy)
     if takeover is not None and first:
-        plan = replace(plan, takeover=takeover.summary(data))
+        plan = plan.annotated(takeover=takeover.summary(data))
     else:
         takeover = None  # departments matched on a later run: no takeover plan to approve
     log.info("plan.ready", plan_id=plan.plan_id, operations=len(plan.operations),
@@ -512,7 +512,7 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
             planned = await make_plan(config, ledger, client, full=full, rebuild_mirror=apply,
                                       accept_shrink=accept_shrink, now=now)
         # Measured before the plan is shown: its summary says how close it is to each guard.
-        plan = replace(planned.plan, guards=tuple(gauges(
+        plan = planned.plan.annotated(guards=tuple(gauges(
             planned.plan, planned.state, config.safety,
             ledger.leaver_history(config.safety.churn_window))))
         outcome = RunOutcome(run_id, plan)

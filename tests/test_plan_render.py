@@ -212,3 +212,15 @@ def test_progress_knows_the_rate_limited_lane() -> None:
     assert bar.eta() == "ETA 0m02s"
     assert bar.interrupted() == "interrupted: 2 of 5 done; run again to finish"
     assert ProgressBar(Console(file=io.StringIO()), scale=10.0).waiting() == ""
+
+
+def test_annotating_a_plan_keeps_its_checksum_computed_once() -> None:
+    """The summary's guards (and a takeover's summary) are set on a copy that carries the
+    checksum along: a 200k-operation plan is hashed once per run, not once per copy."""
+    plan = planned()
+    checksum = plan.checksum
+    copy = plan.annotated(guards=())
+    assert copy.__dict__["checksum"] == checksum
+    assert copy == plan
+    with pytest.raises(ValueError, match="not display fields"):
+        plan.annotated(notes=("x",))
