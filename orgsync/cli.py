@@ -35,7 +35,9 @@ from orgsync.urls import mask_url, mask_urls
 if TYPE_CHECKING:
     from orgsync import render
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+# Plain (click) help: the rich panels label every flag ``<bool>`` (``--yes <bool>``), as if
+# it took a value, and draw boxes that do not survive a pipe or a copy.
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Keep a Feishu (Lark) directory in step with your HR system.")
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -288,7 +290,7 @@ def status(config: ConfigOpt = Path("orgsync.yaml")) -> None:
 @app.command()
 def history(
     config: ConfigOpt = Path("orgsync.yaml"),
-    limit: Annotated[int, typer.Option("--limit", "-n")] = 20,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="Runs shown.")] = 20,
 ) -> None:
     """Recent runs, newest first."""
 
@@ -310,7 +312,8 @@ def history(
 def sandbox(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8790,
-    app_id: Annotated[str, typer.Option("--app-id", envvar="ORGSYNC_APP_ID")] = "cli_demo",
+    app_id: Annotated[str, typer.Option("--app-id", envvar="ORGSYNC_APP_ID",
+                                        help="The app id the sandbox accepts.")] = "cli_demo",
     app_secret: Annotated[str | None, typer.Option(
         "--app-secret", envvar="ORGSYNC_APP_SECRET",
         help="The app secret [default: demo-secret]; visible in ps: prefer the variable "

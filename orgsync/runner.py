@@ -29,7 +29,7 @@ import structlog
 from connectors.registry import build_connector
 from orgsync import gcpause, notify
 from orgsync.config import Config
-from orgsync.diff import DiffPolicy, diff
+from orgsync.diff import DiffPolicy, diff, not_created_yet
 from orgsync.errors import (
     EXIT_APPLY_FAILED,
     EXIT_OK,
@@ -158,16 +158,19 @@ def protected_keys(config: Config, data: SourceData, state: DirectoryState
     return frozenset(users), frozenset(depts)
 
 
-async def find_existing(client: FeishuClient, data: SourceData, state: DirectoryState
-                        ) -> tuple[dict[str, str], list[Issue]]:
+async def find_existing(client: FeishuClient, data: SourceData, state: DirectoryState,
+                        policy: DiffPolicy) -> tuple[dict[str, str], list[Issue]]:
     """Match people orgsync would create against existing Feishu accounts (email/mobile).
 
     Returns the keys to adopt (→ the account's ``user_id``) and conflicts: a
     person whose email and mobile point at two different accounts, or at an
     account orgsync already manages for someone else, is held back, never guessed.
+    Pre-hires the plan does not create yet (``policy``) are not looked up: a run
+    with nothing else to do asks Feishu nothing.
     """
     people = data.snapshot.employees
-    candidates = [e for k in sorted(people.keys() - state.users.keys())
+    later = not_created_yet(people, state.users, policy)
+    candidates = [e for k in sorted(people.keys() - state.users.keys() - later)
                   if (e := people[k]).status is Status.ACTIVE and (e.email or e.mobile)]
     if not candidates:
         return {}, []
@@ -385,7 +388,8 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
         data = validate(raw, applied=state.unchanged)
     adopt: dict[str, str] = {}
     if config.sync.adopt_existing:
-        adopt, conflicts = await find_existing(client, data, state)
+        adopt, conflicts = await find_existing(client, data, state,
+                                               diff_policy(config, now))
         if conflicts:
             # Held like records the source itself held back, so validation keeps the links
             # that point at them as far as Feishu allows instead of linking to someone
