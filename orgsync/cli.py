@@ -16,6 +16,7 @@ import asyncio
 import atexit
 import json
 import os
+import shlex
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -333,14 +334,31 @@ def sandbox(
 
     def go() -> None:
         secret = app_secret or "demo-secret"
+        # How the admin token is shown: a secret given on the command line (or the demo's)
+        # is in the open already; one from a file or the environment is named, not printed.
+        token, header = secret, shlex.quote(f"Authorization: Bearer {secret}")
         if app_secret_file is not None:
             if app_secret is not None:
                 raise ConfigError("both --app-secret and --app-secret-file are given",
                                   remedy="keep only one (ORGSYNC_APP_SECRET sets the first)")
             secret = read_secret_file(app_secret_file, file=None, key="--app-secret-file")
+            where = shlex.quote(str(app_secret_file.resolve()))
+            token = f"the content of {where}"
+            header = f'"Authorization: Bearer $(cat {where})"'
+        elif app_secret is not None and os.environ.get("ORGSYNC_APP_SECRET") == app_secret:
+            token, header = "$ORGSYNC_APP_SECRET", '"Authorization: Bearer $ORGSYNC_APP_SECRET"'
         logs.configure(level="info")
+
+        def listening(url: str) -> None:
+            out.print(f"Feishu sandbox on {url} (app id {app_id}). Its admin API (/_sandbox/…: "
+                      f"state, seed, config, clock, requests) takes the app secret as bearer "
+                      f"token: {token}", markup=False, soft_wrap=True)
+            out.print(f"  curl -H {header} {url}/_sandbox/state", markup=False, soft_wrap=True)
+            sys.stdout.flush()
+
         serve(SandboxConfig(app_id=app_id, app_secret=secret, rate_scale=rate_scale,
-                            latency_ms=latency_ms), host, port, seed_file=seed_file)
+                            latency_ms=latency_ms), host, port, seed_file=seed_file,
+              listening=listening)
 
     _guard(go)
 
