@@ -178,44 +178,93 @@ def apply(
     _apply(config, yes=yes, accept_shrink=accept_shrink)
 
 
+ByOpt = Annotated[str | None, typer.Option(
+    "--by", help="Who decides, as recorded in history [default: the OS user].")]
+
+
 @app.command()
 def approve(
     plan_id: Annotated[str, typer.Argument(help="The id of a held plan.")],
     config: ConfigOpt = Path("orgsync.yaml"),
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
     accept_shrink: AcceptShrink = False,
+    by: ByOpt = None,
 ) -> None:
-    """Release exactly one held plan, then apply.
+    """Release exactly one held plan and apply it, in one step.
 
-    If the source changed since, the new plan differs from the approved one and
-    is checked afresh (and may be held again under a new id). A plan made with
-    --accept-shrink is approved with --accept-shrink too.
+    The approval is recorded (who, when) only when that plan is applied: declined at
+    the prompt, or without --yes off a terminal, the plan stays held. If the source
+    changed since, the plan now differs from the approved one: nothing is applied,
+    and the new plan id is shown (held in turn if it needs approval). A plan made
+    with --accept-shrink is approved with --accept-shrink too.
     """
-    _apply(config, yes=yes, accept_shrink=accept_shrink, approve=plan_id)
+    _apply(config, yes=yes, accept_shrink=accept_shrink, approve=plan_id, by=by)
 
 
-def _apply(config: Path, *, yes: bool, accept_shrink: bool, approve: str | None = None) -> None:
-    """``apply`` (after approving the held plan ``approve``), under the writer lock."""
+@app.command()
+def discard(
+    plan_id: Annotated[str, typer.Argument(help="The id of a held plan.")],
+    config: ConfigOpt = Path("orgsync.yaml"),
+    by: ByOpt = None,
+) -> None:
+    """Drop a held plan: it can no longer be approved (a run that plans exactly the
+    same again holds it again). Writes nothing to Feishu."""
+
+    def go() -> int:
+        with _writing(config, "discard") as (_, ledger):
+            if not ledger.discard_plan(plan_id, by=by or _os_user()):
+                raise OrgsyncError(_not_held(ledger, plan_id))
+        out.print(f"Plan {plan_id} discarded.", markup=False)
+        return EXIT_OK
+
+    raise typer.Exit(_guard(go))
+
+
+def _os_user() -> str:
+    """Who runs this command, as the OS knows them."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry for the uid (a bare container)
+        return f"uid {os.getuid()}"
+
+
+def _not_held(ledger: Any, plan_id: str) -> str:
+    """Why ``plan_id`` cannot be approved or discarded."""
+    status = ledger.plan_status(plan_id)
+    if status is None:
+        return f"no held plan {plan_id!r}; 'orgsync status' lists held plans"
+    return f"plan {plan_id} is not held: it was {status}"
+
+
+def _apply(config: Path, *, yes: bool, accept_shrink: bool, approve: str | None = None,
+           by: str | None = None) -> None:
+    """``apply`` (of exactly the held plan ``approve``), under the writer lock."""
     from orgsync import render
-    from orgsync.runner import run_once
+    from orgsync.runner import Approval, run_once
 
     bar = render.ProgressBar(out)
     confirm = _confirmer(bar, yes=yes)
 
     def go() -> int:
         with _writing(config, "approve" if approve else "apply") as (cfg, ledger):
+            approval = None
             if approve is not None:
-                if not ledger.approve_plan(approve):
-                    raise OrgsyncError(f"no held plan {approve!r}; 'orgsync status' lists "
-                                       "held plans")
-                out.print(f"Plan {approve} approved.")
+                if ledger.plan_status(approve) not in ("held", "approved"):
+                    raise OrgsyncError(_not_held(ledger, approve))
+                approval = Approval(approve, by or _os_user())
             try:
                 outcome = asyncio.run(run_once(cfg, ledger, apply=True,
                                                show=lambda p: render.render_text(p, out),
                                                confirm=confirm, progress=bar.advance,
-                                               accept_shrink=accept_shrink))
+                                               accept_shrink=accept_shrink, approve=approval))
             finally:
                 bar.stop()
+        if approval is not None and not outcome.cancelled:
+            out.print(f"Plan {approve} approved by {approval.by}.", markup=False)
+        elif approval is not None:
+            err.print(f"Plan {approve} stays held (nothing approved).", markup=False)
         return _reported(outcome)
 
     raise typer.Exit(_guard(go))
@@ -245,23 +294,42 @@ def check(config: ConfigOpt = Path("orgsync.yaml")) -> None:
     raise typer.Exit(_guard(go))
 
 
-@app.command()
-def status(config: ConfigOpt = Path("orgsync.yaml")) -> None:
-    """What orgsync manages and how the last run went."""
+FormatOpt = Annotated[str, typer.Option("--format", "-f", help="text or json")]
 
+
+@app.command()
+def status(config: ConfigOpt = Path("orgsync.yaml"), fmt: FormatOpt = "text") -> None:
+    """What orgsync manages and how the last run went (and why, when it did not)."""
+
+    from orgsync import history as runs_view
     from orgsync import writer
     from orgsync.takeover import feishu_only_text
 
     def go() -> int:
+        _format(fmt, "text", "json")
         with _opened(config) as (_, ledger):
             state = ledger.load_state()
             runs = ledger.runs(limit=1)
+            decisions = ledger.decisions([r.plan_id for r in runs if r.plan_id])
             held = ledger.held_plans()
             unknown = ledger.notifications(status="unknown")
             writing = writer.current(ledger)
             feishu_only = ledger.get_meta("feishu_only")
         live = state.live_users()
         frozen = sum(1 for u in live.values() if u.lifecycle.value == "frozen")
+        last = runs_view.run_record(runs[0], decisions.get(runs[0].plan_id or "")) \
+            if runs else None
+        if fmt == "json":
+            _print_json({
+                "managed": {"departments": len(state.departments), "users": len(live),
+                            "frozen": frozen, "deleted": len(state.users) - len(live)},
+                "feishu_only": json.loads(feishu_only) if feishu_only else [],
+                "held_plans": [runs_view.held_record(h) for h in held],
+                "messages_unknown": [{"event": n.event, "message": n.message}
+                                     for n in unknown],
+                "last_run": last,
+                "writing": writing.describe() if writing is not None else None})
+            return EXIT_OK
         out.print(f"Managed: {len(state.departments)} departments, {len(live)} users "
                   f"({frozen} frozen, {len(state.users) - len(live)} deleted)")
         if feishu_only:
@@ -269,16 +337,18 @@ def status(config: ConfigOpt = Path("orgsync.yaml")) -> None:
                       markup=False)
         for h in held:
             out.print(f"Held plan {h.plan_id} since {h.created_at:%Y-%m-%d %H:%M}: "
-                      f"{'; '.join(json.loads(h.reasons))} — 'orgsync approve {h.plan_id}'",
-                      markup=False)
+                      f"{'; '.join(json.loads(h.reasons))} — 'orgsync approve {h.plan_id}' "
+                      f"or 'orgsync discard {h.plan_id}'", markup=False, soft_wrap=True)
         for n in unknown:
             out.print(f"Message {n.event}: delivery unknown — {n.message}", markup=False)
-        if runs:
-            r = runs[0]
-            out.print(f"Last run: {r.id} {r.mode} {r.status} at {r.started_at:%Y-%m-%d %H:%M:%S}"
-                      f" plan={r.plan_id or '—'}")
-            if r.error:
-                out.print(f"  error: {r.error}", markup=False)
+        if last is not None:
+            out.print(f"Last run: {last['run_id']} {last['mode']} {last['outcome']} at "
+                      f"{runs[0].started_at:%Y-%m-%d %H:%M:%S} plan={last['plan_id'] or '—'}",
+                      markup=False, soft_wrap=True)
+            why = runs_view.why_text(last)
+            if why:
+                out.print(f"  {'error' if last['error'] else 'note'}: {why}", markup=False,
+                          soft_wrap=True)
         else:
             out.print("No runs yet.")
         if writing is not None:
@@ -292,21 +362,56 @@ def status(config: ConfigOpt = Path("orgsync.yaml")) -> None:
 def history(
     config: ConfigOpt = Path("orgsync.yaml"),
     limit: Annotated[int, typer.Option("--limit", "-n", help="Runs shown.")] = 20,
+    fmt: FormatOpt = "text",
 ) -> None:
-    """Recent runs, newest first."""
+    """Recent runs, newest first: outcome (ok, failed writes, held, refused, cancelled,
+    interrupted, failed), why, and who approved a held plan."""
+    from orgsync import history as runs_view
 
     def go() -> int:
+        _format(fmt, "text", "json")
         with _opened(config) as (_, ledger):
             runs = ledger.runs(limit=limit)
-        table = Table("run", "mode", "status", "plan", "started", "summary")
-        for r in runs:
-            summary = ", ".join(f"{k}={v}" for k, v in json.loads(r.summary).items())
-            table.add_row(r.id, r.mode, r.status, r.plan_id or "—",
-                          f"{r.started_at:%Y-%m-%d %H:%M:%S}", summary)
+            decisions = ledger.decisions([r.plan_id for r in runs if r.plan_id])
+        records = [runs_view.run_record(r, decisions.get(r.plan_id or "")) for r in runs]
+        if fmt == "json":
+            _print_json(records)
+            return EXIT_OK
+        if not out.is_terminal:  # whole values, one run a line: for grep, cut and copy
+            # (print, not the console: it would expand the tabs)
+            print("run\tmode\toutcome\tplan\tstarted\tsummary\twhy")
+            for r, rec in zip(runs, records, strict=True):
+                print("\t".join((rec["run_id"], rec["mode"], rec["outcome"],
+                                 rec["plan_id"] or "—", f"{r.started_at:%Y-%m-%d %H:%M:%S}",
+                                 runs_view.summary_text(rec["summary"]),
+                                 " ".join(runs_view.why_text(rec).split()))))
+            return EXIT_OK
+        table = Table("run", "mode", "outcome", "plan", "started", "summary", "why")
+        for column in table.columns:
+            column.overflow = "fold"
+        for r, rec in zip(runs, records, strict=True):
+            table.add_row(Text(rec["run_id"]), rec["mode"], rec["outcome"],
+                          Text(rec["plan_id"] or "—"), f"{r.started_at:%Y-%m-%d %H:%M:%S}",
+                          Text(runs_view.summary_text(rec["summary"])),
+                          Text(runs_view.why_text(rec)))
         out.print(table)
         return EXIT_OK
 
     raise typer.Exit(_guard(go))
+
+
+def _format(fmt: str, *allowed: str) -> None:
+    """Refuse an output format the command does not know (exit 3, not text with exit 0)."""
+    from orgsync.errors import ConfigError
+
+    if fmt not in allowed:
+        raise ConfigError(f"unknown format {fmt!r}", key="--format",
+                          remedy="use " + " or ".join(allowed))
+
+
+def _print_json(data: Any) -> None:
+    out.print(json.dumps(data, ensure_ascii=False, indent=2), markup=False, soft_wrap=True,
+              highlight=False)
 
 
 @app.command()

@@ -621,29 +621,47 @@ class Ledger:
                                   reasons=json.dumps(reasons, ensure_ascii=False),
                                   summary=json.dumps(dict(summary)), created_at=self.now()))
                 s.commit()
-            elif row.status == "applied":
-                row.status, row.approved_at = "held", None
+            elif row.status in ("applied", "discarded"):
+                row.status, row.approved_at, row.approved_by = "held", None, None
                 row.reasons = json.dumps(reasons, ensure_ascii=False)
                 s.add(row)
                 s.commit()
 
-    def approve_plan(self, plan_id: str) -> bool:
-        """Mark a held plan approved; False when no plan with that id was held."""
+    def approve_plan(self, plan_id: str, *, by: str | None = None) -> bool:
+        """Mark a held plan approved (by ``by``, now); False when no plan with that id was held."""
+        return self._decide(plan_id, "approved", by)
+
+    def discard_plan(self, plan_id: str, *, by: str | None = None) -> bool:
+        """Mark a held plan discarded: it can no longer be approved (a later run that plans
+        the same again holds it again). False when no plan with that id is held."""
+        return self._decide(plan_id, "discarded", by, only_held=True)
+
+    def _decide(self, plan_id: str, status: str, by: str | None, *,
+                only_held: bool = False) -> bool:
         with self._session() as s:
             row = s.get(HeldPlanRow, plan_id)
-            if row is None:
+            if row is None or (only_held and row.status != "held"):
                 return False
-            row.status = "approved"
-            row.approved_at = self.now()
+            row.status, row.approved_at, row.approved_by = status, self.now(), by
             s.add(row)
             s.commit()
             return True
 
     def plan_status(self, plan_id: str) -> str | None:
-        """``held``, ``approved`` or ``applied`` for a plan that was held; else None."""
+        """``held``, ``approved``, ``applied`` or ``discarded`` for a plan that was held;
+        else None."""
         with self._session() as s:
             row = s.get(HeldPlanRow, plan_id)
             return row.status if row else None
+
+    def decisions(self, plan_ids: Sequence[str]) -> dict[str, HeldPlanRow]:
+        """The held-plan rows of ``plan_ids`` (those that were ever held), by plan id."""
+        if not plan_ids:
+            return {}
+        with self._session() as s:
+            stmt = select(HeldPlanRow).where(
+                HeldPlanRow.plan_id.in_(sorted(set(plan_ids))))  # type: ignore[attr-defined]
+            return {row.plan_id: row for row in s.exec(stmt)}
 
     def mark_plan_applied(self, plan_id: str) -> None:
         """Record that an approved plan was applied (it cannot be released twice)."""

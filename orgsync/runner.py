@@ -16,6 +16,7 @@ never spends every operation's retries on it.
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import json
 from collections.abc import Callable, Mapping
@@ -38,7 +39,9 @@ from orgsync.errors import (
     Fenced,
     OrgsyncError,
     PlanHeld,
+    PlanStale,
     SourceError,
+    SourceRefused,
 )
 from orgsync.executor import ApplyResult, Executor, OpResult
 from orgsync.feishu import ClientStats, FeishuClient
@@ -65,6 +68,28 @@ from orgsync.validate import validate
 log = structlog.get_logger("orgsync.run")
 R = TypeVar("R", Department, Employee)
 _ADMIN_FLAG = "is_tenant_manager"
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """``orgsync approve PLAN_ID``: release exactly that held plan, recorded as ``by``'s.
+
+    The approval is recorded only when the run goes on to apply that plan: a run that
+    is declined, or finds the source now gives another plan, uses nothing up.
+    """
+
+    plan_id: str
+    by: str
+
+
+#: How a run that raised is recorded: the source guard refused it, it was interrupted
+#: (Ctrl-C, a cancelled task), or it failed.
+def _ended_as(exc: BaseException) -> str:
+    if isinstance(exc, SourceRefused | PlanStale):
+        return "refused"
+    if isinstance(exc, KeyboardInterrupt | asyncio.CancelledError):
+        return "interrupted"
+    return "failed"
 
 
 @dataclass(slots=True)
@@ -117,7 +142,7 @@ def read_source(config: Config, ledger: Ledger, *, accept_shrink: bool = False,
     active = data.snapshot.active_count()
     if active == 0 and not data.snapshot.departments:
         managed = ledger.get_meta("last_good_employees")
-        raise SourceError(
+        raise SourceRefused(
             "the source returned an empty org"
             + (f" (last good read had {managed} employees)" if managed else "")
             + "; refusing to plan deletes from it. Check the source and run again.")
@@ -477,11 +502,29 @@ async def send_alert(config: Config, ledger: Ledger, client: FeishuClient, event
         log.exception("notify.alert_crashed", notification=event)
 
 
+def _stale(ledger: Ledger, run_id: str, approved: str, plan: Plan,
+           reasons: list[str]) -> PlanStale:
+    """Record (and return) the refusal of an approval of ``approved`` when the source now
+    gives ``plan``: that plan is held in turn when it needs approval (``reasons``)."""
+    message = (f"the source changed since plan {approved} was held: the plan now is "
+               f"{plan.plan_id} ({len(plan.operations)} operations); nothing was applied. ")
+    if reasons:
+        ledger.hold_plan(plan.plan_id, plan.checksum, reasons, plan.summary())
+        message += (f"It is held too ({'; '.join(reasons)}): review it with 'orgsync plan', "
+                    f"then 'orgsync approve {plan.plan_id}'.")
+    else:
+        message += "It needs no approval: review it with 'orgsync plan', then 'orgsync apply'."
+    ledger.finish_run(run_id, "refused", plan_id=plan.plan_id, summary=plan.summary(),
+                      error=message)
+    return PlanStale(message, plan_id=plan.plan_id, reasons=reasons)
+
+
 async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = False,
                    show: Callable[[Plan], None] | None = None,
                    confirm: Callable[[Plan], bool] | None = None,
                    progress: Callable[[OpResult], None] | None = None,
-                   accept_shrink: bool = False, now: datetime | None = None) -> RunOutcome:
+                   accept_shrink: bool = False, now: datetime | None = None,
+                   approve: Approval | None = None) -> RunOutcome:
     """A whole run, recorded in the ledger's run table.
 
     ``full`` reads Feishu live: a resync (drift repaired, mirror rebuilt) when
@@ -490,7 +533,13 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
     (when given) may decline the apply, which then records the run as cancelled.
     The safety thresholds are checked on the whole plan in dry-run too: a plan
     over one is held (stored with its id) and :class:`PlanHeld` is raised,
-    unless that exact plan was approved (``orgsync approve``).
+    unless that exact plan was approved (``orgsync approve``, ``approve``: the
+    approval is recorded when the apply starts; a plan other than the approved one
+    raises :class:`PlanStale` and applies nothing).
+
+    The run is recorded ``ok``, ``partial`` (some writes failed), ``held``,
+    ``cancelled`` (``confirm`` declined), ``refused`` (the source guard, a stale
+    approval), ``interrupted`` (Ctrl-C) or ``failed``, with the error that says why.
     """
     # The run's one client, made before the run is recorded (nothing may fail between
     # start_run and the try that records the failure). A dry plan calls Feishu for a few
@@ -523,7 +572,10 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
                 and not ledger.has_written():
             reasons.append("a takeover: the first run on a Feishu tenant that already holds "
                            "departments or people (safety.takeover_requires_approval)")
-        approved = ledger.plan_status(plan.plan_id) == "approved"
+        status = ledger.plan_status(plan.plan_id)
+        if approve is not None and approve.plan_id != plan.plan_id:
+            raise _stale(ledger, run_id, approve.plan_id, plan, reasons)
+        approved = status == "approved" or (approve is not None and status == "held")
         if reasons and not approved:
             ledger.hold_plan(plan.plan_id, plan.checksum, reasons, plan.summary())
             ledger.finish_run(run_id, "held", plan_id=plan.plan_id, summary=plan.summary(),
@@ -536,9 +588,14 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
                 + f". Review it, then release exactly this plan with "
                   f"'orgsync approve {plan.plan_id}'.", plan_id=plan.plan_id, reasons=reasons)
         if apply and not plan.empty and confirm is not None and not confirm(plan):
-            ledger.finish_run(run_id, "cancelled", plan_id=plan.plan_id, summary=plan.summary())
+            ledger.finish_run(run_id, "cancelled", plan_id=plan.plan_id, summary=plan.summary(),
+                              error="not confirmed: declined at the prompt, or no --yes "
+                                    "without a terminal"
+                                    + ("; the plan stays held" if approve else ""))
             outcome.cancelled = True
             return outcome
+        if approve is not None and status == "held":
+            ledger.approve_plan(plan.plan_id, by=approve.by)
         if apply and not plan.empty:
             outcome.result = await apply_plan(config, ledger, client, plan, run_id=run_id,
                                               progress=progress, now=now)
@@ -566,7 +623,9 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
     except PlanHeld:
         raise
     except BaseException as exc:
-        ledger.finish_run(run_id, "failed", error=mask_urls(str(exc))[:2000])
+        if not isinstance(exc, PlanStale):  # recorded where it was raised
+            ledger.finish_run(run_id, _ended_as(exc),
+                              error=mask_urls(str(exc) or type(exc).__name__)[:2000])
         # Fenced: this run may not write; FeishuUnusable: an alert could not get through.
         if apply and isinstance(exc, Exception) and not isinstance(exc, Fenced | FeishuUnusable):
             await send_alert(config, ledger, client, f"alert:failed:{run_id}",

@@ -81,9 +81,11 @@ class HeldPlanRow(SQLModel, table=True):
     checksum: str
     reasons: str
     summary: str
-    status: str = "held"  # held | approved | applied
+    status: str = "held"  # held | approved | applied | discarded
     created_at: datetime
     approved_at: datetime | None = None
+    #: Who approved it (``orgsync approve --by``, else the OS user), or discarded it.
+    approved_by: str | None = None
 
 
 class NotificationRow(SQLModel, table=True):
