@@ -415,6 +415,35 @@ def _print_json(data: Any) -> None:
 
 
 @app.command()
+def explain(
+    key: Annotated[str, typer.Argument(
+        help="An employee id, a department code, or a person's email.")],
+    config: ConfigOpt = Path("orgsync.yaml"),
+    live: Annotated[bool, typer.Option(
+        "--live", help="Also read what Feishu holds now (one read).")] = False,
+    fmt: FormatOpt = "text",
+) -> None:
+    """Why is this person (or department) the way they are: the source record and its
+    issues, what orgsync applied, lifecycle dates, the last operations, messages owed.
+
+    Reads the source and the ledger (and with --live, Feishu); writes nothing.
+    """
+    from orgsync import explain as explaining
+
+    def go() -> int:
+        _format(fmt, "text", "json")
+        with _opened(config) as (cfg, ledger):
+            report = asyncio.run(explaining.explain(cfg, ledger, key, live=live))
+        if fmt == "json":
+            _print_json(report)
+        else:
+            explaining.render_text(report, out)
+        return EXIT_OK
+
+    raise typer.Exit(_guard(go))
+
+
+@app.command()
 def sandbox(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8790,

@@ -42,6 +42,8 @@ class JournalRow(SQLModel, table=True):
     status: str = "started"
     code: int | None = None
     message: str | None = None
+    #: Why the plan made this write, with the fields it changes (``orgsync explain``).
+    reason: str | None = None
     started_at: datetime
     finished_at: datetime | None = None
 
