@@ -173,9 +173,22 @@ def apply(
     config: ConfigOpt = Path("orgsync.yaml"),
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
     accept_shrink: AcceptShrink = False,
+    only: Annotated[list[str] | None, typer.Option(
+        "--only", metavar="KEY", help="Sync just these people or departments (employee id, "
+        "department code or email; repeat it, or separate with commas), with what they "
+        "depend on and nothing else.")] = None,
 ) -> None:
-    """Plan, show the plan, then apply it to Feishu (asks first unless --yes)."""
-    _apply(config, yes=yes, accept_shrink=accept_shrink)
+    """Plan, show the plan, then apply it to Feishu (asks first unless --yes).
+
+    With --only, just those people or departments are synced now (a new hire on their
+    first morning): their operations and what they need first (their department, their
+    manager's account), through the same safety checks, lock and journal. Nobody else is
+    frozen or deleted, and the guards' baselines do not move.
+    """
+    keys = [k.strip() for item in only or () for k in item.split(",") if k.strip()]
+    if only is not None and not keys:
+        raise typer.BadParameter("give at least one key", param_hint="--only")
+    _apply(config, yes=yes, accept_shrink=accept_shrink, only=keys or None)
 
 
 ByOpt = Annotated[str | None, typer.Option(
@@ -239,7 +252,7 @@ def _not_held(ledger: Any, plan_id: str) -> str:
 
 
 def _apply(config: Path, *, yes: bool, accept_shrink: bool, approve: str | None = None,
-           by: str | None = None) -> None:
+           by: str | None = None, only: list[str] | None = None) -> None:
     """``apply`` (of exactly the held plan ``approve``), under the writer lock."""
     from orgsync import render
     from orgsync.runner import Approval, run_once
@@ -258,9 +271,15 @@ def _apply(config: Path, *, yes: bool, accept_shrink: bool, approve: str | None 
                 outcome = asyncio.run(run_once(cfg, ledger, apply=True,
                                                show=lambda p: render.render_text(p, out),
                                                confirm=confirm, progress=bar.advance,
-                                               accept_shrink=accept_shrink, approve=approval))
+                                               accept_shrink=accept_shrink, approve=approval,
+                                               only=only))
             finally:
                 bar.stop()
+        if outcome.selection is not None and only is not None:
+            from orgsync.only import describe
+
+            for line in describe(outcome.selection, only):
+                out.print(line, markup=False, soft_wrap=True)
         if approval is not None and not outcome.cancelled:
             out.print(f"Plan {approve} approved by {approval.by}.", markup=False)
         elif approval is not None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -54,7 +54,8 @@ from orgsync.feishu.reader import (
 from orgsync.identity import KeyRules
 from orgsync.ledger import Ledger
 from orgsync.locked import locked_records
-from orgsync.model import Department, Employee, Status
+from orgsync.model import Department, Employee, Snapshot, Status
+from orgsync.only import Selection, select
 from orgsync.plan import Plan
 from orgsync.reconcile import apply_renames, reconcile
 from orgsync.renames import infer_renames
@@ -102,6 +103,7 @@ class RunOutcome:
     cancelled: bool = False
     stats: ClientStats | None = None  # the run's Feishu client's counters, when it applied
     notified: notify.NotifyResult | None = None  # messages sent after apply (notify enabled)
+    selection: Selection | None = None  # ``only``: what of the full plan this run applies
 
     @property
     def exit_code(self) -> int:
@@ -328,6 +330,7 @@ class Planned:
     state: DirectoryState
     active: int  # the source's active employees: the shrink guard's next baseline
     takeover: Takeover | None = None  # a first run on a tenant that holds something
+    source: Snapshot | None = None  # what the source holds (validated)
 
 
 async def take_over(config: Config, client: FeishuClient, raw: SourceData, data: SourceData,
@@ -444,7 +447,7 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
         takeover = None  # departments matched on a later run: no takeover plan to approve
     log.info("plan.ready", plan_id=plan.plan_id, operations=len(plan.operations),
              held=sum(1 for i in plan.issues if i.severity == "error"), full=full)
-    return Planned(plan, state, data.snapshot.active_count(), takeover)
+    return Planned(plan, state, data.snapshot.active_count(), takeover, data.snapshot)
 
 
 async def apply_plan(config: Config, ledger: Ledger, client: FeishuClient, plan: Plan, *,
@@ -502,6 +505,25 @@ async def send_alert(config: Config, ledger: Ledger, client: FeishuClient, event
         log.exception("notify.alert_crashed", notification=event)
 
 
+def _only_keys(asked: Collection[str], planned: Planned) -> set[str]:
+    """The keys ``asked`` names (an email names the person the source gives it); an
+    :class:`OrgsyncError` for one that neither the source nor the ledger knows."""
+    source = planned.source or Snapshot({}, {})
+    emails = {(e.email or "").lower(): k for k, e in source.employees.items() if e.email} \
+        if any("@" in a for a in asked) else {}
+    known = (source.employees.keys() | source.departments.keys()
+             | planned.state.users.keys() | planned.state.departments.keys()
+             | {i.key for i in planned.plan.issues if i.key})
+    keys: set[str] = set()
+    for a in asked:
+        key = emails.get(a.strip().lower(), a) if "@" in a else a
+        if key not in known:
+            raise OrgsyncError(f"--only {a}: neither the source nor the ledger knows it (give "
+                               "an employee id, a department code or a person's email)")
+        keys.add(key)
+    return keys
+
+
 def _stale(ledger: Ledger, run_id: str, approved: str, plan: Plan,
            reasons: list[str]) -> PlanStale:
     """Record (and return) the refusal of an approval of ``approved`` when the source now
@@ -524,7 +546,8 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
                    confirm: Callable[[Plan], bool] | None = None,
                    progress: Callable[[OpResult], None] | None = None,
                    accept_shrink: bool = False, now: datetime | None = None,
-                   approve: Approval | None = None) -> RunOutcome:
+                   approve: Approval | None = None,
+                   only: Collection[str] | None = None) -> RunOutcome:
     """A whole run, recorded in the ledger's run table.
 
     ``full`` reads Feishu live: a resync (drift repaired, mirror rebuilt) when
@@ -536,6 +559,11 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
     unless that exact plan was approved (``orgsync approve``, ``approve``: the
     approval is recorded when the apply starts; a plan other than the approved one
     raises :class:`PlanStale` and applies nothing).
+
+    ``only`` (employee keys, department keys, emails): apply just the operations on
+    those and what they depend on (:func:`orgsync.only.select`), checked by the same
+    guards; such a run never moves the guards' baselines (the last good source size,
+    the leaver history), since it did not apply the source in full.
 
     The run is recorded ``ok``, ``partial`` (some writes failed), ``held``,
     ``cancelled`` (``confirm`` declined), ``refused`` (the source guard, a stale
@@ -550,6 +578,8 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
     # started beside a running daemon must not mark the daemon's run crashed.
     interrupted = ledger.recover_interrupted() if apply else 0
     mode = ("resync" if apply else "check") if full else ("apply" if apply else "plan")
+    if only is not None:
+        mode += "-only"
     run_id = ledger.start_run(mode)
     structlog.contextvars.bind_contextvars(run_id=run_id)
     if interrupted:
@@ -562,7 +592,11 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
             planned = await make_plan(config, ledger, client, full=full, rebuild_mirror=apply,
                                       accept_shrink=accept_shrink, now=now)
         plan = planned.plan
-        outcome = RunOutcome(run_id, plan)
+        selection = None
+        if only is not None:
+            selection = select(plan, _only_keys(only, planned))
+            plan = selection.plan
+        outcome = RunOutcome(run_id, plan, selection=selection)
         if show is not None:
             show(plan)
         reasons = plan_violations(plan, planned.state, config.safety,
@@ -609,15 +643,16 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
             ledger.check_fence()  # messages are Feishu writes too
             await send_messages(config, ledger, client, outcome, now)
         summary: dict[str, int] = dict(plan.summary())
-        if apply and not approved:  # the churn guard's history (Ledger.leaver_history)
+        if apply and not approved and only is None:  # the churn guard's history
             summary["leavers"] = leavers(plan, planned.state)
         if outcome.result is not None:
             summary.update({f"ops_{k}": v for k, v in outcome.result.summary().items()})
         status = "ok" if outcome.exit_code == EXIT_OK else "partial"
         ledger.finish_run(run_id, status, plan_id=plan.plan_id, summary=summary)
-        if apply and status == "ok":
+        if apply and status == "ok" and only is None:
             # Only a source that was applied in full confirms the guard's baseline: a plan,
-            # a held, refused, cancelled or failed run, or a partial apply never moves it.
+            # a held, refused, cancelled or failed run, a partial apply or an --only run
+            # never moves it.
             ledger.set_meta("last_good_employees", str(planned.active))
         return outcome
     except PlanHeld:
