@@ -7,6 +7,7 @@ import json
 import os
 import pty
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from orgsync.errors import EXIT_CONFIG, EXIT_ERROR, EXIT_HELD, EXIT_OK, EXIT_SOU
 from orgsync.ledger import Ledger
 from orgsync.sandbox import SandboxServer
 from orgsync.synth import generate_org, write_csv
+from tests.daemon_proc import wait_for
 from tests.test_safety import leaves, without
 
 ORGSYNC = str(Path(sys.executable).with_name("orgsync"))
@@ -50,8 +52,9 @@ def orgsync(conf: Path, sb: SandboxServer, *args: str) -> tuple[int, str, str]:
     return done.returncode, done.stdout, done.stderr
 
 
-def on_a_pty(conf: Path, sb: SandboxServer, *args: str) -> tuple[int, str]:
-    """The console script with a pseudo-terminal as stdin/stdout/stderr (80 columns)."""
+def on_a_pty(conf: Path, sb: SandboxServer, *args: str, answer: str = "") -> tuple[int, str]:
+    """The console script with a pseudo-terminal as stdin/stdout/stderr (80 columns);
+    ``answer`` is typed ahead (the terminal holds it until the program reads)."""
     env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "NO_COLOR")}
     env.update(CLI_TEST_SECRET=sb.config.app_secret, COLUMNS="80", TERM="dumb")
     leader, follower = pty.openpty()
@@ -59,6 +62,8 @@ def on_a_pty(conf: Path, sb: SandboxServer, *args: str) -> tuple[int, str]:
         proc = subprocess.Popen([ORGSYNC, *args, "-c", str(conf)], stdin=follower,
                                 stdout=follower, stderr=follower, env=env, close_fds=True)
         os.close(follower)
+        if answer:
+            os.write(leader, answer.encode())
         chunks = []
         while True:
             try:
@@ -193,3 +198,41 @@ def test_history_on_a_terminal_is_a_table(conf: Path, sandbox: SandboxServer) ->
     assert "\t" not in text
     assert "…" not in text
     assert run_id[:8] in text
+
+
+def test_an_approval_declined_on_a_terminal_leaves_the_plan_held(conf: Path,
+                                                                  sandbox: SandboxServer) -> None:
+    """On a terminal approve asks; answered no, nothing is applied or approved."""
+    sb = sandbox
+    assert orgsync(conf, sb, "apply", "--yes")[0] == EXIT_OK
+    write_csv(without(ORG, leaves(ORG, 3)), conf.parent / "src")
+    plan_id = held_id(orgsync(conf, sb, "plan")[2])
+    code, text = on_a_pty(conf, sb, "approve", plan_id, answer="n\n")
+    assert "Apply 3 operations to Feishu? [y/N]" in text
+    assert (code, "Nothing applied." in text) == (EXIT_ERROR, True), text
+    assert f"Plan {plan_id} stays held (nothing approved)." in text
+    assert Ledger(f"sqlite:///{conf.parent / 'ledger.db'}").plan_status(plan_id) == "held"
+    assert not [u for u in sb.tenant.users.values() if u.frozen]
+
+
+def test_an_interrupted_run_is_recorded_as_interrupted(conf: Path,
+                                                       sandbox: SandboxServer) -> None:
+    """Ctrl-C during an apply: the run is recorded interrupted (not failed), with why."""
+    sb = sandbox
+    sb.configure(latency_ms=300.0)
+    env = {**os.environ, "CLI_TEST_SECRET": sb.config.app_secret}
+    proc = subprocess.Popen([ORGSYNC, "apply", "--yes", "-c", str(conf)], env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    ledger = Ledger(f"sqlite:///{conf.parent / 'ledger.db'}")
+    try:
+        wait_for(lambda: any(r.status == "done" for r in ledger.journal()), 60,
+                 "the first write")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    run = history(conf, sb)[0]
+    assert (run["mode"], run["status"], run["outcome"]) == ("apply", "interrupted",
+                                                            "interrupted")
+    assert run["error"]
