@@ -25,7 +25,7 @@ no update, no delete. Nothing is planned when nothing changed.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -767,6 +767,16 @@ def _kept_links(desired: SourceData, current: DirectoryState,
     return replace(desired, snapshot=Snapshot(departments, employees))
 
 
+def not_created_yet(employees: Mapping[str, Employee], live: Container[str],
+                    policy: DiffPolicy) -> set[str]:
+    """Keys of people who start further than ``prehire_days`` ahead and do not exist yet:
+    the plan leaves them out, and nothing is asked of Feishu about them."""
+    horizon = policy.clock().date() + timedelta(days=policy.prehire_days)
+    return {k for k, e in employees.items()
+            if k not in live and e.status is Status.ACTIVE and e.join_date is not None
+            and e.join_date > horizon}
+
+
 def _deferred_prehires(desired: SourceData, current: DirectoryState,
                        policy: DiffPolicy, live: Mapping[str, MirrorUser]) -> SourceData:
     """Leave out people who start too far ahead to be created yet.
@@ -774,11 +784,8 @@ def _deferred_prehires(desired: SourceData, current: DirectoryState,
     They are not leavers either (they were never created); links that point at
     them keep their current value until they exist.
     """
-    horizon = policy.clock().date() + timedelta(days=policy.prehire_days)
     snap = desired.snapshot
-    later = {k for k, e in snap.employees.items()
-             if k not in live and e.status is Status.ACTIVE and e.join_date is not None
-             and e.join_date > horizon}
+    later = not_created_yet(snap.employees, live, policy)
     if not later:
         return desired
     employees: dict[str, Employee] = {}
