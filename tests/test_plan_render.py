@@ -113,12 +113,15 @@ def test_drift_repaired_says_changed_in_feishu_with_the_value_found() -> None:
     applied = state_of(BEFORE)
     live = state_of(BEFORE)
     e4 = live.users["E4"]
-    live.users["E4"] = replace(e4, record=replace(e4.record, job_title="CEO"))
+    live.users["E4"] = replace(e4, record=replace(e4.record, job_title="CEO",
+                                                  email="boss@elsewhere.example"))
     e5 = live.users["E5"]
     live.users["E5"] = replace(e5, record=replace(e5.record, manager_key="E1"))
     plan = diff(SourceData(BEFORE), live, DiffPolicy(applied=applied))
     ops = {(op.kind, op.key): op for op in plan.operations}
-    assert ops[(OpKind.USER_UPDATE, "E4")].reason == "changed in Feishu (found there: job_title CEO)"
+    # An email or mobile is named, not quoted: the change line shows it.
+    assert ops[(OpKind.USER_UPDATE, "E4")].reason == \
+        "changed in Feishu (found there: email, job_title CEO)"
     assert ops[(OpKind.USER_SET_MANAGER, "E5")].reason == \
         "changed in Feishu (found there: manager 张伟 (E1))"
     # The same difference on an incremental run is the source's.
