@@ -801,7 +801,7 @@ def _deferred_prehires(desired: SourceData, current: DirectoryState,
         issues.append(Issue("employee", k, "join_date",
                             f"starts {start.isoformat()}, account created "
                             f"{(start - timedelta(days=policy.prehire_days)).isoformat()}",
-                            "warning", desired.where("employee", k)))
+                            "warning", desired.where("employee", k), later=True))
     return replace(desired, snapshot=Snapshot(departments, employees), issues=issues,
                    held_employees=set(desired.held_employees) | later)
 

@@ -71,7 +71,7 @@ def test_the_summary_comes_first_and_counts_what_json_counts() -> None:
     assert "user.freeze 1" in head
     assert "Held back (1) — left as they are in Feishu:" in head
     assert "Warnings (1):" in head
-    assert "! employee E8: join_date: starts 2026-12-24, account created 2026-12-17 (cleared)" \
+    assert "! employee E8: join_date: starts 2026-12-24, account created 2026-12-17 (not created yet)" \
         in head
     assert ("ok user removals (deletes + freezes): 1 of at most 500 — "
             "safety.max_user_removals=500") in head
