@@ -118,11 +118,11 @@ class _Builder:
     current: DirectoryState
     policy: DiffPolicy
     live: dict[str, MirrorUser]  # current.live_users(), computed once
+    names: Names  # for reasons that name departments, people and what Feishu holds
     ops: dict[str, Operation] = field(default_factory=dict)
     soft: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     notes: list[str] = field(default_factory=list)
     taken: set[str] | None = None  # managed departments' Feishu ids, built when first needed
-    names: Names | None = None  # for reasons that name what Feishu holds
 
     # ---- ids -------------------------------------------------------------
     def dept_fid(self, key: str | None) -> str:
@@ -162,7 +162,7 @@ def diff(desired: SourceData, current: DirectoryState, policy: DiffPolicy | None
     names = Names(desired.snapshot, current)  # pre-hires deferred below keep their names
     live = current.live_users()
     desired = _kept_links(_deferred_prehires(desired, current, policy, live), current, live)
-    b = _Builder(desired, current, policy, live, names=names)
+    b = _Builder(desired, current, policy, live, names)
     b.desired = _without_protected(b.desired, b.policy, b.notes)
     _plan_departments(b)
     _plan_users(b)
@@ -231,9 +231,8 @@ def _plan_departments(b: _Builder) -> None:
         if changed:
             kind = OpKind.DEPT_MOVE if "parent_key" in changed else OpKind.DEPT_UPDATE
             changes = tuple(FieldChange(f, getattr(c, f), getattr(d, f)) for f in changed)
-            names = b.names or Names(b.desired.snapshot, b.current)
             reason = _because(b, "department", key, changes, d.fields(), (
-                f"moved from {names.path(c.parent_key)} to {names.path(d.parent_key)}"
+                f"moved from {b.names.path(c.parent_key)} to {b.names.path(d.parent_key)}"
                 if kind is OpKind.DEPT_MOVE else
                 f"renamed from {c.name}" if "name" in changed else "changed in source"))
             parent = b.dept_fid(d.parent_key) if "parent_key" in changed else None
@@ -534,7 +533,7 @@ def _plan_users(b: _Builder) -> None:
                 change = FieldChange("manager_key", was, e.manager_key)
                 _add_set_manager(b, e, was, _because(
                     b, "user", key, (change,), new_fields,
-                    f"manager {(b.names or Names(snap, b.current)).person(was)} left" if left
+                    f"manager {b.names.person(was)} left" if left
                     else "manager changed in source"))
             if cur.lifecycle is Lifecycle.FROZEN:
                 b.add(Operation(op_id(OpKind.USER_UNFREEZE, key), OpKind.USER_UNFREEZE, key, fid,
@@ -809,7 +808,7 @@ def _deferred_prehires(desired: SourceData, current: DirectoryState,
         issues.append(Issue("employee", k, "join_date",
                             f"starts {start.isoformat()}, account created "
                             f"{(start - timedelta(days=policy.prehire_days)).isoformat()}",
-                            "warning", desired.where("employee", k)))
+                            "warning", desired.where("employee", k), later=True))
     return replace(desired, snapshot=Snapshot(departments, employees), issues=issues,
                    held_employees=set(desired.held_employees) | later)
 
@@ -851,9 +850,10 @@ def _because(b: _Builder, entity: Literal["department", "user"], key: str,
                                                                       new.get(c.field))]
     if not drift:
         return reason
-    names = b.names or Names(b.desired.snapshot, b.current)
     found = "changed in Feishu (found there: " + ", ".join(
-        f"{names.label(c.field)} {names.value(c.field, c.old)}" for c in drift) + ")"
+        # An email or mobile is only named: the change lists it (reasons go to the journal).
+        b.names.label(c.field) if c.field in _MASKED else
+        f"{b.names.label(c.field)} {b.names.value(c.field, c.old)}" for c in drift) + ")"
     return found if len(drift) == len(changes) else f"{reason}; {found}"
 
 
@@ -872,6 +872,8 @@ def _differs(field_name: str, old: Any, new: Any) -> bool:
         new = list(new)
     return bool(old != new)
 
+
+_MASKED = frozenset({"email", "mobile"})
 
 _CANONICAL: Mapping[str, Callable[[str], str]] = {
     "email": str.lower, "mobile": normalize_mobile,
