@@ -6,6 +6,7 @@ Feishu exactly as they are), never frozen or deleted, and coming back re-adopts 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import date
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 
 from orgsync.config import config_from_dict
 from orgsync.errors import ConfigError, PlanHeld
+from orgsync.explain import explain
 from orgsync.ledger import Ledger
 from orgsync.model import Department, Employee, EmployeeType, Snapshot
 from orgsync.sandbox import SandboxServer
@@ -135,6 +137,9 @@ def test_a_person_moved_out_of_scope_is_released_not_frozen(sb: SandboxServer,
     assert "E01" not in state.users
     assert state.released["E01"].lifecycle is Lifecycle.RELEASED
     assert run(cfg, ledger).plan.empty  # reported once
+    assert asyncio.run(explain(cfg, ledger, "E01"))["state"] == (
+        "out of scope by rule 'hong-kong' (scope.exclude[0]); released: no longer managed, "
+        "left in Feishu as it is")
 
     # gone from the source while released: still nobody's leaver
     write_csv(Snapshot(ORG.departments, {k: e for k, e in org.employees.items()
