@@ -85,12 +85,14 @@ from connectors.mapping import (
     parse_rule,
     parse_rules,
     path_levels,
+    profile_fields,
 )
 from connectors.source_options import mobile_region
 from orgsync.errors import SourceError
+from orgsync.feishu.schema import PROFILE, PROFILE_NAMES
 from orgsync.gcpause import paused_gc
 from orgsync.identity import Identity
-from orgsync.model import Department, Employee, EmployeeType, Snapshot, Status
+from orgsync.model import NO_PROFILE, Department, Employee, EmployeeType, Snapshot, Status
 from orgsync.options import Section
 from orgsync.source import EntityKind, Issue, SourceData
 
@@ -103,7 +105,10 @@ EMPLOYEE_COLUMNS: dict[str, bool] = {
     "employee_id": True, "name": True, "en_name": False, "email": True, "mobile": True,
     "department_ids": True, "manager_id": False, "job_title": False, "employee_type": False,
     "join_date": False, "city": False, "status": False, "employee_no": False,
+    **dict.fromkeys(PROFILE_NAMES, False),  # then one optional column per profile field
 }
+_BASE_EMPLOYEE_COLUMNS = list(EMPLOYEE_COLUMNS).index("employee_no") + 1
+_PROFILE_PARSERS = tuple((f.name, f.parse) for f in PROFILE)
 # employees.csv without a departments file: paths (and optionally codes) instead of ids,
 # and the leader flag and order of the person's primary department: a row's last 4 values
 PATH_EMPLOYEE_COLUMNS: dict[str, bool] = {
@@ -254,7 +259,8 @@ class CsvConnector:
             employees = _collect(emp_table, "employee", partial(_employee, region=region),
                                  issues, held_emps, emp_rows, held_rows)
         return SourceData(Snapshot(departments, employees), issues, held_depts, held_emps,
-                          dept_rows, emp_rows, held_rows=held_rows)
+                          dept_rows, emp_rows, held_rows=held_rows,
+                          profile_fields=frozenset(PROFILE_NAMES) & emp_table.index.keys())
 
     def _read_mapped(self, mapping: Mapping[str, Mapping[str, FieldRule]]) -> SourceData:
         """The ``mapping`` mode: rows as ``{header: cell}`` through the shared field mapping."""
@@ -289,7 +295,8 @@ class CsvConnector:
         snapshot = Snapshot(departments,
                             {k: employee_from(m.values, k) for k, m in employees.records.items()})
         return SourceData(snapshot, issues, held_departments, employees.held, dept_rows,
-                          employees.where, held_rows=employees.held_rows)
+                          employees.where, held_rows=employees.held_rows,
+                          profile_fields=profile_fields(rules))
 
     def _mapped_rows(self, path: Path, option: str, rules: Mapping[str, FieldRule],
                      extra: list[FieldRule]) -> list[tuple[dict[str, str | None], Mapped, str]]:
@@ -486,10 +493,10 @@ def _order(raw: str | None, field_name: str, problems: _Problems) -> int | None:
 
 
 def _employee(row: _Values, key: str, problems: _Problems, region: str = "CN") -> Employee:
-    """One row of EMPLOYEE_COLUMNS (the first 13 values of a row); ``region`` reads
+    """One row of EMPLOYEE_COLUMNS (the first values of a row); ``region`` reads
     mobiles written without a country code."""
     (_, name, en_name, email, mobile, depts, manager, job_title, raw_type, raw_date, city,
-     raw_status, number) = row[:13]
+     raw_status, number) = row[:_BASE_EMPLOYEE_COLUMNS]
     etype = _REGULAR
     if raw_type is not None:
         # The common spellings hit directly; NFKC and case folding only for the rest.
@@ -541,10 +548,27 @@ def _employee(row: _Values, key: str, problems: _Problems, region: str = "CN") -
                                   *(("department_keys", d) for d in dept_keys)):
             if value is not None and _mangled(value):
                 problems.append((field_name, _excel_problem(value)))
+    profile = _profile(row, problems)
     return Employee(key=key, name=name or "", department_keys=dept_keys, en_name=en_name,
                     email=email, mobile=mobile, manager_key=manager, job_title=job_title,
                     employee_no=number, employee_type=etype, join_date=joined, city=city,
-                    status=status)
+                    status=status, profile=profile or NO_PROFILE)
+
+
+def _profile(row: _Values, problems: _Problems) -> dict[str, Any]:
+    """The profile fields of a row that have a value (a bad one is a problem)."""
+    profile: dict[str, Any] = {}
+    for (name, parse), raw in zip(_PROFILE_PARSERS, row[_BASE_EMPLOYEE_COLUMNS:], strict=False):
+        if raw is None:
+            continue
+        try:
+            value = parse(raw) if parse is not None else raw
+        except ValueError as exc:
+            problems.append((name, str(exc)))
+            continue
+        if value is not None:
+            profile[name] = value
+    return profile
 
 
 #: Dates already parsed, by their text: an export repeats a few thousand distinct dates

@@ -54,13 +54,17 @@ from typing import Any, Literal
 
 from connectors.contact import EXCEL_NUMBER, ContactProblem, normalize_email, normalize_mobile
 from orgsync.errors import ConfigError
+from orgsync.feishu.schema import PROFILE, PROFILE_NAMES
 from orgsync.identity import Identity
-from orgsync.model import Department, Employee, EmployeeType, Status
+from orgsync.model import NO_PROFILE, Department, Employee, EmployeeType, Status
 from orgsync.options import did_you_mean
 from orgsync.source import EntityKind, Issue
 
-EMPLOYEE_FIELDS = tuple(f.name for f in dataclasses.fields(Employee))
+EMPLOYEE_FIELDS = (*(f.name for f in dataclasses.fields(Employee) if f.name != "profile"),
+                   *PROFILE_NAMES)
 DEPARTMENT_FIELDS = tuple(f.name for f in dataclasses.fields(Department))
+_BASE_EMPLOYEE_FIELDS = tuple(f for f in EMPLOYEE_FIELDS if f not in PROFILE_NAMES)
+_PROFILE_PARSERS = {f.name: f.parse for f in PROFILE if f.parse is not None}
 _ID_FIELDS = frozenset({"key", "employee_no", "mobile", "manager_key", "parent_key", "leader_key",
                         "department_keys"})
 
@@ -640,6 +644,12 @@ def _coerce(name: str, value: Any, region: str) -> Any:
     if isinstance(value, dict | bytes):
         raise MappingProblem(f"is {type(value).__name__}, not text; pick a field inside it")
     text = _text(value).strip()
+    parse = _PROFILE_PARSERS.get(name)
+    if parse is not None:
+        try:
+            return parse(text) if text else None
+        except ValueError as exc:
+            raise MappingProblem(str(exc)) from None
     if name == "mobile":
         return _mobile_value(text, region) if text else None
     if name in _ID_FIELDS:
@@ -662,9 +672,15 @@ def _known(values: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, Any]
 
 def employee_from(values: Mapping[str, Any], key: str) -> Employee:
     """An :class:`Employee` from coerced values (missing values take the model's defaults)."""
-    return Employee(**{**_known(values, EMPLOYEE_FIELDS), "key": key,
+    return Employee(**{**_known(values, _BASE_EMPLOYEE_FIELDS), "key": key,
                        "name": values.get("name") or "",
-                       "department_keys": tuple(values.get("department_keys") or ())})
+                       "department_keys": tuple(values.get("department_keys") or ()),
+                       "profile": _known(values, PROFILE_NAMES) or NO_PROFILE})
+
+
+def profile_fields(rules: Mapping[str, FieldRule]) -> frozenset[str]:
+    """The profile fields a mapping provides (a rule each): the ones orgsync manages."""
+    return frozenset(PROFILE_NAMES).intersection(rules)
 
 
 def department_from(values: Mapping[str, Any], key: str) -> Department:

@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from orgsync.feishu import schema
-from orgsync.feishu.schema import KEEP_WHEN_UNSET, ROOT, USER_VALUE_FIELDS
+from orgsync.feishu.schema import KEEP_WHEN_UNSET, PROFILE_NAMES, ROOT, USER_VALUE_FIELDS
 from orgsync.identity import feishu_department_id, feishu_user_id
 from orgsync.model import Department, Employee, Snapshot, Status
 from orgsync.operations import kinds
@@ -450,6 +450,13 @@ def _move_frozen_leavers_out(b: _Builder, gone: set[str]) -> None:
 # ---------------------------------------------------------------------- users
 
 
+def _compared(b: _Builder) -> tuple[str, ...]:
+    """The user value fields a diff compares: the base ones and the profile fields the
+    source provides (the others are not orgsync's to write, see ``SourceData``)."""
+    managed = b.desired.profile_fields
+    return (*USER_VALUE_FIELDS, *(f for f in PROFILE_NAMES if f in managed))
+
+
 def _plan_users(b: _Builder) -> None:
     snap = b.desired.snapshot
     active = snap.active_employees()
@@ -462,6 +469,7 @@ def _plan_users(b: _Builder) -> None:
     touched = sorted(k for k, e in active.items()
                      if (cur := live.get(k)) is None or cur.lifecycle is not active_state
                      or (cur.record is not e and cur.record != e))
+    compared = _compared(b)
     for key, (old_key, old_fid) in sorted(b.policy.rekeys.items()):
         _add_rekey(b, key, old_key, old_fid)
     for key, old in sorted(b.policy.adopt_users.items()):
@@ -503,7 +511,7 @@ def _plan_users(b: _Builder) -> None:
         else:
             old_fields = cur.record.fields()
             # A field Feishu did not return (no read permission) is unknown: no change.
-            changed = [f for f in (*USER_VALUE_FIELDS, "department_keys")
+            changed = [f for f in (*compared, "department_keys")
                        if f not in cur.unknown
                        and _differs(f, old_fields.get(f), new_fields.get(f))]
             if changed:
@@ -513,7 +521,7 @@ def _plan_users(b: _Builder) -> None:
                 changes = tuple(FieldChange(f, old_fields.get(f), new_fields.get(f)) for f in changed)
                 reason = "moved departments" if kind is OpKind.USER_MOVE else "changed in source"
                 b.add(Operation(op_id(kind, key), kind, key, fid, body, changes, reason,
-                                tuple(dept_deps), {f: new_fields[f] for f in changed}, e.name))
+                                tuple(dept_deps), {f: new_fields.get(f) for f in changed}, e.name))
             if cur.record.manager_key != e.manager_key and "manager_key" not in cur.unknown:
                 _add_set_manager(b, e, cur.record.manager_key)
             if cur.lifecycle is Lifecycle.FROZEN:
@@ -701,12 +709,12 @@ def _plan_rehire(b: _Builder, e: Employee, gone: MirrorUser) -> None:
                                        "manager_key": None}, e.name))
     old_fields = {**gone.record.fields(), "department_keys": list(e.department_keys)}
     new_fields = e.fields()
-    changed = [f for f in USER_VALUE_FIELDS if _differs(f, old_fields.get(f), new_fields.get(f))]
+    changed = [f for f in _compared(b) if _differs(f, old_fields.get(f), new_fields.get(f))]
     if changed:
         body = schema.user_patch_body(new_fields, changed)
         b.add(Operation(op_id(OpKind.USER_UPDATE, key), OpKind.USER_UPDATE, key, fid, body,
                         tuple(FieldChange(f, old_fields.get(f), new_fields.get(f)) for f in changed),
-                        "changed since they left", (res,), {f: new_fields[f] for f in changed},
+                        "changed since they left", (res,), {f: new_fields.get(f) for f in changed},
                         e.name))
     if e.manager_key:
         op = Operation(op_id(OpKind.USER_SET_MANAGER, key), OpKind.USER_SET_MANAGER, key, fid,

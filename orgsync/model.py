@@ -11,11 +11,16 @@ a raw snapshot into a clean one plus a report of held-back records.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from hashlib import blake2b
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
+
+NO_PROFILE: Final[Mapping[str, Any]] = MappingProxyType({})
+"""The shared empty :attr:`Employee.profile` (most records of most sources)."""
 
 
 class EmployeeType(enum.IntEnum):
@@ -63,6 +68,9 @@ class Employee:
 
     ``department_keys`` holds the primary department first. ``manager_key`` is the
     direct manager's employee key. ``join_date`` is the start date, when known.
+    ``profile`` holds the optional profile fields the source gives a value for (work
+    station, gender, …: :data:`orgsync.feishu.schema.PROFILE` lists them, one row each),
+    by canonical name, as plain JSON-able values; a field without a value is absent.
 
     Treat it as immutable (derive changed copies with :func:`dataclasses.replace`):
     records are shared between the source snapshot and the mirror. It is not a
@@ -83,10 +91,13 @@ class Employee:
     join_date: date | None = None
     city: str | None = None
     status: Status = Status.ACTIVE
+    profile: Mapping[str, Any] = field(default_factory=lambda: NO_PROFILE)
 
     def fields(self) -> dict[str, Any]:
-        """The comparable fields (everything but the key), as plain JSON-able values."""
+        """The comparable fields (everything but the key), as plain JSON-able values;
+        the profile's are flattened in (their names never clash with the others)."""
         return {
+            **self.profile,
             "name": self.name,
             "department_keys": list(self.department_keys),
             "en_name": self.en_name,
@@ -124,6 +135,8 @@ class Employee:
             f"{n if self.employee_no is None else self.employee_no}\x1f"
             f"{int(self.employee_type)}\x1f{n if jd is None else jd.isoformat()}\x1f"
             f"{n if self.city is None else self.city}\x1f{self.status}")
+        if self.profile:  # absent before profiles existed: old fingerprints still hold
+            text += "\x1e" + json.dumps(self.profile, sort_keys=True, ensure_ascii=False)
         # surrogatepass: a lone surrogate from a JSON source must not crash a plan
         digest = blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
         return int.from_bytes(digest, "big", signed=True)
@@ -133,6 +146,7 @@ class Employee:
         """Inverse of :meth:`fields` (used to load the ledger's mirror)."""
         jd = f.get("join_date")
         get = f.get
+        extra = f.keys() - _BASE_FIELDS
         # Plain dict lookups, not Enum calls: this runs once per mirrored user.
         return cls(
             key=key, name=f["name"], department_keys=tuple(get("department_keys") or ()),
@@ -143,11 +157,18 @@ class Employee:
             or EmployeeType(int(f["employee_type"])),
             join_date=date.fromisoformat(jd) if jd else None, city=get("city"),
             status=_STATUSES.get(get("status") or "active") or Status(str(get("status"))),
+            profile=_profile({k: v for k in extra if (v := f[k]) is not None}) if extra
+            else NO_PROFILE,
         )
+
+
+def _profile(values: dict[str, Any]) -> Mapping[str, Any]:
+    return values if values else NO_PROFILE
 
 
 _EMPLOYEE_TYPES: dict[Any, EmployeeType] = {int(t): t for t in EmployeeType}
 _STATUSES: dict[Any, Status] = {s.value: s for s in Status}
+_BASE_FIELDS = frozenset(Employee(key="", name="", department_keys=()).fields())
 
 
 def department_from_fields(key: str, f: Mapping[str, Any]) -> Department:

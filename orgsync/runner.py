@@ -48,6 +48,7 @@ from orgsync.feishu.reader import (
     read_directory,
     unreadable,
 )
+from orgsync.feishu.schema import PROFILE_NAMES
 from orgsync.identity import KeyRules
 from orgsync.ledger import Ledger
 from orgsync.locked import locked_records
@@ -287,8 +288,13 @@ async def live_state(client: FeishuClient, ledger: Ledger,
 
 
 def _known(read: R, applied: R, unknown: AbstractSet[str]) -> R:
-    """``read`` with the fields Feishu did not return taken from ``applied``."""
+    """``read`` with the fields Feishu did not return taken from ``applied`` (profile
+    fields too)."""
     kept = {f: getattr(applied, f) for f in unknown if hasattr(applied, f)}
+    if isinstance(read, Employee) and isinstance(applied, Employee) \
+            and not unknown.isdisjoint(PROFILE_NAMES):
+        kept["profile"] = {**{k: v for k, v in read.profile.items() if k not in unknown},
+                           **{k: v for k, v in applied.profile.items() if k in unknown}}
     return replace(read, **kept) if kept else read
 
 

@@ -97,6 +97,10 @@ class SourceData:
     # back, which are not in ``snapshot``: such a row still accounts for the managed
     # person it matches, who is then no leaver (see orgsync.identity.resolve).
     held_rows: list[Identity] = field(default_factory=list)
+    # The profile fields (orgsync.feishu.schema.PROFILE) the source provides: a column or
+    # a mapping rule, whether or not a row has a value. Only these are managed: written,
+    # compared and cleared; the others stay as whoever set them in Feishu left them.
+    profile_fields: frozenset[str] = frozenset()
 
     def where(self, entity: EntityKind, key: str | None) -> str | None:
         """The source position of a record, or ``None``."""

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from typing import Any, Final, Literal
 
-from orgsync.model import Department, Employee, EmployeeType
+from orgsync.model import NO_PROFILE, Department, Employee, EmployeeType
 
 
 class Clear(enum.Enum):
@@ -53,7 +53,10 @@ class FeishuField:
     * ``to_wire``: canonical → body value (``None``: as it is);
     * ``from_wire``: response value → record value (``None``: as it is, empty as ``None``);
     * ``link``: ``"department"`` or ``"user"`` when the value is a key (or keys)
-      of that kind, translated through the id maps.
+      of that kind, translated through the id maps;
+    * ``parse``: for a :data:`PROFILE` field, a source cell (stripped text) → the
+      canonical value (``None``: no value); ValueError with the reason when the
+      cell is none (the row is held, naming the field).
     """
 
     name: str
@@ -64,6 +67,7 @@ class FeishuField:
     to_wire: Callable[[Any], Any] | None = None
     from_wire: Callable[[Any], Any] | None = None
     link: Literal["department", "user"] | None = None
+    parse: Callable[[str], Any] | None = None
 
 
 ROOT: Final = "0"
@@ -156,6 +160,35 @@ def _en_us(value: Any) -> str | None:
     return (value or {}).get("en_us") or None
 
 
+def _text_of(limit: int) -> Callable[[str], str]:
+    """A source text of at most ``limit`` characters (Feishu's limit for the field)."""
+    def parse(text: str) -> str:
+        if len(text) > limit:
+            raise ValueError(f"is {len(text)} characters long; Feishu takes at most {limit}")
+        return text
+    return parse
+
+
+_GENDERS: Final = {
+    **dict.fromkeys(("1", "male", "m", "man", "男"), 1),
+    **dict.fromkeys(("2", "female", "f", "woman", "女"), 2),
+    **dict.fromkeys(("3", "other", "x", "diverse", "其他"), 3),
+    **dict.fromkeys(("0", "secret", "unknown", "undisclosed", "保密", "未知"), None),
+}
+
+
+def _gender(text: str) -> int | None:
+    """``male``/``female``/``other`` (1–3, 男/女/其他, M/F/X); ``secret`` (0, 保密) is no value."""
+    key = text.strip().lower()
+    if key not in _GENDERS:
+        raise ValueError(f"'{text}' is not a gender (male, female, other, secret; 男, 女, 其他, 保密)")
+    return _GENDERS[key]
+
+
+def _gender_from_wire(value: Any) -> int | None:
+    return int(value) or None if value not in (None, "") else None
+
+
 # ---------------------------------------------------------------- the tables
 
 _UR, _DR = USER_READ, DEPARTMENT_READ
@@ -192,7 +225,26 @@ USER: Final = (
                 to_wire=join_time, from_wire=_join_date),
     FeishuField("city", "city", _UR["city"]),
 )
-"""Every :class:`~orgsync.model.Employee` field but ``status``, in the model's order."""
+"""Every :class:`~orgsync.model.Employee` field but ``status`` and ``profile``, in the
+model's order."""
+
+PROFILE: Final = (
+    # ≤ 255 (feishu-api-more.md §1.11, §7). UNCONFIRMED (§1.5) whether "" clears it; the
+    # sandbox clears with "", and so does orgsync.
+    FeishuField("work_station", "work_station", _UR["work_station"], parse=_text_of(255)),
+    # 0 secret, 1 male, 2 female, 3 other; anything else is 41038 (§1.17, §7). 0 ("secret")
+    # is Feishu's default, so it reads as no value and clears.
+    FeishuField("gender", "gender", _UR["gender"], clear=0, documented_clear=0,
+                from_wire=_gender_from_wire, parse=_gender),
+)
+"""The optional profile fields (:attr:`~orgsync.model.Employee.profile`), one row each.
+
+A source gives them through a column or a mapping rule of the row's ``name``; orgsync
+manages (writes, compares, reports drift on) only those the source provides
+(:attr:`orgsync.source.SourceData.profile_fields`), so a field someone sets in Feishu by
+hand stays theirs until the source has it."""
+
+PROFILE_NAMES: Final = tuple(f.name for f in PROFILE)
 
 DEPARTMENT: Final = (
     FeishuField("key", "department_id", _DR["department_id"], link="department"),
@@ -213,17 +265,20 @@ DEPARTMENT: Final = (
 )
 """Every :class:`~orgsync.model.Department` field, in the model's order."""
 
-KEEP_WHEN_UNSET: Final = frozenset(f.name for f in (*USER, *DEPARTMENT) if f.clear is KEEP)
+KEEP_WHEN_UNSET: Final = frozenset(f.name for f in (*USER, *PROFILE, *DEPARTMENT)
+                                   if f.clear is KEEP)
 """Canonical fields compared only when the source gives a value."""
 
 USER_VALUE_FIELDS: Final = tuple(f.name for f in USER if f.link is None)
-"""The user fields a create or update carries as values (links go apart)."""
+"""The user fields a create or update carries as values (links go apart); the
+:data:`PROFILE` fields the source provides go with them."""
 
-_U = {f.name: f for f in USER}
+_U = {f.name: f for f in (*USER, *PROFILE)}
 _D = {f.name: f for f in DEPARTMENT}
 # (name, wire, conversion) of the value fields, unpacked once: plans build 10⁵ bodies.
-_USER_WRITES = tuple((f.name, f.wire, f.to_wire) for f in USER if f.link is None)
+_USER_WRITES = tuple((f.name, f.wire, f.to_wire) for f in (*USER, *PROFILE) if f.link is None)
 _USER_READS = tuple((f.name, f.wire, f.from_wire or _optional) for f in USER if f.link is None)
+_PROFILE_READS = tuple((f.name, f.wire, f.from_wire or _optional) for f in PROFILE)
 _DEPARTMENT_READS = tuple((f.name, f.wire, f.from_wire or _optional) for f in DEPARTMENT
                           if f.link is None)
 _USER_ID = _U["key"].wire
@@ -263,7 +318,7 @@ def user_create_body(fields: Mapping[str, Any], department_ids: list[str], *,
         # An adoption PATCHes an existing account: its primary is set only by orders.
         body[_ORDERS] = department_orders(department_ids)
     for name, wire, to_wire in _USER_WRITES:
-        v = fields[name]
+        v = fields.get(name)
         if v is None or v == "":
             continue
         body[wire] = v if to_wire is None else to_wire(v)
@@ -288,7 +343,7 @@ def user_patch_body(fields: Mapping[str, Any], changed: Iterable[str],
                 body[_ORDERS] = department_orders(department_ids)
             continue
         f = _U[name]
-        body[f.wire] = _send(f, fields[name])
+        body[f.wire] = _send(f, fields.get(name))
     return body
 
 
@@ -396,10 +451,13 @@ def employee_from_feishu(u: Mapping[str, Any], dept_key_of: Mapping[str, str],
     uid = user_id_of(u)
     get = u.get
     leader = get(_MANAGER.wire) or None
+    profile = {name: v for name, wire, from_wire in _PROFILE_READS
+               if (v := from_wire(get(wire))) is not None}
     return Employee(
         key=key_of.get(uid, uid),
         department_keys=tuple(dept_key_of.get(d, d) for d in _primary_first(u)),
         manager_key=key_of.get(str(leader), str(leader)) if leader else None,
+        profile=profile or NO_PROFILE,
         **{name: from_wire(get(wire)) for name, wire, from_wire in _USER_READS},
     )
 

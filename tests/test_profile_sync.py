@@ -1,0 +1,146 @@
+"""The profile fields (orgsync.feishu.schema.PROFILE) end to end over a real socket: CSV →
+plan → apply against the sandbox, read back from the sandbox's tenant field by field."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import lark_oapi as lark
+import pytest
+from lark_oapi.api.contact.v3 import GetUserRequest
+
+from orgsync.config import Config
+from orgsync.ledger import Ledger
+from orgsync.runner import run_once
+from orgsync.sandbox import SandboxServer
+from tests.sandbox_run import SCALE, config, run
+
+DEPARTMENTS = "department_id,name,parent_id\nD1,研发部,\nD2,平台组,D1\n"
+PEOPLE = [  # employee_id, name, mobile, department, work_station, gender
+    ("E1", "张伟", "+8613800000001", "D1", "A-1-01", "男"),
+    ("E2", "李娜", "+8613800000002", "D2", "A-2-17", "female"),
+    ("E3", "王芳", "+8613800000003", "D2", "", "其他"),
+]
+
+
+def write(src: Path, people: list[tuple[str, ...]], columns: tuple[str, ...]) -> None:
+    """The source files: departments, and people with the profile ``columns`` present."""
+    src.mkdir(exist_ok=True)
+    (src / "departments.csv").write_text(DEPARTMENTS, encoding="utf-8")
+    header = ["employee_id", "name", "email", "mobile", "department_ids", *columns]
+    lines = [",".join(header)]
+    for key, name, mobile, dept, station, gender in people:
+        profile = {"work_station": station, "gender": gender}
+        lines.append(",".join([key, name, f"{key.lower()}@example.com", mobile, dept,
+                               *(profile[c] for c in columns)]))
+    (src / "employees.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def profile_in_feishu(sb: SandboxServer) -> dict[str, tuple[str, int]]:
+    """Each user's work station and gender as the sandbox tenant holds them."""
+    return {u.user_id: (u.work_station, u.gender) for u in sb.tenant.users.values()}
+
+
+def sdk_user(sb: SandboxServer, user_id: str) -> Any:
+    """A user as the official SDK reads it (``lark_oapi``'s ``User`` model)."""
+    client = (lark.Client.builder().app_id(sb.config.app_id).app_secret(sb.config.app_secret)
+              .domain(sb.base_url).timeout(10).log_level(lark.LogLevel.ERROR).build())
+    got = client.contact.v3.user.get(GetUserRequest.builder().user_id(user_id)
+                                     .user_id_type("user_id").build())
+    assert got.success(), (got.code, got.msg)
+    return got.data.user
+
+
+def writes(sb: SandboxServer, since: int = 0) -> list[dict[str, Any]]:
+    return [r for r in sb.requests()[since:]
+            if r["method"] != "GET" and "tenant_access_token" not in r["path"]]
+
+
+def drift(cfg: Config, ledger: Ledger) -> list[tuple[str, str, Any, Any]]:
+    """What ``orgsync check`` reports (a live read compared with the source): each
+    change as (person, field, in Feishu, in the source)."""
+    plan = asyncio.run(run_once(cfg, ledger, apply=False, full=True)).plan
+    return [(op.key, c.field, c.old, c.new) for op in plan.operations for c in op.changes]
+
+
+@pytest.fixture(name="fast_sandbox")
+def _fast_sandbox(sandbox: SandboxServer) -> SandboxServer:
+    sandbox.configure(rate_scale=SCALE)
+    return sandbox
+
+
+def test_week_one_and_two_write_exactly_the_profile_changes(fast_sandbox: SandboxServer,
+                                                            tmp_path: Path) -> None:
+    """Week 1 creates people with their work station and gender; week 2 patches only the
+    profile values that changed (a cleared one with Feishu's clear); week 3 writes nothing."""
+    sb = fast_sandbox
+    sb.configure(app_id="cli_profile_week")  # the SDK caches tokens per app id
+    cfg = config(sb, tmp_path / "src", tmp_path / "l.db")
+    ledger = Ledger(cfg.ledger.url)
+    write(tmp_path / "src", PEOPLE, ("work_station", "gender"))
+    assert run(cfg, ledger).exit_code == 0
+    assert profile_in_feishu(sb) == {"E1": ("A-1-01", 1), "E2": ("A-2-17", 2), "E3": ("", 3)}
+    e2 = sdk_user(sb, "E2")
+    assert (e2.work_station, e2.gender) == ("A-2-17", 2)
+
+    week2 = [PEOPLE[0], (*PEOPLE[1][:4], "B-5-02", "female"), (*PEOPLE[2][:5], "")]
+    write(tmp_path / "src", week2, ("work_station", "gender"))
+    before = len(sb.requests())
+    out = run(cfg, ledger)
+    assert out.exit_code == 0
+    assert {(op.key, tuple((c.field, c.old, c.new) for c in op.changes))
+            for op in out.plan.operations} == {("E2", (("work_station", "A-2-17", "B-5-02"),)),
+                                               ("E3", (("gender", 3, None),))}
+    assert sorted((r["path"].rsplit("/", 1)[1], r["body"]) for r in writes(sb, before)) == [
+        ("E2", {"work_station": "B-5-02"}), ("E3", {"gender": 0})]
+    assert profile_in_feishu(sb) == {"E1": ("A-1-01", 1), "E2": ("B-5-02", 2), "E3": ("", 0)}
+
+    before = len(sb.requests())
+    again = run(cfg, ledger)
+    assert again.plan.empty
+    assert len(sb.requests()) == before
+
+
+def test_a_profile_field_the_source_lacks_is_never_touched(fast_sandbox: SandboxServer,
+                                                           tmp_path: Path) -> None:
+    """Without a gender column, a gender set in Feishu by hand survives apply, check and
+    resync (and is no drift), while the work station the source has is written."""
+    sb = fast_sandbox
+    cfg = config(sb, tmp_path / "src", tmp_path / "l.db")
+    ledger = Ledger(cfg.ledger.url)
+    write(tmp_path / "src", PEOPLE, ("work_station",))
+    assert run(cfg, ledger).exit_code == 0
+    for u in sb.tenant.users.values():  # an admin sets the gender in the console
+        u.gender = 2
+    assert profile_in_feishu(sb) == {"E1": ("A-1-01", 2), "E2": ("A-2-17", 2), "E3": ("", 2)}
+
+    before = len(sb.requests())
+    assert run(cfg, ledger).plan.empty
+    assert drift(cfg, ledger) == []
+    resync = asyncio.run(run_once(cfg, ledger, apply=True, full=True))
+    assert resync.exit_code == 0
+    assert resync.plan.empty
+    assert writes(sb, before) == []
+    assert profile_in_feishu(sb) == {"E1": ("A-1-01", 2), "E2": ("A-2-17", 2), "E3": ("", 2)}
+
+    # Drift in a field the source has is found and repaired.
+    sb.tenant.users[next(o for o, u in sb.tenant.users.items() if u.user_id == "E1")] \
+        .work_station = "moved by hand"
+    assert drift(cfg, ledger) == [("E1", "work_station", "moved by hand", "A-1-01")]
+    assert asyncio.run(run_once(cfg, ledger, apply=True, full=True)).exit_code == 0
+    assert profile_in_feishu(sb)["E1"] == ("A-1-01", 2)
+
+
+def test_a_bad_profile_value_holds_the_row_naming_the_field(fast_sandbox: SandboxServer,
+                                                            tmp_path: Path) -> None:
+    """A gender Feishu would reject (41038) is held at the source, with the line and field."""
+    sb = fast_sandbox
+    cfg = config(sb, tmp_path / "src", tmp_path / "l.db")
+    write(tmp_path / "src", [*PEOPLE[:2], (*PEOPLE[2][:5], "unicorn")], ("work_station", "gender"))
+    out = run(cfg, Ledger(cfg.ledger.url))
+    assert [str(i) for i in out.plan.issues] == [
+        "employees.csv:4: employee E3: gender: 'unicorn' is not a gender (male, female, other, "
+        "secret; 男, 女, 其他, 保密) (held back)"]
+    assert sorted(profile_in_feishu(sb)) == ["E1", "E2"]
