@@ -99,7 +99,7 @@ from orgsync.source import EntityKind, Issue, SourceData
 # canonical column -> required? (an absent optional column reads as empty cells)
 DEPARTMENT_COLUMNS: dict[str, bool] = {
     "department_id": True, "name": True, "parent_id": True, "leader_id": False, "order": False,
-    "en_name": False,
+    "en_name": False, "deputy_leader_ids": False, "hrbp_ids": False,
 }
 EMPLOYEE_COLUMNS: dict[str, bool] = {
     "employee_id": True, "name": True, "en_name": False, "email": True, "mobile": True,
@@ -472,13 +472,23 @@ def _line(where: str) -> int:
 
 def _department(row: _Values, key: str, problems: _Problems) -> Department:
     """One row of DEPARTMENT_COLUMNS."""
-    _, name, parent, leader, raw_order, en_name = row
+    _, name, parent, leader, raw_order, en_name, raw_deputies, raw_hrbps = row
     order = _order(raw_order, "order", problems)
-    for field_name, value in (("key", key), ("parent_key", parent), ("leader_key", leader)):
+    deputies, hrbps = _keys(raw_deputies), _keys(raw_hrbps)
+    for field_name, value in (("key", key), ("parent_key", parent), ("leader_key", leader),
+                              *(("deputy_leader_keys", k) for k in deputies),
+                              *(("hrbp_keys", k) for k in hrbps)):
         if value is not None and _mangled(value):
             problems.append((field_name, _excel_problem(value)))
     return Department(key=key, name=name or "", parent_key=parent, leader_key=leader,
-                      order=order, en_name=en_name)
+                      order=order, en_name=en_name, deputy_leader_keys=deputies, hrbp_keys=hrbps)
+
+
+def _keys(cell: str | None) -> tuple[str, ...]:
+    """A ``;``-separated cell of keys (empty: none)."""
+    if cell is None:
+        return ()
+    return tuple(k for k in (p.strip() for p in _LIST_SEPARATOR.split(cell)) if k)
 
 
 def _order(raw: str | None, field_name: str, problems: _Problems) -> int | None:

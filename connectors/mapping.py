@@ -63,10 +63,11 @@ from orgsync.source import EntityKind, Issue
 EMPLOYEE_FIELDS = (*(f.name for f in dataclasses.fields(Employee) if f.name != "profile"),
                    *PROFILE_NAMES)
 DEPARTMENT_FIELDS = tuple(f.name for f in dataclasses.fields(Department))
+_KEY_LISTS = frozenset(("department_keys", "deputy_leader_keys", "hrbp_keys"))
 _BASE_EMPLOYEE_FIELDS = tuple(f for f in EMPLOYEE_FIELDS if f not in PROFILE_NAMES)
 _PROFILE_PARSERS = {f.name: f.parse for f in PROFILE if f.parse is not None}
 _ID_FIELDS = frozenset({"key", "employee_no", "mobile", "manager_key", "parent_key", "leader_key",
-                        "department_keys"})
+                        "department_keys", "deputy_leader_keys", "hrbp_keys"})
 
 EMPLOYEE_TYPES: dict[str, EmployeeType] = {
     **{str(int(t)): t for t in EmployeeType},
@@ -610,7 +611,7 @@ def _coerce(name: str, value: Any, region: str) -> Any:
     """The canonical form of ``value`` for field ``name``; MappingProblem if impossible."""
     if value is None:
         return None
-    if name == "department_keys":
+    if name in _KEY_LISTS:
         items = value if isinstance(value, list) else _LIST_SEPARATOR.split(_text(value))
         keys = tuple(_text(v).strip() for v in items if _text(v).strip())
         for k in keys:

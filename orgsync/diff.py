@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -209,12 +210,12 @@ def _plan_departments(b: _Builder) -> None:
             # Leaders are linked in a second pass, so a create's body (and its
             # client_token) depends on the source and the policy alone and replays
             # after a crash.
-            mirror = d.fields()
-            mirror["leader_key"] = None
+            mirror = {**d.fields(), **_NO_LEADERS}
             b.add(Operation(op_id(OpKind.DEPT_CREATE, key), OpKind.DEPT_CREATE, key, fid, body,
                             changes, "new in source", (), mirror, d.name))
-            if d.leader_key:
-                _add_set_leader(b, d, None, group_chat=chat_with_leader)
+            if d.leader_key or d.hrbp_keys:
+                _add_set_leader(b, d, Department(key=key, name=d.name),
+                                group_chat=chat_with_leader)
             continue
 
         c = cur.record
@@ -230,8 +231,9 @@ def _plan_departments(b: _Builder) -> None:
             body = schema.department_patch_body(d, changed, parent)
             b.add(Operation(op_id(kind, key), kind, key, fid, body, changes, reason, (),
                             {f: getattr(d, f) for f in changed}, d.name))
-        if c.leader_key != d.leader_key and "leader_key" not in cur.unknown:
-            _add_set_leader(b, d, c.leader_key)
+        if any(f not in cur.unknown and _differs(f, getattr(c, f), getattr(d, f))
+               for f in _LEADER_FIELDS):
+            _add_set_leader(b, d, c, cur.unknown)
 
     # Dependencies need every op to exist first.
     cur_slot: dict[tuple[str | None, str], str] = {}
@@ -309,23 +311,45 @@ def _dept_release_ops(b: _Builder, key: str) -> list[str]:
                             op_id(OpKind.DEPT_DELETE, key)) if oid in b.ops]
 
 
-def _add_set_leader(b: _Builder, d: Department, old: str | None, *,
-                    group_chat: bool = False) -> None:
-    """Link ``d``'s leader; ``group_chat``: also ask for the department chat (a new department)."""
+_LEADER_FIELDS = ("leader_key", "deputy_leader_keys", "hrbp_keys")
+_NO_LEADERS: Mapping[str, Any] = {"leader_key": None, "deputy_leader_keys": [], "hrbp_keys": []}
+
+
+def _add_set_leader(b: _Builder, d: Department, old: Department,
+                    unknown: AbstractSet[str] = frozenset(), *, group_chat: bool = False) -> None:
+    """Link ``d``'s leaders and HRBPs where they differ from ``old``'s (leaders: the main
+    one and the deputies, one list in Feishu); ``group_chat``: also ask for the department
+    chat (a new department)."""
     new = d.leader_key
-    changes: tuple[FieldChange, ...] = (FieldChange("leader_key", old, new),)
-    body = schema.leader_body(b.user_fid(new) if new else None)
+    changed = [f for f in _LEADER_FIELDS
+               if f not in unknown and _differs(f, getattr(old, f), getattr(d, f))]
+    changes = tuple(FieldChange(f, _plain(getattr(old, f)), _plain(getattr(d, f)))
+                    for f in changed)
+    body: dict[str, Any] = {}
+    if "leader_key" in changed or "deputy_leader_keys" in changed:
+        body.update(schema.leader_body(b.user_fid(new) if new else None,
+                                       [b.user_fid(k) for k in d.deputy_leader_keys]))
+    if "hrbp_keys" in changed:
+        body.update(schema.hrbp_body([b.user_fid(k) for k in d.hrbp_keys]))
     if group_chat:
         body["create_group_chat"] = True
         changes += (FieldChange("create_group_chat", None, True),)
     deps = [oid for oid in (op_id(OpKind.DEPT_CREATE, d.key), op_id(OpKind.DEPT_REKEY, d.key),
                             op_id(OpKind.DEPT_ADOPT, d.key))
             if oid in b.ops]
-    if new:
-        deps.extend(_arrival(new))  # the ones not in the plan are dropped
+    for person in (new, *d.deputy_leader_keys, *d.hrbp_keys):
+        if person:
+            deps.extend(_arrival(person))  # the ones not in the plan are dropped
     b.add(Operation(op_id(OpKind.DEPT_SET_LEADER, d.key), OpKind.DEPT_SET_LEADER, d.key,
                     b.dept_fid(d.key), body, changes,
-                    "leader changed in source", tuple(deps), {"leader_key": new}, d.name))
+                    "leader changed in source" if "leader_key" in changed else
+                    "leaders or HRBPs changed in source", tuple(deps),
+                    {f: _plain(getattr(d, f)) for f in changed}, d.name))
+
+
+def _plain(value: Any) -> Any:
+    """A field value as the mirror and plan hold it (a tuple of keys as a list)."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _plan_department_deletes(b: _Builder) -> None:
@@ -554,8 +578,10 @@ def _plan_users(b: _Builder) -> None:
             if u is not None and u.record.manager_key in leaving:
                 reports[u.record.manager_key].append(uk)
         for dk, d in b.current.departments.items():
-            if d.record.leader_key in leaving:
-                led[d.record.leader_key].append(dk)
+            r = d.record
+            for person in leaving.intersection((r.leader_key or "", *r.deputy_leader_keys,
+                                                *r.hrbp_keys)):
+                led[person].append(dk)
     for key in leavers:
         _plan_leaver(b, key, live[key], active, "terminated in source"
                      if key in snap.employees else "absent from source",

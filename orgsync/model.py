@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from hashlib import blake2b
 from types import MappingProxyType
@@ -46,6 +46,9 @@ class Department:
 
     ``parent_key`` is ``None`` for a top-level department (Feishu parent ``"0"``).
     ``order`` is the sort position among siblings, when the source has one.
+    ``leader_key`` is the main leader; ``deputy_leader_keys`` the deputies (Feishu has
+    deputies only beside a main leader) and ``hrbp_keys`` the department's HRBPs, as
+    employee keys in the source's order.
     """
 
     key: str
@@ -54,11 +57,15 @@ class Department:
     leader_key: str | None = None
     order: int | None = None
     en_name: str | None = None
+    deputy_leader_keys: tuple[str, ...] = ()
+    hrbp_keys: tuple[str, ...] = ()
 
     def fields(self) -> dict[str, Any]:
         """The comparable fields (everything but the key), as plain JSON-able values."""
         d = asdict(self)
         del d["key"]
+        d["deputy_leader_keys"] = list(self.deputy_leader_keys)
+        d["hrbp_keys"] = list(self.hrbp_keys)
         return d
 
 
@@ -171,6 +178,18 @@ _STATUSES: dict[Any, Status] = {s.value: s for s in Status}
 _BASE_FIELDS = frozenset(Employee(key="", name="", department_keys=()).fields())
 
 
+def rename_people(d: Department, renamed: Mapping[str, str]) -> Department:
+    """``d`` with its leader, deputies and HRBPs renamed by ``renamed`` (old key → new)."""
+    def one(k: str) -> str:
+        return renamed.get(k, k)
+    people = (d.leader_key, *d.deputy_leader_keys, *d.hrbp_keys)
+    if not any(k in renamed for k in people if k is not None):
+        return d
+    return replace(d, leader_key=one(d.leader_key) if d.leader_key else None,
+                   deputy_leader_keys=tuple(map(one, d.deputy_leader_keys)),
+                   hrbp_keys=tuple(map(one, d.hrbp_keys)))
+
+
 def department_from_fields(key: str, f: Mapping[str, Any]) -> Department:
     """Inverse of :meth:`Department.fields` (used to load the ledger's mirror)."""
     return Department(
@@ -180,6 +199,8 @@ def department_from_fields(key: str, f: Mapping[str, Any]) -> Department:
         leader_key=f.get("leader_key"),
         order=f.get("order"),
         en_name=f.get("en_name"),
+        deputy_leader_keys=tuple(f.get("deputy_leader_keys") or ()),
+        hrbp_keys=tuple(f.get("hrbp_keys") or ()),
     )
 
 

@@ -238,7 +238,8 @@ async def find_existing(client: FeishuClient, data: SourceData, state: Directory
 
 async def live_state(client: FeishuClient, ledger: Ledger,
                      mirror: DirectoryState | None = None, *,
-                     compare_all: bool = False) -> DirectoryState:
+                     compare_all: bool = False,
+                     unmanaged: AbstractSet[str] = frozenset()) -> DirectoryState:
     """What Feishu holds now for the entities orgsync manages (a full read).
 
     Managed scope is the mirror's: a department or user orgsync never created or
@@ -251,12 +252,14 @@ async def live_state(client: FeishuClient, ledger: Ledger,
     mirror's value, what orgsync last applied: it is never read as empty, so never
     "repaired". ``compare_all`` (``check``) refuses such a read instead
     (:class:`MissingReadPermission`): drift in a field it cannot see cannot be ruled out.
+    ``unmanaged`` names fields (``user.gender``) the source does not provide: their read
+    permissions are not needed.
     """
     mirror = mirror if mirror is not None else ledger.load_state()
     rdept = {m.feishu_id: k for k, m in mirror.departments.items()}
     ruser = {m.feishu_id: k for k, m in mirror.users.items()}
     live = await read_directory(client, reverse_departments=rdept, reverse_users=ruser)
-    missing = unreadable(live)
+    missing = {k: v for k, v in unreadable(live).items() if k not in unmanaged}
     if compare_all and missing:
         raise MissingReadPermission(missing, "check compares every field orgsync manages")
     if missing:
@@ -285,6 +288,17 @@ async def live_state(client: FeishuClient, ledger: Ledger,
                                         mu.frozen_at if lifecycle is Lifecycle.FROZEN else None,
                                         None)
     return state
+
+
+def _unmanaged(data: SourceData) -> frozenset[str]:
+    """The fields (as :func:`~orgsync.feishu.reader.unreadable` names them) ``data`` does not
+    provide: profile fields without a column or rule, and department deputies and HRBPs
+    when no department has any."""
+    depts = data.snapshot.departments.values()
+    return frozenset((
+        *(f"user.{f}" for f in PROFILE_NAMES if f not in data.profile_fields),
+        *(f"department.{f}" for f in ("deputy_leader_keys", "hrbp_keys")
+          if not any(getattr(d, f) for d in depts))))
 
 
 def _known(read: R, applied: R, unknown: AbstractSet[str]) -> R:
@@ -357,7 +371,8 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
     if full:
         data = read_source(config, ledger, accept_shrink=accept_shrink, raw=raw)
         mirror = ledger.load_state()
-        state = await live_state(client, ledger, mirror, compare_all=not rebuild_mirror) \
+        state = await live_state(client, ledger, mirror, compare_all=not rebuild_mirror,
+                                 unmanaged=_unmanaged(data)) \
             if mirror.departments or mirror.users else DirectoryState()
         if rebuild_mirror:
             ledger.replace_mirror(state)

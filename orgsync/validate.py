@@ -266,6 +266,36 @@ def _department_warnings(
                              kept=kept))
             fixed[key] = dataclasses.replace(fixed.get(key, d), leader_key=None)
 
+    # Deputies and HRBPs: someone unusable is left out (the others stay); deputies need
+    # a main leader (feishu-api-more.md §1.12: leaders holds exactly one main leader).
+    for key, d in departments.items():
+        if not (d.deputy_leader_keys or d.hrbp_keys):
+            continue
+        d = fixed.get(key, d)
+        kept_lists: dict[str, tuple[str, ...]] = {}
+        for field_name, role in (("deputy_leader_keys", "deputy leader"), ("hrbp_keys", "HRBP")):
+            people: tuple[str, ...] = getattr(d, field_name)
+            usable = []
+            for person in dict.fromkeys(people):
+                p = passing_employees.get(person)
+                if p is None or p.status is not Status.ACTIVE:
+                    why = _unusable_person(person, all_employees, held_employees)
+                    out.append(Issue("department", key, field_name, f"{role} {why}", "warning"))
+                elif not (field_name == "deputy_leader_keys" and person == d.leader_key):
+                    usable.append(person)
+            if tuple(usable) != people:
+                kept_lists[field_name] = tuple(usable)
+        deputies = kept_lists.get("deputy_leader_keys", d.deputy_leader_keys)
+        if deputies and d.leader_key is None:
+            out.append(Issue("department", key, "deputy_leader_keys",
+                             "deputy leaders need a main leader (leader_id) in Feishu",
+                             "warning"))
+            kept_lists["deputy_leader_keys"] = ()
+        if kept_lists:
+            fixed[key] = dataclasses.replace(
+                d, deputy_leader_keys=kept_lists.get("deputy_leader_keys", d.deputy_leader_keys),
+                hrbp_keys=kept_lists.get("hrbp_keys", d.hrbp_keys))
+
     if not fixed:
         return out, departments
     return out, {k: fixed.get(k, d) for k, d in departments.items()}

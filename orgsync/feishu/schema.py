@@ -262,6 +262,16 @@ DEPARTMENT: Final = (
     # i18n_name carries the Chinese name too ({"zh_cn": name, "en_us": en_name}): built by
     # department_patch_body. UNCONFIRMED (§1.5) whether en_us "" clears; orgsync sends it.
     FeishuField("en_name", "i18n_name", _DR["i18n_name"], from_wire=_en_us),
+    # The deputies are leaders of leaderType 2 beside exactly one main leader (type 1);
+    # sent with the main leader in one "leaders" list (leader_body). Wire casing: the docs
+    # and the sandbox agree on camelCase leaderType/leaderID in requests, responses and
+    # events (feishu-api-more.md §1.12, §7); the Python SDK's DepartmentLeader would send
+    # snake_case and drops camelCase keys it reads, so orgsync sends plain dicts.
+    FeishuField("deputy_leader_keys", "leaders", _DR["leaders"], clear=[], documented_clear=[],
+                link="user"),
+    # ≤ 500 user ids (43028); [] clears (§1.5, D/patch); reading needs the HRBP scope only.
+    FeishuField("hrbp_keys", "department_hrbps", _DR["department_hrbps"], clear=[],
+                documented_clear=[], link="user"),
 )
 """Every :class:`~orgsync.model.Department` field, in the model's order."""
 
@@ -290,6 +300,9 @@ _DEPT_ID = _D["key"].wire
 _DEPT_NAME = _D["name"].wire
 _PARENT = _D["parent_key"].wire
 _LEADER = _D["leader_key"]
+_LEADERS = _D["deputy_leader_keys"].wire
+_HRBPS = _D["hrbp_keys"].wire
+_MAIN, _DEPUTY = 1, 2  # leaderType (§1.12)
 _ORDER = _D["order"]
 _I18N = _D["en_name"].wire
 
@@ -418,14 +431,22 @@ def department_patch_body(d: Department, changed: Iterable[str],
     return body
 
 
-def leader_body(leader_id: str | None) -> dict[str, Any]:
-    """A department PATCH that sets its main leader (Feishu user id), or clears it (None).
+def leader_body(leader_id: str | None, deputy_ids: Sequence[str] = ()) -> dict[str, Any]:
+    """A department PATCH that sets its main leader and deputies (Feishu user ids), or
+    clears them all (``leader_id`` None: Feishu has no deputies without a main leader).
 
     ``leader_user_id`` must equal the main leader of ``leaders`` (§1.12).
     """
     if leader_id is None:
-        return {"leaders": list(_LEADER.clear)}
-    return {_LEADER.wire: leader_id, "leaders": [{"leaderType": 1, "leaderID": leader_id}]}
+        return {_LEADERS: list(_LEADER.clear)}
+    return {_LEADER.wire: leader_id,
+            _LEADERS: [{"leaderType": _MAIN, "leaderID": leader_id},
+                       *({"leaderType": _DEPUTY, "leaderID": d} for d in deputy_ids)]}
+
+
+def hrbp_body(hrbp_ids: Sequence[str]) -> dict[str, Any]:
+    """A department PATCH that sets its HRBPs (Feishu user ids; none clears them)."""
+    return {_HRBPS: list(hrbp_ids)}
 
 
 # ---------------------------------------------------------------- Feishu → canonical
@@ -493,9 +514,16 @@ def department_from_feishu(d: Mapping[str, Any], key_of: Mapping[str, str],
     fid = department_id_of(d)
     parent = str(d.get(_PARENT) or ROOT)
     leader = d.get(_LEADER.wire) or None
+
+    def users(ids: Iterable[Any]) -> tuple[str, ...]:
+        return tuple(user_key_of.get(str(u), str(u)) for u in ids if u)
+
     return Department(
         key=key_of.get(fid, fid),
         parent_key=None if parent == ROOT else key_of.get(parent, parent),
         leader_key=user_key_of.get(str(leader), str(leader)) if leader else None,
+        deputy_leader_keys=users(x.get("leaderID") for x in d.get(_LEADERS) or ()
+                                 if isinstance(x, Mapping) and x.get("leaderType") == _DEPUTY),
+        hrbp_keys=users(d.get(_HRBPS) or ()),
         **{name: from_wire(d.get(wire)) for name, wire, from_wire in _DEPARTMENT_READS},
     )
