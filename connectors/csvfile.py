@@ -89,7 +89,7 @@ from connectors.mapping import (
 )
 from connectors.source_options import mobile_region
 from orgsync.errors import SourceError
-from orgsync.feishu.schema import PROFILE, PROFILE_NAMES
+from orgsync.feishu.schema import PROFILE
 from orgsync.gcpause import paused_gc
 from orgsync.identity import Identity
 from orgsync.model import NO_PROFILE, Department, Employee, EmployeeType, Snapshot, Status
@@ -105,7 +105,8 @@ EMPLOYEE_COLUMNS: dict[str, bool] = {
     "employee_id": True, "name": True, "en_name": False, "email": True, "mobile": True,
     "department_ids": True, "manager_id": False, "job_title": False, "employee_type": False,
     "join_date": False, "city": False, "status": False, "employee_no": False,
-    **dict.fromkeys(PROFILE_NAMES, False),  # then one optional column per profile field
+    # then one optional column per profile field
+    **{f.column or f.name: False for f in PROFILE},
 }
 _BASE_EMPLOYEE_COLUMNS = list(EMPLOYEE_COLUMNS).index("employee_no") + 1
 _PROFILE_PARSERS = tuple((f.name, f.parse) for f in PROFILE)
@@ -260,7 +261,8 @@ class CsvConnector:
                                  issues, held_emps, emp_rows, held_rows)
         return SourceData(Snapshot(departments, employees), issues, held_depts, held_emps,
                           dept_rows, emp_rows, held_rows=held_rows,
-                          profile_fields=frozenset(PROFILE_NAMES) & emp_table.index.keys())
+                          profile_fields=frozenset(f.name for f in PROFILE
+                                                   if (f.column or f.name) in emp_table.index))
 
     def _read_mapped(self, mapping: Mapping[str, Mapping[str, FieldRule]]) -> SourceData:
         """The ``mapping`` mode: rows as ``{header: cell}`` through the shared field mapping."""

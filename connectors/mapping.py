@@ -63,11 +63,13 @@ from orgsync.source import EntityKind, Issue
 EMPLOYEE_FIELDS = (*(f.name for f in dataclasses.fields(Employee) if f.name != "profile"),
                    *PROFILE_NAMES)
 DEPARTMENT_FIELDS = tuple(f.name for f in dataclasses.fields(Department))
-_KEY_LISTS = frozenset(("department_keys", "deputy_leader_keys", "hrbp_keys"))
+_KEY_LISTS = frozenset(("department_keys", "deputy_leader_keys", "hrbp_keys",
+                        "dotted_line_manager_keys"))
 _BASE_EMPLOYEE_FIELDS = tuple(f for f in EMPLOYEE_FIELDS if f not in PROFILE_NAMES)
 _PROFILE_PARSERS = {f.name: f.parse for f in PROFILE if f.parse is not None}
 _ID_FIELDS = frozenset({"key", "employee_no", "mobile", "manager_key", "parent_key", "leader_key",
-                        "department_keys", "deputy_leader_keys", "hrbp_keys"})
+                        "department_keys", "deputy_leader_keys", "hrbp_keys",
+                        "dotted_line_manager_keys"})
 
 EMPLOYEE_TYPES: dict[str, EmployeeType] = {
     **{str(int(t)): t for t in EmployeeType},
@@ -616,6 +618,8 @@ def _coerce(name: str, value: Any, region: str) -> Any:
         keys = tuple(_text(v).strip() for v in items if _text(v).strip())
         for k in keys:
             _excel_guard(k)
+        if name in _PROFILE_PARSERS:  # a profile value: JSON-able, none when empty
+            return list(dict.fromkeys(keys)) or None
         return keys
     if name == "join_date":
         first = _first(value)

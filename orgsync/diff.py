@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from orgsync.feishu import schema
-from orgsync.feishu.schema import KEEP_WHEN_UNSET, PROFILE_NAMES, ROOT, USER_VALUE_FIELDS
+from orgsync.feishu.schema import KEEP_WHEN_UNSET, PROFILE_VALUES, ROOT, USER_VALUE_FIELDS
 from orgsync.identity import feishu_department_id, feishu_user_id
 from orgsync.model import Department, Employee, Snapshot, Status
 from orgsync.operations import kinds
@@ -478,7 +478,14 @@ def _compared(b: _Builder) -> tuple[str, ...]:
     """The user value fields a diff compares: the base ones and the profile fields the
     source provides (the others are not orgsync's to write, see ``SourceData``)."""
     managed = b.desired.profile_fields
-    return (*USER_VALUE_FIELDS, *(f for f in PROFILE_NAMES if f in managed))
+    return (*USER_VALUE_FIELDS, *(f for f in PROFILE_VALUES if f in managed))
+
+
+_DOTTED = "dotted_line_manager_keys"
+
+
+def _dotted(e: Employee) -> list[str]:
+    return list(e.profile.get(_DOTTED) or ())
 
 
 def _plan_users(b: _Builder) -> None:
@@ -526,11 +533,11 @@ def _plan_users(b: _Builder) -> None:
                             _changes_from_none(_visible(new_fields)),
                             f"existing Feishu user {had} matched" if adopt
                             else "new in source", tuple(dept_deps),
-                            {**new_fields, "manager_key": None}, e.name))
+                            {**new_fields, "manager_key": None, _DOTTED: None}, e.name))
             if adopt and had != fid:
                 _add_rekey(b, key, key, had, f"adopted; its user_id becomes {fid}",
                            (op_id(kind, key),))
-            if e.manager_key:
+            if e.manager_key or _dotted(e):
                 _add_set_manager(b, e, None)
         else:
             old_fields = cur.record.fields()
@@ -546,8 +553,8 @@ def _plan_users(b: _Builder) -> None:
                 reason = "moved departments" if kind is OpKind.USER_MOVE else "changed in source"
                 b.add(Operation(op_id(kind, key), kind, key, fid, body, changes, reason,
                                 tuple(dept_deps), {f: new_fields.get(f) for f in changed}, e.name))
-            if cur.record.manager_key != e.manager_key and "manager_key" not in cur.unknown:
-                _add_set_manager(b, e, cur.record.manager_key)
+            if _manager_links(b, e, cur.record, cur.unknown):
+                _add_set_manager(b, e, cur.record, cur.unknown)
             if cur.lifecycle is Lifecycle.FROZEN:
                 b.add(Operation(op_id(OpKind.USER_UNFREEZE, key), OpKind.USER_UNFREEZE, key, fid,
                                 schema.frozen_body(False), (FieldChange("status", "frozen", "active"),),
@@ -575,8 +582,10 @@ def _plan_users(b: _Builder) -> None:
         leaving = set(leavers)
         for uk in touched:
             u = live.get(uk)
-            if u is not None and u.record.manager_key in leaving:
-                reports[u.record.manager_key].append(uk)
+            if u is None:
+                continue
+            for boss in leaving.intersection((u.record.manager_key or "", *_dotted(u.record))):
+                reports[boss].append(uk)
         for dk, d in b.current.departments.items():
             r = d.record
             for person in leaving.intersection((r.leader_key or "", *r.deputy_leader_keys,
@@ -627,14 +636,40 @@ def _add_user_adopt(b: _Builder, key: str, old: str, cur: MirrorUser) -> None:
         _add_rekey(b, key, key, old, f"adopted; its user_id becomes {cur.feishu_id}", (adopt,))
 
 
-def _add_set_manager(b: _Builder, e: Employee, old: str | None) -> None:
-    new = e.manager_key
-    body = schema.manager_body(b.user_fid(new) if new else None)
+def _manager_links(b: _Builder, e: Employee, old: Employee | None,
+                   unknown: AbstractSet[str] = frozenset()) -> list[FieldChange]:
+    """How ``e``'s manager and dotted-line managers (when the source provides them) differ
+    from ``old``'s (``None``: a person not linked yet)."""
+    out = []
+    old_manager = old.manager_key if old is not None else None
+    if old_manager != e.manager_key and "manager_key" not in unknown:
+        out.append(FieldChange("manager_key", old_manager, e.manager_key))
+    if _DOTTED in b.desired.profile_fields and _DOTTED not in unknown:
+        was, now = (_dotted(old) if old is not None else []), _dotted(e)
+        if was != now:
+            out.append(FieldChange(_DOTTED, was or None, now or None))
+    return out
+
+
+def _add_set_manager(b: _Builder, e: Employee, old: Employee | None,
+                     unknown: AbstractSet[str] = frozenset()) -> None:
+    """Link ``e`` to its manager and dotted-line managers where they differ from ``old``'s
+    (one PATCH, in the second pass: every person linked to must exist first)."""
+    changes = tuple(_manager_links(b, e, old, unknown))
+    body: dict[str, Any] = {}
+    deps = list(_arrival(e.key))
+    for c in changes:
+        if c.field == "manager_key":
+            body.update(schema.manager_body(b.user_fid(c.new) if c.new else None))
+        else:
+            body.update(schema.dotted_line_body([b.user_fid(k) for k in c.new or ()]))
+        for k in (c.new if isinstance(c.new, list) else [c.new] if c.new else []):
+            deps.extend(_arrival(k))
     b.add(Operation(op_id(OpKind.USER_SET_MANAGER, e.key), OpKind.USER_SET_MANAGER, e.key,
-                    b.user_fid(e.key), body, (FieldChange("manager_key", old, new),),
-                    "manager changed in source",
-                    (*_arrival(e.key), *(_arrival(new) if new else ())),
-                    {"manager_key": new}, e.name))
+                    b.user_fid(e.key), body, changes,
+                    "manager changed in source" if changes and changes[0].field == "manager_key" else
+                    "dotted-line managers changed in source", tuple(deps),
+                    {c.field: c.new for c in changes}, e.name))
 
 
 def _arrival(key: str) -> tuple[str, ...]:

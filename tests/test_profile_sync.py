@@ -202,3 +202,61 @@ def test_deputy_leaders_and_hrbps(fast_sandbox: SandboxServer, tmp_path: Path) -
     before = len(sb.requests())
     assert run(cfg, ledger).plan.empty
     assert len(sb.requests()) == before
+
+
+def dotted_in_feishu(sb: SandboxServer) -> dict[str, list[str]]:
+    """Each user's dotted-line managers (user ids) as the sandbox holds them."""
+    uid = {o: u.user_id for o, u in sb.tenant.users.items()}
+    return {u.user_id: [uid[o] for o in u.dotted_line_leaders] for u in sb.tenant.users.values()}
+
+
+def write_dotted(src: Path, dotted: dict[str, str]) -> None:
+    """PEOPLE with a ``dotted_line_manager_ids`` column (employee id → cell)."""
+    write(src, PEOPLE, ())
+    lines = (src / "employees.csv").read_text(encoding="utf-8").splitlines()
+    out = [lines[0] + ",dotted_line_manager_ids"]
+    out += [f"{line},{dotted.get(line.split(',')[0], '')}" for line in lines[1:]]
+    (src / "employees.csv").write_text("\n".join(out) + "\n", encoding="utf-8")
+
+
+def test_dotted_line_managers(fast_sandbox: SandboxServer, tmp_path: Path) -> None:
+    """Dotted-line managers are linked in the second pass (one PATCH per person, with the
+    manager when both change), changed and cleared; a link that would close a cycle is
+    left out with a warning; a third run writes nothing."""
+    sb = fast_sandbox
+    sb.configure(app_id="cli_profile_dotted")
+    src = tmp_path / "src"
+    cfg = config(sb, src, tmp_path / "l.db")
+    ledger = Ledger(cfg.ledger.url)
+    write_dotted(src, {"E2": "E1;E3", "E3": "E1"})
+    out = run(cfg, ledger)
+    assert out.exit_code == 0
+    assert out.plan.issues == ()
+    assert dotted_in_feishu(sb) == {"E1": [], "E2": ["E1", "E3"], "E3": ["E1"]}
+    links = [op for op in out.plan.operations if op.kind.value == "user.set_manager"]
+    creates = {op.op_id for op in out.plan.operations if op.kind.value == "user.create"}
+    assert all(creates & set(op.depends_on) for op in links)  # after the people exist
+    # The SDK's model types them List[int]; its parser keeps the strings as sent.
+    assert sdk_user(sb, "E2").dotted_line_leader_user_ids == ["E1", "E3"]
+
+    write_dotted(src, {"E1": "E2", "E2": "E3"})
+    before = len(sb.requests())
+    out = run(cfg, ledger)
+    assert out.plan.issues == ()
+    assert sorted((r["path"].rsplit("/", 1)[1], r["body"]) for r in writes(sb, before)) == [
+        ("E1", {"dotted_line_leader_user_ids": ["E2"]}),
+        ("E2", {"dotted_line_leader_user_ids": ["E3"]}),
+        ("E3", {"dotted_line_leader_user_ids": []})]
+    assert dotted_in_feishu(sb) == {"E1": ["E2"], "E2": ["E3"], "E3": []}
+
+    write_dotted(src, {"E1": "E2", "E2": "E3", "E3": "E1;E3"})
+    out = run(cfg, ledger)
+    assert [str(i) for i in out.plan.issues] == [
+        "employees.csv:4: employee E3: dotted_line_manager_keys: dotted-line manager 'E1' would "
+        "close a cycle of dotted-line links (cleared)",
+        "employees.csv:4: employee E3: dotted_line_manager_keys: is the employee themself "
+        "(cleared)"]
+    assert out.plan.empty
+    before = len(sb.requests())
+    assert run(cfg, ledger).plan.empty
+    assert len(sb.requests()) == before

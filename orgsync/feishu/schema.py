@@ -56,7 +56,9 @@ class FeishuField:
       of that kind, translated through the id maps;
     * ``parse``: for a :data:`PROFILE` field, a source cell (stripped text) → the
       canonical value (``None``: no value); ValueError with the reason when the
-      cell is none (the row is held, naming the field).
+      cell is none (the row is held, naming the field);
+    * ``column``: for a :data:`PROFILE` field, its native CSV column when that is not
+      ``name`` (keys are ``…_key(s)`` in the model, ``…_id(s)`` in files).
     """
 
     name: str
@@ -68,6 +70,7 @@ class FeishuField:
     from_wire: Callable[[Any], Any] | None = None
     link: Literal["department", "user"] | None = None
     parse: Callable[[str], Any] | None = None
+    column: str | None = None
 
 
 ROOT: Final = "0"
@@ -185,6 +188,12 @@ def _gender(text: str) -> int | None:
     return _GENDERS[key]
 
 
+def _key_list(text: str) -> list[str] | None:
+    """``;``-separated keys (``；`` too), in the source's order, each once; none is no value."""
+    keys = list(dict.fromkeys(k.strip() for k in text.replace("；", ";").split(";")))
+    return [k for k in keys if k] or None
+
+
 def _gender_from_wire(value: Any) -> int | None:
     return int(value) or None if value not in (None, "") else None
 
@@ -236,6 +245,13 @@ PROFILE: Final = (
     # is Feishu's default, so it reads as no value and clears.
     FeishuField("gender", "gender", _UR["gender"], clear=0, documented_clear=0,
                 from_wire=_gender_from_wire, parse=_gender),
+    # User ids (user_id_type); resigned 44021, invalid 44022 (shared with leader_user_id, §7).
+    # Linked in the second pass with the manager. UNCONFIRMED (§1.5) whether [] clears
+    # them and what the maximum count is; the sandbox clears with [], and so does orgsync.
+    # Reading needs contact:user.dotted_line_leader_info.read only (§1.1).
+    FeishuField("dotted_line_manager_keys", "dotted_line_leader_user_ids",
+                _UR["dotted_line_leader_user_ids"], clear=[], link="user", parse=_key_list,
+                column="dotted_line_manager_ids"),
 )
 """The optional profile fields (:attr:`~orgsync.model.Employee.profile`), one row each.
 
@@ -245,6 +261,8 @@ manages (writes, compares, reports drift on) only those the source provides
 hand stays theirs until the source has it."""
 
 PROFILE_NAMES: Final = tuple(f.name for f in PROFILE)
+PROFILE_VALUES: Final = tuple(f.name for f in PROFILE if f.link is None)
+"""The profile fields a create or update carries as values (the links go apart)."""
 
 DEPARTMENT: Final = (
     FeishuField("key", "department_id", _DR["department_id"], link="department"),
@@ -288,7 +306,9 @@ _D = {f.name: f for f in DEPARTMENT}
 # (name, wire, conversion) of the value fields, unpacked once: plans build 10⁵ bodies.
 _USER_WRITES = tuple((f.name, f.wire, f.to_wire) for f in (*USER, *PROFILE) if f.link is None)
 _USER_READS = tuple((f.name, f.wire, f.from_wire or _optional) for f in USER if f.link is None)
-_PROFILE_READS = tuple((f.name, f.wire, f.from_wire or _optional) for f in PROFILE)
+_PROFILE_READS = tuple((f.name, f.wire, f.from_wire or _optional) for f in PROFILE
+                       if f.link is None)
+_DOTTED = _U["dotted_line_manager_keys"]
 _DEPARTMENT_READS = tuple((f.name, f.wire, f.from_wire or _optional) for f in DEPARTMENT
                           if f.link is None)
 _USER_ID = _U["key"].wire
@@ -385,6 +405,11 @@ def manager_body(manager_id: str | None) -> dict[str, Any]:
     return {_MANAGER.wire: manager_id or _MANAGER.clear}
 
 
+def dotted_line_body(manager_ids: Sequence[str]) -> dict[str, Any]:
+    """A PATCH that sets a user's dotted-line managers (Feishu user ids; none clears)."""
+    return {_DOTTED.wire: list(manager_ids) or list(_DOTTED.clear)}
+
+
 def frozen_body(frozen: bool) -> dict[str, Any]:
     """A PATCH that freezes (True) or unfreezes a user."""
     return {_FROZEN: frozen}
@@ -474,6 +499,9 @@ def employee_from_feishu(u: Mapping[str, Any], dept_key_of: Mapping[str, str],
     leader = get(_MANAGER.wire) or None
     profile = {name: v for name, wire, from_wire in _PROFILE_READS
                if (v := from_wire(get(wire))) is not None}
+    dotted = [key_of.get(str(u), str(u)) for u in get(_DOTTED.wire) or () if u]
+    if dotted:
+        profile[_DOTTED.name] = dotted
     return Employee(
         key=key_of.get(uid, uid),
         department_keys=tuple(dept_key_of.get(d, d) for d in _primary_first(u)),
