@@ -39,6 +39,7 @@ from typing import Any, Literal, cast
 import yaml
 
 from orgsync.errors import ConfigError
+from orgsync.feishu.schema import PROFILE_NAMES
 from orgsync.feishu.settings import FEISHU_BASE_URL, LARK_BASE_URL, FeishuSettings
 from orgsync.options import Section, describe, did_you_mean, interpolate
 from orgsync.templates import (
@@ -99,6 +100,11 @@ class SyncConfig:
     #: Share of members a new path-keyed department must have in common with one that
     #: vanished under the same parent to be taken as it renamed (see orgsync.renames).
     rename_min_overlap: float = 0.8
+    #: Who owns each profile field (orgsync.feishu.schema.PROFILE): the ones orgsync
+    #: manages (None: those the source provides), and of those the ones only set when a
+    #: person is created (never overwritten, never drift: e.g. a field employees edit).
+    fields: tuple[str, ...] | None = None
+    create_only: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -375,7 +381,23 @@ def _parse_sync(s: Section) -> SyncConfig:
                                            SyncConfig.ignore_key_leading_zeros),
         rename_min_overlap=s.number("rename_min_overlap", SyncConfig.rename_min_overlap,
                                     minimum=0.5, maximum=1.0),
+        fields=s.choices("fields", (), PROFILE_NAMES, what="profile fields")
+        if s.given("fields") else None,
+        create_only=_create_only(s),
     )
+
+
+def _create_only(s: Section) -> tuple[str, ...]:
+    """``sync.create_only``: profile fields, each one orgsync manages (``sync.fields``)."""
+    found = s.choices("create_only", (), PROFILE_NAMES, what="profile fields")
+    managed = s.raw("fields")
+    if isinstance(managed, str):
+        managed = [managed]
+    for i, name in enumerate(found):
+        if isinstance(managed, list) and name not in managed:
+            raise s.error(f"create_only[{i}]", f"{name} is not in sync.fields",
+                          f"add {name} to sync.fields, or remove it here")
+    return found
 
 
 def _parse_logging(s: Section) -> LoggingConfig:

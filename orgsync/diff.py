@@ -79,6 +79,8 @@ class DiffPolicy:
       differs from the source, as for anyone managed;
     * ``rekey_adopted``: an adopted account's ``user_id`` becomes the HR id
       (``user.rekey`` after ``user.adopt``), so it never depends on email or mobile again;
+    * ``create_only``: profile fields set when a person is created and never compared
+      after (``sync.create_only``): a value changed in Feishu, or in the source, stays;
     * ``department_group_chat``: departments created by the plan ask Feishu for a
       department group chat (``create_group_chat: true`` in the create body; it is
       part of the body, so of the create's ``client_token``). Existing departments
@@ -102,6 +104,7 @@ class DiffPolicy:
     adopt_departments: Mapping[str, str] = field(default_factory=dict)
     adopt_users: Mapping[str, str] = field(default_factory=dict)
     rekey_adopted: bool = False
+    create_only: frozenset[str] = frozenset()
 
     def clock(self) -> datetime:
         """The planning time (now when unset)."""
@@ -477,7 +480,7 @@ def _move_frozen_leavers_out(b: _Builder, gone: set[str]) -> None:
 def _compared(b: _Builder) -> tuple[str, ...]:
     """The user value fields a diff compares: the base ones and the profile fields the
     source provides (the others are not orgsync's to write, see ``SourceData``)."""
-    managed = b.desired.profile_fields
+    managed = b.desired.profile_fields - b.policy.create_only
     return (*USER_VALUE_FIELDS, *(f for f in PROFILE_VALUES if f in managed))
 
 
@@ -644,7 +647,8 @@ def _manager_links(b: _Builder, e: Employee, old: Employee | None,
     old_manager = old.manager_key if old is not None else None
     if old_manager != e.manager_key and "manager_key" not in unknown:
         out.append(FieldChange("manager_key", old_manager, e.manager_key))
-    if _DOTTED in b.desired.profile_fields and _DOTTED not in unknown:
+    if _DOTTED in b.desired.profile_fields and _DOTTED not in unknown and (
+            old is None or _DOTTED not in b.policy.create_only):
         was, now = (_dotted(old) if old is not None else []), _dotted(e)
         if was != now:
             out.append(FieldChange(_DOTTED, was or None, now or None))

@@ -114,7 +114,8 @@ def read_source(config: Config, ledger: Ledger, *, accept_shrink: bool = False,
     (unless ``accept_shrink``) — a failed read must never look like "everyone left".
     ``applied``: employees whose record Feishu holds exactly (see :func:`validate`).
     """
-    data = validate(raw if raw is not None else read_raw(config), applied=applied)
+    data = _owned(validate(raw if raw is not None else read_raw(config), applied=applied),
+                  config.sync.fields)
     active = data.snapshot.active_count()
     if active == 0 and not data.snapshot.departments:
         managed = ledger.get_meta("last_good_employees")
@@ -128,6 +129,18 @@ def read_source(config: Config, ledger: Ledger, *, accept_shrink: bool = False,
     return data
 
 
+def _owned(data: SourceData, fields: tuple[str, ...] | None) -> SourceData:
+    """``data`` managing only the profile fields ``sync.fields`` lists (``None``: all the
+    source provides): the values of the others are dropped, so not even a create sends them."""
+    if fields is None or data.profile_fields.issubset(fields):
+        return data
+    keep = data.profile_fields.intersection(fields)
+    people = {k: e if e.profile.keys() <= keep
+              else replace(e, profile={f: v for f, v in e.profile.items() if f in keep})
+              for k, e in data.snapshot.employees.items()}
+    return replace(data, snapshot=replace(data.snapshot, employees=people), profile_fields=keep)
+
+
 def diff_policy(config: Config, now: datetime | None,
                 adopt: Mapping[str, str] | None = None) -> DiffPolicy:
     """The diff's rules from the ``sync``, ``lifecycle`` and ``safety`` sections."""
@@ -137,7 +150,8 @@ def diff_policy(config: Config, now: datetime | None,
         resurrect_days=config.lifecycle.resurrect_days,
         prehire_days=config.lifecycle.prehire_days, adopt=dict(adopt or {}),
         department_group_chat=config.sync.department_group_chat,
-        leavers_department=config.lifecycle.leavers_department)
+        leavers_department=config.lifecycle.leavers_department,
+        create_only=frozenset(config.sync.create_only))
 
 
 def protected_keys(config: Config, data: SourceData, state: DirectoryState

@@ -11,7 +11,8 @@ import lark_oapi as lark
 import pytest
 from lark_oapi.api.contact.v3 import GetDepartmentRequest, GetUserRequest
 
-from orgsync.config import Config
+from orgsync.config import Config, config_from_dict
+from orgsync.errors import ConfigError
 from orgsync.ledger import Ledger
 from orgsync.runner import run_once
 from orgsync.sandbox import SandboxServer
@@ -260,3 +261,58 @@ def test_dotted_line_managers(fast_sandbox: SandboxServer, tmp_path: Path) -> No
     before = len(sb.requests())
     assert run(cfg, ledger).plan.empty
     assert len(sb.requests()) == before
+
+
+def test_sync_fields_and_create_only_decide_who_owns_a_field(fast_sandbox: SandboxServer,
+                                                             tmp_path: Path) -> None:
+    """``sync.fields`` leaves out gender although the source has it: a value set by hand
+    survives apply, check and resync. ``sync.create_only`` work_station is set when a person
+    is created, then neither a change in the source nor one in Feishu is written or drift."""
+    sb = fast_sandbox
+    src = tmp_path / "src"
+    cfg = config(sb, src, tmp_path / "l.db",
+                 sync={"fields": ["work_station"], "create_only": ["work_station"]})
+    ledger = Ledger(cfg.ledger.url)
+    write(src, PEOPLE, ("work_station", "gender"))
+    out = run(cfg, ledger)
+    assert out.exit_code == 0
+    assert all("gender" not in r["body"] for r in writes(sb))
+    assert profile_in_feishu(sb) == {"E1": ("A-1-01", 0), "E2": ("A-2-17", 0), "E3": ("", 0)}
+
+    for u in sb.tenant.users.values():  # by hand: a gender, and E1 moved desks
+        u.gender = 3
+        if u.user_id == "E1":
+            u.work_station = "C-9-99"
+    write(src, [PEOPLE[0], (*PEOPLE[1][:4], "B-5-02", "male"), PEOPLE[2]],
+          ("work_station", "gender"))
+    before = len(sb.requests())
+    assert run(cfg, ledger).plan.empty
+    assert drift(cfg, ledger) == []
+    assert asyncio.run(run_once(cfg, ledger, apply=True, full=True)).plan.empty
+    assert writes(sb, before) == []
+    assert profile_in_feishu(sb) == {"E1": ("C-9-99", 3), "E2": ("A-2-17", 3), "E3": ("", 3)}
+
+    # A new hire gets the create-only value.
+    write(src, [*PEOPLE, ("E4", "赵磊", "+8613800000004", "D2", "D-1-01", "男")],
+          ("work_station", "gender"))
+    assert run(cfg, ledger).exit_code == 0
+    assert profile_in_feishu(sb)["E4"] == ("D-1-01", 0)
+
+
+@pytest.mark.parametrize(("sync", "key", "text"), [
+    ({"fields": ["work_staton"]}, "sync.fields[0]", "work_station"),
+    ({"fields": ["gender"], "create_only": ["work_station"]}, "sync.create_only[0]",
+     "work_station is not in sync.fields"),
+])
+def test_bad_field_ownership_fails_naming_the_key(tmp_path: Path, sync: dict[str, Any],
+                                                  key: str, text: str) -> None:
+    """A field name orgsync does not know, or a create-only field it does not manage, is a
+    config error naming the key."""
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict({"version": 1, "feishu": {"app_id": "cli_x", "app_secret": "s"},
+                          "source": {"type": "csv", "departments": "d.csv",
+                                     "employees": "e.csv"},
+                          "ledger": {"url": "sqlite:///x.db"}, "sync": sync},
+                         file="o.yaml", base_dir=tmp_path)
+    assert caught.value.key == key
+    assert text in str(caught.value)
