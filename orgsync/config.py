@@ -105,6 +105,10 @@ class SyncConfig:
     #: person is created (never overwritten, never drift: e.g. a field employees edit).
     fields: tuple[str, ...] | None = None
     create_only: tuple[str, ...] = ()
+    #: A job level / family the source names that the tenant lacks is created by apply
+    #: (else the people naming it are held with the reason).
+    create_job_levels: bool = False
+    create_job_families: bool = False
 
 
 @dataclass(frozen=True)
@@ -384,6 +388,8 @@ def _parse_sync(s: Section) -> SyncConfig:
         fields=s.choices("fields", (), PROFILE_NAMES, what="profile fields")
         if s.given("fields") else None,
         create_only=_create_only(s),
+        create_job_levels=s.boolean("create_job_levels", SyncConfig.create_job_levels),
+        create_job_families=s.boolean("create_job_families", SyncConfig.create_job_families),
     )
 
 

@@ -529,7 +529,8 @@ def _plan_users(b: _Builder) -> None:
             adopt = key in b.policy.adopt
             body = schema.user_create_body(new_fields,
                                            [b.dept_fid(dk) for dk in e.department_keys],
-                                           user_id=None if adopt else fid)
+                                           user_id=None if adopt else fid,
+                                           catalogs=b.desired.catalogs)
             kind = OpKind.USER_ADOPT if adopt else OpKind.USER_CREATE
             had = b.policy.adopt[key] if adopt else fid
             b.add(Operation(op_id(kind, key), kind, key, had, body,
@@ -551,7 +552,8 @@ def _plan_users(b: _Builder) -> None:
             if changed:
                 kind = OpKind.USER_MOVE if "department_keys" in changed else OpKind.USER_UPDATE
                 body = schema.user_patch_body(new_fields, changed, [
-                    b.dept_fid(dk) for dk in e.department_keys] if kind is OpKind.USER_MOVE else None)
+                    b.dept_fid(dk) for dk in e.department_keys] if kind is OpKind.USER_MOVE else None,
+                    b.desired.catalogs)
                 changes = tuple(FieldChange(f, old_fields.get(f), new_fields.get(f)) for f in changed)
                 reason = "moved departments" if kind is OpKind.USER_MOVE else "changed in source"
                 b.add(Operation(op_id(kind, key), kind, key, fid, body, changes, reason,
@@ -767,7 +769,8 @@ def _plan_rehire(b: _Builder, e: Employee, gone: MirrorUser) -> None:
     # "create_instead": the account made when Feishu will not resurrect (44029, 44028)
     b.add(Operation(res, OpKind.USER_RESURRECT, key, fid,
                     {**schema.resurrect_body(depts),
-                     "create_instead": schema.user_create_body(e.fields(), depts, user_id=fid)},
+                     "create_instead": schema.user_create_body(e.fields(), depts, user_id=fid,
+                                                               catalogs=b.desired.catalogs)},
                     (FieldChange("status", "deleted", "active"),),
                     f"rehired (left {gone.deleted_at:%Y-%m-%d})" if gone.deleted_at else "rehired",
                     tuple(dept_deps), {"department_keys": list(e.department_keys),
@@ -776,7 +779,7 @@ def _plan_rehire(b: _Builder, e: Employee, gone: MirrorUser) -> None:
     new_fields = e.fields()
     changed = [f for f in _compared(b) if _differs(f, old_fields.get(f), new_fields.get(f))]
     if changed:
-        body = schema.user_patch_body(new_fields, changed)
+        body = schema.user_patch_body(new_fields, changed, catalogs=b.desired.catalogs)
         b.add(Operation(op_id(OpKind.USER_UPDATE, key), OpKind.USER_UPDATE, key, fid, body,
                         tuple(FieldChange(f, old_fields.get(f), new_fields.get(f)) for f in changed),
                         "changed since they left", (res,), {f: new_fields.get(f) for f in changed},

@@ -27,7 +27,7 @@ from typing import TypeVar
 import structlog
 
 from connectors.registry import build_connector
-from orgsync import gcpause, notify
+from orgsync import catalogs, gcpause, notify
 from orgsync.config import Config
 from orgsync.diff import DiffPolicy, diff
 from orgsync.errors import (
@@ -369,7 +369,7 @@ async def take_over(config: Config, client: FeishuClient, raw: SourceData, data:
 
 
 async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
-                    full: bool = False, rebuild_mirror: bool = True,
+                    full: bool = False, rebuild_mirror: bool = True, apply: bool = False,
                     accept_shrink: bool = False, now: datetime | None = None) -> Planned:
     """The plan that makes Feishu match the source.
 
@@ -378,9 +378,13 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
     existing accounts, ``sync.adopt_existing``). ``full``: read Feishu live
     first (after the source read succeeded), rebuild the mirror from it unless
     ``rebuild_mirror`` is off (``check``), then diff — drift made behind
-    orgsync's back shows up as changes that applying repairs.
+    orgsync's back shows up as changes that applying repairs. ``apply``: job levels and
+    families the source names and the tenant lacks are created now, when allowed
+    (:mod:`orgsync.catalogs`).
     """
-    raw = read_raw(config)
+    raw = await catalogs.resolve(read_raw(config), client, ledger, apply=apply, create=frozenset(
+        c for c, allowed in (("job_level", config.sync.create_job_levels),
+                             ("job_family", config.sync.create_job_families)) if allowed))
     takeover: Takeover | None = None
     if full:
         data = read_source(config, ledger, accept_shrink=accept_shrink, raw=raw)
@@ -388,6 +392,7 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
         state = await live_state(client, ledger, mirror, compare_all=not rebuild_mirror,
                                  unmanaged=_unmanaged(data)) \
             if mirror.departments or mirror.users else DirectoryState()
+        state = catalogs.named(state, ledger)
         if rebuild_mirror:
             ledger.replace_mirror(state)
             ledger.set_meta("tenant_admins", json.dumps(sorted(state.tenant_admins)))
@@ -542,7 +547,7 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
         # (thawed when the run ends).
         with gcpause.paused_gc(freeze=True):
             planned = await make_plan(config, ledger, client, full=full, rebuild_mirror=apply,
-                                      accept_shrink=accept_shrink, now=now)
+                                      apply=apply, accept_shrink=accept_shrink, now=now)
         plan = planned.plan
         outcome = RunOutcome(run_id, plan)
         if show is not None:

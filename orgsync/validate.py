@@ -121,6 +121,7 @@ def validate(data: SourceData, *, applied: AbstractSet[str] = frozenset()) -> So
         held_managers=held_managers,
         held_leaders=held_leaders,
         profile_fields=data.profile_fields,
+        catalogs=data.catalogs,
     )
 
 

@@ -16,6 +16,7 @@ from orgsync.errors import ConfigError
 from orgsync.ledger import Ledger
 from orgsync.runner import run_once
 from orgsync.sandbox import SandboxServer
+from orgsync.sandbox.tenant.job_catalog import FAMILY, LEVEL
 from tests.sandbox_run import SCALE, config, run
 
 DEPARTMENTS = "department_id,name,parent_id\nD1,研发部,\nD2,平台组,D1\n"
@@ -316,3 +317,66 @@ def test_bad_field_ownership_fails_naming_the_key(tmp_path: Path, sync: dict[str
                          file="o.yaml", base_dir=tmp_path)
     assert caught.value.key == key
     assert text in str(caught.value)
+
+
+def write_jobs(src: Path, jobs: dict[str, tuple[str, str]]) -> None:
+    """PEOPLE with ``job_level`` and ``job_family`` columns (employee id → (level, family))."""
+    write(src, PEOPLE, ())
+    lines = (src / "employees.csv").read_text(encoding="utf-8").splitlines()
+    out = [lines[0] + ",job_level,job_family"]
+    out += [f"{line},{','.join(jobs.get(line.split(',')[0], ('', '')))}" for line in lines[1:]]
+    (src / "employees.csv").write_text("\n".join(out) + "\n", encoding="utf-8")
+
+
+def jobs_in_feishu(sb: SandboxServer) -> dict[str, tuple[str, str]]:
+    """Each user's job level and family, by name, as the sandbox holds them."""
+    name = {i: e["name"] for c in sb.tenant.catalogs.values() for i, e in c.items()}
+    return {u.user_id: (name.get(u.job_level_id, u.job_level_id),
+                        name.get(u.job_family_id, u.job_family_id))
+            for u in sb.tenant.users.values()}
+
+
+def test_job_levels_and_families_by_name(fast_sandbox: SandboxServer, tmp_path: Path) -> None:
+    """Levels and families are looked up by name; one the tenant lacks holds the people
+    naming it, with the remedy, until sync.create_job_levels lets apply create it (a dry
+    run creates nothing). Then nothing is read or written again, and a resync reads the
+    ids back as the same names."""
+    sb = fast_sandbox
+    sb.configure(app_id="cli_profile_jobs")
+    sb.tenant.create_catalog(LEVEL, {"name": "P7", "status": True})
+    sb.tenant.create_catalog(FAMILY, {"name": "研发", "status": True})
+    src = tmp_path / "src"
+    write_jobs(src, {"E1": ("P7", "研发"), "E2": ("P9", "研发"), "E3": ("P7", "")})
+    cfg = config(sb, src, tmp_path / "l.db")
+    ledger = Ledger(cfg.ledger.url)
+    out = run(cfg, ledger)
+    assert [str(i) for i in out.plan.issues] == [
+        "employees.csv:3: employee E2: job_level: job level 'P9' is not in Feishu: add it "
+        "there (管理后台 › 组织架构 › 职级), or set sync.create_job_levels: true (held back)"]
+    assert jobs_in_feishu(sb) == {"E1": ("P7", "研发"), "E3": ("P7", "")}
+    e1 = sdk_user(sb, "E1")
+    assert (e1.job_level_id, e1.job_family_id) == tuple(
+        next(i for i, e in sb.tenant.catalogs[c].items() if e["name"] == n)
+        for c, n in (("job_level", "P7"), ("job_family", "研发")))
+
+    cfg = config(sb, src, tmp_path / "l.db", sync={"create_job_levels": True})
+    dry = asyncio.run(run_once(cfg, ledger, apply=False))
+    create = next(op for op in dry.plan.operations if op.key == "E2")
+    assert create.payload["job_level_id"] == "(new job_level P9)"
+    assert sorted(e["name"] for e in sb.tenant.catalogs["job_level"].values()) == ["P7"]
+    assert run(cfg, ledger).exit_code == 0
+    assert jobs_in_feishu(sb) == {"E1": ("P7", "研发"), "E2": ("P9", "研发"), "E3": ("P7", "")}
+
+    before = len(sb.requests())
+    assert run(cfg, ledger).plan.empty
+    assert len(sb.requests()) == before  # the cached catalog: not even a read
+    resync = asyncio.run(run_once(cfg, ledger, apply=True, full=True))
+    assert resync.plan.empty
+    write_jobs(src, {"E1": ("P9", "研发"), "E2": ("P9", ""), "E3": ("P7", "")})
+    before = len(sb.requests())
+    out = run(cfg, ledger)
+    assert sorted((r["path"].rsplit("/", 1)[1], r["body"]) for r in writes(sb, before)) == [
+        ("E1", {"job_level_id": sb.tenant.catalogs["job_level"][
+            next(i for i, e in sb.tenant.catalogs["job_level"].items() if e["name"] == "P9")
+        ]["job_level_id"]}),
+        ("E2", {"job_family_id": ""})]

@@ -476,6 +476,22 @@ class FeishuClient:
         return await self._call(ep.IM_CHAT_GET, path={"chat_id": chat_id},
                                 params={"user_id_type": self.settings.user_id_type})
 
+    # ------------------------------------------------------------- job levels, families
+
+    async def job_catalog(self, kind: str) -> dict[str, str]:
+        """The tenant's job levels or families (``kind``: ``job_level`` / ``job_family``),
+        enabled ones only, as name → id (a user may point at enabled entries only)."""
+        listing, _ = ep.JOB_CATALOG[kind]
+        return {str(e["name"]): str(e[f"{kind}_id"])
+                async for e in self._pages(listing, params={"page_size": "50"})
+                if e.get("status", True) and e.get("name") and e.get(f"{kind}_id")}
+
+    async def create_job_catalog_entry(self, kind: str, name: str) -> str:
+        """Create an enabled job level or family named ``name``; returns its id."""
+        _, create = ep.JOB_CATALOG[kind]
+        data = await self._call(create, body={"name": name, "status": True})
+        return str((data.get(kind) or {})[f"{kind}_id"])
+
     # ------------------------------------------------------------- app introspection
 
     async def contact_scope(self) -> tuple[list[str], list[str]]:

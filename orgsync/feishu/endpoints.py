@@ -70,6 +70,19 @@ USER_UPDATE_ID = Endpoint("PATCH", "/open-apis/contact/v3/users/:user_id/update_
 USER_FIND_BY_DEPARTMENT = Endpoint("GET", "/open-apis/contact/v3/users/find_by_department")
 USER_BATCH_GET_ID = Endpoint("POST", "/open-apis/contact/v3/users/batch_get_id")
 
+# Job levels and job families: every method 10/s (feishu-api-more.md §5.2, §5.3;
+# /document/server-docs/contact-v3/job_level/*, …/job_family/*).
+JOB_CATALOG_LIMIT = (Limit(10, 1.0),)
+JOB_LEVEL_LIST = Endpoint("GET", "/open-apis/contact/v3/job_levels", JOB_CATALOG_LIMIT)
+JOB_LEVEL_CREATE = Endpoint("POST", "/open-apis/contact/v3/job_levels", JOB_CATALOG_LIMIT)
+JOB_FAMILY_LIST = Endpoint("GET", "/open-apis/contact/v3/job_families", JOB_CATALOG_LIMIT)
+JOB_FAMILY_CREATE = Endpoint("POST", "/open-apis/contact/v3/job_families", JOB_CATALOG_LIMIT)
+JOB_CATALOG: dict[str, tuple[Endpoint, Endpoint]] = {
+    "job_level": (JOB_LEVEL_LIST, JOB_LEVEL_CREATE),
+    "job_family": (JOB_FAMILY_LIST, JOB_FAMILY_CREATE),
+}
+"""A catalog (the response key, ``job_level`` / ``job_family``) → its list and create."""
+
 IM_SEND = Endpoint("POST", "/open-apis/im/v1/messages")
 IM_CHAT_CREATE = Endpoint("POST", "/open-apis/im/v1/chats")
 IM_CHAT_GET = Endpoint("GET", "/open-apis/im/v1/chats/:chat_id")

@@ -58,7 +58,10 @@ class FeishuField:
       canonical value (``None``: no value); ValueError with the reason when the
       cell is none (the row is held, naming the field);
     * ``column``: for a :data:`PROFILE` field, its native CSV column when that is not
-      ``name`` (keys are ``…_key(s)`` in the model, ``…_id(s)`` in files).
+      ``name`` (keys are ``…_key(s)`` in the model, ``…_id(s)`` in files);
+    * ``catalog``: the tenant catalog (``job_level`` / ``job_family``) whose entries the
+      value names: the record holds the name, Feishu the entry's id (see ``catalogs`` of
+      the body builders).
     """
 
     name: str
@@ -71,6 +74,7 @@ class FeishuField:
     link: Literal["department", "user"] | None = None
     parse: Callable[[str], Any] | None = None
     column: str | None = None
+    catalog: str | None = None
 
 
 ROOT: Final = "0"
@@ -249,6 +253,14 @@ PROFILE: Final = (
     # Linked in the second pass with the manager. UNCONFIRMED (§1.5) whether [] clears
     # them and what the maximum count is; the sandbox clears with [], and so does orgsync.
     # Reading needs contact:user.dotted_line_leader_info.read only (§1.1).
+    # Names of the tenant's job levels (≤ 255) and families (≤ 100), looked up (and created
+    # when sync.create_job_levels / create_job_families allow) by orgsync.catalogs; Feishu
+    # holds the entry's id (invalid: 44044 / 44045; §5.2, §5.3). Reading needs their own
+    # scopes only (§1.1). UNCONFIRMED (§1.5) whether "" clears them; the sandbox clears.
+    FeishuField("job_level", "job_level_id", _UR["job_level_id"], parse=_text_of(255),
+                catalog="job_level"),
+    FeishuField("job_family", "job_family_id", _UR["job_family_id"], parse=_text_of(100),
+                catalog="job_family"),
     FeishuField("dotted_line_manager_keys", "dotted_line_leader_user_ids",
                 _UR["dotted_line_leader_user_ids"], clear=[], link="user", parse=_key_list,
                 column="dotted_line_manager_ids"),
@@ -263,6 +275,12 @@ hand stays theirs until the source has it."""
 PROFILE_NAMES: Final = tuple(f.name for f in PROFILE)
 PROFILE_VALUES: Final = tuple(f.name for f in PROFILE if f.link is None)
 """The profile fields a create or update carries as values (the links go apart)."""
+
+CATALOG_FIELDS: Final = {f.name: f.catalog for f in PROFILE if f.catalog}
+"""Profile fields whose value names a tenant catalog entry → the catalog."""
+
+Catalogs = Mapping[str, Mapping[str, str]]
+"""Catalog (``job_level``) → entry name → Feishu id."""
 
 DEPARTMENT: Final = (
     FeishuField("key", "department_id", _DR["department_id"], link="department"),
@@ -337,8 +355,19 @@ def _send(f: FeishuField, value: Any) -> Any:
     return value if f.to_wire is None else f.to_wire(value)
 
 
+def _with_ids(body: dict[str, Any], catalogs: Catalogs) -> dict[str, Any]:
+    """``body`` with catalog names (job levels, families) replaced by their Feishu ids
+    (``runner`` resolved every name a plan sends; clearing "" stays)."""
+    for name, catalog in CATALOG_FIELDS.items():
+        wire = _U[name].wire
+        value = body.get(wire)
+        if value:
+            body[wire] = catalogs[catalog][value]
+    return body
+
+
 def user_create_body(fields: Mapping[str, Any], department_ids: list[str], *,
-                     user_id: str | None) -> dict[str, Any]:
+                     user_id: str | None, catalogs: Catalogs | None = None) -> dict[str, Any]:
     """A user create (or adoption PATCH, ``user_id`` None) body from ``Employee.fields()``.
 
     Carries the values the source has and, of the links, only the departments: the
@@ -355,11 +384,12 @@ def user_create_body(fields: Mapping[str, Any], department_ids: list[str], *,
         if v is None or v == "":
             continue
         body[wire] = v if to_wire is None else to_wire(v)
-    return body
+    return _with_ids(body, catalogs) if catalogs else body
 
 
 def user_patch_body(fields: Mapping[str, Any], changed: Iterable[str],
-                    department_ids: list[str] | None = None) -> dict[str, Any]:
+                    department_ids: list[str] | None = None,
+                    catalogs: Catalogs | None = None) -> dict[str, Any]:
     """A user PATCH body for the ``changed`` fields of ``Employee.fields()``.
 
     ``changed`` holds value fields and possibly ``department_keys`` (then
@@ -377,7 +407,7 @@ def user_patch_body(fields: Mapping[str, Any], changed: Iterable[str],
             continue
         f = _U[name]
         body[f.wire] = _send(f, fields.get(name))
-    return body
+    return _with_ids(body, catalogs) if catalogs else body
 
 
 def department_orders(department_ids: Sequence[str]) -> list[dict[str, Any]]:
