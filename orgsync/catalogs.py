@@ -1,10 +1,12 @@
-"""The tenant's job levels and job families (职级, 序列): HR names them, Feishu users
-point at them by id (feishu-api-more.md §5.2, §5.3).
+"""The tenant's job levels, job families (职级, 序列) and custom employee types: HR names
+them, Feishu users point at them by id (feishu-api-more.md §5.1–§5.3, §1.13).
 
-A run whose source provides ``job_level`` / ``job_family`` looks each name up: first in
+A run whose source provides ``job_level`` / ``job_family`` / ``custom_employee_type``
+looks each name up: first in
 the ledger's cache of the catalog (name → id), and only when a name is not there in
 Feishu (one paged list, which refreshes the cache). A name the tenant lacks is created by
-``apply`` when ``sync.create_job_levels`` / ``create_job_families`` allow it (a dry run
+``apply`` when ``sync.create_job_levels`` / ``create_job_families`` /
+``create_employee_types`` allow it (a dry run
 shows it as ``(new job_level P9)``); otherwise everyone naming it is held with the reason
 and the remedy, and left as they are. Creating is idempotent by name: a create that finds
 the name taken (an earlier run died after creating it) lists the catalog again.
@@ -28,10 +30,12 @@ from orgsync.state import DirectoryState
 
 log = structlog.get_logger("orgsync.catalogs")
 
-#: 42305 job level / 42406 job family: duplicate name (the entry exists already).
-_TAKEN = frozenset({42305, 42406})
+#: Duplicate name, the entry exists already: 42305 job level, 42406 job family, 42301
+#: employee type (the same number means "not found" for job levels: hence per catalog).
+_TAKEN = {"job_level": 42305, "job_family": 42406, "employee_type": 42301}
 _WHAT = {"job_level": ("job level", "create_job_levels", "职级"),
-         "job_family": ("job family", "create_job_families", "序列")}
+         "job_family": ("job family", "create_job_families", "序列"),
+         "employee_type": ("employee type", "create_employee_types", "人员类型")}
 
 
 class CatalogAPI(Protocol):
@@ -85,7 +89,7 @@ async def _create(client: CatalogAPI, ledger: Ledger, catalog: str, name: str,
         entry = await client.create_job_catalog_entry(catalog, name)
         log.info("catalog.created", catalog=catalog, name=name, id=entry)
     except FeishuError as exc:
-        if exc.code not in _TAKEN:
+        if exc.code != _TAKEN[catalog]:
             raise
         known.update(await client.job_catalog(catalog))
         if name not in known:

@@ -105,10 +105,12 @@ class SyncConfig:
     #: person is created (never overwritten, never drift: e.g. a field employees edit).
     fields: tuple[str, ...] | None = None
     create_only: tuple[str, ...] = ()
-    #: A job level / family the source names that the tenant lacks is created by apply
+    #: A job level / family / custom employee type the source names that the tenant lacks
+    #: is created by apply
     #: (else the people naming it are held with the reason).
     create_job_levels: bool = False
     create_job_families: bool = False
+    create_employee_types: bool = False
 
 
 @dataclass(frozen=True)
@@ -390,6 +392,8 @@ def _parse_sync(s: Section) -> SyncConfig:
         create_only=_create_only(s),
         create_job_levels=s.boolean("create_job_levels", SyncConfig.create_job_levels),
         create_job_families=s.boolean("create_job_families", SyncConfig.create_job_families),
+        create_employee_types=s.boolean("create_employee_types",
+                                        SyncConfig.create_employee_types),
     )
 
 

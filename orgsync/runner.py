@@ -384,7 +384,8 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
     """
     raw = await catalogs.resolve(read_raw(config), client, ledger, apply=apply, create=frozenset(
         c for c, allowed in (("job_level", config.sync.create_job_levels),
-                             ("job_family", config.sync.create_job_families)) if allowed))
+                             ("job_family", config.sync.create_job_families),
+                             ("employee_type", config.sync.create_employee_types)) if allowed))
     takeover: Takeover | None = None
     if full:
         data = read_source(config, ledger, accept_shrink=accept_shrink, raw=raw)

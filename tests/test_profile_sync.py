@@ -380,3 +380,40 @@ def test_job_levels_and_families_by_name(fast_sandbox: SandboxServer, tmp_path: 
             next(i for i, e in sb.tenant.catalogs["job_level"].items() if e["name"] == "P9")
         ]["job_level_id"]}),
         ("E2", {"job_family_id": ""})]
+
+
+def test_custom_employee_types_by_name(fast_sandbox: SandboxServer, tmp_path: Path) -> None:
+    """A custom employee type is looked up by name and sent as its enum_value (created by
+    apply when sync.create_employee_types allows); dropping it sends the built-in type back."""
+    sb = fast_sandbox
+    sb.configure(app_id="cli_profile_types")
+    sb.tenant.create_employee_type({"content": "劳务派遣", "enum_type": 2, "enum_status": 1})
+    src = tmp_path / "src"
+    write(src, PEOPLE, ())
+    emp = src / "employees.csv"
+    lines = emp.read_text(encoding="utf-8").splitlines()
+    types = {"E1": "劳务派遣", "E2": "退休返聘"}
+    emp.write_text("\n".join([lines[0] + ",employee_type,custom_employee_type", *(
+        f"{line},intern,{types.get(line.split(',')[0], '')}" for line in lines[1:])]) + "\n",
+        encoding="utf-8")
+    cfg = config(sb, src, tmp_path / "l.db", sync={"create_employee_types": True})
+    ledger = Ledger(cfg.ledger.url)
+    assert run(cfg, ledger).exit_code == 0
+    made = {e["content"]: e["enum_value"] for e in sb.tenant.employee_type_enums().values()}
+    assert made == {"劳务派遣": "6", "退休返聘": "7"}
+    assert {u.user_id: u.employee_type for u in sb.tenant.users.values()} == {
+        "E1": 6, "E2": 7, "E3": 2}
+    assert sdk_user(sb, "E2").employee_type == 7
+
+    before = len(sb.requests())
+    assert run(cfg, ledger).plan.empty
+    assert asyncio.run(run_once(cfg, ledger, apply=True, full=True)).plan.empty
+    assert writes(sb, before) == []
+
+    emp.write_text("\n".join([lines[0] + ",employee_type,custom_employee_type", *(
+        f"{line},intern,{'劳务派遣' if line.startswith('E1') else ''}" for line in lines[1:])])
+        + "\n", encoding="utf-8")
+    before = len(sb.requests())
+    assert run(cfg, ledger).exit_code == 0
+    assert [(r["path"].rsplit("/", 1)[1], r["body"]) for r in writes(sb, before)] == [
+        ("E2", {"employee_type": 2})]

@@ -479,18 +479,18 @@ class FeishuClient:
     # ------------------------------------------------------------- job levels, families
 
     async def job_catalog(self, kind: str) -> dict[str, str]:
-        """The tenant's job levels or families (``kind``: ``job_level`` / ``job_family``),
-        enabled ones only, as name → id (a user may point at enabled entries only)."""
-        listing, _ = ep.JOB_CATALOG[kind]
-        return {str(e["name"]): str(e[f"{kind}_id"])
-                async for e in self._pages(listing, params={"page_size": "50"})
-                if e.get("status", True) and e.get("name") and e.get(f"{kind}_id")}
+        """The tenant's job levels, job families or custom employee types (``kind``, see
+        :data:`~orgsync.feishu.endpoints.CATALOGS`) a user may point at, as name → id."""
+        c = ep.CATALOGS[kind]
+        return {str(e[c.name_key]): str(e[c.id_key])
+                async for e in self._pages(c.listing, params={"page_size": c.page_size})
+                if c.usable(e) and e.get(c.name_key) and e.get(c.id_key)}
 
     async def create_job_catalog_entry(self, kind: str, name: str) -> str:
-        """Create an enabled job level or family named ``name``; returns its id."""
-        _, create = ep.JOB_CATALOG[kind]
-        data = await self._call(create, body={"name": name, "status": True})
-        return str((data.get(kind) or {})[f"{kind}_id"])
+        """Create an enabled entry named ``name`` in the ``kind`` catalog; returns its id."""
+        c = ep.CATALOGS[kind]
+        data = await self._call(c.create, body=c.body(name))
+        return str((data.get(c.response) or {})[c.id_key])
 
     # ------------------------------------------------------------- app introspection
 

@@ -146,7 +146,11 @@ async def read_directory(client: DirectoryAPI, *, reverse_departments: Mapping[s
         u = seen[uid]
         person = employee_from_feishu(u, rdept, ruser)
         lifecycle = Lifecycle.FROZEN if is_frozen(u) else Lifecycle.ACTIVE
-        unknown = unread_fields(u, (*USER, *PROFILE)) | {k for k, w in _USER_EXTRAS.items() if w not in u}
+        unknown = unread_fields(u, (*USER, *PROFILE)) | {k for k, w in _USER_EXTRAS.items()
+                                                          if w not in u}
+        if "custom_employee_type" in person.profile:
+            # A custom type stands in for the built-in one, which Feishu then does not hold.
+            unknown |= {"employee_type"}
         state.users[person.key] = MirrorUser(person, uid, u.get("open_id"), lifecycle,
                                              unknown=unknown)
         if u.get("is_tenant_manager"):

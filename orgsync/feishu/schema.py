@@ -198,6 +198,11 @@ def _key_list(text: str) -> list[str] | None:
     return [k for k in keys if k] or None
 
 
+def _custom_type(value: Any) -> str | None:
+    """A custom employee type's enum_value (6 and up) as read; built-ins are no value."""
+    return str(value) if value not in (None, "") and int(value) > 5 else None
+
+
 def _gender_from_wire(value: Any) -> int | None:
     return int(value) or None if value not in (None, "") else None
 
@@ -261,6 +266,12 @@ PROFILE: Final = (
                 catalog="job_level"),
     FeishuField("job_family", "job_family_id", _UR["job_family_id"], parse=_text_of(100),
                 catalog="job_family"),
+    # A custom employee type (§1.13, §5.1) by its name (content ≤ 100): Feishu's
+    # employee_type is then the type's enum_value (6 and up) instead of the built-in one
+    # (the same wire field as the base row: this one wins when set; cleared, the base
+    # type is sent back).
+    FeishuField("custom_employee_type", "employee_type", _UR["employee_type"],
+                from_wire=_custom_type, parse=_text_of(100), catalog="employee_type"),
     FeishuField("dotted_line_manager_keys", "dotted_line_leader_user_ids",
                 _UR["dotted_line_leader_user_ids"], clear=[], link="user", parse=_key_list,
                 column="dotted_line_manager_ids"),
@@ -355,14 +366,22 @@ def _send(f: FeishuField, value: Any) -> Any:
     return value if f.to_wire is None else f.to_wire(value)
 
 
-def _with_ids(body: dict[str, Any], catalogs: Catalogs) -> dict[str, Any]:
-    """``body`` with catalog names (job levels, families) replaced by their Feishu ids
-    (``runner`` resolved every name a plan sends; clearing "" stays)."""
+def _with_ids(body: dict[str, Any], fields: Mapping[str, Any],
+              catalogs: Catalogs) -> dict[str, Any]:
+    """``body`` with catalog names (job levels, families, custom employee types) replaced
+    by their Feishu ids (``orgsync.catalogs`` resolved every name a plan sends).
+
+    Clearing ("") stays, but for a custom employee type: Feishu's type is then the base one."""
     for name, catalog in CATALOG_FIELDS.items():
         wire = _U[name].wire
-        value = body.get(wire)
+        if wire not in body:
+            continue
+        value = fields.get(name)
         if value:
-            body[wire] = catalogs[catalog][value]
+            found = catalogs[catalog][value]
+            body[wire] = int(found) if catalog == "employee_type" and found.isdigit() else found
+        elif catalog == "employee_type":
+            body[wire] = fields["employee_type"]
     return body
 
 
@@ -384,7 +403,7 @@ def user_create_body(fields: Mapping[str, Any], department_ids: list[str], *,
         if v is None or v == "":
             continue
         body[wire] = v if to_wire is None else to_wire(v)
-    return _with_ids(body, catalogs) if catalogs else body
+    return _with_ids(body, fields, catalogs) if catalogs else body
 
 
 def user_patch_body(fields: Mapping[str, Any], changed: Iterable[str],
@@ -407,7 +426,7 @@ def user_patch_body(fields: Mapping[str, Any], changed: Iterable[str],
             continue
         f = _U[name]
         body[f.wire] = _send(f, fields.get(name))
-    return _with_ids(body, catalogs) if catalogs else body
+    return _with_ids(body, fields, catalogs) if catalogs else body
 
 
 def department_orders(department_ids: Sequence[str]) -> list[dict[str, Any]]:

@@ -37,6 +37,7 @@ from starlette.routing import Route
 from orgsync.sandbox import introspection
 from orgsync.sandbox.config import KNOB_NAMES, MASK, SandboxConfig
 from orgsync.sandbox.ratelimit import (
+    EMPLOYEE_TYPE_CREATE,
     IM_PER_TARGET,
     JOB_CATALOG,
     RESURRECT,
@@ -359,6 +360,11 @@ ROUTES: list[tuple[str, dict[str, ApiRoute]]] = [
                                                       c.json_body(optional=True), c.ids)),
     }),
     *(route for kind in (LEVEL, FAMILY) for route in _catalog_routes(kind)),
+    # GET is 特殊频控 (special, unpublished) on the docs page: tier 4 stands in for it.
+    ("/open-apis/contact/v3/employee_type_enums", {
+        "GET": ApiRoute(lambda t, c: t.list_employee_types(c.q("page_size"), c.q("page_token"))),
+        "POST": ApiRoute(lambda t, c: t.create_employee_type(c.json_body()),
+                         EMPLOYEE_TYPE_CREATE)}),
     ("/open-apis/im/v1/messages", {"POST": ApiRoute(_send_message)}),
     ("/open-apis/im/v1/chats", {"POST": ApiRoute(lambda t, c: t.create_chat(
         c.json_body(optional=True), c.ids, c.q("uuid")))}),

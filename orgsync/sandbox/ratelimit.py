@@ -41,6 +41,8 @@ RESURRECT: tuple[Window, ...] = (Window(10, 60.0),)
 UPDATE_USER_ID: tuple[Window, ...] = (Window(20, 1.0),)
 # job_levels and job_families, every method: 10/s (feishu-api-more.md §5.2, §5.3).
 JOB_CATALOG: tuple[Window, ...] = (Window(10, 1.0),)
+# POST employee_type_enums: 20/s (feishu-api-more.md §5.1).
+EMPLOYEE_TYPE_CREATE: tuple[Window, ...] = (Window(20, 1.0),)
 # POST im/v1/messages: 5 QPS per target user or group (IM-SEND).
 IM_PER_TARGET: tuple[Window, ...] = (Window(5, 1.0),)
 

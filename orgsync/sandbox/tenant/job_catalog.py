@@ -1,9 +1,16 @@
 """Job levels (职级) and job families (序列): the tenant's catalogs a user's
-``job_level_id`` / ``job_family_id`` point into (feishu-api-more.md §5.2, §5.3).
+``job_level_id`` / ``job_family_id`` point into (feishu-api-more.md §5.2, §5.3); and the
+custom employee types (``employee_type_enums``, §5.1, §1.13) a user's ``employee_type``
+may name beyond the five built-ins.
 
 Sources: ``/document/server-docs/contact-v3/job_level/*`` and ``…/job_family/*``. Both
 list with ``page_size`` 1–50 (default 10) and a ``name`` filter, create with ``name``
 (required) and ``status`` (required), and are limited to 10/s (the route's windows).
+``…/employee_type_enum/*``: list with ``page_size`` ≤ 100 (default 20; the built-in five
+first), create with ``content`` 1–100, ``enum_type`` 2 and ``enum_status`` (1 active,
+2 inactive); the new type's ``enum_value`` is the next number as a string (``"6"`` first);
+at most 255 custom types (42303); duplicate content 42301 (the same numbers mean other
+things for job levels). Create is 20/s; list is 特殊频控 (unpublished: tier 4 stands in).
 What the sandbox does not model: descriptions, i18n names, orders, parent families and
 deletes (orgsync uses none of them).
 """
@@ -35,8 +42,55 @@ LEVEL = Kind("job_level", "job_levels", 255, 42303, 42305, 42301, 44044)
 FAMILY = Kind("job_family", "job_families", 100, 42404, 42406, 42402, 44045)
 
 
+_BUILT_IN_TYPES = ("正式", "实习", "外包", "劳务", "顾问")  # enum_value 1–5, enum_type 1
+
+
 class JobCatalog(IdIndex):
-    """The job level and job family endpoints."""
+    """The job level, job family and employee type enum endpoints."""
+
+    def employee_type_enums(self) -> dict[str, JSON]:
+        """The custom employee types, by ``enum_id``."""
+        return self.catalogs.setdefault("employee_type", {})
+
+    def list_employee_types(self, page_size: str | None, page_token: str | None) -> JSON:
+        """GET employee_type_enums: the five built-ins, then the custom ones."""
+        size = page_size or "20"
+        if not size.isdigit() or not 1 <= int(size) <= 100:
+            raise ApiError(40011, "page size invalid")
+        built_in: list[JSON] = [
+            {"enum_id": f"builtin-{n}", "enum_value": str(n), "content": c, "enum_type": 1,
+             "enum_status": 1, "i18n_content": []} for n, c in enumerate(_BUILT_IN_TYPES, 1)]
+        items = [*built_in, *self.employee_type_enums().values()]
+        offset = int(page_token or 0) if (page_token or "0").isdigit() else -1
+        if offset < 0:
+            raise ApiError(40012, "page token invalid")
+        page = items[offset:offset + int(size)]
+        more = offset + int(size) < len(items)
+        return page_data([dict(e) for e in page], more, str(offset + int(size)) if more else None)
+
+    def create_employee_type(self, body: JSON) -> JSON:
+        """POST employee_type_enums: ``content`` 1–100 unique (42301), ``enum_type`` 2 (1 is
+        read-only), ``enum_status`` 1 or 2; at most 255 custom types (42303)."""
+        content = opt_str(body, "content")
+        if not content or len(content) > 100:
+            raise ApiError(40001, "param error: content must be 1-100 characters")
+        if body.get("enum_type") != 2 or body.get("enum_status") not in (1, 2):
+            raise ApiError(40001, "param error: enum_type must be 2, enum_status 1 or 2")
+        store = self.employee_type_enums()
+        if content in _BUILT_IN_TYPES or any(e["content"] == content for e in store.values()):
+            raise ApiError(42301, "duplicate content")
+        if len(store) >= 255:
+            raise ApiError(42303, "custom employee types exceed the limit")
+        entry: JSON = {"enum_id": self._hex(64), "enum_value": str(6 + len(store)),
+                       "content": content, "enum_type": 2,
+                       "enum_status": body["enum_status"], "i18n_content": []}
+        store[entry["enum_id"]] = entry
+        return {"employee_type_enum": dict(entry)}
+
+    def active_custom_types(self) -> set[int]:
+        """The ``enum_value`` of every active custom type (a user may hold only those)."""
+        return {int(e["enum_value"]) for e in self.employee_type_enums().values()
+                if e["enum_status"] == 1}
 
     def catalog(self, kind: Kind) -> dict[str, JSON]:
         """The ``kind`` catalog, entries by id (emptied by :meth:`reset`)."""

@@ -160,7 +160,8 @@ class UserFields(JobCatalog):
         type (``custom_employee_types``, feishu-api-more.md §1.13), else 41059."""
         employee_type = opt_int(body, "employee_type")
         if current is None or employee_type is not None:
-            custom = {int(v) for v in self.knobs.custom_employee_types or ()}
+            custom = {int(v) for v in self.knobs.custom_employee_types or ()} \
+                | self.active_custom_types()
             if employee_type is None or not (1 <= employee_type <= 5 or employee_type in custom):
                 raise ApiError(41059, "employee_type is invalid")
             changes["employee_type"] = employee_type
