@@ -48,7 +48,7 @@ from orgsync.feishu.reader import (
     read_directory,
     unreadable,
 )
-from orgsync.feishu.schema import PROFILE_NAMES
+from orgsync.feishu.schema import OPTIONAL_DEPARTMENT_LINKS, PROFILE_NAMES
 from orgsync.identity import KeyRules
 from orgsync.ledger import Ledger
 from orgsync.locked import locked_records
@@ -311,7 +311,7 @@ def _unmanaged(data: SourceData) -> frozenset[str]:
     depts = data.snapshot.departments.values()
     return frozenset((
         *(f"user.{f}" for f in PROFILE_NAMES if f not in data.profile_fields),
-        *(f"department.{f}" for f in ("deputy_leader_keys", "hrbp_keys")
+        *(f"department.{f}" for f in OPTIONAL_DEPARTMENT_LINKS
           if not any(getattr(d, f) for d in depts))))
 
 

@@ -338,6 +338,10 @@ DEPARTMENT: Final = (
 )
 """Every :class:`~orgsync.model.Department` field, in the model's order."""
 
+OPTIONAL_DEPARTMENT_LINKS: Final = ("deputy_leader_keys", "hrbp_keys")
+"""Department fields a source may leave out altogether: their read permissions are needed
+only when it gives them (doctor and the live read do not insist otherwise)."""
+
 KEEP_WHEN_UNSET: Final = frozenset(f.name for f in (*USER, *PROFILE, *DEPARTMENT)
                                    if f.clear is KEEP)
 """Canonical fields compared only when the source gives a value."""
