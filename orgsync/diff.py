@@ -561,13 +561,15 @@ def _plan_users(b: _Builder) -> None:
                        if f not in cur.unknown
                        and _differs(f, old_fields.get(f), new_fields.get(f))]
             if changed:
-                kind = OpKind.USER_MOVE if "department_keys" in changed else OpKind.USER_UPDATE
+                # orders (the user's place) go with department_ids, at the same 1 QPS
+                kind = OpKind.USER_MOVE if {"department_keys", "user_order"} & set(changed) \
+                    else OpKind.USER_UPDATE
                 body = schema.user_patch_body(new_fields, changed, [
                     b.dept_fid(dk) for dk in e.department_keys] if kind is OpKind.USER_MOVE else None,
                     b.desired.catalogs)
                 changes = tuple(FieldChange(f, old_fields.get(f), new_fields.get(f)) for f in changed)
                 reason = _because(b, "user", key, changes, new_fields,
-                                  "moved departments" if kind is OpKind.USER_MOVE
+                                  "moved departments" if "department_keys" in changed
                                   else "changed in source")
                 b.add(Operation(op_id(kind, key), kind, key, fid, body, changes, reason,
                                 tuple(dept_deps), {f: new_fields.get(f) for f in changed}, e.name))

@@ -196,8 +196,9 @@ def with_profile(org: Snapshot) -> Snapshot:
     """``org`` with every profile field a source can give, derived from what the people
     already are (no random draw, so ``org`` itself is unchanged for every seed): a work
     station and a gender per person, a job level (leaders ``M1``… by depth, the others
-    ``P5``–``P8``), the job family of their top department, and, for people in two
-    departments, the second department's leader as their dotted-line manager.
+    ``P5``–``P8``), the job family of their top department, leaders listed first in their
+    department (``user_order`` 100), and, for people in two departments, the second
+    department's leader as their dotted-line manager.
     """
     depts = org.departments
     people: dict[str, Employee] = {}
@@ -213,6 +214,8 @@ def with_profile(org: Snapshot) -> Snapshot:
             "job_level": f"M{depth + 1}" if leads else f"P{5 + h // 5760 % 4}",
             "job_family": _FAMILIES.get(_top_family(depts[top].name) if top else "tech", "研发"),
         }
+        if leads:
+            profile["user_order"] = 100  # a department's leader is listed first in it
         if len(e.department_keys) > 1:
             boss = depts[e.department_keys[1]].leader_key
             if boss is not None and boss not in (key, e.manager_key):

@@ -417,3 +417,41 @@ def test_custom_employee_types_by_name(fast_sandbox: SandboxServer, tmp_path: Pa
     assert run(cfg, ledger).exit_code == 0
     assert [(r["path"].rsplit("/", 1)[1], r["body"]) for r in writes(sb, before)] == [
         ("E2", {"employee_type": 2})]
+
+
+def test_user_order_in_the_primary_department(fast_sandbox: SandboxServer,
+                                              tmp_path: Path) -> None:
+    """The ``order`` column is the person's place in their primary department (orders[]
+    .user_order, sent with department_ids: a membership PATCH); a change is one such PATCH,
+    then nothing."""
+    sb = fast_sandbox
+    src = tmp_path / "src"
+    cfg = config(sb, src, tmp_path / "l.db")
+    ledger = Ledger(cfg.ledger.url)
+
+    def write_orders(orders: dict[str, str]) -> None:
+        write(src, PEOPLE, ())
+        emp = src / "employees.csv"
+        lines = emp.read_text(encoding="utf-8").splitlines()
+        emp.write_text("\n".join([lines[0] + ",order", *(
+            f"{line},{orders.get(line.split(',')[0], '')}" for line in lines[1:])]) + "\n",
+            encoding="utf-8")
+
+    def user_orders() -> dict[str, int]:
+        return {u.user_id: u.orders[0].user_order for u in sb.tenant.users.values()}
+
+    write_orders({"E2": "20", "E3": "１０"})
+    assert run(cfg, ledger).exit_code == 0
+    assert user_orders() == {"E1": 0, "E2": 20, "E3": 10}
+    write_orders({"E2": "5", "E3": "10"})
+    before = len(sb.requests())
+    out = run(cfg, ledger)
+    assert [op.kind.value for op in out.plan.operations] == ["user.move"]
+    assert [(r["path"].rsplit("/", 1)[1], r["body"]) for r in writes(sb, before)] == [
+        ("E2", {"department_ids": ["D2"], "orders": [
+            {"department_id": "D2", "department_order": 1, "user_order": 5}]})]
+    assert user_orders() == {"E1": 0, "E2": 5, "E3": 10}
+    before = len(sb.requests())
+    assert run(cfg, ledger).plan.empty
+    assert asyncio.run(run_once(cfg, ledger, apply=True, full=True)).plan.empty
+    assert writes(sb, before) == []

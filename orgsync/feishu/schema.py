@@ -219,6 +219,22 @@ def _custom_type(value: Any) -> str | None:
     return str(value) if value not in (None, "") and int(value) > 5 else None
 
 
+def _whole(text: str) -> int:
+    """A non-negative whole number (full-width digits too)."""
+    digits = text.translate({c: c - 0xFEE0 for c in range(0xFF10, 0xFF1A)})
+    if not digits.isdigit():
+        raise ValueError(f"'{text}' is not a non-negative whole number")
+    return int(digits)
+
+
+def _primary_user_order(value: Any) -> int | None:
+    """``orders`` as read: the primary department's ``user_order`` (0, the default, is none)."""
+    for o in value or ():
+        if isinstance(o, Mapping) and o.get("is_primary_dept"):
+            return int(o.get("user_order") or 0) or None
+    return None
+
+
 def _gender_from_wire(value: Any) -> int | None:
     return int(value) or None if value not in (None, "") else None
 
@@ -288,6 +304,11 @@ PROFILE: Final = (
     # type is sent back).
     FeishuField("custom_employee_type", "employee_type", _UR["employee_type"],
                 from_wire=_custom_type, parse=_text_of(100), catalog="employee_type"),
+    # The person's place in their primary department: orders[].user_order, larger sorts
+    # first, default 0 (§1.6, §7). orders go only with department_ids (44002), so a change
+    # is a membership PATCH (1 QPS, like a move); the other departments keep 0.
+    FeishuField("user_order", "orders", _UR["orders"], clear=KEEP, from_wire=_primary_user_order,
+                parse=_whole, column="order"),
     FeishuField("dotted_line_manager_keys", "dotted_line_leader_user_ids",
                 _UR["dotted_line_leader_user_ids"], clear=[], link="user", parse=_key_list,
                 column="dotted_line_manager_ids"),
@@ -358,6 +379,7 @@ _USER_READS = tuple((f.name, f.wire, f.from_wire or _optional) for f in USER if 
 _PROFILE_READS = tuple((f.name, f.wire, f.from_wire or _optional) for f in PROFILE
                        if f.link is None)
 _DOTTED = _U["dotted_line_manager_keys"]
+_USER_ORDER = "user_order"
 _DEPARTMENT_READS = tuple((f.name, f.wire, f.from_wire or _optional) for f in DEPARTMENT
                           if f.link is None)
 _USER_ID = _U["key"].wire
@@ -415,10 +437,13 @@ def user_create_body(fields: Mapping[str, Any], department_ids: list[str], *,
     """
     body: dict[str, Any] = {} if user_id is None else {_USER_ID: user_id}
     body[_DEPARTMENT_IDS] = department_ids
-    if user_id is None and len(department_ids) > 1:
+    user_order = fields.get(_USER_ORDER)
+    if (user_id is None and len(department_ids) > 1) or user_order:
         # An adoption PATCHes an existing account: its primary is set only by orders.
-        body[_ORDERS] = department_orders(department_ids)
+        body[_ORDERS] = department_orders(department_ids, user_order)
     for name, wire, to_wire in _USER_WRITES:
+        if name == _USER_ORDER:
+            continue
         v = fields.get(name)
         if v is None or v == "":
             continue
@@ -438,30 +463,35 @@ def user_patch_body(fields: Mapping[str, Any], changed: Iterable[str],
     """
     body: dict[str, Any] = {}
     for name in changed:
-        if name == "department_keys":
+        if name in ("department_keys", _USER_ORDER):
             assert department_ids is not None
             body[_DEPARTMENT_IDS] = department_ids
-            if len(department_ids) > 1:
-                body[_ORDERS] = department_orders(department_ids)
+            if len(department_ids) > 1 or _USER_ORDER in changed:
+                body[_ORDERS] = department_orders(department_ids, fields.get(_USER_ORDER))
             continue
         f = _U[name]
         body[f.wire] = _send(f, fields.get(name))
     return _with_ids(body, fields, catalogs) if catalogs else body
 
 
-def department_orders(department_ids: Sequence[str]) -> list[dict[str, Any]]:
+def department_orders(department_ids: Sequence[str],
+                      user_order: int | None = None) -> list[dict[str, Any]]:
     """``orders`` that make the first of ``department_ids`` the primary department.
 
     Feishu's primary department is the one with the largest ``department_order``
     (feishu-api-more.md §1.6, ``U/patch``): a PATCH of ``department_ids`` alone may
     keep the old orders, hence the old primary (UNCONFIRMED; the sandbox keeps them).
     The orders count down from ``len(department_ids)``, so the source's order of the
-    others holds too. ``user_order`` (the place within a department) is not managed
-    and left out: Feishu's default is 0.
+    others holds too. ``user_order`` (the person's place within the primary department,
+    larger first) goes with the primary when the source gives one; left out, Feishu's
+    default is 0.
     """
     n = len(department_ids)
-    return [{"department_id": d, "department_order": n - i}
-            for i, d in enumerate(department_ids)]
+    orders: list[dict[str, Any]] = [{"department_id": d, "department_order": n - i}
+                                    for i, d in enumerate(department_ids)]
+    if user_order is not None and orders:
+        orders[0]["user_order"] = user_order
+    return orders
 
 
 def resurrect_body(department_ids: Sequence[str]) -> dict[str, Any]:
