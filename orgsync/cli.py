@@ -16,6 +16,7 @@ import asyncio
 import atexit
 import json
 import os
+import shlex
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -36,7 +37,9 @@ if TYPE_CHECKING:
     from orgsync import render
     from orgsync.plan_view import Filters
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+# Plain (click) help: the rich panels label every flag ``<bool>`` (``--yes <bool>``), as if
+# it took a value, and draw boxes that do not survive a pipe or a copy.
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Keep a Feishu (Lark) directory in step with your HR system.")
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -261,15 +264,31 @@ def apply(
     kind: KindOpt = None,
     department: DepartmentOpt = None,
     key: KeyOpt = None,
+    only: Annotated[list[str] | None, typer.Option(
+        "--only", metavar="KEY", help="Sync just these people or departments (employee id, "
+        "department code or email; repeat it, or separate with commas), with what they "
+        "depend on and nothing else.")] = None,
 ) -> None:
     """Plan, show the plan, then apply it to Feishu (asks first unless --yes).
 
     On a terminal the plan's summary is shown and its operations are offered in a
     pager; off a terminal the whole plan is printed. The filters only narrow what is
     shown: the whole plan is applied.
+
+    With --only, just those people or departments are synced now (a new hire on their
+    first morning): their operations and what they need first (their department, their
+    manager's account), through the same safety checks, lock and journal. Nobody else is
+    frozen or deleted, and the guards' baselines do not move.
     """
+    keys = [k.strip() for item in only or () for k in item.split(",") if k.strip()]
+    if only is not None and not keys:
+        raise typer.BadParameter("give at least one key", param_hint="--only")
     _apply(config, yes=yes, accept_shrink=accept_shrink,
-           filters=_guard(lambda: _filters(summary, kind, department, key)))
+           filters=_guard(lambda: _filters(summary, kind, department, key)), only=keys or None)
+
+
+ByOpt = Annotated[str | None, typer.Option(
+    "--by", help="Who decides, as recorded in history [default: the OS user].")]
 
 
 @app.command()
@@ -278,24 +297,65 @@ def approve(
     config: ConfigOpt = Path("orgsync.yaml"),
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
     accept_shrink: AcceptShrink = False,
+    by: ByOpt = None,
 ) -> None:
-    """Release exactly one held plan, then apply.
+    """Release exactly one held plan and apply it, in one step.
 
-    If the source changed since, the new plan differs from the approved one and
-    is checked afresh (and may be held again under a new id). A plan made with
-    --accept-shrink is approved with --accept-shrink too.
+    The approval is recorded (who, when) only when that plan is applied: declined at
+    the prompt, or without --yes off a terminal, the plan stays held. If the source
+    changed since, the plan now differs from the approved one: nothing is applied,
+    and the new plan id is shown (held in turn if it needs approval). A plan made
+    with --accept-shrink is approved with --accept-shrink too.
     """
-    _apply(config, yes=yes, accept_shrink=accept_shrink, approve=plan_id)
+    _apply(config, yes=yes, accept_shrink=accept_shrink, approve=plan_id, by=by)
+
+
+@app.command()
+def discard(
+    plan_id: Annotated[str, typer.Argument(help="The id of a held plan.")],
+    config: ConfigOpt = Path("orgsync.yaml"),
+    by: ByOpt = None,
+) -> None:
+    """Drop a held plan: it can no longer be approved (a run that plans exactly the
+    same again holds it again). Writes nothing to Feishu."""
+
+    def go() -> int:
+        with _writing(config, "discard") as (_, ledger):
+            if not ledger.discard_plan(plan_id, by=by or _os_user()):
+                raise OrgsyncError(_not_held(ledger, plan_id))
+        out.print(f"Plan {plan_id} discarded.", markup=False)
+        return EXIT_OK
+
+    raise typer.Exit(_guard(go))
+
+
+def _os_user() -> str:
+    """Who runs this command, as the OS knows them."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry for the uid (a bare container)
+        return f"uid {os.getuid()}"
+
+
+def _not_held(ledger: Any, plan_id: str) -> str:
+    """Why ``plan_id`` cannot be approved or discarded."""
+    status = ledger.plan_status(plan_id)
+    if status is None:
+        return f"no held plan {plan_id!r}; 'orgsync status' lists held plans"
+    return f"plan {plan_id} is not held: it was {status}"
 
 
 def _apply(config: Path, *, yes: bool, accept_shrink: bool, approve: str | None = None,
+           by: str | None = None, only: list[str] | None = None,
            filters: Filters | None = None) -> None:
-    """``apply`` (after approving the held plan ``approve``), under the writer lock.
+    """``apply`` (of exactly the held plan ``approve``), under the writer lock.
 
     Ctrl-C stops it: the calls in flight stay journaled, and it says how far it got.
     """
     from orgsync import render
-    from orgsync.runner import run_once
+    from orgsync.runner import Approval, run_once
 
     bar = render.ProgressBar(out)
     confirm = _confirmer(bar, yes=yes)
@@ -310,17 +370,27 @@ def _apply(config: Path, *, yes: bool, accept_shrink: bool, approve: str | None 
     def applying() -> int:
         with _writing(config, "approve" if approve else "apply") as (cfg, ledger):
             bar.scale = cfg.feishu.rate_scale
+            approval = None
             if approve is not None:
-                if not ledger.approve_plan(approve):
-                    raise OrgsyncError(f"no held plan {approve!r}; 'orgsync status' lists "
-                                       "held plans")
-                out.print(f"Plan {approve} approved.")
+                if ledger.plan_status(approve) not in ("held", "approved"):
+                    raise OrgsyncError(_not_held(ledger, approve))
+                approval = Approval(approve, by or _os_user())
             try:
                 outcome = asyncio.run(run_once(cfg, ledger, apply=True, show=show,
                                                confirm=confirm, progress=bar.advance,
-                                               accept_shrink=accept_shrink))
+                                               accept_shrink=accept_shrink, approve=approval,
+                                               only=only))
             finally:
                 bar.stop()
+        if outcome.selection is not None and only is not None:
+            from orgsync.only import describe
+
+            for line in describe(outcome.selection, only):
+                out.print(line, markup=False, soft_wrap=True)
+        if approval is not None and not outcome.cancelled:
+            out.print(f"Plan {approve} approved by {approval.by}.", markup=False)
+        elif approval is not None:
+            err.print(f"Plan {approve} stays held (nothing approved).", markup=False)
         return _reported(outcome)
 
     raise typer.Exit(_guard(go))
@@ -351,23 +421,42 @@ def check(config: ConfigOpt = Path("orgsync.yaml")) -> None:
     raise typer.Exit(_guard(go))
 
 
-@app.command()
-def status(config: ConfigOpt = Path("orgsync.yaml")) -> None:
-    """What orgsync manages and how the last run went."""
+FormatOpt = Annotated[str, typer.Option("--format", "-f", help="text or json")]
 
+
+@app.command()
+def status(config: ConfigOpt = Path("orgsync.yaml"), fmt: FormatOpt = "text") -> None:
+    """What orgsync manages and how the last run went (and why, when it did not)."""
+
+    from orgsync import history as runs_view
     from orgsync import writer
     from orgsync.takeover import feishu_only_text
 
     def go() -> int:
+        _format(fmt, "text", "json")
         with _opened(config) as (_, ledger):
             state = ledger.load_state()
             runs = ledger.runs(limit=1)
+            decisions = ledger.decisions([r.plan_id for r in runs if r.plan_id])
             held = ledger.held_plans()
             unknown = ledger.notifications(status="unknown")
             writing = writer.current(ledger)
             feishu_only = ledger.get_meta("feishu_only")
         live = state.live_users()
         frozen = sum(1 for u in live.values() if u.lifecycle.value == "frozen")
+        last = runs_view.run_record(runs[0], decisions.get(runs[0].plan_id or "")) \
+            if runs else None
+        if fmt == "json":
+            _print_json({
+                "managed": {"departments": len(state.departments), "users": len(live),
+                            "frozen": frozen, "deleted": len(state.users) - len(live)},
+                "feishu_only": json.loads(feishu_only) if feishu_only else [],
+                "held_plans": [runs_view.held_record(h) for h in held],
+                "messages_unknown": [{"event": n.event, "message": n.message}
+                                     for n in unknown],
+                "last_run": last,
+                "writing": writing.describe() if writing is not None else None})
+            return EXIT_OK
         out.print(f"Managed: {len(state.departments)} departments, {len(live)} users "
                   f"({frozen} frozen, {len(state.users) - len(live)} deleted)")
         if feishu_only:
@@ -375,16 +464,18 @@ def status(config: ConfigOpt = Path("orgsync.yaml")) -> None:
                       markup=False)
         for h in held:
             out.print(f"Held plan {h.plan_id} since {h.created_at:%Y-%m-%d %H:%M}: "
-                      f"{'; '.join(json.loads(h.reasons))} — 'orgsync approve {h.plan_id}'",
-                      markup=False)
+                      f"{'; '.join(json.loads(h.reasons))} — 'orgsync approve {h.plan_id}' "
+                      f"or 'orgsync discard {h.plan_id}'", markup=False, soft_wrap=True)
         for n in unknown:
             out.print(f"Message {n.event}: delivery unknown — {n.message}", markup=False)
-        if runs:
-            r = runs[0]
-            out.print(f"Last run: {r.id} {r.mode} {r.status} at {r.started_at:%Y-%m-%d %H:%M:%S}"
-                      f" plan={r.plan_id or '—'}")
-            if r.error:
-                out.print(f"  error: {r.error}", markup=False)
+        if last is not None:
+            out.print(f"Last run: {last['run_id']} {last['mode']} {last['outcome']} at "
+                      f"{runs[0].started_at:%Y-%m-%d %H:%M:%S} plan={last['plan_id'] or '—'}",
+                      markup=False, soft_wrap=True)
+            why = runs_view.why_text(last)
+            if why:
+                out.print(f"  {'error' if last['error'] else 'note'}: {why}", markup=False,
+                          soft_wrap=True)
         else:
             out.print("No runs yet.")
         if writing is not None:
@@ -397,19 +488,83 @@ def status(config: ConfigOpt = Path("orgsync.yaml")) -> None:
 @app.command()
 def history(
     config: ConfigOpt = Path("orgsync.yaml"),
-    limit: Annotated[int, typer.Option("--limit", "-n")] = 20,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="Runs shown.")] = 20,
+    fmt: FormatOpt = "text",
 ) -> None:
-    """Recent runs, newest first."""
+    """Recent runs, newest first: outcome (ok, failed writes, held, refused, cancelled,
+    interrupted, failed), why, and who approved a held plan."""
+    from orgsync import history as runs_view
 
     def go() -> int:
+        _format(fmt, "text", "json")
         with _opened(config) as (_, ledger):
             runs = ledger.runs(limit=limit)
-        table = Table("run", "mode", "status", "plan", "started", "summary")
-        for r in runs:
-            summary = ", ".join(f"{k}={v}" for k, v in json.loads(r.summary).items())
-            table.add_row(r.id, r.mode, r.status, r.plan_id or "—",
-                          f"{r.started_at:%Y-%m-%d %H:%M:%S}", summary)
+            decisions = ledger.decisions([r.plan_id for r in runs if r.plan_id])
+        records = [runs_view.run_record(r, decisions.get(r.plan_id or "")) for r in runs]
+        if fmt == "json":
+            _print_json(records)
+            return EXIT_OK
+        if not out.is_terminal:  # whole values, one run a line: for grep, cut and copy
+            # (print, not the console: it would expand the tabs)
+            print("run\tmode\toutcome\tplan\tstarted\tsummary\twhy")
+            for r, rec in zip(runs, records, strict=True):
+                print("\t".join((rec["run_id"], rec["mode"], rec["outcome"],
+                                 rec["plan_id"] or "—", f"{r.started_at:%Y-%m-%d %H:%M:%S}",
+                                 runs_view.summary_text(rec["summary"]),
+                                 " ".join(runs_view.why_text(rec).split()))))
+            return EXIT_OK
+        table = Table("run", "mode", "outcome", "plan", "started", "summary", "why")
+        for column in table.columns:
+            column.overflow = "fold"
+        for r, rec in zip(runs, records, strict=True):
+            table.add_row(Text(rec["run_id"]), rec["mode"], rec["outcome"],
+                          Text(rec["plan_id"] or "—"), f"{r.started_at:%Y-%m-%d %H:%M:%S}",
+                          Text(runs_view.summary_text(rec["summary"])),
+                          Text(runs_view.why_text(rec)))
         out.print(table)
+        return EXIT_OK
+
+    raise typer.Exit(_guard(go))
+
+
+def _format(fmt: str, *allowed: str) -> None:
+    """Refuse an output format the command does not know (exit 3, not text with exit 0)."""
+    from orgsync.errors import ConfigError
+
+    if fmt not in allowed:
+        raise ConfigError(f"unknown format {fmt!r}", key="--format",
+                          remedy="use " + " or ".join(allowed))
+
+
+def _print_json(data: Any) -> None:
+    out.print(json.dumps(data, ensure_ascii=False, indent=2), markup=False, soft_wrap=True,
+              highlight=False)
+
+
+@app.command()
+def explain(
+    key: Annotated[str, typer.Argument(
+        help="An employee id, a department code, or a person's email.")],
+    config: ConfigOpt = Path("orgsync.yaml"),
+    live: Annotated[bool, typer.Option(
+        "--live", help="Also read what Feishu holds now (one read).")] = False,
+    fmt: FormatOpt = "text",
+) -> None:
+    """Why is this person (or department) the way they are: the source record and its
+    issues, what orgsync applied, lifecycle dates, the last operations, messages owed.
+
+    Reads the source and the ledger (and with --live, Feishu); writes nothing.
+    """
+    from orgsync import explain as explaining
+
+    def go() -> int:
+        _format(fmt, "text", "json")
+        with _opened(config) as (cfg, ledger):
+            report = asyncio.run(explaining.explain(cfg, ledger, key, live=live))
+        if fmt == "json":
+            _print_json(report)
+        else:
+            explaining.render_text(report, out)
         return EXIT_OK
 
     raise typer.Exit(_guard(go))
@@ -419,7 +574,8 @@ def history(
 def sandbox(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8790,
-    app_id: Annotated[str, typer.Option("--app-id", envvar="ORGSYNC_APP_ID")] = "cli_demo",
+    app_id: Annotated[str, typer.Option("--app-id", envvar="ORGSYNC_APP_ID",
+                                        help="The app id the sandbox accepts.")] = "cli_demo",
     app_secret: Annotated[str | None, typer.Option(
         "--app-secret", envvar="ORGSYNC_APP_SECRET",
         help="The app secret [default: demo-secret]; visible in ps: prefer the variable "
@@ -439,14 +595,31 @@ def sandbox(
 
     def go() -> None:
         secret = app_secret or "demo-secret"
+        # How the admin token is shown: a secret given on the command line (or the demo's)
+        # is in the open already; one from a file or the environment is named, not printed.
+        token, header = secret, shlex.quote(f"Authorization: Bearer {secret}")
         if app_secret_file is not None:
             if app_secret is not None:
                 raise ConfigError("both --app-secret and --app-secret-file are given",
                                   remedy="keep only one (ORGSYNC_APP_SECRET sets the first)")
             secret = read_secret_file(app_secret_file, file=None, key="--app-secret-file")
+            where = shlex.quote(str(app_secret_file.resolve()))
+            token = f"the content of {where}"
+            header = f'"Authorization: Bearer $(cat {where})"'
+        elif app_secret is not None and os.environ.get("ORGSYNC_APP_SECRET") == app_secret:
+            token, header = "$ORGSYNC_APP_SECRET", '"Authorization: Bearer $ORGSYNC_APP_SECRET"'
         logs.configure(level="info")
+
+        def listening(url: str) -> None:
+            out.print(f"Feishu sandbox on {url} (app id {app_id}). Its admin API (/_sandbox/…: "
+                      f"state, seed, config, clock, requests) takes the app secret as bearer "
+                      f"token: {token}", markup=False, soft_wrap=True)
+            out.print(f"  curl -H {header} {url}/_sandbox/state", markup=False, soft_wrap=True)
+            sys.stdout.flush()
+
         serve(SandboxConfig(app_id=app_id, app_secret=secret, rate_scale=rate_scale,
-                            latency_ms=latency_ms), host, port, seed_file=seed_file)
+                            latency_ms=latency_ms), host, port, seed_file=seed_file,
+              listening=listening)
 
     _guard(go)
 

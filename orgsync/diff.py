@@ -25,7 +25,7 @@ no update, no delete. Nothing is planned when nothing changed.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -122,11 +122,11 @@ class _Builder:
     current: DirectoryState
     policy: DiffPolicy
     live: dict[str, MirrorUser]  # current.live_users(), computed once
+    names: Names  # for reasons that name departments, people and what Feishu holds
     ops: dict[str, Operation] = field(default_factory=dict)
     soft: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     notes: list[str] = field(default_factory=list)
     taken: set[str] | None = None  # managed departments' Feishu ids, built when first needed
-    names: Names | None = None  # for reasons that name what Feishu holds
 
     # ---- ids -------------------------------------------------------------
     def dept_fid(self, key: str | None) -> str:
@@ -166,7 +166,7 @@ def diff(desired: SourceData, current: DirectoryState, policy: DiffPolicy | None
     names = Names(desired.snapshot, current)  # pre-hires deferred below keep their names
     live = current.live_users()
     desired = _kept_links(_deferred_prehires(desired, current, policy, live), current, live)
-    b = _Builder(desired, current, policy, live, names=names)
+    b = _Builder(desired, current, policy, live, names)
     b.desired = _without_protected(b.desired, b.policy, b.notes)
     _plan_departments(b)
     _plan_users(b)
@@ -235,9 +235,8 @@ def _plan_departments(b: _Builder) -> None:
         if changed:
             kind = OpKind.DEPT_MOVE if "parent_key" in changed else OpKind.DEPT_UPDATE
             changes = tuple(FieldChange(f, getattr(c, f), getattr(d, f)) for f in changed)
-            names = b.names or Names(b.desired.snapshot, b.current)
             reason = _because(b, "department", key, changes, d.fields(), (
-                f"moved from {names.path(c.parent_key)} to {names.path(d.parent_key)}"
+                f"moved from {b.names.path(c.parent_key)} to {b.names.path(d.parent_key)}"
                 if kind is OpKind.DEPT_MOVE else
                 f"renamed from {c.name}" if "name" in changed else "changed in source"))
             parent = b.dept_fid(d.parent_key) if "parent_key" in changed else None
@@ -579,7 +578,7 @@ def _plan_users(b: _Builder) -> None:
                 left = was is not None and was not in active and was not in held
                 _add_set_manager(b, e, cur.record, _because(
                     b, "user", key, links, new_fields,
-                    f"manager {(b.names or Names(snap, b.current)).person(was)} left" if left
+                    f"manager {b.names.person(was)} left" if left
                     else "manager changed in source" if links[0].field == "manager_key"
                     else "dotted-line managers changed in source"), cur.unknown)
             if cur.lifecycle is Lifecycle.FROZEN:
@@ -843,6 +842,16 @@ def _kept_links(desired: SourceData, current: DirectoryState,
     return replace(desired, snapshot=Snapshot(departments, employees))
 
 
+def not_created_yet(employees: Mapping[str, Employee], live: Container[str],
+                    policy: DiffPolicy) -> set[str]:
+    """Keys of people who start further than ``prehire_days`` ahead and do not exist yet:
+    the plan leaves them out, and nothing is asked of Feishu about them."""
+    horizon = policy.clock().date() + timedelta(days=policy.prehire_days)
+    return {k for k, e in employees.items()
+            if k not in live and e.status is Status.ACTIVE and e.join_date is not None
+            and e.join_date > horizon}
+
+
 def _deferred_prehires(desired: SourceData, current: DirectoryState,
                        policy: DiffPolicy, live: Mapping[str, MirrorUser]) -> SourceData:
     """Leave out people who start too far ahead to be created yet.
@@ -850,11 +859,8 @@ def _deferred_prehires(desired: SourceData, current: DirectoryState,
     They are not leavers either (they were never created); links that point at
     them keep their current value until they exist.
     """
-    horizon = policy.clock().date() + timedelta(days=policy.prehire_days)
     snap = desired.snapshot
-    later = {k for k, e in snap.employees.items()
-             if k not in live and e.status is Status.ACTIVE and e.join_date is not None
-             and e.join_date > horizon}
+    later = not_created_yet(snap.employees, live, policy)
     if not later:
         return desired
     employees: dict[str, Employee] = {}
@@ -878,7 +884,7 @@ def _deferred_prehires(desired: SourceData, current: DirectoryState,
         issues.append(Issue("employee", k, "join_date",
                             f"starts {start.isoformat()}, account created "
                             f"{(start - timedelta(days=policy.prehire_days)).isoformat()}",
-                            "warning", desired.where("employee", k)))
+                            "warning", desired.where("employee", k), later=True))
     return replace(desired, snapshot=Snapshot(departments, employees), issues=issues,
                    held_employees=set(desired.held_employees) | later)
 
@@ -920,9 +926,10 @@ def _because(b: _Builder, entity: Literal["department", "user"], key: str,
                                                                       new.get(c.field))]
     if not drift:
         return reason
-    names = b.names or Names(b.desired.snapshot, b.current)
     found = "changed in Feishu (found there: " + ", ".join(
-        f"{names.label(c.field)} {names.value(c.field, c.old)}" for c in drift) + ")"
+        # An email or mobile is only named: the change lists it (reasons go to the journal).
+        b.names.label(c.field) if c.field in _MASKED else
+        f"{b.names.label(c.field)} {b.names.value(c.field, c.old)}" for c in drift) + ")"
     return found if len(drift) == len(changes) else f"{reason}; {found}"
 
 
@@ -941,6 +948,8 @@ def _differs(field_name: str, old: Any, new: Any) -> bool:
         new = list(new)
     return bool(old != new)
 
+
+_MASKED = frozenset({"email", "mobile"})
 
 _CANONICAL: Mapping[str, Callable[[str], str]] = {
     "email": str.lower, "mobile": normalize_mobile,

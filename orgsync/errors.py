@@ -5,7 +5,10 @@
     OrgsyncError (exit 1)
     ├── ConfigError      (exit 3)  bad or missing config: names file, key and remedy
     ├── SourceError      (exit 4)  a connector failed or returned an implausible org; nothing written
+    │   └── SourceRefused          the read worked, but a guard refused what it returned
     ├── PlanHeld         (exit 5)  a plan tripped a safety threshold; held until approved by id
+    ├── PlanStale        (exit 5 when the new plan is held, else 1)  the plan approved is
+    │                              not the plan the source gives now; nothing was applied
     ├── WriterBusy       (exit 7)  another run holds the ledger's writer lock; nothing was done
     ├── Fenced           (exit 1)  this run lost the writer lock; it stopped before its next write
     ├── LedgerError      (exit 8)  the ledger cannot be opened, is damaged, its disk is full,
@@ -70,6 +73,10 @@ class SourceError(OrgsyncError):
     exit_code = EXIT_SOURCE
 
 
+class SourceRefused(SourceError):
+    """The source was read, but a guard refused it (an empty org, an implausible shrink)."""
+
+
 class PlanHeld(OrgsyncError):
     """A plan exceeds a safety threshold and was stored instead of applied."""
 
@@ -78,6 +85,17 @@ class PlanHeld(OrgsyncError):
     def __init__(self, message: str, *, plan_id: str, reasons: list[str]) -> None:
         self.plan_id = plan_id
         self.reasons = reasons
+        super().__init__(message)
+
+
+class PlanStale(OrgsyncError):
+    """``approve`` named a plan, but the source now gives another (``plan_id``): nothing
+    was applied, and the new plan is held when it needs approval too (``reasons``)."""
+
+    def __init__(self, message: str, *, plan_id: str, reasons: list[str]) -> None:
+        self.plan_id = plan_id
+        self.reasons = reasons
+        self.exit_code = EXIT_HELD if reasons else EXIT_ERROR
         super().__init__(message)
 
 

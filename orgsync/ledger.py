@@ -115,7 +115,7 @@ class Fence:
 
 #: The columns :meth:`Ledger.journal_start` fills.
 _STARTED = ("run_id", "plan_id", "op_id", "kind", "target_key", "feishu_id", "client_token",
-            "status", "started_at")
+            "status", "reason", "started_at")
 
 
 def _fence_holds(dialect: str) -> ColumnElement[bool]:
@@ -295,7 +295,7 @@ class Ledger:
             values = {
                 "run_id": run_id, "plan_id": plan_id, "op_id": op.op_id, "kind": op.kind.value,
                 "target_key": op.key, "feishu_id": op.feishu_id, "client_token": token,
-                "status": "started", "started_at": self.now()}
+                "status": "started", "reason": journal_reason(op), "started_at": self.now()}
             if self.fence is not None:
                 entry = c.execute(self._sql.journal_insert_fenced,
                                   {**values, **self.fence.params()}).scalar_one_or_none()
@@ -339,6 +339,7 @@ class Ledger:
             s.add(JournalRow(run_id=run_id, plan_id=plan_id, op_id=op.op_id, kind=op.kind.value,
                              target_key=op.key, feishu_id=op.feishu_id,
                              client_token=op.client_token, status="skipped", message=reason,
+                             reason=journal_reason(op),
                              started_at=self.now(), finished_at=self.now()))
             s.commit()
 
@@ -348,6 +349,13 @@ class Ledger:
             stmt = select(JournalRow).order_by(JournalRow.id)  # type: ignore[arg-type]
             if run_id is not None:
                 stmt = stmt.where(JournalRow.run_id == run_id)
+            return list(s.exec(stmt))
+
+    def journal_of(self, key: str, limit: int = 10) -> list[JournalRow]:
+        """The latest ``limit`` journal entries whose target is ``key``, newest first."""
+        with self._session() as s:
+            stmt = select(JournalRow).where(JournalRow.target_key == key).order_by(
+                JournalRow.id.desc()).limit(limit)  # type: ignore[union-attr]
             return list(s.exec(stmt))
 
     def has_written(self) -> bool:
@@ -570,6 +578,44 @@ class Ledger:
                                             _as_dt(dl) if dl is not None else None)
         return state
 
+    def mirrored(self, key: str) -> MirrorUser | MirrorDepartment | None:
+        """The mirror's user ``key``, else its department ``key``, else None (one lookup,
+        without loading the whole mirror)."""
+        with self.engine.connect() as c:
+            row = c.execute(text(
+                "SELECT feishu_id, open_id, fields, lifecycle, frozen_at, deleted_at "
+                "FROM mirror_users WHERE key = :k"), {"k": key}).first()
+            if row is not None:
+                fid, oid, f, lc, fz, dl = row
+                return MirrorUser(Employee.from_fields(key, json.loads(f)), fid, oid,
+                                  Lifecycle(lc), _as_dt(fz), _as_dt(dl))
+            row = c.execute(text("SELECT feishu_id, open_id, fields FROM mirror_departments "
+                                 "WHERE key = :k"), {"k": key}).first()
+            if row is not None:
+                return MirrorDepartment(department_from_fields(key, json.loads(row[2])),
+                                        row[0], row[1])
+        return None
+
+    def reverse_ids(self) -> tuple[dict[str, str], dict[str, str]]:
+        """Feishu id → key of the mirror's departments and of its users."""
+        with self.engine.connect() as c:
+            return ({str(f): str(k) for k, f in c.execute(text(
+                        "SELECT key, feishu_id FROM mirror_departments"))},
+                    {str(f): str(k) for k, f in c.execute(text(
+                        "SELECT key, feishu_id FROM mirror_users"))})
+
+    def mirrored_key(self, *, email: str) -> str | None:
+        """The key of the mirrored user whose stored email is ``email`` (any case)."""
+        quoted = json.dumps(email.lower(), ensure_ascii=False)[1:-1]
+        needle = "%" + quoted.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+        users: Table = MirrorUserRow.__table__  # type: ignore[attr-defined]
+        with self.engine.connect() as c:
+            for key, f in c.execute(select(users.c.key, users.c.fields).where(
+                    func.lower(users.c.fields).like(needle, escape="!"))):
+                if str(json.loads(f).get("email") or "").lower() == email.lower():
+                    return str(key)
+        return None
+
     @staticmethod
     def _decode_users(c: Connection, keys: Sequence[str], total: int) -> dict[str, Employee]:
         """The stored records of mirrored users ``keys`` (all of them: one scan)."""
@@ -621,29 +667,47 @@ class Ledger:
                                   reasons=json.dumps(reasons, ensure_ascii=False),
                                   summary=json.dumps(dict(summary)), created_at=self.now()))
                 s.commit()
-            elif row.status == "applied":
-                row.status, row.approved_at = "held", None
+            elif row.status in ("applied", "discarded"):
+                row.status, row.approved_at, row.approved_by = "held", None, None
                 row.reasons = json.dumps(reasons, ensure_ascii=False)
                 s.add(row)
                 s.commit()
 
-    def approve_plan(self, plan_id: str) -> bool:
-        """Mark a held plan approved; False when no plan with that id was held."""
+    def approve_plan(self, plan_id: str, *, by: str | None = None) -> bool:
+        """Mark a held plan approved (by ``by``, now); False when no plan with that id was held."""
+        return self._decide(plan_id, "approved", by)
+
+    def discard_plan(self, plan_id: str, *, by: str | None = None) -> bool:
+        """Mark a held plan discarded: it can no longer be approved (a later run that plans
+        the same again holds it again). False when no plan with that id is held."""
+        return self._decide(plan_id, "discarded", by, only_held=True)
+
+    def _decide(self, plan_id: str, status: str, by: str | None, *,
+                only_held: bool = False) -> bool:
         with self._session() as s:
             row = s.get(HeldPlanRow, plan_id)
-            if row is None:
+            if row is None or (only_held and row.status != "held"):
                 return False
-            row.status = "approved"
-            row.approved_at = self.now()
+            row.status, row.approved_at, row.approved_by = status, self.now(), by
             s.add(row)
             s.commit()
             return True
 
     def plan_status(self, plan_id: str) -> str | None:
-        """``held``, ``approved`` or ``applied`` for a plan that was held; else None."""
+        """``held``, ``approved``, ``applied`` or ``discarded`` for a plan that was held;
+        else None."""
         with self._session() as s:
             row = s.get(HeldPlanRow, plan_id)
             return row.status if row else None
+
+    def decisions(self, plan_ids: Sequence[str]) -> dict[str, HeldPlanRow]:
+        """The held-plan rows of ``plan_ids`` (those that were ever held), by plan id."""
+        if not plan_ids:
+            return {}
+        with self._session() as s:
+            stmt = select(HeldPlanRow).where(
+                HeldPlanRow.plan_id.in_(sorted(set(plan_ids))))  # type: ignore[attr-defined]
+            return {row.plan_id: row for row in s.exec(stmt)}
 
     def mark_plan_applied(self, plan_id: str) -> None:
         """Record that an approved plan was applied (it cannot be released twice)."""
@@ -682,11 +746,15 @@ class Ledger:
             return row
 
     def notifications(self, *, status: str | Sequence[str] | None = None,
-                      kinds: Sequence[str] = ()) -> list[NotificationRow]:
-        """Notifications (with ``status``, or one of several, of ``kinds``), oldest first."""
+                      kinds: Sequence[str] = (), target: str | None = None
+                      ) -> list[NotificationRow]:
+        """Notifications (with ``status``, or one of several, of ``kinds``, about
+        ``target``), oldest first."""
         with self._session() as s:
             stmt = select(NotificationRow).order_by(
                 NotificationRow.created_at, NotificationRow.event)  # type: ignore[arg-type]
+            if target is not None:
+                stmt = stmt.where(NotificationRow.target == target)
             if status is not None:
                 statuses = (status,) if isinstance(status, str) else tuple(status)
                 stmt = stmt.where(NotificationRow.status.in_(statuses))  # type: ignore[attr-defined]
@@ -754,6 +822,22 @@ class Ledger:
 _FENCED = ("this run lost the ledger's writer lock (another run took it over, or the lock's "
            "database session ended); it stopped before its next Feishu write. The next run "
            "resumes what it left unfinished.")
+
+
+def journal_reason(op: Operation) -> str:
+    """Why ``op`` is made, as journaled: its reason, and what it changes (not for a create,
+    whose changes are the whole record, nor a delete's), at most 1000 characters."""
+    spec = SPECS[op.kind]
+    changes = "" if spec.tokenized or not spec.lists_fields else ", ".join(
+        f"{c.field} {_shown(c.old)} → {_shown(c.new)}" for c in op.changes)
+    text_ = "; ".join(p for p in (op.reason, changes) if p)
+    return text_ if len(text_) <= 1000 else text_[:999] + "…"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return "—" if value is None else str(value)
 
 
 def event_kind_target(event: str) -> tuple[str, str]:

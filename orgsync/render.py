@@ -145,13 +145,9 @@ def _text(view: View, out: TextIO, *, color: bool) -> None:
         details_text(view, out, color=color)
 
 
-def render_text(plan: Plan, console: Console, *, show_fields: bool = True,
-                limit: int | None = None) -> None:
+def render_text(plan: Plan, console: Console, *, limit: int | None = None) -> None:
     """Print ``plan`` on ``console`` (coloured on a terminal): the summary, then the
-    operations; ``limit`` caps the operations listed (the demo's long weeks).
-
-    ``show_fields`` is kept for callers; the changes are always listed.
-    """
+    operations; ``limit`` caps the operations listed (the demo's long weeks)."""
     view = View(plan)
     color = console.is_terminal and console.color_system is not None
     out = cast(TextIO, console.file)

@@ -16,9 +16,10 @@ never spends every operation's retries on it.
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -29,7 +30,7 @@ import structlog
 from connectors.registry import build_connector
 from orgsync import catalogs, gcpause, notify
 from orgsync.config import Config
-from orgsync.diff import DiffPolicy, diff
+from orgsync.diff import DiffPolicy, diff, not_created_yet
 from orgsync.errors import (
     EXIT_APPLY_FAILED,
     EXIT_OK,
@@ -38,7 +39,9 @@ from orgsync.errors import (
     Fenced,
     OrgsyncError,
     PlanHeld,
+    PlanStale,
     SourceError,
+    SourceRefused,
 )
 from orgsync.executor import ApplyResult, Executor, OpResult
 from orgsync.feishu import ClientStats, FeishuClient
@@ -52,7 +55,8 @@ from orgsync.feishu.schema import OPTIONAL_DEPARTMENT_LINKS, PROFILE_NAMES
 from orgsync.identity import KeyRules
 from orgsync.ledger import Ledger
 from orgsync.locked import locked_records
-from orgsync.model import Department, Employee, Status
+from orgsync.model import Department, Employee, Snapshot, Status
+from orgsync.only import Selection, select
 from orgsync.plan import Plan
 from orgsync.reconcile import apply_renames, reconcile
 from orgsync.renames import infer_renames
@@ -68,6 +72,28 @@ R = TypeVar("R", Department, Employee)
 _ADMIN_FLAG = "is_tenant_manager"
 
 
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """``orgsync approve PLAN_ID``: release exactly that held plan, recorded as ``by``'s.
+
+    The approval is recorded only when the run goes on to apply that plan: a run that
+    is declined, or finds the source now gives another plan, uses nothing up.
+    """
+
+    plan_id: str
+    by: str
+
+
+#: How a run that raised is recorded: the source guard refused it, it was interrupted
+#: (Ctrl-C, a cancelled task), or it failed.
+def _ended_as(exc: BaseException) -> str:
+    if isinstance(exc, SourceRefused | PlanStale):
+        return "refused"
+    if isinstance(exc, KeyboardInterrupt | asyncio.CancelledError):
+        return "interrupted"
+    return "failed"
+
+
 @dataclass(slots=True)
 class RunOutcome:
     """What a run did."""
@@ -78,6 +104,7 @@ class RunOutcome:
     cancelled: bool = False
     stats: ClientStats | None = None  # the run's Feishu client's counters, when it applied
     notified: notify.NotifyResult | None = None  # messages sent after apply (notify enabled)
+    selection: Selection | None = None  # ``only``: what of the full plan this run applies
 
     @property
     def exit_code(self) -> int:
@@ -119,7 +146,7 @@ def read_source(config: Config, ledger: Ledger, *, accept_shrink: bool = False,
     active = data.snapshot.active_count()
     if active == 0 and not data.snapshot.departments:
         managed = ledger.get_meta("last_good_employees")
-        raise SourceError(
+        raise SourceRefused(
             "the source returned an empty org"
             + (f" (last good read had {managed} employees)" if managed else "")
             + "; refusing to plan deletes from it. Check the source and run again.")
@@ -173,16 +200,19 @@ def protected_keys(config: Config, data: SourceData, state: DirectoryState
     return frozenset(users), frozenset(depts)
 
 
-async def find_existing(client: FeishuClient, data: SourceData, state: DirectoryState
-                        ) -> tuple[dict[str, str], list[Issue]]:
+async def find_existing(client: FeishuClient, data: SourceData, state: DirectoryState,
+                        policy: DiffPolicy) -> tuple[dict[str, str], list[Issue]]:
     """Match people orgsync would create against existing Feishu accounts (email/mobile).
 
     Returns the keys to adopt (→ the account's ``user_id``) and conflicts: a
     person whose email and mobile point at two different accounts, or at an
     account orgsync already manages for someone else, is held back, never guessed.
+    Pre-hires the plan does not create yet (``policy``) are not looked up: a run
+    with nothing else to do asks Feishu nothing.
     """
     people = data.snapshot.employees
-    candidates = [e for k in sorted(people.keys() - state.users.keys())
+    later = not_created_yet(people, state.users, policy)
+    candidates = [e for k in sorted(people.keys() - state.users.keys() - later)
                   if (e := people[k]).status is Status.ACTIVE and (e.email or e.mobile)]
     if not candidates:
         return {}, []
@@ -334,6 +364,7 @@ class Planned:
     state: DirectoryState
     active: int  # the source's active employees: the shrink guard's next baseline
     takeover: Takeover | None = None  # a first run on a tenant that holds something
+    source: Snapshot | None = None  # what the source holds (validated)
 
 
 async def take_over(config: Config, client: FeishuClient, raw: SourceData, data: SourceData,
@@ -428,7 +459,8 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
         data = validate(raw, applied=state.unchanged)
     adopt: dict[str, str] = {}
     if config.sync.adopt_existing:
-        adopt, conflicts = await find_existing(client, data, state)
+        adopt, conflicts = await find_existing(client, data, state,
+                                               diff_policy(config, now))
         if conflicts:
             # Held like records the source itself held back, so validation keeps the links
             # that point at them as far as Feishu allows instead of linking to someone
@@ -459,7 +491,7 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
         takeover = None  # departments matched on a later run: no takeover plan to approve
     log.info("plan.ready", plan_id=plan.plan_id, operations=len(plan.operations),
              held=sum(1 for i in plan.issues if i.severity == "error"), full=full)
-    return Planned(plan, state, data.snapshot.active_count(), takeover)
+    return Planned(plan, state, data.snapshot.active_count(), takeover, data.snapshot)
 
 
 async def apply_plan(config: Config, ledger: Ledger, client: FeishuClient, plan: Plan, *,
@@ -517,11 +549,49 @@ async def send_alert(config: Config, ledger: Ledger, client: FeishuClient, event
         log.exception("notify.alert_crashed", notification=event)
 
 
+def _only_keys(asked: Collection[str], planned: Planned) -> set[str]:
+    """The keys ``asked`` names (an email names the person the source gives it); an
+    :class:`OrgsyncError` for one that neither the source nor the ledger knows."""
+    source = planned.source or Snapshot({}, {})
+    emails = {(e.email or "").lower(): k for k, e in source.employees.items() if e.email} \
+        if any("@" in a for a in asked) else {}
+    known = (source.employees.keys() | source.departments.keys()
+             | planned.state.users.keys() | planned.state.departments.keys()
+             | {i.key for i in planned.plan.issues if i.key})
+    keys: set[str] = set()
+    for a in asked:
+        key = emails.get(a.strip().lower(), a) if "@" in a else a
+        if key not in known:
+            raise OrgsyncError(f"--only {a}: neither the source nor the ledger knows it (give "
+                               "an employee id, a department code or a person's email)")
+        keys.add(key)
+    return keys
+
+
+def _stale(ledger: Ledger, run_id: str, approved: str, plan: Plan,
+           reasons: list[str]) -> PlanStale:
+    """Record (and return) the refusal of an approval of ``approved`` when the source now
+    gives ``plan``: that plan is held in turn when it needs approval (``reasons``)."""
+    message = (f"the source changed since plan {approved} was held: the plan now is "
+               f"{plan.plan_id} ({len(plan.operations)} operations); nothing was applied. ")
+    if reasons:
+        ledger.hold_plan(plan.plan_id, plan.checksum, reasons, plan.summary())
+        message += (f"It is held too ({'; '.join(reasons)}): review it with 'orgsync plan', "
+                    f"then 'orgsync approve {plan.plan_id}'.")
+    else:
+        message += "It needs no approval: review it with 'orgsync plan', then 'orgsync apply'."
+    ledger.finish_run(run_id, "refused", plan_id=plan.plan_id, summary=plan.summary(),
+                      error=message)
+    return PlanStale(message, plan_id=plan.plan_id, reasons=reasons)
+
+
 async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = False,
                    show: Callable[[Plan], None] | None = None,
                    confirm: Callable[[Plan], bool] | None = None,
                    progress: Callable[[OpResult], None] | None = None,
-                   accept_shrink: bool = False, now: datetime | None = None) -> RunOutcome:
+                   accept_shrink: bool = False, now: datetime | None = None,
+                   approve: Approval | None = None,
+                   only: Collection[str] | None = None) -> RunOutcome:
     """A whole run, recorded in the ledger's run table.
 
     ``full`` reads Feishu live: a resync (drift repaired, mirror rebuilt) when
@@ -530,7 +600,18 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
     (when given) may decline the apply, which then records the run as cancelled.
     The safety thresholds are checked on the whole plan in dry-run too: a plan
     over one is held (stored with its id) and :class:`PlanHeld` is raised,
-    unless that exact plan was approved (``orgsync approve``).
+    unless that exact plan was approved (``orgsync approve``, ``approve``: the
+    approval is recorded when the apply starts; a plan other than the approved one
+    raises :class:`PlanStale` and applies nothing).
+
+    ``only`` (employee keys, department keys, emails): apply just the operations on
+    those and what they depend on (:func:`orgsync.only.select`), checked by the same
+    guards; such a run never moves the guards' baselines (the last good source size,
+    the leaver history), since it did not apply the source in full.
+
+    The run is recorded ``ok``, ``partial`` (some writes failed), ``held``,
+    ``cancelled`` (``confirm`` declined), ``refused`` (the source guard, a stale
+    approval), ``interrupted`` (Ctrl-C) or ``failed``, with the error that says why.
     """
     # The run's one client, made before the run is recorded (nothing may fail between
     # start_run and the try that records the failure). A dry plan calls Feishu for a few
@@ -541,6 +622,8 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
     # started beside a running daemon must not mark the daemon's run crashed.
     interrupted = ledger.recover_interrupted() if apply else 0
     mode = ("resync" if apply else "check") if full else ("apply" if apply else "plan")
+    if only is not None:
+        mode += "-only"
     run_id = ledger.start_run(mode)
     structlog.contextvars.bind_contextvars(run_id=run_id)
     if interrupted:
@@ -552,11 +635,16 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
         with gcpause.paused_gc(freeze=True):
             planned = await make_plan(config, ledger, client, full=full, rebuild_mirror=apply,
                                       apply=apply, accept_shrink=accept_shrink, now=now)
+        plan = planned.plan
+        selection = None
+        if only is not None:
+            selection = select(plan, _only_keys(only, planned))
+            plan = selection.plan
         # Measured before the plan is shown: its summary says how close it is to each guard.
-        plan = planned.plan.annotated(guards=tuple(gauges(
-            planned.plan, planned.state, config.safety,
+        plan = plan.annotated(guards=tuple(gauges(
+            plan, planned.state, config.safety,
             ledger.leaver_history(config.safety.churn_window))))
-        outcome = RunOutcome(run_id, plan)
+        outcome = RunOutcome(run_id, plan, selection=selection)
         if show is not None:
             show(plan)
         reasons = violations(plan.guards)
@@ -565,7 +653,10 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
                 and not ledger.has_written():
             reasons.append("a takeover: the first run on a Feishu tenant that already holds "
                            "departments or people (safety.takeover_requires_approval)")
-        approved = ledger.plan_status(plan.plan_id) == "approved"
+        status = ledger.plan_status(plan.plan_id)
+        if approve is not None and approve.plan_id != plan.plan_id:
+            raise _stale(ledger, run_id, approve.plan_id, plan, reasons)
+        approved = status == "approved" or (approve is not None and status == "held")
         if reasons and not approved:
             ledger.hold_plan(plan.plan_id, plan.checksum, reasons, plan.summary())
             ledger.finish_run(run_id, "held", plan_id=plan.plan_id, summary=plan.summary(),
@@ -578,9 +669,14 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
                 + f". Review it, then release exactly this plan with "
                   f"'orgsync approve {plan.plan_id}'.", plan_id=plan.plan_id, reasons=reasons)
         if apply and not plan.empty and confirm is not None and not confirm(plan):
-            ledger.finish_run(run_id, "cancelled", plan_id=plan.plan_id, summary=plan.summary())
+            ledger.finish_run(run_id, "cancelled", plan_id=plan.plan_id, summary=plan.summary(),
+                              error="not confirmed: declined at the prompt, or no --yes "
+                                    "without a terminal"
+                                    + ("; the plan stays held" if approve else ""))
             outcome.cancelled = True
             return outcome
+        if approve is not None and status == "held":
+            ledger.approve_plan(plan.plan_id, by=approve.by)
         if apply and not plan.empty:
             outcome.result = await apply_plan(config, ledger, client, plan, run_id=run_id,
                                               progress=progress, now=now)
@@ -594,21 +690,24 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
             ledger.check_fence()  # messages are Feishu writes too
             await send_messages(config, ledger, client, outcome, now)
         summary: dict[str, int] = dict(plan.summary())
-        if apply and not approved:  # the churn guard's history (Ledger.leaver_history)
+        if apply and not approved and only is None:  # the churn guard's history
             summary["leavers"] = leavers(plan, planned.state)
         if outcome.result is not None:
             summary.update({f"ops_{k}": v for k, v in outcome.result.summary().items()})
         status = "ok" if outcome.exit_code == EXIT_OK else "partial"
         ledger.finish_run(run_id, status, plan_id=plan.plan_id, summary=summary)
-        if apply and status == "ok":
+        if apply and status == "ok" and only is None:
             # Only a source that was applied in full confirms the guard's baseline: a plan,
-            # a held, refused, cancelled or failed run, or a partial apply never moves it.
+            # a held, refused, cancelled or failed run, a partial apply or an --only run
+            # never moves it.
             ledger.set_meta("last_good_employees", str(planned.active))
         return outcome
     except PlanHeld:
         raise
     except BaseException as exc:
-        ledger.finish_run(run_id, "failed", error=mask_urls(str(exc))[:2000])
+        if not isinstance(exc, PlanStale):  # recorded where it was raised
+            ledger.finish_run(run_id, _ended_as(exc),
+                              error=mask_urls(str(exc) or type(exc).__name__)[:2000])
         # Fenced: this run may not write; FeishuUnusable: an alert could not get through.
         if apply and isinstance(exc, Exception) and not isinstance(exc, Fenced | FeishuUnusable):
             await send_alert(config, ledger, client, f"alert:failed:{run_id}",

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from statistics import median
 
 from orgsync.config import SafetyConfig
-from orgsync.errors import SourceError
+from orgsync.errors import SourceRefused
 from orgsync.operations import SPECS, Departure
 from orgsync.plan import Plan
 from orgsync.state import DirectoryState, Lifecycle
@@ -40,13 +40,13 @@ IDENTITY_FIELDS = frozenset({"name", "email", "mobile"})
 
 
 def check_source(active: int, last_good: int | None, cfg: SafetyConfig) -> None:
-    """Raise :class:`SourceError` when ``active`` shrank beyond ``max_source_shrink``."""
+    """Raise :class:`SourceRefused` when ``active`` shrank beyond ``max_source_shrink``."""
     if not last_good:
         return
     floor = last_good * (1.0 - cfg.max_source_shrink)
     if active < floor:
         drop = 1.0 - active / last_good
-        raise SourceError(
+        raise SourceRefused(
             f"the source has {active} active employees, {drop:.0%} fewer than the last good "
             f"read ({last_good}); more than safety.max_source_shrink={cfg.max_source_shrink:.0%}. "
             "Nothing was planned. If the drop is real, run again with --accept-shrink.")

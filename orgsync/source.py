@@ -44,6 +44,7 @@ class Issue:
     severity: Severity
     where: str | None = None
     kept: bool = False  # a warning about a link to someone held back: the link is kept
+    later: bool = False  # a warning about a pre-hire: their account is created later
 
     @property
     def held(self) -> bool:
@@ -65,7 +66,8 @@ class Issue:
         """``employees.csv:17: employee E0042: mobile: '12345' is not valid (held back)``."""
         subject = f"{self.entity} {self.key}" if self.key is not None else self.entity
         parts = [p for p in (self.where, subject, self.field) if p]
-        outcome = "held back" if self.held else "link kept" if self.kept else "cleared"
+        outcome = ("held back" if self.held else "link kept" if self.kept
+                   else "not created yet" if self.later else "cleared")
         return f"{': '.join(parts)}: {self.reason} ({outcome})"
 
 

@@ -42,6 +42,8 @@ class JournalRow(SQLModel, table=True):
     status: str = "started"
     code: int | None = None
     message: str | None = None
+    #: Why the plan made this write, with the fields it changes (``orgsync explain``).
+    reason: str | None = None
     started_at: datetime
     finished_at: datetime | None = None
 
@@ -81,9 +83,11 @@ class HeldPlanRow(SQLModel, table=True):
     checksum: str
     reasons: str
     summary: str
-    status: str = "held"  # held | approved | applied
+    status: str = "held"  # held | approved | applied | discarded
     created_at: datetime
     approved_at: datetime | None = None
+    #: Who approved it (``orgsync approve --by``, else the OS user), or discarded it.
+    approved_by: str | None = None
 
 
 class NotificationRow(SQLModel, table=True):

@@ -176,6 +176,34 @@ def test_the_sandbox_takes_its_secret_from_a_file_or_the_environment(
         proc.wait(timeout=20)
 
 
+@pytest.mark.parametrize("via", ["default", "file"])
+def test_the_sandbox_says_how_to_call_its_admin_api(tmp_path: Path, via: str) -> None:
+    """`orgsync sandbox` prints its URL, the admin token (or where it is read from) and a
+    curl line; that line, run as printed, reads the sandbox's state."""
+    port = free_port()
+    args = [str(Path(sys.executable).with_name("orgsync")), "sandbox", "--port", str(port)]
+    if via == "file":
+        (tmp_path / "secret").write_text("file-secret-0123456789\n", encoding="utf-8")
+        args += ["--app-secret-file", str(tmp_path / "secret")]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORGSYNC_")}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    try:
+        assert proc.stdout is not None
+        first, second = proc.stdout.readline(), proc.stdout.readline()
+        assert first.startswith(f"Feishu sandbox on http://127.0.0.1:{port} (app id cli_demo)")
+        assert first.rstrip().endswith(f"token: the content of {tmp_path / 'secret'}"
+                                       if via == "file" else "token: demo-secret")
+        assert second.startswith("  curl -H ")
+        done = subprocess.run(["bash", "-c", second.strip() + " --silent"], capture_output=True,
+                              text=True, timeout=30, check=False)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["code"] == 0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
 @pytest.mark.parametrize(("args", "expected"), [
     (["--app-secret-file", "{dir}/binary"],
      "error: --app-secret-file: secret file '{dir}/binary' is not UTF-8 text (name the file "

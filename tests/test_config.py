@@ -17,6 +17,7 @@ from orgsync.config import (
     config_from_dict,
     load_config,
 )
+from orgsync.demo import demo_config
 from orgsync.errors import EXIT_CONFIG, ConfigError
 from orgsync.feishu import FeishuSettings
 
@@ -82,6 +83,14 @@ class TestValid:
         assert cfg.ledger.url == f"sqlite:///{(REPO / 'config' / 'demo.db').resolve()}"
         cfg = load_config(REPO / "config" / "demo.yaml", env={"ORGSYNC_APP_ID": "cli_real"})
         assert cfg.feishu.app_id == "cli_real"
+
+    def test_demo_config_does_what_the_demo_does(self, tmp_path: Path) -> None:
+        """config/demo.yaml syncs with the demo's rules: leavers frozen, then deleted after
+        the same grace period, with the same handover."""
+        shipped = load_config(REPO / "config" / "demo.yaml", env={})
+        demo = demo_config("http://127.0.0.1:8790", "cli_demo", "s", tmp_path, "sqlite://")
+        assert (shipped.sync, shipped.lifecycle) == (demo.sync, demo.lifecycle)
+        assert shipped.sync.leaver_action == "freeze"
 
 
 class TestInterpolation:

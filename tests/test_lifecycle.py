@@ -191,3 +191,24 @@ def test_prehire_is_created_prehire_days_before_the_start(sb: SandboxServer,
     assert ("user.create", "E09999") in {(op.kind.value, op.key) for op in day13.plan.operations}
     assert sb.tenant.find_user("E09999", "user_id") is not None
     assert isinstance(start, date)
+
+
+def test_a_rerun_with_only_prehires_waiting_asks_feishu_nothing(sb: SandboxServer,
+                                                                 tmp_path: Path) -> None:
+    """Two people start in 20 and 30 days (prehire_days=7): once the rest is synced, the
+    next run has nothing to do and makes no call at all — no token, no account lookup."""
+    today = datetime.now(UTC)
+    later = {f"E0999{i}": replace(ORG.employees[LEAVER], key=f"E0999{i}",
+                                   join_date=today.date() + timedelta(days=days),
+                                   email=f"later{i}@example.com",
+                                   mobile=f"+86137111122{i:02d}", employee_no=None)
+             for i, days in ((1, 20), (2, 30))}
+    write_csv(Snapshot(dict(ORG.departments), {**ORG.employees, **later}), tmp_path / "s")
+    cfg = config(sb, tmp_path / "s", tmp_path / "l.db", lifecycle={"prehire_days": 7})
+    ledger = Ledger(cfg.ledger.url)
+    assert not run(cfg, ledger, today).plan.empty
+    mark = len(sb.requests())
+    again = run(cfg, ledger, today + timedelta(days=1))
+    assert again.plan.empty
+    assert {i.key for i in again.plan.issues if i.field == "join_date"} == set(later)
+    assert [r["path"] for r in sb.requests()[mark:]] == []

@@ -7,6 +7,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -158,14 +159,21 @@ class SandboxServer:
 
 
 def serve(config: SandboxConfig, host: str, port: int, *,
-          seed_file: str | Path | None = None) -> None:
-    """Serve the sandbox in the foreground until interrupted (``orgsync sandbox``)."""
+          seed_file: str | Path | None = None,
+          listening: Callable[[str], None] | None = None) -> None:
+    """Serve the sandbox in the foreground until interrupted (``orgsync sandbox``).
+
+    ``listening`` is called with the base URL once the socket is bound, before serving.
+    """
     _quiet_uvicorn()
     sandbox = Sandbox(config, load_seed_file(seed_file))
     sock = _bind(host, port)
     url = _url(host, sock.getsockname()[1])
     _log.info("sandbox listening", url=url, app_id=config.app_id,
               admin_api=f"{url}/_sandbox/state", seeded=seed_file is not None)
+    if listening is not None:
+        sock.listen(2048)  # connections made as soon as it is announced wait in the backlog
+        listening(url)
     try:
         uvicorn.Server(_uvicorn_config(build_app(sandbox))).run(sockets=[sock])
     finally:
