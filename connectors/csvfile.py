@@ -85,25 +85,31 @@ from connectors.mapping import (
     parse_rule,
     parse_rules,
     path_levels,
+    profile_fields,
 )
 from connectors.source_options import mobile_region
 from orgsync.errors import SourceError
+from orgsync.feishu.schema import PROFILE
 from orgsync.gcpause import paused_gc
 from orgsync.identity import Identity
-from orgsync.model import Department, Employee, EmployeeType, Snapshot, Status
+from orgsync.model import NO_PROFILE, Department, Employee, EmployeeType, Snapshot, Status
 from orgsync.options import Section
 from orgsync.source import EntityKind, Issue, SourceData
 
 # canonical column -> required? (an absent optional column reads as empty cells)
 DEPARTMENT_COLUMNS: dict[str, bool] = {
     "department_id": True, "name": True, "parent_id": True, "leader_id": False, "order": False,
-    "en_name": False,
+    "en_name": False, "deputy_leader_ids": False, "hrbp_ids": False,
 }
 EMPLOYEE_COLUMNS: dict[str, bool] = {
     "employee_id": True, "name": True, "en_name": False, "email": True, "mobile": True,
     "department_ids": True, "manager_id": False, "job_title": False, "employee_type": False,
     "join_date": False, "city": False, "status": False, "employee_no": False,
+    # then one optional column per profile field
+    **{f.column or f.name: False for f in PROFILE},
 }
+_BASE_EMPLOYEE_COLUMNS = list(EMPLOYEE_COLUMNS).index("employee_no") + 1
+_PROFILE_PARSERS = tuple((f.name, f.parse) for f in PROFILE)
 # employees.csv without a departments file: paths (and optionally codes) instead of ids,
 # and the leader flag and order of the person's primary department: a row's last 4 values
 PATH_EMPLOYEE_COLUMNS: dict[str, bool] = {
@@ -261,7 +267,9 @@ class CsvConnector:
             employees = _collect(emp_table, "employee", partial(_employee, region=region),
                                  issues, held_emps, emp_rows, held_rows)
         return SourceData(Snapshot(departments, employees), issues, held_depts, held_emps,
-                          dept_rows, emp_rows, held_rows=held_rows)
+                          dept_rows, emp_rows, held_rows=held_rows,
+                          profile_fields=frozenset(f.name for f in PROFILE
+                                                   if (f.column or f.name) in emp_table.index))
 
     def _read_mapped(self, mapping: Mapping[str, Mapping[str, FieldRule]]) -> SourceData:
         """The ``mapping`` mode: rows as ``{header: cell}`` through the shared field mapping."""
@@ -296,7 +304,8 @@ class CsvConnector:
         snapshot = Snapshot(departments,
                             {k: employee_from(m.values, k) for k, m in employees.records.items()})
         return SourceData(snapshot, issues, held_departments, employees.held, dept_rows,
-                          employees.where, held_rows=employees.held_rows)
+                          employees.where, held_rows=employees.held_rows,
+                          profile_fields=profile_fields(rules))
 
     def _mapped_rows(self, path: Path, option: str, rules: Mapping[str, FieldRule],
                      extra: list[FieldRule]) -> list[tuple[dict[str, str | None], Mapped, str]]:
@@ -472,13 +481,23 @@ def _line(where: str) -> int:
 
 def _department(row: _Values, key: str, problems: _Problems) -> Department:
     """One row of DEPARTMENT_COLUMNS."""
-    _, name, parent, leader, raw_order, en_name = row
+    _, name, parent, leader, raw_order, en_name, raw_deputies, raw_hrbps = row
     order = _order(raw_order, "order", problems)
-    for field_name, value in (("key", key), ("parent_key", parent), ("leader_key", leader)):
+    deputies, hrbps = _keys(raw_deputies), _keys(raw_hrbps)
+    for field_name, value in (("key", key), ("parent_key", parent), ("leader_key", leader),
+                              *(("deputy_leader_keys", k) for k in deputies),
+                              *(("hrbp_keys", k) for k in hrbps)):
         if value is not None and _mangled(value):
             problems.append((field_name, _excel_problem(value)))
     return Department(key=key, name=name or "", parent_key=parent, leader_key=leader,
-                      order=order, en_name=en_name)
+                      order=order, en_name=en_name, deputy_leader_keys=deputies, hrbp_keys=hrbps)
+
+
+def _keys(cell: str | None) -> tuple[str, ...]:
+    """A ``;``-separated cell of keys (empty: none)."""
+    if cell is None:
+        return ()
+    return tuple(k for k in (p.strip() for p in _LIST_SEPARATOR.split(cell)) if k)
 
 
 def _order(raw: str | None, field_name: str, problems: _Problems) -> int | None:
@@ -493,10 +512,10 @@ def _order(raw: str | None, field_name: str, problems: _Problems) -> int | None:
 
 
 def _employee(row: _Values, key: str, problems: _Problems, region: str = "CN") -> Employee:
-    """One row of EMPLOYEE_COLUMNS (the first 13 values of a row); ``region`` reads
+    """One row of EMPLOYEE_COLUMNS (the first values of a row); ``region`` reads
     mobiles written without a country code."""
     (_, name, en_name, email, mobile, depts, manager, job_title, raw_type, raw_date, city,
-     raw_status, number) = row[:13]
+     raw_status, number) = row[:_BASE_EMPLOYEE_COLUMNS]
     etype = _REGULAR
     if raw_type is not None:
         # The common spellings hit directly; NFKC and case folding only for the rest.
@@ -548,10 +567,27 @@ def _employee(row: _Values, key: str, problems: _Problems, region: str = "CN") -
                                   *(("department_keys", d) for d in dept_keys)):
             if value is not None and _mangled(value):
                 problems.append((field_name, _excel_problem(value)))
+    profile = _profile(row, problems)
     return Employee(key=key, name=name or "", department_keys=dept_keys, en_name=en_name,
                     email=email, mobile=mobile, manager_key=manager, job_title=job_title,
                     employee_no=number, employee_type=etype, join_date=joined, city=city,
-                    status=status)
+                    status=status, profile=profile or NO_PROFILE)
+
+
+def _profile(row: _Values, problems: _Problems) -> dict[str, Any]:
+    """The profile fields of a row that have a value (a bad one is a problem)."""
+    profile: dict[str, Any] = {}
+    for (name, parse), raw in zip(_PROFILE_PARSERS, row[_BASE_EMPLOYEE_COLUMNS:], strict=False):
+        if raw is None:
+            continue
+        try:
+            value = parse(raw) if parse is not None else raw
+        except ValueError as exc:
+            problems.append((name, str(exc)))
+            continue
+        if value is not None:
+            profile[name] = value
+    return profile
 
 
 #: Dates already parsed, by their text: an export repeats a few thousand distinct dates

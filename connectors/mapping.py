@@ -54,15 +54,22 @@ from typing import Any, Literal
 
 from connectors.contact import EXCEL_NUMBER, ContactProblem, normalize_email, normalize_mobile
 from orgsync.errors import ConfigError
+from orgsync.feishu.schema import PROFILE, PROFILE_NAMES
 from orgsync.identity import Identity
-from orgsync.model import Department, Employee, EmployeeType, Status
+from orgsync.model import NO_PROFILE, Department, Employee, EmployeeType, Status
 from orgsync.options import did_you_mean
 from orgsync.source import EntityKind, Issue
 
-EMPLOYEE_FIELDS = tuple(f.name for f in dataclasses.fields(Employee))
+EMPLOYEE_FIELDS = (*(f.name for f in dataclasses.fields(Employee) if f.name != "profile"),
+                   *PROFILE_NAMES)
 DEPARTMENT_FIELDS = tuple(f.name for f in dataclasses.fields(Department))
+_KEY_LISTS = frozenset(("department_keys", "deputy_leader_keys", "hrbp_keys",
+                        "dotted_line_manager_keys"))
+_BASE_EMPLOYEE_FIELDS = tuple(f for f in EMPLOYEE_FIELDS if f not in PROFILE_NAMES)
+_PROFILE_PARSERS = {f.name: f.parse for f in PROFILE if f.parse is not None}
 _ID_FIELDS = frozenset({"key", "employee_no", "mobile", "manager_key", "parent_key", "leader_key",
-                        "department_keys"})
+                        "department_keys", "deputy_leader_keys", "hrbp_keys",
+                        "dotted_line_manager_keys"})
 
 EMPLOYEE_TYPES: dict[str, EmployeeType] = {
     **{str(int(t)): t for t in EmployeeType},
@@ -606,11 +613,13 @@ def _coerce(name: str, value: Any, region: str) -> Any:
     """The canonical form of ``value`` for field ``name``; MappingProblem if impossible."""
     if value is None:
         return None
-    if name == "department_keys":
+    if name in _KEY_LISTS:
         items = value if isinstance(value, list) else _LIST_SEPARATOR.split(_text(value))
         keys = tuple(_text(v).strip() for v in items if _text(v).strip())
         for k in keys:
             _excel_guard(k)
+        if name in _PROFILE_PARSERS:  # a profile value: JSON-able, none when empty
+            return list(dict.fromkeys(keys)) or None
         return keys
     if name == "join_date":
         first = _first(value)
@@ -640,6 +649,12 @@ def _coerce(name: str, value: Any, region: str) -> Any:
     if isinstance(value, dict | bytes):
         raise MappingProblem(f"is {type(value).__name__}, not text; pick a field inside it")
     text = _text(value).strip()
+    parse = _PROFILE_PARSERS.get(name)
+    if parse is not None:
+        try:
+            return parse(text) if text else None
+        except ValueError as exc:
+            raise MappingProblem(str(exc)) from None
     if name == "mobile":
         return _mobile_value(text, region) if text else None
     if name in _ID_FIELDS:
@@ -662,9 +677,15 @@ def _known(values: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, Any]
 
 def employee_from(values: Mapping[str, Any], key: str) -> Employee:
     """An :class:`Employee` from coerced values (missing values take the model's defaults)."""
-    return Employee(**{**_known(values, EMPLOYEE_FIELDS), "key": key,
+    return Employee(**{**_known(values, _BASE_EMPLOYEE_FIELDS), "key": key,
                        "name": values.get("name") or "",
-                       "department_keys": tuple(values.get("department_keys") or ())})
+                       "department_keys": tuple(values.get("department_keys") or ()),
+                       "profile": _known(values, PROFILE_NAMES) or NO_PROFILE})
+
+
+def profile_fields(rules: Mapping[str, FieldRule]) -> frozenset[str]:
+    """The profile fields a mapping provides (a rule each): the ones orgsync manages."""
+    return frozenset(PROFILE_NAMES).intersection(rules)
 
 
 def department_from(values: Mapping[str, Any], key: str) -> Department:

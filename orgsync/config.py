@@ -39,6 +39,7 @@ from typing import Any, Literal, cast
 import yaml
 
 from orgsync.errors import ConfigError
+from orgsync.feishu.schema import PROFILE_NAMES
 from orgsync.feishu.settings import FEISHU_BASE_URL, LARK_BASE_URL, FeishuSettings
 from orgsync.options import Section, describe, did_you_mean, interpolate
 from orgsync.scope import ScopeConfig, parse_scope
@@ -103,6 +104,17 @@ class SyncConfig:
     rename_min_overlap: float = 0.8
     #: Writes limited to a part of the org while the whole is planned (orgsync.stage).
     stage: StageConfig = field(default_factory=StageConfig)
+    #: Who owns each profile field (orgsync.feishu.schema.PROFILE): the ones orgsync
+    #: manages (None: those the source provides), and of those the ones only set when a
+    #: person is created (never overwritten, never drift: e.g. a field employees edit).
+    fields: tuple[str, ...] | None = None
+    create_only: tuple[str, ...] = ()
+    #: A job level / family / custom employee type the source names that the tenant lacks
+    #: is created by apply
+    #: (else the people naming it are held with the reason).
+    create_job_levels: bool = False
+    create_job_families: bool = False
+    create_employee_types: bool = False
 
 
 @dataclass(frozen=True)
@@ -384,7 +396,27 @@ def _parse_sync(s: Section) -> SyncConfig:
         rename_min_overlap=s.number("rename_min_overlap", SyncConfig.rename_min_overlap,
                                     minimum=0.5, maximum=1.0),
         stage=parse_stage(s.section("stage")),
+        fields=s.choices("fields", (), PROFILE_NAMES, what="profile fields")
+        if s.given("fields") else None,
+        create_only=_create_only(s),
+        create_job_levels=s.boolean("create_job_levels", SyncConfig.create_job_levels),
+        create_job_families=s.boolean("create_job_families", SyncConfig.create_job_families),
+        create_employee_types=s.boolean("create_employee_types",
+                                        SyncConfig.create_employee_types),
     )
+
+
+def _create_only(s: Section) -> tuple[str, ...]:
+    """``sync.create_only``: profile fields, each one orgsync manages (``sync.fields``)."""
+    found = s.choices("create_only", (), PROFILE_NAMES, what="profile fields")
+    managed = s.raw("fields")
+    if isinstance(managed, str):
+        managed = [managed]
+    for i, name in enumerate(found):
+        if isinstance(managed, list) and name not in managed:
+            raise s.error(f"create_only[{i}]", f"{name} is not in sync.fields",
+                          f"add {name} to sync.fields, or remove it here")
+    return found
 
 
 def _parse_logging(s: Section) -> LoggingConfig:

@@ -23,7 +23,7 @@ from orgsync.feishu import FeishuClient
 from orgsync.ledger import Ledger
 from orgsync.runner import RunOutcome, run_once
 from orgsync.sandbox import SandboxConfig, SandboxServer
-from orgsync.synth import generate_org, next_week, write_csv
+from orgsync.synth import generate_org, next_week, with_profile, write_csv
 
 
 def demo_config(base_url: str, app_id: str, app_secret: str, source_dir: Path, ledger_url: str,
@@ -37,6 +37,7 @@ def demo_config(base_url: str, app_id: str, app_secret: str, source_dir: Path, l
                    "employees": str(source_dir / "employees.csv")},
         "ledger": {"url": ledger_url},
         "logging": {"level": "warning"},
+        "sync": {"create_job_levels": True, "create_job_families": True},
     }
     return config_from_dict(data, file="<demo>", base_dir=source_dir)
 
@@ -78,8 +79,10 @@ def _week(console: Console, title: str, config: Config, ledger: Ledger,
 def run_demo(console: Console, *, rate_scale: float = 1.0, workdir: Path | None = None) -> int:
     """Run the two-week demo; returns the exit code (0 when every write succeeded)."""
     work = workdir or Path(tempfile.mkdtemp(prefix="orgsync-demo-"))
-    week1 = generate_org()
-    week2 = next_week(week1)
+    # Every profile field: job levels and families (created in the empty sandbox tenant,
+    # sync.create_job_levels), work stations, genders, dotted-line managers.
+    week1 = with_profile(generate_org())
+    week2 = with_profile(next_week(week1))
     write_csv(week1, work / "week1")
     write_csv(week2, work / "week2")
     secret = secrets.token_urlsafe(24)

@@ -26,12 +26,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Container, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from orgsync.feishu import schema
-from orgsync.feishu.schema import KEEP_WHEN_UNSET, ROOT, USER_VALUE_FIELDS
+from orgsync.feishu.schema import KEEP_WHEN_UNSET, PROFILE_VALUES, ROOT, USER_VALUE_FIELDS
 from orgsync.identity import feishu_department_id, feishu_user_id
 from orgsync.model import Department, Employee, Snapshot, Status
 from orgsync.names import Names
@@ -82,6 +83,8 @@ class DiffPolicy:
     * ``applied``: on a full read (``current`` is what Feishu holds), the ledger's mirror
       of what orgsync applied: a field whose applied value is still the source's was
       changed in Feishu, and the operation's reason says so with the value found there;
+    * ``create_only``: profile fields set when a person is created and never compared
+      after (``sync.create_only``): a value changed in Feishu, or in the source, stays;
     * ``department_group_chat``: departments created by the plan ask Feishu for a
       department group chat (``create_group_chat: true`` in the create body; it is
       part of the body, so of the create's ``client_token``). Existing departments
@@ -106,6 +109,7 @@ class DiffPolicy:
     adopt_users: Mapping[str, str] = field(default_factory=dict)
     rekey_adopted: bool = False
     applied: DirectoryState | None = None
+    create_only: frozenset[str] = frozenset()
 
     def clock(self) -> datetime:
         """The planning time (now when unset)."""
@@ -238,12 +242,12 @@ def _plan_departments(b: _Builder) -> None:
             # Leaders are linked in a second pass, so a create's body (and its
             # client_token) depends on the source and the policy alone and replays
             # after a crash.
-            mirror = d.fields()
-            mirror["leader_key"] = None
+            mirror = {**d.fields(), **_NO_LEADERS}
             b.add(Operation(op_id(OpKind.DEPT_CREATE, key), OpKind.DEPT_CREATE, key, fid, body,
                             changes, "new in source", (), mirror, d.name))
-            if d.leader_key:
-                _add_set_leader(b, d, None, group_chat=chat_with_leader)
+            if d.leader_key or d.hrbp_keys:
+                _add_set_leader(b, d, Department(key=key, name=d.name),
+                                group_chat=chat_with_leader)
             continue
 
         c = cur.record
@@ -260,8 +264,9 @@ def _plan_departments(b: _Builder) -> None:
             body = schema.department_patch_body(d, changed, parent)
             b.add(Operation(op_id(kind, key), kind, key, fid, body, changes, reason, (),
                             {f: getattr(d, f) for f in changed}, d.name))
-        if c.leader_key != d.leader_key and "leader_key" not in cur.unknown:
-            _add_set_leader(b, d, c.leader_key)
+        if any(f not in cur.unknown and _differs(f, getattr(c, f), getattr(d, f))
+               for f in _LEADER_FIELDS):
+            _add_set_leader(b, d, c, cur.unknown)
 
     # Dependencies need every op to exist first.
     cur_slot: dict[tuple[str | None, str], str] = {}
@@ -339,25 +344,46 @@ def _dept_release_ops(b: _Builder, key: str) -> list[str]:
                             op_id(OpKind.DEPT_DELETE, key)) if oid in b.ops]
 
 
-def _add_set_leader(b: _Builder, d: Department, old: str | None, *,
-                    group_chat: bool = False) -> None:
-    """Link ``d``'s leader; ``group_chat``: also ask for the department chat (a new department)."""
+_LEADER_FIELDS = ("leader_key", "deputy_leader_keys", "hrbp_keys")
+_NO_LEADERS: Mapping[str, Any] = {"leader_key": None, "deputy_leader_keys": [], "hrbp_keys": []}
+
+
+def _add_set_leader(b: _Builder, d: Department, old: Department,
+                    unknown: AbstractSet[str] = frozenset(), *, group_chat: bool = False) -> None:
+    """Link ``d``'s leaders and HRBPs where they differ from ``old``'s (leaders: the main
+    one and the deputies, one list in Feishu); ``group_chat``: also ask for the department
+    chat (a new department)."""
     new = d.leader_key
-    changes: tuple[FieldChange, ...] = (FieldChange("leader_key", old, new),)
-    body = schema.leader_body(b.user_fid(new) if new else None)
+    changed = [f for f in _LEADER_FIELDS
+               if f not in unknown and _differs(f, getattr(old, f), getattr(d, f))]
+    changes = tuple(FieldChange(f, _plain(getattr(old, f)), _plain(getattr(d, f)))
+                    for f in changed)
+    body: dict[str, Any] = {}
+    if "leader_key" in changed or "deputy_leader_keys" in changed:
+        body.update(schema.leader_body(b.user_fid(new) if new else None,
+                                       [b.user_fid(k) for k in d.deputy_leader_keys]))
+    if "hrbp_keys" in changed:
+        body.update(schema.hrbp_body([b.user_fid(k) for k in d.hrbp_keys]))
     if group_chat:
         body["create_group_chat"] = True
         changes += (FieldChange("create_group_chat", None, True),)
     deps = [oid for oid in (op_id(OpKind.DEPT_CREATE, d.key), op_id(OpKind.DEPT_REKEY, d.key),
                             op_id(OpKind.DEPT_ADOPT, d.key))
             if oid in b.ops]
-    if new:
-        deps.extend(_arrival(new))  # the ones not in the plan are dropped
+    for person in (new, *d.deputy_leader_keys, *d.hrbp_keys):
+        if person:
+            deps.extend(_arrival(person))  # the ones not in the plan are dropped
     b.add(Operation(op_id(OpKind.DEPT_SET_LEADER, d.key), OpKind.DEPT_SET_LEADER, d.key,
                     b.dept_fid(d.key), body, changes,
-                    _because(b, "department", d.key, changes[:1], d.fields(),
-                             "leader changed in source"),
-                    tuple(deps), {"leader_key": new}, d.name))
+                    _because(b, "department", d.key, changes, d.fields(),
+                             "leader changed in source" if "leader_key" in changed else
+                             "leaders or HRBPs changed in source"),
+                    tuple(deps), {f: _plain(getattr(d, f)) for f in changed}, d.name))
+
+
+def _plain(value: Any) -> Any:
+    """A field value as the mirror and plan hold it (a tuple of keys as a list)."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _plan_department_deletes(b: _Builder) -> None:
@@ -482,6 +508,20 @@ def _move_frozen_leavers_out(b: _Builder, gone: set[str]) -> None:
 # ---------------------------------------------------------------------- users
 
 
+def _compared(b: _Builder) -> tuple[str, ...]:
+    """The user value fields a diff compares: the base ones and the profile fields the
+    source provides (the others are not orgsync's to write, see ``SourceData``)."""
+    managed = b.desired.profile_fields - b.policy.create_only
+    return (*USER_VALUE_FIELDS, *(f for f in PROFILE_VALUES if f in managed))
+
+
+_DOTTED = "dotted_line_manager_keys"
+
+
+def _dotted(e: Employee) -> list[str]:
+    return list(e.profile.get(_DOTTED) or ())
+
+
 def _plan_users(b: _Builder) -> None:
     snap = b.desired.snapshot
     active = snap.active_employees()
@@ -494,6 +534,7 @@ def _plan_users(b: _Builder) -> None:
     touched = sorted(k for k, e in active.items()
                      if (cur := live.get(k)) is None or cur.lifecycle is not active_state
                      or (cur.record is not e and cur.record != e))
+    compared = _compared(b)
     for key, (old_key, old_fid) in sorted(b.policy.rekeys.items()):
         _add_rekey(b, key, old_key, old_fid)
     for key, old in sorted(b.policy.adopt_users.items()):
@@ -519,7 +560,8 @@ def _plan_users(b: _Builder) -> None:
             adopt = key in b.policy.adopt
             body = schema.user_create_body(new_fields,
                                            [b.dept_fid(dk) for dk in e.department_keys],
-                                           user_id=None if adopt else fid)
+                                           user_id=None if adopt else fid,
+                                           catalogs=b.desired.catalogs)
             kind = OpKind.USER_ADOPT if adopt else OpKind.USER_CREATE
             had = b.policy.adopt[key] if adopt else fid
             b.add(Operation(op_id(kind, key), kind, key, had, body,
@@ -528,36 +570,40 @@ def _plan_users(b: _Builder) -> None:
                              if key in b.current.released else
                              f"existing Feishu user {had} matched") if adopt
                             else "new in source", tuple(dept_deps),
-                            {**new_fields, "manager_key": None}, e.name))
+                            {**new_fields, "manager_key": None, _DOTTED: None}, e.name))
             if adopt and had != fid:
                 _add_rekey(b, key, key, had, f"adopted; its user_id becomes {fid}",
                            (op_id(kind, key),))
-            if e.manager_key:
+            if e.manager_key or _dotted(e):
                 _add_set_manager(b, e, None, "new hire")
         else:
             old_fields = cur.record.fields()
             # A field Feishu did not return (no read permission) is unknown: no change.
-            changed = [f for f in (*USER_VALUE_FIELDS, "department_keys")
+            changed = [f for f in (*compared, "department_keys")
                        if f not in cur.unknown
                        and _differs(f, old_fields.get(f), new_fields.get(f))]
             if changed:
-                kind = OpKind.USER_MOVE if "department_keys" in changed else OpKind.USER_UPDATE
+                # orders (the user's place) go with department_ids, at the same 1 QPS
+                kind = OpKind.USER_MOVE if {"department_keys", "user_order"} & set(changed) \
+                    else OpKind.USER_UPDATE
                 body = schema.user_patch_body(new_fields, changed, [
-                    b.dept_fid(dk) for dk in e.department_keys] if kind is OpKind.USER_MOVE else None)
+                    b.dept_fid(dk) for dk in e.department_keys] if kind is OpKind.USER_MOVE else None,
+                    b.desired.catalogs)
                 changes = tuple(FieldChange(f, old_fields.get(f), new_fields.get(f)) for f in changed)
                 reason = _because(b, "user", key, changes, new_fields,
-                                  "moved departments" if kind is OpKind.USER_MOVE
+                                  "moved departments" if "department_keys" in changed
                                   else "changed in source")
                 b.add(Operation(op_id(kind, key), kind, key, fid, body, changes, reason,
-                                tuple(dept_deps), {f: new_fields[f] for f in changed}, e.name))
-            if cur.record.manager_key != e.manager_key and "manager_key" not in cur.unknown:
+                                tuple(dept_deps), {f: new_fields.get(f) for f in changed}, e.name))
+            links = _manager_links(b, e, cur.record, cur.unknown)
+            if links:
                 was = cur.record.manager_key
                 left = was is not None and was not in active and was not in held
-                change = FieldChange("manager_key", was, e.manager_key)
-                _add_set_manager(b, e, was, _because(
-                    b, "user", key, (change,), new_fields,
+                _add_set_manager(b, e, cur.record, _because(
+                    b, "user", key, links, new_fields,
                     f"manager {b.names.person(was)} left" if left
-                    else "manager changed in source"))
+                    else "manager changed in source" if links[0].field == "manager_key"
+                    else "dotted-line managers changed in source"), cur.unknown)
             if cur.lifecycle is Lifecycle.FROZEN:
                 b.add(Operation(op_id(OpKind.USER_UNFREEZE, key), OpKind.USER_UNFREEZE, key, fid,
                                 schema.frozen_body(False), (FieldChange("status", "frozen", "active"),),
@@ -585,11 +631,15 @@ def _plan_users(b: _Builder) -> None:
         leaving = set(leavers)
         for uk in touched:
             u = live.get(uk)
-            if u is not None and u.record.manager_key in leaving:
-                reports[u.record.manager_key].append(uk)
+            if u is None:
+                continue
+            for boss in leaving.intersection((u.record.manager_key or "", *_dotted(u.record))):
+                reports[boss].append(uk)
         for dk, d in b.current.departments.items():
-            if d.record.leader_key in leaving:
-                led[d.record.leader_key].append(dk)
+            r = d.record
+            for person in leaving.intersection((r.leader_key or "", *r.deputy_leader_keys,
+                                                *r.hrbp_keys)):
+                led[person].append(dk)
     for key in leavers:
         _plan_leaver(b, key, live[key], active, "terminated in source"
                      if key in snap.employees else "absent from source",
@@ -635,14 +685,39 @@ def _add_user_adopt(b: _Builder, key: str, old: str, cur: MirrorUser) -> None:
         _add_rekey(b, key, key, old, f"adopted; its user_id becomes {cur.feishu_id}", (adopt,))
 
 
-def _add_set_manager(b: _Builder, e: Employee, old: str | None, reason: str) -> None:
-    new = e.manager_key
-    body = schema.manager_body(b.user_fid(new) if new else None)
+def _manager_links(b: _Builder, e: Employee, old: Employee | None,
+                   unknown: AbstractSet[str] = frozenset()) -> list[FieldChange]:
+    """How ``e``'s manager and dotted-line managers (when the source provides them) differ
+    from ``old``'s (``None``: a person not linked yet)."""
+    out = []
+    old_manager = old.manager_key if old is not None else None
+    if old_manager != e.manager_key and "manager_key" not in unknown:
+        out.append(FieldChange("manager_key", old_manager, e.manager_key))
+    if _DOTTED in b.desired.profile_fields and _DOTTED not in unknown and (
+            old is None or _DOTTED not in b.policy.create_only):
+        was, now = (_dotted(old) if old is not None else []), _dotted(e)
+        if was != now:
+            out.append(FieldChange(_DOTTED, was or None, now or None))
+    return out
+
+
+def _add_set_manager(b: _Builder, e: Employee, old: Employee | None, reason: str,
+                     unknown: AbstractSet[str] = frozenset()) -> None:
+    """Link ``e`` to its manager and dotted-line managers where they differ from ``old``'s
+    (one PATCH, in the second pass: every person linked to must exist first)."""
+    changes = tuple(_manager_links(b, e, old, unknown))
+    body: dict[str, Any] = {}
+    deps = list(_arrival(e.key))
+    for c in changes:
+        if c.field == "manager_key":
+            body.update(schema.manager_body(b.user_fid(c.new) if c.new else None))
+        else:
+            body.update(schema.dotted_line_body([b.user_fid(k) for k in c.new or ()]))
+        for k in (c.new if isinstance(c.new, list) else [c.new] if c.new else []):
+            deps.extend(_arrival(k))
     b.add(Operation(op_id(OpKind.USER_SET_MANAGER, e.key), OpKind.USER_SET_MANAGER, e.key,
-                    b.user_fid(e.key), body, (FieldChange("manager_key", old, new),),
-                    reason,
-                    (*_arrival(e.key), *(_arrival(new) if new else ())),
-                    {"manager_key": new}, e.name))
+                    b.user_fid(e.key), body, changes, reason, tuple(deps),
+                    {c.field: c.new for c in changes}, e.name))
 
 
 def _arrival(key: str) -> tuple[str, ...]:
@@ -736,19 +811,20 @@ def _plan_rehire(b: _Builder, e: Employee, gone: MirrorUser) -> None:
     # "create_instead": the account made when Feishu will not resurrect (44029, 44028)
     b.add(Operation(res, OpKind.USER_RESURRECT, key, fid,
                     {**schema.resurrect_body(depts),
-                     "create_instead": schema.user_create_body(e.fields(), depts, user_id=fid)},
+                     "create_instead": schema.user_create_body(e.fields(), depts, user_id=fid,
+                                                               catalogs=b.desired.catalogs)},
                     (FieldChange("status", "deleted", "active"),),
                     f"rehired (left {gone.deleted_at:%Y-%m-%d})" if gone.deleted_at else "rehired",
                     tuple(dept_deps), {"department_keys": list(e.department_keys),
                                        "manager_key": None}, e.name))
     old_fields = {**gone.record.fields(), "department_keys": list(e.department_keys)}
     new_fields = e.fields()
-    changed = [f for f in USER_VALUE_FIELDS if _differs(f, old_fields.get(f), new_fields.get(f))]
+    changed = [f for f in _compared(b) if _differs(f, old_fields.get(f), new_fields.get(f))]
     if changed:
-        body = schema.user_patch_body(new_fields, changed)
+        body = schema.user_patch_body(new_fields, changed, catalogs=b.desired.catalogs)
         b.add(Operation(op_id(OpKind.USER_UPDATE, key), OpKind.USER_UPDATE, key, fid, body,
                         tuple(FieldChange(f, old_fields.get(f), new_fields.get(f)) for f in changed),
-                        "changed since they left", (res,), {f: new_fields[f] for f in changed},
+                        "changed since they left", (res,), {f: new_fields.get(f) for f in changed},
                         e.name))
     if e.manager_key:
         op = Operation(op_id(OpKind.USER_SET_MANAGER, key), OpKind.USER_SET_MANAGER, key, fid,

@@ -28,7 +28,7 @@ from orgsync.config import Config
 from orgsync.errors import FeishuError, FeishuUnusable, OrgsyncError
 from orgsync.feishu import FeishuClient
 from orgsync.feishu.access import CREDENTIALS, REACHABLE
-from orgsync.feishu.schema import DEPARTMENT, RA3, USER, FeishuField
+from orgsync.feishu.schema import DEPARTMENT, OPTIONAL_DEPARTMENT_LINKS, RA3, USER, FeishuField
 from orgsync.identity import feishu_department_id
 from orgsync.source import SourceData
 from orgsync.state import DirectoryState
@@ -170,8 +170,11 @@ def _missing_reads(fields: Iterable[tuple[str, FeishuField]], held: set[str]) ->
 def permissions_check(config: Config, scopes: Mapping[str, bool]) -> Check:
     """The scopes orgsync needs are granted: contact write, every field's read, IM."""
     held = _granted(scopes)
+    # The profile fields and the deputies and HRBPs matter only when a source gives them:
+    # the live read then names what it cannot see (orgsync.runner.live_state).
     missing = _missing_reads([*(("user", f) for f in USER),
-                              *(("department", f) for f in DEPARTMENT)], held)
+                              *(("department", f) for f in DEPARTMENT
+                                if f.name not in OPTIONAL_DEPARTMENT_LINKS)], held)
     if CONTACT_WRITE not in held:
         missing.insert(0, f"{CONTACT_WRITE} (every create, update, freeze and delete)")
     if config.sync.adopt_existing and USER_ID_LOOKUP not in held:

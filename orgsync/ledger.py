@@ -43,7 +43,7 @@ from sqlmodel import Session, create_engine, select
 from orgsync import ledger_faults, migrations
 from orgsync.errors import Fenced, LedgerError
 from orgsync.gcpause import paused_gc
-from orgsync.model import Employee, department_from_fields
+from orgsync.model import Employee, department_from_fields, rename_people
 from orgsync.operations import SPECS, MirrorChange
 from orgsync.plan import Operation, OpKind
 from orgsync.state import DirectoryState, Lifecycle, MirrorDepartment, MirrorUser
@@ -491,10 +491,10 @@ class Ledger:
                 c.execute(users.update().where(users.c.key == key).values(
                     fields=text_, fingerprint=fp, updated_at=now))
         for key, decoded in _naming(c, depts, old):
-            if decoded.get("leader_key") == old:
-                decoded["leader_key"] = new
+            renamed = rename_people(department_from_fields(key, decoded), {old: new}).fields()
+            if renamed != decoded:
                 c.execute(depts.update().where(depts.c.key == key).values(
-                    fields=_dumps(decoded), updated_at=now))
+                    fields=_dumps(renamed), updated_at=now))
 
     def _rekey_department_in_mirror(self, c: Connection, op: Operation, now: datetime) -> None:
         """Move ``previous_key``'s department row to ``op.key`` (its Feishu id stays), merge

@@ -11,11 +11,16 @@ a raw snapshot into a clean one plus a report of held-back records.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from hashlib import blake2b
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
+
+NO_PROFILE: Final[Mapping[str, Any]] = MappingProxyType({})
+"""The shared empty :attr:`Employee.profile` (most records of most sources)."""
 
 
 class EmployeeType(enum.IntEnum):
@@ -41,6 +46,9 @@ class Department:
 
     ``parent_key`` is ``None`` for a top-level department (Feishu parent ``"0"``).
     ``order`` is the sort position among siblings, when the source has one.
+    ``leader_key`` is the main leader; ``deputy_leader_keys`` the deputies (Feishu has
+    deputies only beside a main leader) and ``hrbp_keys`` the department's HRBPs, as
+    employee keys in the source's order.
     """
 
     key: str
@@ -49,11 +57,15 @@ class Department:
     leader_key: str | None = None
     order: int | None = None
     en_name: str | None = None
+    deputy_leader_keys: tuple[str, ...] = ()
+    hrbp_keys: tuple[str, ...] = ()
 
     def fields(self) -> dict[str, Any]:
         """The comparable fields (everything but the key), as plain JSON-able values."""
         d = asdict(self)
         del d["key"]
+        d["deputy_leader_keys"] = list(self.deputy_leader_keys)
+        d["hrbp_keys"] = list(self.hrbp_keys)
         return d
 
 
@@ -63,6 +75,9 @@ class Employee:
 
     ``department_keys`` holds the primary department first. ``manager_key`` is the
     direct manager's employee key. ``join_date`` is the start date, when known.
+    ``profile`` holds the optional profile fields the source gives a value for (work
+    station, gender, …: :data:`orgsync.feishu.schema.PROFILE` lists them, one row each),
+    by canonical name, as plain JSON-able values; a field without a value is absent.
 
     Treat it as immutable (derive changed copies with :func:`dataclasses.replace`):
     records are shared between the source snapshot and the mirror. It is not a
@@ -83,10 +98,13 @@ class Employee:
     join_date: date | None = None
     city: str | None = None
     status: Status = Status.ACTIVE
+    profile: Mapping[str, Any] = field(default_factory=lambda: NO_PROFILE)
 
     def fields(self) -> dict[str, Any]:
-        """The comparable fields (everything but the key), as plain JSON-able values."""
+        """The comparable fields (everything but the key), as plain JSON-able values;
+        the profile's are flattened in (their names never clash with the others)."""
         return {
+            **self.profile,
             "name": self.name,
             "department_keys": list(self.department_keys),
             "en_name": self.en_name,
@@ -124,6 +142,8 @@ class Employee:
             f"{n if self.employee_no is None else self.employee_no}\x1f"
             f"{int(self.employee_type)}\x1f{n if jd is None else jd.isoformat()}\x1f"
             f"{n if self.city is None else self.city}\x1f{self.status}")
+        if self.profile:  # absent before profiles existed: old fingerprints still hold
+            text += "\x1e" + json.dumps(self.profile, sort_keys=True, ensure_ascii=False)
         # surrogatepass: a lone surrogate from a JSON source must not crash a plan
         digest = blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
         return int.from_bytes(digest, "big", signed=True)
@@ -133,6 +153,7 @@ class Employee:
         """Inverse of :meth:`fields` (used to load the ledger's mirror)."""
         jd = f.get("join_date")
         get = f.get
+        extra = f.keys() - _BASE_FIELDS
         # Plain dict lookups, not Enum calls: this runs once per mirrored user.
         return cls(
             key=key, name=f["name"], department_keys=tuple(get("department_keys") or ()),
@@ -143,11 +164,30 @@ class Employee:
             or EmployeeType(int(f["employee_type"])),
             join_date=date.fromisoformat(jd) if jd else None, city=get("city"),
             status=_STATUSES.get(get("status") or "active") or Status(str(get("status"))),
+            profile=_profile({k: v for k in extra if (v := f[k]) is not None}) if extra
+            else NO_PROFILE,
         )
+
+
+def _profile(values: dict[str, Any]) -> Mapping[str, Any]:
+    return values if values else NO_PROFILE
 
 
 _EMPLOYEE_TYPES: dict[Any, EmployeeType] = {int(t): t for t in EmployeeType}
 _STATUSES: dict[Any, Status] = {s.value: s for s in Status}
+_BASE_FIELDS = frozenset(Employee(key="", name="", department_keys=()).fields())
+
+
+def rename_people(d: Department, renamed: Mapping[str, str]) -> Department:
+    """``d`` with its leader, deputies and HRBPs renamed by ``renamed`` (old key → new)."""
+    def one(k: str) -> str:
+        return renamed.get(k, k)
+    people = (d.leader_key, *d.deputy_leader_keys, *d.hrbp_keys)
+    if not any(k in renamed for k in people if k is not None):
+        return d
+    return replace(d, leader_key=one(d.leader_key) if d.leader_key else None,
+                   deputy_leader_keys=tuple(map(one, d.deputy_leader_keys)),
+                   hrbp_keys=tuple(map(one, d.hrbp_keys)))
 
 
 def department_from_fields(key: str, f: Mapping[str, Any]) -> Department:
@@ -159,6 +199,8 @@ def department_from_fields(key: str, f: Mapping[str, Any]) -> Department:
         leader_key=f.get("leader_key"),
         order=f.get("order"),
         en_name=f.get("en_name"),
+        deputy_leader_keys=tuple(f.get("deputy_leader_keys") or ()),
+        hrbp_keys=tuple(f.get("hrbp_keys") or ()),
     )
 
 

@@ -125,6 +125,8 @@ class Names:
             return self.path(value)
         if name in ("manager_key", "leader_key"):
             return self.person(value)
+        if name in _PEOPLE:
+            return ", ".join(self.person(k) for k in value)
         if name == "employee_type":
             return employee_type_name(value)
         if isinstance(value, list | tuple):
@@ -134,4 +136,7 @@ class Names:
 
 #: Fields named for people in a rendered plan (the JSON keeps the canonical names).
 FIELD_LABELS = {"department_keys": "departments", "parent_key": "parent",
-                "manager_key": "manager", "leader_key": "leader"}
+                "manager_key": "manager", "leader_key": "leader",
+                "deputy_leader_keys": "deputy leaders", "hrbp_keys": "HRBPs",
+                "dotted_line_manager_keys": "dotted-line managers"}
+_PEOPLE = frozenset(("deputy_leader_keys", "hrbp_keys", "dotted_line_manager_keys"))

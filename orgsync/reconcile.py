@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from orgsync.identity import Identity, KeyRules, feishu_user_id, mobile_digits, resolve
-from orgsync.model import Snapshot, Status
+from orgsync.model import Snapshot, Status, rename_people
 from orgsync.source import Issue, SourceData
 from orgsync.state import DirectoryState, Lifecycle, MirrorUser
 
@@ -92,7 +92,8 @@ def _aliases(raw: SourceData, rules: KeyRules) -> dict[str, str]:
     snap = raw.snapshot
     known = snap.employees.keys() | raw.held_employees
     refs = {e.manager_key for e in snap.employees.values()} | {
-        d.leader_key for d in snap.departments.values()}
+        k for d in snap.departments.values()
+        for k in (d.leader_key, *d.deputy_leader_keys, *d.hrbp_keys)}
     dangling = {r for r in refs if r is not None and r not in known}
     if not dangling:
         return {}
@@ -115,9 +116,7 @@ def apply_renames(raw: SourceData, renamed: Mapping[str, str]) -> SourceData:
     employees = {k: replace(e, manager_key=renamed[e.manager_key])
                  if e.manager_key is not None and e.manager_key in renamed else e
                  for k, e in snap.employees.items()}
-    departments = {k: replace(d, leader_key=renamed[d.leader_key])
-                   if d.leader_key is not None and d.leader_key in renamed else d
-                   for k, d in snap.departments.items()}
+    departments = {k: rename_people(d, renamed) for k, d in snap.departments.items()}
     return replace(raw, snapshot=Snapshot(departments, employees))
 
 
@@ -165,9 +164,8 @@ def _renamed(state: DirectoryState, rekeys: Mapping[str, str], out: Reconciled) 
         if u.record.manager_key in renamed:
             u = replace(u, record=replace(u.record, manager_key=renamed[u.record.manager_key]))
         users[k] = u
-    departments = {k: replace(d, record=replace(d.record, leader_key=renamed[d.record.leader_key]))
-                   if d.record.leader_key in renamed else d
-                   for k, d in state.departments.items()}
+    departments = {k: d if (r := rename_people(d.record, renamed)) is d.record
+                   else replace(d, record=r) for k, d in state.departments.items()}
     out.aliases = {**renamed, **out.aliases}
     return DirectoryState(departments, users,
                           {renamed.get(k, k) for k in state.tenant_admins},

@@ -28,7 +28,7 @@ from typing import TypeVar
 import structlog
 
 from connectors.registry import build_connector
-from orgsync import gcpause, notify
+from orgsync import catalogs, gcpause, notify
 from orgsync.config import Config
 from orgsync.diff import DiffPolicy, diff, not_created_yet
 from orgsync.errors import (
@@ -51,6 +51,7 @@ from orgsync.feishu.reader import (
     read_directory,
     unreadable,
 )
+from orgsync.feishu.schema import OPTIONAL_DEPARTMENT_LINKS, PROFILE_NAMES
 from orgsync.identity import KeyRules
 from orgsync.ledger import Ledger
 from orgsync.locked import locked_records
@@ -142,7 +143,8 @@ def read_source(config: Config, ledger: Ledger, *, accept_shrink: bool = False,
     (unless ``accept_shrink``) — a failed read must never look like "everyone left".
     ``applied``: employees whose record Feishu holds exactly (see :func:`validate`).
     """
-    data = validate(raw if raw is not None else read_raw(config), applied=applied)
+    data = _owned(validate(raw if raw is not None else read_raw(config), applied=applied),
+                  config.sync.fields)
     active = data.read_active()
     if active == 0 and not data.snapshot.departments:
         managed = ledger.get_meta("last_good_employees")
@@ -156,6 +158,18 @@ def read_source(config: Config, ledger: Ledger, *, accept_shrink: bool = False,
     return data
 
 
+def _owned(data: SourceData, fields: tuple[str, ...] | None) -> SourceData:
+    """``data`` managing only the profile fields ``sync.fields`` lists (``None``: all the
+    source provides): the values of the others are dropped, so not even a create sends them."""
+    if fields is None or data.profile_fields.issubset(fields):
+        return data
+    keep = data.profile_fields.intersection(fields)
+    people = {k: e if e.profile.keys() <= keep
+              else replace(e, profile={f: v for f, v in e.profile.items() if f in keep})
+              for k, e in data.snapshot.employees.items()}
+    return replace(data, snapshot=replace(data.snapshot, employees=people), profile_fields=keep)
+
+
 def diff_policy(config: Config, now: datetime | None,
                 adopt: Mapping[str, str] | None = None) -> DiffPolicy:
     """The diff's rules from the ``sync``, ``lifecycle`` and ``safety`` sections."""
@@ -165,7 +179,8 @@ def diff_policy(config: Config, now: datetime | None,
         resurrect_days=config.lifecycle.resurrect_days,
         prehire_days=config.lifecycle.prehire_days, adopt=dict(adopt or {}),
         department_group_chat=config.sync.department_group_chat,
-        leavers_department=config.lifecycle.leavers_department)
+        leavers_department=config.lifecycle.leavers_department,
+        create_only=frozenset(config.sync.create_only))
 
 
 def protected_keys(config: Config, data: SourceData, state: DirectoryState
@@ -269,7 +284,8 @@ async def find_existing(client: FeishuClient, data: SourceData, state: Directory
 
 async def live_state(client: FeishuClient, ledger: Ledger,
                      mirror: DirectoryState | None = None, *,
-                     compare_all: bool = False) -> DirectoryState:
+                     compare_all: bool = False,
+                     unmanaged: AbstractSet[str] = frozenset()) -> DirectoryState:
     """What Feishu holds now for the entities orgsync manages (a full read).
 
     Managed scope is the mirror's: a department or user orgsync never created or
@@ -282,12 +298,14 @@ async def live_state(client: FeishuClient, ledger: Ledger,
     mirror's value, what orgsync last applied: it is never read as empty, so never
     "repaired". ``compare_all`` (``check``) refuses such a read instead
     (:class:`MissingReadPermission`): drift in a field it cannot see cannot be ruled out.
+    ``unmanaged`` names fields (``user.gender``) the source does not provide: their read
+    permissions are not needed.
     """
     mirror = mirror if mirror is not None else ledger.load_state()
     rdept = {m.feishu_id: k for k, m in mirror.departments.items()}
     ruser = {m.feishu_id: k for k, m in mirror.users.items()}
     live = await read_directory(client, reverse_departments=rdept, reverse_users=ruser)
-    missing = unreadable(live)
+    missing = {k: v for k, v in unreadable(live).items() if k not in unmanaged}
     if compare_all and missing:
         raise MissingReadPermission(missing, "check compares every field orgsync manages")
     if missing:
@@ -318,9 +336,25 @@ async def live_state(client: FeishuClient, ledger: Ledger,
     return state
 
 
+def _unmanaged(data: SourceData) -> frozenset[str]:
+    """The fields (as :func:`~orgsync.feishu.reader.unreadable` names them) ``data`` does not
+    provide: profile fields without a column or rule, and department deputies and HRBPs
+    when no department has any."""
+    depts = data.snapshot.departments.values()
+    return frozenset((
+        *(f"user.{f}" for f in PROFILE_NAMES if f not in data.profile_fields),
+        *(f"department.{f}" for f in OPTIONAL_DEPARTMENT_LINKS
+          if not any(getattr(d, f) for d in depts))))
+
+
 def _known(read: R, applied: R, unknown: AbstractSet[str]) -> R:
-    """``read`` with the fields Feishu did not return taken from ``applied``."""
+    """``read`` with the fields Feishu did not return taken from ``applied`` (profile
+    fields too)."""
     kept = {f: getattr(applied, f) for f in unknown if hasattr(applied, f)}
+    if isinstance(read, Employee) and isinstance(applied, Employee) \
+            and not unknown.isdisjoint(PROFILE_NAMES):
+        kept["profile"] = {**{k: v for k, v in read.profile.items() if k not in unknown},
+                           **{k: v for k, v in applied.profile.items() if k in unknown}}
     return replace(read, **kept) if kept else read
 
 
@@ -368,7 +402,7 @@ async def take_over(config: Config, client: FeishuClient, raw: SourceData, data:
 
 
 async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
-                    full: bool = False, rebuild_mirror: bool = True,
+                    full: bool = False, rebuild_mirror: bool = True, apply: bool = False,
                     accept_shrink: bool = False, now: datetime | None = None) -> Planned:
     """The plan that makes Feishu match the source.
 
@@ -377,16 +411,23 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
     existing accounts, ``sync.adopt_existing``). ``full``: read Feishu live
     first (after the source read succeeded), rebuild the mirror from it unless
     ``rebuild_mirror`` is off (``check``), then diff — drift made behind
-    orgsync's back shows up as changes that applying repairs.
+    orgsync's back shows up as changes that applying repairs. ``apply``: job levels and
+    families the source names and the tenant lacks are created now, when allowed
+    (:mod:`orgsync.catalogs`).
     """
-    raw = read_raw(config)
+    raw = await catalogs.resolve(read_raw(config), client, ledger, apply=apply, create=frozenset(
+        c for c, allowed in (("job_level", config.sync.create_job_levels),
+                             ("job_family", config.sync.create_job_families),
+                             ("employee_type", config.sync.create_employee_types)) if allowed))
     takeover: Takeover | None = None
     applied: DirectoryState | None = None  # on a full read: what orgsync applied
     if full:
         data = read_source(config, ledger, accept_shrink=accept_shrink, raw=raw)
         mirror = ledger.load_state()
-        state = await live_state(client, ledger, mirror, compare_all=not rebuild_mirror) \
+        state = await live_state(client, ledger, mirror, compare_all=not rebuild_mirror,
+                                 unmanaged=_unmanaged(data)) \
             if mirror.departments or mirror.users else DirectoryState(released=mirror.released)
+        state = catalogs.named(state, ledger)
         applied = mirror
         if rebuild_mirror:
             ledger.replace_mirror(state)
@@ -597,7 +638,7 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
         # (thawed when the run ends).
         with gcpause.paused_gc(freeze=True):
             planned = await make_plan(config, ledger, client, full=full, rebuild_mirror=apply,
-                                      accept_shrink=accept_shrink, now=now)
+                                      apply=apply, accept_shrink=accept_shrink, now=now)
         plan = planned.plan
         selection = None
         if only is not None:

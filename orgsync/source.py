@@ -109,6 +109,13 @@ class SourceData:
         """Active people the source returned, in scope or not: what the shrink guard
         compares (a scope change is the release threshold's, see orgsync.safety)."""
         return self.snapshot.active_count() + self.out_of_scope_active
+    # The profile fields (orgsync.feishu.schema.PROFILE) the source provides: a column or
+    # a mapping rule, whether or not a row has a value. Only these are managed: written,
+    # compared and cleared; the others stay as whoever set them in Feishu left them.
+    profile_fields: frozenset[str] = frozenset()
+    # The tenant's job levels and families the records name (orgsync.catalogs): catalog →
+    # name → Feishu id, for the bodies of the plan.
+    catalogs: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def where(self, entity: EntityKind, key: str | None) -> str | None:
         """The source position of a record, or ``None``."""

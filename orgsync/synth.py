@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import math
 import random
 from collections import defaultdict
@@ -22,6 +23,7 @@ from collections.abc import Iterable
 from datetime import date, timedelta
 from pathlib import Path
 
+from orgsync.feishu.schema import PROFILE
 from orgsync.model import Department, Employee, EmployeeType, Snapshot, Status
 
 DEPARTMENT_COLUMNS = ("department_id", "name", "en_name", "parent_id", "leader_id", "order")
@@ -186,6 +188,42 @@ def generate_org(
     )
 
 
+_FAMILIES = {"tech": "研发", "product": "产品", "sales": "销售", "marketing": "市场", "ops": "运营"}
+_BUILDINGS = ("A", "B", "C")
+
+
+def with_profile(org: Snapshot) -> Snapshot:
+    """``org`` with every profile field a source can give, derived from what the people
+    already are (no random draw, so ``org`` itself is unchanged for every seed): a work
+    station and a gender per person, a job level (leaders ``M1``… by depth, the others
+    ``P5``–``P8``), the job family of their top department, leaders listed first in their
+    department (``user_order`` 100), and, for people in two departments, the second
+    department's leader as their dotted-line manager.
+    """
+    depts = org.departments
+    people: dict[str, Employee] = {}
+    for key, e in org.employees.items():
+        h = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=4).digest(), "big")
+        top, depth = e.department_keys[0] if e.department_keys else None, 0
+        while top is not None and depts[top].parent_key is not None:
+            top, depth = depts[top].parent_key, depth + 1
+        leads = top is not None and depts[e.department_keys[0]].leader_key == key
+        profile: dict[str, object] = {
+            "work_station": f"{_BUILDINGS[h % 3]}-{h // 3 % 12 + 1}-{h // 36 % 80 + 1:02d}",
+            "gender": 1 + h // 2880 % 2,
+            "job_level": f"M{depth + 1}" if leads else f"P{5 + h // 5760 % 4}",
+            "job_family": _FAMILIES.get(_top_family(depts[top].name) if top else "tech", "研发"),
+        }
+        if leads:
+            profile["user_order"] = 100  # a department's leader is listed first in it
+        if len(e.department_keys) > 1:
+            boss = depts[e.department_keys[1]].leader_key
+            if boss is not None and boss not in (key, e.manager_key):
+                profile["dotted_line_manager_keys"] = [boss]
+        people[key] = dataclasses.replace(e, profile=profile)
+    return Snapshot(dict(depts), people)
+
+
 def next_week(org: Snapshot, *, seed: int = 8) -> Snapshot:
     """One week of HR churn on ``org``, deterministic by ``seed``.
 
@@ -277,9 +315,12 @@ def write_csv(snapshot: Snapshot, directory: Path) -> tuple[Path, Path]:
             d = snapshot.departments[key]
             w.writerow([d.key, d.name, d.en_name or "", d.parent_key or "", d.leader_key or "",
                         "" if d.order is None else d.order])
+    # The profile columns any record has a value for (see with_profile).
+    given = {f for e in snapshot.employees.values() for f in e.profile}
+    profile = [f for f in PROFILE if f.name in given]
     with emp_path.open("w", encoding="utf-8", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
-        w.writerow(EMPLOYEE_COLUMNS)
+        w.writerow([*EMPLOYEE_COLUMNS, *(p.column or p.name for p in profile)])
         for key in sorted(snapshot.employees):
             e = snapshot.employees[key]
             w.writerow([
@@ -287,8 +328,17 @@ def write_csv(snapshot: Snapshot, directory: Path) -> tuple[Path, Path]:
                 e.mobile or "", ";".join(e.department_keys), e.manager_key or "",
                 e.job_title or "", e.employee_type.name.lower(),
                 e.join_date.isoformat() if e.join_date else "", e.city or "", str(e.status),
+                *(_cell(e.profile.get(p.name)) for p in profile),
             ])
     return dept_path, emp_path
+
+
+def _cell(value: object) -> str:
+    """A profile value as the CSV connector reads it back (keys ``;``-separated; a gender
+    as its number)."""
+    if value is None:
+        return ""
+    return ";".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 # --- departments ---------------------------------------------------------------------------

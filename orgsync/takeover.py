@@ -25,7 +25,7 @@ from typing import Any
 
 from orgsync.feishu.schema import USER_READ
 from orgsync.identity import feishu_department_id, feishu_user_id, mobile_digits
-from orgsync.model import Department, Snapshot, Status
+from orgsync.model import Snapshot, Status, rename_people
 from orgsync.renames import path_keyed
 from orgsync.source import Issue, SourceData
 from orgsync.state import DirectoryState, Lifecycle, MirrorDepartment, MirrorUser
@@ -86,10 +86,9 @@ class Takeover:
             rec = self.live.departments[fid].record
             parent = rec.parent_key
             out.departments[key] = MirrorDepartment(
-                Department(key=key, name=rec.name, en_name=rec.en_name, order=rec.order,
-                           parent_key=dkey.get(parent, parent) if parent else None,
-                           leader_key=ukey.get(rec.leader_key, rec.leader_key)
-                           if rec.leader_key else None),
+                rename_people(replace(rec, key=key,
+                                      parent_key=dkey.get(parent, parent) if parent else None),
+                              ukey),
                 feishu_department_id(key) if rekey_departments else fid,
                 self.live.departments[fid].open_id)
         return out

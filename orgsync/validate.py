@@ -29,7 +29,7 @@ import re
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from collections.abc import Set as AbstractSet
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from orgsync.model import Department, Employee, EmployeeType, Snapshot, Status
 from orgsync.source import EntityKind, Issue, SourceData
@@ -95,6 +95,9 @@ def validate(data: SourceData, *, applied: AbstractSet[str] = frozenset()) -> So
     )
     issues.extend(manager_issues)
     held_employees.update(i.key for i in manager_issues if i.held and i.key is not None)
+    dotted_issues, passing_employees = _resolve_dotted_lines(passing_employees, employees,
+                                                             data.held_employees)
+    issues.extend(dotted_issues)
 
     held_leaders: dict[str, str] = {}
     dept_warnings, passing_departments = _department_warnings(
@@ -120,6 +123,8 @@ def validate(data: SourceData, *, applied: AbstractSet[str] = frozenset()) -> So
         out_of_scope_employees=data.out_of_scope_employees,
         out_of_scope_departments=data.out_of_scope_departments,
         out_of_scope_active=data.out_of_scope_active,
+        profile_fields=data.profile_fields,
+        catalogs=data.catalogs,
     )
 
 
@@ -267,6 +272,36 @@ def _department_warnings(
             out.append(Issue("department", key, "leader_key", f"leader {why}", "warning",
                              kept=kept))
             fixed[key] = dataclasses.replace(fixed.get(key, d), leader_key=None)
+
+    # Deputies and HRBPs: someone unusable is left out (the others stay); deputies need
+    # a main leader (feishu-api-more.md §1.12: leaders holds exactly one main leader).
+    for key, d in departments.items():
+        if not (d.deputy_leader_keys or d.hrbp_keys):
+            continue
+        d = fixed.get(key, d)
+        kept_lists: dict[str, tuple[str, ...]] = {}
+        for field_name, role in (("deputy_leader_keys", "deputy leader"), ("hrbp_keys", "HRBP")):
+            people: tuple[str, ...] = getattr(d, field_name)
+            usable = []
+            for person in dict.fromkeys(people):
+                p = passing_employees.get(person)
+                if p is None or p.status is not Status.ACTIVE:
+                    why = _unusable_person(person, all_employees, held_employees)
+                    out.append(Issue("department", key, field_name, f"{role} {why}", "warning"))
+                elif not (field_name == "deputy_leader_keys" and person == d.leader_key):
+                    usable.append(person)
+            if tuple(usable) != people:
+                kept_lists[field_name] = tuple(usable)
+        deputies = kept_lists.get("deputy_leader_keys", d.deputy_leader_keys)
+        if deputies and d.leader_key is None:
+            out.append(Issue("department", key, "deputy_leader_keys",
+                             "deputy leaders need a main leader (leader_id) in Feishu",
+                             "warning"))
+            kept_lists["deputy_leader_keys"] = ()
+        if kept_lists:
+            fixed[key] = dataclasses.replace(
+                d, deputy_leader_keys=kept_lists.get("deputy_leader_keys", d.deputy_leader_keys),
+                hrbp_keys=kept_lists.get("hrbp_keys", d.hrbp_keys))
 
     if not fixed:
         return out, departments
@@ -592,6 +627,67 @@ def _is_held(key: str, employees: dict[str, Employee], held: set[str]) -> bool:
     """True when ``key`` is a person the source has but holds back (not one who left)."""
     e = employees.get(key)
     return key in held if e is None else e.status is Status.ACTIVE
+
+
+_DOTTED = "dotted_line_manager_keys"
+
+
+def _resolve_dotted_lines(passing: dict[str, Employee], all_employees: dict[str, Employee],
+                          held: set[str]) -> tuple[list[Issue], dict[str, Employee]]:
+    """Leave out dotted-line managers who are unusable (the person themself, absent, not
+    active, held back) and the links that close a cycle of dotted-line links (each a
+    warning; the person proceeds with the others).
+
+    A cycle is cut at its last link in key order (a depth-first walk from the keys in
+    order): the same source cuts it the same way every run.
+    """
+    people = {k: e for k, e in passing.items() if e.profile.get(_DOTTED)}
+    if not people:
+        return [], passing
+    out: list[Issue] = []
+    links: dict[str, list[str]] = {}
+    for key in sorted(people):
+        kept = []
+        for boss in people[key].profile[_DOTTED]:
+            b = passing.get(boss)
+            if boss == key:
+                out.append(Issue("employee", key, _DOTTED, "is the employee themself", "warning"))
+            elif b is None or b.status is not Status.ACTIVE:
+                out.append(Issue("employee", key, _DOTTED, "dotted-line manager "
+                                 + _unusable_person(boss, all_employees, held), "warning"))
+            else:
+                kept.append(boss)
+        links[key] = kept
+    state: dict[str, int] = {}  # 1 on the walk's path, 2 done
+    for start in sorted(links):
+        if start in state:
+            continue
+        state[start] = 1
+        stack = [(start, iter(list(links[start])))]  # iterative: chains may be long
+        while stack:
+            key, bosses = stack[-1]
+            boss = next(bosses, None)
+            if boss is None:
+                state[key] = 2
+                stack.pop()
+            elif state.get(boss) == 1:
+                links[key].remove(boss)
+                out.append(Issue("employee", key, _DOTTED,
+                                 f"dotted-line manager '{boss}' would close a cycle of "
+                                 "dotted-line links", "warning"))
+            elif boss not in state:
+                state[boss] = 1
+                stack.append((boss, iter(list(links.get(boss, ())))))
+    fixed = {k: dataclasses.replace(people[k], profile=_with_dotted(people[k], kept))
+             for k, kept in links.items() if kept != list(people[k].profile[_DOTTED])}
+    return out, {**passing, **fixed} if fixed else passing
+
+
+def _with_dotted(e: Employee, keys: list[str]) -> dict[str, Any]:
+    profile = {k: v for k, v in e.profile.items() if k != _DOTTED}
+    if keys:
+        profile[_DOTTED] = keys
+    return profile
 
 
 def _unusable_person(key: str, employees: dict[str, Employee], held: set[str]) -> str:

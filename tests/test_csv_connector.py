@@ -207,7 +207,8 @@ class TestWholeFileFailures:
             "'job_title', 'employee_type', 'join_date', 'city', 'status'); rename the column or "
             "map it with source.columns. Required columns: employee_id, name, email, mobile, "
             "department_ids; optional: en_name, manager_id, job_title, employee_type, join_date, "
-            "city, status, employee_no")
+            "city, status, employee_no, work_station, gender, job_level, job_family, "
+            "custom_employee_type, order, dotted_line_manager_ids")
 
     def test_minimal_files(self, tmp_path: Path) -> None:
         """employee_id,name,email,mobile,department_ids (and department_id,name,parent_id)

@@ -59,6 +59,7 @@ from connectors.mapping import (
     map_record,
     parse_rule,
     path_key,
+    profile_fields,
     resolve_references,
 )
 from connectors.source_options import mobile_region, read_mapping, with_preset
@@ -245,7 +246,8 @@ class HrisConnector:
         )
         return SourceData(snapshot, issues, held_departments, employees.held, department_rows,
                           employees.where,
-                          held_rows=employees.held_rows)
+                          held_rows=employees.held_rows,
+                          profile_fields=profile_fields(self.mapping))
 
 
 def _path(opts: Section, key: str, text: str) -> FieldPath:

@@ -54,7 +54,7 @@ SCIM: dict[str, Any] = {
 BAMBOOHR_FIELDS = [
     "id", "employeeNumber", "firstName", "lastName", "displayName", "workEmail", "mobilePhone",
     "department", "division", "location", "jobTitle", "supervisorEId", "status", "hireDate",
-    "employmentHistoryStatus",
+    "employmentHistoryStatus", "gender",
 ]
 
 BAMBOOHR: dict[str, Any] = {
@@ -78,6 +78,9 @@ BAMBOOHR: dict[str, Any] = {
         "manager_key": "supervisorEId",
         "city": "location",
         "join_date": "hireDate",
+        # BambooHR's gender is Male, Female, Nonbinary or empty; anything else is not said.
+        "gender": {"from": "gender", "map": {"male": "male", "female": "female",
+                                             "nonbinary": "other", "*": "secret"}},
         "employee_type": {"from": "employmentHistoryStatus", "default": "regular",
                           "map": {"full-time": "regular", "part-time": "regular",
                                   "intern": "intern", "contractor": "contractor",

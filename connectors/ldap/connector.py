@@ -68,6 +68,7 @@ from connectors.mapping import (
     map_record,
     parse_rule,
     path_key,
+    profile_fields,
 )
 from connectors.source_options import mobile_region, read_mapping, with_preset
 from orgsync.errors import SourceError
@@ -344,7 +345,8 @@ class LdapConnector:
                             {k: employee_from(m.values, k) for k, m in employees.records.items()})
         return SourceData(snapshot, [*issues, *employees.issues], held_departments,
                           employees.held, {}, employees.where,
-                          held_rows=employees.held_rows)
+                          held_rows=employees.held_rows,
+                          profile_fields=profile_fields(self.mapping))
 
     def _path_departments(self, mapped: Mapped, entry: dict[str, Any], paths: list[str]) -> None:
         assert isinstance(self.departments, AttributeDepartments)

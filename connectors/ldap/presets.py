@@ -27,6 +27,7 @@ OPENLDAP: dict[str, Any] = {
         "employee_no": "employeeNumber",
         "manager_key": "manager",
         "city": "l",
+        "work_station": "roomNumber",
     }},
 }
 
@@ -45,6 +46,7 @@ AD: dict[str, Any] = {
         "employee_no": {"from": ["employeeID", "employeeNumber"]},
         "manager_key": "manager",
         "city": "l",
+        "work_station": "physicalDeliveryOfficeName",  # "Office" in AD Users and Computers
         "status": {"from": "userAccountControl", "transforms": [{"bit": 2}],
                    "map": {"true": "terminated", "false": "active"}, "default": "active"},
     }},

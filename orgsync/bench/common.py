@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,8 @@ def run_timed(cmd: list[str], *, timeout: float = 600.0) -> Timed:
 
 def write_config(path: Path, *, departments: Path, employees: Path, ledger: Path,
                  base_url: str, app_id: str, app_secret: str, rate_limits: bool = True,
-                 concurrency: int | None = None) -> Path:
+                 concurrency: int | None = None,
+                 safety: Mapping[str, Any] | None = None) -> Path:
     """A config file for a CSV source, a SQLite ledger and a (sandbox) Feishu."""
     data: dict[str, Any] = {
         "version": 1,
@@ -116,6 +118,8 @@ def write_config(path: Path, *, departments: Path, employees: Path, ledger: Path
     }
     if concurrency is not None:
         data["sync"] = {"concurrency": concurrency}
+    if safety is not None:
+        data["safety"] = dict(safety)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from orgsync.feishu.schema import CATALOG_FIELDS
 from orgsync.identity import feishu_department_id, feishu_user_id
 from orgsync.ledger import Ledger
 from orgsync.model import Snapshot
@@ -36,7 +37,9 @@ def _open_id(prefix: str, key: str) -> str:
 def fill_mirror(ledger: Ledger, snapshot: Snapshot) -> tuple[int, int]:
     """Replace the mirror with ``snapshot`` as applied; returns (departments, users) written.
 
-    Only active employees are mirrored (terminated ones were never created).
+    Only active employees are mirrored (terminated ones were never created). The job
+    levels and families they name are cached as the tenant's catalogs (made-up ids), as
+    the run that applied them would have left them (:mod:`orgsync.catalogs`).
     One transaction, bulk ``executemany`` inserts: 100k users take about a second.
     """
     now = datetime.now(UTC)
@@ -56,4 +59,11 @@ def fill_mirror(ledger: Ledger, snapshot: Snapshot) -> tuple[int, int]:
         for rows, table in ((depts, dept_table), (users, user_table)):
             for start in range(0, len(rows), _CHUNK):
                 conn.execute(table.insert(), rows[start:start + _CHUNK])
+    for field_name, catalog in CATALOG_FIELDS.items():
+        names = sorted({str(v) for e in snapshot.employees.values()
+                        if (v := e.profile.get(field_name))})
+        if names:
+            ledger.set_meta(f"catalog.{catalog}",
+                            json.dumps({n: f"{catalog}-{i}" for i, n in enumerate(names)},
+                                       ensure_ascii=False))
     return len(depts), len(users)

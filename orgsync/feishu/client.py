@@ -476,6 +476,22 @@ class FeishuClient:
         return await self._call(ep.IM_CHAT_GET, path={"chat_id": chat_id},
                                 params={"user_id_type": self.settings.user_id_type})
 
+    # ------------------------------------------------------------- job levels, families
+
+    async def job_catalog(self, kind: str) -> dict[str, str]:
+        """The tenant's job levels, job families or custom employee types (``kind``, see
+        :data:`~orgsync.feishu.endpoints.CATALOGS`) a user may point at, as name → id."""
+        c = ep.CATALOGS[kind]
+        return {str(e[c.name_key]): str(e[c.id_key])
+                async for e in self._pages(c.listing, params={"page_size": c.page_size})
+                if c.usable(e) and e.get(c.name_key) and e.get(c.id_key)}
+
+    async def create_job_catalog_entry(self, kind: str, name: str) -> str:
+        """Create an enabled entry named ``name`` in the ``kind`` catalog; returns its id."""
+        c = ep.CATALOGS[kind]
+        data = await self._call(c.create, body=c.body(name))
+        return str((data.get(c.response) or {})[c.id_key])
+
     # ------------------------------------------------------------- app introspection
 
     async def contact_scope(self) -> tuple[list[str], list[str]]:

@@ -70,6 +70,57 @@ USER_UPDATE_ID = Endpoint("PATCH", "/open-apis/contact/v3/users/:user_id/update_
 USER_FIND_BY_DEPARTMENT = Endpoint("GET", "/open-apis/contact/v3/users/find_by_department")
 USER_BATCH_GET_ID = Endpoint("POST", "/open-apis/contact/v3/users/batch_get_id")
 
+# Job levels and job families: every method 10/s (feishu-api-more.md §5.2, §5.3;
+# /document/server-docs/contact-v3/job_level/*, …/job_family/*).
+JOB_CATALOG_LIMIT = (Limit(10, 1.0),)
+JOB_LEVEL_LIST = Endpoint("GET", "/open-apis/contact/v3/job_levels", JOB_CATALOG_LIMIT)
+JOB_LEVEL_CREATE = Endpoint("POST", "/open-apis/contact/v3/job_levels", JOB_CATALOG_LIMIT)
+JOB_FAMILY_LIST = Endpoint("GET", "/open-apis/contact/v3/job_families", JOB_CATALOG_LIMIT)
+JOB_FAMILY_CREATE = Endpoint("POST", "/open-apis/contact/v3/job_families", JOB_CATALOG_LIMIT)
+# Custom employee types (feishu-api-more.md §5.1, /document/server-docs/contact-v3/
+# employee_type_enum/*): list is 特殊频控 (unpublished: paced as tier 4), create 20/s.
+EMPLOYEE_TYPE_LIST = Endpoint("GET", "/open-apis/contact/v3/employee_type_enums")
+EMPLOYEE_TYPE_CREATE = Endpoint("POST", "/open-apis/contact/v3/employee_type_enums",
+                                (Limit(20, 1.0),))
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """A tenant catalog users point into: how it is listed and created, and how its
+    entries read (``name_key`` → ``id_key``; only ``usable`` ones may be pointed at)."""
+
+    listing: Endpoint
+    create: Endpoint
+    page_size: str
+    response: str  # the create response's object
+    name_key: str
+    id_key: str
+
+    def body(self, name: str) -> dict[str, object]:
+        """A create body: an enabled entry named ``name``."""
+        if self.response == "employee_type_enum":
+            return {"content": name, "enum_type": 2, "enum_status": 1}
+        return {"name": name, "status": True}
+
+    def usable(self, entry: dict[str, object]) -> bool:
+        """Whether a user may point at ``entry``: enabled (and for employee types, custom:
+        the five built-ins are the canonical employee_type)."""
+        if self.response == "employee_type_enum":
+            return entry.get("enum_type") == 2 and entry.get("enum_status") == 1
+        return bool(entry.get("status", True))
+
+
+CATALOGS: dict[str, Catalog] = {
+    "job_level": Catalog(JOB_LEVEL_LIST, JOB_LEVEL_CREATE, "50", "job_level", "name",
+                         "job_level_id"),
+    "job_family": Catalog(JOB_FAMILY_LIST, JOB_FAMILY_CREATE, "50", "job_family", "name",
+                          "job_family_id"),
+    # A user's employee_type is the enum_value, a string numbered in sequence (§1.13).
+    "employee_type": Catalog(EMPLOYEE_TYPE_LIST, EMPLOYEE_TYPE_CREATE, "100",
+                             "employee_type_enum", "content", "enum_value"),
+}
+"""The catalogs orgsync resolves names in (see :mod:`orgsync.catalogs`)."""
+
 IM_SEND = Endpoint("POST", "/open-apis/im/v1/messages")
 IM_CHAT_CREATE = Endpoint("POST", "/open-apis/im/v1/chats")
 IM_CHAT_GET = Endpoint("GET", "/open-apis/im/v1/chats/:chat_id")

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from orgsync.errors import EXIT_CONFIG, FeishuError, OrgsyncError
 from orgsync.feishu.schema import (
     DEPARTMENT,
+    PROFILE,
     ROOT,
     USER,
     USER_READ,
@@ -36,7 +37,7 @@ from orgsync.state import DirectoryState, Lifecycle, MirrorDepartment, MirrorUse
 
 # Read from a user beyond the canonical fields, and the Feishu field each comes from.
 _USER_EXTRAS = {"lifecycle": "status", "tenant_admin": "is_tenant_manager"}
-_USER_NEEDS = {**{f.name: f.read for f in USER},
+_USER_NEEDS = {**{f.name: f.read for f in (*USER, *PROFILE)},
                **{name: USER_READ[wire] for name, wire in _USER_EXTRAS.items()}}
 _DEPARTMENT_NEEDS = {f.name: f.read for f in DEPARTMENT}
 
@@ -145,7 +146,11 @@ async def read_directory(client: DirectoryAPI, *, reverse_departments: Mapping[s
         u = seen[uid]
         person = employee_from_feishu(u, rdept, ruser)
         lifecycle = Lifecycle.FROZEN if is_frozen(u) else Lifecycle.ACTIVE
-        unknown = unread_fields(u, USER) | {k for k, w in _USER_EXTRAS.items() if w not in u}
+        unknown = unread_fields(u, (*USER, *PROFILE)) | {k for k, w in _USER_EXTRAS.items()
+                                                          if w not in u}
+        if "custom_employee_type" in person.profile:
+            # A custom type stands in for the built-in one, which Feishu then does not hold.
+            unknown |= {"employee_type"}
         state.users[person.key] = MirrorUser(person, uid, u.get("open_id"), lifecycle,
                                              unknown=unknown)
         if u.get("is_tenant_manager"):

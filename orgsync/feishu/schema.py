@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from typing import Any, Final, Literal
 
-from orgsync.model import Department, Employee, EmployeeType
+from orgsync.model import NO_PROFILE, Department, Employee, EmployeeType
 
 
 class Clear(enum.Enum):
@@ -53,7 +53,15 @@ class FeishuField:
     * ``to_wire``: canonical → body value (``None``: as it is);
     * ``from_wire``: response value → record value (``None``: as it is, empty as ``None``);
     * ``link``: ``"department"`` or ``"user"`` when the value is a key (or keys)
-      of that kind, translated through the id maps.
+      of that kind, translated through the id maps;
+    * ``parse``: for a :data:`PROFILE` field, a source cell (stripped text) → the
+      canonical value (``None``: no value); ValueError with the reason when the
+      cell is none (the row is held, naming the field);
+    * ``column``: for a :data:`PROFILE` field, its native CSV column when that is not
+      ``name`` (keys are ``…_key(s)`` in the model, ``…_id(s)`` in files);
+    * ``catalog``: the tenant catalog (``job_level`` / ``job_family``) whose entries the
+      value names: the record holds the name, Feishu the entry's id (see ``catalogs`` of
+      the body builders).
     """
 
     name: str
@@ -64,6 +72,9 @@ class FeishuField:
     to_wire: Callable[[Any], Any] | None = None
     from_wire: Callable[[Any], Any] | None = None
     link: Literal["department", "user"] | None = None
+    parse: Callable[[str], Any] | None = None
+    column: str | None = None
+    catalog: str | None = None
 
 
 ROOT: Final = "0"
@@ -172,6 +183,62 @@ def _en_us(value: Any) -> str | None:
     return (value or {}).get("en_us") or None
 
 
+def _text_of(limit: int) -> Callable[[str], str]:
+    """A source text of at most ``limit`` characters (Feishu's limit for the field)."""
+    def parse(text: str) -> str:
+        if len(text) > limit:
+            raise ValueError(f"is {len(text)} characters long; Feishu takes at most {limit}")
+        return text
+    return parse
+
+
+_GENDERS: Final = {
+    **dict.fromkeys(("1", "male", "m", "man", "男"), 1),
+    **dict.fromkeys(("2", "female", "f", "woman", "女"), 2),
+    **dict.fromkeys(("3", "other", "x", "diverse", "其他"), 3),
+    **dict.fromkeys(("0", "secret", "unknown", "undisclosed", "保密", "未知"), None),
+}
+
+
+def _gender(text: str) -> int | None:
+    """``male``/``female``/``other`` (1–3, 男/女/其他, M/F/X); ``secret`` (0, 保密) is no value."""
+    key = text.strip().lower()
+    if key not in _GENDERS:
+        raise ValueError(f"'{text}' is not a gender (male, female, other, secret; 男, 女, 其他, 保密)")
+    return _GENDERS[key]
+
+
+def _key_list(text: str) -> list[str] | None:
+    """``;``-separated keys (``；`` too), in the source's order, each once; none is no value."""
+    keys = list(dict.fromkeys(k.strip() for k in text.replace("；", ";").split(";")))
+    return [k for k in keys if k] or None
+
+
+def _custom_type(value: Any) -> str | None:
+    """A custom employee type's enum_value (6 and up) as read; built-ins are no value."""
+    return str(value) if value not in (None, "") and int(value) > 5 else None
+
+
+def _whole(text: str) -> int:
+    """A non-negative whole number (full-width digits too)."""
+    digits = text.translate({c: c - 0xFEE0 for c in range(0xFF10, 0xFF1A)})
+    if not digits.isdigit():
+        raise ValueError(f"'{text}' is not a non-negative whole number")
+    return int(digits)
+
+
+def _primary_user_order(value: Any) -> int | None:
+    """``orders`` as read: the primary department's ``user_order`` (0, the default, is none)."""
+    for o in value or ():
+        if isinstance(o, Mapping) and o.get("is_primary_dept"):
+            return int(o.get("user_order") or 0) or None
+    return None
+
+
+def _gender_from_wire(value: Any) -> int | None:
+    return int(value) or None if value not in (None, "") else None
+
+
 # ---------------------------------------------------------------- the tables
 
 _UR, _DR = USER_READ, DEPARTMENT_READ
@@ -208,7 +275,60 @@ USER: Final = (
                 to_wire=join_time, from_wire=_join_date),
     FeishuField("city", "city", _UR["city"]),
 )
-"""Every :class:`~orgsync.model.Employee` field but ``status``, in the model's order."""
+"""Every :class:`~orgsync.model.Employee` field but ``status`` and ``profile``, in the
+model's order."""
+
+PROFILE: Final = (
+    # ≤ 255 (feishu-api-more.md §1.11, §7). UNCONFIRMED (§1.5) whether "" clears it; the
+    # sandbox clears with "", and so does orgsync.
+    FeishuField("work_station", "work_station", _UR["work_station"], parse=_text_of(255)),
+    # 0 secret, 1 male, 2 female, 3 other; anything else is 41038 (§1.17, §7). 0 ("secret")
+    # is Feishu's default, so it reads as no value and clears.
+    FeishuField("gender", "gender", _UR["gender"], clear=0, documented_clear=0,
+                from_wire=_gender_from_wire, parse=_gender),
+    # User ids (user_id_type); resigned 44021, invalid 44022 (shared with leader_user_id, §7).
+    # Linked in the second pass with the manager. UNCONFIRMED (§1.5) whether [] clears
+    # them and what the maximum count is; the sandbox clears with [], and so does orgsync.
+    # Reading needs contact:user.dotted_line_leader_info.read only (§1.1).
+    # Names of the tenant's job levels (≤ 255) and families (≤ 100), looked up (and created
+    # when sync.create_job_levels / create_job_families allow) by orgsync.catalogs; Feishu
+    # holds the entry's id (invalid: 44044 / 44045; §5.2, §5.3). Reading needs their own
+    # scopes only (§1.1). UNCONFIRMED (§1.5) whether "" clears them; the sandbox clears.
+    FeishuField("job_level", "job_level_id", _UR["job_level_id"], parse=_text_of(255),
+                catalog="job_level"),
+    FeishuField("job_family", "job_family_id", _UR["job_family_id"], parse=_text_of(100),
+                catalog="job_family"),
+    # A custom employee type (§1.13, §5.1) by its name (content ≤ 100): Feishu's
+    # employee_type is then the type's enum_value (6 and up) instead of the built-in one
+    # (the same wire field as the base row: this one wins when set; cleared, the base
+    # type is sent back).
+    FeishuField("custom_employee_type", "employee_type", _UR["employee_type"],
+                from_wire=_custom_type, parse=_text_of(100), catalog="employee_type"),
+    # The person's place in their primary department: orders[].user_order, larger sorts
+    # first, default 0 (§1.6, §7). orders go only with department_ids (44002), so a change
+    # is a membership PATCH (1 QPS, like a move); the other departments keep 0.
+    FeishuField("user_order", "orders", _UR["orders"], clear=KEEP, from_wire=_primary_user_order,
+                parse=_whole, column="order"),
+    FeishuField("dotted_line_manager_keys", "dotted_line_leader_user_ids",
+                _UR["dotted_line_leader_user_ids"], clear=[], link="user", parse=_key_list,
+                column="dotted_line_manager_ids"),
+)
+"""The optional profile fields (:attr:`~orgsync.model.Employee.profile`), one row each.
+
+A source gives them through a column or a mapping rule of the row's ``name``; orgsync
+manages (writes, compares, reports drift on) only those the source provides
+(:attr:`orgsync.source.SourceData.profile_fields`), so a field someone sets in Feishu by
+hand stays theirs until the source has it."""
+
+PROFILE_NAMES: Final = tuple(f.name for f in PROFILE)
+PROFILE_VALUES: Final = tuple(f.name for f in PROFILE if f.link is None)
+"""The profile fields a create or update carries as values (the links go apart)."""
+
+CATALOG_FIELDS: Final = {f.name: f.catalog for f in PROFILE if f.catalog}
+"""Profile fields whose value names a tenant catalog entry → the catalog."""
+
+Catalogs = Mapping[str, Mapping[str, str]]
+"""Catalog (``job_level``) → entry name → Feishu id."""
 
 DEPARTMENT: Final = (
     FeishuField("key", "department_id", _DR["department_id"], link="department"),
@@ -226,20 +346,40 @@ DEPARTMENT: Final = (
     # i18n_name carries the Chinese name too ({"zh_cn": name, "en_us": en_name}): built by
     # department_patch_body. UNCONFIRMED (§1.5) whether en_us "" clears; orgsync sends it.
     FeishuField("en_name", "i18n_name", _DR["i18n_name"], from_wire=_en_us),
+    # The deputies are leaders of leaderType 2 beside exactly one main leader (type 1);
+    # sent with the main leader in one "leaders" list (leader_body). Wire casing: the docs
+    # and the sandbox agree on camelCase leaderType/leaderID in requests, responses and
+    # events (feishu-api-more.md §1.12, §7); the Python SDK's DepartmentLeader would send
+    # snake_case and drops camelCase keys it reads, so orgsync sends plain dicts.
+    FeishuField("deputy_leader_keys", "leaders", _DR["leaders"], clear=[], documented_clear=[],
+                link="user"),
+    # ≤ 500 user ids (43028); [] clears (§1.5, D/patch); reading needs the HRBP scope only.
+    FeishuField("hrbp_keys", "department_hrbps", _DR["department_hrbps"], clear=[],
+                documented_clear=[], link="user"),
 )
 """Every :class:`~orgsync.model.Department` field, in the model's order."""
 
-KEEP_WHEN_UNSET: Final = frozenset(f.name for f in (*USER, *DEPARTMENT) if f.clear is KEEP)
+OPTIONAL_DEPARTMENT_LINKS: Final = ("deputy_leader_keys", "hrbp_keys")
+"""Department fields a source may leave out altogether: their read permissions are needed
+only when it gives them (doctor and the live read do not insist otherwise)."""
+
+KEEP_WHEN_UNSET: Final = frozenset(f.name for f in (*USER, *PROFILE, *DEPARTMENT)
+                                   if f.clear is KEEP)
 """Canonical fields compared only when the source gives a value."""
 
 USER_VALUE_FIELDS: Final = tuple(f.name for f in USER if f.link is None)
-"""The user fields a create or update carries as values (links go apart)."""
+"""The user fields a create or update carries as values (links go apart); the
+:data:`PROFILE` fields the source provides go with them."""
 
-_U = {f.name: f for f in USER}
+_U = {f.name: f for f in (*USER, *PROFILE)}
 _D = {f.name: f for f in DEPARTMENT}
 # (name, wire, conversion) of the value fields, unpacked once: plans build 10⁵ bodies.
-_USER_WRITES = tuple((f.name, f.wire, f.to_wire) for f in USER if f.link is None)
+_USER_WRITES = tuple((f.name, f.wire, f.to_wire) for f in (*USER, *PROFILE) if f.link is None)
 _USER_READS = tuple((f.name, f.wire, f.from_wire or _optional) for f in USER if f.link is None)
+_PROFILE_READS = tuple((f.name, f.wire, f.from_wire or _optional) for f in PROFILE
+                       if f.link is None)
+_DOTTED = _U["dotted_line_manager_keys"]
+_USER_ORDER = "user_order"
 _DEPARTMENT_READS = tuple((f.name, f.wire, f.from_wire or _optional) for f in DEPARTMENT
                           if f.link is None)
 _USER_ID = _U["key"].wire
@@ -251,6 +391,9 @@ _DEPT_ID = _D["key"].wire
 _DEPT_NAME = _D["name"].wire
 _PARENT = _D["parent_key"].wire
 _LEADER = _D["leader_key"]
+_LEADERS = _D["deputy_leader_keys"].wire
+_HRBPS = _D["hrbp_keys"].wire
+_MAIN, _DEPUTY = 1, 2  # leaderType (§1.12)
 _ORDER = _D["order"]
 _I18N = _D["en_name"].wire
 
@@ -265,8 +408,27 @@ def _send(f: FeishuField, value: Any) -> Any:
     return value if f.to_wire is None else f.to_wire(value)
 
 
+def _with_ids(body: dict[str, Any], fields: Mapping[str, Any],
+              catalogs: Catalogs) -> dict[str, Any]:
+    """``body`` with catalog names (job levels, families, custom employee types) replaced
+    by their Feishu ids (``orgsync.catalogs`` resolved every name a plan sends).
+
+    Clearing ("") stays, but for a custom employee type: Feishu's type is then the base one."""
+    for name, catalog in CATALOG_FIELDS.items():
+        wire = _U[name].wire
+        if wire not in body:
+            continue
+        value = fields.get(name)
+        if value:
+            found = catalogs[catalog][value]
+            body[wire] = int(found) if catalog == "employee_type" and found.isdigit() else found
+        elif catalog == "employee_type":
+            body[wire] = fields["employee_type"]
+    return body
+
+
 def user_create_body(fields: Mapping[str, Any], department_ids: list[str], *,
-                     user_id: str | None) -> dict[str, Any]:
+                     user_id: str | None, catalogs: Catalogs | None = None) -> dict[str, Any]:
     """A user create (or adoption PATCH, ``user_id`` None) body from ``Employee.fields()``.
 
     Carries the values the source has and, of the links, only the departments: the
@@ -275,19 +437,23 @@ def user_create_body(fields: Mapping[str, Any], department_ids: list[str], *,
     """
     body: dict[str, Any] = {} if user_id is None else {_USER_ID: user_id}
     body[_DEPARTMENT_IDS] = department_ids
-    if user_id is None and len(department_ids) > 1:
+    user_order = fields.get(_USER_ORDER)
+    if (user_id is None and len(department_ids) > 1) or user_order:
         # An adoption PATCHes an existing account: its primary is set only by orders.
-        body[_ORDERS] = department_orders(department_ids)
+        body[_ORDERS] = department_orders(department_ids, user_order)
     for name, wire, to_wire in _USER_WRITES:
-        v = fields[name]
+        if name == _USER_ORDER:
+            continue
+        v = fields.get(name)
         if v is None or v == "":
             continue
         body[wire] = v if to_wire is None else to_wire(v)
-    return body
+    return _with_ids(body, fields, catalogs) if catalogs else body
 
 
 def user_patch_body(fields: Mapping[str, Any], changed: Iterable[str],
-                    department_ids: list[str] | None = None) -> dict[str, Any]:
+                    department_ids: list[str] | None = None,
+                    catalogs: Catalogs | None = None) -> dict[str, Any]:
     """A user PATCH body for the ``changed`` fields of ``Employee.fields()``.
 
     ``changed`` holds value fields and possibly ``department_keys`` (then
@@ -297,30 +463,35 @@ def user_patch_body(fields: Mapping[str, Any], changed: Iterable[str],
     """
     body: dict[str, Any] = {}
     for name in changed:
-        if name == "department_keys":
+        if name in ("department_keys", _USER_ORDER):
             assert department_ids is not None
             body[_DEPARTMENT_IDS] = department_ids
-            if len(department_ids) > 1:
-                body[_ORDERS] = department_orders(department_ids)
+            if len(department_ids) > 1 or _USER_ORDER in changed:
+                body[_ORDERS] = department_orders(department_ids, fields.get(_USER_ORDER))
             continue
         f = _U[name]
-        body[f.wire] = _send(f, fields[name])
-    return body
+        body[f.wire] = _send(f, fields.get(name))
+    return _with_ids(body, fields, catalogs) if catalogs else body
 
 
-def department_orders(department_ids: Sequence[str]) -> list[dict[str, Any]]:
+def department_orders(department_ids: Sequence[str],
+                      user_order: int | None = None) -> list[dict[str, Any]]:
     """``orders`` that make the first of ``department_ids`` the primary department.
 
     Feishu's primary department is the one with the largest ``department_order``
     (feishu-api-more.md §1.6, ``U/patch``): a PATCH of ``department_ids`` alone may
     keep the old orders, hence the old primary (UNCONFIRMED; the sandbox keeps them).
     The orders count down from ``len(department_ids)``, so the source's order of the
-    others holds too. ``user_order`` (the place within a department) is not managed
-    and left out: Feishu's default is 0.
+    others holds too. ``user_order`` (the person's place within the primary department,
+    larger first) goes with the primary when the source gives one; left out, Feishu's
+    default is 0.
     """
     n = len(department_ids)
-    return [{"department_id": d, "department_order": n - i}
-            for i, d in enumerate(department_ids)]
+    orders: list[dict[str, Any]] = [{"department_id": d, "department_order": n - i}
+                                    for i, d in enumerate(department_ids)]
+    if user_order is not None and orders:
+        orders[0]["user_order"] = user_order
+    return orders
 
 
 def resurrect_body(department_ids: Sequence[str]) -> dict[str, Any]:
@@ -331,6 +502,11 @@ def resurrect_body(department_ids: Sequence[str]) -> dict[str, Any]:
 def manager_body(manager_id: str | None) -> dict[str, Any]:
     """A PATCH that links a user to its manager (Feishu user id), or unlinks (None)."""
     return {_MANAGER.wire: manager_id or _MANAGER.clear}
+
+
+def dotted_line_body(manager_ids: Sequence[str]) -> dict[str, Any]:
+    """A PATCH that sets a user's dotted-line managers (Feishu user ids; none clears)."""
+    return {_DOTTED.wire: list(manager_ids) or list(_DOTTED.clear)}
 
 
 def frozen_body(frozen: bool) -> dict[str, Any]:
@@ -379,14 +555,22 @@ def department_patch_body(d: Department, changed: Iterable[str],
     return body
 
 
-def leader_body(leader_id: str | None) -> dict[str, Any]:
-    """A department PATCH that sets its main leader (Feishu user id), or clears it (None).
+def leader_body(leader_id: str | None, deputy_ids: Sequence[str] = ()) -> dict[str, Any]:
+    """A department PATCH that sets its main leader and deputies (Feishu user ids), or
+    clears them all (``leader_id`` None: Feishu has no deputies without a main leader).
 
     ``leader_user_id`` must equal the main leader of ``leaders`` (§1.12).
     """
     if leader_id is None:
-        return {"leaders": list(_LEADER.clear)}
-    return {_LEADER.wire: leader_id, "leaders": [{"leaderType": 1, "leaderID": leader_id}]}
+        return {_LEADERS: list(_LEADER.clear)}
+    return {_LEADER.wire: leader_id,
+            _LEADERS: [{"leaderType": _MAIN, "leaderID": leader_id},
+                       *({"leaderType": _DEPUTY, "leaderID": d} for d in deputy_ids)]}
+
+
+def hrbp_body(hrbp_ids: Sequence[str]) -> dict[str, Any]:
+    """A department PATCH that sets its HRBPs (Feishu user ids; none clears them)."""
+    return {_HRBPS: list(hrbp_ids)}
 
 
 # ---------------------------------------------------------------- Feishu → canonical
@@ -412,10 +596,16 @@ def employee_from_feishu(u: Mapping[str, Any], dept_key_of: Mapping[str, str],
     uid = user_id_of(u)
     get = u.get
     leader = get(_MANAGER.wire) or None
+    profile = {name: v for name, wire, from_wire in _PROFILE_READS
+               if (v := from_wire(get(wire))) is not None}
+    dotted = [key_of.get(str(u), str(u)) for u in get(_DOTTED.wire) or () if u]
+    if dotted:
+        profile[_DOTTED.name] = dotted
     return Employee(
         key=key_of.get(uid, uid),
         department_keys=tuple(dept_key_of.get(d, d) for d in _primary_first(u)),
         manager_key=key_of.get(str(leader), str(leader)) if leader else None,
+        profile=profile or NO_PROFILE,
         **{name: from_wire(get(wire)) for name, wire, from_wire in _USER_READS},
     )
 
@@ -451,9 +641,16 @@ def department_from_feishu(d: Mapping[str, Any], key_of: Mapping[str, str],
     fid = department_id_of(d)
     parent = str(d.get(_PARENT) or ROOT)
     leader = d.get(_LEADER.wire) or None
+
+    def users(ids: Iterable[Any]) -> tuple[str, ...]:
+        return tuple(user_key_of.get(str(u), str(u)) for u in ids if u)
+
     return Department(
         key=key_of.get(fid, fid),
         parent_key=None if parent == ROOT else key_of.get(parent, parent),
         leader_key=user_key_of.get(str(leader), str(leader)) if leader else None,
+        deputy_leader_keys=users(x.get("leaderID") for x in d.get(_LEADERS) or ()
+                                 if isinstance(x, Mapping) and x.get("leaderType") == _DEPUTY),
+        hrbp_keys=users(d.get(_HRBPS) or ()),
         **{name: from_wire(d.get(wire)) for name, wire, from_wire in _DEPARTMENT_READS},
     )

@@ -37,7 +37,9 @@ from starlette.routing import Route
 from orgsync.sandbox import introspection
 from orgsync.sandbox.config import KNOB_NAMES, MASK, SandboxConfig
 from orgsync.sandbox.ratelimit import (
+    EMPLOYEE_TYPE_CREATE,
     IM_PER_TARGET,
+    JOB_CATALOG,
     RESURRECT,
     TIER_4,
     UPDATE_USER_ID,
@@ -55,6 +57,7 @@ from orgsync.sandbox.tenant import (
     TokenStore,
     field_error,
 )
+from orgsync.sandbox.tenant.job_catalog import FAMILY, LEVEL, Kind
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -288,6 +291,23 @@ def _department_children(tenant: Tenant, call: Call) -> JSON:
         page_size=call.q("page_size"), page_token=call.q("page_token"))
 
 
+def _catalog_routes(kind: Kind) -> list[tuple[str, dict[str, ApiRoute]]]:
+    """job_levels / job_families: list, create and update, all 10/s."""
+    def listing(t: Tenant, c: Call) -> JSON:
+        return t.list_catalog(kind, name=c.q("name"), page_size=c.q("page_size"),
+                              page_token=c.q("page_token"))
+
+    def create(t: Tenant, c: Call) -> JSON:
+        return t.create_catalog(kind, c.json_body())
+
+    def update(t: Tenant, c: Call) -> JSON:
+        return t.update_catalog(kind, c.params["id"], c.json_body())
+
+    path = f"/open-apis/contact/v3/{kind.path}"
+    return [(path, {"GET": ApiRoute(listing, JOB_CATALOG), "POST": ApiRoute(create, JOB_CATALOG)}),
+            (f"{path}/{_ID}", {"PUT": ApiRoute(update, JOB_CATALOG)})]
+
+
 @dataclass(frozen=True)
 class ApiRoute:
     """One business endpoint: its handler and the rate-limit windows it counts against."""
@@ -339,6 +359,12 @@ ROUTES: list[tuple[str, dict[str, ApiRoute]]] = [
         "DELETE": ApiRoute(lambda t, c: t.delete_user(c.params["id"],
                                                       c.json_body(optional=True), c.ids)),
     }),
+    *(route for kind in (LEVEL, FAMILY) for route in _catalog_routes(kind)),
+    # GET is 特殊频控 (special, unpublished) on the docs page: tier 4 stands in for it.
+    ("/open-apis/contact/v3/employee_type_enums", {
+        "GET": ApiRoute(lambda t, c: t.list_employee_types(c.q("page_size"), c.q("page_token"))),
+        "POST": ApiRoute(lambda t, c: t.create_employee_type(c.json_body()),
+                         EMPLOYEE_TYPE_CREATE)}),
     ("/open-apis/im/v1/messages", {"POST": ApiRoute(_send_message)}),
     ("/open-apis/im/v1/chats", {"POST": ApiRoute(lambda t, c: t.create_chat(
         c.json_body(optional=True), c.ids, c.q("uuid")))}),

@@ -39,6 +39,10 @@ USER_MOVE_OR_FREEZE: tuple[Window, ...] = (Window(1, 1.0),)
 RESURRECT: tuple[Window, ...] = (Window(10, 60.0),)
 # PATCH users/:id/update_user_id: 20/s (feishu-api-more.md §3, /document/contact-v3/user/update_user_id).
 UPDATE_USER_ID: tuple[Window, ...] = (Window(20, 1.0),)
+# job_levels and job_families, every method: 10/s (feishu-api-more.md §5.2, §5.3).
+JOB_CATALOG: tuple[Window, ...] = (Window(10, 1.0),)
+# POST employee_type_enums: 20/s (feishu-api-more.md §5.1).
+EMPLOYEE_TYPE_CREATE: tuple[Window, ...] = (Window(20, 1.0),)
 # POST im/v1/messages: 5 QPS per target user or group (IM-SEND).
 IM_PER_TARGET: tuple[Window, ...] = (Window(5, 1.0),)
 

@@ -159,7 +159,8 @@ def test_missing_path_column_names_required_and_optional(tmp_path: Path) -> None
         "(found: 'employee_id', 'name', 'email', 'mobile', '部门编码'); rename the column or map "
         "it with source.columns. Required columns: employee_id, name, email, mobile, 部门; "
         "optional: en_name, manager_id, job_title, employee_type, join_date, city, status, "
-        "employee_no, 部门编码, department_leader, department_order")
+        "employee_no, work_station, gender, job_level, job_family, custom_employee_type, order, "
+        "dotted_line_manager_ids, 部门编码, department_leader, department_order")
 
 
 EXPORT = (

@@ -424,12 +424,13 @@ class TestBambooHRPreset:
              "displayName": "Ada Lovelace", "workEmail": "Ada.Lovelace@Example.COM",
              "mobilePhone": "+44 7700 900123", "division": "R&D", "department": "Platform",
              "jobTitle": "CTO", "supervisorEId": None, "status": "Active",
-             "hireDate": "2020-02-03", "location": "London", "employmentHistoryStatus": "Full-Time"},
+             "hireDate": "2020-02-03", "location": "London", "employmentHistoryStatus": "Full-Time",
+             "gender": "Female"},
             {"id": "2", "employeeNumber": "0002", "firstName": "Bob", "lastName": "Li",
              "displayName": None, "workEmail": "bob@example.com", "mobilePhone": "13800138000",
              "division": None, "department": "Sales", "jobTitle": "Rep", "supervisorEId": "1",
              "status": "Inactive", "hireDate": "0000-00-00", "location": None,
-             "employmentHistoryStatus": "Contractor"},
+             "employmentHistoryStatus": "Contractor", "gender": "Nonbinary"},
         ]
 
         def handle(call: Call) -> Reply:
@@ -453,6 +454,8 @@ class TestBambooHRPreset:
         assert ada.email == "ada.lovelace@example.com"  # lower-cased, as every source's
         assert (bob.name, bob.status, bob.join_date, bob.manager_key, bob.employee_type) == (
             "Bob Li", Status.TERMINATED, None, "1", EmployeeType.CONTRACTOR)
+        assert (ada.profile, bob.profile) == ({"gender": 2}, {"gender": 3})
+        assert data.profile_fields == {"gender"}
         assert sorted(data.snapshot.departments) == ["R&D", "R&D/Platform", "Sales"]
 
 

@@ -67,6 +67,8 @@ class TestOpenLdap:
         assert (u5.name, u5.mobile, u5.employee_no, u5.job_title) == (
             "员工5", "+8613800000005", "000005", "工程师")
         assert u5.manager_key == boss.key  # written as UID=...,OU=...: DNs compare normalised
+        assert (u5.profile, boss.profile) == ({"work_station": "3F-12"}, {})  # roomNumber
+        assert result.profile_fields == {"work_station"}
         assert u5.department_keys == (depts["研发部"].key,)
         assert by_uid["u4@example.com"].department_keys == (depts["平台组"].key,)
         assert len(boss.key) == 36  # an entryUUID
@@ -112,6 +114,7 @@ class TestActiveDirectory:
         assert (jdoe.name, jdoe.email, jdoe.mobile, jdoe.employee_no) == (
             "John Doe", "jdoe@example.com", "+8613800000101", "E00101")
         assert alice.name == "Smith, Alice"
+        assert jdoe.profile == {"work_station": "B2-0417"}  # physicalDeliveryOfficeName
         assert alice.email == "asmith@corp.example.com"  # no mail: userPrincipalName, lower-cased
         assert alice.status is Status.ACTIVE  # 66048 = enabled + password never expires
         assert bob.status is Status.TERMINATED  # 514 = disabled

@@ -6,6 +6,8 @@ import dataclasses
 from datetime import date
 from typing import Any
 
+import pytest
+
 from orgsync.feishu import schema
 from orgsync.model import Department, Employee, EmployeeType
 
@@ -24,18 +26,22 @@ def _names(rows: tuple[schema.FeishuField, ...]) -> list[str]:
 
 def test_every_model_field_has_exactly_one_row() -> None:
     """A field added to the model without a row (or named twice) fails here."""
-    employee = [f.name for f in dataclasses.fields(Employee) if f.name != "status"]
+    employee = [f.name for f in dataclasses.fields(Employee) if f.name not in ("status", "profile")]
     assert _names(schema.USER) == employee
     assert _names(schema.DEPARTMENT) == [f.name for f in dataclasses.fields(Department)]
-    for rows in (schema.USER, schema.DEPARTMENT):
+    assert not set(schema.PROFILE_NAMES) & {*employee, "status", "profile"}
+    # custom_employee_type shares employee_type with the base row, on purpose (its row says).
+    for rows in (schema.USER + tuple(f for f in schema.PROFILE
+                                     if f.name != "custom_employee_type"), schema.DEPARTMENT):
         wires = [f.wire for f in rows]
         assert len(set(wires)) == len(wires)
         assert all(f.read for f in rows), "every row names the permissions that return it"
 
 
 def test_fields_feishu_cannot_clear_are_kept_when_unset() -> None:
-    # mobile: required by Feishu (41010); validation holds a row without one.
-    assert {"join_date", "employee_no", "order", "mobile"} == schema.KEEP_WHEN_UNSET
+    # mobile: required by Feishu (41010); validation holds a row without one. user_order:
+    # Feishu's default 0 is a place like any other.
+    assert {"join_date", "employee_no", "order", "mobile", "user_order"} == schema.KEEP_WHEN_UNSET
 
 
 def test_user_created_then_read_back_is_the_same_record() -> None:
@@ -97,3 +103,31 @@ def test_unknown_employee_type_reads_as_regular() -> None:
     """A tenant's custom type (6 and up) has no canonical member."""
     answer = {"user_id": "E9", "name": "x", "employee_type": 7}
     assert schema.employee_from_feishu(answer, {}, {}).employee_type is EmployeeType.REGULAR
+
+
+def test_profile_fields_cross_both_ways_and_clear() -> None:
+    """A profile field is one row: the create body carries it, a read gives it back in
+    ``profile``, and a PATCH of a value the source dropped sends the row's clear."""
+    person = dataclasses.replace(PERSON, profile={"work_station": "A-3-17", "gender": 2})
+    body = schema.user_create_body(person.fields(), ["D1", "D2"], user_id="E1")
+    assert (body["work_station"], body["gender"]) == ("A-3-17", 2)
+    answer: dict[str, Any] = {**body, **schema.manager_body("E0")}
+    assert schema.employee_from_feishu(answer, {}, {}) == person
+    # Feishu's defaults ("" and 0, secret) read as no value.
+    unset = {**answer, "work_station": "", "gender": 0}
+    assert schema.employee_from_feishu(unset, {}, {}).profile == {}
+    assert schema.user_patch_body(PERSON.fields(), ["work_station", "gender"]) == {
+        "work_station": "", "gender": 0}
+
+
+def test_profile_values_parse_from_source_text() -> None:
+    rows = {f.name: f for f in schema.PROFILE}
+    gender = rows["gender"].parse
+    assert gender is not None
+    assert [gender(t) for t in ("男", "Female", "M", "其他", "保密", "0")] == [1, 2, 1, 3, None, None]
+    with pytest.raises(ValueError, match="'unicorn' is not a gender"):
+        gender("unicorn")
+    station = rows["work_station"].parse
+    assert station is not None
+    with pytest.raises(ValueError, match="256 characters long; Feishu takes at most 255"):
+        station("x" * 256)

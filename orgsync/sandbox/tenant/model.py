@@ -167,6 +167,8 @@ class User:
     enterprise_email: str = ""
     job_title: str = ""
     dotted_line_leaders: list[str] = field(default_factory=list)
+    job_level_id: str = ""
+    job_family_id: str = ""
     is_tenant_manager: bool = False
     frozen: bool = False
     resigned: bool = False

@@ -13,7 +13,7 @@ from orgsync.sandbox.tenant.body import (
     opt_str,
     opt_str_list,
 )
-from orgsync.sandbox.tenant.ids import IdIndex
+from orgsync.sandbox.tenant.job_catalog import FAMILY, LEVEL, JobCatalog
 from orgsync.sandbox.tenant.model import (
     JSON,
     MAX_DIRECT_MEMBERS,
@@ -29,7 +29,7 @@ from orgsync.sandbox.tenant.model import (
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-class UserFields(IdIndex):
+class UserFields(JobCatalog):
     """Validation of user create and patch bodies."""
 
     def _validate_user(self, body: JSON, ids: IdTypes, current: User | None) -> JSON:
@@ -44,6 +44,7 @@ class UserFields(IdIndex):
                      self._user_email_outside_mainland, self._user_enterprise_email,
                      self._user_custom_id, self._user_employee_no, self._user_employee_type,
                      self._user_gender, self._user_join_time, self._user_switches,
+                     self._user_job_catalogs,
                      self._user_custom_attrs, self._user_departments_and_orders,
                      self._user_direct_leader, self._user_dotted_line_leaders):
             step(body, ids, current, changes)
@@ -159,7 +160,8 @@ class UserFields(IdIndex):
         type (``custom_employee_types``, feishu-api-more.md §1.13), else 41059."""
         employee_type = opt_int(body, "employee_type")
         if current is None or employee_type is not None:
-            custom = {int(v) for v in self.knobs.custom_employee_types or ()}
+            custom = {int(v) for v in self.knobs.custom_employee_types or ()} \
+                | self.active_custom_types()
             if employee_type is None or not (1 <= employee_type <= 5 or employee_type in custom):
                 raise ApiError(41059, "employee_type is invalid")
             changes["employee_type"] = employee_type
@@ -171,6 +173,15 @@ class UserFields(IdIndex):
             if not 0 <= gender <= 3:
                 raise ApiError(41038, "gender is invalid")
             changes["gender"] = gender
+
+    def _user_job_catalogs(self, body: JSON, ids: IdTypes, current: User | None,
+                           changes: JSON) -> None:
+        """``job_level_id`` / ``job_family_id``: an existing, enabled entry (44044 / 44045,
+        feishu-api-more.md §5.2, §5.3)."""
+        for kind in (LEVEL, FAMILY):
+            ref = opt_str(body, f"{kind.name}_id")
+            if ref is not None:
+                changes[f"{kind.name}_id"] = self.check_catalog_ref(kind, ref)
 
     def _user_join_time(self, body: JSON, ids: IdTypes, current: User | None,
                         changes: JSON) -> None:

@@ -65,6 +65,7 @@ class Users(UserFields):
             "is_frozen": user.frozen,
             "dotted_line_leader_user_ids": [self._user_ref(u, ids)
                                             for u in user.dotted_line_leaders],
+            "job_level_id": user.job_level_id, "job_family_id": user.job_family_id,
         }, _USER_READ, None if whole else self.permissions)
 
     def create_user(self, body: JSON, ids: IdTypes, client_token: str | None = None) -> JSON:

@@ -45,6 +45,8 @@ def openldap_ldif(n: int) -> str:
             ("mobile", f"+86 138 {i:08d}"), ("employeeNumber", f"{i:06d}"), ("title", title),
             ("departmentNumber", path),
         ]
+        if i == 5:
+            attrs.append(("roomNumber", "3F-12"))
         if i == 4:
             attrs.append(("manager", f"uid=ghost,ou=elsewhere,{OPENLDAP_BASE}"))
         elif i:
@@ -119,7 +121,8 @@ def ad_ldif(extra_users: int = 40) -> str:
         _ou(AD_STAFF, 1), _ou(f"OU=Engineering,{AD_STAFF}", 2),
         _ou(f"OU=Platform,OU=Engineering,{AD_STAFF}", 3), _ou(f"OU=Sales,{AD_STAFF}", 4),
         _ou(f"OU=Contractors,{AD_BASE}", 5),
-        _user(JDOE, 101, "jdoe", extra=(("department", "Engineering"),)),
+        _user(JDOE, 101, "jdoe", extra=(("department", "Engineering"),
+                                        ("physicalDeliveryOfficeName", "B2-0417"))),
         _user(f"CN=Smith\\, Alice,OU=Platform,OU=Engineering,{AD_STAFF}", 102, "asmith",
               uac=66048, manager=manager, mail=False, extra=(("department", "Engineering/Platform"),)),
         _user(f"CN=Bob Wang,OU=Sales,{AD_STAFF}", 103, "bwang", uac=514, manager=manager,

@@ -1,0 +1,115 @@
+"""The tenant's job levels, job families (职级, 序列) and custom employee types: HR names
+them, Feishu users point at them by id (feishu-api-more.md §5.1–§5.3, §1.13).
+
+A run whose source provides ``job_level`` / ``job_family`` / ``custom_employee_type``
+looks each name up: first in
+the ledger's cache of the catalog (name → id), and only when a name is not there in
+Feishu (one paged list, which refreshes the cache). A name the tenant lacks is created by
+``apply`` when ``sync.create_job_levels`` / ``create_job_families`` /
+``create_employee_types`` allow it (a dry run
+shows it as ``(new job_level P9)``); otherwise everyone naming it is held with the reason
+and the remedy, and left as they are. Creating is idempotent by name: a create that finds
+the name taken (an earlier run died after creating it) lists the catalog again.
+
+Entries are matched by exact name; renames in HR are new names (the old entry stays).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Protocol
+
+import structlog
+
+from orgsync.errors import FeishuError
+from orgsync.feishu.schema import CATALOG_FIELDS
+from orgsync.ledger import Ledger
+from orgsync.source import Issue, SourceData
+from orgsync.state import DirectoryState
+
+log = structlog.get_logger("orgsync.catalogs")
+
+#: Duplicate name, the entry exists already: 42305 job level, 42406 job family, 42301
+#: employee type (the same number means "not found" for job levels: hence per catalog).
+_TAKEN = {"job_level": 42305, "job_family": 42406, "employee_type": 42301}
+_WHAT = {"job_level": ("job level", "create_job_levels", "职级"),
+         "job_family": ("job family", "create_job_families", "序列"),
+         "employee_type": ("employee type", "create_employee_types", "人员类型")}
+
+
+class CatalogAPI(Protocol):
+    """The part of :class:`orgsync.feishu.FeishuClient` this module calls."""
+
+    async def job_catalog(self, kind: str) -> dict[str, str]: ...
+    async def create_job_catalog_entry(self, kind: str, name: str) -> str: ...
+
+
+async def resolve(raw: SourceData, client: CatalogAPI, ledger: Ledger, *,
+                  create: frozenset[str], apply: bool) -> SourceData:
+    """``raw`` with :attr:`SourceData.catalogs` holding every name its records use, and
+    the people naming an entry the tenant lacks (and ``create`` does not allow, by
+    catalog) held. ``apply``: allowed entries are created now; else shown as new."""
+    fields = {f: c for f, c in CATALOG_FIELDS.items() if f in raw.profile_fields}
+    if not fields:
+        return raw
+    catalogs: dict[str, dict[str, str]] = {}
+    issues = list(raw.issues)
+    held = set(raw.held_employees)
+    for field_name, catalog in fields.items():
+        users: dict[str, list[str]] = {}
+        for key, e in raw.snapshot.employees.items():
+            name = e.profile.get(field_name)
+            if name:
+                users.setdefault(str(name), []).append(key)
+        known: dict[str, str] = json.loads(ledger.get_meta(f"catalog.{catalog}") or "{}")
+        if not users.keys() <= known.keys():
+            known = await client.job_catalog(catalog)
+            ledger.set_meta(f"catalog.{catalog}", json.dumps(known, ensure_ascii=False))
+        what, option, zh = _WHAT[catalog]
+        for name in sorted(users.keys() - known.keys()):
+            if catalog not in create:
+                for key in users[name]:
+                    held.add(key)
+                    issues.append(Issue(
+                        "employee", key, field_name,
+                        f"{what} '{name}' is not in Feishu: add it there (管理后台 › 组织架构 › "
+                        f"{zh}), or set sync.{option}: true", "error", raw.where("employee", key)))
+            elif apply:
+                known[name] = await _create(client, ledger, catalog, name, known)
+            else:
+                known[name] = f"(new {catalog} {name})"
+        catalogs[catalog] = {n: known[n] for n in users if n in known}
+    return replace(raw, catalogs=catalogs, issues=issues, held_employees=held)
+
+
+async def _create(client: CatalogAPI, ledger: Ledger, catalog: str, name: str,
+                  known: dict[str, str]) -> str:
+    try:
+        entry = await client.create_job_catalog_entry(catalog, name)
+        log.info("catalog.created", catalog=catalog, name=name, id=entry)
+    except FeishuError as exc:
+        if exc.code != _TAKEN[catalog]:
+            raise
+        known.update(await client.job_catalog(catalog))
+        if name not in known:
+            raise
+        entry = known[name]
+    known[name] = entry
+    ledger.set_meta(f"catalog.{catalog}", json.dumps(known, ensure_ascii=False))
+    return entry
+
+
+def named(state: DirectoryState, ledger: Ledger) -> DirectoryState:
+    """A live read's job level / family ids as names (by the cached catalogs), as the
+    mirror and the source hold them; an id the cache does not know stays (it differs from
+    every name, so the diff repairs it)."""
+    names = {c: {i: n for n, i in json.loads(ledger.get_meta(f"catalog.{c}") or "{}").items()}
+             for c in set(CATALOG_FIELDS.values())}
+    for key, u in state.users.items():
+        profile = u.record.profile
+        if any(f in profile for f in CATALOG_FIELDS):
+            renamed = {f: names[CATALOG_FIELDS[f]].get(v, v) if f in CATALOG_FIELDS else v
+                       for f, v in profile.items()}
+            state.users[key] = replace(u, record=replace(u.record, profile=renamed))
+    return state
