@@ -14,6 +14,7 @@ not created yet, to be created, or — found in Feishu only — a Feishu-only ac
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -255,6 +256,9 @@ def _names(report: Mapping[str, Any], employees: Mapping[str, Employee],
                 keys.update(value)
             elif change["field"] in ("manager_key", "leader_key", "parent_key") and value:
                 keys.add(str(value))
+    for op in report.get("operations", ()):  # keys a journaled reason names, as the source has them
+        keys.update(t for t in _TOKEN.findall(op["reason"] or "")
+                    if t in departments or t in employees)
     names: dict[str, str] = {}
     for k in sorted(keys):
         if k in departments:
@@ -288,6 +292,7 @@ def _iso(at: datetime | None) -> str | None:
 # ------------------------------------------------------------------------- text
 
 _LINKS = {"manager_key": "manager", "leader_key": "leader", "parent_key": "parent"}
+_TOKEN = re.compile(r"[\w.\-]+")
 
 
 def render_text(report: Mapping[str, Any], console: Console) -> None:
@@ -343,7 +348,8 @@ def render_text(report: Mapping[str, Any], console: Console) -> None:
         line(f"Last operations (journal, newest first, at most {JOURNAL_SHOWN}):")
         for op in report["operations"]:
             code = f" Feishu {op['code']}" if op["code"] is not None else ""
-            detail = "; ".join(p for p in (op["reason"], op["message"]) if p)
+            reason = _TOKEN.sub(lambda m: _named(m.group(0), names), op["reason"] or "")
+            detail = "; ".join(p for p in (reason, op["message"]) if p)
             line(f"{(op['at'] or '')[:19].replace('T', ' ')}  run {op['run_id']}  {op['kind']} "
                  f"{op['status']}{code}" + (f" — {detail}" if detail else ""), 2)
     else:
