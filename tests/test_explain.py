@@ -61,7 +61,7 @@ def test_a_transferred_person_is_explained_by_the_journal(conf: Path,
     lines = text.splitlines()
     assert lines[0] == f"Person {MOVED} {person.name}"
     assert lines[1] == "State: managed, active: as the source says"
-    assert f"  department: {path(after)} ({after})" in lines
+    assert f"  departments: {path(after)} ({after})" in lines
     move = next(line for line in lines if " user.move " in line)
     assert move.split()[2:6] == ["run", second, "user.move", "done"]
     assert move.endswith(f"moved departments; department_keys [{path(before)} ({before})] → "
