@@ -162,6 +162,7 @@ class CsvConnector:
     def from_config(cls, options: Mapping[str, Any], *, base_dir: Path, file: str) -> Self:
         """Validate the ``source`` options; ConfigError with key ``source.<option>``."""
         opts = Section(options, name="source", file=file, base_dir=base_dir)
+        own = cls._own_options(opts)
 
         def path(key: str) -> Path:
             found = opts.path(key)
@@ -215,10 +216,16 @@ class CsvConnector:
             departments=departments, employees=path("employees"), columns=columns,
             delimiter=delimiter, encoding=encoding, path_separator=separator, mapping=mapping,
             department_path=department_path, department_code=department_code,
-            mobile_region=region,
+            mobile_region=region, **own,
         )
         opts.done()
         return connector
+
+    @classmethod
+    def _own_options(cls, opts: Section) -> dict[str, Any]:
+        """A subclass's own options (read before the shared ones), as constructor
+        arguments; the CSV connector has none."""
+        return {}
 
     def read(self) -> SourceData:
         """Read both files; SourceError if either cannot be read as a whole."""
@@ -765,6 +772,8 @@ def _sniff(text: str) -> str:
 
 
 def _encoding_hint(data: bytes, encoding: str) -> str:
+    if data[:4] == b"PK\x03\x04":
+        return "; it is a zip file, as an Excel workbook is: for .xlsx set source.type: xlsx"
     if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
         return "; the file is UTF-16 (Excel 'Unicode text'): set source.encoding: utf-16"
     for candidate in ("utf-8-sig", "gb18030"):

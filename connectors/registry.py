@@ -19,6 +19,7 @@ _BUILTIN: dict[str, str] = {
     "csv": "connectors.csvfile:CsvConnector",
     "hris": "connectors.hris:HrisConnector",
     "ldap": "connectors.ldap:LdapConnector",
+    "xlsx": "connectors.xlsx:XlsxConnector",
 }
 _registered: dict[str, type[ConnectorClass]] = {}
 

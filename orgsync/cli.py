@@ -260,20 +260,20 @@ def apply(
     config: ConfigOpt = Path("orgsync.yaml"),
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
     accept_shrink: AcceptShrink = False,
-    only: Annotated[list[str] | None, typer.Option(
-        "--only", metavar="KEY", help="Sync just these people or departments (employee id, "
-        "department code or email; repeat it, or separate with commas), with what they "
-        "depend on and nothing else.")] = None,
     summary: SummaryOpt = False,
     kind: KindOpt = None,
     department: DepartmentOpt = None,
     key: KeyOpt = None,
+    only: Annotated[list[str] | None, typer.Option(
+        "--only", metavar="KEY", help="Sync just these people or departments (employee id, "
+        "department code or email; repeat it, or separate with commas), with what they "
+        "depend on and nothing else.")] = None,
 ) -> None:
     """Plan, show the plan, then apply it to Feishu (asks first unless --yes).
 
     On a terminal the plan's summary is shown and its operations are offered in a
-    pager; off a terminal the whole plan is printed. The filters (--summary, --kind,
-    --department, --key) only narrow what is shown: the whole plan is applied.
+    pager; off a terminal the whole plan is printed. The filters only narrow what is
+    shown: the whole plan is applied.
 
     With --only, just those people or departments are synced now (a new hire on their
     first morning): their operations and what they need first (their department, their
@@ -283,8 +283,8 @@ def apply(
     keys = [k.strip() for item in only or () for k in item.split(",") if k.strip()]
     if only is not None and not keys:
         raise typer.BadParameter("give at least one key", param_hint="--only")
-    _apply(config, yes=yes, accept_shrink=accept_shrink, only=keys or None,
-           filters=_guard(lambda: _filters(summary, kind, department, key)))
+    _apply(config, yes=yes, accept_shrink=accept_shrink,
+           filters=_guard(lambda: _filters(summary, kind, department, key)), only=keys or None)
 
 
 ByOpt = Annotated[str | None, typer.Option(
@@ -350,8 +350,7 @@ def _not_held(ledger: Any, plan_id: str) -> str:
 def _apply(config: Path, *, yes: bool, accept_shrink: bool, approve: str | None = None,
            by: str | None = None, only: list[str] | None = None,
            filters: Filters | None = None) -> None:
-    """``apply`` (of exactly the held plan ``approve``; of just ``only``), under the
-    writer lock.
+    """``apply`` (of exactly the held plan ``approve``), under the writer lock.
 
     Ctrl-C stops it: the calls in flight stay journaled, and it says how far it got.
     """

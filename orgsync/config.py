@@ -41,6 +41,8 @@ import yaml
 from orgsync.errors import ConfigError
 from orgsync.feishu.settings import FEISHU_BASE_URL, LARK_BASE_URL, FeishuSettings
 from orgsync.options import Section, describe, did_you_mean, interpolate
+from orgsync.scope import ScopeConfig, parse_scope
+from orgsync.stage import StageConfig, parse_stage
 from orgsync.templates import (
     ALL_VARIABLES,
     Template,
@@ -99,6 +101,8 @@ class SyncConfig:
     #: Share of members a new path-keyed department must have in common with one that
     #: vanished under the same parent to be taken as it renamed (see orgsync.renames).
     rename_min_overlap: float = 0.8
+    #: Writes limited to a part of the org while the whole is planned (orgsync.stage).
+    stage: StageConfig = field(default_factory=StageConfig)
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,9 @@ class SafetyConfig:
     churn_window: int = 8
     churn_floor: int = 10
     max_identity_change_fraction: float = 0.30
+    #: Share of the managed users a plan may release (scope rules changed, see
+    #: orgsync.scope) before it is held.
+    max_user_release_fraction: float = 0.20
     protected_users: tuple[str, ...] = ()
     protected_departments: tuple[str, ...] = ()
     #: The first plan on a Feishu tenant that already holds departments or people
@@ -283,6 +290,7 @@ class Config:
     admin: AdminConfig = field(default_factory=AdminConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     takeover: TakeoverConfig = field(default_factory=TakeoverConfig)
+    scope: ScopeConfig = field(default_factory=ScopeConfig)
 
 
 def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Config:
@@ -375,6 +383,7 @@ def _parse_sync(s: Section) -> SyncConfig:
                                            SyncConfig.ignore_key_leading_zeros),
         rename_min_overlap=s.number("rename_min_overlap", SyncConfig.rename_min_overlap,
                                     minimum=0.5, maximum=1.0),
+        stage=parse_stage(s.section("stage")),
     )
 
 
@@ -522,6 +531,9 @@ def _parse_safety(s: Section) -> SafetyConfig:
         max_identity_change_fraction=s.number("max_identity_change_fraction",
                                               d.max_identity_change_fraction,
                                               minimum=0.0, maximum=1.0),
+        max_user_release_fraction=s.number("max_user_release_fraction",
+                                           d.max_user_release_fraction, minimum=0.0,
+                                           maximum=1.0),
         protected_users=s.strings("protected_users"),
         protected_departments=s.strings("protected_departments"),
         takeover_requires_approval=s.boolean("takeover_requires_approval",
@@ -622,6 +634,7 @@ _SECTIONS: dict[str, tuple[Callable[[Section], Any], bool]] = {
     "admin": (_parse_admin, False),
     "notify": (_parse_notify, False),
     "takeover": (_parse_takeover, False),
+    "scope": (parse_scope, False),
 }
 
 

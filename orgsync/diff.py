@@ -118,11 +118,11 @@ class _Builder:
     current: DirectoryState
     policy: DiffPolicy
     live: dict[str, MirrorUser]  # current.live_users(), computed once
+    names: Names  # for reasons that name departments, people and what Feishu holds
     ops: dict[str, Operation] = field(default_factory=dict)
     soft: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     notes: list[str] = field(default_factory=list)
     taken: set[str] | None = None  # managed departments' Feishu ids, built when first needed
-    names: Names | None = None  # for reasons that name what Feishu holds
 
     # ---- ids -------------------------------------------------------------
     def dept_fid(self, key: str | None) -> str:
@@ -162,10 +162,11 @@ def diff(desired: SourceData, current: DirectoryState, policy: DiffPolicy | None
     names = Names(desired.snapshot, current)  # pre-hires deferred below keep their names
     live = current.live_users()
     desired = _kept_links(_deferred_prehires(desired, current, policy, live), current, live)
-    b = _Builder(desired, current, policy, live, names=names)
+    b = _Builder(desired, current, policy, live, names)
     b.desired = _without_protected(b.desired, b.policy, b.notes)
     _plan_departments(b)
     _plan_users(b)
+    _plan_releases(b)
     _plan_department_deletes(b)
     ops = list(b.ops.values())
     hard = [_with_deps(op, op.depends_on) for op in ops]
@@ -188,6 +189,26 @@ def _with_deps(op: Operation, deps: Iterable[str]) -> Operation:
         return op
     return Operation(op.op_id, op.kind, op.key, op.feishu_id, op.payload, op.changes, op.reason,
                      uniq, op.mirror, op.label)
+
+
+def _plan_releases(b: _Builder) -> None:
+    """Managed people and departments the scope rules took out are released
+    (``user.release``, ``department.release``): the ledger stops managing them, Feishu
+    is not called. A department is released after the people in it."""
+    for key, why in sorted(b.desired.out_of_scope_employees.items()):
+        cur = b.current.users.get(key)
+        if cur is None or cur.lifecycle is Lifecycle.DELETED:
+            continue
+        b.add(Operation(op_id(OpKind.USER_RELEASE, key), OpKind.USER_RELEASE, key,
+                        cur.feishu_id, {}, (), f"{why}; no longer managed, left in Feishu as "
+                        "it is", (), {}, cur.record.name))
+    released = [op.op_id for op in b.ops.values() if op.kind is OpKind.USER_RELEASE]
+    for key, why in sorted(b.desired.out_of_scope_departments.items()):
+        dept = b.current.departments.get(key)
+        if dept is not None:
+            b.add(Operation(op_id(OpKind.DEPT_RELEASE, key), OpKind.DEPT_RELEASE, key,
+                            dept.feishu_id, {}, (), f"{why}; no longer managed, left in "
+                            "Feishu as it is", tuple(released), {}, dept.record.name))
 
 
 # ---------------------------------------------------------------- departments
@@ -231,9 +252,8 @@ def _plan_departments(b: _Builder) -> None:
         if changed:
             kind = OpKind.DEPT_MOVE if "parent_key" in changed else OpKind.DEPT_UPDATE
             changes = tuple(FieldChange(f, getattr(c, f), getattr(d, f)) for f in changed)
-            names = b.names or Names(b.desired.snapshot, b.current)
             reason = _because(b, "department", key, changes, d.fields(), (
-                f"moved from {names.path(c.parent_key)} to {names.path(d.parent_key)}"
+                f"moved from {b.names.path(c.parent_key)} to {b.names.path(d.parent_key)}"
                 if kind is OpKind.DEPT_MOVE else
                 f"renamed from {c.name}" if "name" in changed else "changed in source"))
             parent = b.dept_fid(d.parent_key) if "parent_key" in changed else None
@@ -504,7 +524,9 @@ def _plan_users(b: _Builder) -> None:
             had = b.policy.adopt[key] if adopt else fid
             b.add(Operation(op_id(kind, key), kind, key, had, body,
                             _changes_from_none(_visible(new_fields)),
-                            f"existing Feishu user {had} matched" if adopt
+                            ("back in scope: the account released earlier is managed again"
+                             if key in b.current.released else
+                             f"existing Feishu user {had} matched") if adopt
                             else "new in source", tuple(dept_deps),
                             {**new_fields, "manager_key": None}, e.name))
             if adopt and had != fid:
@@ -534,7 +556,7 @@ def _plan_users(b: _Builder) -> None:
                 change = FieldChange("manager_key", was, e.manager_key)
                 _add_set_manager(b, e, was, _because(
                     b, "user", key, (change,), new_fields,
-                    f"manager {(b.names or Names(snap, b.current)).person(was)} left" if left
+                    f"manager {b.names.person(was)} left" if left
                     else "manager changed in source"))
             if cur.lifecycle is Lifecycle.FROZEN:
                 b.add(Operation(op_id(OpKind.USER_UNFREEZE, key), OpKind.USER_UNFREEZE, key, fid,
@@ -809,7 +831,7 @@ def _deferred_prehires(desired: SourceData, current: DirectoryState,
         issues.append(Issue("employee", k, "join_date",
                             f"starts {start.isoformat()}, account created "
                             f"{(start - timedelta(days=policy.prehire_days)).isoformat()}",
-                            "warning", desired.where("employee", k)))
+                            "warning", desired.where("employee", k), later=True))
     return replace(desired, snapshot=Snapshot(departments, employees), issues=issues,
                    held_employees=set(desired.held_employees) | later)
 
@@ -851,9 +873,10 @@ def _because(b: _Builder, entity: Literal["department", "user"], key: str,
                                                                       new.get(c.field))]
     if not drift:
         return reason
-    names = b.names or Names(b.desired.snapshot, b.current)
     found = "changed in Feishu (found there: " + ", ".join(
-        f"{names.label(c.field)} {names.value(c.field, c.old)}" for c in drift) + ")"
+        # An email or mobile is only named: the change lists it (reasons go to the journal).
+        b.names.label(c.field) if c.field in _MASKED else
+        f"{b.names.label(c.field)} {b.names.value(c.field, c.old)}" for c in drift) + ")"
     return found if len(drift) == len(changes) else f"{reason}; {found}"
 
 
@@ -872,6 +895,8 @@ def _differs(field_name: str, old: Any, new: Any) -> bool:
         new = list(new)
     return bool(old != new)
 
+
+_MASKED = frozenset({"email", "mobile"})
 
 _CANONICAL: Mapping[str, Callable[[str], str]] = {
     "email": str.lower, "mobile": normalize_mobile,

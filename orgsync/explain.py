@@ -112,7 +112,12 @@ def _person(config: Config, data: SourceData | None, key: str, mirror: MirrorUse
             report["differs"] = _differs(mirror.record.fields(), record.fields())
     policy = diff_policy(config, now)
     live = {key} if mirror is not None and mirror.lifecycle is not Lifecycle.DELETED else set()
-    if held:
+    scoped = _scope_state(data.out_of_scope_employees.get(key) if data else None,
+                          mirror is not None and mirror.lifecycle is not Lifecycle.DELETED,
+                          mirror is not None and mirror.lifecycle is Lifecycle.RELEASED)
+    if scoped is not None:
+        state = scoped
+    elif held:
         state = "held back: " + "; ".join(held)
     elif record is not None and not_created_yet({key: record}, live, policy):
         start = record.join_date
@@ -155,7 +160,11 @@ def _department(config: Config, data: SourceData | None, key: str,
                              "open_department_id": mirror.open_id, **mirror.record.fields()}
         if record is not None:
             report["differs"] = _differs(mirror.record.fields(), record.fields())
-    if held:
+    scoped = _scope_state(data.out_of_scope_departments.get(key) if data else None,
+                          mirror is not None, False)
+    if scoped is not None:
+        state = scoped
+    elif held:
         state = "held back: " + "; ".join(held)
     elif mirror is None:
         state = "not managed yet: the next apply creates or adopts it" if record else "unknown"
@@ -167,6 +176,18 @@ def _department(config: Config, data: SourceData | None, key: str,
                              else ": as the source says")
     report["state"] = state
     return report
+
+
+def _scope_state(why: str | None, managed: bool, released: bool) -> str | None:
+    """The state of a record the ``scope`` rules decide (:mod:`orgsync.scope`), else None."""
+    if why is not None:
+        return why + ("; released: no longer managed, left in Feishu as it is" if released
+                      else "; the next apply releases it: no longer managed, left in Feishu "
+                      "as it is" if managed else "; not managed")
+    if released:
+        return ("released earlier (out of scope then); in scope again: the next apply "
+                "adopts the same account again")
+    return None
 
 
 def _source(data: SourceData | None, entity: str, key: str,

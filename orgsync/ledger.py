@@ -425,7 +425,7 @@ class Ledger:
             if change is MirrorChange.REKEY:
                 self._rekey_department_in_mirror(c, op, now)
                 return
-            if change is MirrorChange.DELETE:
+            if change in (MirrorChange.DELETE, MirrorChange.RELEASE):
                 c.execute(self._sql.dept_delete, key)
                 return
             stored = None if change is MirrorChange.INSERT else \
@@ -459,6 +459,8 @@ class Ledger:
             values.update(lifecycle=Lifecycle.DELETED.value, deleted_at=now)
         elif change is MirrorChange.FREEZE:
             values.update(lifecycle=Lifecycle.FROZEN.value, frozen_at=now)
+        elif change is MirrorChange.RELEASE:
+            values.update(lifecycle=Lifecycle.RELEASED.value)
         elif change is MirrorChange.ACTIVATE:
             values.update(lifecycle=Lifecycle.ACTIVE.value, frozen_at=None, deleted_at=None)
             if open_id:  # a new account made instead of a resurrect
@@ -559,8 +561,12 @@ class Ledger:
                 later: list[Any] = []  # rows whose stored record must be decoded
                 unchanged: list[str] = []
                 active = Lifecycle.ACTIVE.value
+                released = Lifecycle.RELEASED.value
                 for row in rows:
                     key, fid, oid, fp, lc, fz, dl = row
+                    if lc == released:  # not managed: apart, never diffed
+                        later.append(row)
+                        continue
                     e = known.get(key)
                     if e is None or fp != e.fingerprint():
                         later.append(row)
@@ -573,9 +579,10 @@ class Ledger:
                 state.unchanged = set(unchanged)
                 decoded = self._decode_users(c, [row[0] for row in later], len(rows))
                 for key, fid, oid, _fp, lc, fz, dl in later:
-                    users[key] = MirrorUser(decoded[key], fid, oid, lifecycles[lc],
-                                            _as_dt(fz) if fz is not None else None,
-                                            _as_dt(dl) if dl is not None else None)
+                    into = state.released if lc == released else users
+                    into[key] = MirrorUser(decoded[key], fid, oid, lifecycles[lc],
+                                           _as_dt(fz) if fz is not None else None,
+                                           _as_dt(dl) if dl is not None else None)
         return state
 
     def mirrored(self, key: str) -> MirrorUser | MirrorDepartment | None:
@@ -644,7 +651,7 @@ class Ledger:
             for k, d in state.departments.items():
                 s.add(MirrorDepartmentRow(key=k, feishu_id=d.feishu_id, open_id=d.open_id,
                                           fields=_dumps(d.record.fields()), updated_at=now))
-            for k, u in state.users.items():
+            for k, u in [*state.users.items(), *state.released.items()]:
                 s.add(MirrorUserRow(key=k, feishu_id=u.feishu_id, open_id=u.open_id,
                                     fields=_dumps(u.record.fields()),
                                     fingerprint=u.record.fingerprint(), lifecycle=u.lifecycle.value,

@@ -54,6 +54,8 @@ class MirrorChange(enum.Enum):
     FREEZE = "freeze"      # the user is marked frozen
     ACTIVATE = "activate"  # the user is active again (unfrozen or resurrected)
     REKEY = "rekey"        # the row, and every reference to it, moves to the new key
+    RELEASE = "release"    # out of scope: a user's row is marked released (kept for a
+    #                        return), a department's goes (matched again by its id on one)
 
 
 class Departure(enum.Enum):
@@ -279,6 +281,7 @@ _NO_RESURRECT = frozenset({44029, 44028})
 
 _ADDED = ("+", "green")
 _CHANGED = ("~", "yellow")
+_RELEASED = ("=", "blue")
 
 SPECS: Mapping[OpKind, OpSpec] = {
     # A takeover: an existing department recorded as managed (the mirror's ``feishu_id``
@@ -296,6 +299,8 @@ SPECS: Mapping[OpKind, OpSpec] = {
     # A path-keyed department renamed (orgsync.renames): its Feishu id stays, only the
     # mirror's key moves; the name follows with a department.update.
     OpKind.DEPT_REKEY: OpSpec(_ledger_only, MirrorChange.REKEY, badge=_CHANGED),
+    OpKind.DEPT_RELEASE: OpSpec(_ledger_only, MirrorChange.RELEASE, badge=_RELEASED,
+                                lists_fields=False),
     OpKind.USER_CREATE: OpSpec(_create_user, MirrorChange.INSERT, exists=_USER_EXISTS,
                                adopt=_adopt_user, arrives=True, messages=Messages.ARRIVAL,
                                badge=_ADDED),
@@ -320,6 +325,8 @@ SPECS: Mapping[OpKind, OpSpec] = {
                                settle=_already_gone, destructive=True,
                                departure=Departure.DELETE, badge=("-", "red"),
                                lists_fields=False),
+    OpKind.USER_RELEASE: OpSpec(_ledger_only, MirrorChange.RELEASE, badge=_RELEASED,
+                                lists_fields=False),
 }
 
 

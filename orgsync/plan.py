@@ -35,6 +35,7 @@ class OpKind(enum.StrEnum):
     DEPT_SET_LEADER = "department.set_leader"
     DEPT_DELETE = "department.delete"
     DEPT_REKEY = "department.rekey"
+    DEPT_RELEASE = "department.release"
     USER_CREATE = "user.create"
     USER_ADOPT = "user.adopt"
     USER_REKEY = "user.rekey"
@@ -45,6 +46,7 @@ class OpKind(enum.StrEnum):
     USER_FREEZE = "user.freeze"
     USER_UNFREEZE = "user.unfreeze"
     USER_DELETE = "user.delete"
+    USER_RELEASE = "user.release"
 
 
 #: Display and tie-break order of kinds (the DAG decides what must precede what).
@@ -154,6 +156,9 @@ class Plan:
     #: A takeover's matching summary (:meth:`orgsync.takeover.Takeover.summary`), shown
     #: before the operations; part of neither the id nor the checksum.
     takeover: Mapping[str, Any] | None = field(default=None, compare=False)
+    #: Operations outside ``sync.stage`` (:mod:`orgsync.stage`): shown, never applied;
+    #: part of neither the id nor the checksum.
+    deferred: tuple[Operation, ...] = field(default=(), compare=False)
     #: Department paths and people's names for the renderers (:mod:`orgsync.names`).
     names: Names | None = field(default=None, compare=False, repr=False)
     #: The safety guards measured on this plan (:func:`orgsync.safety.gauges`), for the
@@ -220,6 +225,7 @@ class Plan:
             "held": [issue_dict(i) for i in self.held()],
             "warnings": [issue_dict(i) for i in self.warnings()],
             "notes": list(self.notes),
+            **({"deferred": [op.to_dict() for op in self.deferred]} if self.deferred else {}),
             **({"takeover": dict(self.takeover)} if self.takeover is not None else {}),
         }
 

@@ -24,6 +24,7 @@ from connectors.registry import build_connector
 from orgsync.config import Config, config_from_dict, load_config
 from orgsync.errors import ConfigError, OrgsyncError, SourceError
 from orgsync.model import Status
+from orgsync.scope import apply_scope
 from orgsync.source import SourceData
 from orgsync.urls import mask_urls
 from orgsync.validate import validate
@@ -56,7 +57,7 @@ def preview_source(config: Config) -> SourceData:
         raise
     except Exception as exc:  # a connector bug is a failed read, as in a run
         raise SourceError(f"source {config.source.type} failed: {mask_urls(str(exc))}") from exc
-    return validate(data)
+    return validate(apply_scope(config.scope, data))
 
 
 def summary(data: SourceData) -> dict[str, int]:
@@ -68,8 +69,10 @@ def summary(data: SourceData) -> dict[str, int]:
         "employees": len(emps),
         "active": active,
         "terminated": len(emps) - active,
-        "held_departments": len(data.held_departments),
-        "held_employees": len(data.held_employees),
+        "held_departments": len(data.held_departments - data.out_of_scope_departments.keys()),
+        "held_employees": len(data.held_employees - data.out_of_scope_employees.keys()),
+        "out_of_scope_departments": len(data.out_of_scope_departments),
+        "out_of_scope_employees": len(data.out_of_scope_employees),
         "errors": len(data.errors()),
         "warnings": len(data.warnings()),
     }
@@ -86,6 +89,8 @@ def to_json(data: SourceData) -> str:
                     "severity": i.severity, "where": i.where} for i in data.issues],
         "held": {"departments": sorted(data.held_departments),
                  "employees": sorted(data.held_employees)},
+        "out_of_scope": {"departments": dict(sorted(data.out_of_scope_departments.items())),
+                         "employees": dict(sorted(data.out_of_scope_employees.items()))},
     }
     return json.dumps(doc, ensure_ascii=False, indent=2)
 
@@ -99,6 +104,12 @@ def render_text(data: SourceData, console: Console, *, limit: int = 50) -> None:
     console.print(f"[bold]{s['departments']} departments, {s['employees']} employees[/] "
                   f"({s['active']} active, {s['terminated']} terminated); held back: "
                   f"{s['held_departments']} departments, {s['held_employees']} employees")
+    if data.out_of_scope_departments or data.out_of_scope_employees:
+        console.print(f"Out of scope (not managed): {s['out_of_scope_departments']} departments, "
+                      f"{s['out_of_scope_employees']} employees")
+        for key, why in [*sorted(data.out_of_scope_departments.items()),
+                         *sorted(data.out_of_scope_employees.items())][:limit or None]:
+            console.print(f"  {escape(key)}: {escape(why)}", highlight=False)
     snap = data.snapshot
     children: dict[str | None, list[str]] = defaultdict(list)
     for key, d in snap.departments.items():

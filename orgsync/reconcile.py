@@ -171,7 +171,8 @@ def _renamed(state: DirectoryState, rekeys: Mapping[str, str], out: Reconciled) 
     out.aliases = {**renamed, **out.aliases}
     return DirectoryState(departments, users,
                           {renamed.get(k, k) for k in state.tenant_admins},
-                          {k for k in state.unchanged if k not in renamed})
+                          {k for k in state.unchanged if k not in renamed},
+                          released=state.released)
 
 
 def _accounted_reason(managed: str, row: Identity) -> str:

@@ -169,4 +169,5 @@ def _renamed(state: DirectoryState, renamed: Mapping[str, str]) -> DirectoryStat
                 renamed.get(dk, dk) for dk in u.record.department_keys)))
             moved.add(k)
         users[k] = u
-    return DirectoryState(departments, users, set(state.tenant_admins), state.unchanged - moved)
+    return DirectoryState(departments, users, set(state.tenant_admins), state.unchanged - moved,
+                          released=state.released)

@@ -82,7 +82,8 @@ def summary_text(view: View, out: TextIO, *, color: bool = False) -> None:
         for line in summary_lines(plan.takeover):
             w(line + "\n")
     if plan.empty:
-        w("No changes. Feishu matches the source.\n")
+        w("No changes inside sync.stage.\n" if plan.deferred else
+          "No changes. Feishu matches the source.\n")
     else:
         w(f"Plan {plan.plan_id} — {len(plan.operations)} operations\n")
         counts = view.counts()
@@ -107,6 +108,13 @@ def summary_text(view: View, out: TextIO, *, color: bool = False) -> None:
             w(f"  {paint('OVER', 'red') if g.over else 'ok  '}  {g.reading()}\n")
     for note in plan.notes:
         w(f"{paint('note:', 'yellow')} {note}\n")
+    if plan.deferred:
+        w(paint(f"Deferred ({len(plan.deferred)}) — outside sync.stage, not applied:", "cyan")
+          + "\n")
+        deferred = Counter(op.kind.value for op in plan.deferred)
+        width = max(len(k) for k in deferred)
+        for kind, n in sorted(deferred.items()):
+            w(f"  {kind:<{width}}  {n:>6}\n")
     if not plan.empty:
         w("Summary: " + ", ".join(f"{k}={v}" for k, v in plan.summary().items()) + "\n")
 
@@ -145,13 +153,9 @@ def _text(view: View, out: TextIO, *, color: bool) -> None:
         details_text(view, out, color=color)
 
 
-def render_text(plan: Plan, console: Console, *, show_fields: bool = True,
-                limit: int | None = None) -> None:
+def render_text(plan: Plan, console: Console, *, limit: int | None = None) -> None:
     """Print ``plan`` on ``console`` (coloured on a terminal): the summary, then the
-    operations; ``limit`` caps the operations listed (the demo's long weeks).
-
-    ``show_fields`` is kept for callers; the changes are always listed.
-    """
+    operations; ``limit`` caps the operations listed (the demo's long weeks)."""
     view = View(plan)
     color = console.is_terminal and console.color_system is not None
     out = cast(TextIO, console.file)
@@ -183,6 +187,7 @@ def _json(view: View, out: TextIO) -> None:
         "held": [issue_dict(i) for i in plan.held()],
         "warnings": [issue_dict(i) for i in plan.warnings()],
         "notes": list(plan.notes),
+        "deferred": [op.to_dict() for op in plan.deferred],
         "thresholds": [{"what": g.what, "count": g.count, "limit": g.limit,
                         "setting": g.setting, "over": g.over} for g in plan.guards],
         "filters": {"kinds": sorted(view.filters.kinds), "department": view.filters.department,
@@ -230,6 +235,8 @@ def _markdown(view: View, out: TextIO) -> None:
                   for g in plan.guards))
     if plan.notes:
         w("\n" + "".join(f"- note: {_cell(n)}\n" for n in plan.notes))
+    if plan.deferred:
+        w(f"\n**Deferred (outside the stage): {len(plan.deferred)} operations**\n")
     if view.filters.summary:
         return
     if view.filters.active:

@@ -60,7 +60,9 @@ from orgsync.plan import Plan
 from orgsync.reconcile import apply_renames, reconcile
 from orgsync.renames import infer_renames
 from orgsync.safety import check_source, gauges, leavers, violations
+from orgsync.scope import apply_scope
 from orgsync.source import Issue, SourceData
+from orgsync.stage import staged
 from orgsync.state import DirectoryState, Lifecycle, MirrorDepartment, MirrorUser
 from orgsync.takeover import Takeover, match, not_adopted, unaligned
 from orgsync.urls import mask_urls
@@ -122,7 +124,7 @@ def read_raw(config: Config) -> SourceData:
     """The connector's result, unvalidated; :class:`SourceError` when the read fails."""
     connector = build_connector(config.source)
     try:
-        return connector.read()
+        return apply_scope(config.scope, connector.read())
     except OrgsyncError:
         raise
     except Exception as exc:  # a connector bug is still a failed read, never an empty org
@@ -141,7 +143,7 @@ def read_source(config: Config, ledger: Ledger, *, accept_shrink: bool = False,
     ``applied``: employees whose record Feishu holds exactly (see :func:`validate`).
     """
     data = validate(raw if raw is not None else read_raw(config), applied=applied)
-    active = data.snapshot.active_count()
+    active = data.read_active()
     if active == 0 and not data.snapshot.departments:
         managed = ledger.get_meta("last_good_employees")
         raise SourceRefused(
@@ -294,7 +296,7 @@ async def live_state(client: FeishuClient, ledger: Ledger,
                     remedy="grant the read permissions: " + "; ".join(
                         f"{k}: {' or '.join(v)}" for k, v in sorted(missing.items())))
     admins_before = set(json.loads(ledger.get_meta("tenant_admins") or "[]"))
-    state = DirectoryState(tenant_admins={
+    state = DirectoryState(released=mirror.released, tenant_admins={
         k for k, u in live.users.items() if k in mirror.users
         and (k in live.tenant_admins if "tenant_admin" not in u.unknown else k in admins_before)})
     for k, md in mirror.departments.items():
@@ -384,7 +386,7 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
         data = read_source(config, ledger, accept_shrink=accept_shrink, raw=raw)
         mirror = ledger.load_state()
         state = await live_state(client, ledger, mirror, compare_all=not rebuild_mirror) \
-            if mirror.departments or mirror.users else DirectoryState()
+            if mirror.departments or mirror.users else DirectoryState(released=mirror.released)
         applied = mirror
         if rebuild_mirror:
             ledger.replace_mirror(state)
@@ -428,6 +430,8 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
                                     held_employees=raw.held_employees
                                     | {c.key for c in conflicts if c.key}),
                             applied=state.unchanged)
+    for key in sorted(data.snapshot.employees.keys() & state.released.keys()):
+        adopt.setdefault(key, state.released[key].feishu_id)  # back in scope: re-adopted
     # Ids a takeover (or an adoption) left unaligned with the HR ids: aligned now.
     heal_depts, heal_users = unaligned(state, data, departments=config.takeover.rekey_departments,
                                        users=config.takeover.rekey_users)
@@ -443,14 +447,14 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
                      adopt_departments={**heal_depts,
                                         **(takeover.departments if takeover else {})},
                      adopt_users=takeover.users if takeover else {})
-    plan = diff(data, state, policy)
+    plan = staged(diff(data, state, policy), config.sync.stage, data, state)
     if takeover is not None and first:
         plan = plan.annotated(takeover=takeover.summary(data))
     else:
         takeover = None  # departments matched on a later run: no takeover plan to approve
     log.info("plan.ready", plan_id=plan.plan_id, operations=len(plan.operations),
              held=sum(1 for i in plan.issues if i.severity == "error"), full=full)
-    return Planned(plan, state, data.snapshot.active_count(), takeover, data.snapshot)
+    return Planned(plan, state, data.read_active(), takeover, data.snapshot)
 
 
 async def apply_plan(config: Config, ledger: Ledger, client: FeishuClient, plan: Plan, *,

@@ -32,7 +32,7 @@ from statistics import median
 from orgsync.config import SafetyConfig
 from orgsync.errors import SourceRefused
 from orgsync.operations import SPECS, Departure
-from orgsync.plan import Plan
+from orgsync.plan import OpKind, Plan
 from orgsync.state import DirectoryState, Lifecycle
 
 #: The fields that say who a person is: a change to any of them is an identity change.
@@ -157,6 +157,9 @@ def gauges(plan: Plan, current: DirectoryState, cfg: SafetyConfig,
                                f"churn limit {limit:g} ({setting})"))
     _measure(found, cfg, "managed users changing name, email or mobile",
              identity_changes(plan), managed, None, "max_identity_change_fraction")
+    _measure(found, cfg, "managed users released as out of scope (scope rules)",
+             sum(1 for op in plan.operations if op.kind is OpKind.USER_RELEASE), managed, None,
+             "max_user_release_fraction")
     return found
 
 

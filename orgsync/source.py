@@ -44,6 +44,7 @@ class Issue:
     severity: Severity
     where: str | None = None
     kept: bool = False  # a warning about a link to someone held back: the link is kept
+    later: bool = False  # a warning about a pre-hire: their account is created later
 
     @property
     def held(self) -> bool:
@@ -65,7 +66,8 @@ class Issue:
         """``employees.csv:17: employee E0042: mobile: '12345' is not valid (held back)``."""
         subject = f"{self.entity} {self.key}" if self.key is not None else self.entity
         parts = [p for p in (self.where, subject, self.field) if p]
-        outcome = "held back" if self.held else "link kept" if self.kept else "cleared"
+        outcome = ("held back" if self.held else "link kept" if self.kept
+                   else "not created yet" if self.later else "cleared")
         return f"{': '.join(parts)}: {self.reason} ({outcome})"
 
 
@@ -97,6 +99,16 @@ class SourceData:
     # back, which are not in ``snapshot``: such a row still accounts for the managed
     # person it matches, who is then no leaver (see orgsync.identity.resolve).
     held_rows: list[Identity] = field(default_factory=list)
+    # Records the ``scope`` rules took out (key → why, naming the rule; see
+    # orgsync.scope): held like the others, and a managed person among them is released.
+    out_of_scope_employees: dict[str, str] = field(default_factory=dict)
+    out_of_scope_departments: dict[str, str] = field(default_factory=dict)
+    out_of_scope_active: int = 0  # active people among them
+
+    def read_active(self) -> int:
+        """Active people the source returned, in scope or not: what the shrink guard
+        compares (a scope change is the release threshold's, see orgsync.safety)."""
+        return self.snapshot.active_count() + self.out_of_scope_active
 
     def where(self, entity: EntityKind, key: str | None) -> str | None:
         """The source position of a record, or ``None``."""

@@ -20,6 +20,9 @@ class Lifecycle(enum.StrEnum):
     ACTIVE = "active"
     FROZEN = "frozen"
     DELETED = "deleted"
+    #: Out of scope (orgsync.scope): no longer managed, left in Feishu as it is; the row
+    #: stays so that coming back into scope re-adopts the same account.
+    RELEASED = "released"
 
 
 @dataclass(slots=True)
@@ -60,6 +63,8 @@ class DirectoryState:
     #: Active users whose record is the very object of the records the state was loaded
     #: against (``Ledger.load_state(known=...)``): Feishu holds exactly those values.
     unchanged: set[str] = field(default_factory=set)
+    #: Users released by the scope rules (not managed: never in ``users``), by key.
+    released: dict[str, MirrorUser] = field(default_factory=dict)
 
     def live_users(self) -> dict[str, MirrorUser]:
         """Users that still exist in Feishu (active or frozen)."""

@@ -117,6 +117,9 @@ def validate(data: SourceData, *, applied: AbstractSet[str] = frozenset()) -> So
         employee_rows=data.employee_rows,
         held_managers=held_managers,
         held_leaders=held_leaders,
+        out_of_scope_employees=data.out_of_scope_employees,
+        out_of_scope_departments=data.out_of_scope_departments,
+        out_of_scope_active=data.out_of_scope_active,
     )
 
 

@@ -207,8 +207,9 @@ def test_an_approval_declined_on_a_terminal_leaves_the_plan_held(conf: Path,
     assert orgsync(conf, sb, "apply", "--yes")[0] == EXIT_OK
     write_csv(without(ORG, leaves(ORG, 3)), conf.parent / "src")
     plan_id = held_id(orgsync(conf, sb, "plan")[2])
-    # no to paging through the operations, no to applying them
+    # no to the offer to page through the operations, then no to applying them
     code, text = on_a_pty(conf, sb, "approve", plan_id, answer="n\nn\n")
+    assert "Page through the operations" in text
     assert "Apply 3 operations to Feishu? [y/N]" in text
     assert (code, "Nothing applied." in text) == (EXIT_ERROR, True), text
     assert f"Plan {plan_id} stays held (nothing approved)." in text

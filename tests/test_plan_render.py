@@ -71,7 +71,7 @@ def test_the_summary_comes_first_and_counts_what_json_counts() -> None:
     assert "user.freeze 1" in head
     assert "Held back (1) — left as they are in Feishu:" in head
     assert "Warnings (1):" in head
-    assert "! employee E8: join_date: starts 2026-12-24, account created 2026-12-17 (cleared)" \
+    assert "! employee E8: join_date: starts 2026-12-24, account created 2026-12-17 (not created yet)" \
         in head
     assert ("ok user removals (deletes + freezes): 1 of at most 500 — "
             "safety.max_user_removals=500") in head
@@ -113,12 +113,15 @@ def test_drift_repaired_says_changed_in_feishu_with_the_value_found() -> None:
     applied = state_of(BEFORE)
     live = state_of(BEFORE)
     e4 = live.users["E4"]
-    live.users["E4"] = replace(e4, record=replace(e4.record, job_title="CEO"))
+    live.users["E4"] = replace(e4, record=replace(e4.record, job_title="CEO",
+                                                  email="boss@elsewhere.example"))
     e5 = live.users["E5"]
     live.users["E5"] = replace(e5, record=replace(e5.record, manager_key="E1"))
     plan = diff(SourceData(BEFORE), live, DiffPolicy(applied=applied))
     ops = {(op.kind, op.key): op for op in plan.operations}
-    assert ops[(OpKind.USER_UPDATE, "E4")].reason == "changed in Feishu (found there: job_title CEO)"
+    # An email or mobile is named, not quoted: the change line shows it.
+    assert ops[(OpKind.USER_UPDATE, "E4")].reason == \
+        "changed in Feishu (found there: email, job_title CEO)"
     assert ops[(OpKind.USER_SET_MANAGER, "E5")].reason == \
         "changed in Feishu (found there: manager 张伟 (E1))"
     # The same difference on an incremental run is the source's.

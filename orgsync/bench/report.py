@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 Compare = Literal["<=", ">=", "=="]
 
-BENCHMARKS = ("plan_at_scale", "apply_ceiling", "resync_read", "headroom")
+BENCHMARKS = ("plan_at_scale", "apply_ceiling", "resync_read", "headroom", "xlsx_read")
 """Every benchmark of the suite, in run order (the report lists each one)."""
 
 

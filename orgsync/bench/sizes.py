@@ -30,11 +30,13 @@ class Sizes:
     # headroom
     headroom_ops: int
     daemon_idle_seconds: float
+    # an xlsx source against the same CSV
+    xlsx_rows: int
 
     def scaled(self, factor: float) -> Sizes:
         """These sizes with every count multiplied by ``factor`` (at least 1; for smoke tests)."""
         counts = ("plan_employees", "plan_departments", "create_users", "create_departments",
-                  "move_users", "sdk_creates", "read_users", "read_departments", "headroom_ops")
+                  "move_users", "sdk_creates", "read_users", "read_departments", "headroom_ops", "xlsx_rows")
         changes = {name: max(2, round(getattr(self, name) * factor)) for name in counts}
         return dataclasses.replace(self, **changes)
 
@@ -45,7 +47,7 @@ QUICK = Sizes(
     plan_change_share=0.01, plan_repeats=1,
     latency_ms=100.0, create_users=120, create_departments=10, move_users=4, sdk_creates=20,
     read_users=600, read_departments=40,
-    headroom_ops=600, daemon_idle_seconds=2.0,
+    headroom_ops=600, daemon_idle_seconds=2.0, xlsx_rows=5_000,
 )
 
 FULL = Sizes(
@@ -55,5 +57,5 @@ FULL = Sizes(
     latency_ms=100.0, create_users=2_000, create_departments=100, move_users=200,
     sdk_creates=100,
     read_users=20_000, read_departments=1_000,
-    headroom_ops=2_000, daemon_idle_seconds=5.0,
+    headroom_ops=2_000, daemon_idle_seconds=5.0, xlsx_rows=100_000,
 )
