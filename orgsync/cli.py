@@ -450,7 +450,7 @@ def status(config: ConfigOpt = Path("orgsync.yaml"), fmt: FormatOpt = "text") ->
             _print_json({
                 "managed": {"departments": len(state.departments), "users": len(live),
                             "frozen": frozen, "deleted": len(state.users) - len(live)},
-                "feishu_only": json.loads(feishu_only) if feishu_only else [],
+                "feishu_only": json.loads(feishu_only) if feishu_only else None,
                 "held_plans": [runs_view.held_record(h) for h in held],
                 "messages_unknown": [{"event": n.event, "message": n.message}
                                      for n in unknown],

@@ -14,6 +14,7 @@ not created yet, to be created, or — found in Feishu only — a Feishu-only ac
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,9 +26,15 @@ from orgsync.config import Config
 from orgsync.diff import not_created_yet
 from orgsync.errors import FeishuError, OrgsyncError, SourceError
 from orgsync.feishu import FeishuClient
-from orgsync.feishu.schema import department_from_feishu, employee_from_feishu, is_frozen
+from orgsync.feishu.schema import (
+    department_from_feishu,
+    employee_from_feishu,
+    employee_type_name,
+    is_frozen,
+)
 from orgsync.ledger import Ledger
-from orgsync.model import Department, Employee, Status
+from orgsync.model import Department, Employee, Snapshot, Status
+from orgsync.names import FIELD_LABELS, Names
 from orgsync.runner import diff_policy, read_raw
 from orgsync.source import SourceData
 from orgsync.state import Lifecycle, MirrorDepartment, MirrorUser
@@ -261,7 +268,8 @@ async def _read_live(config: Config, ledger: Ledger, report: dict[str, Any]) -> 
 
 def _names(report: Mapping[str, Any], employees: Mapping[str, Employee],
            departments: Mapping[str, Department], ledger: Ledger) -> dict[str, str]:
-    """Display names of the department and people keys the report mentions."""
+    """Display names (:class:`orgsync.names.Names`: the source's, else what orgsync
+    manages) of the department and people keys the report mentions."""
     keys: set[str] = set()
     for part in (report.get("applied"), (report.get("source") or {}).get("record"),
                  report.get("live")):
@@ -276,28 +284,17 @@ def _names(report: Mapping[str, Any], employees: Mapping[str, Employee],
                 keys.update(value)
             elif change["field"] in ("manager_key", "leader_key", "parent_key") and value:
                 keys.add(str(value))
+    for op in report.get("operations", ()):  # keys a journaled reason names, as the source has them
+        keys.update(t for t in _TOKEN.findall(op["reason"] or "")
+                    if t in departments or t in employees)
+    known = Names(Snapshot(dict(departments), dict(employees)), ledger.load_state())
     names: dict[str, str] = {}
     for k in sorted(keys):
-        if k in departments:
-            names[k] = _path(k, departments)
-        elif k in employees:
-            names[k] = employees[k].name
-        else:
-            known = ledger.mirrored(k)
-            if known is not None:
-                names[k] = known.record.name
+        if known.department(k) is not None:
+            names[k] = known.path(k)
+        elif (e := known.employee(k)) is not None:
+            names[k] = e.name
     return names
-
-
-def _path(key: str, departments: Mapping[str, Department]) -> str:
-    parts: list[str] = []
-    seen: set[str] = set()
-    k: str | None = key
-    while k is not None and k in departments and k not in seen:
-        seen.add(k)
-        parts.append(departments[k].name)
-        k = departments[k].parent_key
-    return "/".join(reversed(parts))
 
 
 def _iso(at: datetime | None) -> str | None:
@@ -308,7 +305,7 @@ def _iso(at: datetime | None) -> str | None:
 
 # ------------------------------------------------------------------------- text
 
-_LINKS = {"manager_key": "manager", "leader_key": "leader", "parent_key": "parent"}
+_TOKEN = re.compile(r"[\w.\-]+")
 
 
 def render_text(report: Mapping[str, Any], console: Console) -> None:
@@ -364,7 +361,8 @@ def render_text(report: Mapping[str, Any], console: Console) -> None:
         line(f"Last operations (journal, newest first, at most {JOURNAL_SHOWN}):")
         for op in report["operations"]:
             code = f" Feishu {op['code']}" if op["code"] is not None else ""
-            detail = "; ".join(p for p in (op["reason"], op["message"]) if p)
+            reason = _TOKEN.sub(lambda m: _named(m.group(0), names), op["reason"] or "")
+            detail = "; ".join(p for p in (reason, op["message"]) if p)
             line(f"{(op['at'] or '')[:19].replace('T', ' ')}  run {op['run_id']}  {op['kind']} "
                  f"{op['status']}{code}" + (f" — {detail}" if detail else ""), 2)
     else:
@@ -393,17 +391,18 @@ def _fields(line: Any, fields: Mapping[str, Any], names: Mapping[str, str]) -> N
     for f, v in fields.items():
         if v in (None, "", []):
             continue
-        line(f"{_LINKS.get(f, f.removesuffix('_keys').replace('_', ' ') if f.endswith('_keys') else f)}: "
-             f"{_value(f, v, names)}", 2)
+        line(f"{FIELD_LABELS.get(f, f)}: {_value(f, v, names)}", 2)
 
 
 def _value(field: str, value: Any, names: Mapping[str, str]) -> str:
     if value in (None, "", []):
         return "—"
     if field == "department_keys":
-        return ", ".join(_named(str(k), names) for k in value)
-    if field in _LINKS:
+        return "; ".join(_named(str(k), names) for k in value)
+    if field in FIELD_LABELS:
         return _named(str(value), names)
+    if field == "employee_type":
+        return employee_type_name(value)
     return str(value)
 
 

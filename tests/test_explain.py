@@ -24,6 +24,16 @@ MOVED = sorted(leaves(ORG, 6))[0]
 LEAVER = sorted(leaves(ORG, 6))[1]
 
 
+def path(key: str) -> str:
+    """A department's path of names, as explain shows it."""
+    names: list[str] = []
+    at: str | None = key
+    while at is not None:
+        names.append(ORG.departments[at].name)
+        at = ORG.departments[at].parent_key
+    return "/".join(reversed(names))
+
+
 def explained(conf: Path, sb: SandboxServer, key: str, *args: str) -> dict[str, Any]:
     code, stdout, stderr = orgsync(conf, sb, "explain", key, "--format", "json", *args)
     assert code == EXIT_OK, stderr
@@ -51,13 +61,16 @@ def test_a_transferred_person_is_explained_by_the_journal(conf: Path,
     lines = text.splitlines()
     assert lines[0] == f"Person {MOVED} {person.name}"
     assert lines[1] == "State: managed, active: as the source says"
-    assert f"  department: {ORG.departments[after].name} ({after})" in lines
+    assert f"  departments: {path(after)} ({after})" in lines
     move = next(line for line in lines if " user.move " in line)
     assert move.split()[2:6] == ["run", second, "user.move", "done"]
-    assert move.endswith(f"moved departments; department_keys [{before}] → [{after}]")
+    assert move.endswith(f"moved departments; department_keys [{path(before)} ({before})] → "
+                         f"[{path(after)} ({after})]")
     assert "Feishu now: as applied" in lines
 
     report = explained(conf, sb, person.email or "")
+    assert report["operations"][0]["reason"] == (f"moved departments; department_keys "
+                                                 f"[{before}] → [{after}]")
     assert (report["key"], report["asked"]) == (MOVED, person.email)
     assert report["applied"]["department_keys"] == [after]
     assert [(op["run_id"], op["kind"], op["status"]) for op in report["operations"]][:1] == [
