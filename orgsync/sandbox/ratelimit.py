@@ -39,6 +39,8 @@ USER_MOVE_OR_FREEZE: tuple[Window, ...] = (Window(1, 1.0),)
 RESURRECT: tuple[Window, ...] = (Window(10, 60.0),)
 # PATCH users/:id/update_user_id: 20/s (feishu-api-more.md §3, /document/contact-v3/user/update_user_id).
 UPDATE_USER_ID: tuple[Window, ...] = (Window(20, 1.0),)
+# Group create/patch/delete and member batch_add/batch_remove: 100/min (feishu-api-more.md §4).
+GROUP_WRITE: tuple[Window, ...] = (Window(100, 60.0),)
 # POST im/v1/messages: 5 QPS per target user or group (IM-SEND).
 IM_PER_TARGET: tuple[Window, ...] = (Window(5, 1.0),)
 
