@@ -20,10 +20,10 @@ from typing import Literal
 from orgsync.identity import Identity
 from orgsync.model import Snapshot
 
-EntityKind = Literal["department", "employee"]
+EntityKind = Literal["department", "employee", "group"]
 Severity = Literal["error", "warning"]
 
-_ENTITY_RANK = {"department": 0, "employee": 1}
+_ENTITY_RANK = {"department": 0, "employee": 1, "group": 2}
 _SEVERITY_RANK = {"error": 0, "warning": 1}
 
 

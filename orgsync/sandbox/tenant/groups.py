@@ -158,11 +158,12 @@ class Groups(IdIndex):
     def remove_group_members(self, group_id: str, body: JSON) -> JSON:
         """POST …/member/batch_remove: 1–100 users.
 
-        UNCONFIRMED: what makes 40022 "partial failure"; here a user who is not a member is
-        skipped, so a replayed removal succeeds, and only an unknown user id fails it.
+        UNCONFIRMED: what makes 40022 "partial failure"; here a user who is not a member (a
+        resigned one included) is skipped, so a replayed removal succeeds, and only an id no
+        user ever had fails it.
         """
         group = self._group(group_id)
-        members = self._member_refs(body)
+        members = self._member_refs(body, live_only=False)
         if any(open_id is None for _, open_id in members):
             raise ApiError(40022, "partial failure: some members were not removed")
         for _, open_id in members:
@@ -205,8 +206,10 @@ class Groups(IdIndex):
         if len(description) > DESCRIPTION_MAX:
             raise ApiError(42014, f"group description is longer than {DESCRIPTION_MAX}")
 
-    def _member_refs(self, body: JSON) -> list[tuple[str, str | None]]:
-        """``(member_id as sent, live user open id or None)`` for each of 1–100 members."""
+    def _member_refs(self, body: JSON, *, live_only: bool = True
+                     ) -> list[tuple[str, str | None]]:
+        """``(member_id as sent, user open id or None)`` for each of 1–100 members (None:
+        unknown, or resigned when ``live_only``)."""
         members = opt_list(body, "members") or []
         if not 1 <= len(members) <= MAX_MEMBER_BATCH:
             raise ApiError(41073, f"members must hold 1 to {MAX_MEMBER_BATCH} items")
@@ -221,7 +224,7 @@ class Groups(IdIndex):
             if id_type not in USER_ID_TYPES:
                 raise ApiError(41071, "member id type is invalid")
             user = self.find_user(ref, id_type) if ref else None
-            live = user is not None and not user.resigned
+            live = user is not None and not (live_only and user.resigned)
             refs.append((ref, user.open_id if live and user is not None else None))
         return refs
 
