@@ -5,7 +5,13 @@ Every test reads the sandbox's groups back (by user_id) and checks the ledger's 
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -188,3 +194,47 @@ def test_an_existing_group_is_adopted_by_name_and_its_other_members_stay(
     assert "group.create" not in outcome.plan.summary()
     assert _groups(fast) == {"legacy1": ("Leads", {"X1", "E001"})}
     assert ledger.load_groups()["leads"].feishu_id == "legacy1"
+
+
+def test_killed_group_sync_resumes_without_duplicate_groups_or_lost_members(
+        fast: SandboxServer, tmp_path: Path) -> None:
+    """SIGKILL of the console script mid-sync, then apply again: every group once, every
+    member there, and a third run has nothing to do."""
+    snap = _org(450)
+    write_csv(snap, tmp_path)
+    cfg = config(fast, tmp_path, tmp_path / "l.db")
+    run(cfg, Ledger(cfg.ledger.url))  # the people first, no groups yet
+    conf = tmp_path / "orgsync.yaml"
+    conf.write_text(json.dumps({
+        "version": 1,
+        "feishu": {"base_url": fast.base_url, "app_id": fast.config.app_id,
+                   "app_secret": "${TEST_SECRET}", "rate_scale": SCALE},
+        "source": {"type": "csv", "departments": "departments.csv",
+                   "employees": "employees.csv"},
+        "ledger": {"url": "sqlite:///l.db"}, "groups": {"define": GROUPS}}), encoding="utf-8")
+    fast.sandbox.clear_requests()
+    fast.configure(latency_ms=400)
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("orgsync")), "apply", "--yes",
+                             "-c", str(conf)], cwd=tmp_path,
+                            env={**os.environ, "TEST_SECRET": fast.config.app_secret},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while _group_writes(fast) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = _group_writes(fast)
+    fast.configure(latency_ms=0)
+    want = _expected(snap)
+    assert 5 <= killed_at < 5 + sum(math.ceil(len(v) / 100) for v in want.values())
+    cfg = config(fast, tmp_path, tmp_path / "l.db", groups={"define": GROUPS})
+    ledger = Ledger(cfg.ledger.url)
+    assert run(cfg, ledger).exit_code == 0
+    assert _groups(fast) == {k: (GROUPS[k]["name"], v) for k, v in want.items()}
+    assert {k: g.members for k, g in ledger.load_groups().items()} == want
+    assert run(cfg, ledger).plan.empty
+
+
+def _group_writes(sb: SandboxServer) -> int:
+    return sum(1 for r in sb.requests() if r["method"] == "POST" and "/contact/v3/group" in
+               r["path"] and r["status"] == 200)
