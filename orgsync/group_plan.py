@@ -79,10 +79,16 @@ async def plan_groups(config: Config, ledger: Ledger, client: FeishuClient, data
     eligible = {k for k, e in data.snapshot.active_employees().items()
                 if k in people.ids and k not in held}
     population = Population({k: data.snapshot.employees[k] for k in eligible},
-                            data.snapshot.departments)
+                            data.snapshot.departments, data.groups)
     builder = _Builder(people, mirror)
     feishu: list[dict[str, Any]] | None = None
     for spec in cfg.define:
+        unread = [n for n in spec.source_groups if not data.groups.get(n)]
+        if unread:
+            builder.issue(spec, f"source group {', '.join(unread)} came back missing or empty: "
+                                f"a failed read, not 'remove everyone'; the group is left as "
+                                f"it is")
+            continue
         desired = set(spec.rule(population))
         current = mirror[spec.key].members if spec.key in mirror else set()
         if len(desired) > MAX_GROUP_MEMBERS:

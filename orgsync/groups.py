@@ -8,6 +8,9 @@ validated snapshot (:func:`evaluate`). A rule is a mapping whose keys all have t
   ``direct: true`` next to it: only the department's own members;
 * ``reports_to: E0001``: that manager's whole reporting line (not the manager);
 * ``is_manager: true``: anyone someone reports to;
+* ``source_group: eng`` (or a list): the people in that group of the source (LDAP group
+  objects, nested groups flattened); a source group that is missing or empty is a failed
+  read for the groups that use it, which are then left as they are;
 * any employee field (``city: 北京``, ``employee_type: intern``, ``job_title``…): equal to
   the value, or one of a list; ``">=P7"``, ``"P7+"``, ``"<2024-01-01"``, ``"!=北京"`` compare
   in natural order (``P10`` after ``P9``);
@@ -36,7 +39,8 @@ DESCRIPTION_MAX = 500
 GROUP_ID_MAX = 64
 _GROUP_ID = re.compile(r"^[A-Za-z0-9]+$")
 _COMPARE = re.compile(r"^(>=|<=|!=|>|<)\s*(.+)$")
-_STRUCTURAL = ("department", "direct", "reports_to", "is_manager", "all", "any", "not")
+_STRUCTURAL = ("department", "direct", "reports_to", "is_manager", "source_group", "all", "any",
+               "not")
 _NOT_FIELDS = frozenset({"key", "department_keys", "manager_key", "status", "mobile"})
 FIELDS = tuple(f.name for f in fields(Employee) if f.name not in _NOT_FIELDS)
 """Employee fields a rule may compare."""
@@ -48,8 +52,10 @@ class Population:
     """The people a rule picks from, with the indexes rules share (built on first use)."""
 
     def __init__(self, employees: Mapping[str, Employee],
-                 departments: Mapping[str, Department]) -> None:
+                 departments: Mapping[str, Department],
+                 groups: Mapping[str, frozenset[str]] | None = None) -> None:
         self.employees = employees
+        self.groups = groups or {}
         self.all: Keys = frozenset(employees)
         self._children: dict[str, list[str]] = {}
         for dept in departments.values():
@@ -105,6 +111,8 @@ class GroupSpec:
     rule: Rule = field(compare=False)
     source: str = ""
     """The rule as written, for ``explain`` and messages."""
+    source_groups: tuple[str, ...] = ()
+    """The source groups the rule reads (each must come back non-empty)."""
 
 
 @dataclass(frozen=True)
@@ -173,12 +181,14 @@ def _parse_group(g: Section, key: str) -> GroupSpec:
     raw = g.raw("members")
     if raw is None:
         raise g.missing("members", "add 'members:' with a rule, e.g. {department: D01}")
-    rule = _rule(raw, g, "members")
+    refs: list[str] = []
+    rule = _rule(raw, g, "members", refs)
     g.done()
-    return GroupSpec(key, name, group_id, description, rule, source=_shown(raw))
+    return GroupSpec(key, name, group_id, description, rule, source=_shown(raw),
+                     source_groups=tuple(dict.fromkeys(refs)))
 
 
-def _rule(raw: Any, s: Section, key: str) -> Rule:
+def _rule(raw: Any, s: Section, key: str, refs: list[str]) -> Rule:
     """A rule from its config form (``key`` is where it is written, for errors)."""
     if not isinstance(raw, Mapping) or not raw:
         raise s.error(key, f"a rule must be a non-empty mapping, got {describe(raw)}",
@@ -193,6 +203,10 @@ def _rule(raw: Any, s: Section, key: str) -> Rule:
             continue
         if name == "department":
             parts.append(_departments(_texts(value, s, where), direct))
+        elif name == "source_group":
+            names = _texts(value, s, where)
+            refs.extend(names)
+            parts.append(_source_groups(names))
         elif name == "reports_to":
             parts.append(_reporting_line(_texts(value, s, where)))
         elif name == "is_manager":
@@ -202,10 +216,10 @@ def _rule(raw: Any, s: Section, key: str) -> Rule:
         elif name in ("all", "any"):
             if not isinstance(value, list) or not value:
                 raise s.error(where, f"expected a non-empty list of rules, got {describe(value)}")
-            subs = [_rule(v, s, f"{where}[{i}]") for i, v in enumerate(value)]
+            subs = [_rule(v, s, f"{where}[{i}]", refs) for i, v in enumerate(value)]
             parts.append(_all(subs) if name == "all" else _any(subs))
         elif name == "not":
-            parts.append(_not(_rule(value, s, where)))
+            parts.append(_not(_rule(value, s, where, refs)))
         elif name in FIELDS:
             parts.append(_field(name, value, s, where))
         else:
@@ -297,6 +311,10 @@ def _reporting_line(managers: tuple[str, ...]) -> Rule:
                 todo.extend(reports.get(k, ()))
         return frozenset(found - set(managers))
     return rule
+
+
+def _source_groups(names: tuple[str, ...]) -> Rule:
+    return lambda p: p.all & frozenset().union(*(p.groups.get(n, ()) for n in names))
 
 
 def _managers(wanted: bool) -> Rule:

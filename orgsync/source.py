@@ -99,6 +99,9 @@ class SourceData:
     # back, which are not in ``snapshot``: such a row still accounts for the managed
     # person it matches, who is then no leaver (see orgsync.identity.resolve).
     held_rows: list[Identity] = field(default_factory=list)
+    # Source groups (LDAP group objects, SCIM /Groups) by name: the keys of the people in
+    # each, nested groups flattened (``groups.define.*.members: {source_group: …}``).
+    groups: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def where(self, entity: EntityKind, key: str | None) -> str | None:
         """The source position of a record, or ``None``."""

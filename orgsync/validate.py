@@ -117,6 +117,7 @@ def validate(data: SourceData, *, applied: AbstractSet[str] = frozenset()) -> So
         employee_rows=data.employee_rows,
         held_managers=held_managers,
         held_leaders=held_leaders,
+        groups=data.groups,
     )
 
 
