@@ -243,3 +243,25 @@ def group_gauges(plan: Plan, cfg: GroupsConfig, safety: SafetyConfig) -> list[Ga
         found.append(Gauge("group deletes", deletes, safety.max_department_deletes,
                            f"safety.max_department_deletes={safety.max_department_deletes}"))
     return found
+
+
+def person_groups(config: Config, data: SourceData | None, ledger: Ledger,
+                  key: str) -> list[dict[str, Any]]:
+    """``explain``: the managed groups ``key`` is in (as applied) or that their rule puts
+    them in (now), each with the rule as written."""
+    mirror = ledger.load_groups()
+    population = None if data is None else Population(
+        {k: e for k, e in data.snapshot.active_employees().items()
+         if k not in data.held_employees}, data.snapshot.departments, data.groups)
+    found: list[dict[str, Any]] = []
+    for spec in config.groups.define:
+        applied = spec.key in mirror and key in mirror[spec.key].members
+        wanted = population is not None and key in spec.rule(population)
+        if applied or wanted:
+            found.append({"group": spec.key, "name": spec.name, "rule": spec.source,
+                          "applied": applied, "by_rule": wanted})
+    configured = {s.key for s in config.groups.define}
+    found.extend({"group": k, "name": g.name, "rule": None, "applied": True, "by_rule": False}
+                 for k, g in sorted(mirror.items()) if k not in configured and key in g.members)
+    return found
+

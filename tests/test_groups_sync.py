@@ -5,6 +5,8 @@ Every test reads the sandbox's groups back (by user_id) and checks the ledger's 
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import math
 import os
@@ -16,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from orgsync.errors import PlanHeld
+from orgsync.explain import explain, render_text
 from orgsync.ledger import Ledger
 from orgsync.model import Department, Employee, EmployeeType, Snapshot
 from orgsync.plan_view import Filters, View
@@ -238,3 +242,18 @@ def test_killed_group_sync_resumes_without_duplicate_groups_or_lost_members(
 def _group_writes(sb: SandboxServer) -> int:
     return sum(1 for r in sb.requests() if r["method"] == "POST" and "/contact/v3/group" in
                r["path"] and r["status"] == 200)
+
+
+def test_explain_shows_a_persons_groups_and_the_rule(fast: SandboxServer,
+                                                     tmp_path: Path) -> None:
+    write_csv(_org(), tmp_path)
+    cfg = config(fast, tmp_path, tmp_path / "l.db", groups={"define": GROUPS})
+    ledger = Ledger(cfg.ledger.url)
+    run(cfg, ledger)
+    report = asyncio.run(explain(cfg, ledger, "E007"))
+    assert [(g["group"], g["applied"], g["by_rule"]) for g in report["groups"]] == [
+        ("rd", True, True), ("bjinterns", True, True), ("notsh", True, True)]
+    out = io.StringIO()
+    render_text(report, Console(file=out, width=200, color_system=None))
+    assert "Group 北京实习生 (bjinterns): in it, by the rule {all: [{city: 北京}, " \
+           "{employee_type: intern}]}" in out.getvalue()
