@@ -63,6 +63,7 @@ class Population:
                 self._children.setdefault(dept.parent_key, []).append(dept.key)
         self._indexes: dict[str, dict[Any, set[str]]] = {}
         self._reports: dict[str, set[str]] | None = None
+        self._managers: Keys | None = None
 
     def index(self, name: str) -> dict[Any, set[str]]:
         """Field value → the people holding it (``department_keys``: each department)."""
@@ -86,6 +87,12 @@ class Population:
                 out.append(d)
                 todo.extend(self._children.get(d, ()))
         return out
+
+    def managers(self) -> Keys:
+        """The people someone reports to."""
+        if self._managers is None:
+            self._managers = self.all & frozenset(self.reports())
+        return self._managers
 
     def reports(self) -> dict[str, set[str]]:
         """Manager key → their direct reports."""
@@ -318,15 +325,16 @@ def _source_groups(names: tuple[str, ...]) -> Rule:
 
 
 def _managers(wanted: bool) -> Rule:
-    def rule(p: Population) -> Keys:
-        managers = p.all & p.reports().keys()
-        return frozenset(managers) if wanted else p.all - managers
-    return rule
+    return lambda p: p.managers() if wanted else p.all - p.managers()
 
 
 def _all(rules: Iterable[Rule]) -> Rule:
     subs = tuple(rules)
-    return lambda p: frozenset.intersection(*(r(p) for r in subs))
+
+    def rule(p: Population) -> Keys:
+        found = sorted((r(p) for r in subs), key=len)  # the smallest first: cheapest
+        return found[0].intersection(*found[1:])
+    return rule
 
 
 def _any(rules: Iterable[Rule]) -> Rule:

@@ -57,7 +57,7 @@ from ldap3.operation.search import parse_filter
 from ldap3.utils.conv import escape_filter_chars
 
 from connectors.ldap.entries import normalize_dn, parent_dn, rdn_value, record
-from connectors.ldap.groups import LdapGroups, flatten, parse_groups
+from connectors.ldap.groups import LdapGroups, flatten_ldap, parse_groups
 from connectors.ldap.presets import PRESETS
 from connectors.mapping import (
     FieldRule,
@@ -356,7 +356,7 @@ class LdapConnector:
         return SourceData(snapshot, [*issues, *employees.issues], held_departments,
                           employees.held, {}, employees.where,
                           held_rows=employees.held_rows,
-                          groups=flatten(groups, self.groups, by_dn)
+                          groups=flatten_ldap(groups, self.groups, by_dn)
                           if groups is not None and self.groups is not None else {})
 
     def _path_departments(self, mapped: Mapped, entry: dict[str, Any], paths: list[str]) -> None:

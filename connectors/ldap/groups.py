@@ -1,9 +1,8 @@
 """LDAP / AD group objects as source groups (``source.groups``), nested groups flattened.
 
-A group's ``member`` values are DNs of people or of other groups; a nested group's people
-count as the outer group's, each group visited once, so a membership cycle (A in B, B in A)
-ends. Each group is named by its ``name`` attribute (``cn``) and by its DN (normalised), so
-``groups.define.*.members: {source_group: eng}`` finds it either way.
+A group's ``member`` values are DNs of people or of other groups (flattened by
+:func:`connectors.groups.flatten`). Each group is named by its ``name`` attribute (``cn``) and
+by its DN (normalised), so ``groups.define.*.members: {source_group: eng}`` finds it either way.
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from connectors.groups import flatten
 from connectors.ldap.entries import normalize_dn
 from orgsync.options import Section
 
@@ -41,9 +41,9 @@ def parse_groups(opts: Section, base_dn: str) -> LdapGroups | None:
     return spec
 
 
-def flatten(entries: Iterable[tuple[str, Mapping[str, Any]]], spec: LdapGroups,
-            people: Mapping[str, str]) -> dict[str, frozenset[str]]:
-    """Group name and DN → the keys of the people in it, nested groups included.
+def flatten_ldap(entries: Iterable[tuple[str, Mapping[str, Any]]], spec: LdapGroups,
+                 people: Mapping[str, str]) -> dict[str, frozenset[str]]:
+    """Group name and DN → the keys of the people in it (:func:`connectors.groups.flatten`).
 
     ``people``: normalised DN → employee key (people outside it are not counted).
     """
@@ -58,19 +58,4 @@ def flatten(entries: Iterable[tuple[str, Mapping[str, Any]]], spec: LdapGroups,
         name = name[0] if isinstance(name, list) and name else name
         if isinstance(name, str):
             names[norm] = name
-    out: dict[str, frozenset[str]] = {}
-    for dn in members:
-        found: set[str] = set()
-        seen = {dn}
-        todo = list(members[dn])
-        while todo:
-            ref = todo.pop()
-            if ref in people:
-                found.add(people[ref])
-            elif ref in members and ref not in seen:  # each group once: a cycle ends
-                seen.add(ref)
-                todo.extend(members[ref])
-        out[dn] = frozenset(found)
-        if dn in names:
-            out.setdefault(names[dn], out[dn])
-    return out
+    return flatten(members, names, people)
