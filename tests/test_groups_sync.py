@@ -257,3 +257,18 @@ def test_explain_shows_a_persons_groups_and_the_rule(fast: SandboxServer,
     render_text(report, Console(file=out, width=200, color_system=None))
     assert "Group 北京实习生 (bjinterns): in it, by the rule {all: [{city: 北京}, " \
            "{employee_type: intern}]}" in out.getvalue()
+
+
+def test_the_tenants_group_limit_is_checked_before_any_write(fast: SandboxServer,
+                                                             tmp_path: Path) -> None:
+    write_csv(_org(20), tmp_path)
+    fast.load({"groups": [{"group_id": f"other{n}", "name": f"其他{n}"} for n in range(499)]})
+    two = {"leads": GROUPS["leads"], "rd": GROUPS["rd"]}
+    cfg = config(fast, tmp_path, tmp_path / "l.db", groups={"define": two})
+    outcome = run(cfg, Ledger(cfg.ledger.url))
+    assert outcome.exit_code == 0
+    assert [str(i) for i in outcome.plan.issues if i.entity == "group"] == [
+        "group rd: members: Feishu holds 500 groups, its limit is 500 per tenant (42016): not "
+        "created; remove groups in Feishu or from groups.define (held back)"]
+    assert [k for k in _groups(fast) if not k.startswith("other")] == ["leads"]
+    assert not any(r["code"] == 42016 for r in fast.requests())
