@@ -75,3 +75,9 @@ def apply_group(c: Connection, op: Operation, change: MirrorChange, now: datetim
 def _join(c: Connection, key: str, members: list[str]) -> None:
     if members:
         c.execute(insert(_MEMBERS), [{"group_key": key, "user_key": m} for m in members])
+
+
+def rekey_member(c: Connection, old: str, new: str) -> None:
+    """A person's key changed (``user.rekey``): their memberships follow."""
+    c.execute(update(_MEMBERS).where(_MEMBERS.c.user_key == old).values(user_key=new))
+

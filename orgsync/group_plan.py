@@ -48,13 +48,19 @@ class _People:
     names: dict[str, str]
     known: dict[str, str]
     """Every managed person's Feishu user id (for removals: frozen and leaving ones too)."""
+    rekeyed: dict[str, str]
+    """Old key → new key of the people whose key changes in this plan (their memberships
+    follow in the ledger: no removal and re-adding)."""
 
 
 def _people(data: SourceData, state: DirectoryState, plan: Plan) -> _People:
     ids = {k: u.feishu_id for k, u in state.users.items() if u.lifecycle is Lifecycle.ACTIVE}
     known = {k: u.feishu_id for k, u in state.users.items()}
     waits: dict[str, str] = {}
+    rekeyed: dict[str, str] = {}
     for op in plan.operations:
+        if op.kind is OpKind.USER_REKEY and op.mirror and op.mirror.get("previous_key"):
+            rekeyed[str(op.mirror["previous_key"])] = op.key
         if op.kind in _ARRIVING:
             ids[op.key] = str(op.payload.get("new_user_id") or op.feishu_id) \
                 if op.kind is OpKind.USER_REKEY else op.feishu_id
@@ -64,7 +70,7 @@ def _people(data: SourceData, state: DirectoryState, plan: Plan) -> _People:
             ids.pop(op.key, None)
     names = {k: u.record.name for k, u in state.users.items()}
     names.update((k, e.name) for k, e in data.snapshot.employees.items())
-    return _People(ids, waits, names, known)
+    return _People(ids, waits, names, known, rekeyed)
 
 
 async def plan_groups(config: Config, ledger: Ledger, client: FeishuClient, data: SourceData,
@@ -90,7 +96,8 @@ async def plan_groups(config: Config, ledger: Ledger, client: FeishuClient, data
                                 f"it is")
             continue
         desired = set(spec.rule(population))
-        current = mirror[spec.key].members if spec.key in mirror else set()
+        current = {people.rekeyed.get(k, k) for k in mirror[spec.key].members} \
+            if spec.key in mirror else set()
         if len(desired) > MAX_GROUP_MEMBERS:
             builder.issue(spec, f"{len(desired)} members, over Feishu's {MAX_GROUP_MEMBERS} "
                                 f"per group (42012): the group is left as it is")
@@ -202,7 +209,8 @@ class _Builder:
             batch = members[start:start + GROUP_MEMBER_BATCH]
             waits = [self.people.waits[k] for k in batch if k in self.people.waits] \
                 if kind is OpKind.GROUP_ADD_MEMBERS else []
-            user_ids = [ids.get(k) or self.people.known.get(k, k) for k in batch]
+            # someone orgsync no longer knows in Feishu leaves the mirror only
+            user_ids = [i for k in batch if (i := ids.get(k) or self.people.known.get(k))]
             shown = [self.people.names.get(k, k) for k in batch]
             more = f" and {len(shown) - _NAMES_SHOWN} more" if len(shown) > _NAMES_SHOWN else ""
             op = Operation(

@@ -43,7 +43,7 @@ from sqlmodel import Session, create_engine, select
 from orgsync import ledger_faults, migrations
 from orgsync.errors import Fenced, LedgerError
 from orgsync.gcpause import paused_gc
-from orgsync.group_mirror import MirrorGroup, apply_group, load_groups
+from orgsync.group_mirror import MirrorGroup, apply_group, load_groups, rekey_member
 from orgsync.model import Employee, department_from_fields
 from orgsync.operations import SPECS, MirrorChange
 from orgsync.plan import Operation, OpKind
@@ -486,6 +486,7 @@ class Ledger:
         c.execute(users.update().where(users.c.key == old).values(
             key=new, feishu_id=str(op.mirror["feishu_id"]), fields=text_, fingerprint=fp,
             updated_at=now))
+        rekey_member(c, old, new)
         for key, decoded in _naming(c, users, old):
             if decoded.get("manager_key") == old:
                 decoded["manager_key"] = new

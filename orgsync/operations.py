@@ -312,7 +312,8 @@ async def _add_group_members(c: ContactAPI, op: Operation, token: str | None) ->
 
 
 async def _remove_group_members(c: ContactAPI, op: Operation, token: str | None) -> str | None:
-    await c.remove_group_members(op.feishu_id, op.payload["user_ids"])
+    if op.payload["user_ids"]:  # else only people orgsync no longer knows: the mirror's
+        await c.remove_group_members(op.feishu_id, op.payload["user_ids"])
     return None
 
 

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -272,3 +273,21 @@ def test_the_tenants_group_limit_is_checked_before_any_write(fast: SandboxServer
         "created; remove groups in Feishu or from groups.define (held back)"]
     assert [k for k in _groups(fast) if not k.startswith("other")] == ["leads"]
     assert not any(r["code"] == 42016 for r in fast.requests())
+
+
+def test_a_changed_employee_id_keeps_the_persons_groups(fast: SandboxServer,
+                                                        tmp_path: Path) -> None:
+    write_csv(_org(), tmp_path)
+    cfg = config(fast, tmp_path, tmp_path / "l.db", groups={"define": GROUPS})
+    ledger = Ledger(cfg.ledger.url)
+    run(cfg, ledger)
+    snap = _org()
+    moved = replace(snap.employees["E010"], key="E910")
+    people = [e for e in snap.employees.values() if e.key != "E010"]
+    write_csv(Snapshot.of(snap.departments.values(), [*people, moved]), tmp_path)
+    outcome = run(cfg, ledger)
+    assert outcome.exit_code == 0
+    assert outcome.plan.summary() == {"user.rekey": 1}
+    assert [k for k, g in ledger.load_groups().items() if "E910" in g.members] == ["rd"]
+    assert not any("E010" in g.members for g in ledger.load_groups().values())
+    assert run(cfg, ledger).plan.empty
