@@ -41,6 +41,7 @@ import yaml
 from orgsync.errors import ConfigError
 from orgsync.feishu.schema import PROFILE_NAMES
 from orgsync.feishu.settings import FEISHU_BASE_URL, LARK_BASE_URL, FeishuSettings
+from orgsync.groups import GroupsConfig, parse_groups
 from orgsync.options import Section, describe, did_you_mean, interpolate
 from orgsync.scope import ScopeConfig, parse_scope
 from orgsync.stage import StageConfig, parse_stage
@@ -303,6 +304,7 @@ class Config:
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     takeover: TakeoverConfig = field(default_factory=TakeoverConfig)
     scope: ScopeConfig = field(default_factory=ScopeConfig)
+    groups: GroupsConfig = field(default_factory=GroupsConfig)
 
 
 def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Config:
@@ -667,6 +669,7 @@ _SECTIONS: dict[str, tuple[Callable[[Section], Any], bool]] = {
     "notify": (_parse_notify, False),
     "takeover": (_parse_takeover, False),
     "scope": (parse_scope, False),
+    "groups": (parse_groups, False),
 }
 
 

@@ -32,6 +32,7 @@ from orgsync.feishu.schema import (
     employee_type_name,
     is_frozen,
 )
+from orgsync.group_plan import person_groups
 from orgsync.ledger import Ledger
 from orgsync.model import Department, Employee, Snapshot, Status
 from orgsync.names import FIELD_LABELS, Names
@@ -68,6 +69,8 @@ async def explain(config: Config, ledger: Ledger, key: str, *, live: bool = Fals
     else:
         report = _person(config, data, key, mirrored if isinstance(mirrored, MirrorUser)
                          else None, now)
+    if report["entity"] == "employee":
+        report["groups"] = person_groups(config, data, ledger, key)
     report["asked"] = asked
     report["source_error"] = source_error
     report["operations"] = [_journal(r) for r in ledger.journal_of(key, JOURNAL_SHOWN)]
@@ -319,6 +322,12 @@ def render_text(report: Mapping[str, Any], console: Console) -> None:
     line(f"{what} {report['key']} {report['name'] or ''}".rstrip()
          + (f" (asked as {report['asked']})" if report["asked"] != report["key"] else ""))
     line(f"State: {report['state']}")
+    for g in report.get("groups", ()):
+        line(f"Group {g['name']} ({g['group']}): "
+             + ("in it" if g["applied"] else "not in it yet")
+             + (f", by the rule {g['rule']}" if g["by_rule"] else
+                ", the rule no longer puts them there" if g["rule"] else
+                ", a group no longer configured"))
     if report.get("members") is not None:
         line(f"Members in the source: {report['members']}")
     source = report["source"]

@@ -43,6 +43,7 @@ from sqlmodel import Session, create_engine, select
 from orgsync import ledger_faults, migrations
 from orgsync.errors import Fenced, LedgerError
 from orgsync.gcpause import paused_gc
+from orgsync.group_mirror import MirrorGroup, apply_group, load_groups, rekey_member
 from orgsync.model import Employee, department_from_fields, rename_people
 from orgsync.operations import SPECS, MirrorChange
 from orgsync.plan import Operation, OpKind
@@ -421,6 +422,9 @@ class Ledger:
         change = SPECS[op.kind].mirror
         fields = dict(op.mirror or {})
         key = {"k": op.key}
+        if op.entity == "group":
+            apply_group(c, op, change, now)
+            return
         if op.entity == "department":
             if change is MirrorChange.REKEY:
                 self._rekey_department_in_mirror(c, op, now)
@@ -484,6 +488,7 @@ class Ledger:
         c.execute(users.update().where(users.c.key == old).values(
             key=new, feishu_id=str(op.mirror["feishu_id"]), fields=text_, fingerprint=fp,
             updated_at=now))
+        rekey_member(c, old, new)
         for key, decoded in _naming(c, users, old):
             if decoded.get("manager_key") == old:
                 decoded["manager_key"] = new
@@ -584,6 +589,11 @@ class Ledger:
                                            _as_dt(fz) if fz is not None else None,
                                            _as_dt(dl) if dl is not None else None)
         return state
+
+    def load_groups(self) -> dict[str, MirrorGroup]:
+        """The managed user groups as applied (:mod:`orgsync.group_mirror`)."""
+        with self.engine.connect() as c:
+            return load_groups(c)
 
     def mirrored(self, key: str) -> MirrorUser | MirrorDepartment | None:
         """The mirror's user ``key``, else its department ``key``, else None (one lookup,

@@ -38,6 +38,13 @@ class ContactAPI(Protocol):
     async def resurrect_user(self, user_id: str,
                              departments: Sequence[Mapping[str, Any]]) -> None: ...
     async def update_user_id(self, user_id: str, new_user_id: str) -> None: ...
+    async def create_group(self, body: Mapping[str, Any]) -> str: ...
+    async def get_group(self, group_id: str) -> dict[str, Any]: ...
+    async def patch_group(self, group_id: str, body: Mapping[str, Any]) -> None: ...
+    async def delete_group(self, group_id: str) -> None: ...
+    async def add_group_members(self, group_id: str,
+                                user_ids: Sequence[str]) -> dict[str, int]: ...
+    async def remove_group_members(self, group_id: str, user_ids: Sequence[str]) -> None: ...
 
 
 class MirrorChange(enum.Enum):
@@ -56,6 +63,8 @@ class MirrorChange(enum.Enum):
     REKEY = "rekey"        # the row, and every reference to it, moves to the new key
     RELEASE = "release"    # out of scope: a user's row is marked released (kept for a
     #                        return), a department's goes (matched again by its id on one)
+    JOIN = "join"          # people (``mirror["members"]``) join a group (``mirror["group"]``)
+    LEAVE = "leave"        # people leave a group
 
 
 class Departure(enum.Enum):
@@ -265,6 +274,51 @@ async def _already_rekeyed(c: ContactAPI, op: Operation, exc: FeishuError) -> st
     raise exc
 
 
+async def _create_group(c: ContactAPI, op: Operation, token: str | None) -> str | None:
+    await c.create_group(op.payload)
+    return None
+
+
+async def _adopt_group(c: ContactAPI, op: Operation, exc: FeishuError) -> str | None:
+    # 47005: our custom group_id exists — an earlier create whose answer was lost (the API
+    # takes no client_token), or a group adopted by its id. 47009 (the name) is not ours
+    # to take here: the plan adopts by name only after reading the groups.
+    try:
+        found = await c.get_group(op.feishu_id)
+    except FeishuError:
+        raise exc from None
+    if found.get("name") != op.payload.get("name"):
+        await c.patch_group(op.feishu_id, {"name": op.payload["name"]})
+    return None
+
+
+async def _patch_group(c: ContactAPI, op: Operation, token: str | None) -> str | None:
+    await c.patch_group(op.feishu_id, op.payload)
+    return None
+
+
+async def _delete_group(c: ContactAPI, op: Operation, token: str | None) -> str | None:
+    await c.delete_group(op.feishu_id)
+    return None
+
+
+async def _add_group_members(c: ContactAPI, op: Operation, token: str | None) -> str | None:
+    refused = await c.add_group_members(op.feishu_id, op.payload["user_ids"])
+    if refused:
+        # The batch is retried whole on the next run: those added answer 42005 then.
+        code = min(refused.values())
+        raise FeishuError(code, f"{len(refused)} of {len(op.payload['user_ids'])} members "
+                                f"not added ({explain(FeishuError(code, ''))})",
+                          endpoint="POST /open-apis/contact/v3/group/:group_id/member/batch_add")
+    return None
+
+
+async def _remove_group_members(c: ContactAPI, op: Operation, token: str | None) -> str | None:
+    if op.payload["user_ids"]:  # else only people orgsync no longer knows: the mirror's
+        await c.remove_group_members(op.feishu_id, op.payload["user_ids"])
+    return None
+
+
 #: Uniqueness conflicts a create can meet when an earlier, interrupted attempt of
 #: the same create went through: id, name/order among siblings; user_id, mobile,
 #: email, employee_no. Feishu's order of checks is undocumented, so any of them.
@@ -275,6 +329,11 @@ _GONE = frozenset({40015, 99992380, 99992357, 99992360, 99992351, 42006})
 #: update-department-id after an attempt whose answer was lost: the old id is gone, or
 #: the new one is taken (by it).
 _DEPT_REKEYED = frozenset({43007, 40015, 99992380})
+
+#: group/create 47005: the custom group_id exists; group get/delete 42002: no such group
+#: (feishu-api-more.md §4; UNCONFIRMED that an unknown id answers 42002).
+_GROUP_EXISTS = frozenset({47005})
+_GROUP_GONE = frozenset({42002})
 
 #: Resurrect refused for good: not granted to the app, or resigned over 30 days ago.
 _NO_RESURRECT = frozenset({44029, 44028})
@@ -326,6 +385,18 @@ SPECS: Mapping[OpKind, OpSpec] = {
                                departure=Departure.DELETE, badge=("-", "red"),
                                lists_fields=False),
     OpKind.USER_RELEASE: OpSpec(_ledger_only, MirrorChange.RELEASE, badge=_RELEASED,
+                                lists_fields=False),
+    # User groups (orgsync.groups). Members are added and removed in batches of at most 100,
+    # one operation per batch; a group goes only once its managed members are removed (42017).
+    OpKind.GROUP_ADOPT: OpSpec(_ledger_only, MirrorChange.INSERT, badge=_ADDED),
+    OpKind.GROUP_CREATE: OpSpec(_create_group, MirrorChange.INSERT, exists=_GROUP_EXISTS,
+                                adopt=_adopt_group, badge=_ADDED),
+    OpKind.GROUP_UPDATE: OpSpec(_patch_group, MirrorChange.MERGE, badge=_CHANGED),
+    OpKind.GROUP_ADD_MEMBERS: OpSpec(_add_group_members, MirrorChange.JOIN, badge=_ADDED),
+    OpKind.GROUP_REMOVE_MEMBERS: OpSpec(_remove_group_members, MirrorChange.LEAVE,
+                                        badge=("-", "yellow")),
+    OpKind.GROUP_DELETE: OpSpec(_delete_group, MirrorChange.DELETE, gone=_GROUP_GONE,
+                                settle=_already_gone, destructive=True, badge=("-", "red"),
                                 lists_fields=False),
 }
 

@@ -47,6 +47,12 @@ class OpKind(enum.StrEnum):
     USER_UNFREEZE = "user.unfreeze"
     USER_DELETE = "user.delete"
     USER_RELEASE = "user.release"
+    GROUP_ADOPT = "group.adopt"
+    GROUP_CREATE = "group.create"
+    GROUP_UPDATE = "group.update"
+    GROUP_ADD_MEMBERS = "group.add_members"
+    GROUP_REMOVE_MEMBERS = "group.remove_members"
+    GROUP_DELETE = "group.delete"
 
 
 #: Display and tie-break order of kinds (the DAG decides what must precede what).
@@ -87,7 +93,7 @@ class Operation:
 
     @property
     def entity(self) -> str:
-        """``department`` or ``user``."""
+        """``department``, ``user`` or ``group``."""
         return self.kind.value.split(".", 1)[0]
 
     @property

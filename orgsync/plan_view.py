@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import Any
 
 from orgsync.errors import ConfigError
@@ -22,8 +23,9 @@ from orgsync.plan import FieldChange, Operation, OpKind, Plan
 class Filters:
     """Which operations a rendered plan lists (the summary always counts them all).
 
-    ``kinds``: operation kinds (``user.move``); ``department``: a key or a path, with
-    its subtree; ``keys``: department or employee keys; ``summary``: the summary only.
+    ``kinds``: operation kinds (``user.move``) or patterns of them (``group.*``);
+    ``department``: a key or a path, with its subtree; ``keys``: department or employee
+    keys; ``summary``: the summary only.
     """
 
     kinds: frozenset[str] = frozenset()
@@ -46,8 +48,7 @@ class Filters:
 
     def check(self) -> None:
         """Raise :class:`ConfigError` for a kind that does not exist (with the ones that do)."""
-        known = {k.value for k in OpKind}
-        unknown = sorted(self.kinds - known)
+        unknown = sorted(k for k in self.kinds if not any(fnmatchcase(o.value, k) for o in OpKind))
         if unknown:
             raise ConfigError(f"unknown operation kind {', '.join(unknown)}", key="--kind",
                               remedy="one of " + ", ".join(k.value for k in OpKind))
@@ -81,7 +82,7 @@ class View:
     def matches(self, op: Operation) -> bool:
         """``op`` passes the filters."""
         f = self.filters
-        if f.kinds and op.kind.value not in f.kinds:
+        if f.kinds and not any(fnmatchcase(op.kind.value, k) for k in f.kinds):
             return False
         if f.keys and op.key not in f.keys and not any(
                 c.field == "key" and c.old in f.keys for c in op.changes):

@@ -52,6 +52,7 @@ from orgsync.feishu.reader import (
     unreadable,
 )
 from orgsync.feishu.schema import OPTIONAL_DEPARTMENT_LINKS, PROFILE_NAMES
+from orgsync.group_plan import group_gauges, plan_groups
 from orgsync.identity import KeyRules
 from orgsync.ledger import Ledger
 from orgsync.locked import locked_records
@@ -488,7 +489,8 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
                      adopt_departments={**heal_depts,
                                         **(takeover.departments if takeover else {})},
                      adopt_users=takeover.users if takeover else {})
-    plan = staged(diff(data, state, policy), config.sync.stage, data, state)
+    plan = await plan_groups(config, ledger, client, data, state, diff(data, state, policy))
+    plan = staged(plan, config.sync.stage, data, state)
     if takeover is not None and first:
         plan = plan.annotated(takeover=takeover.summary(data))
     else:
@@ -645,9 +647,10 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
             selection = select(plan, _only_keys(only, planned))
             plan = selection.plan
         # Measured before the plan is shown: its summary says how close it is to each guard.
-        plan = plan.annotated(guards=tuple(gauges(
+        plan = plan.annotated(guards=(*gauges(
             plan, planned.state, config.safety,
-            ledger.leaver_history(config.safety.churn_window))))
+            ledger.leaver_history(config.safety.churn_window)),
+            *group_gauges(plan, config.groups, config.safety)))
         outcome = RunOutcome(run_id, plan, selection=selection)
         if show is not None:
             show(plan)

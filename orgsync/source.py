@@ -20,10 +20,10 @@ from typing import Literal
 from orgsync.identity import Identity
 from orgsync.model import Snapshot
 
-EntityKind = Literal["department", "employee"]
+EntityKind = Literal["department", "employee", "group"]
 Severity = Literal["error", "warning"]
 
-_ENTITY_RANK = {"department": 0, "employee": 1}
+_ENTITY_RANK = {"department": 0, "employee": 1, "group": 2}
 _SEVERITY_RANK = {"error": 0, "warning": 1}
 
 
@@ -116,6 +116,9 @@ class SourceData:
     # The tenant's job levels and families the records name (orgsync.catalogs): catalog →
     # name → Feishu id, for the bodies of the plan.
     catalogs: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Source groups (LDAP group objects, SCIM /Groups) by name: the keys of the people in
+    # each, nested groups flattened (``groups.define.*.members: {source_group: …}``).
+    groups: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def where(self, entity: EntityKind, key: str | None) -> str | None:
         """The source position of a record, or ``None``."""

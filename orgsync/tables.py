@@ -127,3 +127,21 @@ class MetaRow(SQLModel, table=True):
     __tablename__ = "meta"
     key: str = Field(primary_key=True)
     value: str
+
+
+class MirrorGroupRow(SQLModel, table=True):
+    """A managed user group as last applied (:mod:`orgsync.groups`)."""
+
+    __tablename__ = "mirror_groups"
+    key: str = Field(primary_key=True)
+    feishu_id: str
+    name: str
+    updated_at: datetime
+
+
+class MirrorGroupMemberRow(SQLModel, table=True):
+    """One managed person in one managed group, as last applied."""
+
+    __tablename__ = "mirror_group_members"
+    group_key: str = Field(primary_key=True)
+    user_key: str = Field(primary_key=True)

@@ -45,6 +45,7 @@ from typing import Any, ClassVar, Literal, Self, cast
 
 import structlog
 
+from connectors.groups import flatten
 from connectors.hris.http import Auth, Envelope, Fetcher, Paging, Request, iter_pages
 from connectors.hris.presets import PRESETS
 from connectors.mapping import (
@@ -112,6 +113,7 @@ class HrisConnector:
     backoff: float = 0.5
     verify: bool | str = True
     headers: Mapping[str, str] = field(default_factory=dict)
+    groups: GroupRequest | None = None
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any], *, base_dir: Path, file: str) -> Self:
@@ -147,6 +149,7 @@ class HrisConnector:
         mapping = read_mapping(opts, "employee", "employees")
         ref = opts.string("manager_ref", None)
         headers = opts.mapping("headers")
+        groups = _groups(opts.section("groups"), envelope) if opts.raw("groups") else None
         connector = cls(
             base_url=base_url, auth=_auth(opts.section("auth")), employees=employees, mapping=mapping,
             departments=departments, manager_ref=_path(opts, "manager_ref", ref) if ref else None,
@@ -155,7 +158,7 @@ class HrisConnector:
             max_retries=opts.number("max_retries", 5, maximum=100),
             max_retry_wait=opts.number("max_retry_wait", 120.0),
             backoff=opts.number("backoff", 0.5), verify=verify,
-            headers={str(k): str(v) for k, v in headers.items()},
+            headers={str(k): str(v) for k, v in headers.items()}, groups=groups,
         )
         opts.done()
         return connector
@@ -173,9 +176,12 @@ class HrisConnector:
                     + (f" ({self.employees.records.text})" if self.employees.records else ""))
             depts = (self._department_records(fetcher) if self.departments.kind == "endpoint"
                      else None)
+            groups = self._groups(fetcher, people) if self.groups is not None else {}
             log.info("hris.read", employees=len(people), requests=fetcher.requests,
                      waited=round(fetcher.waited, 3))
-        return self._build(people, depts)
+        data = self._build(people, depts)
+        data.groups = groups
+        return data
 
     def _people(self, fetcher: Fetcher) -> Iterator[tuple[str, Mapped, Any]]:
         """``(where, mapped, raw)`` for every person; SourceError on unstable paging."""
@@ -192,6 +198,29 @@ class HrisConnector:
                             f"on page {page}: the server's paging is unstable (records may also "
                             "be missing); add a sort order to employees.params")
                 yield f"hris:page {page} item {i}", mapped, raw
+
+    def _groups(self, fetcher: Fetcher,
+                people: list[tuple[str, Mapped, Any]]) -> dict[str, frozenset[str]]:
+        """Every group of the groups endpoint (SCIM ``/Groups``), nested groups flattened."""
+        spec = self.groups
+        assert spec is not None
+        refs = {str(ref): m.key for _, m, raw in people
+                if m.key is not None and (ref := spec.person_ref.get(raw)) is not None}
+        members: dict[str, list[str]] = {}
+        names: dict[str, str] = {}
+        for _page, records in iter_pages(fetcher, spec.request, label="hris groups"):
+            for raw in records:
+                ref = spec.ref.get(raw)
+                if ref is None:
+                    continue
+                listed = spec.members.get(raw) or []
+                members[str(ref)] = [str(v) for item in
+                                     (listed if isinstance(listed, list) else [listed])
+                                     if (v := item.get(spec.member_value)
+                                         if isinstance(item, Mapping) else item) is not None]
+                if (name := spec.name.get(raw)) is not None:
+                    names[str(ref)] = str(name)
+        return flatten(members, names, refs)
 
     def _department_records(self, fetcher: Fetcher) -> list[tuple[str, Mapped]]:
         request = self.departments.request
@@ -303,6 +332,28 @@ def _auth(a: Section) -> Auth:
         auth = Auth("none")
     a.done()
     return auth
+
+
+@dataclass(frozen=True)
+class GroupRequest:
+    """``source.groups``: the groups endpoint and where a group's id, name and members are."""
+
+    request: Request
+    ref: FieldPath
+    name: FieldPath
+    members: FieldPath
+    member_value: str
+    person_ref: FieldPath
+    """Where a person's record holds the id that group members refer to."""
+
+
+def _groups(g: Section, envelope: Envelope | None) -> GroupRequest:
+    ref = _path(g, "id", g.string("id", "id"))
+    name = _path(g, "name", g.string("name", "displayName"))
+    members = _path(g, "members", g.string("members", "members"))
+    member_value = g.string("member_value", "value")
+    person_ref = _path(g, "person_ref", g.string("person_ref", "id"))
+    return GroupRequest(_request(g, envelope), ref, name, members, member_value, person_ref)
 
 
 def _request(r: Section, envelope: Envelope | None, *, allow: set[str] | None = None) -> Request:

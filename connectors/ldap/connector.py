@@ -57,6 +57,7 @@ from ldap3.operation.search import parse_filter
 from ldap3.utils.conv import escape_filter_chars
 
 from connectors.ldap.entries import normalize_dn, parent_dn, rdn_value, record
+from connectors.ldap.groups import LdapGroups, flatten_ldap, parse_groups
 from connectors.ldap.presets import PRESETS
 from connectors.mapping import (
     FieldRule,
@@ -125,6 +126,7 @@ class LdapConnector:
     attributes: tuple[str, ...] = ()
     manager_ref: str = "dn"
     mobile_region: str = "CN"
+    groups: LdapGroups | None = None
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any], *, base_dir: Path, file: str) -> Self:
@@ -169,6 +171,7 @@ class LdapConnector:
             attributes=opts.strings("attributes"),
             manager_ref=opts.string("manager_ref", "dn"),
             mobile_region=mobile_region(opts),
+            groups=parse_groups(opts, base_dn),
         )
         opts.done()
         if connector.plaintext_bind and not allow_plaintext:
@@ -207,6 +210,11 @@ class LdapConnector:
                 d = self.departments
                 ous = self._search(conn, d.base_dn, d.filter, sorted({d.key, d.name} - {"dn"}),
                                    "departments")
+            groups = None
+            if self.groups is not None:
+                g = self.groups
+                groups = self._search(conn, g.base_dn, g.filter, sorted({g.name, g.member}),
+                                      "groups")
         finally:
             _close(conn)
         log.info("ldap.read", users=len(users), ous=len(ous or ()),
@@ -214,7 +222,7 @@ class LdapConnector:
         if not users:
             raise SourceError(f"{self.url}: no entries match {self.user_filter} under "
                               f"{self.base_dn}; check base_dn and user_filter")
-        return self._build(users, ous)
+        return self._build(users, ous, groups)
 
     # --- LDAP ------------------------------------------------------------------------------
 
@@ -298,7 +306,8 @@ class LdapConnector:
     # --- mapping ---------------------------------------------------------------------------
 
     def _build(self, users: list[tuple[str, dict[str, Any]]],
-               ous: list[tuple[str, dict[str, Any]]] | None) -> SourceData:
+               ous: list[tuple[str, dict[str, Any]]] | None,
+               groups: list[tuple[str, dict[str, Any]]] | None = None) -> SourceData:
         issues: list[Issue] = []
         departments: dict[str, Department] = {}
         ou_key: dict[str, str] = {}  # normalised OU DN -> department key
@@ -311,6 +320,7 @@ class LdapConnector:
         people: list[tuple[str, Mapped]] = []
         paths: list[str] = []
         by_ref: dict[str, str] = {}
+        by_dn: dict[str, str] = {}  # normalised DN → employee key (source groups' members)
         for dn, entry in users:
             mapped = map_record(entry, self.mapping, region=self.mobile_region)
             norm = normalize_dn(dn)
@@ -322,6 +332,7 @@ class LdapConnector:
                     up = parent_dn(up)
                 mapped.values["department_keys"] = (ou_key[up],) if up is not None else ()
             if mapped.key is not None:
+                by_dn.setdefault(norm, mapped.key)
                 ref = norm if self.manager_ref == "dn" else entry.get(self.manager_ref)
                 if isinstance(ref, str):
                     by_ref.setdefault(ref if self.manager_ref == "dn" else ref.casefold(),
@@ -346,7 +357,9 @@ class LdapConnector:
         return SourceData(snapshot, [*issues, *employees.issues], held_departments,
                           employees.held, {}, employees.where,
                           held_rows=employees.held_rows,
-                          profile_fields=profile_fields(self.mapping))
+                          profile_fields=profile_fields(self.mapping),
+                          groups=flatten_ldap(groups, self.groups, by_dn)
+                          if groups is not None and self.groups is not None else {})
 
     def _path_departments(self, mapped: Mapped, entry: dict[str, Any], paths: list[str]) -> None:
         assert isinstance(self.departments, AttributeDepartments)

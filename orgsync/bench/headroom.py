@@ -76,6 +76,24 @@ class InstantFeishu:
     async def update_department_id(self, department_id: str, new_department_id: str) -> None:
         return None
 
+    async def create_group(self, body: Mapping[str, Any]) -> str:
+        return str(body.get("group_id") or "")
+
+    async def get_group(self, group_id: str) -> dict[str, Any]:
+        return {"group_id": group_id}
+
+    async def patch_group(self, group_id: str, body: Mapping[str, Any]) -> None:
+        return None
+
+    async def delete_group(self, group_id: str) -> None:
+        return None
+
+    async def add_group_members(self, group_id: str, user_ids: Any) -> dict[str, int]:
+        return {}
+
+    async def remove_group_members(self, group_id: str, user_ids: Any) -> None:
+        return None
+
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process so far (from /proc)."""

@@ -120,6 +120,22 @@ CATALOGS: dict[str, Catalog] = {
                              "employee_type_enum", "content", "enum_value"),
 }
 """The catalogs orgsync resolves names in (see :mod:`orgsync.catalogs`)."""
+# User groups (feishu-api-more.md §4, /document/server-docs/contact-v3/group/* and
+# group-member/*): writes 100/min, reads tier 4. Paths use the singular ``group``.
+GROUP_WRITE_LIMIT = (Limit(100, 60.0),)
+GROUP_CREATE = Endpoint("POST", "/open-apis/contact/v3/group", GROUP_WRITE_LIMIT)
+GROUP_GET = Endpoint("GET", "/open-apis/contact/v3/group/:group_id")
+GROUP_PATCH = Endpoint("PATCH", "/open-apis/contact/v3/group/:group_id", GROUP_WRITE_LIMIT)
+GROUP_DELETE = Endpoint("DELETE", "/open-apis/contact/v3/group/:group_id", GROUP_WRITE_LIMIT)
+GROUP_LIST = Endpoint("GET", "/open-apis/contact/v3/group/simplelist")
+GROUP_MEMBER_ADD = Endpoint("POST", "/open-apis/contact/v3/group/:group_id/member/batch_add",
+                            GROUP_WRITE_LIMIT)
+GROUP_MEMBER_REMOVE = Endpoint(
+    "POST", "/open-apis/contact/v3/group/:group_id/member/batch_remove", GROUP_WRITE_LIMIT)
+GROUP_MEMBER_LIST = Endpoint("GET", "/open-apis/contact/v3/group/:group_id/member/simplelist")
+GROUP_MEMBER_BATCH = 100
+"""Members per batch_add / batch_remove call."""
+GROUP_PAGE_SIZE = 100
 
 IM_SEND = Endpoint("POST", "/open-apis/im/v1/messages")
 IM_CHAT_CREATE = Endpoint("POST", "/open-apis/im/v1/chats")

@@ -38,6 +38,7 @@ from orgsync.sandbox import introspection
 from orgsync.sandbox.config import KNOB_NAMES, MASK, SandboxConfig
 from orgsync.sandbox.ratelimit import (
     EMPLOYEE_TYPE_CREATE,
+    GROUP_WRITE,
     IM_PER_TARGET,
     JOB_CATALOG,
     RESURRECT,
@@ -317,8 +318,28 @@ class ApiRoute:
 
 
 _D = "/open-apis/contact/v3/departments"
+_G = "/open-apis/contact/v3/group"
 _U = "/open-apis/contact/v3/users"
 _ID = r"(?P<id>[^/]+)"
+
+# feishu-api-more.md §4: writes 100/min, reads and single-member calls tier 4.
+_GROUP_ROUTES: list[tuple[str, dict[str, ApiRoute]]] = [
+    (_G, {"POST": ApiRoute(lambda t, c: t.create_group(c.json_body()), GROUP_WRITE)}),
+    (_G + "/simplelist", {"GET": ApiRoute(lambda t, c: t.list_groups(
+        c.q("type"), c.q("page_size"), c.q("page_token")))}),
+    (_G + f"/{_ID}/member/batch_add", {"POST": ApiRoute(
+        lambda t, c: t.add_group_members(c.params["id"], c.json_body()), GROUP_WRITE)}),
+    (_G + f"/{_ID}/member/batch_remove", {"POST": ApiRoute(
+        lambda t, c: t.remove_group_members(c.params["id"], c.json_body()), GROUP_WRITE)}),
+    (_G + f"/{_ID}/member/simplelist", {"GET": ApiRoute(lambda t, c: t.list_group_members(
+        c.params["id"], IdTypes.parse(c.q("member_id_type"), None), c.q("member_type"),
+        c.q("page_size"), c.q("page_token")))}),
+    (_G + f"/{_ID}", {
+        "GET": ApiRoute(lambda t, c: t.get_group(c.params["id"])),
+        "PATCH": ApiRoute(lambda t, c: t.patch_group(c.params["id"], c.json_body()), GROUP_WRITE),
+        "DELETE": ApiRoute(lambda t, c: t.delete_group(c.params["id"]), GROUP_WRITE),
+    }),
+]
 
 # Ordered: the first path pattern that matches owns the path (then 405 for other methods).
 # GET departments/:id is "special" rate control in the docs; tier 4 stands in for it.
@@ -365,6 +386,7 @@ ROUTES: list[tuple[str, dict[str, ApiRoute]]] = [
         "GET": ApiRoute(lambda t, c: t.list_employee_types(c.q("page_size"), c.q("page_token"))),
         "POST": ApiRoute(lambda t, c: t.create_employee_type(c.json_body()),
                          EMPLOYEE_TYPE_CREATE)}),
+    *_GROUP_ROUTES,
     ("/open-apis/im/v1/messages", {"POST": ApiRoute(_send_message)}),
     ("/open-apis/im/v1/chats", {"POST": ApiRoute(lambda t, c: t.create_chat(
         c.json_body(optional=True), c.ids, c.q("uuid")))}),

@@ -43,6 +43,8 @@ UPDATE_USER_ID: tuple[Window, ...] = (Window(20, 1.0),)
 JOB_CATALOG: tuple[Window, ...] = (Window(10, 1.0),)
 # POST employee_type_enums: 20/s (feishu-api-more.md §5.1).
 EMPLOYEE_TYPE_CREATE: tuple[Window, ...] = (Window(20, 1.0),)
+# Group create/patch/delete and member batch_add/batch_remove: 100/min (feishu-api-more.md §4).
+GROUP_WRITE: tuple[Window, ...] = (Window(100, 60.0),)
 # POST im/v1/messages: 5 QPS per target user or group (IM-SEND).
 IM_PER_TARGET: tuple[Window, ...] = (Window(5, 1.0),)
 

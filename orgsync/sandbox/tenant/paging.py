@@ -13,10 +13,10 @@ T = TypeVar("T")
 
 
 def paginate(items: list[T], page_size: str | None, page_token: str | None,
-             scope: str) -> tuple[list[T], bool, str | None]:
+             scope: str, *, max_size: int = PAGE_SIZE_MAX) -> tuple[list[T], bool, str | None]:
     """One page of ``items``: ``(page, has_more, next_token)``.
 
-    ``page_size`` defaults to 10 and must be 1..50 (40011). The token is opaque, bound to the
+    ``page_size`` defaults to 10 and must be 1..50 (1..``max_size``; 40011). The token is opaque, bound to the
     listing it came from (``scope``) and rejected with 40012 when it cannot be decoded or
     belongs to another listing.
     """
@@ -26,7 +26,7 @@ def paginate(items: list[T], page_size: str | None, page_token: str | None,
             size = int(page_size)
         except ValueError:
             raise ApiError(40011, "page size invalid") from None
-        if not 1 <= size <= PAGE_SIZE_MAX:
+        if not 1 <= size <= max_size:
             raise ApiError(40011, "page size invalid")
     offset = 0
     tag = hashlib.sha256(scope.encode()).hexdigest()[:12]

@@ -6,11 +6,12 @@ import copy
 
 from orgsync.sandbox.tenant.body import normalize_mobile
 from orgsync.sandbox.tenant.departments import Departments
+from orgsync.sandbox.tenant.groups import Groups
 from orgsync.sandbox.tenant.model import JSON, ROOT, Department, IdTypes, User, UserOrder
 from orgsync.sandbox.tenant.users import Users
 
 
-class Seed(Departments, Users):
+class Seed(Departments, Users, Groups):
     """Dumping and loading a whole tenant (admin ``/_sandbox/state`` and seeds)."""
 
     def state(self) -> JSON:
@@ -33,7 +34,8 @@ class Seed(Departments, Users):
             users.append(item)
         return {"departments": departments, "users": users,
                 "messages": copy.deepcopy(self.messages),
-                "chats": copy.deepcopy(list(self.chats.values()))}
+                "chats": copy.deepcopy(list(self.chats.values())),
+                "groups": self.dump_groups()}
 
     def load(self, state: JSON) -> None:
         """Replace the tenant with ``state`` (the shape of :meth:`state`); raise ValueError if bad.
@@ -72,6 +74,7 @@ class Seed(Departments, Users):
         for dept in self.departments.values():
             if dept.chat_id and dept.chat_id not in self.chats:
                 self._register_dept_chat(dept)
+        self.load_groups(state.get("groups", []))
         self._counts = None
 
     def _seed_department(self, raw: JSON) -> str:

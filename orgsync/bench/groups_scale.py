@@ -1,0 +1,114 @@
+"""Groups at scale: 200 groups over a 100k-employee org (``python -m orgsync.bench.groups_scale``).
+
+Prints, as JSON: the seconds the group part adds to an incremental plan (the group mirror
+already holds every member: nothing to do), and a first group sync's writes against the
+sandbox (one ``group.create`` per group plus ⌈members / 100⌉ ``group.add_members``), with
+the counts the formula predicts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from orgsync import gcpause
+from orgsync.bench.mirror import fill_mirror
+from orgsync.config import config_from_dict
+from orgsync.diff import diff
+from orgsync.feishu import FeishuClient
+from orgsync.group_plan import plan_groups
+from orgsync.groups import Population
+from orgsync.ledger import Ledger
+from orgsync.plan import OpKind
+from orgsync.sandbox import SandboxServer
+from orgsync.sandbox.config import SandboxConfig
+from orgsync.source import SourceData
+from orgsync.synth import generate_org
+from orgsync.tables import MirrorGroupMemberRow, MirrorGroupRow
+from orgsync.validate import validate
+
+_CITIES = ("北京", "上海", "深圳", "杭州", "广州", "成都")
+
+
+def define(departments: list[str]) -> dict[str, Any]:
+    """200 groups: 120 department subtrees, 40 cities × types, 40 combined rules."""
+    out: dict[str, Any] = {}
+    for n, dept in enumerate(departments[:120]):
+        out[f"dept{n}"] = {"name": f"部门组{n}", "members": {"department": dept}}
+    for n in range(40):
+        out[f"city{n}"] = {"name": f"城市组{n}",
+                           "members": {"city": _CITIES[n % 6],
+                                       "employee_type": ["regular", "intern"][n % 2]}}
+    for n in range(40):
+        out[f"mix{n}"] = {"name": f"组合{n}", "members": {"any": [
+            {"department": departments[(n * 7) % len(departments)]},
+            {"all": [{"city": _CITIES[n % 6]}, {"not": {"is_manager": False}}]}]}}
+    return out
+
+
+def main(employees: int = 100_000) -> dict[str, Any]:
+    """Run the benchmark; the figures as a dict."""
+    org = generate_org(seed=7, employees=employees, departments=2000, levels=6)
+    data = validate(SourceData(org))
+    work = Path(tempfile.mkdtemp(prefix="groups-bench-"))
+    ledger = Ledger(f"sqlite:///{work / 'l.db'}")
+    fill_mirror(ledger, data.snapshot)
+    state = ledger.load_state()
+    with SandboxServer(SandboxConfig(rate_limits=False)) as sb:
+        sb.load({"users": [{"user_id": u.feishu_id, "name": "x"} for u in state.users.values()]})
+        cfg = config_from_dict({
+            "version": 1, "feishu": {"base_url": sb.base_url, "app_id": sb.config.app_id,
+                                     "app_secret": sb.config.app_secret},
+            "source": {"type": "csv", "departments": "d.csv", "employees": "e.csv"},
+            "groups": {"define": define(sorted(org.departments))}}, base_dir=work)
+        base = diff(data, state)
+
+        async def first() -> tuple[Any, float]:
+            async with FeishuClient(cfg.feishu) as client:
+                with gcpause.paused_gc():  # as a run plans (orgsync.runner.run_once)
+                    mark = time.perf_counter()
+                    plan = await plan_groups(cfg, ledger, client, data, state, base)
+                    return plan, time.perf_counter() - mark
+
+        plan, first_seconds = asyncio.run(first())
+    summary = plan.summary()
+    population = Population(data.snapshot.active_employees(), data.snapshot.departments)
+    sizes = {s.key: len(s.rule(population)) for s in cfg.groups.define}
+    predicted = len(sizes) + sum(math.ceil(n / 100) for n in sizes.values())
+    # the mirror as that first sync leaves it: then an incremental plan has nothing to do
+    with ledger.engine.begin() as c:
+        c.execute(MirrorGroupRow.__table__.insert(),  # type: ignore[attr-defined]
+                  [{"key": s.key, "feishu_id": s.group_id, "name": s.name,
+                    "updated_at": ledger.now()} for s in cfg.groups.define])
+        c.execute(MirrorGroupMemberRow.__table__.insert(),  # type: ignore[attr-defined]
+                  [{"group_key": s.key, "user_key": k} for s in cfg.groups.define
+                   for k in s.rule(population)])
+
+    async def again() -> tuple[int, float]:
+        async with FeishuClient(cfg.feishu) as client:
+            with gcpause.paused_gc():
+                mark = time.perf_counter()
+                p = await plan_groups(cfg, ledger, client, data, state, base)
+                return len(p.operations) - len(base.operations), time.perf_counter() - mark
+
+    extra_ops, incremental_seconds = asyncio.run(again())
+    return {
+        "employees": len(data.snapshot.employees), "groups": len(sizes),
+        "memberships": sum(sizes.values()),
+        "first_sync_writes": summary.get(OpKind.GROUP_CREATE.value, 0)
+        + summary.get(OpKind.GROUP_ADD_MEMBERS.value, 0),
+        "first_sync_writes_predicted": predicted,
+        "first_sync_plan_seconds": round(first_seconds, 3),
+        "incremental_group_ops": extra_ops,
+        "incremental_plan_delta_seconds": round(incremental_seconds, 3),
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000), indent=2))

@@ -1,0 +1,275 @@
+"""The group part of a plan: managed groups and their members made to match the config.
+
+Members are evaluated on the validated snapshot (:mod:`orgsync.groups`) and diffed against
+the ledger's group mirror (:mod:`orgsync.group_mirror`): a group's creation (or adoption),
+its rename, batches of at most 100 members added and removed, and a dropped group's members
+removed before it is deleted. Never-harm rules:
+
+* only people who exist in Feishu, or whom this plan creates or brings back, are added;
+  people held back by validation and people frozen (or freezing in this plan) never are;
+* a person held back keeps the memberships they have;
+* only managed groups are touched: created by orgsync, or adopted because a Feishu group
+  already has the configured custom id or name (its managed members are read then, once).
+
+Feishu is read only when a group is about to be created (one paged list of groups, and the
+members of a group adopted), like departments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from orgsync.config import Config, SafetyConfig
+from orgsync.feishu import FeishuClient
+from orgsync.feishu.endpoints import GROUP_MEMBER_BATCH
+from orgsync.group_mirror import MirrorGroup
+from orgsync.groups import MAX_GROUP_MEMBERS, MAX_GROUPS, GroupsConfig, GroupSpec, Population
+from orgsync.ledger import Ledger
+from orgsync.plan import FieldChange, Operation, OpKind, Plan, op_id, topological
+from orgsync.safety import Gauge
+from orgsync.source import Issue, SourceData
+from orgsync.state import DirectoryState, Lifecycle
+
+#: Operations that make a person exist (again) in Feishu: members wait for them.
+_ARRIVING = (OpKind.USER_CREATE, OpKind.USER_ADOPT, OpKind.USER_RESURRECT, OpKind.USER_UNFREEZE,
+             OpKind.USER_REKEY)
+_LEAVING = (OpKind.USER_FREEZE, OpKind.USER_DELETE)
+_NAMES_SHOWN = 20
+
+
+@dataclass(slots=True)
+class _People:
+    """Who can be a member now: Feishu user id and the operation to wait for."""
+
+    ids: dict[str, str]
+    waits: dict[str, str]
+    names: dict[str, str]
+    known: dict[str, str]
+    """Every managed person's Feishu user id (for removals: frozen and leaving ones too)."""
+    rekeyed: dict[str, str]
+    """Old key → new key of the people whose key changes in this plan (their memberships
+    follow in the ledger: no removal and re-adding)."""
+
+
+def _people(data: SourceData, state: DirectoryState, plan: Plan) -> _People:
+    ids = {k: u.feishu_id for k, u in state.users.items() if u.lifecycle is Lifecycle.ACTIVE}
+    known = {k: u.feishu_id for k, u in state.users.items()}
+    waits: dict[str, str] = {}
+    rekeyed: dict[str, str] = {}
+    for op in plan.operations:
+        if op.kind is OpKind.USER_REKEY and op.mirror and op.mirror.get("previous_key"):
+            rekeyed[str(op.mirror["previous_key"])] = op.key
+        if op.kind in _ARRIVING:
+            ids[op.key] = str(op.payload.get("new_user_id") or op.feishu_id) \
+                if op.kind is OpKind.USER_REKEY else op.feishu_id
+            waits[op.key] = op.op_id
+            known[op.key] = ids[op.key]
+        elif op.kind in _LEAVING:
+            ids.pop(op.key, None)
+    names = {k: u.record.name for k, u in state.users.items()}
+    names.update((k, e.name) for k, e in data.snapshot.employees.items())
+    return _People(ids, waits, names, known, rekeyed)
+
+
+async def plan_groups(config: Config, ledger: Ledger, client: FeishuClient, data: SourceData,
+                      state: DirectoryState, plan: Plan) -> Plan:
+    """``plan`` with the group operations (and issues) the ``groups:`` section asks for."""
+    cfg = config.groups
+    mirror = ledger.load_groups()
+    if not cfg.define and not mirror:
+        return plan
+    people = _people(data, state, plan)
+    held = data.held_employees
+    eligible = {k for k, e in data.snapshot.active_employees().items()
+                if k in people.ids and k not in held}
+    population = Population({k: data.snapshot.employees[k] for k in eligible},
+                            data.snapshot.departments, data.groups)
+    builder = _Builder(people, mirror)
+    feishu: list[dict[str, Any]] | None = None
+    for spec in cfg.define:
+        unread = [n for n in spec.source_groups if not data.groups.get(n)]
+        if unread:
+            builder.issue(spec, f"source group {', '.join(unread)} came back missing or empty: "
+                                f"a failed read, not 'remove everyone'; the group is left as "
+                                f"it is")
+            continue
+        desired = set(spec.rule(population))
+        current = {people.rekeyed.get(k, k) for k in mirror[spec.key].members} \
+            if spec.key in mirror else set()
+        if len(desired) > MAX_GROUP_MEMBERS:
+            builder.issue(spec, f"{len(desired)} members, over Feishu's {MAX_GROUP_MEMBERS} "
+                                f"per group (42012): the group is left as it is")
+            continue
+        if spec.key not in mirror:
+            if feishu is None:
+                feishu = [g async for g in client.iter_groups()]
+            adopted = await builder.adopt_or_create(client, spec, feishu)
+            if adopted is None:
+                continue
+            current = adopted
+        else:
+            builder.rename(spec)
+        desired |= current & held  # a held person keeps their memberships
+        builder.members(spec, desired, current)
+    configured = {s.key for s in cfg.define}
+    for key in sorted(mirror.keys() - configured):
+        builder.drop(key)
+    if not builder.ops and not builder.issues:
+        return plan
+    return replace(plan, operations=topological([*plan.operations, *builder.ops]),
+                   issues=tuple(sorted((*plan.issues, *builder.issues),
+                                       key=lambda i: i.sort_key())))
+
+
+class _Builder:
+    def __init__(self, people: _People, mirror: Mapping[str, MirrorGroup]) -> None:
+        self.people = people
+        self.mirror = mirror
+        self.ops: list[Operation] = []
+        self.issues: list[Issue] = []
+        self.creates = 0
+
+    def issue(self, spec: GroupSpec, reason: str) -> None:
+        self.issues.append(Issue("group", spec.key, "members", reason, "error"))
+
+    async def adopt_or_create(self, client: FeishuClient, spec: GroupSpec,
+                              feishu: list[dict[str, Any]]) -> set[str] | None:
+        """The create or adoption of an unmanaged group; its managed members (None: held)."""
+        found = next((g for g in feishu if g.get("group_id", g.get("id")) == spec.group_id),
+                     None) or next((g for g in feishu if g.get("name") == spec.name), None)
+        if found is None:
+            if len(feishu) + self.creates >= MAX_GROUPS:
+                self.issue(spec, f"Feishu holds {len(feishu) + self.creates} groups, its "
+                                 f"limit is {MAX_GROUPS} per tenant (42016): not created; "
+                                 f"remove groups in Feishu or from groups.define")
+                return None
+            self.creates += 1
+            body = {"group_id": spec.group_id, "name": spec.name,
+                    **({"description": spec.description} if spec.description else {})}
+            self.ops.append(Operation(
+                op_id(OpKind.GROUP_CREATE, spec.key), OpKind.GROUP_CREATE, spec.key,
+                spec.group_id, body, (FieldChange("name", None, spec.name),),
+                f"new group (members: {spec.source})", (), {"name": spec.name}, spec.name))
+            return set()
+        fid = str(found.get("group_id") or found.get("id"))
+        by_id = {v: k for k, v in self.people.ids.items()}
+        members = {by_id[m["member_id"]] async for m in client.iter_group_members(fid)
+                   if m.get("member_id") in by_id}
+        how = "custom id" if fid == spec.group_id else "name"
+        self.ops.append(Operation(
+            op_id(OpKind.GROUP_ADOPT, spec.key), OpKind.GROUP_ADOPT, spec.key, fid, {}, (),
+            f"a Feishu group with this {how} exists: managed from now on "
+            f"({len(members)} managed members)", (),
+            {"name": str(found.get("name")), "feishu_id": fid, "members": sorted(members)},
+            spec.name))
+        if found.get("name") != spec.name:
+            self._rename(spec, fid, str(found.get("name")), (op_id(OpKind.GROUP_ADOPT,
+                                                                    spec.key),))
+        return members
+
+    def rename(self, spec: GroupSpec) -> None:
+        m = self.mirror[spec.key]
+        if m.name != spec.name:
+            self._rename(spec, m.feishu_id, m.name, ())
+
+    def _rename(self, spec: GroupSpec, fid: str, old: str, deps: tuple[str, ...]) -> None:
+        self.ops.append(Operation(
+            op_id(OpKind.GROUP_UPDATE, spec.key), OpKind.GROUP_UPDATE, spec.key, fid,
+            {"name": spec.name}, (FieldChange("name", old, spec.name),),
+            f"renamed from {old}", deps, {"name": spec.name}, spec.name))
+
+    def members(self, spec: GroupSpec, desired: set[str], current: set[str]) -> None:
+        fid = self.mirror[spec.key].feishu_id if spec.key in self.mirror else None
+        made = () if fid is not None else (op_id(OpKind.GROUP_CREATE, spec.key),
+                                            op_id(OpKind.GROUP_ADOPT, spec.key))
+        fid = fid or next(op.feishu_id for op in reversed(self.ops) if op.key == spec.key)
+        self._batches(OpKind.GROUP_ADD_MEMBERS, spec.key, spec.name, fid,
+                      sorted(desired - current), len(current), made)
+        self._batches(OpKind.GROUP_REMOVE_MEMBERS, spec.key, spec.name, fid,
+                      sorted(current - desired), len(current), made)
+
+    def drop(self, key: str) -> None:
+        """A managed group no longer configured: its members go, then the group."""
+        m = self.mirror[key]
+        removes = self._batches(OpKind.GROUP_REMOVE_MEMBERS, key, m.name, m.feishu_id,
+                                sorted(m.members), len(m.members), (), dropped=True)
+        self.ops.append(Operation(
+            op_id(OpKind.GROUP_DELETE, key), OpKind.GROUP_DELETE, key, m.feishu_id, {},
+            (FieldChange("name", m.name, None),), "no longer in groups.define",
+            tuple(removes), None, m.name))
+
+    def _batches(self, kind: OpKind, key: str, name: str, fid: str, members: Sequence[str],
+                 of: int, deps: Iterable[str], *, dropped: bool = False) -> list[str]:
+        made: list[str] = []
+        verb = "adds" if kind is OpKind.GROUP_ADD_MEMBERS else "removes"
+        ids = self.people.ids
+        for n, start in enumerate(range(0, len(members), GROUP_MEMBER_BATCH), 1):
+            batch = members[start:start + GROUP_MEMBER_BATCH]
+            waits = [self.people.waits[k] for k in batch if k in self.people.waits] \
+                if kind is OpKind.GROUP_ADD_MEMBERS else []
+            # someone orgsync no longer knows in Feishu leaves the mirror only
+            user_ids = [i for k in batch if (i := ids.get(k) or self.people.known.get(k))]
+            shown = [self.people.names.get(k, k) for k in batch]
+            more = f" and {len(shown) - _NAMES_SHOWN} more" if len(shown) > _NAMES_SHOWN else ""
+            op = Operation(
+                op_id(kind, f"{key}#{n}"), kind, f"{key}#{n}", fid, {"user_ids": user_ids},
+                (FieldChange("members", None if verb == "adds" else shown,
+                             shown if verb == "adds" else None),),
+                f"{verb} {len(batch)} of {len(members)} ({of} now): "
+                f"{', '.join(shown[:_NAMES_SHOWN])}{more}",
+                (*deps, *waits), {"group": key, "members": list(batch), "of": of,
+                                  **({"dropped": True} if dropped else {})}, name)
+            self.ops.append(op)
+            made.append(op.op_id)
+        return made
+
+
+def group_gauges(plan: Plan, cfg: GroupsConfig, safety: SafetyConfig) -> list[Gauge]:
+    """The group guards measured on ``plan``: a group's removals over
+    ``groups.max_removal_fraction`` of its members (once it has ``groups.guard_min_members``),
+    and group deletes over ``safety.max_department_deletes`` (the departments' threshold)."""
+    removed: dict[str, tuple[str, int, int]] = {}
+    deletes = 0
+    for op in plan.operations:
+        if op.kind is OpKind.GROUP_DELETE:
+            deletes += 1
+        elif op.kind is OpKind.GROUP_REMOVE_MEMBERS and op.mirror and \
+                not op.mirror.get("dropped"):
+            name, count, of = removed.get(str(op.mirror["group"]), (op.label, 0,
+                                                                     int(op.mirror["of"])))
+            removed[str(op.mirror["group"])] = (name, count + len(op.mirror["members"]), of)
+    found: list[Gauge] = []
+    for _key, (name, count, of) in sorted(removed.items()):
+        if of >= cfg.guard_min_members:
+            found.append(Gauge(f"members removed from group {name}", count,
+                               cfg.max_removal_fraction * of,
+                               f"groups.max_removal_fraction={cfg.max_removal_fraction:.0%}",
+                               of, cfg.max_removal_fraction))
+    if deletes:
+        found.append(Gauge("group deletes", deletes, safety.max_department_deletes,
+                           f"safety.max_department_deletes={safety.max_department_deletes}"))
+    return found
+
+
+def person_groups(config: Config, data: SourceData | None, ledger: Ledger,
+                  key: str) -> list[dict[str, Any]]:
+    """``explain``: the managed groups ``key`` is in (as applied) or that their rule puts
+    them in (now), each with the rule as written."""
+    mirror = ledger.load_groups()
+    population = None if data is None else Population(
+        {k: e for k, e in data.snapshot.active_employees().items()
+         if k not in data.held_employees}, data.snapshot.departments, data.groups)
+    found: list[dict[str, Any]] = []
+    for spec in config.groups.define:
+        applied = spec.key in mirror and key in mirror[spec.key].members
+        wanted = population is not None and key in spec.rule(population)
+        if applied or wanted:
+            found.append({"group": spec.key, "name": spec.name, "rule": spec.source,
+                          "applied": applied, "by_rule": wanted})
+    configured = {s.key for s in config.groups.define}
+    found.extend({"group": k, "name": g.name, "rule": None, "applied": True, "by_rule": False}
+                 for k, g in sorted(mirror.items()) if k not in configured and key in g.members)
+    return found
+

@@ -1,0 +1,293 @@
+"""User groups from HR, end to end over a real socket: config rules → plan → apply → Feishu.
+
+Every test reads the sandbox's groups back (by user_id) and checks the ledger's group mirror.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from orgsync.errors import PlanHeld
+from orgsync.explain import explain, render_text
+from orgsync.ledger import Ledger
+from orgsync.model import Department, Employee, EmployeeType, Snapshot
+from orgsync.plan_view import Filters, View
+from orgsync.sandbox import SandboxServer
+from orgsync.synth import write_csv
+from tests.sandbox_run import SCALE, config, run
+
+GROUPS: dict[str, Any] = {
+    "rd": {"name": "研发", "members": {"department": "D1"}},
+    "d1direct": {"name": "研发直属", "members": {"department": "D1", "direct": True}},
+    "bjinterns": {"name": "北京实习生", "id": "bjinterns",
+                  "members": {"all": [{"city": "北京"}, {"employee_type": "intern"}]}},
+    "leads": {"name": "Leads", "members": {"is_manager": True}},
+    "notsh": {"name": "Not Shanghai", "members": {"not": {"city": "上海"}}},
+}
+
+
+def _org(count: int = 150, *, city: str = "北京", drop: int = 0) -> Snapshot:
+    depts = [Department(key="D1", name="研发"), Department(key="D11", name="平台", parent_key="D1"),
+             Department(key="D2", name="销售")]
+    people = [Employee(key="E001", name="Boss", department_keys=("D1",),
+                       mobile="+8613800000001", city=city)]
+    for n in range(2 + drop, count + 1):
+        dept = ("D11",) if n % 3 else ("D2",)
+        people.append(Employee(key=f"E{n:03d}", name=f"员工{n}", department_keys=dept,
+                               mobile=f"+86138{n:08d}",
+                               manager_key="E001", city="上海" if n % 5 == 0 else city,
+                               employee_type=EmployeeType.INTERN if n % 7 == 0
+                               else EmployeeType.REGULAR))
+    return Snapshot.of(depts, people)
+
+
+def _groups(sb: SandboxServer) -> dict[str, tuple[str, set[str]]]:
+    """group_id → (name, user_ids) in the sandbox."""
+    tenant = sb.tenant
+    return {g["group_id"]: (g["name"], {tenant.users[o].user_id for o in g["members"]})
+            for g in tenant.dump_groups()}
+
+
+def _expected(snap: Snapshot) -> dict[str, set[str]]:
+    staff = snap.employees
+    sub = {k for k, e in staff.items() if set(e.department_keys) & {"D1", "D11"}}
+    return {
+        "rd": sub,
+        "d1direct": {k for k, e in staff.items() if "D1" in e.department_keys},
+        "bjinterns": {k for k, e in staff.items()
+                      if e.city == "北京" and e.employee_type is EmployeeType.INTERN},
+        "leads": {"E001"},
+        "notsh": {k for k, e in staff.items() if e.city != "上海"},
+    }
+
+
+def _batch_calls(sb: SandboxServer, kind: str) -> int:
+    return sum(1 for r in sb.requests() if r["path"].endswith(f"/member/{kind}"))
+
+
+@pytest.fixture
+def fast(sandbox: SandboxServer) -> SandboxServer:
+    sandbox.configure(rate_scale=SCALE)
+    return sandbox
+
+
+def test_first_sync_creates_groups_with_batched_members_then_nothing(
+        fast: SandboxServer, tmp_path: Path) -> None:
+    snap = _org()
+    write_csv(snap, tmp_path)
+    cfg = config(fast, tmp_path, tmp_path / "l.db", groups={"define": GROUPS})
+    ledger = Ledger(cfg.ledger.url)
+    outcome = run(cfg, ledger)
+    assert outcome.exit_code == 0
+    want = _expected(snap)
+    assert _groups(fast) == {k: (GROUPS[k]["name"], v) for k, v in want.items()}
+    # one create per group plus ⌈members / 100⌉ batch_add calls
+    assert sum(1 for r in fast.requests()
+               if r["method"] == "POST" and r["path"].endswith("/contact/v3/group")) == 5
+    assert _batch_calls(fast, "batch_add") == sum(math.ceil(len(v) / 100) for v in want.values())
+    assert {k: g.members for k, g in ledger.load_groups().items()} == want
+    shown = View(outcome.plan, Filters(kinds=frozenset({"group.*"})))
+    assert {op.kind.value for op in shown.shown()} == {"group.create", "group.add_members"}
+    first_add = next(op for op in outcome.plan.operations if op.key == "leads#1")
+    assert first_add.reason == "adds 1 of 1 (0 now): Boss"
+    fast.sandbox.clear_requests()
+    again = run(cfg, ledger)
+    assert again.plan.empty
+    assert [r for r in fast.requests() if "/group" in r["path"]] == []
+
+
+def test_rename_and_moves_update_members_under_the_guard(
+        fast: SandboxServer, tmp_path: Path) -> None:
+    write_csv(_org(), tmp_path)
+    cfg = config(fast, tmp_path, tmp_path / "l.db", groups={"define": GROUPS})
+    ledger = Ledger(cfg.ledger.url)
+    run(cfg, ledger)
+    # six people leave (4 % of 'rd'), 'rd' is renamed
+    snap = _org(drop=6)
+    write_csv(snap, tmp_path)
+    renamed = {**GROUPS, "rd": {**GROUPS["rd"], "name": "研发中心"}}
+    cfg = config(fast, tmp_path, tmp_path / "l.db", groups={"define": renamed})
+    outcome = run(cfg, ledger)
+    assert outcome.exit_code == 0
+    assert outcome.plan.summary()["group.update"] == 1
+    got = _groups(fast)
+    assert got["rd"] == ("研发中心", _expected(snap)["rd"])
+
+
+def test_removing_over_the_share_of_a_big_group_holds_the_plan(
+        fast: SandboxServer, tmp_path: Path) -> None:
+    write_csv(_org(), tmp_path)
+    cfg = config(fast, tmp_path, tmp_path / "l.db", groups={"define": GROUPS})
+    ledger = Ledger(cfg.ledger.url)
+    run(cfg, ledger)
+    before = _groups(fast)
+    # everyone in 北京 moves to 深圳: 'notsh' keeps them, 'bjinterns' (under 50) empties
+    write_csv(_org(city="深圳"), tmp_path)
+    narrowed = {**GROUPS, "notsh": {"name": "Not Shanghai", "members": {"city": "北京"}}}
+    cfg = config(fast, tmp_path, tmp_path / "l.db", groups={"define": narrowed})
+    with pytest.raises(PlanHeld) as held:
+        run(cfg, ledger)
+    assert held.value.reasons == [
+        f"{len(before['notsh'][1])} members removed from group Not Shanghai are 100% of the "
+        f"{len(before['notsh'][1])} managed, over groups.max_removal_fraction=20%"]
+    assert _groups(fast) == before
+
+
+def test_held_people_keep_their_groups_and_are_never_added(
+        fast: SandboxServer, tmp_path: Path) -> None:
+    write_csv(_org(), tmp_path)
+    cfg = config(fast, tmp_path, tmp_path / "l.db", groups={"define": GROUPS})
+    ledger = Ledger(cfg.ledger.url)
+    run(cfg, ledger)
+    # E007 (an intern in 北京) gets a bad mobile: held; a new hire E200 with one too
+    snap = _org()
+    people = [e for e in snap.employees.values() if e.key != "E007"]
+    bad = Employee(key="E007", name="员工7", department_keys=("D11",), mobile="12345",
+                   city="上海")
+    newbie = Employee(key="E200", name="新人", department_keys=("D11",), mobile="99", city="北京",
+                      employee_type=EmployeeType.INTERN)
+    write_csv(Snapshot.of(snap.departments.values(), [*people, bad, newbie]), tmp_path)
+    outcome = run(cfg, ledger)
+    assert outcome.exit_code == 0
+    got = _groups(fast)
+    assert "E007" in got["bjinterns"][1]
+    assert "E007" in got["notsh"][1]  # their city changed, but the record is held
+    assert all("E200" not in members for _, members in got.values())
+
+
+def test_a_dropped_group_is_emptied_then_deleted(fast: SandboxServer, tmp_path: Path) -> None:
+    write_csv(_org(), tmp_path)
+    cfg = config(fast, tmp_path, tmp_path / "l.db", groups={"define": GROUPS})
+    ledger = Ledger(cfg.ledger.url)
+    run(cfg, ledger)
+    fewer = {k: v for k, v in GROUPS.items() if k != "rd"}
+    cfg = config(fast, tmp_path, tmp_path / "l.db", groups={"define": fewer})
+    outcome = run(cfg, ledger)
+    assert outcome.exit_code == 0
+    assert outcome.plan.summary()["group.delete"] == 1
+    assert "rd" not in _groups(fast)
+    assert "rd" not in ledger.load_groups()
+
+
+def test_an_existing_group_is_adopted_by_name_and_its_other_members_stay(
+        fast: SandboxServer, tmp_path: Path) -> None:
+    snap = _org(20)
+    write_csv(snap, tmp_path)
+    # Feishu already has 'Leads' (another id) with an unmanaged member and E002
+    fast.load({"users": [{"user_id": "X1", "name": "Outsider", "mobile": "+8613900000001"}],
+               "groups": [{"group_id": "legacy1", "name": "Leads", "members": ["X1"]}]})
+    cfg = config(fast, tmp_path, tmp_path / "l.db", safety={"takeover_requires_approval": False},
+                 groups={"define": {"leads": GROUPS["leads"]}})
+    ledger = Ledger(cfg.ledger.url)
+    outcome = run(cfg, ledger)
+    assert outcome.exit_code == 0
+    assert outcome.plan.summary()["group.adopt"] == 1
+    assert "group.create" not in outcome.plan.summary()
+    assert _groups(fast) == {"legacy1": ("Leads", {"X1", "E001"})}
+    assert ledger.load_groups()["leads"].feishu_id == "legacy1"
+
+
+def test_killed_group_sync_resumes_without_duplicate_groups_or_lost_members(
+        fast: SandboxServer, tmp_path: Path) -> None:
+    """SIGKILL of the console script mid-sync, then apply again: every group once, every
+    member there, and a third run has nothing to do."""
+    snap = _org(450)
+    write_csv(snap, tmp_path)
+    cfg = config(fast, tmp_path, tmp_path / "l.db")
+    run(cfg, Ledger(cfg.ledger.url))  # the people first, no groups yet
+    conf = tmp_path / "orgsync.yaml"
+    conf.write_text(json.dumps({
+        "version": 1,
+        "feishu": {"base_url": fast.base_url, "app_id": fast.config.app_id,
+                   "app_secret": "${TEST_SECRET}", "rate_scale": SCALE},
+        "source": {"type": "csv", "departments": "departments.csv",
+                   "employees": "employees.csv"},
+        "ledger": {"url": "sqlite:///l.db"}, "groups": {"define": GROUPS}}), encoding="utf-8")
+    fast.sandbox.clear_requests()
+    fast.configure(latency_ms=400)
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("orgsync")), "apply", "--yes",
+                             "-c", str(conf)], cwd=tmp_path,
+                            env={**os.environ, "TEST_SECRET": fast.config.app_secret},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while _group_writes(fast) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = _group_writes(fast)
+    fast.configure(latency_ms=0)
+    want = _expected(snap)
+    assert 5 <= killed_at < 5 + sum(math.ceil(len(v) / 100) for v in want.values())
+    cfg = config(fast, tmp_path, tmp_path / "l.db", groups={"define": GROUPS})
+    ledger = Ledger(cfg.ledger.url)
+    assert run(cfg, ledger).exit_code == 0
+    assert _groups(fast) == {k: (GROUPS[k]["name"], v) for k, v in want.items()}
+    assert {k: g.members for k, g in ledger.load_groups().items()} == want
+    assert run(cfg, ledger).plan.empty
+
+
+def _group_writes(sb: SandboxServer) -> int:
+    return sum(1 for r in sb.requests() if r["method"] == "POST" and "/contact/v3/group" in
+               r["path"] and r["status"] == 200)
+
+
+def test_explain_shows_a_persons_groups_and_the_rule(fast: SandboxServer,
+                                                     tmp_path: Path) -> None:
+    write_csv(_org(), tmp_path)
+    cfg = config(fast, tmp_path, tmp_path / "l.db", groups={"define": GROUPS})
+    ledger = Ledger(cfg.ledger.url)
+    run(cfg, ledger)
+    report = asyncio.run(explain(cfg, ledger, "E007"))
+    assert [(g["group"], g["applied"], g["by_rule"]) for g in report["groups"]] == [
+        ("rd", True, True), ("bjinterns", True, True), ("notsh", True, True)]
+    out = io.StringIO()
+    render_text(report, Console(file=out, width=200, color_system=None))
+    assert "Group 北京实习生 (bjinterns): in it, by the rule {all: [{city: 北京}, " \
+           "{employee_type: intern}]}" in out.getvalue()
+
+
+def test_the_tenants_group_limit_is_checked_before_any_write(fast: SandboxServer,
+                                                             tmp_path: Path) -> None:
+    write_csv(_org(20), tmp_path)
+    fast.load({"groups": [{"group_id": f"other{n}", "name": f"其他{n}"} for n in range(499)]})
+    two = {"leads": GROUPS["leads"], "rd": GROUPS["rd"]}
+    cfg = config(fast, tmp_path, tmp_path / "l.db", groups={"define": two})
+    outcome = run(cfg, Ledger(cfg.ledger.url))
+    assert outcome.exit_code == 0
+    assert [str(i) for i in outcome.plan.issues if i.entity == "group"] == [
+        "group rd: members: Feishu holds 500 groups, its limit is 500 per tenant (42016): not "
+        "created; remove groups in Feishu or from groups.define (held back)"]
+    assert [k for k in _groups(fast) if not k.startswith("other")] == ["leads"]
+    assert not any(r["code"] == 42016 for r in fast.requests())
+
+
+def test_a_changed_employee_id_keeps_the_persons_groups(fast: SandboxServer,
+                                                        tmp_path: Path) -> None:
+    write_csv(_org(), tmp_path)
+    cfg = config(fast, tmp_path, tmp_path / "l.db", groups={"define": GROUPS})
+    ledger = Ledger(cfg.ledger.url)
+    run(cfg, ledger)
+    snap = _org()
+    moved = replace(snap.employees["E010"], key="E910")
+    people = [e for e in snap.employees.values() if e.key != "E010"]
+    write_csv(Snapshot.of(snap.departments.values(), [*people, moved]), tmp_path)
+    outcome = run(cfg, ledger)
+    assert outcome.exit_code == 0
+    assert outcome.plan.summary() == {"user.rekey": 1}
+    assert [k for k, g in ledger.load_groups().items() if "E910" in g.members] == ["rd"]
+    assert not any("E010" in g.members for g in ledger.load_groups().values())
+    assert run(cfg, ledger).plan.empty
