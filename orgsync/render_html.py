@@ -8,6 +8,7 @@ so the file opens anywhere, offline, as it was made. Written operation by operat
 
 from __future__ import annotations
 
+from collections import Counter
 from html import escape
 from typing import TextIO
 
@@ -82,6 +83,12 @@ def write_html(view: View, out: TextIO) -> None:
     if plan.notes:
         w('<h2>Notes</h2>\n<ul id="notes">'
           + "".join(f"<li>{escape(n)}</li>" for n in plan.notes) + "</ul>\n")
+    if plan.deferred:
+        deferred = Counter(op.kind.value for op in plan.deferred)
+        w(f'<h2>Deferred ({len(plan.deferred)}): outside sync.stage, not applied</h2>\n'
+          '<table id="deferred"><tr><th>operation</th><th>count</th></tr>\n'
+          + "".join(f"<tr><td>{escape(k)}</td><td>{n}</td></tr>\n"
+                    for k, n in sorted(deferred.items())) + "</table>\n")
     if not plan.empty and not view.filters.summary:
         _operations(view, out)
     w(f"<script>{_SCRIPT}</script>\n</body></html>\n")

@@ -15,7 +15,7 @@ from orgsync.config import Config, config_from_dict
 from orgsync.errors import ConfigError
 from orgsync.identity import feishu_user_id
 from orgsync.ledger import Ledger
-from orgsync.render import render_markdown, render_text
+from orgsync.render import render, render_markdown, render_text
 from orgsync.runner import RunOutcome, run_once
 from orgsync.sandbox import SandboxServer
 from orgsync.stage import DEFERRED
@@ -90,6 +90,12 @@ def test_a_staged_takeover_of_one_division_then_the_whole_org(sb: SandboxServer,
                                                     if AMBIGUOUS in e.department_keys}
     assert f"**Deferred (outside the stage): {len(out.plan.deferred)} operations**" in \
         render_markdown(out.plan)
+    page = io.StringIO()
+    render(out.plan, "html", page)
+    assert (f"<h2>Deferred ({len(out.plan.deferred)}): outside sync.stage, not applied</h2>"
+            in page.getvalue())
+    user_adopts = sum(1 for op in out.plan.deferred if op.kind.value == "user.adopt")
+    assert f"<tr><td>user.adopt</td><td>{user_adopts}</td></tr>" in page.getvalue()
     # outside the stage Feishu is exactly as the admins left it; inside, under the HR ids
     after = accounts(sb)
     staff_ids = {feishu_user_id(k) for k in STAFF}
