@@ -40,6 +40,7 @@ import yaml
 
 from orgsync.errors import ConfigError
 from orgsync.feishu.settings import FEISHU_BASE_URL, LARK_BASE_URL, FeishuSettings
+from orgsync.leave_config import LeaveConfig, parse_leave
 from orgsync.options import Section, describe, did_you_mean, interpolate
 from orgsync.templates import (
     ALL_VARIABLES,
@@ -283,6 +284,7 @@ class Config:
     admin: AdminConfig = field(default_factory=AdminConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     takeover: TakeoverConfig = field(default_factory=TakeoverConfig)
+    leave: LeaveConfig = field(default_factory=LeaveConfig)
 
 
 def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Config:
@@ -622,6 +624,7 @@ _SECTIONS: dict[str, tuple[Callable[[Section], Any], bool]] = {
     "admin": (_parse_admin, False),
     "notify": (_parse_notify, False),
     "takeover": (_parse_takeover, False),
+    "leave": (parse_leave, False),
 }
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from orgsync.errors import FeishuError
 from orgsync.feishu.codes import explain
@@ -38,6 +38,13 @@ class ContactAPI(Protocol):
     async def resurrect_user(self, user_id: str,
                              departments: Sequence[Mapping[str, Any]]) -> None: ...
     async def update_user_id(self, user_id: str, new_user_id: str) -> None: ...
+
+
+class LeaveAPI(ContactAPI, Protocol):
+    """The client as the leave sync uses it: also the calendar's time-off events."""
+
+    async def create_timeoff(self, body: Mapping[str, Any]) -> dict[str, Any]: ...
+    async def delete_timeoff(self, event_id: str) -> None: ...
 
 
 class MirrorChange(enum.Enum):
@@ -263,6 +270,21 @@ async def _already_rekeyed(c: ContactAPI, op: Operation, exc: FeishuError) -> st
     raise exc
 
 
+async def _create_timeoff(c: ContactAPI, op: Operation, token: str | None) -> str | None:
+    # The event id is what this returns: the leave ledger keeps it (orgsync.leave_sync).
+    event = await cast(LeaveAPI, c).create_timeoff(op.payload)
+    return event.get("timeoff_event_id")
+
+
+async def _delete_timeoff(c: ContactAPI, op: Operation, token: str | None) -> str | None:
+    await cast(LeaveAPI, c).delete_timeoff(op.feishu_id)
+    return None
+
+
+async def _mark_gone(c: ContactAPI, op: Operation, exc: FeishuError) -> str:
+    return f"the time-off event is already gone ({exc.code})"
+
+
 #: Uniqueness conflicts a create can meet when an earlier, interrupted attempt of
 #: the same create went through: id, name/order among siblings; user_id, mobile,
 #: email, employee_no. Feishu's order of checks is undocumented, so any of them.
@@ -276,6 +298,10 @@ _DEPT_REKEYED = frozenset({43007, 40015, 99992380})
 
 #: Resurrect refused for good: not granted to the app, or resigned over 30 days ago.
 _NO_RESURRECT = frozenset({44029, 44028})
+
+#: A time-off delete whose id Feishu no longer knows (UNCONFIRMED code, see
+#: orgsync/sandbox/tenant/calendar.py), or whose person resigned (feishu-api-more.md §8).
+_MARK_GONE = frozenset({190002, 195100})
 
 _ADDED = ("+", "green")
 _CHANGED = ("~", "yellow")
@@ -320,6 +346,11 @@ SPECS: Mapping[OpKind, OpSpec] = {
                                settle=_already_gone, destructive=True,
                                departure=Departure.DELETE, badge=("-", "red"),
                                lists_fields=False),
+    # Leave marks (orgsync.leave_sync): planned and applied by the leave sync, never in a
+    # directory plan. Their ledger is the leave_marks table, not the mirror.
+    OpKind.LEAVE_CREATE: OpSpec(_create_timeoff, MirrorChange.INSERT, badge=_ADDED),
+    OpKind.LEAVE_DELETE: OpSpec(_delete_timeoff, MirrorChange.DELETE, gone=_MARK_GONE,
+                                settle=_mark_gone, badge=("-", "red"), lists_fields=False),
 }
 
 

@@ -45,6 +45,8 @@ class OpKind(enum.StrEnum):
     USER_FREEZE = "user.freeze"
     USER_UNFREEZE = "user.unfreeze"
     USER_DELETE = "user.delete"
+    LEAVE_CREATE = "leave.create"
+    LEAVE_DELETE = "leave.delete"
 
 
 #: Display and tie-break order of kinds (the DAG decides what must precede what).
