@@ -33,12 +33,13 @@ from sqlmodel import Session, select
 
 from connectors.leaves import LeaveData, LeaveIssue, read_leaves
 from orgsync.config import Config
-from orgsync.errors import FeishuError, OrgsyncError, SourceError
+from orgsync.errors import FeishuError, OrgsyncError, PlanHeld, SourceError
 from orgsync.feishu.retry import may_have_applied
 from orgsync.leave_plan import LeavePlan, Person, StoredMark, plan_leave
 from orgsync.ledger import Ledger
 from orgsync.operations import SPECS, LeaveAPI
-from orgsync.plan import Operation
+from orgsync.plan import Operation, Plan
+from orgsync.runner import RunOutcome
 from orgsync.state import Lifecycle
 from orgsync.tables import LeaveMarkRow
 
@@ -221,3 +222,25 @@ def _aware(moment: datetime) -> datetime:
 def issue_lines(issues: list[LeaveIssue]) -> list[str]:
     """The validation report, one line per issue."""
     return [str(i) for i in issues]
+
+
+async def leave_run(config: Config, ledger: Ledger) -> RunOutcome:
+    """A daemon's scheduled leave run (the caller holds the writer lock).
+
+    Shaped like a directory run for the daemon: a held plan raises :class:`PlanHeld` (the
+    leave plan is not stored; ``orgsync leave apply --approve`` applies it) and failed writes
+    raise :class:`OrgsyncError` naming them, after the run record is written.
+    """
+    from orgsync.feishu import FeishuClient
+
+    async with FeishuClient(config.feishu) as client:
+        outcome = await run_leave(config, ledger, client, apply=True)
+    for line in outcome.warnings:
+        log.warning("leave.warning", detail=line)
+    if outcome.plan.held and not outcome.applied:
+        raise PlanHeld("; ".join(outcome.plan.held) + " — run 'orgsync leave apply --approve'",
+                       plan_id=outcome.run_id, reasons=outcome.plan.held)
+    if outcome.failed:
+        raise OrgsyncError(f"{len(outcome.failed)} leave writes failed: "
+                           + "; ".join(outcome.failed[:5]))
+    return RunOutcome(outcome.run_id, Plan(tuple(outcome.plan.operations)))

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +22,7 @@ from orgsync.feishu import FeishuClient
 from orgsync.leave_sync import LeaveOutcome, run_leave, stored_marks
 from orgsync.ledger import Ledger
 from orgsync.sandbox import SandboxServer
+from tests.daemon_proc import InProcessDaemon, wait_for
 from tests.sandbox_run import config, run
 
 NOW = datetime(2026, 12, 20, 2, 0, tzinfo=UTC)
@@ -211,3 +219,70 @@ def test_deleting_too_many_future_marks_is_held(fast_sandbox: SandboxServer,
                               "max_delete_floor)"]
     approved = org.sync(approve=True)
     assert (approved.exit_code, len(org.events())) == (0, 2)
+
+
+def test_sigkill_between_feishu_answer_and_journal_duplicates_never_loses(
+        fast_sandbox: SandboxServer, tmp_path: Path) -> None:
+    """``orgsync leave apply`` killed after Feishu created the event but before its answer
+    was journaled: the next run creates the mark again (two events, one known), as the
+    README says — the person is never left unmarked."""
+    org = Org(fast_sandbox, tmp_path)
+    org.leaves(HEADER + "L1,E1,2026-12-24,2026-12-25,年假,\n")
+    conf = tmp_path / "orgsync.yaml"
+    conf.write_text(json.dumps({
+        "version": 1,
+        "feishu": {"base_url": fast_sandbox.base_url, "app_id": fast_sandbox.config.app_id,
+                   "app_secret": "${TEST_SECRET}", "rate_scale": 10.0},
+        "source": {"type": "csv", "departments": "departments.csv",
+                   "employees": "employees.csv"},
+        "ledger": {"url": "sqlite:///l.db"},
+        "leave": {"source": {"type": "csv", "file": "leaves.csv"}},
+    }), encoding="utf-8")
+    # Every call is applied, then its answer hangs: the process is killed while it waits.
+    fast_sandbox.configure(fault_timeout=1.0, fault_after_apply=1.0, hang_seconds=60.0)
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "orgsync"), "leave", "apply", "-c", str(conf)],
+        env={**os.environ, "TEST_SECRET": fast_sandbox.config.app_secret},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not fast_sandbox.tenant.timeoff_events and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(10) == -signal.SIGKILL
+    assert len(org.events()) == 1
+    assert [(m.status, m.event_id) for m in stored_marks(org.ledger).values()] == [
+        ("creating", None)]
+    fast_sandbox.configure(fault_timeout=0.0, fault_after_apply=0.5)
+    outcome = org.sync()
+    assert outcome.warnings == ["leave L1: an earlier create was interrupted before its answer "
+                                "was recorded; created again — the person may show this mark "
+                                "twice"]
+    events = org.events()
+    assert shown(events) == [("E1", "Asia/Shanghai", "2026-12-24", "2026-12-25")] * 2
+    kept = stored_marks(org.ledger)["L1"]
+    assert kept.status == "active"
+    assert kept.event_id in {e["timeoff_event_id"] for e in events}
+    calls = org.calls()
+    assert org.sync().plan.operations == []
+    assert org.calls() == calls
+
+
+def test_the_daemon_runs_leave_on_its_own_schedule(fast_sandbox: SandboxServer,
+                                                   tmp_path: Path) -> None:
+    """With a leave source, the leader schedules leave runs besides the directory runs, under
+    the same writer lock; each is a ledger run of its own."""
+    org = Org(fast_sandbox, tmp_path)
+    day = (datetime.now(UTC) + timedelta(days=3)).date().isoformat()
+    org.leaves(HEADER + f"L1,E1,{day},{day},年假,\n")
+    cfg = replace(org.cfg, daemon=replace(org.cfg.daemon, interval=3600.0, run_on_start=True,
+                                          full_resync_cron=None),
+                  admin=replace(org.cfg.admin, port=0))
+    d = InProcessDaemon(cfg)
+    try:
+        wait_for(lambda: any(r.kind == "leave" for r in d.daemon.history), 30, "a leave run")
+        assert [(r.kind, r.trigger, r.outcome) for r in d.daemon.history] == [
+            ("leave", "schedule", "ok"), ("incremental", "schedule", "ok")]
+    finally:
+        assert d.stop() == 0
+    assert shown(org.events()) == [("E1", "Asia/Shanghai", day, day)]
+    assert [r.mode for r in org.ledger.runs()][:2] == ["leave-apply", "apply"]
