@@ -141,14 +141,14 @@ def plan_leave(cfg: LeaveConfig, data: LeaveData, people: Mapping[str, Person],
         if row.event_id is None:  # an interrupted create: nothing to delete by id
             continue
         if person is not None and not person.active:
-            leaver_deletes.append(_delete(row, "their person left: future leave removed"))
+            leaver_deletes.append(delete_op(row, "their person left: future leave removed"))
         elif row.status == "deleting":
-            other_deletes.append(_delete(row, "finishing an interrupted delete"))
+            other_deletes.append(delete_op(row, "finishing an interrupted delete"))
         elif wanted is None:
-            other_deletes.append(_delete(row, "the leave was cancelled, removed or moved out "
+            other_deletes.append(delete_op(row, "the leave was cancelled, removed or moved out "
                                               "of the look-ahead window"))
         elif wanted.fingerprint != row.fingerprint:
-            other_deletes.append(_delete(row, "the leave changed: deleted, then created again"))
+            other_deletes.append(delete_op(row, "the leave changed: deleted, then created again"))
     plan.deletes = leaver_deletes + other_deletes
     deleting = {op.key for op in plan.deletes}
     for key, mark in sorted(plan.marks.items()):
@@ -172,7 +172,8 @@ def plan_leave(cfg: LeaveConfig, data: LeaveData, people: Mapping[str, Person],
     return plan
 
 
-def _delete(row: StoredMark, reason: str) -> Operation:
+def delete_op(row: StoredMark, reason: str) -> Operation:
+    """The ``leave.delete`` of a kept mark."""
     return Operation(op_id=f"leave.delete:{row.key}", kind=OpKind.LEAVE_DELETE, key=row.key,
                      feishu_id=str(row.event_id), payload={}, reason=reason,
                      label=f"{row.employee_id} {row.start_time} – {row.end_time}")

@@ -35,7 +35,7 @@ from connectors.leaves import LeaveData, LeaveIssue, read_leaves
 from orgsync.config import Config
 from orgsync.errors import FeishuError, OrgsyncError, PlanHeld, SourceError
 from orgsync.feishu.retry import may_have_applied
-from orgsync.leave_plan import LeavePlan, Person, StoredMark, plan_leave
+from orgsync.leave_plan import LeavePlan, Person, StoredMark, delete_op, plan_leave
 from orgsync.ledger import Ledger
 from orgsync.operations import SPECS, LeaveAPI
 from orgsync.plan import Operation, Plan
@@ -244,3 +244,25 @@ async def leave_run(config: Config, ledger: Ledger) -> RunOutcome:
         raise OrgsyncError(f"{len(outcome.failed)} leave writes failed: "
                            + "; ".join(outcome.failed[:5]))
     return RunOutcome(outcome.run_id, Plan(tuple(outcome.plan.operations)))
+
+
+async def clear_leavers(config: Config, ledger: Ledger, client: LeaveAPI, plan: Plan,
+                        now: datetime) -> LeaveOutcome | None:
+    """Before a directory plan freezes or deletes people: delete their marks for leave that
+    has not ended, so a leaver's calendar is cleared while their account can still be
+    written. A failure is logged, never blocks the departure (the next leave run, which
+    sees them inactive, deletes what is left). None when nobody leaving has a mark."""
+    leaving = {op.key for op in plan.operations if SPECS[op.kind].departure is not None}
+    rows = [m for m in stored_marks(ledger).values() if m.employee_id in leaving
+            and m.event_id is not None and m.ends_at > now] if leaving else []
+    if not rows:
+        return None
+    run_id = ledger.start_run("leave-apply")
+    deletes = [delete_op(m, "their person leaves: future leave removed first") for m in rows]
+    outcome = LeaveOutcome(run_id, LeavePlan(deletes=deletes), applied=True)
+    await _apply(ledger, client, outcome.plan, outcome, now, config.sync.concurrency)
+    for line in [*outcome.warnings, *outcome.failed]:
+        log.warning("leave.leaver", detail=line)
+    ledger.finish_run(run_id, "partial" if outcome.failed else "ok",
+                      summary={**outcome.plan.counts(), "failed": len(outcome.failed)})
+    return outcome

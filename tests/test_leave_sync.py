@@ -161,16 +161,24 @@ def test_overlapping_leave_is_merged_and_bad_rows_are_held(fast_sandbox: Sandbox
 
 
 def test_a_leaver_loses_future_marks_first(fast_sandbox: SandboxServer, tmp_path: Path) -> None:
+    """The directory run that freezes a leaver deletes their future marks before the freeze;
+    their past marks and everyone else's stay."""
     org = Org(fast_sandbox, tmp_path)
-    org.leaves(HEADER + "L1,E1,2026-12-24,2026-12-25,年假,\nL2,E2,2027-01-10,2027-01-11,Annual,\n")
+    org.leaves(HEADER + "L1,E1,2026-12-24,2026-12-25,年假,\nL2,E2,2027-01-10,2027-01-11,Annual,\n"
+                        "L3,E2,2027-02-01,2027-02-01,Annual,\n")
     org.sync()
     (tmp_path / "employees.csv").write_text(EMPLOYEES.replace(
         "E2,Anna Smith,e2@example.com,+8613800000002,D1,London\n", ""), encoding="utf-8")
+    seen = len(fast_sandbox.requests())
     assert run(org.cfg, org.ledger, accept_shrink=True).exit_code == 0  # E2 frozen, a leaver
-    outcome = org.sync()
-    assert [(op.kind.value, op.key) for op in outcome.plan.operations] == [("leave.delete", "L2")]
-    assert outcome.plan.deletes[0].reason == "their person left: future leave removed"
+    writes = [(r["method"], r["path"].rsplit("/", 1)[0], (r.get("body") or {}).get("is_frozen"))
+              for r in fast_sandbox.requests()[seen:]
+              if r["method"] != "GET" and "/auth/" not in r["path"]]
+    assert writes[:2] == [("DELETE", "/open-apis/calendar/v4/timeoff_events", None)] * 2
+    assert ("PATCH", "/open-apis/contact/v3/users", True) in writes[2:]
     assert shown(org.events()) == [("E1", "Asia/Shanghai", "2026-12-24", "2026-12-25")]
+    assert set(stored_marks(org.ledger)) == {"L1"}
+    assert org.sync().plan.operations == []
 
 
 def test_a_person_resigned_in_feishu_is_reported_not_failed(fast_sandbox: SandboxServer,
