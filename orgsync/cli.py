@@ -763,13 +763,79 @@ def preview_source(
         cfg = preview.load_source_config(config)
         logs.configure(fmt=cfg.logging.format, level=cfg.logging.level, mask=cfg.logging.mask_pii)
         data = preview.preview_source(cfg)
+        leave = None
+        if cfg.leave.enabled:
+            from orgsync import leave_sync, leave_view
+
+            records = leave_sync.read_leave_data(cfg)
+            leave = (records, leave_view.preview_leave(cfg, data, records))
         if fmt == "json":
-            out.print(preview.to_json(data), markup=False, soft_wrap=True, highlight=False)
+            doc = json.loads(preview.to_json(data))
+            if leave is not None:
+                doc["leave"] = leave_view.leave_json(*leave)
+            out.print(json.dumps(doc, ensure_ascii=False, indent=2), markup=False,
+                      soft_wrap=True, highlight=False)
         else:
             preview.render_text(data, out, limit=limit)
+            if leave is not None:
+                leave_view.render_leave(*leave, out, limit=limit)
         return EXIT_OK
 
     raise typer.Exit(_guard(go))
+
+leave_app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                        help="Leave marks (请假) in Feishu from the leave file: plan or apply.")
+app.add_typer(leave_app, name="leave")
+
+
+@leave_app.command("plan")
+def leave_plan(config: ConfigOpt = Path("orgsync.yaml")) -> None:
+    """Show the leave marks a run would create and delete (no Feishu call)."""
+    from datetime import UTC, datetime
+
+    from orgsync import leave_sync, leave_view
+
+    def go() -> int:
+        with _opened(config) as (cfg, ledger):
+            plan = leave_sync.make_leave_plan(cfg, ledger, datetime.now(UTC))
+        for line in leave_view.plan_lines(plan):
+            out.print(line, markup=False, soft_wrap=True, highlight=False)
+        return EXIT_OK
+
+    raise typer.Exit(_guard(go))
+
+
+@leave_app.command("apply")
+def leave_apply(
+    config: ConfigOpt = Path("orgsync.yaml"),
+    approve: Annotated[bool, typer.Option(
+        "--approve", help="Apply a plan held for deleting too many marks.")] = False,
+) -> None:
+    """Create and delete leave marks in Feishu (holds the one-writer lock)."""
+    from orgsync import leave_sync, leave_view
+    from orgsync.feishu import FeishuClient
+
+    def go() -> int:
+        with _writing(config, "leave apply") as (cfg, ledger):
+            async def run() -> Any:
+                async with FeishuClient(cfg.feishu) as client:
+                    return await leave_sync.run_leave(cfg, ledger, client, apply=True,
+                                                      approve=approve)
+            outcome = asyncio.run(run())
+        for line in leave_view.plan_lines(outcome.plan):
+            out.print(line, markup=False, soft_wrap=True, highlight=False)
+        for line in [*outcome.warnings, *(f"failed: {f}" for f in outcome.failed)]:
+            err.print(line, markup=False, soft_wrap=True, highlight=False)
+        if outcome.applied:
+            done = ", ".join(f"{k}={v}" for k, v in sorted(outcome.done.items())) or "nothing"
+            out.print(f"Applied: {done}; failed: {len(outcome.failed)}", markup=False)
+        else:
+            err.print("Nothing applied: 'orgsync leave apply --approve' applies a held plan.",
+                      markup=False)
+        return int(outcome.exit_code)
+
+    raise typer.Exit(_guard(go))
+
 
 def main() -> None:
     """Console-script entry point: run the command, then exit with its code.

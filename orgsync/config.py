@@ -42,6 +42,7 @@ from orgsync.errors import ConfigError
 from orgsync.feishu.schema import PROFILE_NAMES
 from orgsync.feishu.settings import FEISHU_BASE_URL, LARK_BASE_URL, FeishuSettings
 from orgsync.groups import GroupsConfig, parse_groups
+from orgsync.leave_config import LeaveConfig, parse_leave
 from orgsync.options import Section, describe, did_you_mean, interpolate
 from orgsync.scope import ScopeConfig, parse_scope
 from orgsync.stage import StageConfig, parse_stage
@@ -305,6 +306,7 @@ class Config:
     takeover: TakeoverConfig = field(default_factory=TakeoverConfig)
     scope: ScopeConfig = field(default_factory=ScopeConfig)
     groups: GroupsConfig = field(default_factory=GroupsConfig)
+    leave: LeaveConfig = field(default_factory=LeaveConfig)
 
 
 def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Config:
@@ -670,6 +672,7 @@ _SECTIONS: dict[str, tuple[Callable[[Section], Any], bool]] = {
     "takeover": (_parse_takeover, False),
     "scope": (parse_scope, False),
     "groups": (parse_groups, False),
+    "leave": (parse_leave, False),
 }
 
 

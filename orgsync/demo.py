@@ -20,6 +20,7 @@ from orgsync import render
 from orgsync.config import Config, config_from_dict
 from orgsync.errors import EXIT_OK
 from orgsync.feishu import FeishuClient
+from orgsync.leave_demo import leave_steps
 from orgsync.ledger import Ledger
 from orgsync.runner import RunOutcome, run_once
 from orgsync.sandbox import SandboxConfig, SandboxServer
@@ -28,7 +29,8 @@ from orgsync.synth import generate_org, next_week, with_profile, write_csv
 
 def demo_config(base_url: str, app_id: str, app_secret: str, source_dir: Path, ledger_url: str,
                 rate_scale: float = 1.0) -> Config:
-    """The config the demo runs with (a CSV source against a sandbox)."""
+    """The config the demo runs with (a CSV source against a sandbox; leave from
+    ``leaves.csv`` next to it)."""
     data: dict[str, Any] = {
         "version": 1,
         "feishu": {"base_url": base_url, "app_id": app_id, "app_secret": app_secret,
@@ -38,6 +40,7 @@ def demo_config(base_url: str, app_id: str, app_secret: str, source_dir: Path, l
         "ledger": {"url": ledger_url},
         "logging": {"level": "warning"},
         "sync": {"create_job_levels": True, "create_job_families": True},
+        "leave": {"source": {"type": "csv", "file": str(source_dir / "leaves.csv")}},
     }
     return config_from_dict(data, file="<demo>", base_dir=source_dir)
 
@@ -104,6 +107,9 @@ def run_demo(console: Console, *, rate_scale: float = 1.0, workdir: Path | None 
                 cfg = demo_config(sb.base_url, "cli_demo", secret, work / folder, ledger_url,
                                   rate_scale)
                 worst = max(worst, _week(console, title, cfg, ledger, now).exit_code)
+                if now is None and title.startswith("Week 2 again"):
+                    worst = max(worst, leave_steps(console, sb, cfg, ledger, week2,
+                                                   work / folder))
         finally:
             ledger.close()
     console.rule()

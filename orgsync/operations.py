@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from orgsync.errors import FeishuError
 from orgsync.feishu.codes import explain
@@ -45,6 +45,13 @@ class ContactAPI(Protocol):
     async def add_group_members(self, group_id: str,
                                 user_ids: Sequence[str]) -> dict[str, int]: ...
     async def remove_group_members(self, group_id: str, user_ids: Sequence[str]) -> None: ...
+
+
+class LeaveAPI(ContactAPI, Protocol):
+    """The client as the leave sync uses it: also the calendar's time-off events."""
+
+    async def create_timeoff(self, body: Mapping[str, Any]) -> dict[str, Any]: ...
+    async def delete_timeoff(self, event_id: str) -> None: ...
 
 
 class MirrorChange(enum.Enum):
@@ -317,6 +324,19 @@ async def _remove_group_members(c: ContactAPI, op: Operation, token: str | None)
     if op.payload["user_ids"]:  # else only people orgsync no longer knows: the mirror's
         await c.remove_group_members(op.feishu_id, op.payload["user_ids"])
     return None
+async def _create_timeoff(c: ContactAPI, op: Operation, token: str | None) -> str | None:
+    # The event id is what this returns: the leave ledger keeps it (orgsync.leave_sync).
+    event = await cast(LeaveAPI, c).create_timeoff(op.payload)
+    return event.get("timeoff_event_id")
+
+
+async def _delete_timeoff(c: ContactAPI, op: Operation, token: str | None) -> str | None:
+    await cast(LeaveAPI, c).delete_timeoff(op.feishu_id)
+    return None
+
+
+async def _mark_gone(c: ContactAPI, op: Operation, exc: FeishuError) -> str:
+    return f"the time-off event is already gone ({exc.code})"
 
 
 #: Uniqueness conflicts a create can meet when an earlier, interrupted attempt of
@@ -337,6 +357,10 @@ _GROUP_GONE = frozenset({42002})
 
 #: Resurrect refused for good: not granted to the app, or resigned over 30 days ago.
 _NO_RESURRECT = frozenset({44029, 44028})
+
+#: A time-off delete whose id Feishu no longer knows (UNCONFIRMED code, see
+#: orgsync/sandbox/tenant/calendar.py), or whose person resigned (feishu-api-more.md §8).
+_MARK_GONE = frozenset({190002, 195100})
 
 _ADDED = ("+", "green")
 _CHANGED = ("~", "yellow")
@@ -398,6 +422,11 @@ SPECS: Mapping[OpKind, OpSpec] = {
     OpKind.GROUP_DELETE: OpSpec(_delete_group, MirrorChange.DELETE, gone=_GROUP_GONE,
                                 settle=_already_gone, destructive=True, badge=("-", "red"),
                                 lists_fields=False),
+    # Leave marks (orgsync.leave_sync): planned and applied by the leave sync, never in a
+    # directory plan. Their ledger is the leave_marks table, not the mirror.
+    OpKind.LEAVE_CREATE: OpSpec(_create_timeoff, MirrorChange.INSERT, badge=_ADDED),
+    OpKind.LEAVE_DELETE: OpSpec(_delete_timeoff, MirrorChange.DELETE, gone=_MARK_GONE,
+                                settle=_mark_gone, badge=("-", "red"), lists_fields=False),
 }
 
 

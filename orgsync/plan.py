@@ -53,6 +53,8 @@ class OpKind(enum.StrEnum):
     GROUP_ADD_MEMBERS = "group.add_members"
     GROUP_REMOVE_MEMBERS = "group.remove_members"
     GROUP_DELETE = "group.delete"
+    LEAVE_CREATE = "leave.create"
+    LEAVE_DELETE = "leave.delete"
 
 
 #: Display and tie-break order of kinds (the DAG decides what must precede what).

@@ -512,6 +512,10 @@ async def apply_plan(config: Config, ledger: Ledger, client: FeishuClient, plan:
     arrivals = (notify.arrivals(config.notify, now or datetime.now(UTC), run_id=run_id,
                                 leaver_action=config.sync.leaver_action)
                 if config.notify.enabled else None)
+    if config.leave.enabled:  # a leaver's future leave marks go before they do
+        from orgsync.leave_sync import clear_leavers
+
+        await clear_leavers(config, ledger, client, plan, now or datetime.now(UTC))
     executor = Executor(client, ledger, run_id=run_id, concurrency=config.sync.concurrency,
                         progress=progress, arrivals=arrivals)
     return await executor.run(plan)

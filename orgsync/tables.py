@@ -1,4 +1,5 @@
-"""The ledger's tables (SQLModel): runs, the journal, the mirror, held plans, messages, meta.
+"""The ledger's tables (SQLModel): runs, the journal, the mirror, held plans, messages, meta,
+leave marks.
 
 Their own module so that both :mod:`orgsync.ledger` (which reads and writes them) and
 :mod:`orgsync.migrations` (which compares them with the schema) import them without
@@ -145,3 +146,26 @@ class MirrorGroupMemberRow(SQLModel, table=True):
     __tablename__ = "mirror_group_members"
     group_key: str = Field(primary_key=True)
     user_key: str = Field(primary_key=True)
+class LeaveMarkRow(SQLModel, table=True):
+    """One time-off event orgsync keeps in Feishu for a leave (see :mod:`orgsync.leave_sync`).
+
+    Feishu cannot list or read time-off events, so this row is the only record of the
+    event's id. ``status``: ``creating`` (journaled before the create; the id is not known
+    yet — a crash here may leave an event orgsync cannot name), ``active`` (created, id
+    known), ``deleting`` (journaled before the delete). ``key`` is the leave id, or the
+    ``+``-joined ids of overlapping leaves merged into one mark.
+    """
+
+    __tablename__ = "leave_marks"
+    key: str = Field(primary_key=True)
+    employee_id: str = Field(index=True)
+    user_id: str
+    event_id: str | None = None
+    status: str = "creating"
+    fingerprint: str
+    start_time: str
+    end_time: str
+    timezone: str
+    ends_at: datetime
+    run_id: str
+    updated_at: datetime

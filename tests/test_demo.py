@@ -23,3 +23,10 @@ def test_demo_runs_all_four_steps(tmp_path: Path) -> None:
     assert "Summary: user.delete=3" in text
     assert text.rstrip().count("Feishu now holds 34 departments and 320 users.") == 2
     assert (tmp_path / "week1" / "employees.csv").exists()
+    # Someone's leave appears in Feishu, then, cancelled, goes.
+    shows = [line for line in text.splitlines() if "'s calendar and profile:" in line]
+    assert len(shows) == 2
+    assert "请假 — 请假：年假 / On leave: 年假 (" in shows[0]
+    assert shows[1].endswith("'s calendar and profile: no leave mark")
+    assert "Leave plan: leave.create=1" in text
+    assert "Leave plan: leave.delete=1" in text

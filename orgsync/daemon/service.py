@@ -57,6 +57,7 @@ from orgsync.daemon.leader import LeaderLock, leader_lock
 from orgsync.daemon.metrics import CONTENT_TYPE, DaemonMetrics
 from orgsync.errors import EXIT_ERROR, EXIT_OK, OrgsyncError, PlanHeld, WriterBusy
 from orgsync.feishu.client import ClientStats
+from orgsync.leave_sync import leave_run
 from orgsync.ledger import Ledger
 from orgsync.runner import RunOutcome, run_once
 from orgsync.tables import RunRow
@@ -64,7 +65,7 @@ from orgsync.urls import mask_url, mask_urls
 
 log = structlog.get_logger("orgsync.daemon")
 
-RunKind = Literal["incremental", "full"]
+RunKind = Literal["incremental", "full", "leave"]
 CANCEL_WAIT = 10.0
 """Seconds a cancelled run gets to unwind (journal, run record) before the process exits."""
 DAEMON_MODES = ("apply", "resync")
@@ -267,11 +268,16 @@ class Daemon:
         if full is not None:
             self._scheduler.add_job(self._fire, full, args=["full", "schedule"], id="full",
                                     **opts)
+        if self.config.leave.enabled:  # leave is time-sensitive: its own, shorter schedule
+            leave = IntervalTrigger(seconds=self.config.leave.interval, jitter=jitter,
+                                    timezone=tz)
+            self._scheduler.add_job(self._fire, leave, args=["leave", "schedule"], id="leave",
+                                    **opts, **first)
 
     def _step_down(self) -> None:
         self.is_leader = False
         self.metrics.leader.set(0)
-        for job in ("incremental", "full"):
+        for job in ("incremental", "full", "leave"):
             with contextlib.suppress(Exception):
                 self._scheduler.remove_job(job)
         self._refuse_pending()
@@ -287,7 +293,7 @@ class Daemon:
         if not self.is_leader:
             return Ticket("standby")
         assert self._loop is not None
-        run_kind: RunKind = "full" if kind == "full" else "incremental"
+        run_kind: RunKind = kind if kind in ("full", "leave") else "incremental"  # type: ignore[assignment]
         waiter: asyncio.Future[dict[str, Any]] = self._loop.create_future()
         if self._current is None:
             self._start(run_kind, trigger, [waiter])
@@ -296,8 +302,10 @@ class Daemon:
             self._pending = _Pending(run_kind, trigger, [waiter])
             log.info("run.queued", kind=run_kind, trigger=trigger)
             return Ticket("queued", waiter)
-        if run_kind == "full":
-            self._pending.kind = "full"
+        # A directory run wins over a pending leave run (whose next tick comes soon); a
+        # leave trigger rides along with whatever is pending.
+        if run_kind == "full" or (run_kind == "incremental" and self._pending.kind == "leave"):
+            self._pending.kind = run_kind
         self._pending.waiters.append(waiter)
         self.metrics.coalesced.inc()
         log.info("run.coalesced", kind=run_kind, trigger=trigger, pending=self._pending.kind)
@@ -388,8 +396,9 @@ class Daemon:
         try:
             with writer.holding(self.ledger, f"daemon {kind} run ({trigger})",
                                 self.config.daemon.lock_name):
-                task = loop.create_task(run_once(self.config, self.ledger, apply=True,
-                                                 full=kind == "full"))
+                job = leave_run(self.config, self.ledger) if kind == "leave" else \
+                    run_once(self.config, self.ledger, apply=True, full=kind == "full")
+                task = loop.create_task(job)
                 with self._run_guard:
                     self._run_loop, self._run_task = loop, task
                 try:

@@ -60,6 +60,7 @@ log = structlog.get_logger("orgsync.feishu")
 BATCH_GET_ID_CHUNK = 50
 ALREADY_MEMBER = 42005
 """A group-member batch_add result: the user is in the group already."""
+TIMEOFF_BAD_PARAMS = 190002
 NOT_RESIGNED = 44033
 """Resurrect's "user is not resigned": after an attempt whose outcome is unknown, it means
 that attempt did the work."""
@@ -554,6 +555,23 @@ class FeishuClient:
         c = ep.CATALOGS[kind]
         data = await self._call(c.create, body=c.body(name))
         return str((data.get(c.response) or {})[c.id_key])
+    # --------------------------------------------------------------- calendar time-off
+
+    async def create_timeoff(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Create one time-off event (the 请假 mark, feishu-api-more.md §8.1); returns ``data``
+        with the ``timeoff_event_id`` the caller must keep (Feishu cannot list them).
+
+        The endpoint takes no idempotency token, so an attempt whose outcome is unknown and
+        is retried may leave a second event: callers accept a duplicate mark over a lost one.
+        """
+        return await self._call(ep.TIMEOFF_CREATE,
+                                params={"user_id_type": self.settings.user_id_type}, body=body)
+
+    async def delete_timeoff(self, event_id: str) -> None:
+        """Delete one time-off event (§8.2). After an attempt whose outcome is unknown, the
+        retry's 190002 (the id is no longer known) means that attempt deleted it."""
+        await self._call(ep.TIMEOFF_DELETE, path={"timeoff_event_id": event_id},
+                         done_codes=frozenset({TIMEOFF_BAD_PARAMS}))
 
     # ------------------------------------------------------------- app introspection
 

@@ -141,6 +141,11 @@ IM_SEND = Endpoint("POST", "/open-apis/im/v1/messages")
 IM_CHAT_CREATE = Endpoint("POST", "/open-apis/im/v1/chats")
 IM_CHAT_GET = Endpoint("GET", "/open-apis/im/v1/chats/:chat_id")
 
+# feishu-api-more.md §8.1/§8.2 (/document/server-docs/calendar-v4/timeoff_event/create,
+# …/delete): standard tier; no list or get exists.
+TIMEOFF_CREATE = Endpoint("POST", "/open-apis/calendar/v4/timeoff_events")
+TIMEOFF_DELETE = Endpoint("DELETE", "/open-apis/calendar/v4/timeoff_events/:timeoff_event_id")
+
 # What the app may see and do (feishu-api-more.md §2.1, §2.2). application/v6/scopes is
 # 特殊频控 (special, unpublished): paced like the tier-4 reads.
 CONTACT_SCOPES = Endpoint("GET", "/open-apis/contact/v3/scopes")

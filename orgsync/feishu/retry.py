@@ -26,7 +26,10 @@ RATE_LIMITED = 99991400
 IM_RATE_LIMITED = 230020
 CHAT_RATE_LIMITED = 232019
 TOKEN_INVALID = 99991663
-RATE_LIMIT_CODES = frozenset({RATE_LIMITED, IM_RATE_LIMITED, CHAT_RATE_LIMITED})
+# Calendar time-off (feishu-api-more.md §8): method, app and contention throttles, HTTP 429.
+CALENDAR_RATE_LIMITED = frozenset({190004, 190005, 190010})
+RATE_LIMIT_CODES = frozenset({RATE_LIMITED, IM_RATE_LIMITED, CHAT_RATE_LIMITED,
+                              *CALENDAR_RATE_LIMITED})
 LOCK_CODES = frozenset({43024, 43030, 44025})
 INTERNAL_ERROR = 40003
 RETRYABLE_CODES = RATE_LIMIT_CODES | LOCK_CODES | {INTERNAL_ERROR}
@@ -45,6 +48,8 @@ def rate_limit_form(error: FeishuError) -> str | None:
     """The form of a rate-limit error (``http_429``, legacy ``http_400``, ``im_230020``) or None."""
     if error.code == RATE_LIMITED:
         return "http_429" if error.http_status == 429 else f"http_{error.http_status}"
+    if error.code in CALENDAR_RATE_LIMITED:
+        return f"calendar_{error.code}"
     if error.code in RATE_LIMIT_CODES:
         return f"im_{error.code}"
     return None

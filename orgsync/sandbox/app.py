@@ -392,6 +392,11 @@ ROUTES: list[tuple[str, dict[str, ApiRoute]]] = [
         c.json_body(optional=True), c.ids, c.q("uuid")))}),
     (f"/open-apis/im/v1/chats/{_ID}", {"GET": ApiRoute(
         lambda t, c: introspection.get_chat(t, c.params["id"]))}),
+    # feishu-api-more.md §8: standard tier for both.
+    ("/open-apis/calendar/v4/timeoff_events", {"POST": ApiRoute(lambda t, c: t.create_timeoff(
+        c.json_body(), c.ids, app_id=c.app_id, bot_enabled=c.sandbox.config.bot_enabled))}),
+    (f"/open-apis/calendar/v4/timeoff_events/{_ID}", {"DELETE": ApiRoute(
+        lambda t, c: t.delete_timeoff(c.params["id"], app_id=c.app_id))}),
     ("/open-apis/contact/v3/scopes", {"GET": ApiRoute(lambda t, c: introspection.contact_scopes(
         t, c.sandbox.config, c.ids, c.q("page_size"), c.q("page_token")))}),
     # 特殊频控 (special, unpublished) on the docs page: tier 4 stands in for it.

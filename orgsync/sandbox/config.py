@@ -55,6 +55,7 @@ class SandboxConfig:
     resurrect_available: bool = True      # False: resurrect answers 44029
     deletion_pending_seconds: float = 0.0  # resurrect sooner after a delete → 44034
     im_throttled: bool = False            # every message send answers 230020
+    bot_enabled: bool = True              # False: time-off calls answer 190007 (§8.1)
     custom_employee_types: list[str] | None = None  # active custom enum_values ("6", …)
     people_sourced: list[str] | None = None  # user/department ids Feishu People owns: PATCH
                                              # answers 44053 (user) / 43031 (department)

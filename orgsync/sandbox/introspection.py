@@ -33,7 +33,7 @@ KNOWN_SCOPES: tuple[str, ...] = (
     "contact:user.employee_number:read", "contact:user.department:readonly",
     "contact:user.gender:readonly", "contact:department.base:readonly",
     "contact:department.organize:readonly", "contact:user.id:readonly", "im:message",
-    "im:message:send_as_bot", "im:chat",
+    "im:message:send_as_bot", "im:chat", "calendar:timeoff",
 )
 """The scopes the sandbox lists (granted or not); a granted one it does not know is added."""
 

@@ -165,3 +165,26 @@ def test_send_message_via_sdk(sandbox: SandboxServer, client: lark.Client) -> No
     again = client.im.v1.message.create(req)
     assert again.data.message_id == resp.data.message_id
     assert len(sandbox.tenant.messages) == 1
+
+
+def test_timeoff_events_create_and_delete(client: lark.Client) -> None:
+    """The SDK's calendar time-off calls reach the sandbox's routes; its model parses ours."""
+    from lark_oapi.api.calendar.v4 import (
+        CreateTimeoffEventRequest,
+        DeleteTimeoffEventRequest,
+        TimeoffEvent,
+    )
+
+    make_department(client, "eng")
+    assert make_user(client, "u_off", "+8613700000001").success()
+    req = (CreateTimeoffEventRequest.builder().user_id_type("user_id")
+           .request_body(TimeoffEvent.builder().user_id("u_off").timezone("Asia/Shanghai")
+                         .start_time("2026-12-24").end_time("2026-12-24").title("年假")
+                         .build()).build())
+    created = client.calendar.v4.timeoff_event.create(req)
+    assert created.success(), (created.code, created.msg)
+    event = created.data
+    assert (event.user_id, event.start_time, event.title) == ("u_off", "2026-12-24", "年假")
+    deleted = client.calendar.v4.timeoff_event.delete(
+        DeleteTimeoffEventRequest.builder().timeoff_event_id(event.timeoff_event_id).build())
+    assert deleted.success(), (deleted.code, deleted.msg)

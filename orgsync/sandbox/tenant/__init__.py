@@ -16,12 +16,14 @@ The package, by resource: ``model`` (records, limits, :class:`ApiError`), ``body
 body readers), ``paging``, ``tokens`` (tenant_access_token), ``ids`` (the state every
 resource shares: id minting, id resolution, indexes), ``departments`` and
 ``department_fields`` (their body rules), ``users`` and ``user_fields``, ``messages`` (IM),
-``seed`` (state dump and load). :class:`Tenant` composes the resource mixins.
+``calendar`` (time-off events), ``seed`` (state dump and load). :class:`Tenant` composes the
+resource mixins.
 """
 
 from __future__ import annotations
 
 from orgsync.sandbox.tenant.body import normalize_mobile
+from orgsync.sandbox.tenant.calendar import Calendar
 from orgsync.sandbox.tenant.messages import Messages
 from orgsync.sandbox.tenant.model import (
     JSON,
@@ -54,7 +56,7 @@ __all__ = [
 ]
 
 
-class Tenant(Seed, Messages):
+class Tenant(Seed, Messages, Calendar):
     """All directory and IM state of one sandbox tenant, with Feishu's validation rules.
 
     Not thread-safe by itself: the HTTP layer calls it under one lock, one request at a time.

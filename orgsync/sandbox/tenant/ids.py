@@ -55,6 +55,7 @@ class IdIndex:
         self.messages: list[JSON] = []
         self.chats: dict[str, JSON] = {}
         self.catalogs: dict[str, dict[str, JSON]] = {}  # job_level / job_family → id → entry
+        self.timeoff_events: dict[str, JSON] = {}  # calendar.py: timeoff_event_id → event
         self._live_dept_ids: dict[str, str] = {}   # custom department_id → open id (live only)
         self._children: dict[str, list[str]] = {}  # open id → live child open ids
         self._members: dict[str, dict[str, None]] = {}  # dept open id → ordered set of user open ids

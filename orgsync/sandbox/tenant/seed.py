@@ -35,7 +35,8 @@ class Seed(Departments, Users, Groups):
         return {"departments": departments, "users": users,
                 "messages": copy.deepcopy(self.messages),
                 "chats": copy.deepcopy(list(self.chats.values())),
-                "groups": self.dump_groups()}
+                "groups": self.dump_groups(),
+                "timeoff_events": copy.deepcopy(list(self.timeoff_events.values()))}
 
     def load(self, state: JSON) -> None:
         """Replace the tenant with ``state`` (the shape of :meth:`state`); raise ValueError if bad.
@@ -71,6 +72,8 @@ class Seed(Departments, Users, Groups):
         self.messages = [dict(m) for m in state.get("messages", [])]
         for chat in state.get("chats", []):
             self.chats[str(chat["chat_id"])] = dict(chat)
+        for event in state.get("timeoff_events", []):
+            self.timeoff_events[str(event["timeoff_event_id"])] = dict(event)
         for dept in self.departments.values():
             if dept.chat_id and dept.chat_id not in self.chats:
                 self._register_dept_chat(dept)
