@@ -154,9 +154,17 @@ class Plan:
 
     def __post_init__(self) -> None:
         # Hashing a 100k-operation plan costs a second; the executor asks for the
-        # id per operation, so it must never be recomputed.
-        body = _canonical_json([op.to_dict() for op in self.operations])
-        object.__setattr__(self, "checksum", hashlib.sha256(body.encode()).hexdigest())
+        # id per operation, so it must never be recomputed. The canonical JSON of the
+        # list is hashed element by element (the same bytes, so the same checksum):
+        # the whole document in memory would cost gigabytes on a first sync.
+        digest = hashlib.sha256(b"[")
+        sep = b""
+        for op in self.operations:
+            digest.update(sep)
+            digest.update(_canonical_json(op.to_dict()).encode())
+            sep = b","
+        digest.update(b"]")
+        object.__setattr__(self, "checksum", digest.hexdigest())
 
     def __repr__(self) -> str:
         # Short on purpose: asyncio formats the repr of a task's result when it compares
@@ -199,14 +207,16 @@ class Plan:
 def topological(ops: Iterable[Operation]) -> tuple[Operation, ...]:
     """Order ``ops`` so every dependency precedes its dependants; ties by (kind, key).
 
-    Dependencies on operations not in ``ops`` are dropped from the returned operations. A dependency cycle
-    (which the diff must never produce) raises ``ValueError``.
+    The returned operations' dependencies are sorted, without duplicates, and only on
+    other operations in ``ops``. A dependency cycle (which the diff must never produce)
+    raises ``ValueError``.
     """
     by_id = {op.op_id: op for op in ops}
     indeg: dict[str, int] = {}
     children: dict[str, list[str]] = {i: [] for i in by_id}
     for op in list(by_id.values()):
-        deps = tuple(sorted({d for d in op.depends_on if d in by_id}))
+        own = op.op_id
+        deps = tuple(sorted({d for d in op.depends_on if d in by_id and d != own}))
         if deps != op.depends_on:
             by_id[op.op_id] = op = Operation(op.op_id, op.kind, op.key, op.feishu_id, op.payload,
                                              op.changes, op.reason, deps, op.mirror, op.label)
@@ -234,5 +244,10 @@ def topological(ops: Iterable[Operation]) -> tuple[Operation, ...]:
     return tuple(out)
 
 
+#: One encoder for every call: ``json.dumps`` with options builds a new one each time.
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+                              default=str)
+
+
 def _canonical_json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return _CANONICAL.encode(obj)
