@@ -250,15 +250,17 @@ def _send(f: FeishuField, value: Any) -> Any:
 
 
 def user_create_body(fields: Mapping[str, Any], department_ids: list[str], *,
-                     user_id: str | None) -> dict[str, Any]:
+                     user_id: str | None, manager_id: str | None = None) -> dict[str, Any]:
     """A user create (or adoption PATCH, ``user_id`` None) body from ``Employee.fields()``.
 
-    Carries the values the source has and, of the links, only the departments: the
-    manager is linked apart, so a create's body (and its ``client_token``) depends
-    on this person alone.
+    Carries the values the source has, the departments and, when ``manager_id`` (the
+    manager's Feishu user id) is given, the manager link (``leader_user_id`` is a create
+    field, feishu-api.md ``U/create``): the caller names a manager only once it exists.
     """
     body: dict[str, Any] = {} if user_id is None else {_USER_ID: user_id}
     body[_DEPARTMENT_IDS] = department_ids
+    if manager_id is not None:
+        body[_MANAGER.wire] = manager_id
     if user_id is None and len(department_ids) > 1:
         # An adoption PATCHes an existing account: its primary is set only by orders.
         body[_ORDERS] = department_orders(department_ids)
@@ -268,6 +270,11 @@ def user_create_body(fields: Mapping[str, Any], department_ids: list[str], *,
             continue
         body[wire] = v if to_wire is None else to_wire(v)
     return body
+
+
+def without_manager(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A user create body without its manager link."""
+    return {k: v for k, v in body.items() if k != _MANAGER.wire}
 
 
 def user_patch_body(fields: Mapping[str, Any], changed: Iterable[str],
