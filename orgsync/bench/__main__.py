@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if any(r.error for r in results) else 0
 
 
-_MODULES = {"plan_at_scale": "plan_scale", "apply_ceiling": "apply_ceiling",
+_MODULES = {"plan_at_scale": "plan_scale", "plan_growth": "plan_growth",
+            "apply_ceiling": "apply_ceiling", "initial_apply": "initial_apply",
             "resync_read": "resync_read", "headroom": "headroom"}
 
 

@@ -104,8 +104,9 @@ def run_timed(cmd: list[str], *, timeout: float = 600.0) -> Timed:
 
 def write_config(path: Path, *, departments: Path, employees: Path, ledger: Path,
                  base_url: str, app_id: str, app_secret: str, rate_limits: bool = True,
-                 concurrency: int | None = None) -> Path:
-    """A config file for a CSV source, a SQLite ledger and a (sandbox) Feishu."""
+                 concurrency: int | None = None, sync: dict[str, Any] | None = None) -> Path:
+    """A config file for a CSV source, a SQLite ledger and a (sandbox) Feishu; ``sync``:
+    more keys of the ``sync`` section."""
     data: dict[str, Any] = {
         "version": 1,
         "feishu": {"base_url": base_url, "app_id": app_id, "app_secret": app_secret,
@@ -114,8 +115,9 @@ def write_config(path: Path, *, departments: Path, employees: Path, ledger: Path
         "ledger": {"url": f"sqlite:///{ledger}"},
         "logging": {"level": "warning"},
     }
-    if concurrency is not None:
-        data["sync"] = {"concurrency": concurrency}
+    if concurrency is not None or sync:
+        data["sync"] = {**({"concurrency": concurrency} if concurrency is not None else {}),
+                        **(sync or {})}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
