@@ -876,7 +876,28 @@ def _visible(fields: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _changes_from_none(fields: Mapping[str, Any]) -> tuple[FieldChange, ...]:
-    return tuple(FieldChange(k, None, v) for k, v in sorted(fields.items()) if v not in (None, [], ""))
+    return tuple(_created(k, v) for k, v in sorted(fields.items()) if v not in (None, [], ""))
+
+
+#: Changes shared by the creates that set a field to the same value (a city, a title,
+#: an employee type, a join date): a first sync of 10⁵ people holds each one once.
+_CREATED: dict[tuple[str, Any], FieldChange] = {}
+
+
+def _created(name: str, value: Any) -> FieldChange:
+    if value.__class__ not in (str, int, bool) or name in _UNIQUE:
+        return FieldChange(name, None, value)
+    change = _CREATED.get((name, value))
+    if change is None:
+        if len(_CREATED) > _CREATED_MAX:
+            _CREATED.clear()
+        change = _CREATED[(name, value)] = FieldChange(name, None, value)
+    return change
+
+
+#: Values of one record only: never shared, so never kept.
+_UNIQUE = frozenset({"name", "en_name", "email", "mobile", "employee_no", "key"})
+_CREATED_MAX = 100_000
 
 
 def _changes_to_none(fields: Mapping[str, Any]) -> tuple[FieldChange, ...]:

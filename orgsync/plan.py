@@ -12,7 +12,7 @@ import hashlib
 import heapq
 import json
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -212,12 +212,16 @@ def topological(ops: Iterable[Operation]) -> tuple[Operation, ...]:
     raises ``ValueError``.
     """
     by_id = {op.op_id: op for op in ops}
+    # Each id once in memory: a dependency names the depended-on operation's own id
+    # string (a 10⁵-operation plan otherwise holds a copy per reference).
+    ids = {i: i for i in by_id}
     indeg: dict[str, int] = {}
-    children: dict[str, list[str]] = {i: [] for i in by_id}
+    children: dict[str, list[str]] = defaultdict(list)
     for op in list(by_id.values()):
         own = op.op_id
-        deps = tuple(sorted({d for d in op.depends_on if d in by_id and d != own}))
-        if deps != op.depends_on:
+        deps = tuple(sorted({ids[d] for d in op.depends_on if d in ids and d != own}))
+        if deps != op.depends_on or any(a is not b for a, b in zip(deps, op.depends_on,
+                                                                   strict=True)):
             by_id[op.op_id] = op = Operation(op.op_id, op.kind, op.key, op.feishu_id, op.payload,
                                              op.changes, op.reason, deps, op.mirror, op.label)
         indeg[op.op_id] = len(deps)
@@ -234,7 +238,7 @@ def topological(ops: Iterable[Operation]) -> tuple[Operation, ...]:
     while heap:
         _, i = heapq.heappop(heap)
         out.append(by_id[i])
-        for c in children[i]:
+        for c in children.get(i, ()):
             indeg[c] -= 1
             if indeg[c] == 0:
                 heapq.heappush(heap, (rank(c), c))
