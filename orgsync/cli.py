@@ -34,6 +34,7 @@ from orgsync.urls import mask_url, mask_urls
 
 if TYPE_CHECKING:
     from orgsync import render
+    from orgsync.plan_view import Filters
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Keep a Feishu (Lark) directory in step with your HR system.")
@@ -49,6 +50,14 @@ ConfigOpt = Annotated[Path, typer.Option(
     show_default=True)]
 AcceptShrink = Annotated[bool, typer.Option(
     "--accept-shrink", help="Accept a source that shrank beyond safety.max_source_shrink.")]
+SummaryOpt = Annotated[bool, typer.Option(
+    "--summary", help="Only the summary: counts by kind, held records, warnings, thresholds.")]
+KindOpt = Annotated[list[str] | None, typer.Option(
+    "--kind", help="List only operations of this kind (user.move); repeatable.")]
+DepartmentOpt = Annotated[str | None, typer.Option(
+    "--department", help="List only operations in this department (key or path) and below.")]
+KeyOpt = Annotated[list[str] | None, typer.Option(
+    "--key", help="List only operations on this department or employee key; repeatable.")]
 T = TypeVar("T")
 
 
@@ -99,6 +108,78 @@ def _reported(outcome: Any) -> int:
     return int(outcome.exit_code)
 
 
+def _filters(summary: bool, kinds: list[str] | None, department: str | None,
+             keys: list[str] | None) -> Filters:
+    """The display filters of ``plan`` / ``apply``, checked before anything runs."""
+    from orgsync.plan_view import Filters
+
+    found = Filters(kinds=frozenset(kinds or ()), department=department,
+                    keys=frozenset(k for v in keys or () for k in v.replace(",", " ").split()),
+                    summary=summary)
+    found.check()
+    return found
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _shower(filters: Filters, *, yes: bool) -> Callable[[Any], None]:
+    """How ``apply`` / ``resync`` show the plan. On a terminal: the summary, then (unless
+    ``yes``) an offer to page through the operations; never the whole plan on the screen.
+    Off a terminal (a pipe, a log): all of it, as ``orgsync plan`` prints it."""
+    from orgsync import render
+    from orgsync.plan_view import View
+
+    def show(p: Any) -> None:
+        out.file.flush()
+        if not _interactive():
+            render.render(p, "text", sys.stdout, filters)
+            return
+        view = View(p, filters)
+        render.summary_text(view, sys.stdout, color=out.color_system is not None)
+        sys.stdout.flush()
+        if not (yes or p.empty or filters.summary) and typer.confirm(
+                f"Page through the operations ({os.environ.get('PAGER') or 'less'})?",
+                default=False):
+            _page(lambda f: render.details_text(view, f))
+
+    return show
+
+
+def _page(write: Callable[[Any], None]) -> None:
+    """Write through ``$PAGER`` (``less`` when unset); straight out when there is none."""
+    import shlex
+    import subprocess
+
+    command = shlex.split(os.environ.get("PAGER") or "less")
+    env = {"LESS": "FRX", **os.environ}
+    try:  # the user's own pager, as git and man run it
+        pager = subprocess.Popen(command, stdin=subprocess.PIPE,  # noqa: S603
+                                 text=True, encoding="utf-8", env=env)
+    except OSError:
+        write(sys.stdout)
+        return
+    assert pager.stdin is not None
+    with suppress(BrokenPipeError):  # the reader quit the pager early
+        write(pager.stdin)
+    with suppress(BrokenPipeError):
+        pager.stdin.close()
+    pager.wait()
+
+
+@contextmanager
+def _interruptible(bar: render.ProgressBar) -> Iterator[None]:
+    """Ctrl-C in an applying run: the calls in flight stay journaled (the next run settles
+    them); say how far it got and exit 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        bar.stop()
+        err.print(f"[yellow]{bar.interrupted()}[/]")
+        raise typer.Exit(130) from None
+
+
 def _confirmer(bar: render.ProgressBar, *, yes: bool) -> Callable[[Any], bool]:
     """Ask before applying (unless ``yes``; never without a terminal), then start ``bar``."""
 
@@ -109,7 +190,7 @@ def _confirmer(bar: render.ProgressBar, *, yes: bool) -> Callable[[Any], bool]:
                 return False
             if not typer.confirm(f"Apply {len(p.operations)} operations to Feishu?"):
                 return False
-        bar.start(len(p.operations))
+        bar.start(p)
         return True
 
     return confirm
@@ -134,27 +215,31 @@ def main_options(
 def plan(
     config: ConfigOpt = Path("orgsync.yaml"),
     fmt: Annotated[str, typer.Option("--format", "-f",
-                                     help="text, json or markdown")] = "text",
+                                     help="text, json, markdown or html")] = "text",
     detailed_exitcode: Annotated[bool, typer.Option(
         "--detailed-exitcode", help="Exit 0 with no changes, 2 with changes, 1 on error.")] = False,
     accept_shrink: AcceptShrink = False,
+    summary: SummaryOpt = False,
+    kind: KindOpt = None,
+    department: DepartmentOpt = None,
+    key: KeyOpt = None,
 ) -> None:
     """Show what would change in Feishu (dry-run; writes nothing to Feishu).
 
-    The safety thresholds are checked here too: a plan over one is stored as held
-    (exit 5) and can be released with 'orgsync approve PLAN_ID'.
+    The summary comes first (counts, held records, warnings, how close the plan is to
+    each safety threshold), then the operations by kind and department. The safety
+    thresholds are checked here too: a plan over one is stored as held (exit 5) and
+    can be released with 'orgsync approve PLAN_ID'.
     """
     from orgsync import render
     from orgsync.plan import Plan
     from orgsync.runner import run_once
 
     def show(p: Plan) -> None:
-        if fmt == "json":
-            out.print(render.render_json(p), markup=False, soft_wrap=True)
-        elif fmt in ("markdown", "md"):
-            out.print(render.render_markdown(p), markup=False, soft_wrap=True)
-        else:
-            render.render_text(p, out)
+        out.file.flush()
+        render.render(p, name, sys.stdout, filters,
+                      color=name == "text" and out.is_terminal and out.color_system is not None)
+        sys.stdout.flush()
 
     def go() -> int:
         with _opened(config) as (cfg, ledger):
@@ -162,6 +247,8 @@ def plan(
                                            accept_shrink=accept_shrink))
         return EXIT_CHANGES if detailed_exitcode and not outcome.plan.empty else EXIT_OK
 
+    name = _guard(lambda: render.check_format(fmt))
+    filters = _guard(lambda: _filters(summary, kind, department, key))
     raise typer.Exit(_guard(go))
 
 
@@ -170,9 +257,19 @@ def apply(
     config: ConfigOpt = Path("orgsync.yaml"),
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
     accept_shrink: AcceptShrink = False,
+    summary: SummaryOpt = False,
+    kind: KindOpt = None,
+    department: DepartmentOpt = None,
+    key: KeyOpt = None,
 ) -> None:
-    """Plan, show the plan, then apply it to Feishu (asks first unless --yes)."""
-    _apply(config, yes=yes, accept_shrink=accept_shrink)
+    """Plan, show the plan, then apply it to Feishu (asks first unless --yes).
+
+    On a terminal the plan's summary is shown and its operations are offered in a
+    pager; off a terminal the whole plan is printed. The filters only narrow what is
+    shown: the whole plan is applied.
+    """
+    _apply(config, yes=yes, accept_shrink=accept_shrink,
+           filters=_guard(lambda: _filters(summary, kind, department, key)))
 
 
 @app.command()
@@ -191,24 +288,35 @@ def approve(
     _apply(config, yes=yes, accept_shrink=accept_shrink, approve=plan_id)
 
 
-def _apply(config: Path, *, yes: bool, accept_shrink: bool, approve: str | None = None) -> None:
-    """``apply`` (after approving the held plan ``approve``), under the writer lock."""
+def _apply(config: Path, *, yes: bool, accept_shrink: bool, approve: str | None = None,
+           filters: Filters | None = None) -> None:
+    """``apply`` (after approving the held plan ``approve``), under the writer lock.
+
+    Ctrl-C stops it: the calls in flight stay journaled, and it says how far it got.
+    """
     from orgsync import render
     from orgsync.runner import run_once
 
     bar = render.ProgressBar(out)
     confirm = _confirmer(bar, yes=yes)
+    from orgsync.plan_view import Filters
+
+    show = _shower(filters or Filters(), yes=yes)
 
     def go() -> int:
+        with _interruptible(bar):
+            return applying()
+
+    def applying() -> int:
         with _writing(config, "approve" if approve else "apply") as (cfg, ledger):
+            bar.scale = cfg.feishu.rate_scale
             if approve is not None:
                 if not ledger.approve_plan(approve):
                     raise OrgsyncError(f"no held plan {approve!r}; 'orgsync status' lists "
                                        "held plans")
                 out.print(f"Plan {approve} approved.")
             try:
-                outcome = asyncio.run(run_once(cfg, ledger, apply=True,
-                                               show=lambda p: render.render_text(p, out),
+                outcome = asyncio.run(run_once(cfg, ledger, apply=True, show=show,
                                                confirm=confirm, progress=bar.advance,
                                                accept_shrink=accept_shrink))
             finally:
@@ -236,7 +344,8 @@ def check(config: ConfigOpt = Path("orgsync.yaml")) -> None:
     def go() -> int:
         with _opened(config) as (cfg, ledger):
             outcome = asyncio.run(run_once(cfg, ledger, apply=False, full=True))
-        render.render_text(outcome.plan, out)
+        out.file.flush()
+        render.render(outcome.plan, "text", sys.stdout)
         return EXIT_OK if outcome.plan.empty else EXIT_ERROR
 
     raise typer.Exit(_guard(go))
@@ -381,6 +490,7 @@ def resync(
     """
     from orgsync import render
     from orgsync.errors import EXIT_APPLY_FAILED, EXIT_BUSY, EXIT_HELD
+    from orgsync.plan_view import Filters
     from orgsync.runner import run_once
 
     bar = render.ProgressBar(out)
@@ -416,10 +526,12 @@ def resync(
         if cfg.admin.url and not local:
             return remote(cfg)
         with _writing(config, "resync") as (cfg, ledger):
+            bar.scale = cfg.feishu.rate_scale
             try:
-                outcome = asyncio.run(run_once(cfg, ledger, apply=True, full=True,
-                                               show=lambda p: render.render_text(p, out),
-                                               confirm=confirm, progress=bar.advance))
+                with _interruptible(bar):
+                    outcome = asyncio.run(run_once(cfg, ledger, apply=True, full=True,
+                                                   show=_shower(Filters(), yes=yes),
+                                                   confirm=confirm, progress=bar.advance))
             finally:
                 bar.stop()
         return _reported(outcome)

@@ -37,6 +37,7 @@ from orgsync.feishu import schema
 from orgsync.feishu.schema import KEEP_WHEN_UNSET, ROOT, USER_VALUE_FIELDS
 from orgsync.identity import feishu_department_id, feishu_user_id
 from orgsync.model import Department, Employee, Snapshot, Status
+from orgsync.names import Names
 from orgsync.operations import kinds
 from orgsync.plan import FieldChange, Operation, OpKind, Plan, op_id, topological
 from orgsync.source import Issue, SourceData
@@ -81,6 +82,9 @@ class DiffPolicy:
       differs from the source, as for anyone managed;
     * ``rekey_adopted``: an adopted account's ``user_id`` becomes the HR id
       (``user.rekey`` after ``user.adopt``), so it never depends on email or mobile again;
+    * ``applied``: on a full read (``current`` is what Feishu holds), the ledger's mirror
+      of what orgsync applied: a field whose applied value is still the source's was
+      changed in Feishu, and the operation's reason says so with the value found there;
     * ``department_group_chat``: departments created by the plan ask Feishu for a
       department group chat (``create_group_chat: true`` in the create body; it is
       part of the body, so of the create's ``client_token``). Existing departments
@@ -104,6 +108,7 @@ class DiffPolicy:
     adopt_departments: Mapping[str, str] = field(default_factory=dict)
     adopt_users: Mapping[str, str] = field(default_factory=dict)
     rekey_adopted: bool = False
+    applied: DirectoryState | None = None
 
     def clock(self) -> datetime:
         """The planning time (now when unset)."""
@@ -120,6 +125,7 @@ class _Builder:
     soft: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     notes: list[str] = field(default_factory=list)
     taken: set[str] | None = None  # managed departments' Feishu ids, built when first needed
+    names: Names | None = None  # for reasons that name what Feishu holds
 
     # ---- ids -------------------------------------------------------------
     def dept_fid(self, key: str | None) -> str:
@@ -156,9 +162,10 @@ def diff(desired: SourceData, current: DirectoryState, policy: DiffPolicy | None
     Deterministic: equal inputs give an equal plan (operations, order, plan id).
     """
     policy = policy or DiffPolicy()
+    names = Names(desired.snapshot, current)  # pre-hires deferred below keep their names
     live = current.live_users()
     desired = _kept_links(_deferred_prehires(desired, current, policy, live), current, live)
-    b = _Builder(desired, current, policy, live)
+    b = _Builder(desired, current, policy, live, names=names)
     b.desired = _without_protected(b.desired, b.policy, b.notes)
     _plan_departments(b)
     _plan_users(b)
@@ -176,7 +183,8 @@ def diff(desired: SourceData, current: DirectoryState, policy: DiffPolicy | None
         # clashing write fails with Feishu's code and the next run completes it.
         b.notes.append("unique values are swapped between entities; a second run may be needed")
         ordered = topological(ops)
-    return Plan(operations=ordered, issues=tuple(b.desired.issues), notes=tuple(b.notes))
+    return Plan(operations=ordered, issues=tuple(b.desired.issues), notes=tuple(b.notes),
+                names=names)
 
 
 def _with_deps(op: Operation, deps: Iterable[str]) -> Operation:
@@ -228,9 +236,11 @@ def _plan_departments(b: _Builder) -> None:
         if changed:
             kind = OpKind.DEPT_MOVE if "parent_key" in changed else OpKind.DEPT_UPDATE
             changes = tuple(FieldChange(f, getattr(c, f), getattr(d, f)) for f in changed)
-            reason = (f"moved from {c.parent_key or 'top level'} to {d.parent_key or 'top level'}"
-                      if kind is OpKind.DEPT_MOVE else
-                      f"renamed from {c.name}" if "name" in changed else "changed in source")
+            names = b.names or Names(b.desired.snapshot, b.current)
+            reason = _because(b, "department", key, changes, d.fields(), (
+                f"moved from {names.path(c.parent_key)} to {names.path(d.parent_key)}"
+                if kind is OpKind.DEPT_MOVE else
+                f"renamed from {c.name}" if "name" in changed else "changed in source"))
             parent = b.dept_fid(d.parent_key) if "parent_key" in changed else None
             body = schema.department_patch_body(d, changed, parent)
             b.add(Operation(op_id(kind, key), kind, key, fid, body, changes, reason, (),
@@ -330,7 +340,9 @@ def _add_set_leader(b: _Builder, d: Department, old: str | None, *,
         deps.extend(_arrival(new))  # the ones not in the plan are dropped
     b.add(Operation(op_id(OpKind.DEPT_SET_LEADER, d.key), OpKind.DEPT_SET_LEADER, d.key,
                     b.dept_fid(d.key), body, changes,
-                    "leader changed in source", tuple(deps), {"leader_key": new}, d.name))
+                    _because(b, "department", d.key, changes[:1], d.fields(),
+                             "leader changed in source"),
+                    tuple(deps), {"leader_key": new}, d.name))
 
 
 def _plan_department_deletes(b: _Builder) -> None:
@@ -509,7 +521,7 @@ def _plan_users(b: _Builder) -> None:
                 _add_rekey(b, key, key, had, f"adopted; its user_id becomes {fid}",
                            (op_id(kind, key),))
             if e.manager_key and not manager:
-                _add_set_manager(b, e, None)
+                _add_set_manager(b, e, None, "new hire")
         else:
             old_fields = cur.record.fields()
             # A field Feishu did not return (no read permission) is unknown: no change.
@@ -521,11 +533,19 @@ def _plan_users(b: _Builder) -> None:
                 body = schema.user_patch_body(new_fields, changed, [
                     b.dept_fid(dk) for dk in e.department_keys] if kind is OpKind.USER_MOVE else None)
                 changes = tuple(FieldChange(f, old_fields.get(f), new_fields.get(f)) for f in changed)
-                reason = "moved departments" if kind is OpKind.USER_MOVE else "changed in source"
+                reason = _because(b, "user", key, changes, new_fields,
+                                  "moved departments" if kind is OpKind.USER_MOVE
+                                  else "changed in source")
                 b.add(Operation(op_id(kind, key), kind, key, fid, body, changes, reason,
                                 tuple(dept_deps), {f: new_fields[f] for f in changed}, e.name))
             if cur.record.manager_key != e.manager_key and "manager_key" not in cur.unknown:
-                _add_set_manager(b, e, cur.record.manager_key)
+                was = cur.record.manager_key
+                left = was is not None and was not in active and was not in held
+                change = FieldChange("manager_key", was, e.manager_key)
+                _add_set_manager(b, e, was, _because(
+                    b, "user", key, (change,), new_fields,
+                    f"manager {(b.names or Names(snap, b.current)).person(was)} left" if left
+                    else "manager changed in source"))
             if cur.lifecycle is Lifecycle.FROZEN:
                 b.add(Operation(op_id(OpKind.USER_UNFREEZE, key), OpKind.USER_UNFREEZE, key, fid,
                                 schema.frozen_body(False), (FieldChange("status", "frozen", "active"),),
@@ -636,12 +656,12 @@ def _add_user_adopt(b: _Builder, key: str, old: str, cur: MirrorUser) -> None:
         _add_rekey(b, key, key, old, f"adopted; its user_id becomes {cur.feishu_id}", (adopt,))
 
 
-def _add_set_manager(b: _Builder, e: Employee, old: str | None) -> None:
+def _add_set_manager(b: _Builder, e: Employee, old: str | None, reason: str) -> None:
     new = e.manager_key
     body = schema.manager_body(b.user_fid(new) if new else None)
     b.add(Operation(op_id(OpKind.USER_SET_MANAGER, e.key), OpKind.USER_SET_MANAGER, e.key,
                     b.user_fid(e.key), body, (FieldChange("manager_key", old, new),),
-                    "manager changed in source",
+                    reason,
                     (*_arrival(e.key), *(_arrival(new) if new else ())),
                     {"manager_key": new}, e.name))
 
@@ -823,7 +843,7 @@ def _deferred_prehires(desired: SourceData, current: DirectoryState,
         start = snap.employees[k].join_date
         assert start is not None
         issues.append(Issue("employee", k, "join_date",
-                            f"starts {start.isoformat()}; created "
+                            f"starts {start.isoformat()}, account created "
                             f"{(start - timedelta(days=policy.prehire_days)).isoformat()}",
                             "warning", desired.where("employee", k)))
     return replace(desired, snapshot=Snapshot(departments, employees), issues=issues,
@@ -849,6 +869,29 @@ def _without_protected(desired: SourceData, policy: DiffPolicy, notes: list[str]
 
 
 # -------------------------------------------------------------------- helpers
+
+
+def _because(b: _Builder, entity: Literal["department", "user"], key: str,
+             changes: Iterable[FieldChange], new: Mapping[str, Any], reason: str) -> str:
+    """``reason``, or what is true on a full read: a field whose applied value (the
+    ledger's mirror) is still the source's was changed in Feishu, and the value found
+    there is named."""
+    applied = b.policy.applied
+    m = None if applied is None else (
+        applied.departments if entity == "department" else applied.users).get(key)
+    if m is None:
+        return reason
+    was = m.record.fields()
+    changes = tuple(changes)
+    drift = [c for c in changes if c.field in was and not _differs(c.field, was[c.field],
+                                                                      new.get(c.field))]
+    if not drift:
+        return reason
+    names = b.names or Names(b.desired.snapshot, b.current)
+    found = "changed in Feishu (found there: " + ", ".join(
+        f"{names.label(c.field)} {names.value(c.field, c.old)}" for c in drift) + ")"
+    return found if len(drift) == len(changes) else f"{reason}; {found}"
+
 
 
 def _differs(field_name: str, old: Any, new: Any) -> bool:

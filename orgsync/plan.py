@@ -14,10 +14,15 @@ import json
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from orgsync.source import Issue
+
+if TYPE_CHECKING:
+    from orgsync.names import Names
+    from orgsync.safety import Gauge
 
 
 class OpKind(enum.StrEnum):
@@ -139,7 +144,7 @@ def op_id(kind: OpKind, key: str) -> str:
     return f"{kind.value}:{key}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: the checksum is a cached_property
 class Plan:
     """Operations in a deterministic topological order, plus what was held back."""
 
@@ -149,14 +154,21 @@ class Plan:
     #: A takeover's matching summary (:meth:`orgsync.takeover.Takeover.summary`), shown
     #: before the operations; part of neither the id nor the checksum.
     takeover: Mapping[str, Any] | None = field(default=None, compare=False)
-    checksum: str = field(default="", compare=False)
-    """sha256 over the canonical JSON of the operations (computed once, at construction)."""
+    #: Department paths and people's names for the renderers (:mod:`orgsync.names`).
+    names: Names | None = field(default=None, compare=False, repr=False)
+    #: The safety guards measured on this plan (:func:`orgsync.safety.gauges`), for the
+    #: renderers' summary; set by the run before the plan is shown.
+    guards: tuple[Gauge, ...] = field(default=(), compare=False, repr=False)
 
-    def __post_init__(self) -> None:
-        # Hashing a 100k-operation plan costs a second; the executor asks for the
-        # id per operation, so it must never be recomputed. The canonical JSON of the
-        # list is hashed element by element (the same bytes, so the same checksum):
-        # the whole document in memory would cost gigabytes on a first sync.
+    @cached_property
+    def checksum(self) -> str:
+        """sha256 over the canonical JSON of the operations (computed once, when first asked).
+
+        Hashing a 100k-operation plan costs a second; the executor asks for the id per
+        operation, so it is never recomputed (a copy made with ``replace`` computes its own).
+        The JSON of the list is hashed element by element (the same bytes, so the same
+        checksum): the whole document in memory would cost gigabytes on a first sync.
+        """
         digest = hashlib.sha256(b"[")
         sep = b""
         for op in self.operations:
@@ -164,13 +176,23 @@ class Plan:
             digest.update(_canonical_json(op.to_dict()).encode())
             sep = b","
         digest.update(b"]")
-        object.__setattr__(self, "checksum", digest.hexdigest())
+        return digest.hexdigest()
 
     def __repr__(self) -> str:
         # Short on purpose: asyncio formats the repr of a task's result when it compares
         # SIGINT handlers, and the full repr of a plan costs about 10 µs per operation.
         return (f"Plan({self.plan_id}, {len(self.operations)} operations, "
                 f"{len(self.issues)} issues)")
+
+    def annotated(self, **display: Any) -> Plan:
+        """A copy with fields that are part of neither the id nor the checksum changed
+        (``takeover``, ``names``, ``guards``); the checksum, if computed, goes along."""
+        if not display.keys() <= _DISPLAY:
+            raise ValueError(f"not display fields: {sorted(display.keys() - _DISPLAY)}")
+        copy = replace(self, **display)
+        if "checksum" in self.__dict__:
+            copy.__dict__["checksum"] = self.__dict__["checksum"]
+        return copy
 
     @property
     def plan_id(self) -> str:
@@ -187,21 +209,36 @@ class Plan:
         counts = Counter(op.kind for op in self.operations)
         return {k.value: counts[k] for k in OpKind if counts[k]}
 
+    def held(self) -> list[Issue]:
+        """The issues that held a record back (left as it is in Feishu)."""
+        return [i for i in self.issues if i.held]
+
+    def warnings(self) -> list[Issue]:
+        """The issues that did not hold a record back (a field cleared, a pre-hire waiting)."""
+        return [i for i in self.issues if not i.held]
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form: ``plan_id``, ``checksum``, ``summary``, ``operations``, ``held``."""
+        """JSON-able form: ``plan_id``, ``checksum``, ``summary``, ``operations``, ``held``
+        (records held back), ``warnings`` (the other issues), ``notes``."""
         return {
             "plan_id": self.plan_id,
             "checksum": self.checksum,
             "summary": self.summary(),
             "operations": [op.to_dict() for op in self.operations],
-            "held": [
-                {"entity": i.entity, "key": i.key, "field": i.field, "reason": i.reason,
-                 "severity": i.severity, "where": i.where}
-                for i in self.issues
-            ],
+            "held": [issue_dict(i) for i in self.held()],
+            "warnings": [issue_dict(i) for i in self.warnings()],
             "notes": list(self.notes),
             **({"takeover": dict(self.takeover)} if self.takeover is not None else {}),
         }
+
+
+_DISPLAY = frozenset({"takeover", "names", "guards"})
+
+
+def issue_dict(i: Issue) -> dict[str, Any]:
+    """An issue's JSON-able form."""
+    return {"entity": i.entity, "key": i.key, "field": i.field, "reason": i.reason,
+            "severity": i.severity, "where": i.where}
 
 
 def topological(ops: Iterable[Operation]) -> tuple[Operation, ...]:

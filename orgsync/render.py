@@ -1,35 +1,66 @@
-"""Plans and apply results as text (coloured on a terminal), JSON and Markdown."""
+"""Plans and apply results as text (coloured on a terminal), JSON, Markdown and HTML
+(:mod:`orgsync.render_html`); the progress bar."""
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Sequence
-from typing import Any
+import time
+from collections import Counter
+from dataclasses import replace
+from typing import Any, TextIO, cast
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from orgsync.executor import ApplyResult
-from orgsync.operations import SPECS
-from orgsync.plan import FieldChange, Operation, Plan
+from orgsync.errors import ConfigError
+from orgsync.executor import ApplyResult, OpResult
+from orgsync.feishu.endpoints import USER_PATCH_SLOW, USER_RESURRECT
+from orgsync.feishu.ratelimit import Limit
+from orgsync.operations import MEMBERSHIP_LANE, RESURRECT_LANE, SPECS
+from orgsync.plan import Operation, OpKind, Plan, issue_dict
+from orgsync.plan_view import Filters, View, shown_count
 from orgsync.takeover import summary_lines
 
-
-def _fmt(v: Any) -> str:
-    if v is None or v == "":
-        return "—"
-    if isinstance(v, list):
-        return "[" + ", ".join(str(x) for x in v) + "]"
-    return str(v)
+#: The formats ``plan -f`` takes (``md`` is Markdown too).
+FORMATS = ("text", "json", "markdown", "html")
+_ALIASES = {"md": "markdown"}
+_SHOWN_ISSUES = 10  # held records and warnings the summary lists before "and N more"
+_ANSI = {"green": "32", "yellow": "33", "red": "31", "cyan": "36", "white": "37"}
 
 
-def _change(c: FieldChange) -> str:
-    if c.old is None or c.old == "" or c.old == []:
-        return f"{c.field}: {_fmt(c.new)}"
-    if c.new is None or c.new == "" or c.new == []:
-        return f"{c.field}: {_fmt(c.old)} → —"
-    return f"{c.field}: {_fmt(c.old)} → {_fmt(c.new)}"
+def check_format(fmt: str) -> str:
+    """The canonical name of ``fmt``; a :class:`ConfigError` naming the formats otherwise."""
+    name = _ALIASES.get(fmt.lower(), fmt.lower())
+    if name not in FORMATS:
+        raise ConfigError(f"unknown format {fmt!r}", key="--format",
+                          remedy="use " + ", ".join(FORMATS))
+    return name
+
+
+def render(plan: Plan, fmt: str, out: TextIO, filters: Filters | None = None, *,
+           color: bool = False) -> None:
+    """Write ``plan`` to ``out`` as ``fmt`` (text, json, markdown, html), operation by operation.
+
+    The summary comes first (counts by kind, held records, warnings, the safety
+    guards and how close the plan is to each), then the operations that pass
+    ``filters``, grouped by kind and department (JSON: in execution order).
+    ``color``: ANSI colours in text (for a terminal). Raises :class:`ConfigError` for
+    an unknown format or filter before anything is written.
+    """
+    name = check_format(fmt)
+    view = View(plan, filters or Filters())
+    if name == "json":
+        _json(view, out)
+    elif name == "markdown":
+        _markdown(view, out)
+    elif name == "html":
+        from orgsync.render_html import write_html
+
+        write_html(view, out)
+    else:
+        _text(view, out, color=color)
 
 
 def op_line(op: Operation) -> str:
@@ -38,90 +69,195 @@ def op_line(op: Operation) -> str:
     return f"{op.kind.value} {op.key}{label} ({op.reason})"
 
 
-def _op_lines(ops: Sequence[Operation], show_fields: bool, *, rich: bool) -> list[str]:
-    """The operation list as lines: rich markup when ``rich``, else plain text."""
-    lines: list[str] = []
-    esc = escape if rich else str
-    for op in ops:
-        spec = SPECS[op.kind]
-        mark, colour = spec.badge
-        label = f" {esc(op.label)}" if op.label else ""
-        if rich:
-            lines.append(f"  [{colour}]{mark} {op.kind.value}[/] [bold]{escape(op.key)}[/]{label}"
-                         f"  [dim]({escape(op.reason)})[/]")
-        else:
-            lines.append(f"  {mark} {op.kind.value} {op.key}{label}  ({op.reason})")
-        if show_fields and spec.lists_fields:
-            lines.extend(f"      {esc(_change(c))}" for c in op.changes)
-    return lines
+def summary_text(view: View, out: TextIO, *, color: bool = False) -> None:
+    """The summary a text plan starts with (what ``plan --summary`` and ``apply`` on a
+    terminal print)."""
+    plan = view.plan
+
+    def paint(text: str, colour: str) -> str:
+        return f"\x1b[{_ANSI.get(colour, '1')}m{text}\x1b[0m" if color else text
+
+    w = out.write
+    if plan.takeover is not None:
+        for line in summary_lines(plan.takeover):
+            w(line + "\n")
+    if plan.empty:
+        w("No changes. Feishu matches the source.\n")
+    else:
+        w(f"Plan {plan.plan_id} — {len(plan.operations)} operations\n")
+        counts = view.counts()
+        width = max(len(k) for k in counts)
+        for kind, n in counts.items():
+            w(f"  {kind:<{width}}  {n:>6}\n")
+    held, warnings = plan.held(), plan.warnings()
+    more = " (listed after the operations)" if not view.filters.summary else \
+        " (orgsync plan lists them all)"
+    for title, colour, mark, issues in (
+            (f"Held back ({len(held)}) — left as they are in Feishu:", "red", "✗", held),
+            (f"Warnings ({len(warnings)}):", "yellow", "!", warnings)):
+        if issues:
+            w(paint(title, colour) + "\n")
+            for i in issues[:_SHOWN_ISSUES]:
+                w(f"  {paint(mark, colour)} {i}\n")
+            if len(issues) > _SHOWN_ISSUES:
+                w(f"  … and {len(issues) - _SHOWN_ISSUES} more{more}\n")
+    if plan.guards:
+        w("Safety thresholds (a plan over one is held for approval):\n")
+        for g in plan.guards:
+            w(f"  {paint('OVER', 'red') if g.over else 'ok  '}  {g.reading()}\n")
+    for note in plan.notes:
+        w(f"{paint('note:', 'yellow')} {note}\n")
+    if not plan.empty:
+        w("Summary: " + ", ".join(f"{k}={v}" for k, v in plan.summary().items()) + "\n")
+
+
+def details_text(view: View, out: TextIO, *, color: bool = False) -> None:
+    """The operations that pass the filters, by kind and department (after the summary),
+    then the held records and warnings the summary left out."""
+    w = out.write
+    plan = view.plan
+    if view.filters.active:
+        w(f"Showing {shown_count(view)} of {len(plan.operations)} operations "
+          f"({view.filters.describe()})\n")
+    for kind, n, groups in view.groups():
+        mark, colour = SPECS[kind].badge
+        if color:
+            mark = f"\x1b[{_ANSI.get(colour, '1')}m{mark}\x1b[0m"
+        w(f"\n{kind.value} ({n})\n")
+        for dept, ops in groups:
+            w(f"  {view.names.path(dept) if dept else 'top level'}\n")
+            for op in ops:
+                w(f"    {mark} {view.title(op)}  ({op.reason})\n")
+                changes = view.changes(op)
+                if changes:
+                    w("        " + "; ".join(changes) + "\n")
+    held, warnings = plan.held(), plan.warnings()
+    for title, mark, issues in (("Held back", "✗", held), ("Warnings", "!", warnings)):
+        if len(issues) > _SHOWN_ISSUES:
+            w(f"\n{title} ({len(issues)}):\n")
+            for i in issues:
+                w(f"  {mark} {i}\n")
+
+
+def _text(view: View, out: TextIO, *, color: bool) -> None:
+    summary_text(view, out, color=color)
+    if not view.filters.summary and not view.plan.empty:
+        details_text(view, out, color=color)
 
 
 def render_text(plan: Plan, console: Console, *, show_fields: bool = True,
                 limit: int | None = None) -> None:
-    """Print ``plan`` for people: one block per operation, held records, summary.
+    """Print ``plan`` on ``console`` (coloured on a terminal): the summary, then the
+    operations; ``limit`` caps the operations listed (the demo's long weeks).
 
-    ``limit`` caps the operations listed (the summary always counts all of them).
-    A takeover's matching comes first.
+    ``show_fields`` is kept for callers; the changes are always listed.
     """
-    if plan.takeover is not None:
-        for line in summary_lines(plan.takeover):
-            console.print(escape(line), highlight=False)
+    view = View(plan)
+    color = console.is_terminal and console.color_system is not None
+    out = cast(TextIO, console.file)
+    summary_text(view, out, color=color)
     if plan.empty:
-        console.print("[bold green]No changes.[/] Feishu matches the source.")
+        return
+    if limit is None or len(plan.operations) <= limit:
+        details_text(view, out, color=color)
+        return
+    keep = {op.op_id for op in plan.operations[:limit]}
+    details_text(View(replace(plan, operations=tuple(
+        op for op in plan.operations if op.op_id in keep))), out, color=color)
+    out.write(f"  … and {len(plan.operations) - limit} more "
+                       "(orgsync plan lists them all)\n")
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _json(view: View, out: TextIO) -> None:
+    """The plan as one JSON object, written operation by operation (operations last)."""
+    plan = view.plan
+    w = out.write
+    head: dict[str, Any] = {
+        "plan_id": plan.plan_id,
+        "checksum": plan.checksum,
+        "summary": plan.summary(),
+        "held": [issue_dict(i) for i in plan.held()],
+        "warnings": [issue_dict(i) for i in plan.warnings()],
+        "notes": list(plan.notes),
+        "thresholds": [{"what": g.what, "count": g.count, "limit": g.limit,
+                        "setting": g.setting, "over": g.over} for g in plan.guards],
+        "filters": {"kinds": sorted(view.filters.kinds), "department": view.filters.department,
+                    "keys": sorted(view.filters.keys)},
+    }
+    if plan.takeover is not None:
+        head["takeover"] = dict(plan.takeover)
+    w("{\n")
+    for k, v in head.items():
+        w(f"  {_dump(k)}: {_dump(v)},\n")
+    w('  "operations": [')
+    first = True
+    if not view.filters.summary:
+        for op in view.shown():
+            w(("\n    " if first else ",\n    ") + _dump(view.op_dict(op)))
+            first = False
+    w("\n  ]\n}\n" if not first else "]\n}\n")
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _markdown(view: View, out: TextIO) -> None:
+    """The plan in Markdown (pull-request comments, reports): the summary, then a
+    table per kind, rows by department."""
+    plan = view.plan
+    w = out.write
+    w(f"### orgsync plan `{plan.plan_id}`\n\n")
+    if plan.takeover is not None:
+        w("".join(f"- {line}\n" for line in summary_lines(plan.takeover)) + "\n")
+    if plan.empty:
+        w("No changes.\n")
     else:
-        console.print(f"[bold]Plan {plan.plan_id}[/] — {len(plan.operations)} operations")
-        shown = plan.operations if limit is None else plan.operations[:limit]
-        lines = _op_lines(shown, show_fields, rich=console.is_terminal)
-        if lines and console.is_terminal:
-            console.print("\n".join(lines), highlight=False)
-        elif lines:
-            # Not a terminal (a pipe, a file, CI logs): plain text, written at once;
-            # rich's markup and wrapping cost more than the plan itself on large plans.
-            console.file.write("\n".join(lines) + "\n")
-        if len(shown) < len(plan.operations):
-            console.print(f"  … and {len(plan.operations) - len(shown)} more "
-                          "([bold]orgsync plan[/] lists them all)")
-    if plan.issues:
-        errors = [i for i in plan.issues if i.severity == "error"]
-        warnings = [i for i in plan.issues if i.severity != "error"]
-        if errors:
-            console.print(f"[bold red]Held back ({len(errors)})[/] — left as they are in Feishu:")
-            for i in errors:
-                console.print(f"  [red]✗[/] {escape(str(i))}", highlight=False)
-        if warnings:
-            console.print(f"[bold yellow]Warnings ({len(warnings)})[/]:")
-            for i in warnings:
-                console.print(f"  [yellow]![/] {escape(str(i))}", highlight=False)
-    for n in plan.notes:
-        console.print(f"[yellow]note:[/] {escape(n)}")
-    if not plan.empty:
-        parts = ", ".join(f"{k}={v}" for k, v in plan.summary().items())
-        console.print(f"Summary: {parts}", highlight=False)
+        w(f"{len(plan.operations)} operations: " + ", ".join(
+            f"{k}={v}" for k, v in plan.summary().items()) + "\n")
+    held, warnings = plan.held(), plan.warnings()
+    for title, issues in (("Held back", held), ("Warnings", warnings)):
+        if issues:
+            w(f"\n**{title} ({len(issues)})**\n\n")
+            w("".join(f"- {_cell(str(i))}\n" for i in issues))
+    if plan.guards:
+        w("\n**Safety thresholds**\n\n")
+        w("".join(f"- {'**over**' if g.over else 'ok'}: {_cell(g.reading())}\n"
+                  for g in plan.guards))
+    if plan.notes:
+        w("\n" + "".join(f"- note: {_cell(n)}\n" for n in plan.notes))
+    if view.filters.summary:
+        return
+    if view.filters.active:
+        w(f"\nShowing {shown_count(view)} of {len(plan.operations)} operations "
+          f"(`{view.filters.describe()}`)\n")
+    for kind, n, groups in view.groups():
+        w(f"\n#### {kind.value} ({n})\n\n| Department | Key | Name | Changes | Reason |\n"
+          "|---|---|---|---|---|\n")
+        for dept, ops in groups:
+            where = _cell(view.names.path(dept) if dept else "top level")
+            for op in ops:
+                name = view.names.path(op.key) if op.entity == "department" else op.label
+                w(f"| {where} | {_cell(op.key)} | {_cell(name)} | "
+                  f"{'<br>'.join(_cell(c) for c in view.changes(op))} | {_cell(op.reason)} |\n")
 
 
 def render_json(plan: Plan) -> str:
-    """The plan as JSON: ``plan_id``, ``checksum``, ``summary``, ``operations``, ``held``."""
-    return json.dumps(plan.to_dict(), ensure_ascii=False, indent=2, sort_keys=False)
+    """The plan as JSON (see :func:`render`)."""
+    buf = io.StringIO()
+    render(plan, "json", buf)
+    return buf.getvalue()
 
 
 def render_markdown(plan: Plan) -> str:
-    """The plan as a Markdown table, for pull-request comments and reports."""
-    lines = [f"### orgsync plan `{plan.plan_id}`", ""]
-    if plan.takeover is not None:
-        lines += [f"- {line}" for line in summary_lines(plan.takeover)] + [""]
-    if plan.empty:
-        lines.append("No changes.")
-    else:
-        lines += ["| Operation | Key | Name | Changes | Reason |", "|---|---|---|---|---|"]
-        for op in plan.operations:
-            changes = "<br>".join(_change(c).replace("|", "\\|") for c in op.changes)
-            lines.append(f"| {op.kind.value} | {op.key} | {op.label.replace('|', '/')} | "
-                         f"{changes} | {op.reason} |")
-        lines += ["", "Summary: " + ", ".join(f"{k}={v}" for k, v in plan.summary().items())]
-    if plan.issues:
-        lines += ["", f"**Held back / warnings ({len(plan.issues)})**", ""]
-        lines += [f"- {i}" for i in plan.issues]
-    return "\n".join(lines) + "\n"
+    """The plan as Markdown (see :func:`render`)."""
+    buf = io.StringIO()
+    render(plan, "markdown", buf)
+    return buf.getvalue()
 
 
 def render_result(result: ApplyResult, console: Console) -> None:
@@ -139,24 +275,96 @@ def render_result(result: ApplyResult, console: Console) -> None:
                           highlight=False)
 
 
-class ProgressBar:
-    """A progress bar over a plan's operations (silent when stdout is not a terminal)."""
+#: The lanes held to a Feishu limit far below the others, and the limit as documented
+#: (feishu-api.md: 1 QPS for user patches that move or freeze; 10/min for resurrect).
+_SLOW_LANES = {MEMBERSHIP_LANE.name: USER_PATCH_SLOW.limit,
+               RESURRECT_LANE.name: USER_RESURRECT.limits[0]}
+_SLOW_WORDS = {OpKind.USER_MOVE: "moves", OpKind.USER_FREEZE: "freezes",
+               OpKind.USER_UNFREEZE: "unfreezes", OpKind.USER_RESURRECT: "resurrects"}
 
-    def __init__(self, console: Console) -> None:
+
+def limit_text(limit: Limit, scale: float = 1.0) -> str:
+    """``1/s``, ``10/min``: a rate limit as people say it (``scale``: the configured
+    ``feishu.rate_scale``, 1 against Feishu)."""
+    n = limit.scaled(scale).count
+    return f"{n}/s" if limit.period == 1.0 else f"{n}/min" if limit.period == 60.0 \
+        else f"{n}/{limit.period:g}s"
+
+
+class ProgressBar:
+    """A progress bar over a plan's operations (silent when stdout is not a terminal).
+
+    It shows an ETA that knows the slow lanes (1 move a second whatever else goes
+    fast) and says when only rate-limited work is left (``moves: 1/s Feishu limit``).
+    ``done`` and ``total`` count the operations (what an interrupted apply reports).
+    """
+
+    def __init__(self, console: Console, *, scale: float = 1.0) -> None:
         self.console = console
+        self.scale = scale
         self.progress: Progress | None = None
         self.task: Any = None
+        self.total = 0
+        self.done = 0
+        self.finished = 0
+        self._slow: Counter[OpKind] = Counter()  # rate-limited operations not finished yet
+        self._fast_left = 0
+        self._started = 0.0
 
-    def start(self, total: int) -> None:
-        if total and self.console.is_terminal:
-            self.progress = Progress(TextColumn("applying"), BarColumn(), MofNCompleteColumn(),
-                                     TimeElapsedColumn(), console=self.console, transient=True)
+    def start(self, plan: Plan | int) -> None:
+        """Start over ``plan``'s operations (or a count of operations)."""
+        ops: tuple[Operation, ...] = plan.operations if isinstance(plan, Plan) else ()
+        self.total = len(ops) if isinstance(plan, Plan) else int(plan)
+        self._slow = Counter(op.kind for op in ops if SPECS[op.kind].lane.name in _SLOW_LANES)
+        self._fast_left = self.total - sum(self._slow.values())
+        self._started = time.monotonic()
+        if self.total and self.console.is_terminal:
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                     MofNCompleteColumn(), TimeElapsedColumn(),
+                                     TextColumn("{task.fields[eta]}"), console=self.console,
+                                     transient=True)
             self.progress.start()
-            self.task = self.progress.add_task("apply", total=total)
+            self.task = self.progress.add_task(self.waiting() or "applying", total=self.total,
+                                               eta=self.eta())
 
-    def advance(self, _result: object) -> None:
+    def advance(self, result: OpResult) -> None:
+        """One operation finished (done, failed or skipped)."""
+        self.finished += 1
+        self.done += result.status == "done"
+        kind = result.op.kind
+        if self._slow[kind]:
+            self._slow[kind] -= 1
+        else:
+            self._fast_left -= 1
         if self.progress is not None:
-            self.progress.advance(self.task)
+            self.progress.update(self.task, advance=1, description=self.waiting() or "applying",
+                                 eta=self.eta())
+
+    def waiting(self) -> str:
+        """``moves: 1/s Feishu limit`` when only rate-limited operations are left, else ``""``."""
+        if self._fast_left > 0 or not +self._slow:
+            return ""
+        kinds = [k for k in self._slow if self._slow[k]]
+        limit = _SLOW_LANES[SPECS[kinds[0]].lane.name]
+        return (", ".join(_SLOW_WORDS.get(k, k.value) for k in kinds)
+                + f": {limit_text(limit, self.scale)} Feishu limit")
+
+    def eta(self) -> str:
+        """``ETA 2m05s``: the slow lanes at their limits, the rest at the pace so far."""
+        elapsed = time.monotonic() - self._started
+        fast_done = self.total - sum(self._slow.values()) - self._fast_left
+        fast = self._fast_left * elapsed / fast_done if fast_done else 0.0
+        slow = 0.0
+        for lane, limit in _SLOW_LANES.items():
+            left = sum(n for k, n in self._slow.items() if SPECS[k].lane.name == lane)
+            rate = limit.scaled(self.scale).count
+            slow = max(slow, left * limit.period / rate)
+        seconds = int(max(fast, slow))
+        return f"ETA {seconds // 60}m{seconds % 60:02d}s"
+
+    def interrupted(self) -> str:
+        """What an interrupted apply says: ``interrupted: 11 of 60 done; run again to finish``."""
+        return f"interrupted: {self.done} of {self.total} done; run again to finish"
 
     def stop(self) -> None:
         if self.progress is not None:

@@ -55,7 +55,7 @@ from orgsync.model import Department, Employee, Status
 from orgsync.plan import Plan
 from orgsync.reconcile import apply_renames, reconcile
 from orgsync.renames import infer_renames
-from orgsync.safety import check_source, leavers, plan_violations
+from orgsync.safety import check_source, gauges, leavers, violations
 from orgsync.source import Issue, SourceData
 from orgsync.state import DirectoryState, Lifecycle, MirrorDepartment, MirrorUser
 from orgsync.takeover import Takeover, match, not_adopted, unaligned
@@ -348,11 +348,13 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
     """
     raw = read_raw(config)
     takeover: Takeover | None = None
+    applied: DirectoryState | None = None  # on a full read: what orgsync applied
     if full:
         data = read_source(config, ledger, accept_shrink=accept_shrink, raw=raw)
         mirror = ledger.load_state()
         state = await live_state(client, ledger, mirror, compare_all=not rebuild_mirror) \
             if mirror.departments or mirror.users else DirectoryState()
+        applied = mirror
         if rebuild_mirror:
             ledger.replace_mirror(state)
             ledger.set_meta("tenant_admins", json.dumps(sorted(state.tenant_admins)))
@@ -405,12 +407,13 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
                      protected_departments=depts, rekeys={**heal_users, **rec.rekeys},
                      hold_leavers=rec.hold_leavers, department_rekeys=renames.rekeys,
                      rekey_adopted=config.takeover.rekey_users,
+                     applied=applied,
                      adopt_departments={**heal_depts,
                                         **(takeover.departments if takeover else {})},
                      adopt_users=takeover.users if takeover else {})
     plan = diff(data, state, policy)
     if takeover is not None and first:
-        plan = replace(plan, takeover=takeover.summary(data))
+        plan = plan.annotated(takeover=takeover.summary(data))
     else:
         takeover = None  # departments matched on a later run: no takeover plan to approve
     log.info("plan.ready", plan_id=plan.plan_id, operations=len(plan.operations),
@@ -508,12 +511,14 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
         with gcpause.paused_gc(freeze=True):
             planned = await make_plan(config, ledger, client, full=full, rebuild_mirror=apply,
                                       accept_shrink=accept_shrink, now=now)
-        plan = planned.plan
+        # Measured before the plan is shown: its summary says how close it is to each guard.
+        plan = planned.plan.annotated(guards=tuple(gauges(
+            planned.plan, planned.state, config.safety,
+            ledger.leaver_history(config.safety.churn_window))))
         outcome = RunOutcome(run_id, plan)
         if show is not None:
             show(plan)
-        reasons = plan_violations(plan, planned.state, config.safety,
-                                  ledger.leaver_history(config.safety.churn_window))
+        reasons = violations(plan.guards)
         # A first run that was killed or failed left its own work in Feishu: it resumes.
         if planned.takeover is not None and config.safety.takeover_requires_approval \
                 and not ledger.has_written():

@@ -26,6 +26,7 @@ history) are moved only by applied runs, never by a plan or a held run.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from statistics import median
 
 from orgsync.config import SafetyConfig
@@ -87,9 +88,51 @@ def churn_limit(history: Sequence[int], cfg: SafetyConfig) -> float:
     return max(cfg.churn_factor * median(history), float(cfg.churn_floor))
 
 
-def plan_violations(plan: Plan, current: DirectoryState, cfg: SafetyConfig,
-                    history: Sequence[int] = ()) -> list[str]:
-    """Human-readable reasons ``plan`` must be held (empty when it is within limits).
+@dataclass(frozen=True, slots=True)
+class Gauge:
+    """One guard measured on a plan: ``count`` against the most it allows, ``limit``.
+
+    ``setting`` names the config key and its value (``safety.max_user_removals=500``);
+    ``managed`` is set for a fraction guard (the count it is a fraction of). A plan
+    ``over`` any gauge is held; :meth:`violation` says why.
+    """
+
+    what: str
+    count: int
+    limit: float
+    setting: str
+    managed: int | None = None
+    fraction: float | None = None  # a fraction guard's setting (``limit`` is it × managed)
+    because: str = ""  # the violation's whole text, when it is not the usual one
+
+    @property
+    def over(self) -> bool:
+        """The plan is over this guard's limit (it is held)."""
+        if self.fraction is not None and self.managed:
+            return self.count / self.managed > self.fraction
+        return self.count > self.limit
+
+    def violation(self) -> str:
+        """Why the plan is held by this guard."""
+        if self.because:
+            return self.because
+        if self.managed is None:
+            return f"{self.count} {self.what} exceed {self.setting}"
+        return (f"{self.count} {self.what} are {self.count / self.managed:.0%} of the "
+                f"{self.managed} managed, over {self.setting}")
+
+    def reading(self) -> str:
+        """How close the plan is: ``user removals (deletes + freezes): 3 of at most 500
+        (safety.max_user_removals=500)``."""
+        of = f" ({self.fraction:.0%} of {self.managed} managed)" \
+            if self.fraction is not None else ""
+        return f"{self.what}: {self.count} of at most {int(self.limit)}{of} — {self.setting}"
+
+
+def gauges(plan: Plan, current: DirectoryState, cfg: SafetyConfig,
+           history: Sequence[int] = ()) -> list[Gauge]:
+    """Every guard measured on ``plan`` (a fraction guard only once orgsync manages
+    ``safety.min_managed``).
 
     ``history``: the leaver counts of the last ``churn_window`` applied runs
     (:meth:`orgsync.ledger.Ledger.leaver_history`).
@@ -98,33 +141,46 @@ def plan_violations(plan: Plan, current: DirectoryState, cfg: SafetyConfig,
     removals = destructive.count("user")
     dept_deletes = destructive.count("department")
     managed = current.live_count()
-    reasons: list[str] = []
-    _check(reasons, cfg, "user removals (deletes + freezes)", removals, managed,
-           "max_user_removals", "max_user_removal_fraction")
-    _check(reasons, cfg, "department deletes", dept_deletes, len(current.departments),
-           "max_department_deletes", "max_department_delete_fraction")
+    found: list[Gauge] = []
+    _measure(found, cfg, "user removals (deletes + freezes)", removals, managed,
+             "max_user_removals", "max_user_removal_fraction")
+    _measure(found, cfg, "department deletes", dept_deletes, len(current.departments),
+             "max_department_deletes", "max_department_delete_fraction")
     left = leavers(plan, current)
     limit = churn_limit(history, cfg)
-    if left > limit:
-        base = (f"safety.churn_factor={cfg.churn_factor:g} × median {median(history):g} of "
-                f"the last {len(history)} applied runs' leavers, " if history else
-                "no applied runs' leavers recorded yet, ")
-        reasons.append(f"{left} leavers (freezes + deletes of active users) exceed the churn "
-                       f"limit {limit:g} ({base}safety.churn_floor={cfg.churn_floor})")
-    _check(reasons, cfg, "managed users changing name, email or mobile",
-           identity_changes(plan), managed, None, "max_identity_change_fraction")
-    return reasons
+    base = (f"safety.churn_factor={cfg.churn_factor:g} × median {median(history):g} of "
+            f"the last {len(history)} applied runs' leavers, " if history else
+            "no applied runs' leavers recorded yet, ")
+    setting = f"{base}safety.churn_floor={cfg.churn_floor}"
+    found.append(Gauge("leavers (freezes + deletes of active users)", left, limit, setting,
+                       because=f"{left} leavers (freezes + deletes of active users) exceed the "
+                               f"churn limit {limit:g} ({setting})"))
+    _measure(found, cfg, "managed users changing name, email or mobile",
+             identity_changes(plan), managed, None, "max_identity_change_fraction")
+    return found
 
 
-def _check(reasons: list[str], cfg: SafetyConfig, what: str, count: int, managed: int,
-           count_key: str | None, fraction_key: str) -> None:
-    """Append why ``count`` is over ``safety.<count_key>`` or ``safety.<fraction_key>``.
+def plan_violations(plan: Plan, current: DirectoryState, cfg: SafetyConfig,
+                    history: Sequence[int] = ()) -> list[str]:
+    """Human-readable reasons ``plan`` must be held (empty when it is within limits)."""
+    return violations(gauges(plan, current, cfg, history))
+
+
+def violations(measured: Sequence[Gauge]) -> list[str]:
+    """Why the plan ``measured`` describes must be held (empty when it is within limits)."""
+    return [g.violation() for g in measured if g.over]
+
+
+def _measure(found: list[Gauge], cfg: SafetyConfig, what: str, count: int, managed: int,
+             count_key: str | None, fraction_key: str) -> None:
+    """Append the gauges of ``safety.<count_key>`` and ``safety.<fraction_key>``.
 
     Fractions apply once ``managed`` reaches ``safety.min_managed``.
     """
-    if count_key is not None and count > (max_count := getattr(cfg, count_key)):
-        reasons.append(f"{count} {what} exceed safety.{count_key}={max_count}")
+    if count_key is not None:
+        max_count = getattr(cfg, count_key)
+        found.append(Gauge(what, count, max_count, f"safety.{count_key}={max_count}"))
     max_fraction = getattr(cfg, fraction_key)
-    if managed >= max(1, cfg.min_managed) and count / managed > max_fraction:
-        reasons.append(f"{count} {what} are {count / managed:.0%} of the {managed} managed, "
-                       f"over safety.{fraction_key}={max_fraction:.0%}")
+    if managed >= max(1, cfg.min_managed):
+        found.append(Gauge(what, count, max_fraction * managed,
+                           f"safety.{fraction_key}={max_fraction:.0%}", managed, max_fraction))

@@ -184,7 +184,7 @@ def test_prehire_is_created_prehire_days_before_the_start(sb: SandboxServer,
     first = run(cfg, ledger, today)
     assert "E09999" not in {op.key for op in first.plan.operations}
     note = next(i for i in first.plan.issues if i.key == "E09999")
-    assert note.reason == (f"starts {start.isoformat()}; created "
+    assert note.reason == (f"starts {start.isoformat()}, account created "
                            f"{(start - timedelta(days=7)).isoformat()}")
     assert run(cfg, ledger, today + timedelta(days=12)).plan.empty
     day13 = run(cfg, ledger, today + timedelta(days=13))

@@ -52,7 +52,7 @@ def test_takeover_of_a_hand_made_tenant(sb: SandboxServer, tmp_path: Path) -> No
     assert out.plan.summary().get("department.create", 0) == 0
     assert out.plan.summary()["user.create"] == len(made.absent)
     md = render_markdown(out.plan)
-    assert md.index("Feishu-only account") < md.index("| Operation |")
+    assert md.index("Feishu-only account") < md.index("| Department | Key |")
     check_taken_over(sb, org, made, feishu_only, out, ledger)
 
     mark = len(writes(sb))

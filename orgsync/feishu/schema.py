@@ -134,6 +134,22 @@ def _join_date(value: Any) -> Any:
     return datetime.fromtimestamp(int(value), UTC).date() if value else None
 
 
+EMPLOYEE_TYPE_NAMES: Final[Mapping[int, str]] = {
+    EmployeeType.REGULAR: "regular", EmployeeType.INTERN: "intern",
+    EmployeeType.OUTSOURCED: "outsourced", EmployeeType.CONTRACTOR: "contractor",
+    EmployeeType.CONSULTANT: "consultant"}
+"""``employee_type``'s built-in values (1–5, feishu-api-more.md §1.13) as people say them:
+the words the CSV source also reads. A custom type (6 and up) has none."""
+
+
+def employee_type_name(value: Any) -> str:
+    """``regular`` for 1 (``"1"``, :attr:`EmployeeType.REGULAR`); a custom type as its number."""
+    try:
+        return EMPLOYEE_TYPE_NAMES.get(int(value), str(value))
+    except (TypeError, ValueError):
+        return str(value)
+
+
 def _employee_type(value: Any) -> EmployeeType:
     # A custom type (6 and up, §1.13) has no canonical member: read as regular.
     et = int(value or 1)

@@ -1,0 +1,193 @@
+"""What every plan renderer shares: the filters, the counts, the grouping, and
+operations and changes said with names (:mod:`orgsync.names`) instead of ids.
+
+Built for plans of any size: one pass counts, then operations are visited kind by
+kind, sorted by department within a kind; no per-operation document is built for
+the whole plan (a renderer writes each operation as it comes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from orgsync.errors import ConfigError
+from orgsync.names import Names
+from orgsync.operations import SPECS
+from orgsync.plan import FieldChange, Operation, OpKind, Plan
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Which operations a rendered plan lists (the summary always counts them all).
+
+    ``kinds``: operation kinds (``user.move``); ``department``: a key or a path, with
+    its subtree; ``keys``: department or employee keys; ``summary``: the summary only.
+    """
+
+    kinds: frozenset[str] = frozenset()
+    department: str | None = None
+    keys: frozenset[str] = frozenset()
+    summary: bool = False
+
+    @property
+    def active(self) -> bool:
+        """Some operations may be left out."""
+        return bool(self.kinds or self.department or self.keys)
+
+    def describe(self) -> str:
+        """The filters as the flags that set them."""
+        parts = [f"--kind {k}" for k in sorted(self.kinds)]
+        if self.department:
+            parts.append(f"--department {self.department}")
+        parts += [f"--key {k}" for k in sorted(self.keys)]
+        return " ".join(parts)
+
+    def check(self) -> None:
+        """Raise :class:`ConfigError` for a kind that does not exist (with the ones that do)."""
+        known = {k.value for k in OpKind}
+        unknown = sorted(self.kinds - known)
+        if unknown:
+            raise ConfigError(f"unknown operation kind {', '.join(unknown)}", key="--kind",
+                              remedy="one of " + ", ".join(k.value for k in OpKind))
+
+
+@dataclass(slots=True)
+class View:
+    """A plan seen through filters, with names."""
+
+    plan: Plan
+    filters: Filters = field(default_factory=Filters)
+    names: Names = field(init=False)
+    subtree: set[str] | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.filters.check()
+        self.names = self.plan.names or _no_names()
+        if self.filters.department:
+            key = self.names.resolve_department(self.filters.department)
+            if key is None:
+                raise ConfigError(f"no department {self.filters.department!r} in the source or "
+                                  "among those orgsync manages", key="--department",
+                                  remedy="give a department key or its full path "
+                                         "(研发中心/平台部)")
+            self.subtree = self.names.subtree(key)
+
+    def counts(self) -> dict[str, int]:
+        """Operation counts by kind, in kind order (all of the plan)."""
+        return self.plan.summary()
+
+    def matches(self, op: Operation) -> bool:
+        """``op`` passes the filters."""
+        f = self.filters
+        if f.kinds and op.kind.value not in f.kinds:
+            return False
+        if f.keys and op.key not in f.keys and not any(
+                c.field == "key" and c.old in f.keys for c in op.changes):
+            return False
+        return self.subtree is None or bool(self.departments_of(op) & self.subtree)
+
+    def departments_of(self, op: Operation) -> set[str]:
+        """Every department ``op`` concerns: its own, its group's, those it moves between."""
+        found = {d} if (d := self.department_of(op)) is not None else set()
+        if op.entity == "department":
+            found.add(op.key)
+        for c in op.changes:
+            if c.field == "department_keys":
+                found.update(c.old or ())
+                found.update(c.new or ())
+            elif c.field == "parent_key":
+                found.update(k for k in (c.old, c.new) if k)
+        return found
+
+    def department_of(self, op: Operation) -> str | None:
+        """The department ``op`` is listed under: a person's primary department, a
+        department's parent."""
+        if op.entity == "user":
+            return self.names.primary_department(op.key)
+        d = self.names.department(op.key)
+        return d.parent_key if d is not None else None
+
+    def shown(self) -> Iterator[Operation]:
+        """The operations that pass the filters, in the plan's (execution) order."""
+        return (op for op in self.plan.operations if self.matches(op))
+
+    def groups(self) -> Iterator[tuple[OpKind, int, Iterator[tuple[str | None, list[Operation]]]]]:
+        """(kind, how many shown, (department, its operations by key)…) for each kind shown."""
+        by_kind: dict[OpKind, list[Operation]] = {}
+        for op in self.plan.operations:
+            if self.matches(op):
+                by_kind.setdefault(op.kind, []).append(op)
+        for kind in OpKind:
+            ops = by_kind.pop(kind, None)
+            if ops:
+                yield kind, len(ops), self._by_department(ops)
+
+    def _by_department(self, ops: list[Operation]) -> Iterator[tuple[str | None, list[Operation]]]:
+        path = self.names.path
+        keyed = sorted(((path(d) if (d := self.department_of(op)) else "", op.key, d, op)
+                        for op in ops), key=lambda t: (t[0], t[1]))
+        group: list[Operation] = []
+        current: str | None = None
+        for i, (_, _, dept, op) in enumerate(keyed):
+            if i and dept != current:
+                yield current, group
+                group = []
+            current = dept
+            group.append(op)
+        if group:
+            yield current, group
+
+    def title(self, op: Operation) -> str:
+        """``E001 张伟`` / ``D049 研发中心/平台部``: the key, and the name people know."""
+        if op.entity == "department":
+            return f"{op.key} {self.names.path(op.key)}"
+        return f"{op.key} {op.label}" if op.label and op.label != op.key else op.key
+
+    def changes(self, op: Operation) -> list[str]:
+        """The field changes as people read them (none for a delete: what goes is listed
+        by its title)."""
+        if not SPECS[op.kind].lists_fields:
+            return []
+        return [self.change(c) for c in op.changes]
+
+    def change(self, c: FieldChange) -> str:
+        """``departments: 研发中心/平台部 → 研发中心/数据部``, ``employee_type: regular``."""
+        label, value = self.names.label(c.field), self.names.value
+        if c.old is None or c.old == "" or c.old == []:
+            return f"{label}: {value(c.field, c.new)}"
+        return f"{label}: {value(c.field, c.old)} → {value(c.field, c.new)}"
+
+    def change_dict(self, c: FieldChange) -> dict[str, Any]:
+        """A change as JSON: the canonical values, and as people read them where they differ."""
+        d = c.to_dict()
+        if self.names.label(c.field) != c.field or c.field == "employee_type":
+            d["old_text"] = None if c.old in (None, "", []) else self.names.value(c.field, c.old)
+            d["new_text"] = None if c.new in (None, "", []) else self.names.value(c.field, c.new)
+        return d
+
+    def op_dict(self, op: Operation) -> dict[str, Any]:
+        """An operation as JSON: :meth:`Operation.to_dict`, with names."""
+        d = op.to_dict()
+        d["name"] = self.names.path(op.key) if op.entity == "department" else op.label
+        dept = self.department_of(op)
+        d["department"] = None if dept is None else {"key": dept, "path": self.names.path(dept)}
+        d["changes"] = [self.change_dict(c) for c in op.changes]
+        return d
+
+
+def shown_count(view: View) -> int:
+    """How many operations pass the filters (one pass)."""
+    if not view.filters.active:
+        return len(view.plan.operations)
+    return sum(1 for op in view.plan.operations if view.matches(op))
+
+
+
+
+def _no_names() -> Names:
+    from orgsync.model import Snapshot
+    from orgsync.state import DirectoryState
+
+    return Names(Snapshot({}, {}), DirectoryState())
