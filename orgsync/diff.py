@@ -28,7 +28,7 @@ no update, no delete. Nothing is planned when nothing changed.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -170,6 +170,12 @@ def diff(desired: SourceData, current: DirectoryState, policy: DiffPolicy | None
     _plan_departments(b)
     _plan_users(b)
     _plan_department_deletes(b)
+    if not any(b.soft.values()):
+        # Nothing waits for a unique value (a first sync): the builder hands its operations
+        # over as topological() takes them, so it never holds a second copy of 10⁵ of them.
+        ordered = topological(_handed_over(b.ops))
+        return Plan(operations=ordered, issues=tuple(b.desired.issues), notes=tuple(b.notes),
+                    names=names)
     ops = list(b.ops.values())
     # topological() sorts and trims the dependencies: only the few operations that wait
     # for a unique value are copied here.
@@ -185,6 +191,12 @@ def diff(desired: SourceData, current: DirectoryState, policy: DiffPolicy | None
         ordered = topological(ops)
     return Plan(operations=ordered, issues=tuple(b.desired.issues), notes=tuple(b.notes),
                 names=names)
+
+
+def _handed_over(ops: dict[str, Operation]) -> Iterator[Operation]:
+    """Every operation of ``ops``, each removed from it as it is yielded."""
+    while ops:
+        yield ops.popitem()[1]
 
 
 def _with_deps(op: Operation, deps: Iterable[str]) -> Operation:
