@@ -8,12 +8,16 @@ times faster) and a tenth of the usual latency. Figures: the writes made against
 department; manager links ride in the creates), the share of the allowed rate over
 the whole run and the 429s provoked. Before that, ``orgsync plan`` of the same org at
 the documented limits (``rate_scale`` 1, the usual latency) measures the adoption
-lookups: the share of ``batch_get_id``'s allowed rate (50 emails and 50 mobiles a call;
-the tenant is empty, so everyone is asked).
+lookups: the share of ``batch_get_id``'s documented rate, 50/s as a rate and 1000/min
+(50 emails and 50 mobiles a call; the tenant is empty, so everyone is asked).
 
-The run's fastest legal schedule is taken as the department creates' plus the user
-creates' (:func:`orgsync.bench.rates.ideal_span` at the scaled limits): people wait
-for their departments; leader links are another API and overlap the user creates.
+The whole run's share of the documented rate takes Feishu's write rate as the issue
+does, 1000 writes a minute (× ``rate_scale``): ``(writes - 1) / rate`` over the measured
+span from the first write to the last. At ``rate_scale`` 10 a 10k-person run fits in
+one minute window, where the per-second limit (500/s) would allow a burst; the
+fastest legal schedule with that burst (the department creates' plus the user
+creates', :func:`orgsync.bench.rates.ideal_span`: people wait for their departments,
+leader links are another API and overlap) is reported beside it, without a target.
 """
 
 from __future__ import annotations
@@ -54,7 +58,8 @@ def run(sizes: Sizes, ctx: Context) -> BenchResult:
     if planned.returncode != 0:
         raise RuntimeError(f"orgsync plan exited {planned.returncode}: {planned.stderr[-2000:]}")
     lookups = [e for e in sb.requests() if e["path"] == _LOOKUP]
-    lookup_ideal = rates.ideal_span(len(lookups))
+    # 50/s read as a rate (one call each 20 ms), and 1000/min: an even pacer's best.
+    lookup_ideal = max((len(lookups) - 1) / rates.STANDARD[1][0], rates.ideal_span(len(lookups)))
     lookup_span = rates.span(lookups)
 
     sb.configure(rate_scale=RATE_SCALE, latency_ms=sizes.latency_ms / RATE_SCALE)
@@ -74,8 +79,10 @@ def run(sizes: Sizes, ctx: Context) -> BenchResult:
     user_creates = [e for e in writes if e["method"] == "POST" and e["path"] == _USERS]
     dept_creates = [e for e in writes if e["method"] == "POST" and e["path"] == _DEPARTMENTS]
     windows = tuple((round(count * RATE_SCALE), period) for count, period in rates.STANDARD)
-    ideal = rates.ideal_span(len(dept_creates), windows) + \
+    burst = rates.ideal_span(len(dept_creates), windows) + \
         rates.ideal_span(len(user_creates), windows)
+    per_minute = rates.STANDARD[0][0] * RATE_SCALE
+    ideal = (len(writes) - 1) / (per_minute / 60.0)
     whole = rates.span(writes)
     limited = rates.rate_limited(log)
     failed = applied.result.count("failed") + applied.result.count("skipped")
@@ -84,7 +91,8 @@ def run(sizes: Sizes, ctx: Context) -> BenchResult:
         users=users, departments=departments, operations=applied.kinds(),
         writes=len(writes), user_creates=len(user_creates), department_creates=len(dept_creates),
         apply_seconds=round(applied.seconds, 3), write_span_seconds=round(whole, 3),
-        ideal_span_seconds=round(ideal, 3), lookups=len(lookups),
+        ideal_span_seconds=round(ideal, 3), burst_span_seconds=round(burst, 3),
+        lookups=len(lookups),
         lookup_span_seconds=round(lookup_span, 3), lookup_ideal_seconds=round(lookup_ideal, 3),
         rate_limited=limited, failed_or_skipped=failed, rate_scale=RATE_SCALE,
         plan_with_lookups_seconds=round(planned.seconds, 3),
@@ -94,9 +102,13 @@ def run(sizes: Sizes, ctx: Context) -> BenchResult:
     result.figures = [
         Figure(NAME, "initial apply: writes", float(len(writes)), "writes", bound, "<=",
                f"{label}; 1.05 × (users + 2 × departments) = {bound:.0f}"),
-        Figure(NAME, "initial apply: share of the allowed rate, whole run",
+        Figure(NAME, "initial apply: share of the documented write rate, whole run",
                ideal / whole if whole else None, "", 0.95, ">=",
-               f"writes over {whole:.1f} s, fastest legal {ideal:.1f} s"),
+               f"{len(writes)} writes over {whole:.1f} s; at {per_minute:.0f}/min "
+               f"{ideal:.1f} s"),
+        Figure(NAME, "initial apply: share of the fastest legal schedule with bursts",
+               burst / whole if whole else None, "",
+               note=f"{burst:.1f} s at {windows[1][0]}/s within one minute window"),
         Figure(NAME, "initial apply: 429s provoked", float(limited), "", 0, "=="),
         Figure(NAME, "initial apply: operations failed or skipped", float(failed), "", 0, "=="),
         Figure(NAME, "adoption lookups (batch_get_id): share of the allowed rate",
