@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Sizes:
-    """Every size knob of the suite; ``full`` matches the targets of issue 7."""
+    """Every size knob of the suite; ``full`` matches the targets of issues 7 and 20."""
 
     mode: str
     # plan at scale
