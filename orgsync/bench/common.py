@@ -76,14 +76,19 @@ def orgsync_command() -> list[str]:
 def run_timed(cmd: list[str], *, timeout: float = 600.0) -> Timed:
     """Run ``cmd`` to completion; wall time from spawn to exit, peak RSS of that child alone.
 
-    Output goes to files, so that reading it costs the child nothing.
+    Output goes to files, so that reading it costs the child nothing. The peak is the
+    child's own high-water mark (``VmHWM``), read while it runs: ``ru_maxrss`` also counts
+    the memory of this process, which the child shares until its ``exec`` (a bench that
+    holds a large org or a large output made every later child look as large).
     """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=child_env(),  # noqa: S603
                                 cwd=REPO_ROOT)
         deadline = start + timeout
+        peak_kb = 0
         while True:
+            peak_kb = max(peak_kb, _high_water_kb(proc.pid))
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
@@ -98,8 +103,20 @@ def run_timed(cmd: list[str], *, timeout: float = 600.0) -> Timed:
         err.seek(0)
         stdout = out.read().decode("utf-8", "replace")
         stderr = err.read().decode("utf-8", "replace")
-    # ru_maxrss is in kilobytes on Linux
-    return Timed(seconds, usage.ru_maxrss / 1024, proc.returncode, stdout, stderr)
+    # ru_maxrss (kilobytes on Linux) only where /proc cannot be read
+    return Timed(seconds, (peak_kb or usage.ru_maxrss) / 1024, proc.returncode, stdout, stderr)
+
+
+def _high_water_kb(pid: int) -> int:
+    """The peak resident memory of a running process (``VmHWM``, kB); 0 when unknown."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def write_config(path: Path, *, departments: Path, employees: Path, ledger: Path,
