@@ -8,10 +8,13 @@ operations whose dependencies encode the order Feishu accepts:
   moving ancestor of its *new* position has moved, so no intermediate tree has a
   cycle (when D moves under P, P's ancestor chain already is its desired chain,
   which cannot contain D);
-* manager and leader links follow the same rule on the desired manager forest,
-  in a second pass after the users they point at exist; creates never carry
-  them, so a create's body — and its ``client_token`` — depends on the source
-  alone and replays identically after a crash;
+* a new person is created with their manager link when the manager exists or
+  arrives earlier in the plan (the create waits for the manager's): people are
+  created top-down and most links cost no write of their own. The manager's Feishu
+  id is fixed (the mirror's, or derived from the key), so a create's body — and its
+  ``client_token`` — is the same when a crashed run is planned again;
+* other manager links, and leader links, follow the rule of moves on the desired
+  manager forest, in a second pass after the users they point at exist;
 * members move out, and child departments go, before a department is deleted
   (leaf-first); a department that would still hold people or departments
   orgsync must keep is not deleted at all (a note says why);
@@ -25,7 +28,7 @@ no update, no delete. Nothing is planned when nothing changed.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Container, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -172,9 +175,17 @@ def diff(desired: SourceData, current: DirectoryState, policy: DiffPolicy | None
     _plan_users(b)
     _plan_releases(b)
     _plan_department_deletes(b)
+    if not any(b.soft.values()):
+        # Nothing waits for a unique value (a first sync): the builder hands its operations
+        # over as topological() takes them, so it never holds a second copy of 10⁵ of them.
+        ordered = topological(_handed_over(b.ops))
+        return Plan(operations=ordered, issues=tuple(b.desired.issues), notes=tuple(b.notes),
+                    names=names)
     ops = list(b.ops.values())
-    hard = [_with_deps(op, op.depends_on) for op in ops]
-    soft = [_with_deps(op, (*op.depends_on, *sorted(b.soft.get(op.op_id, ())))) for op in ops]
+    # topological() sorts and trims the dependencies: only the few operations that wait
+    # for a unique value are copied here.
+    soft = [_with_deps(op, (*op.depends_on, *waits)) if (waits := b.soft.get(op.op_id)) else op
+            for op in ops]
     try:
         ordered = topological(soft)
     except ValueError:
@@ -182,9 +193,15 @@ def diff(desired: SourceData, current: DirectoryState, policy: DiffPolicy | None
         # single PATCHes avoids a transient clash. Apply what can be applied; the
         # clashing write fails with Feishu's code and the next run completes it.
         b.notes.append("unique values are swapped between entities; a second run may be needed")
-        ordered = topological(hard)
+        ordered = topological(ops)
     return Plan(operations=ordered, issues=tuple(b.desired.issues), notes=tuple(b.notes),
                 names=names)
+
+
+def _handed_over(ops: dict[str, Operation]) -> Iterator[Operation]:
+    """Every operation of ``ops``, each removed from it as it is yielded."""
+    while ops:
+        yield ops.popitem()[1]
 
 
 def _with_deps(op: Operation, deps: Iterable[str]) -> Operation:
@@ -540,6 +557,7 @@ def _plan_users(b: _Builder) -> None:
     for key, old in sorted(b.policy.adopt_users.items()):
         if key in active and (cur_user := live.get(key)) is not None:
             _add_user_adopt(b, key, old, cur_user)
+    inlined = _inlined_managers(b, active, touched)
     for key in touched:
         e = active[key]
         cur = live.get(key)
@@ -555,13 +573,15 @@ def _plan_users(b: _Builder) -> None:
             continue
         if cur is None:
             # A new person: created, or an existing account matched by email/mobile
-            # taken over (patched; its user_id stays). Either way the manager is
-            # linked in a second pass (see departments' leaders).
+            # taken over (patched; its user_id stays); either way with the manager link
+            # when it can be inlined.
             adopt = key in b.policy.adopt
+            manager = e.manager_key if key in inlined else None
             body = schema.user_create_body(new_fields,
                                            [b.dept_fid(dk) for dk in e.department_keys],
                                            user_id=None if adopt else fid,
-                                           catalogs=b.desired.catalogs)
+                                           catalogs=b.desired.catalogs,
+                                           manager_id=b.user_fid(manager) if manager else None)
             kind = OpKind.USER_ADOPT if adopt else OpKind.USER_CREATE
             had = b.policy.adopt[key] if adopt else fid
             b.add(Operation(op_id(kind, key), kind, key, had, body,
@@ -569,13 +589,20 @@ def _plan_users(b: _Builder) -> None:
                             ("back in scope: the account released earlier is managed again"
                              if key in b.current.released else
                              f"existing Feishu user {had} matched") if adopt
-                            else "new in source", tuple(dept_deps),
-                            {**new_fields, "manager_key": None, _DOTTED: None}, e.name))
+                            else "new in source",
+                            (*dept_deps, *_arrival(manager)) if manager else tuple(dept_deps),
+                            {**new_fields, _DOTTED: None} if manager
+                            else {**new_fields, "manager_key": None, _DOTTED: None},
+                            e.name))
             if adopt and had != fid:
                 _add_rekey(b, key, key, had, f"adopted; its user_id becomes {fid}",
                            (op_id(kind, key),))
-            if e.manager_key or _dotted(e):
+            if e.manager_key and not manager:
                 _add_set_manager(b, e, None, "new hire")
+            elif _dotted(e):
+                # the manager is linked in the create; the dotted lines follow in the
+                # second pass (they may point at people created later)
+                _add_set_manager(b, e, None, "new hire", unknown=frozenset({"manager_key"}))
         else:
             old_fields = cur.record.fields()
             # A field Feishu did not return (no read permission) is unknown: no change.
@@ -672,6 +699,39 @@ def _plan_users(b: _Builder) -> None:
             for kind in (OpKind.USER_CREATE, OpKind.USER_MOVE, OpKind.USER_UPDATE):
                 if op_id(kind, key) in b.ops:
                     b.soft[op_id(kind, key)].update(release)
+
+
+def _inlined_managers(b: _Builder, active: Mapping[str, Employee],
+                      touched: Iterable[str]) -> set[str]:
+    """The new people whose ``user.create`` (or adoption by email/mobile: the PATCH of an
+    account found, e.g. one an interrupted run created) carries their manager link.
+
+    A link is inlined when the manager exists (live) or arrives in this plan (the
+    write then waits for the manager's arrival). People rehired are linked in the
+    second pass. One link of each cycle among the inlined ones — the member with the
+    smallest key — goes to the second pass too (validation holds manager cycles back,
+    so this is a defence: the DAG stays acyclic).
+    """
+    live = b.live
+    inline = {k for k in touched
+              if k not in live
+              and (m := active[k].manager_key) is not None and (m in live or m in active)
+              and not ((gone := b.current.users.get(k)) is not None
+                       and _resurrectable(gone, b.policy))}
+    # A walk up each chain of inlined links: state 0 on the current path, 1 finished.
+    state: dict[str, int] = {}
+    for start in sorted(inline):
+        path: list[str] = []
+        k: str | None = start
+        while k is not None and k in inline and k not in state:
+            state[k] = 0
+            path.append(k)
+            k = active[k].manager_key
+        if k is not None and state.get(k) == 0:
+            inline.discard(min(path[path.index(k):]))
+        for p in path:
+            state[p] = 1
+    return inline
 
 
 def _add_user_adopt(b: _Builder, key: str, old: str, cur: MirrorUser) -> None:
@@ -984,7 +1044,28 @@ def _visible(fields: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _changes_from_none(fields: Mapping[str, Any]) -> tuple[FieldChange, ...]:
-    return tuple(FieldChange(k, None, v) for k, v in sorted(fields.items()) if v not in (None, [], ""))
+    return tuple(_created(k, v) for k, v in sorted(fields.items()) if v not in (None, [], ""))
+
+
+#: Changes shared by the creates that set a field to the same value (a city, a title,
+#: an employee type, a join date): a first sync of 10⁵ people holds each one once.
+_CREATED: dict[tuple[str, Any], FieldChange] = {}
+
+
+def _created(name: str, value: Any) -> FieldChange:
+    if value.__class__ not in (str, int, bool) or name in _UNIQUE:
+        return FieldChange(name, None, value)
+    change = _CREATED.get((name, value))
+    if change is None:
+        if len(_CREATED) > _CREATED_MAX:
+            _CREATED.clear()
+        change = _CREATED[(name, value)] = FieldChange(name, None, value)
+    return change
+
+
+#: Values of one record only: never shared, so never kept.
+_UNIQUE = frozenset({"name", "en_name", "email", "mobile", "employee_no", "key"})
+_CREATED_MAX = 100_000
 
 
 def _changes_to_none(fields: Mapping[str, Any]) -> tuple[FieldChange, ...]:

@@ -11,7 +11,9 @@ Contracts:
 * a failed operation is recorded with its Feishu code and, for the codes
   :mod:`orgsync.feishu.codes` knows (out of the contact range, tenant settings,
   resurrect busy …), what it means and the remedy; everything that depends on it,
-  directly or not, is skipped; independent work continues; a record Feishu People
+  directly or not, is skipped (but a create naming a manager whose own arrival failed
+  runs without that link: :attr:`~orgsync.operations.OpSpec.unlinked`); independent
+  work continues; a record Feishu People
   owns (:mod:`orgsync.locked`) is remembered so later plans leave it alone;
 * a user create/patch answered 44054–44059 *was* done, only the work city / job
   title enum failed (feishu-api-more.md §1.4): it is recorded ``done`` with a
@@ -118,7 +120,7 @@ class Executor:
             return self._report(OpResult(op, "skipped", None, reason))
 
         return ApplyResult(await walk(plan.operations, self.lane_sizes, _lane_of, do_one, skip,
-                                      halt=(Fenced, FeishuUnusable)))
+                                      halt=(Fenced, FeishuUnusable), instead=_unlinked))
 
     def _report(self, r: OpResult) -> OpResult:
         if self.progress:
@@ -195,6 +197,14 @@ class Executor:
 
 def _lane_of(op: Operation) -> str:
     return SPECS[op.kind].lane.name
+
+
+def _unlinked(op: Operation, cause: OpResult) -> Operation | None:
+    """``op`` without its link to the user whose arrival ``cause`` did not happen."""
+    unlinked = SPECS[op.kind].unlinked
+    if unlinked is None or not SPECS[cause.op.kind].arrives:
+        return None
+    return unlinked(op, cause.op.key)
 
 
 #: 44054–44059 (``U/create``, ``U/patch``): the canonical fields whose enum value failed.

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, cast
 
 from orgsync.errors import FeishuError
+from orgsync.feishu import schema
 from orgsync.feishu.codes import explain
-from orgsync.plan import Operation, OpKind
+from orgsync.plan import Operation, OpKind, op_id
 
 
 class ContactAPI(Protocol):
@@ -116,6 +117,9 @@ Settle = Callable[[ContactAPI, Operation, FeishuError], Awaitable[str]]
 #: After an error that rules the write out for good: does the next best thing instead;
 #: returns (open id, the journal's note).
 Instead = Callable[[ContactAPI, Operation, FeishuError], Awaitable[tuple[str | None, str]]]
+#: When the user an operation links to (the key given) did not arrive: the operation
+#: without that link, to run instead of being skipped; ``None`` when it has no such link.
+Unlinked = Callable[[Operation, str], Operation | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +152,9 @@ class OpSpec:
     """Sign and colour in a rendered plan."""
     lists_fields: bool = True
     """A rendered plan lists its field changes (a delete's are what goes: not listed)."""
+    unlinked: Unlinked | None = None
+    """Carries a link to a user who may arrive in the same run (a create naming its
+    manager): when that arrival fails, this runs without the link instead of being skipped."""
 
     def __post_init__(self) -> None:
         if bool(self.exists) != (self.adopt is not None) or \
@@ -217,6 +224,21 @@ async def _department_already_rekeyed(c: ContactAPI, op: Operation, exc: FeishuE
 async def _create_user(c: ContactAPI, op: Operation, token: str | None) -> str | None:
     user = await c.create_user(op.payload, client_token=token)
     return user.get("open_id")
+
+
+def _create_unlinked(op: Operation, manager: str) -> Operation | None:
+    # The manager's create (or adoption …) failed: the report is created (or adopted)
+    # all the same,
+    # without the link (the mirror says so, and the next run links them once the manager
+    # exists) — not skipped with everyone below them. Its body differs, so does its token.
+    body = schema.without_manager(op.payload)
+    if op.mirror is None or op.mirror.get("manager_key") != manager or body == op.payload:
+        return None
+    arrival = {op_id(k, manager) for k in OpKind if SPECS[k].arrives}
+    return replace(op, payload=body,
+                   changes=tuple(c for c in op.changes if c.field != "manager_key"),
+                   depends_on=tuple(d for d in op.depends_on if d not in arrival),
+                   mirror={**op.mirror, "manager_key": None})
 
 
 async def _patch_user(c: ContactAPI, op: Operation, token: str | None) -> str | None:
@@ -386,9 +408,9 @@ SPECS: Mapping[OpKind, OpSpec] = {
                                 lists_fields=False),
     OpKind.USER_CREATE: OpSpec(_create_user, MirrorChange.INSERT, exists=_USER_EXISTS,
                                adopt=_adopt_user, arrives=True, messages=Messages.ARRIVAL,
-                               badge=_ADDED),
+                               badge=_ADDED, unlinked=_create_unlinked),
     OpKind.USER_ADOPT: OpSpec(_adopt_account, MirrorChange.INSERT, arrives=True,
-                              messages=Messages.ARRIVAL, badge=_ADDED),
+                              messages=Messages.ARRIVAL, badge=_ADDED, unlinked=_create_unlinked),
     OpKind.USER_REKEY: OpSpec(_rekey_user, MirrorChange.REKEY, gone=_GONE | _USER_EXISTS,
                               settle=_already_rekeyed, arrives=True),
     OpKind.USER_RESURRECT: OpSpec(_resurrect_user, MirrorChange.ACTIVATE, lane=RESURRECT_LANE,

@@ -12,7 +12,7 @@ import hashlib
 import heapq
 import json
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -179,9 +179,17 @@ class Plan:
 
         Hashing a 100k-operation plan costs a second; the executor asks for the id per
         operation, so it is never recomputed (a copy made with ``replace`` computes its own).
+        The JSON of the list is hashed element by element (the same bytes, so the same
+        checksum): the whole document in memory would cost gigabytes on a first sync.
         """
-        body = _canonical_json([op.to_dict() for op in self.operations])
-        return hashlib.sha256(body.encode()).hexdigest()
+        digest = hashlib.sha256(b"[")
+        sep = b""
+        for op in self.operations:
+            digest.update(sep)
+            digest.update(_canonical_json(op.to_dict()).encode())
+            sep = b","
+        digest.update(b"]")
+        return digest.hexdigest()
 
     def __repr__(self) -> str:
         # Short on purpose: asyncio formats the repr of a task's result when it compares
@@ -250,15 +258,21 @@ def issue_dict(i: Issue) -> dict[str, Any]:
 def topological(ops: Iterable[Operation]) -> tuple[Operation, ...]:
     """Order ``ops`` so every dependency precedes its dependants; ties by (kind, key).
 
-    Dependencies on operations not in ``ops`` are dropped from the returned operations. A dependency cycle
-    (which the diff must never produce) raises ``ValueError``.
+    The returned operations' dependencies are sorted, without duplicates, and only on
+    other operations in ``ops``. A dependency cycle (which the diff must never produce)
+    raises ``ValueError``.
     """
     by_id = {op.op_id: op for op in ops}
+    # Each id once in memory: a dependency names the depended-on operation's own id
+    # string (a 10⁵-operation plan otherwise holds a copy per reference).
+    ids = {i: i for i in by_id}
     indeg: dict[str, int] = {}
-    children: dict[str, list[str]] = {i: [] for i in by_id}
+    children: dict[str, list[str]] = defaultdict(list)
     for op in list(by_id.values()):
-        deps = tuple(sorted({d for d in op.depends_on if d in by_id}))
-        if deps != op.depends_on:
+        own = op.op_id
+        deps = tuple(sorted({ids[d] for d in op.depends_on if d in ids and d != own}))
+        if deps != op.depends_on or any(a is not b for a, b in zip(deps, op.depends_on,
+                                                                   strict=True)):
             by_id[op.op_id] = op = Operation(op.op_id, op.kind, op.key, op.feishu_id, op.payload,
                                              op.changes, op.reason, deps, op.mirror, op.label)
         indeg[op.op_id] = len(deps)
@@ -275,7 +289,7 @@ def topological(ops: Iterable[Operation]) -> tuple[Operation, ...]:
     while heap:
         _, i = heapq.heappop(heap)
         out.append(by_id[i])
-        for c in children[i]:
+        for c in children.get(i, ()):
             indeg[c] -= 1
             if indeg[c] == 0:
                 heapq.heappush(heap, (rank(c), c))
@@ -285,5 +299,10 @@ def topological(ops: Iterable[Operation]) -> tuple[Operation, ...]:
     return tuple(out)
 
 
+#: One encoder for every call: ``json.dumps`` with options builds a new one each time.
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+                              default=str)
+
+
 def _canonical_json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return _CANONICAL.encode(obj)

@@ -190,6 +190,8 @@ def _match_departments(snap: Snapshot, live: DirectoryState, out: Takeover,
 
 
 def _match_users(desired: SourceData, live: DirectoryState, out: Takeover) -> None:
+    if not live.users:  # a first sync into an empty tenant: nobody to match, 10⁵ rows spared
+        return
     by_id = {u.feishu_id: k for k, u in live.users.items()}
     by_email: dict[str, set[str]] = defaultdict(set)
     by_mobile: dict[str, set[str]] = defaultdict(set)

@@ -5,7 +5,9 @@ Contracts of :func:`walk`:
 * a node starts only once every node it depends on succeeded (each dependency
   must be a node of the DAG);
 * a node whose dependency did not succeed is not started: ``skip`` makes its
-  result, and its own dependants are skipped in turn; independent nodes go on;
+  result, and its own dependants are skipped in turn; independent nodes go on —
+  unless ``instead(node, cause)`` gives a node to run in its place (the same id,
+  fewer dependencies): that one waits for those of its dependencies still pending;
 * a node waits in its lane's queue; a lane of size ``n`` runs at most ``n`` nodes
   at once, so a slow lane never starves the others;
 * an exception of a type in ``halt`` from ``do_one`` halts the walk: no further node
@@ -48,16 +50,17 @@ R = TypeVar("R", bound=Outcome)
 
 async def walk(dag: Sequence[N], lanes: Mapping[str, int], lane_of: Callable[[N], str],
                do_one: Callable[[N], Awaitable[R]], skip: Callable[[N, R], R], *,
-               halt: Halt) -> list[R]:
+               halt: Halt, instead: Callable[[N, R], N | None] | None = None) -> list[R]:
     """Run ``do_one`` on every node of ``dag`` in dependency order; results in completion order.
 
     ``lanes``: workers per lane name; ``lane_of``: the lane a node waits in.
     ``skip(node, cause)``: the result of a node not started because the result
-    ``cause`` of one of its dependencies was not ok.
+    ``cause`` of one of its dependencies was not ok. ``instead(node, cause)``: the
+    node to run in its place then, or ``None`` to skip it.
     """
     if not dag:
         return []
-    return await _Walk(dag, lanes, lane_of, do_one, skip, halt).run()
+    return await _Walk(dag, lanes, lane_of, do_one, skip, halt, instead).run()
 
 
 class _Walk(Generic[N, R]):
@@ -65,9 +68,9 @@ class _Walk(Generic[N, R]):
 
     def __init__(self, dag: Sequence[N], lanes: Mapping[str, int], lane_of: Callable[[N], str],
                  do_one: Callable[[N], Awaitable[R]], skip: Callable[[N, R], R],
-                 halt: Halt) -> None:
-        self.lanes, self.lane_of, self.do_one, self.skip, self.halt = \
-            lanes, lane_of, do_one, skip, halt
+                 halt: Halt, instead: Callable[[N, R], N | None] | None) -> None:
+        self.lanes, self.lane_of, self.do_one, self.skip, self.halt, self.instead = \
+            lanes, lane_of, do_one, skip, halt, instead
         self.nodes = {n.op_id: n for n in dag}
         self.waiting = {i: set(n.depends_on) for i, n in self.nodes.items()}
         self.dependants: dict[str, list[str]] = defaultdict(list)
@@ -89,7 +92,11 @@ class _Walk(Generic[N, R]):
         for c in self.dependants.get(node.op_id, ()):
             if c not in self.waiting:  # already skipped: another dependency failed
                 continue
-            if r.ok:
+            alt = None if r.ok or self.instead is None else self.instead(self.nodes[c], r)
+            if alt is not None:
+                self.nodes[c] = alt
+                self.waiting[c].intersection_update(alt.depends_on)
+            if r.ok or alt is not None:
                 self.waiting[c].discard(node.op_id)
                 if not self.waiting[c]:
                     self._ready(self.nodes[c])

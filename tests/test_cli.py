@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -129,11 +130,16 @@ def test_the_process_exits_with_the_command_code_and_all_its_output(
     assert len(plan["operations"]) == sum(plan["summary"].values())
 
     # Text piped with no COLUMNS: long lines arrive whole, not wrapped at 80 columns.
+    long_name = "Research and Development Center for Very Long Department Names Incorporated"
+    first = min(ORG.departments)
+    write_csv(Snapshot({**ORG.departments,
+                        first: replace(ORG.departments[first], en_name=long_name)},
+                       ORG.employees), conf.parent / "src")
     text_env = {k: v for k, v in env.items() if k not in ("COLUMNS", "LINES")}
     done = subprocess.run([sys.executable, "-m", "orgsync.cli", "plan", "-c", str(conf)],
                           capture_output=True, text=True, env=text_env, timeout=120, check=False)
+    assert any(len(line) > 80 and long_name in line for line in done.stdout.splitlines())
     summary = next(line for line in done.stdout.splitlines() if line.startswith("Summary:"))
-    assert len(summary) > 80
     assert "user.create=30" in summary
 
     bad = tmp_path / "bad.yaml"

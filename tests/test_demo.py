@@ -16,7 +16,7 @@ def test_demo_runs_all_four_steps(tmp_path: Path) -> None:
     code = run_demo(Console(file=buf, width=120), rate_scale=10.0, workdir=tmp_path)
     text = buf.getvalue()
     assert code == 0
-    assert "Applied: 703 done, 0 failed, 0 skipped" in text
+    assert "Applied: 388 done, 0 failed, 0 skipped" in text  # 34 + 34 + 320: links in creates
     assert "Feishu now holds 34 departments and 323 users (3 frozen leavers in their grace period)." \
         in text
     assert "No changes. Feishu matches the source." in text

@@ -45,43 +45,77 @@ ORG = Snapshot.of(
 
 class TestCreate:
     def test_initial_sync_creates_parents_before_children(self) -> None:
-        """Into an empty directory, departments come before their children and before users."""
+        """Into an empty directory, departments come before their children and before users,
+        and a manager before their reports (whose create names them)."""
         plan = diff(SourceData(ORG), DirectoryState())
         order = [op.op_id for op in plan.operations]
         assert order.index(op_id(OpKind.DEPT_CREATE, "D1")) < order.index(
             op_id(OpKind.DEPT_CREATE, "D2"))
         create_e2 = plan.operations[order.index(op_id(OpKind.USER_CREATE, "E2"))]
-        assert create_e2.depends_on == (op_id(OpKind.DEPT_CREATE, "D2"),)
+        assert create_e2.depends_on == (op_id(OpKind.DEPT_CREATE, "D2"),
+                                        op_id(OpKind.USER_CREATE, "E1"))
+        assert order.index(op_id(OpKind.USER_CREATE, "E1")) < order.index(create_e2.op_id)
         assert create_e2.payload["department_ids"] == ["D2"]
-        assert "leader_user_id" not in create_e2.payload
+        assert create_e2.payload["leader_user_id"] == "E1"
+        assert create_e2.mirror is not None
+        assert create_e2.mirror["manager_key"] == "E1"
 
-    def test_links_to_new_users_come_in_a_second_pass(self) -> None:
-        """A manager or leader who is created in the same plan is linked after their create."""
+    def test_manager_links_of_new_people_are_inlined_in_their_creates(self) -> None:
+        """An initial sync links managers in the creates: no second-pass manager patch.
+        A department's leader is still linked after the leader's create."""
         plan = diff(SourceData(ORG), DirectoryState())
         by_id = {op.op_id: op for op in plan.operations}
-        link = by_id[op_id(OpKind.USER_SET_MANAGER, "E2")]
-        assert set(link.depends_on) == {op_id(OpKind.USER_CREATE, "E1"),
-                                        op_id(OpKind.USER_CREATE, "E2")}
-        assert link.payload == {"leader_user_id": "E1"}
+        assert [op for op in plan.operations if op.kind is OpKind.USER_SET_MANAGER] == []
+        assert "leader_user_id" not in by_id[op_id(OpKind.USER_CREATE, "E1")].payload
+        assert by_id[op_id(OpKind.USER_CREATE, "E3")].payload["leader_user_id"] == "E1"
         leader = by_id[op_id(OpKind.DEPT_SET_LEADER, "D2")]
         assert op_id(OpKind.USER_CREATE, "E1") in leader.depends_on
+        assert plan.summary() == {"department.create": 3, "department.set_leader": 1,
+                                  "user.create": 3}
 
-    def test_create_bodies_depend_on_the_source_alone(self) -> None:
-        """A new hire's create never carries the manager, even one who exists already.
-
-        So the create (and its client_token) is the same however far an earlier,
-        interrupted run got; the manager is linked by a second-pass patch.
-        """
+    def test_create_bodies_replay_after_the_manager_was_created(self) -> None:
+        """A create planned again after a crash that left the manager created (not the
+        report) has the same body and client_token: the manager's id does not depend on
+        whether they exist yet. The create then waits for nothing but its department."""
         before = Snapshot.of(ORG.departments.values(), [ORG.employees["E1"]])
         fresh = diff(SourceData(ORG), DirectoryState())
         later = diff(SourceData(ORG), state_of(before))
         by_id = {op.op_id: op for op in later.operations}
         create = by_id[op_id(OpKind.USER_CREATE, "E2")]
-        assert "leader_user_id" not in create.payload
+        assert create.payload["leader_user_id"] == "E1"
         same = next(op for op in fresh.operations if op.op_id == create.op_id)
+        assert create.payload == same.payload
         assert create.client_token == same.client_token
-        assert by_id[op_id(OpKind.USER_SET_MANAGER, "E2")].depends_on == (
-            op_id(OpKind.USER_CREATE, "E2"),)
+        assert create.depends_on == ()
+        assert op_id(OpKind.USER_SET_MANAGER, "E2") not in by_id
+
+    def test_a_manager_cycle_among_new_people_goes_to_the_second_pass(self) -> None:
+        """Two new people managing each other (validation holds that back; the diff
+        still plans an acyclic DAG): the smaller key is created without the link and
+        linked by a second-pass patch once the other exists."""
+        snap = Snapshot.of([dept("D1", "研发中心")],
+                           [emp("E1", ("D1",), manager="E2"), emp("E2", ("D1",), manager="E1"),
+                            emp("E3", ("D1",), manager="E2")])
+        plan = diff(SourceData(snap), DirectoryState())
+        by_id = {op.op_id: op for op in plan.operations}
+        assert "leader_user_id" not in by_id[op_id(OpKind.USER_CREATE, "E1")].payload
+        assert by_id[op_id(OpKind.USER_CREATE, "E2")].payload["leader_user_id"] == "E1"
+        assert by_id[op_id(OpKind.USER_CREATE, "E3")].payload["leader_user_id"] == "E2"
+        link = by_id[op_id(OpKind.USER_SET_MANAGER, "E1")]
+        assert link.payload == {"leader_user_id": "E2"}
+        assert set(link.depends_on) == {op_id(OpKind.USER_CREATE, "E1"),
+                                        op_id(OpKind.USER_CREATE, "E2")}
+        assert [op.kind for op in plan.operations].count(OpKind.USER_SET_MANAGER) == 1
+
+    def test_an_account_adopted_by_email_is_linked_in_its_patch(self) -> None:
+        """An account found by email/mobile (say one an interrupted run created) is
+        patched, not created: with its manager link, after the manager's create."""
+        plan = diff(SourceData(ORG), DirectoryState(), DiffPolicy(adopt={"E2": "ou_e2"}))
+        by_id = {op.op_id: op for op in plan.operations}
+        adopt = by_id[op_id(OpKind.USER_ADOPT, "E2")]
+        assert adopt.payload["leader_user_id"] == "E1"
+        assert op_id(OpKind.USER_CREATE, "E1") in adopt.depends_on
+        assert op_id(OpKind.USER_SET_MANAGER, "E2") not in by_id
 
     def test_plan_is_deterministic(self) -> None:
         """The same inputs give the same operations and the same plan id."""
@@ -232,7 +266,7 @@ def test_plan_round_trips_through_json() -> None:
     ops = tuple(Operation.from_dict(op.to_dict()) for op in plan.operations)
     assert Plan(ops).plan_id == plan.plan_id
     assert plan.to_dict()["summary"] == {"department.create": 3, "department.set_leader": 1,
-                                         "user.create": 3, "user.set_manager": 2}
+                                         "user.create": 3}
 
 
 def test_department_group_chat_is_asked_for_in_new_departments_only() -> None:
@@ -306,9 +340,8 @@ class TestHeldLinks:
                              [bad_e1, *(e for k, e in ORG.employees.items() if k != "E1"),
                               emp("E7", ("D2",), manager="E1")])
         plan = self.plan_for(source)
-        assert kinds(plan) == [("user.create", "E7"), ("user.set_manager", "E7")]
-        link = next(op for op in plan.operations if op.kind is OpKind.USER_SET_MANAGER)
-        assert link.payload == {"leader_user_id": "E1"}
+        assert kinds(plan) == [("user.create", "E7")]
+        assert plan.operations[0].payload["leader_user_id"] == "E1"
 
     def test_a_link_to_a_held_newcomer_is_left_as_it_is(self) -> None:
         """The held manager does not exist in Feishu yet: E3 keeps its current manager

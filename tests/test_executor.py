@@ -85,9 +85,10 @@ def test_dependencies_run_first(tmp_path: Path) -> None:
     """A child department is created only after its parent, a user after their department."""
     api = StandIn()
     result, ledger = run(api, tmp_path)
-    assert result.summary() == {"done": 6, "failed": 0, "skipped": 0}
+    assert result.summary() == {"done": 5, "failed": 0, "skipped": 0}
     assert api.calls.index("dept:A") < api.calls.index("dept:B") < api.calls.index("user:E1")
-    assert api.calls.index("user:E1") < api.calls.index("patch-user:E2")
+    assert api.calls.index("user:E1") < api.calls.index("user:E2")  # the manager first
+    assert not any(c.startswith("patch-user") for c in api.calls)  # linked in the create
     state = ledger.load_state()
     assert sorted(state.departments) == ["A", "B", "C"]
     assert state.users["E2"].record.manager_key == "E1"
@@ -95,20 +96,28 @@ def test_dependencies_run_first(tmp_path: Path) -> None:
 
 
 def test_failure_skips_dependants_and_nothing_else(tmp_path: Path) -> None:
-    """A failed parent skips its subtree's work; independent work completes; all journaled."""
+    """A failed parent skips its subtree's work; independent work completes; all journaled.
+
+    E2's create names E1, whose create was skipped: E2 is created without the link (the
+    mirror says so, so the next run links them), not skipped with E1."""
     api = StandIn({"dept:A": FeishuTerminal(43022, "department name duplicate")})
     result, ledger = run(api, tmp_path)
     by_op = {r.op.op_id: r.status for r in result.results}
     assert by_op["department.create:A"] == "failed"
     assert by_op["department.create:B"] == "skipped"
     assert by_op["user.create:E1"] == "skipped"
-    assert by_op["user.set_manager:E2"] == "skipped"
     assert by_op["department.create:C"] == "done"
     assert by_op["user.create:E2"] == "done"
+    done_e2 = next(r.op for r in result.results if r.op.op_id == "user.create:E2")
+    assert "leader_user_id" not in done_e2.payload
     journal = {(r.op_id, r.status, r.code) for r in ledger.journal()}
     assert ("department.create:A", "failed", 43022) in journal
     assert ("department.create:B", "skipped", None) in journal
-    assert sorted(ledger.load_state().departments) == ["C"]
+    state = ledger.load_state()
+    assert sorted(state.departments) == ["C"]
+    assert state.users["E2"].record.manager_key is None
+    again = diff(SourceData(ORG), state)
+    assert [op.op_id for op in again.operations if op.key == "E2"] == ["user.set_manager:E2"]
 
 
 def test_unexpected_exception_is_a_failed_operation_not_a_hang(tmp_path: Path) -> None:
@@ -117,6 +126,5 @@ def test_unexpected_exception_is_a_failed_operation_not_a_hang(tmp_path: Path) -
     result, _ = run(api, tmp_path)
     by_op = {r.op.op_id: (r.status, r.code, r.message) for r in result.results}
     assert by_op["user.create:E2"] == ("failed", -1, "RuntimeError: boom")
-    assert by_op["user.set_manager:E2"][0] == "skipped"
     assert by_op["user.create:E1"][0] == "done"
     assert result.count("done") == 4

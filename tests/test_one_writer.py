@@ -45,7 +45,9 @@ from tests.sandbox_run import read_back, with_client
 
 pytestmark = pytest.mark.slow
 
-ORG = generate_org(employees=24, departments=6, levels=3)
+# Six levels: a run creates a department per level, then people manager by manager, one call
+# (SLOW_MS) at a time along each chain, so it stays open for the length of these tests.
+ORG = generate_org(employees=24, departments=6, levels=6)
 SLOW_MS = 1000  # per Feishu call while a run must stay open
 
 

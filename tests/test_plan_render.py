@@ -101,9 +101,11 @@ def test_names_not_ids() -> None:
 
 
 def test_reasons_that_are_true() -> None:
-    """A new hire's manager link says so; a report whose manager left says that."""
+    """A new hire's manager link rides in the create; a report whose manager left says that."""
     ops = {(op.kind, op.key): op for op in planned().operations}
-    assert ops[(OpKind.USER_SET_MANAGER, "E7")].reason == "new hire"
+    assert ops[(OpKind.USER_CREATE, "E7")].reason == "new in source"
+    assert "leader_user_id" in ops[(OpKind.USER_CREATE, "E7")].payload
+    assert (OpKind.USER_SET_MANAGER, "E7") not in ops
     assert ops[(OpKind.USER_SET_MANAGER, "E6")].reason == "manager Person E5 (E5) left"
 
 
@@ -143,9 +145,9 @@ def test_filters_list_only_what_they_name_and_the_summary_counts_all() -> None:
     listed = {line.split()[1] for line in sales.splitlines() if line.startswith("    ")
               and line.split()[0] in "+~>!-"}
     assert listed == {"E5", "E6"}
-    assert "Showing 4 of 6 operations" in text(plan, Filters(department="D1"))  # and below
+    assert "Showing 3 of 5 operations" in text(plan, Filters(department="D1"))  # and below
     keyed = text(plan, Filters(keys=frozenset({"E7"})))
-    assert "Showing 2 of" in keyed  # E7's create and manager link
+    assert "Showing 1 of" in keyed  # E7's create, with the manager link
     summary = text(plan, Filters(summary=True))
     assert "E2 Person E2" not in summary
     assert summary.splitlines()[-1].startswith("Summary: ")

@@ -96,6 +96,31 @@ class TestInitialSync:
         assert_matches(read_back(cfg), org)
         assert any(len(e.department_keys) == 2 for e in org.active_employees().values())
 
+    def test_an_initial_apply_writes_each_person_once(self, fast_sandbox: SandboxServer,
+                                                       tmp_path: Path) -> None:
+        """400 people in 51 departments: one create per department and per person, one
+        leader link per department, no manager patch — each manager link is in the
+        report's create, made after the manager's: ≤ 1.05 × (users + 2 × departments)."""
+        org = generate_org(employees=400, departments=51, levels=5)
+        write_csv(org, tmp_path / "w1")
+        cfg = make_config(fast_sandbox, tmp_path / "w1", tmp_path / "l.db")
+        out = apply(cfg, Ledger(cfg.ledger.url))
+        assert out.exit_code == 0
+        contact = [r for r in writes(fast_sandbox) if "/contact/v3/" in r["path"]
+                   and not r["path"].endswith("/batch_get_id")]  # a lookup, not a write
+        creates = [r["body"] for r in contact
+                   if r["method"] == "POST" and r["path"] == "/open-apis/contact/v3/users"]
+        assert len(creates) == 400
+        assert [r for r in contact if "/users/" in r["path"]] == []  # no patch of anyone
+        assert len(contact) == 400 + 2 * 51 <= 1.05 * (400 + 2 * 51)
+        made = {body["user_id"]: i for i, body in enumerate(creates)}
+        linked = {body["user_id"]: body["leader_user_id"] for body in creates
+                  if "leader_user_id" in body}
+        assert linked == {k: e.manager_key for k, e in org.active_employees().items()
+                          if e.manager_key}
+        assert all(made[manager] < made[report] for report, manager in linked.items())
+        assert_matches(read_back(cfg), org)
+
     def test_second_run_plans_nothing_and_writes_nothing(self, fast_sandbox: SandboxServer,
                                                          tmp_path: Path) -> None:
         """Idempotence: the second plan is empty and the second apply makes zero API calls."""
@@ -259,6 +284,9 @@ def test_killed_apply_resumes_without_duplicates(fast_sandbox: SandboxServer,
     proc.wait()
     killed_at = len(writes(fast_sandbox))
     assert 40 <= killed_at < 140
+    created_before = sum(1 for r in writes(fast_sandbox) if r["method"] == "POST"
+                         and r["path"] == "/open-apis/contact/v3/users")
+    assert 0 < created_before < len(org.active_employees())  # killed among the creates
     fast_sandbox.configure(latency_ms=0)
     cfg = make_config(fast_sandbox, tmp_path / "w1", tmp_path / "l.db")
     ledger = Ledger(cfg.ledger.url)
@@ -274,6 +302,8 @@ def test_killed_apply_resumes_without_duplicates(fast_sandbox: SandboxServer,
     assert sorted(dept_ids) == sorted(org.departments)
     journal = ledger.journal()
     assert {r.status for r in journal} <= {"done", "interrupted"}
+    # Every manager link was made in a create, before the kill or after it.
+    assert not [r.op_id for r in journal if r.op_id.startswith("user.set_manager")]
     assert any(r.status == "interrupted" or r.message == "adopted after an interrupted create"
                for r in journal)
     again = apply(cfg, ledger)
@@ -307,8 +337,7 @@ def test_full_resync_repairs_drift_made_behind_orgsyncs_back(fast_sandbox: Sandb
     drift = asyncio.run(run_once(cfg, ledger, apply=False, full=True)).plan
     assert {(op.kind.value, op.key) for op in drift.operations} == {
         ("department.update", dept_key), ("user.update", people[1]),
-        ("user.unfreeze", people[2]), ("user.create", leaf), ("user.set_manager", leaf)} - (
-        set() if org.active_employees()[leaf].manager_key else {("user.set_manager", leaf)})
+        ("user.unfreeze", people[2]), ("user.create", leaf)}  # with its manager link
     fixed = asyncio.run(run_once(cfg, ledger, apply=True, full=True))
     assert fixed.exit_code == 0
     assert_matches(read_back(cfg), org)

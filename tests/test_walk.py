@@ -48,6 +48,28 @@ def test_dependants_wait_for_success_and_a_failure_skips_them_transitively() -> 
         "d": (False, "c")}
 
 
+def test_a_node_given_instead_runs_after_its_other_dependencies() -> None:
+    """``instead`` replaces a node whose dependency failed: the replacement drops that
+    dependency, still waits for the others, and its own dependants go ahead."""
+    dag = [N("bad"), N("slow"), N("c", ("bad", "slow")), N("d", ("c",)), N("e", ("bad",))]
+    started: list[str] = []
+
+    async def do_one(node: N) -> R:
+        started.append(node.op_id)
+        return R(node.op_id, node.op_id != "bad", ",".join(node.depends_on))
+
+    def instead(node: N, cause: R) -> N | None:
+        return N(node.op_id, tuple(d for d in node.depends_on if d != cause.node)) \
+            if node.op_id == "c" else None
+
+    results = asyncio.run(walk(dag, {"a": 1}, lambda n: n.lane, do_one, _skip, halt=Halt,
+                               instead=instead))
+    assert started.index("slow") < started.index("c") < started.index("d")
+    assert {r.node: (r.ok, r.cause) for r in results} == {
+        "bad": (False, ""), "slow": (True, ""), "c": (True, "slow"), "d": (True, "c"),
+        "e": (False, "bad")}
+
+
 def test_a_lane_runs_at_most_its_size_and_never_holds_up_another() -> None:
     dag = [N("s1", lane="slow"), N("s2", lane="slow"), N("f1", lane="fast"),
            N("f2", ("f1",), lane="fast")]

@@ -20,6 +20,7 @@ never a request or response body, an id, the secret or a token.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid as uuidlib
 from collections import Counter
@@ -61,6 +62,8 @@ BATCH_GET_ID_CHUNK = 50
 ALREADY_MEMBER = 42005
 """A group-member batch_add result: the user is in the group already."""
 TIMEOFF_BAD_PARAMS = 190002
+#: batch_get_id calls in flight at once: enough to fill 50/s at 100 ms a round trip.
+_LOOKUPS_IN_FLIGHT = 8
 NOT_RESIGNED = 44033
 """Resurrect's "user is not resigned": after an attempt whose outcome is unknown, it means
 that attempt did the work."""
@@ -491,21 +494,41 @@ class FeishuClient:
     async def batch_get_user_ids(self, *, emails: Sequence[str] = (),
                                  mobiles: Sequence[str] = (),
                                  include_resigned: bool = False) -> list[dict[str, Any]]:
-        """``data.user_list`` for all emails and mobiles, asked 50 of each per call."""
-        results: list[dict[str, Any]] = []
+        """``data.user_list`` for all emails and mobiles, asked 50 of each per call.
+
+        A few calls are in flight at once (the endpoint's limits pace them: 1000/min and
+        50/s, feishu-api.md U-BGI), so a first sync's 10³ calls run at the documented rate
+        rather than at one per round trip. The first error stops the others and is raised.
+        """
         emails, mobiles = list(emails), list(mobiles)
         size = BATCH_GET_ID_CHUNK
+        bodies: list[dict[str, Any]] = []
         for start in range(0, max(len(emails), len(mobiles)), size):
             body: dict[str, Any] = {"include_resigned": include_resigned}
             if emails[start:start + size]:
                 body["emails"] = emails[start:start + size]
             if mobiles[start:start + size]:
                 body["mobiles"] = mobiles[start:start + size]
-            data = await self._call(ep.USER_BATCH_GET_ID,
-                                    params={"user_id_type": self.settings.user_id_type},
-                                    body=body)
-            results.extend(data.get("user_list") or ())
-        return results
+            bodies.append(body)
+        found: list[list[dict[str, Any]]] = [[] for _ in bodies]
+        todo = iter(enumerate(bodies))
+
+        async def lookups() -> None:
+            for i, body in todo:
+                data = await self._call(ep.USER_BATCH_GET_ID,
+                                        params={"user_id_type": self.settings.user_id_type},
+                                        body=body)
+                found[i] = list(data.get("user_list") or ())
+
+        workers = [asyncio.create_task(lookups())
+                   for _ in range(min(_LOOKUPS_IN_FLIGHT, len(bodies)))]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+        return [r for part in found for r in part]
 
     # --------------------------------------------------------------------- IM
 

@@ -428,15 +428,18 @@ def _with_ids(body: dict[str, Any], fields: Mapping[str, Any],
 
 
 def user_create_body(fields: Mapping[str, Any], department_ids: list[str], *,
-                     user_id: str | None, catalogs: Catalogs | None = None) -> dict[str, Any]:
+                     user_id: str | None, manager_id: str | None = None,
+                     catalogs: Catalogs | None = None) -> dict[str, Any]:
     """A user create (or adoption PATCH, ``user_id`` None) body from ``Employee.fields()``.
 
-    Carries the values the source has and, of the links, only the departments: the
-    manager is linked apart, so a create's body (and its ``client_token``) depends
-    on this person alone.
+    Carries the values the source has, the departments and, when ``manager_id`` (the
+    manager's Feishu user id) is given, the manager link (``leader_user_id`` is a create
+    field, feishu-api.md ``U/create``): the caller names a manager only once it exists.
     """
     body: dict[str, Any] = {} if user_id is None else {_USER_ID: user_id}
     body[_DEPARTMENT_IDS] = department_ids
+    if manager_id is not None:
+        body[_MANAGER.wire] = manager_id
     user_order = fields.get(_USER_ORDER)
     if (user_id is None and len(department_ids) > 1) or user_order:
         # An adoption PATCHes an existing account: its primary is set only by orders.
@@ -449,6 +452,11 @@ def user_create_body(fields: Mapping[str, Any], department_ids: list[str], *,
             continue
         body[wire] = v if to_wire is None else to_wire(v)
     return _with_ids(body, fields, catalogs) if catalogs else body
+
+
+def without_manager(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A user create body without its manager link."""
+    return {k: v for k, v in body.items() if k != _MANAGER.wire}
 
 
 def user_patch_body(fields: Mapping[str, Any], changed: Iterable[str],
