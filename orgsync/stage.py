@@ -12,8 +12,10 @@ The whole org is read, matched and planned as always; only the operations inside
 the stage are applied. Inside are the operations on a staged department (in one of
 the subtrees) or a staged person (listed, among the first N, or whose primary
 department is staged), plus what they need to exist: the create, adoption or rekey
-of the departments above them. An operation inside that waits for one outside (a
-manager link to someone outside, say) waits with it. The others appear in the plan
+of the departments above them. A new person whose manager is outside the stage is
+created without the link (a later run links them once the manager exists); any other
+operation inside that waits for one outside (a manager link to someone outside, say)
+waits with it. The others appear in the plan
 as ``deferred (outside the stage)`` and are never applied; ``check`` reports drift
 inside the stage only. Widen the stage (or remove it) to take the rest.
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from orgsync.operations import SPECS
 from orgsync.options import Section
 from orgsync.plan import Operation, OpKind, Plan
 from orgsync.source import SourceData
@@ -94,13 +97,33 @@ def staged(plan: Plan, stage: StageConfig, data: SourceData, state: DirectorySta
                 todo.append(dep)
     changed = True
     while changed:
-        waiting = {i for i in inside
-                   if any(d in by_id and d not in inside for d in by_id[i].depends_on)}
-        changed = bool(waiting)
-        inside -= waiting
-    kept = tuple(op for op in plan.operations if op.op_id in inside)
+        changed = False
+        for i in sorted(inside):
+            op = by_id[i]
+            missing = [by_id[d] for d in op.depends_on if d in by_id and d not in inside]
+            if not missing:
+                continue
+            swapped = _unlinked(op, missing)
+            if swapped is not None:
+                by_id[i] = swapped
+            else:
+                inside.discard(i)
+            changed = True
+    kept = tuple(by_id[op.op_id] for op in plan.operations if op.op_id in inside)
     deferred = tuple(_deferred(op) for op in plan.operations if op.op_id not in inside)
     return dataclasses.replace(plan, operations=kept, deferred=deferred)
+
+
+def _unlinked(op: Operation, missing: list[Operation]) -> Operation | None:
+    """``op`` without its link to the one person outside the stage it waits for (a new
+    person's create naming a manager who is not created in this stage): created now,
+    linked by a later run once the manager exists. None when it must wait instead."""
+    spec = SPECS[op.kind]
+    people = {m.key for m in missing}
+    if spec.unlinked is None or len(people) != 1 \
+            or not all(SPECS[m.kind].arrives for m in missing):
+        return None
+    return spec.unlinked(op, people.pop())
 
 
 def _deferred(op: Operation) -> Operation:

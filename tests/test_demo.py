@@ -16,7 +16,9 @@ def test_demo_runs_all_four_steps(tmp_path: Path) -> None:
     code = run_demo(Console(file=buf, width=120), rate_scale=10.0, workdir=tmp_path)
     text = buf.getvalue()
     assert code == 0
-    assert "Applied: 388 done, 0 failed, 0 skipped" in text  # 34 + 34 + 320: links in creates
+    # 34 departments + 34 leader links + 320 people (manager links in the creates) + 10
+    # dotted-line links (second pass)
+    assert "Applied: 398 done, 0 failed, 0 skipped" in text
     assert "Feishu now holds 34 departments and 323 users (3 frozen leavers in their grace period)." \
         in text
     assert "No changes. Feishu matches the source." in text

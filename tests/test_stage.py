@@ -148,6 +148,11 @@ def test_the_first_n_people_and_listed_keys(sb: SandboxServer, tmp_path: Path) -
     created = {op.key for op in out.plan.operations if op.kind.value == "user.create"}
     waiting = {op.key for op in out.plan.operations if op.entity == "user"} - chosen
     assert not waiting
+    # every staged person is created, those whose manager is outside without the link
+    assert created == chosen
+    unlinked = {k for k in chosen if ORG.employees[k].manager_key not in (None, *chosen)}
+    assert unlinked
+    assert all(ledger.load_state().users[k].record.manager_key is None for k in unlinked)
     users = {u["user_id"] for u in sb.tenant.state()["users"]}
     assert users == created
     needed = with_ancestors({dk for k in created for dk in ORG.employees[k].department_keys})
