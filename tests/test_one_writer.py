@@ -49,6 +49,7 @@ pytestmark = pytest.mark.slow
 # (SLOW_MS) at a time along each chain, so it stays open for the length of these tests.
 ORG = generate_org(employees=24, departments=6, levels=6)
 SLOW_MS = 1000  # per Feishu call while a run must stay open
+HOLD_MS = 120_000  # per call while a run must stay open until a test lets it go
 
 
 @pytest.fixture(name="sb")
@@ -57,6 +58,7 @@ def _sb(sandbox: SandboxServer) -> Iterator[SandboxServer]:
     yield sandbox
     # A writer these tests kill leaves calls in flight that the sandbox still answers (as
     # Feishu would): let them land before the next test resets the tenant, not after.
+    sandbox.configure(latency_ms=0)  # releases the calls a test held and did not let go
     time.sleep(SLOW_MS / 1000 + 1)
 
 
@@ -203,6 +205,9 @@ def second_leader_is_kept_out(sb: SandboxServer, tmp_path: Path, url: str,
             if i == 0:
                 first = wait_for(lambda: writing(url, "daemon"), 30, "the first daemon's run")
                 assert first.pid == daemons[0].proc.pid
+                # Its calls are held (the sandbox re-reads the knob while they wait) until
+                # the apply below has been refused, however slow this machine is.
+                sb.configure(latency_ms=HOLD_MS)
         second = daemons[1]
         wait_for(lambda: second.readyz()[1].get("role") == "standby", 10, "the standby")
         oust()
