@@ -492,6 +492,11 @@ class FeishuClient:
         data = await self._call(c.create, body=c.body(name))
         return str((data.get(c.response) or {})[c.id_key])
 
+    async def custom_attributes(self) -> list[dict[str, Any]]:
+        """The tenant's custom profile attributes opened to the API, as listed (§6): see
+        :func:`orgsync.custom_attrs.definitions`."""
+        return [e async for e in self._pages(ep.CUSTOM_ATTR_LIST, params={"page_size": "100"})]
+
     # ------------------------------------------------------------- app introspection
 
     async def contact_scope(self) -> tuple[list[str], list[str]]:

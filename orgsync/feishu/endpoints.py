@@ -83,6 +83,10 @@ EMPLOYEE_TYPE_LIST = Endpoint("GET", "/open-apis/contact/v3/employee_type_enums"
 EMPLOYEE_TYPE_CREATE = Endpoint("POST", "/open-apis/contact/v3/employee_type_enums",
                                 (Limit(20, 1.0),))
 
+# The tenant's custom profile attributes opened to the API (feishu-api-more.md §6,
+# /document/server-docs/contact-v3/custom_attr/list): standard limit, page_size ≤ 100.
+CUSTOM_ATTR_LIST = Endpoint("GET", "/open-apis/contact/v3/custom_attrs")
+
 
 @dataclass(frozen=True)
 class Catalog:

@@ -180,6 +180,10 @@ class Sandbox:
                 if not isinstance(value, bool):
                     raise ValueError(f"knob {name} must be a boolean")
                 coerced[name] = value
+            elif kind.startswith("list[dict"):
+                if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                    raise ValueError(f"knob {name} must be a list of objects")
+                coerced[name] = [dict(v) for v in value]
             elif kind.startswith("list"):
                 if isinstance(value, str):  # "a b,c": names separated by spaces or commas
                     value = value.replace(",", " ").split()
@@ -365,6 +369,8 @@ ROUTES: list[tuple[str, dict[str, ApiRoute]]] = [
         "GET": ApiRoute(lambda t, c: t.list_employee_types(c.q("page_size"), c.q("page_token"))),
         "POST": ApiRoute(lambda t, c: t.create_employee_type(c.json_body()),
                          EMPLOYEE_TYPE_CREATE)}),
+    ("/open-apis/contact/v3/custom_attrs", {"GET": ApiRoute(
+        lambda t, c: t.list_custom_attrs(c.q("page_size"), c.q("page_token")))}),
     ("/open-apis/im/v1/messages", {"POST": ApiRoute(_send_message)}),
     ("/open-apis/im/v1/chats", {"POST": ApiRoute(lambda t, c: t.create_chat(
         c.json_body(optional=True), c.ids, c.q("uuid")))}),
