@@ -89,7 +89,7 @@ from connectors.mapping import (
 )
 from connectors.source_options import mobile_region
 from orgsync.errors import SourceError
-from orgsync.feishu.schema import PROFILE
+from orgsync.feishu.schema import CATALOG_CODES, CODE_PARSE, PROFILE
 from orgsync.gcpause import paused_gc
 from orgsync.identity import Identity
 from orgsync.model import NO_PROFILE, Department, Employee, EmployeeType, Snapshot, Status
@@ -107,9 +107,12 @@ EMPLOYEE_COLUMNS: dict[str, bool] = {
     "join_date": False, "city": False, "status": False, "employee_no": False,
     # then one optional column per profile field
     **{f.column or f.name: False for f in PROFILE},
+    # and the stable codes of job levels / families (renames, orgsync.catalogs)
+    **dict.fromkeys(CATALOG_CODES.values(), False),
 }
 _BASE_EMPLOYEE_COLUMNS = list(EMPLOYEE_COLUMNS).index("employee_no") + 1
-_PROFILE_PARSERS = tuple((f.name, f.parse) for f in PROFILE)
+_PROFILE_PARSERS = (*((f.name, f.parse) for f in PROFILE),
+                    *((code, CODE_PARSE) for code in CATALOG_CODES.values()))
 # employees.csv without a departments file: paths (and optionally codes) instead of ids,
 # and the leader flag and order of the person's primary department: a row's last 4 values
 PATH_EMPLOYEE_COLUMNS: dict[str, bool] = {

@@ -54,19 +54,23 @@ from typing import Any, Literal
 
 from connectors.contact import EXCEL_NUMBER, ContactProblem, normalize_email, normalize_mobile
 from orgsync.errors import ConfigError
-from orgsync.feishu.schema import PROFILE, PROFILE_NAMES
+from orgsync.feishu.schema import CATALOG_CODES, CODE_PARSE, PROFILE, PROFILE_NAMES
 from orgsync.identity import Identity
 from orgsync.model import NO_PROFILE, Department, Employee, EmployeeType, Status
 from orgsync.options import did_you_mean
 from orgsync.source import EntityKind, Issue
 
+# The stable codes of job levels / families ride in the profile too (never sent: see
+# orgsync.catalogs), so a rule for job_level_code makes renames patches of the entry.
+_PROFILE_KEYS = (*PROFILE_NAMES, *CATALOG_CODES.values())
 EMPLOYEE_FIELDS = (*(f.name for f in dataclasses.fields(Employee) if f.name != "profile"),
-                   *PROFILE_NAMES)
+                   *_PROFILE_KEYS)
 DEPARTMENT_FIELDS = tuple(f.name for f in dataclasses.fields(Department))
 _KEY_LISTS = frozenset(("department_keys", "deputy_leader_keys", "hrbp_keys",
                         "dotted_line_manager_keys"))
-_BASE_EMPLOYEE_FIELDS = tuple(f for f in EMPLOYEE_FIELDS if f not in PROFILE_NAMES)
-_PROFILE_PARSERS = {f.name: f.parse for f in PROFILE if f.parse is not None}
+_BASE_EMPLOYEE_FIELDS = tuple(f for f in EMPLOYEE_FIELDS if f not in _PROFILE_KEYS)
+_PROFILE_PARSERS = {**{f.name: f.parse for f in PROFILE if f.parse is not None},
+                    **dict.fromkeys(CATALOG_CODES.values(), CODE_PARSE)}
 _ID_FIELDS = frozenset({"key", "employee_no", "mobile", "manager_key", "parent_key", "leader_key",
                         "department_keys", "deputy_leader_keys", "hrbp_keys",
                         "dotted_line_manager_keys"})
@@ -680,7 +684,7 @@ def employee_from(values: Mapping[str, Any], key: str) -> Employee:
     return Employee(**{**_known(values, _BASE_EMPLOYEE_FIELDS), "key": key,
                        "name": values.get("name") or "",
                        "department_keys": tuple(values.get("department_keys") or ()),
-                       "profile": _known(values, PROFILE_NAMES) or NO_PROFILE})
+                       "profile": _known(values, _PROFILE_KEYS) or NO_PROFILE})
 
 
 def profile_fields(rules: Mapping[str, FieldRule]) -> frozenset[str]:

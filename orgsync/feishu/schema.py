@@ -327,6 +327,14 @@ PROFILE_VALUES: Final = tuple(f.name for f in PROFILE if f.link is None)
 CATALOG_FIELDS: Final = {f.name: f.catalog for f in PROFILE if f.catalog}
 """Profile fields whose value names a tenant catalog entry → the catalog."""
 
+CATALOG_CODES: Final = {"job_level": "job_level_code", "job_family": "job_family_code"}
+"""Profile fields whose catalog entry HR may also name by a stable code → the code's
+column (optional; kept in :attr:`~orgsync.model.Employee.profile`, never sent): a new name
+under a known code renames the entry (``orgsync.catalogs``), it is not a new entry."""
+
+CODE_PARSE: Final = _text_of(255)
+"""A catalog code cell: text of at most 255 characters (orgsync's own limit)."""
+
 Catalogs = Mapping[str, Mapping[str, str]]
 """Catalog (``job_level``) → entry name → Feishu id."""
 
