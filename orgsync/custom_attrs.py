@@ -26,13 +26,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Final
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from deepdiff import DeepDiff
 
-from orgsync.ledger import Ledger
+from orgsync.source import Issue, SourceData
+from orgsync.state import DirectoryState
 
+if TYPE_CHECKING:
+    from orgsync.ledger import Ledger
+
+CUSTOM_ATTRS: Final = "custom_attrs"
+"""The profile field (:data:`orgsync.feishu.schema.PROFILE`) holding them, by name."""
 TEXT_LIMIT: Final = 100
 _ENUMS: Final = frozenset({"ENUMERATION", "PICTURE_ENUM"})
 _TYPES: Final = frozenset({"TEXT", "HREF", "GENERIC_USER", *_ENUMS})
@@ -172,3 +178,72 @@ def unavailable(names: Iterable[str], attrs: Mapping[str, Attribute],
     if new or reported - missing:
         ledger.set_meta(_REPORTED, json.dumps(sorted(missing), ensure_ascii=False))
     return new
+
+
+class AttrAPI(Protocol):
+    """The part of :class:`orgsync.feishu.FeishuClient` :func:`resolve` calls."""
+
+    async def custom_attributes(self) -> list[dict[str, Any]]: ...
+
+
+async def resolve(raw: SourceData, client: AttrAPI, ledger: Ledger) -> SourceData:
+    """``raw`` with its people's custom attribute cells checked and typed by the tenant's
+    definitions (one list per run, only when the source has ``custom.<name>`` columns).
+
+    A value the definition does not take holds the person (field ``custom.<name>``, the
+    reason); a GENERIC_USER value must be a person of the source. An attribute the tenant
+    does not list is reported once (a warning with the remedy) and left out of the
+    records, so nothing is written for it until it is opened."""
+    if CUSTOM_ATTRS not in raw.profile_fields:
+        return raw
+    attrs = definitions(await client.custom_attributes())
+    issues = list(raw.issues)
+    held = set(raw.held_employees)
+    everyone = raw.snapshot.employees
+    people = dict(everyone)
+    used: set[str] = set()
+    for key, e in everyone.items():
+        given = e.profile.get(CUSTOM_ATTRS)
+        if not given:
+            continue
+        used.update(given)
+        values: dict[str, Any] = {}
+        for name, text in given.items():
+            attr = attrs.get(name)
+            if attr is None:
+                continue
+            try:
+                value = parse(attr, text)
+                if attr.type == "GENERIC_USER" and value not in everyone:
+                    raise ValueError(f"'{value}' is not a person of the source")
+            except ValueError as exc:
+                held.add(key)
+                issues.append(Issue("employee", key, f"custom.{name}", str(exc), "error",
+                                    raw.where("employee", key)))
+                continue
+            values[attr.name] = value
+        profile = {k: v for k, v in e.profile.items() if k != CUSTOM_ATTRS}
+        if values:
+            profile[CUSTOM_ATTRS] = values
+        people[key] = replace(e, profile=profile)
+    for name in unavailable(used, attrs, ledger):
+        issues.append(Issue("employee", None, f"custom.{name}",
+                            f"custom attribute '{name}' is not open to the API (or not "
+                            f"defined): {REMEDY}; its values are not written", "warning"))
+    return replace(raw, snapshot=replace(raw.snapshot, employees=people), issues=issues,
+                   held_employees=held, custom_attrs=attrs)
+
+
+def named(state: DirectoryState, attrs: Mapping[str, Attribute]) -> DirectoryState:
+    """A live read's ``custom_attrs`` elements as canonical values by name (as the
+    mirror and the source hold them)."""
+    for key, u in state.users.items():
+        elements = u.record.profile.get(CUSTOM_ATTRS)
+        if elements is None:
+            continue
+        profile = {k: v for k, v in u.record.profile.items() if k != CUSTOM_ATTRS}
+        values = from_wire(elements, attrs)
+        if values:
+            profile[CUSTOM_ATTRS] = values
+        state.users[key] = replace(u, record=replace(u.record, profile=profile))
+    return state

@@ -15,10 +15,13 @@ what happened to the record:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from orgsync.identity import Identity
 from orgsync.model import Snapshot
+
+if TYPE_CHECKING:
+    from orgsync.custom_attrs import Attribute
 
 EntityKind = Literal["department", "employee"]
 Severity = Literal["error", "warning"]
@@ -116,6 +119,8 @@ class SourceData:
     # The tenant's job levels and families the records name (orgsync.catalogs): catalog →
     # name → Feishu id, for the bodies of the plan.
     catalogs: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The tenant's custom attributes by name (orgsync.custom_attrs), for the plan's bodies.
+    custom_attrs: dict[str, Attribute] = field(default_factory=dict)
 
     def where(self, entity: EntityKind, key: str | None) -> str | None:
         """The source position of a record, or ``None``."""

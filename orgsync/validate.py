@@ -125,6 +125,7 @@ def validate(data: SourceData, *, applied: AbstractSet[str] = frozenset()) -> So
         out_of_scope_active=data.out_of_scope_active,
         profile_fields=data.profile_fields,
         catalogs=data.catalogs,
+        custom_attrs=data.custom_attrs,
     )
 
 

@@ -23,8 +23,10 @@ from orgsync.custom_attrs import (
 from orgsync.errors import FeishuError
 from orgsync.feishu import FeishuClient
 from orgsync.ledger import Ledger
+from orgsync.runner import run_once
 from orgsync.sandbox import SandboxServer
-from tests.sandbox_run import config
+from tests.sandbox_run import SCALE, config, run
+from tests.test_profile_sync import sdk_user, writes
 
 TENANT: list[dict[str, Any]] = [  # GET custom_attrs items (§6), as the sandbox knob takes them
     {"id": "C-1", "type": "TEXT", "i18n_name": [{"locale": "zh_cn", "value": "工位电话"},
@@ -138,3 +140,66 @@ def test_the_tenant_lists_opened_attributes_and_checks_writes(
     assert from_wire(user["custom_attrs"], attrs) == values
     assert {a["id"] for a in sandbox.tenant.find_user_any("E1").custom_attrs} == {"C-1", "C-2", "C-3"}
     assert codes == [41045, 41048]
+
+
+EMPLOYEES = (  # E3's size is not an option of the tenant's: E3 is held
+    "employee_id,name,email,mobile,department_ids,custom.工位电话,custom.主页,custom.T恤尺码,"
+    "custom.导师,custom.身份证\n"
+    "E1,张伟,e1@example.com,+8613800000001,D1,8012,Wiki|https://w.example.com/e1,M,,110\n"
+    "E2,李娜,e2@example.com,+8613800000002,D1,,https://b.example.com,S,E1,\n"
+    "E3,王芳,e3@example.com,+8613800000003,D1,,,XL,,\n")
+
+
+def test_custom_attributes_from_csv_end_to_end(sandbox: SandboxServer, tmp_path: Path) -> None:
+    """custom.<name> columns are checked per type, written as Feishu's elements, read back
+    as the same values (a second run and a resync write nothing), a change of one part of
+    one attribute is that one change, and the attribute not open to the API is reported
+    on the first run only."""
+    sandbox.configure(custom_attrs=TENANT, rate_scale=SCALE, app_id="cli_custom_attrs")
+    (tmp_path / "departments.csv").write_text("department_id,name,parent_id\nD1,研发部,\n",
+                                              "utf-8")
+    (tmp_path / "employees.csv").write_text(EMPLOYEES, "utf-8")
+    cfg = config(sandbox, tmp_path, tmp_path / "l.db")
+    ledger = Ledger(cfg.ledger.url)
+    out = run(cfg, ledger)
+    held_e3 = ("employees.csv:4: employee E3: custom.T恤尺码: 'XL' is not one of its options "
+               "(S, M) (held back)")
+    assert [str(i) for i in out.plan.issues] == [
+        "employee: custom.身份证: custom attribute '身份证' is not open to the API (or not "
+        "defined): open it to the API in 管理后台 › 组织架构 › 字段管理 › 字段设置 › API 调用设置 "
+        "(允许开放平台通讯录 API 调用), or drop the column; its values are not written (cleared)",
+        held_e3]
+    held = {u.user_id: sorted(u.custom_attrs, key=lambda a: a["id"])
+            for u in sandbox.tenant.users.values()}
+    assert held == {
+        "E1": [{"type": "TEXT", "id": "C-1", "value": {"text": "8012"}},
+               {"type": "HREF", "id": "C-2", "value": {
+                   "text": "Wiki", "url": "https://w.example.com/e1",
+                   "pc_url": "https://w.example.com/e1"}},
+               {"type": "ENUMERATION", "id": "C-3", "value": {"option_id": "o2"}}],
+        "E2": [{"type": "HREF", "id": "C-2", "value": {
+                   "text": "https://b.example.com", "url": "https://b.example.com",
+                   "pc_url": "https://b.example.com"}},
+               {"type": "ENUMERATION", "id": "C-3", "value": {"option_id": "o1"}},
+               {"type": "GENERIC_USER", "id": "C-4",
+                "value": {"generic_user": {"id": "E1", "type": 1}}}]}
+    e2 = sdk_user(sandbox, "E2")  # the official SDK's models read them
+    assert sorted((a.id, a.type) for a in e2.custom_attrs) == [
+        ("C-2", "HREF"), ("C-3", "ENUMERATION"), ("C-4", "GENERIC_USER")]
+
+    before = len(sandbox.requests())
+    again = run(cfg, ledger)
+    assert again.plan.empty
+    assert [str(i) for i in again.plan.issues] == [held_e3]
+    assert writes(sandbox, before) == []
+    assert asyncio.run(run_once(cfg, ledger, apply=True, full=True)).plan.empty
+
+    (tmp_path / "employees.csv").write_text(
+        EMPLOYEES.replace("https://w.example.com/e1", "https://w.example.com/zw"), "utf-8")
+    out = run(cfg, ledger)
+    [op] = out.plan.operations
+    assert [(c.field, c.old, c.new) for c in op.changes] == [
+        ("custom_attrs.主页.url", "https://w.example.com/e1", "https://w.example.com/zw")]
+    assert [a["value"]["url"] for a in sandbox.tenant.find_user_any("E1").custom_attrs
+            if a["id"] == "C-2"] == ["https://w.example.com/zw"]
+    assert run(cfg, ledger).plan.empty
