@@ -131,7 +131,7 @@ async def _rename(client: CatalogAPI, ledger: Ledger, catalog: str, codes: dict[
             await client.rename_job_catalog_entry(catalog, entry, name)
             log.info("catalog.renamed", catalog=catalog, code=code, old=old, name=name, id=entry)
         del known[old]
-        known[name] = names[entry] = entry
+        known[name], names[entry] = entry, name
         if apply:
             ledger.set_meta(f"catalog.{catalog}", json.dumps(known, ensure_ascii=False))
 
