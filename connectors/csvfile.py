@@ -88,8 +88,9 @@ from connectors.mapping import (
     profile_fields,
 )
 from connectors.source_options import mobile_region
+from orgsync.custom_attrs import CUSTOM_ATTRS
 from orgsync.errors import SourceError
-from orgsync.feishu.schema import PROFILE
+from orgsync.feishu.schema import CATALOG_CODES, CODE_PARSE, PROFILE
 from orgsync.gcpause import paused_gc
 from orgsync.identity import Identity
 from orgsync.model import NO_PROFILE, Department, Employee, EmployeeType, Snapshot, Status
@@ -106,10 +107,15 @@ EMPLOYEE_COLUMNS: dict[str, bool] = {
     "department_ids": True, "manager_id": False, "job_title": False, "employee_type": False,
     "join_date": False, "city": False, "status": False, "employee_no": False,
     # then one optional column per profile field
-    **{f.column or f.name: False for f in PROFILE},
+    **{f.column or f.name: False for f in PROFILE if f.name != CUSTOM_ATTRS},
+    # and the stable codes of job levels / families (renames, orgsync.catalogs)
+    **dict.fromkeys(CATALOG_CODES.values(), False),
 }
 _BASE_EMPLOYEE_COLUMNS = list(EMPLOYEE_COLUMNS).index("employee_no") + 1
-_PROFILE_PARSERS = tuple((f.name, f.parse) for f in PROFILE)
+_PLAIN_WIDTH = len(EMPLOYEE_COLUMNS)  # then path mode's 4 columns, then custom.<name> ones
+CUSTOM = "custom."  # a column custom.<attribute name>: a custom profile attribute's value
+_PROFILE_PARSERS = (*((f.name, f.parse) for f in PROFILE if f.name != CUSTOM_ATTRS),
+                    *((code, CODE_PARSE) for code in CATALOG_CODES.values()))
 # employees.csv without a departments file: paths (and optionally codes) instead of ids,
 # and the leader flag and order of the person's primary department: a row's last 4 values
 PATH_EMPLOYEE_COLUMNS: dict[str, bool] = {
@@ -255,7 +261,7 @@ class CsvConnector:
             coded = "department_code" in emp_table.index
             employees = _collect(emp_table, "employee",
                                  _path_employee(self.path_separator, coded, region, chains,
-                                                claims),
+                                                claims, _custom(emp_table)),
                                  issues, held_emps, emp_rows, held_rows)
             departments = _path_departments(chains, issues, held_depts)
             departments = _with_claims(departments, claims, employees, emp_rows, issues)
@@ -264,12 +270,14 @@ class CsvConnector:
             emp_table = self._table(self.employees, "employees", EMPLOYEE_COLUMNS)
             departments = _collect(dept_table, "department", _department, issues, held_depts,
                                    dept_rows)
-            employees = _collect(emp_table, "employee", partial(_employee, region=region),
+            employees = _collect(emp_table, "employee",
+                                 partial(_employee, region=region, custom=_custom(emp_table)),
                                  issues, held_emps, emp_rows, held_rows)
         return SourceData(Snapshot(departments, employees), issues, held_depts, held_emps,
                           dept_rows, emp_rows, held_rows=held_rows,
                           profile_fields=frozenset(f.name for f in PROFILE
-                                                   if (f.column or f.name) in emp_table.index))
+                                                   if (f.column or f.name) in emp_table.index)
+                          | ({CUSTOM_ATTRS} if _custom(emp_table) else set()))
 
     def _read_mapped(self, mapping: Mapping[str, Mapping[str, FieldRule]]) -> SourceData:
         """The ``mapping`` mode: rows as ``{header: cell}`` through the shared field mapping."""
@@ -363,10 +371,19 @@ class CsvConnector:
 
     def _table(self, path: Path, option: str, columns: dict[str, bool]) -> _Table:
         header, rows = self._rows(path, option)
+        if option == "employees":  # custom.<attribute> columns go last (orgsync.custom_attrs)
+            columns = {**columns, **dict.fromkeys(
+                (n for h in header if (n := h.strip().lstrip("\ufeff")).startswith(CUSTOM)),
+                False)}
         rename = self.columns.get(option, {})
         delimiter = "," if self.delimiter == "auto" else self.delimiter
         index = _column_index(path, header, columns, rename, delimiter)
         return _Table(path.name, list(columns), index, len(header), rows)
+
+
+def _custom(table: _Table) -> tuple[str, ...]:
+    """The custom attributes the employees table has a ``custom.<name>`` column for."""
+    return tuple(c.removeprefix(CUSTOM) for c in table.columns if c.startswith(CUSTOM))
 
 
 @dataclass(frozen=True)
@@ -511,9 +528,11 @@ def _order(raw: str | None, field_name: str, problems: _Problems) -> int | None:
     return None
 
 
-def _employee(row: _Values, key: str, problems: _Problems, region: str = "CN") -> Employee:
-    """One row of EMPLOYEE_COLUMNS (the first values of a row); ``region`` reads
-    mobiles written without a country code."""
+def _employee(row: _Values, key: str, problems: _Problems, region: str = "CN",
+              custom: tuple[str, ...] = ()) -> Employee:
+    """One row of EMPLOYEE_COLUMNS (the first values of a row), then the ``custom``
+    attributes' cells (their names); ``region`` reads mobiles written without a country
+    code."""
     (_, name, en_name, email, mobile, depts, manager, job_title, raw_type, raw_date, city,
      raw_status, number) = row[:_BASE_EMPLOYEE_COLUMNS]
     etype = _REGULAR
@@ -568,6 +587,10 @@ def _employee(row: _Values, key: str, problems: _Problems, region: str = "CN") -
             if value is not None and _mangled(value):
                 problems.append((field_name, _excel_problem(value)))
     profile = _profile(row, problems)
+    if custom:
+        values = {n: v for n, v in zip(custom, row[_PLAIN_WIDTH:], strict=False) if v}
+        if values:
+            profile[CUSTOM_ATTRS] = values
     return Employee(key=key, name=name or "", department_keys=dept_keys, en_name=en_name,
                     email=email, mobile=mobile, manager_key=manager, job_title=job_title,
                     employee_no=number, employee_type=etype, join_date=joined, city=city,
@@ -616,7 +639,8 @@ _Claim = tuple[str, str, bool, int | None]
 
 
 def _path_employee(separator: str, coded: bool, region: str, chains: list[list[Level]],
-                   claims: list[_Claim]) -> Callable[[_Values, str, _Problems], Employee]:
+                   claims: list[_Claim], custom: tuple[str, ...] = ()
+                   ) -> Callable[[_Values, str, _Problems], Employee]:
     """``_employee`` for files whose ``department_path`` column (and ``department_code``
     when ``coded``) replaces ``department_ids``: a row of PATH_EMPLOYEE_COLUMNS, whose
     last four values are the path, the codes, the leader flag and the order.
@@ -627,7 +651,7 @@ def _path_employee(separator: str, coded: bool, region: str, chains: list[list[L
     ids = list(PATH_EMPLOYEE_COLUMNS).index("department_ids")
 
     def parse(row: _Values, key: str, problems: _Problems) -> Employee:
-        path, codes, raw_flag, raw_order = row[-4:]
+        path, codes, raw_flag, raw_order = row[_PLAIN_WIDTH:_PLAIN_WIDTH + 4]
         try:
             levels = _levels(path, codes, coded, separator)
         except MappingProblem as exc:
@@ -645,7 +669,8 @@ def _path_employee(separator: str, coded: bool, region: str, chains: list[list[L
         if levels and levels[0] and (leads or order is not None):
             claims.append((levels[0][-1][0], key, leads, order))
         keys = ";".join(c[-1][0] for c in levels if c)
-        return _employee([*row[:ids], keys or None, *row[ids + 1:]], key, problems, region)
+        return _employee([*row[:ids], keys or None, *row[ids + 1:_PLAIN_WIDTH],
+                          *row[_PLAIN_WIDTH + 4:]], key, problems, region, custom)
 
     return parse
 

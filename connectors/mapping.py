@@ -53,20 +53,26 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from connectors.contact import EXCEL_NUMBER, ContactProblem, normalize_email, normalize_mobile
+from orgsync.custom_attrs import CUSTOM_ATTRS
 from orgsync.errors import ConfigError
-from orgsync.feishu.schema import PROFILE, PROFILE_NAMES
+from orgsync.feishu.schema import CATALOG_CODES, CODE_PARSE, PROFILE, PROFILE_NAMES
 from orgsync.identity import Identity
 from orgsync.model import NO_PROFILE, Department, Employee, EmployeeType, Status
 from orgsync.options import did_you_mean
 from orgsync.source import EntityKind, Issue
 
+# The stable codes of job levels / families ride in the profile too (never sent: see
+# orgsync.catalogs), so a rule for job_level_code makes renames patches of the entry.
+_PROFILE_KEYS = (*(n for n in PROFILE_NAMES if n != CUSTOM_ATTRS), *CATALOG_CODES.values())
+_CUSTOM = f"{CUSTOM_ATTRS}."  # a rule target custom_attrs.<name>: a custom attribute
 EMPLOYEE_FIELDS = (*(f.name for f in dataclasses.fields(Employee) if f.name != "profile"),
-                   *PROFILE_NAMES)
+                   *_PROFILE_KEYS)
 DEPARTMENT_FIELDS = tuple(f.name for f in dataclasses.fields(Department))
 _KEY_LISTS = frozenset(("department_keys", "deputy_leader_keys", "hrbp_keys",
                         "dotted_line_manager_keys"))
-_BASE_EMPLOYEE_FIELDS = tuple(f for f in EMPLOYEE_FIELDS if f not in PROFILE_NAMES)
-_PROFILE_PARSERS = {f.name: f.parse for f in PROFILE if f.parse is not None}
+_BASE_EMPLOYEE_FIELDS = tuple(f for f in EMPLOYEE_FIELDS if f not in _PROFILE_KEYS)
+_PROFILE_PARSERS = {**{f.name: f.parse for f in PROFILE if f.parse is not None},
+                    **dict.fromkeys(CATALOG_CODES.values(), CODE_PARSE)}
 _ID_FIELDS = frozenset({"key", "employee_no", "mobile", "manager_key", "parent_key", "leader_key",
                         "department_keys", "deputy_leader_keys", "hrbp_keys",
                         "dotted_line_manager_keys"})
@@ -558,7 +564,7 @@ def parse_rules(spec: Any, *, entity: EntityKind, base: Mapping[str, FieldRule] 
         raise ConfigError("expected a mapping of canonical field → source", file=file, key=key,
                           remedy="e.g. name: displayName")
     for name, rule_spec in spec.items():
-        if name not in fields:
+        if name not in fields and not (entity == "employee" and _custom_name(str(name))):
             raise ConfigError("unknown canonical field", file=file, key=f"{key}.{name}",
                               remedy=did_you_mean(str(name), fields)
                               or f"known: {', '.join(fields)}")
@@ -676,16 +682,27 @@ def _known(values: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, Any]
 
 
 def employee_from(values: Mapping[str, Any], key: str) -> Employee:
-    """An :class:`Employee` from coerced values (missing values take the model's defaults)."""
+    """An :class:`Employee` from coerced values (missing values take the model's defaults);
+    ``custom_attrs.<name>`` values go into the profile's custom attributes by name."""
+    profile = _known(values, _PROFILE_KEYS)
+    custom = {n: v for f, v in values.items() if v and (n := _custom_name(f))}
+    if custom:
+        profile[CUSTOM_ATTRS] = custom
     return Employee(**{**_known(values, _BASE_EMPLOYEE_FIELDS), "key": key,
                        "name": values.get("name") or "",
                        "department_keys": tuple(values.get("department_keys") or ()),
-                       "profile": _known(values, PROFILE_NAMES) or NO_PROFILE})
+                       "profile": profile or NO_PROFILE})
+
+
+def _custom_name(target: str) -> str:
+    """The attribute a ``custom_attrs.<name>`` rule target names ("" for other targets)."""
+    return target.removeprefix(_CUSTOM) if target.startswith(_CUSTOM) else ""
 
 
 def profile_fields(rules: Mapping[str, FieldRule]) -> frozenset[str]:
     """The profile fields a mapping provides (a rule each): the ones orgsync manages."""
-    return frozenset(PROFILE_NAMES).intersection(rules)
+    given = frozenset(PROFILE_NAMES).intersection(rules)
+    return given | {CUSTOM_ATTRS} if any(_custom_name(r) for r in rules) else given
 
 
 def department_from(values: Mapping[str, Any], key: str) -> Department:

@@ -11,7 +11,11 @@ shows it as ``(new job_level P9)``); otherwise everyone naming it is held with t
 and the remedy, and left as they are. Creating is idempotent by name: a create that finds
 the name taken (an earlier run died after creating it) lists the catalog again.
 
-Entries are matched by exact name; renames in HR are new names (the old entry stays).
+Entries are matched by exact name. A job level or family HR also names by a stable code
+(``job_level_code`` / ``job_family_code``) is the same entry under a new name: the ledger
+remembers code → id, and a new name under a known code renames that entry (PUT, by
+``apply``; a dry run shows the new name on the same id) instead of creating one. A code
+given with two names in one read is ambiguous: reported, and nothing renamed by it.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Protocol
 import structlog
 
 from orgsync.errors import FeishuError
-from orgsync.feishu.schema import CATALOG_FIELDS
+from orgsync.feishu.schema import CATALOG_CODES, CATALOG_FIELDS
 from orgsync.ledger import Ledger
 from orgsync.source import Issue, SourceData
 from orgsync.state import DirectoryState
@@ -43,6 +47,7 @@ class CatalogAPI(Protocol):
 
     async def job_catalog(self, kind: str) -> dict[str, str]: ...
     async def create_job_catalog_entry(self, kind: str, name: str) -> str: ...
+    async def rename_job_catalog_entry(self, kind: str, entry_id: str, name: str) -> None: ...
 
 
 async def resolve(raw: SourceData, client: CatalogAPI, ledger: Ledger, *,
@@ -67,6 +72,9 @@ async def resolve(raw: SourceData, client: CatalogAPI, ledger: Ledger, *,
             known = await client.job_catalog(catalog)
             ledger.set_meta(f"catalog.{catalog}", json.dumps(known, ensure_ascii=False))
         what, option, zh = _WHAT[catalog]
+        codes = _codes(raw, field_name, catalog, issues)
+        if codes:
+            await _rename(client, ledger, catalog, codes, known, apply=apply)
         for name in sorted(users.keys() - known.keys()):
             if catalog not in create:
                 for key in users[name]:
@@ -80,7 +88,61 @@ async def resolve(raw: SourceData, client: CatalogAPI, ledger: Ledger, *,
             else:
                 known[name] = f"(new {catalog} {name})"
         catalogs[catalog] = {n: known[n] for n in users if n in known}
+        if codes and apply:
+            _remember(ledger, catalog, codes, known)
     return replace(raw, catalogs=catalogs, issues=issues, held_employees=held)
+
+
+def _codes(raw: SourceData, field_name: str, catalog: str, issues: list[Issue]) -> dict[str, str]:
+    """The source's stable codes of ``catalog`` → the one name each goes with (a code
+    given with two names is reported, once per code, and left out)."""
+    code_key = CATALOG_CODES.get(field_name)
+    if code_key is None:
+        return {}
+    names: dict[str, set[str]] = {}
+    first: dict[str, str] = {}
+    for key, e in raw.snapshot.employees.items():
+        code, name = e.profile.get(code_key), e.profile.get(field_name)
+        if code and name:
+            names.setdefault(code, set()).add(name)
+            first.setdefault(code, key)
+    what = _WHAT[catalog][0]
+    for code in sorted(c for c, n in names.items() if len(n) > 1):
+        issues.append(Issue(
+            "employee", first[code], code_key,
+            f"{what} code '{code}' goes with several names ({', '.join(sorted(names[code]))}): "
+            "give each code one name; nothing is renamed by it", "warning",
+            raw.where("employee", first[code])))
+    return {c: next(iter(n)) for c, n in names.items() if len(n) == 1}
+
+
+async def _rename(client: CatalogAPI, ledger: Ledger, catalog: str, codes: dict[str, str],
+                  known: dict[str, str], *, apply: bool) -> None:
+    """Entries whose remembered code now goes with a name the tenant lacks: renamed
+    (``apply``) or shown under the new name (``known`` updated either way)."""
+    ids: dict[str, str] = json.loads(ledger.get_meta(f"catalog_codes.{catalog}") or "{}")
+    names = {i: n for n, i in known.items()}
+    for code, name in sorted(codes.items()):
+        entry = ids.get(code)
+        old = names.get(entry) if entry else None
+        if entry is None or old is None or name in known:
+            continue
+        if apply:
+            await client.rename_job_catalog_entry(catalog, entry, name)
+            log.info("catalog.renamed", catalog=catalog, code=code, old=old, name=name, id=entry)
+        del known[old]
+        known[name], names[entry] = entry, name
+        if apply:
+            ledger.set_meta(f"catalog.{catalog}", json.dumps(known, ensure_ascii=False))
+
+
+def _remember(ledger: Ledger, catalog: str, codes: dict[str, str], known: dict[str, str]) -> None:
+    """Record code → entry id for the codes whose name the tenant now has."""
+    key = f"catalog_codes.{catalog}"
+    ids: dict[str, str] = json.loads(ledger.get_meta(key) or "{}")
+    found = {c: known[n] for c, n in codes.items() if n in known}
+    if any(ids.get(c) != i for c, i in found.items()):
+        ledger.set_meta(key, json.dumps({**ids, **found}, ensure_ascii=False))
 
 
 async def _create(client: CatalogAPI, ledger: Ledger, catalog: str, name: str,

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from orgsync.custom_attrs import CUSTOM_ATTRS
+from orgsync.custom_attrs import changes as nested_changes
 from orgsync.feishu import schema
 from orgsync.feishu.schema import KEEP_WHEN_UNSET, PROFILE_VALUES, ROOT, USER_VALUE_FIELDS
 from orgsync.identity import feishu_department_id, feishu_user_id
@@ -581,7 +583,8 @@ def _plan_users(b: _Builder) -> None:
                                            [b.dept_fid(dk) for dk in e.department_keys],
                                            user_id=None if adopt else fid,
                                            catalogs=b.desired.catalogs,
-                                           manager_id=b.user_fid(manager) if manager else None)
+                                           manager_id=b.user_fid(manager) if manager else None,
+                                           attrs=b.desired.custom_attrs)
             kind = OpKind.USER_ADOPT if adopt else OpKind.USER_CREATE
             had = b.policy.adopt[key] if adopt else fid
             b.add(Operation(op_id(kind, key), kind, key, had, body,
@@ -615,8 +618,8 @@ def _plan_users(b: _Builder) -> None:
                     else OpKind.USER_UPDATE
                 body = schema.user_patch_body(new_fields, changed, [
                     b.dept_fid(dk) for dk in e.department_keys] if kind is OpKind.USER_MOVE else None,
-                    b.desired.catalogs)
-                changes = tuple(FieldChange(f, old_fields.get(f), new_fields.get(f)) for f in changed)
+                    b.desired.catalogs, b.desired.custom_attrs)
+                changes = _field_changes(changed, old_fields, new_fields)
                 reason = _because(b, "user", key, changes, new_fields,
                                   "moved departments" if "department_keys" in changed
                                   else "changed in source")
@@ -872,7 +875,8 @@ def _plan_rehire(b: _Builder, e: Employee, gone: MirrorUser) -> None:
     b.add(Operation(res, OpKind.USER_RESURRECT, key, fid,
                     {**schema.resurrect_body(depts),
                      "create_instead": schema.user_create_body(e.fields(), depts, user_id=fid,
-                                                               catalogs=b.desired.catalogs)},
+                                                               catalogs=b.desired.catalogs,
+                                           attrs=b.desired.custom_attrs)},
                     (FieldChange("status", "deleted", "active"),),
                     f"rehired (left {gone.deleted_at:%Y-%m-%d})" if gone.deleted_at else "rehired",
                     tuple(dept_deps), {"department_keys": list(e.department_keys),
@@ -881,9 +885,10 @@ def _plan_rehire(b: _Builder, e: Employee, gone: MirrorUser) -> None:
     new_fields = e.fields()
     changed = [f for f in _compared(b) if _differs(f, old_fields.get(f), new_fields.get(f))]
     if changed:
-        body = schema.user_patch_body(new_fields, changed, catalogs=b.desired.catalogs)
+        body = schema.user_patch_body(new_fields, changed, catalogs=b.desired.catalogs,
+                                           attrs=b.desired.custom_attrs)
         b.add(Operation(op_id(OpKind.USER_UPDATE, key), OpKind.USER_UPDATE, key, fid, body,
-                        tuple(FieldChange(f, old_fields.get(f), new_fields.get(f)) for f in changed),
+                        _field_changes(changed, old_fields, new_fields),
                         "changed since they left", (res,), {f: new_fields.get(f) for f in changed},
                         e.name))
     if e.manager_key:
@@ -991,6 +996,20 @@ def _without_protected(desired: SourceData, policy: DiffPolicy, notes: list[str]
 
 
 # -------------------------------------------------------------------- helpers
+
+
+def _field_changes(changed: Iterable[str], old: Mapping[str, Any],
+                   new: Mapping[str, Any]) -> tuple[FieldChange, ...]:
+    """The changes of ``changed`` fields; a nested value (the custom attributes) as one
+    change per attribute (or part of one) that differs, ``custom_attrs.<name>``."""
+    found: list[FieldChange] = []
+    for f in changed:
+        if f == CUSTOM_ATTRS:
+            found.extend(FieldChange(f"{f}.{path}", was, now)
+                         for path, was, now in nested_changes(old.get(f), new.get(f)))
+        else:
+            found.append(FieldChange(f, old.get(f), new.get(f)))
+    return tuple(found)
 
 
 def _because(b: _Builder, entity: Literal["department", "user"], key: str,

@@ -28,7 +28,7 @@ from typing import TypeVar
 import structlog
 
 from connectors.registry import build_connector
-from orgsync import catalogs, gcpause, notify
+from orgsync import catalogs, custom_attrs, gcpause, notify
 from orgsync.config import Config
 from orgsync.diff import DiffPolicy, diff, not_created_yet
 from orgsync.errors import (
@@ -420,6 +420,7 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
         c for c, allowed in (("job_level", config.sync.create_job_levels),
                              ("job_family", config.sync.create_job_families),
                              ("employee_type", config.sync.create_employee_types)) if allowed))
+    raw = await custom_attrs.resolve(raw, client, ledger)
     takeover: Takeover | None = None
     applied: DirectoryState | None = None  # on a full read: what orgsync applied
     if full:
@@ -428,7 +429,7 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
         state = await live_state(client, ledger, mirror, compare_all=not rebuild_mirror,
                                  unmanaged=_unmanaged(data)) \
             if mirror.departments or mirror.users else DirectoryState(released=mirror.released)
-        state = catalogs.named(state, ledger)
+        state = custom_attrs.named(catalogs.named(state, ledger), raw.custom_attrs)
         applied = mirror
         if rebuild_mirror:
             ledger.replace_mirror(state)

@@ -15,10 +15,13 @@ what happened to the record:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from orgsync.identity import Identity
 from orgsync.model import Snapshot
+
+if TYPE_CHECKING:
+    from orgsync.custom_attrs import Attribute
 
 EntityKind = Literal["department", "employee", "group"]
 Severity = Literal["error", "warning"]
@@ -119,6 +122,8 @@ class SourceData:
     # Source groups (LDAP group objects, SCIM /Groups) by name: the keys of the people in
     # each, nested groups flattened (``groups.define.*.members: {source_group: …}``).
     groups: dict[str, frozenset[str]] = field(default_factory=dict)
+    # The tenant's custom attributes by name (orgsync.custom_attrs), for the plan's bodies.
+    custom_attrs: dict[str, Attribute] = field(default_factory=dict)
 
     def where(self, entity: EntityKind, key: str | None) -> str | None:
         """The source position of a record, or ``None``."""

@@ -126,6 +126,7 @@ def validate(data: SourceData, *, applied: AbstractSet[str] = frozenset()) -> So
         profile_fields=data.profile_fields,
         catalogs=data.catalogs,
         groups=data.groups,
+        custom_attrs=data.custom_attrs,
     )
 
 

@@ -455,3 +455,45 @@ def test_user_order_in_the_primary_department(fast_sandbox: SandboxServer,
     assert run(cfg, ledger).plan.empty
     assert asyncio.run(run_once(cfg, ledger, apply=True, full=True)).plan.empty
     assert writes(sb, before) == []
+
+
+def test_a_level_renamed_in_hr_under_its_code_renames_the_entry(fast_sandbox: SandboxServer,
+                                                                 tmp_path: Path) -> None:
+    """With job_level_code / job_family_code, a new name under a known code is a rename of
+    that entry (its holders keep pointing at it), not a new entry; then nothing is written."""
+    sb = fast_sandbox
+    sb.configure(app_id="cli_profile_codes")
+    src = tmp_path / "src"
+
+    def week(level: str, family: str) -> None:
+        write_jobs(src, {"E1": (level, family), "E2": (level, family)})
+        lines = (src / "employees.csv").read_text(encoding="utf-8").splitlines()
+        out = [lines[0] + ",job_level_code,job_family_code"]
+        out += [line + (",L7,F1" if line.split(",")[0] in ("E1", "E2") else ",,")
+                for line in lines[1:]]
+        (src / "employees.csv").write_text("\n".join(out) + "\n", encoding="utf-8")
+
+    week("P7", "研发")
+    cfg = config(sb, src, tmp_path / "l.db",
+                 sync={"create_job_levels": True, "create_job_families": True})
+    ledger = Ledger(cfg.ledger.url)
+    assert run(cfg, ledger).exit_code == 0
+    level_ids = set(sb.tenant.catalogs["job_level"])
+    family_ids = set(sb.tenant.catalogs["job_family"])
+
+    week("P7 资深", "研发与工程")
+    dry = asyncio.run(run_once(cfg, ledger, apply=False))
+    assert sorted(e["name"] for e in sb.tenant.catalogs["job_level"].values()) == ["P7"]
+    assert {op.key for op in dry.plan.operations} <= {"E1", "E2"}
+    out = run(cfg, ledger)
+    assert out.exit_code == 0
+    assert set(sb.tenant.catalogs["job_level"]) == level_ids
+    assert set(sb.tenant.catalogs["job_family"]) == family_ids
+    assert [e["name"] for e in sb.tenant.catalogs["job_level"].values()] == ["P7 资深"]
+    assert [e["name"] for e in sb.tenant.catalogs["job_family"].values()] == ["研发与工程"]
+    assert jobs_in_feishu(sb) == {"E1": ("P7 资深", "研发与工程"), "E2": ("P7 资深", "研发与工程"),
+                                  "E3": ("", "")}
+    before = len(sb.requests())
+    assert run(cfg, ledger).plan.empty
+    assert writes(sb, before) == []
+    assert asyncio.run(run_once(cfg, ledger, apply=True, full=True)).plan.empty

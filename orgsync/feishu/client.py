@@ -596,6 +596,18 @@ class FeishuClient:
         await self._call(ep.TIMEOFF_DELETE, path={"timeoff_event_id": event_id},
                          done_codes=frozenset({TIMEOFF_BAD_PARAMS}))
 
+    async def rename_job_catalog_entry(self, kind: str, entry_id: str, name: str) -> None:
+        """Rename the ``kind`` catalog's entry ``entry_id`` (job levels and families: PUT,
+        omitted fields unchanged, §5.2, §5.3); the users pointing at it keep pointing."""
+        c = ep.CATALOGS[kind]
+        assert c.update is not None, kind
+        await self._call(c.update, path={c.id_key: entry_id}, body={"name": name})
+
+    async def custom_attributes(self) -> list[dict[str, Any]]:
+        """The tenant's custom profile attributes opened to the API, as listed (§6): see
+        :func:`orgsync.custom_attrs.definitions`."""
+        return [e async for e in self._pages(ep.CUSTOM_ATTR_LIST, params={"page_size": "100"})]
+
     # ------------------------------------------------------------- app introspection
 
     async def contact_scope(self) -> tuple[list[str], list[str]]:

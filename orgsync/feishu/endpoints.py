@@ -75,13 +75,19 @@ USER_BATCH_GET_ID = Endpoint("POST", "/open-apis/contact/v3/users/batch_get_id")
 JOB_CATALOG_LIMIT = (Limit(10, 1.0),)
 JOB_LEVEL_LIST = Endpoint("GET", "/open-apis/contact/v3/job_levels", JOB_CATALOG_LIMIT)
 JOB_LEVEL_CREATE = Endpoint("POST", "/open-apis/contact/v3/job_levels", JOB_CATALOG_LIMIT)
+JOB_LEVEL_UPDATE = Endpoint("PUT", "/open-apis/contact/v3/job_levels/:job_level_id", JOB_CATALOG_LIMIT)
 JOB_FAMILY_LIST = Endpoint("GET", "/open-apis/contact/v3/job_families", JOB_CATALOG_LIMIT)
+JOB_FAMILY_UPDATE = Endpoint("PUT", "/open-apis/contact/v3/job_families/:job_family_id", JOB_CATALOG_LIMIT)
 JOB_FAMILY_CREATE = Endpoint("POST", "/open-apis/contact/v3/job_families", JOB_CATALOG_LIMIT)
 # Custom employee types (feishu-api-more.md §5.1, /document/server-docs/contact-v3/
 # employee_type_enum/*): list is 特殊频控 (unpublished: paced as tier 4), create 20/s.
 EMPLOYEE_TYPE_LIST = Endpoint("GET", "/open-apis/contact/v3/employee_type_enums")
 EMPLOYEE_TYPE_CREATE = Endpoint("POST", "/open-apis/contact/v3/employee_type_enums",
                                 (Limit(20, 1.0),))
+
+# The tenant's custom profile attributes opened to the API (feishu-api-more.md §6,
+# /document/server-docs/contact-v3/custom_attr/list): standard limit, page_size ≤ 100.
+CUSTOM_ATTR_LIST = Endpoint("GET", "/open-apis/contact/v3/custom_attrs")
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,7 @@ class Catalog:
     response: str  # the create response's object
     name_key: str
     id_key: str
+    update: Endpoint | None = None  # PUT :id, omitted fields unchanged (renames by code)
 
     def body(self, name: str) -> dict[str, object]:
         """A create body: an enabled entry named ``name``."""
@@ -112,9 +119,9 @@ class Catalog:
 
 CATALOGS: dict[str, Catalog] = {
     "job_level": Catalog(JOB_LEVEL_LIST, JOB_LEVEL_CREATE, "50", "job_level", "name",
-                         "job_level_id"),
+                         "job_level_id", JOB_LEVEL_UPDATE),
     "job_family": Catalog(JOB_FAMILY_LIST, JOB_FAMILY_CREATE, "50", "job_family", "name",
-                          "job_family_id"),
+                          "job_family_id", JOB_FAMILY_UPDATE),
     # A user's employee_type is the enum_value, a string numbered in sequence (§1.13).
     "employee_type": Catalog(EMPLOYEE_TYPE_LIST, EMPLOYEE_TYPE_CREATE, "100",
                              "employee_type_enum", "content", "enum_value"),

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from typing import Any, Final, Literal
 
+from orgsync.custom_attrs import CUSTOM_ATTRS, Attribute
+from orgsync.custom_attrs import to_wire as _attrs_to_wire
 from orgsync.model import NO_PROFILE, Department, Employee, EmployeeType
 
 
@@ -235,6 +237,12 @@ def _primary_user_order(value: Any) -> int | None:
     return None
 
 
+def _elements(value: Any) -> list[Any] | None:
+    """``custom_attrs`` as read: the elements (canonical once ``custom_attrs.named`` ran)."""
+    return [e for e in value if isinstance(e, Mapping)] or None if isinstance(value, list) \
+        else None
+
+
 def _gender_from_wire(value: Any) -> int | None:
     return int(value) or None if value not in (None, "") else None
 
@@ -312,6 +320,12 @@ PROFILE: Final = (
     FeishuField("dotted_line_manager_keys", "dotted_line_leader_user_ids",
                 _UR["dotted_line_leader_user_ids"], clear=[], link="user", parse=_key_list,
                 column="dotted_line_manager_ids"),
+    # The tenant's custom attributes (§6) as attribute name → value, from custom.<name>
+    # columns; checked per type and sent as elements by orgsync.custom_attrs (a read keeps
+    # the elements until custom_attrs.named). An empty cell leaves that attribute as it
+    # is: whether and how Feishu clears one is UNCONFIRMED (§1.5).
+    FeishuField(CUSTOM_ATTRS, "custom_attrs", _UR["custom_attrs"], clear=KEEP,
+                from_wire=_elements, column="custom.<name>"),
 )
 """The optional profile fields (:attr:`~orgsync.model.Employee.profile`), one row each.
 
@@ -326,6 +340,14 @@ PROFILE_VALUES: Final = tuple(f.name for f in PROFILE if f.link is None)
 
 CATALOG_FIELDS: Final = {f.name: f.catalog for f in PROFILE if f.catalog}
 """Profile fields whose value names a tenant catalog entry → the catalog."""
+
+CATALOG_CODES: Final = {"job_level": "job_level_code", "job_family": "job_family_code"}
+"""Profile fields whose catalog entry HR may also name by a stable code → the code's
+column (optional; kept in :attr:`~orgsync.model.Employee.profile`, never sent): a new name
+under a known code renames the entry (``orgsync.catalogs``), it is not a new entry."""
+
+CODE_PARSE: Final = _text_of(255)
+"""A catalog code cell: text of at most 255 characters (orgsync's own limit)."""
 
 Catalogs = Mapping[str, Mapping[str, str]]
 """Catalog (``job_level``) → entry name → Feishu id."""
@@ -379,6 +401,7 @@ _USER_READS = tuple((f.name, f.wire, f.from_wire or _optional) for f in USER if 
 _PROFILE_READS = tuple((f.name, f.wire, f.from_wire or _optional) for f in PROFILE
                        if f.link is None)
 _DOTTED = _U["dotted_line_manager_keys"]
+_CUSTOM = _U[CUSTOM_ATTRS].wire
 _USER_ORDER = "user_order"
 _DEPARTMENT_READS = tuple((f.name, f.wire, f.from_wire or _optional) for f in DEPARTMENT
                           if f.link is None)
@@ -427,9 +450,18 @@ def _with_ids(body: dict[str, Any], fields: Mapping[str, Any],
     return body
 
 
+def _with_attrs(body: dict[str, Any], fields: Mapping[str, Any],
+                attrs: Mapping[str, Attribute] | None) -> dict[str, Any]:
+    """``body`` with the custom attributes (by name) as Feishu's elements (§6)."""
+    if _CUSTOM in body:
+        body[_CUSTOM] = _attrs_to_wire(fields[CUSTOM_ATTRS], attrs or {})
+    return body
+
+
 def user_create_body(fields: Mapping[str, Any], department_ids: list[str], *,
                      user_id: str | None, manager_id: str | None = None,
-                     catalogs: Catalogs | None = None) -> dict[str, Any]:
+                     catalogs: Catalogs | None = None,
+                     attrs: Mapping[str, Attribute] | None = None) -> dict[str, Any]:
     """A user create (or adoption PATCH, ``user_id`` None) body from ``Employee.fields()``.
 
     Carries the values the source has, the departments and, when ``manager_id`` (the
@@ -451,6 +483,7 @@ def user_create_body(fields: Mapping[str, Any], department_ids: list[str], *,
         if v is None or v == "":
             continue
         body[wire] = v if to_wire is None else to_wire(v)
+    _with_attrs(body, fields, attrs)
     return _with_ids(body, fields, catalogs) if catalogs else body
 
 
@@ -461,7 +494,8 @@ def without_manager(body: Mapping[str, Any]) -> dict[str, Any]:
 
 def user_patch_body(fields: Mapping[str, Any], changed: Iterable[str],
                     department_ids: list[str] | None = None,
-                    catalogs: Catalogs | None = None) -> dict[str, Any]:
+                    catalogs: Catalogs | None = None,
+                    attrs: Mapping[str, Attribute] | None = None) -> dict[str, Any]:
     """A user PATCH body for the ``changed`` fields of ``Employee.fields()``.
 
     ``changed`` holds value fields and possibly ``department_keys`` (then
@@ -479,6 +513,7 @@ def user_patch_body(fields: Mapping[str, Any], changed: Iterable[str],
             continue
         f = _U[name]
         body[f.wire] = _send(f, fields.get(name))
+    _with_attrs(body, fields, attrs)
     return _with_ids(body, fields, catalogs) if catalogs else body
 
 

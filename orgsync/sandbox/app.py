@@ -181,6 +181,10 @@ class Sandbox:
                 if not isinstance(value, bool):
                     raise ValueError(f"knob {name} must be a boolean")
                 coerced[name] = value
+            elif kind.startswith("list[dict"):
+                if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                    raise ValueError(f"knob {name} must be a list of objects")
+                coerced[name] = [dict(v) for v in value]
             elif kind.startswith("list"):
                 if isinstance(value, str):  # "a b,c": names separated by spaces or commas
                     value = value.replace(",", " ").split()
@@ -387,6 +391,8 @@ ROUTES: list[tuple[str, dict[str, ApiRoute]]] = [
         "POST": ApiRoute(lambda t, c: t.create_employee_type(c.json_body()),
                          EMPLOYEE_TYPE_CREATE)}),
     *_GROUP_ROUTES,
+    ("/open-apis/contact/v3/custom_attrs", {"GET": ApiRoute(
+        lambda t, c: t.list_custom_attrs(c.q("page_size"), c.q("page_token")))}),
     ("/open-apis/im/v1/messages", {"POST": ApiRoute(_send_message)}),
     ("/open-apis/im/v1/chats", {"POST": ApiRoute(lambda t, c: t.create_chat(
         c.json_body(optional=True), c.ids, c.q("uuid")))}),
@@ -471,7 +477,10 @@ class OpenApi:
             # The knob is read again while waiting: lowering it releases the calls already
             # held (a test holds a run open exactly as long as it needs, then lets it go).
             arrived = time.monotonic()
-            while (left := config.latency_ms / 1000 - (time.monotonic() - arrived)) > 0:
+            for _ in itertools.count():  # polls the knob: an Event would need every setter
+                left = config.latency_ms / 1000 - (time.monotonic() - arrived)
+                if left <= 0:
+                    break
                 await asyncio.sleep(min(left, 0.05))
 
         fault: str | None = None

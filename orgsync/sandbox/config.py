@@ -57,6 +57,11 @@ class SandboxConfig:
     im_throttled: bool = False            # every message send answers 230020
     bot_enabled: bool = True              # False: time-off calls answer 190007 (§8.1)
     custom_employee_types: list[str] | None = None  # active custom enum_values ("6", …)
+    # The tenant's custom profile attributes (feishu-api-more.md §6) as GET custom_attrs
+    # lists them ({"id": "C-…", "type": "TEXT", "options": {…}, "i18n_name": […]}); one with
+    # "api_enabled": false is defined but not opened to the API: not listed, and a user
+    # write naming it has no effect (as the list page says); an id not defined is 41045.
+    custom_attrs: list[dict[str, Any]] | None = None
     people_sourced: list[str] | None = None  # user/department ids Feishu People owns: PATCH
                                              # answers 44053 (user) / 43031 (department)
 

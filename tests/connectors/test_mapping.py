@@ -12,10 +12,12 @@ from connectors.mapping import (
     Mapped,
     MappingProblem,
     collect,
+    employee_from,
     map_record,
     normalize_mobile,
     parse_date,
     parse_rule,
+    profile_fields,
     rules,
 )
 from connectors.source_options import deep_merge, merge_preset
@@ -207,3 +209,24 @@ class TestCollect:
             "a": {"x": 1, "y": None}, "departments": {"from": "ou", "key": "entryUUID"}}
         assert merge_preset(preset, {"departments": {"from": "attribute", "field": "d"}})[
             "departments"] == {"from": "attribute", "field": "d"}
+
+
+def test_job_level_and_family_codes_ride_in_the_profile() -> None:
+    """Rules for job_level_code / job_family_code (LDAP, HRIS, mapped CSV) give the stable
+    codes orgsync.catalogs renames entries by."""
+    table = rules({"key": "k", "job_level": "lv", "job_level_code": "lc",
+                   "job_family_code": "fc"}, "employee")
+    mapped = map_record({"k": "E1", "lv": "P7 资深", "lc": " L7 ", "fc": "F1"}, table)
+    assert employee_from(mapped.values, "E1").profile == {
+        "job_level": "P7 资深", "job_level_code": "L7", "job_family_code": "F1"}
+
+
+def test_custom_attribute_rules_fill_the_profile_by_name() -> None:
+    """Rules custom_attrs.<name> (LDAP, HRIS, mapped CSV) give the custom attributes'
+    values by attribute name, and make orgsync manage them."""
+    table = rules({"key": "k", "custom_attrs.工位电话": "ext", "custom_attrs.主页": "home"},
+                  "employee")
+    mapped = map_record({"k": "E1", "ext": " 8012 ", "home": ""}, table)
+    assert employee_from(mapped.values, "E1").profile == {"custom_attrs": {"工位电话": "8012"}}
+    assert profile_fields(table) == {"custom_attrs"}
+    assert profile_fields(rules({"key": "k"}, "employee")) == frozenset()

@@ -11,7 +11,8 @@ first), create with ``content`` 1–100, ``enum_type`` 2 and ``enum_status`` (1 
 2 inactive); the new type's ``enum_value`` is the next number as a string (``"6"`` first);
 at most 255 custom types (42303); duplicate content 42301 (the same numbers mean other
 things for job levels). Create is 20/s; list is 特殊频控 (unpublished: tier 4 stands in).
-What the sandbox does not model: descriptions, i18n names, orders, parent families and
+The tenant's custom profile attributes (``custom_attrs``, §6) are listed here too, from
+the knob of that name. What the sandbox does not model: descriptions, i18n names, orders, parent families and
 deletes (orgsync uses none of them).
 """
 
@@ -45,6 +46,20 @@ FAMILY = Kind("job_family", "job_families", 100, 42404, 42406, 42402, 44045)
 _BUILT_IN_TYPES = ("正式", "实习", "外包", "劳务", "顾问")  # enum_value 1–5, enum_type 1
 
 
+def _numbered_page(items: list[JSON], page_size: str | None, page_token: str | None) -> JSON:
+    """One page of ``items`` where ``page_size`` is 1–100 (default 20; 40011) and the page
+    token is the next offset (40012 when not a number)."""
+    size = page_size or "20"
+    if not size.isdigit() or not 1 <= int(size) <= 100:
+        raise ApiError(40011, "page size invalid")
+    offset = int(page_token or 0) if (page_token or "0").isdigit() else -1
+    if offset < 0:
+        raise ApiError(40012, "page token invalid")
+    more = offset + int(size) < len(items)
+    return page_data(items[offset:offset + int(size)], more,
+                     str(offset + int(size)) if more else None)
+
+
 class JobCatalog(IdIndex):
     """The job level, job family and employee type enum endpoints."""
 
@@ -52,21 +67,20 @@ class JobCatalog(IdIndex):
         """The custom employee types, by ``enum_id``."""
         return self.catalogs.setdefault("employee_type", {})
 
+    def list_custom_attrs(self, page_size: str | None, page_token: str | None) -> JSON:
+        """GET custom_attrs (feishu-api-more.md §6): the ``custom_attrs`` knob's attributes
+        opened to the API (not ``"api_enabled": false``); ``page_size`` 1–100, default 20."""
+        items = [{k: v for k, v in a.items() if k != "api_enabled"}
+                 for a in self.knobs.custom_attrs or () if a.get("api_enabled", True)]
+        return _numbered_page(items, page_size, page_token)
+
     def list_employee_types(self, page_size: str | None, page_token: str | None) -> JSON:
         """GET employee_type_enums: the five built-ins, then the custom ones."""
-        size = page_size or "20"
-        if not size.isdigit() or not 1 <= int(size) <= 100:
-            raise ApiError(40011, "page size invalid")
         built_in: list[JSON] = [
             {"enum_id": f"builtin-{n}", "enum_value": str(n), "content": c, "enum_type": 1,
              "enum_status": 1, "i18n_content": []} for n, c in enumerate(_BUILT_IN_TYPES, 1)]
-        items = [*built_in, *self.employee_type_enums().values()]
-        offset = int(page_token or 0) if (page_token or "0").isdigit() else -1
-        if offset < 0:
-            raise ApiError(40012, "page token invalid")
-        page = items[offset:offset + int(size)]
-        more = offset + int(size) < len(items)
-        return page_data([dict(e) for e in page], more, str(offset + int(size)) if more else None)
+        items = [*built_in, *(dict(e) for e in self.employee_type_enums().values())]
+        return _numbered_page(items, page_size, page_token)
 
     def create_employee_type(self, body: JSON) -> JSON:
         """POST employee_type_enums: ``content`` 1–100 unique (42301), ``enum_type`` 2 (1 is

@@ -204,10 +204,32 @@ class UserFields(JobCatalog):
 
     def _user_custom_attrs(self, body: JSON, ids: IdTypes, current: User | None,
                            changes: JSON) -> None:
-        """``custom_attrs``: kept as sent (the attribute rules, 41044–41048, are not modelled)."""
+        """``custom_attrs`` (feishu-api-more.md §6): each element needs ``type`` and ``id``
+        (41044), an attribute the tenant defines (41045) and a ``value`` (41046); HREF needs
+        ``text`` (41047) and ``url`` (41048). Elements of an attribute not opened to the API
+        have no effect (the list page); the others replace those of the same id (UNCONFIRMED
+        whether Feishu replaces the whole list, §1.5: the sandbox keeps the unnamed ones)."""
         attrs = opt_list(body, "custom_attrs")
-        if attrs is not None:
-            changes["custom_attrs"] = copy.deepcopy(attrs)
+        if attrs is None:
+            return
+        defined = {str(a.get("id")): a for a in self.knobs.custom_attrs or ()}
+        kept = {str(a.get("id")): a for a in (current.custom_attrs if current else ())
+                if isinstance(a, dict)}
+        for a in attrs:
+            if not isinstance(a, dict) or not a.get("type") or not a.get("id"):
+                raise ApiError(41044, "custom attribute type or id missing")
+            if str(a["id"]) not in defined:
+                raise ApiError(41045, "custom attribute id does not exist")
+            value = a.get("value")
+            if not isinstance(value, dict):
+                raise ApiError(41046, "custom attribute value missing")
+            if a["type"] == "HREF" and not value.get("text"):
+                raise ApiError(41047, "HREF text is empty")
+            if a["type"] == "HREF" and not value.get("url"):
+                raise ApiError(41048, "HREF url is empty")
+            if defined[str(a["id"])].get("api_enabled", True):
+                kept[str(a["id"])] = copy.deepcopy(a)
+        changes["custom_attrs"] = list(kept.values())
 
     def _user_departments_and_orders(self, body: JSON, ids: IdTypes, current: User | None,
                                      changes: JSON) -> None:
