@@ -26,11 +26,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from sqlmodel import Session, select
 
+from connectors.hris.leaves import HrisLeaves
 from connectors.leaves import LeaveData, LeaveIssue, read_leaves
 from orgsync.config import Config
 from orgsync.errors import FeishuError, OrgsyncError, PlanHeld, SourceError
@@ -68,12 +69,22 @@ class LeaveOutcome:
         return 6 if self.failed else 0
 
 
-def read_leave_data(config: Config) -> LeaveData:
-    """The leave file (SourceError when it cannot be read or leave sync is off)."""
-    if config.leave.source is None:
+def read_leave_data(config: Config, now: datetime | None = None) -> LeaveData:
+    """The leave records (SourceError when they cannot be read or leave sync is off).
+
+    An HR API is asked for the days from yesterday to a day past the look-ahead window:
+    a day of margin either side, as "today" differs between timezones."""
+    source = config.leave.source
+    if source is None:
         raise SourceError("leave sync is off: add a leave.source section to the config "
                           "(see config/example.yaml)")
-    return read_leaves(config.leave.source)
+    if source.type == "hris":
+        moment = now or datetime.now(UTC)
+        return HrisLeaves.from_config(source.options, base_dir=source.base_dir,
+                                      file=str(source.file)).read(
+            (moment - timedelta(days=1)).date(),
+            (moment + timedelta(days=config.leave.lookahead_days + 1)).date())
+    return read_leaves(source)
 
 
 def managed_people(ledger: Ledger) -> dict[str, Person]:
@@ -94,7 +105,7 @@ def stored_marks(ledger: Ledger) -> dict[str, StoredMark]:
 
 def make_leave_plan(config: Config, ledger: Ledger, now: datetime) -> LeavePlan:
     """Read and plan; SourceError for a failed or implausibly empty leave file."""
-    data = read_leave_data(config)
+    data = read_leave_data(config, now)
     stored = stored_marks(ledger)
     if not data.records and not data.held and any(
             m.ends_at > now for m in stored.values()):
