@@ -27,6 +27,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import structlog
 from sqlmodel import Session, select
@@ -38,6 +39,7 @@ from orgsync.errors import FeishuError, OrgsyncError, PlanHeld, SourceError
 from orgsync.feishu.retry import may_have_applied
 from orgsync.leave_plan import LeavePlan, Person, StoredMark, delete_op, plan_leave
 from orgsync.ledger import Ledger
+from orgsync.notify import LEAVE_KINDS, MessageAPI, NotifyResult, deliver, leave_note
 from orgsync.operations import SPECS, LeaveAPI
 from orgsync.plan import Operation, Plan
 from orgsync.runner import RunOutcome
@@ -60,6 +62,7 @@ class LeaveOutcome:
     done: dict[str, int] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: NotifyResult | None = None
 
     @property
     def exit_code(self) -> int:
@@ -116,7 +119,11 @@ def make_leave_plan(config: Config, ledger: Ledger, now: datetime) -> LeavePlan:
     return plan_leave(config.leave, data, managed_people(ledger), stored, now)
 
 
-async def run_leave(config: Config, ledger: Ledger, client: LeaveAPI, *, apply: bool,
+class LeaveClient(LeaveAPI, MessageAPI, Protocol):
+    """The client of a leave run: time-off events, and IM for the managers' leave notes."""
+
+
+async def run_leave(config: Config, ledger: Ledger, client: LeaveClient, *, apply: bool,
                     approve: bool = False, now: datetime | None = None,
                     concurrency: int | None = None) -> LeaveOutcome:
     """One leave run: plan, and with ``apply`` carry it out (unless held and not approved)."""
@@ -129,7 +136,12 @@ async def run_leave(config: Config, ledger: Ledger, client: LeaveAPI, *, apply: 
             outcome.applied = True
             _forget_lost_creates(ledger, plan, outcome)
             await _apply(ledger, client, plan, outcome, at,
-                         concurrency or config.sync.concurrency)
+                         concurrency or config.sync.concurrency,
+                         note_days=config.notify.leave_note_days if config.notify.enabled
+                         else 0)
+            if config.notify.enabled and config.notify.leave_note_days:
+                outcome.notes = await deliver(config.notify, ledger, client, at,
+                                              kinds=LEAVE_KINDS)
     except BaseException as exc:
         ledger.finish_run(run_id, "failed", error=str(exc) if isinstance(exc, OrgsyncError)
                           else type(exc).__name__)
@@ -157,11 +169,12 @@ def _forget_lost_creates(ledger: Ledger, plan: LeavePlan, outcome: LeaveOutcome)
 
 
 async def _apply(ledger: Ledger, client: LeaveAPI, plan: LeavePlan, outcome: LeaveOutcome,
-                 now: datetime, concurrency: int) -> None:
-    """Deletes (leavers' first) before creates, each stage with ``concurrency`` workers."""
+                 now: datetime, concurrency: int, *, note_days: int = 0) -> None:
+    """Deletes (leavers' first) before creates, each stage with ``concurrency`` workers; a
+    created mark of ``note_days`` days or more (0: none) owes its manager a leave note."""
     async def worker(queue: list[Operation]) -> None:
         while queue:
-            await _one(ledger, client, plan, queue.pop(), outcome, now)
+            await _one(ledger, client, plan, queue.pop(), outcome, now, note_days)
 
     for stage in (plan.deletes, plan.creates):
         queue = list(reversed(stage))
@@ -169,10 +182,10 @@ async def _apply(ledger: Ledger, client: LeaveAPI, plan: LeavePlan, outcome: Lea
 
 
 async def _one(ledger: Ledger, client: LeaveAPI, plan: LeavePlan, op: Operation,
-               outcome: LeaveOutcome, now: datetime) -> None:
+               outcome: LeaveOutcome, now: datetime, note_days: int) -> None:
     spec = SPECS[op.kind]
     create = op.kind.value == "leave.create"
-    journal = _journal(ledger, plan, op, now)
+    journal = _journal(ledger, plan, op, now, note_days)
     ledger.check_fence()
     journal("creating" if create else "deleting", None)
     try:
@@ -194,9 +207,11 @@ async def _one(ledger: Ledger, client: LeaveAPI, plan: LeavePlan, op: Operation,
     outcome.done[op.kind.value] = outcome.done.get(op.kind.value, 0) + 1
 
 
-def _journal(ledger: Ledger, plan: LeavePlan, op: Operation,
-             now: datetime) -> Callable[[str, str | None], None]:
-    """Writes one op's row: ``creating``/``deleting`` before, ``active`` or gone after."""
+def _journal(ledger: Ledger, plan: LeavePlan, op: Operation, now: datetime,
+             note_days: int = 0) -> Callable[[str, str | None], None]:
+    """Writes one op's row: ``creating``/``deleting`` before, ``active`` or gone after; an
+    ``active`` mark of ``note_days`` days or more owes its leave note in the same
+    transaction (so a crash cannot leave a created mark without its note owed)."""
     mark = plan.marks.get(op.key)
 
     def write(status: str, event_id: str | None) -> None:
@@ -221,6 +236,9 @@ def _journal(ledger: Ledger, plan: LeavePlan, op: Operation,
                 row.fingerprint, row.ends_at, row.updated_at = mark.fingerprint, mark.ends_at, now
                 row.status, row.event_id = status, event_id
                 s.add(row)
+                if status == "active" and note_days and mark.days >= note_days:
+                    ledger.owe_once(s, *leave_note(mark.key, mark.employee_id, mark.kind,
+                                                   *mark.shown, mark.days))
             s.commit()
 
     return write
