@@ -761,6 +761,13 @@ class Ledger:
         with self._session() as s:
             return s.get(LeaveMarkRow, key)
 
+    def leave_marks_of(self, employee_id: str) -> list[LeaveMarkRow]:
+        """The leave ledger's rows for one person, earliest first."""
+        with self._session() as s:
+            return list(s.exec(select(LeaveMarkRow).where(
+                LeaveMarkRow.employee_id == employee_id).order_by(
+                col(LeaveMarkRow.ends_at), col(LeaveMarkRow.key))))
+
     def owe_once(self, s: Session, event: str, prefix: str) -> None:
         """Record ``event`` pending in ``s`` (the caller's transaction) unless a notification
         whose event starts with ``prefix`` exists: one message per occurrence, whatever

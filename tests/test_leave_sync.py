@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import signal
@@ -16,8 +17,10 @@ from typing import Any
 
 import httpx
 import pytest
+from rich.console import Console
 
 from orgsync.errors import SourceError
+from orgsync.explain import explain, render_text
 from orgsync.feishu import FeishuClient
 from orgsync.leave_sync import LeaveOutcome, run_leave, stored_marks
 from orgsync.ledger import Ledger
@@ -294,3 +297,33 @@ def test_the_daemon_runs_leave_on_its_own_schedule(fast_sandbox: SandboxServer,
         assert d.stop() == 0
     assert shown(org.events()) == [("E1", "Asia/Shanghai", day, day)]
     assert [r.mode for r in org.ledger.runs()][:2] == ["leave-apply", "apply"]
+
+
+def test_explain_shows_a_persons_leave_marks(fast_sandbox: SandboxServer,
+                                             tmp_path: Path) -> None:
+    org = Org(fast_sandbox, tmp_path)
+    org.leaves(HEADER + "L1,E3,2026-12-24,2026-12-25,年假,approved\n"
+                        "L2,E3,2026-12-22T14:00+08:00,2026-12-22T18:00+08:00,病假,\n")
+    org.sync()
+    events = {e["start_time"]: e["timeoff_event_id"] for e in org.events()}
+    report = asyncio.run(explain(org.cfg, org.ledger, "E3", now=NOW))
+    assert report["leave_marks"] == [
+        {"leave": "L2", "start": "1797919200", "end": "1797933600", "timezone": "Asia/Shanghai",
+         "status": "active", "event_id": events["1797919200"]},
+        {"leave": "L1", "start": "2026-12-24", "end": "2026-12-25", "timezone": "Asia/Shanghai",
+         "status": "active", "event_id": events["2026-12-24"]}]
+    text = io.StringIO()
+    render_text(report, Console(file=text, width=300))
+    assert ("Leave marks (the leave ledger):\n"
+            "  leave L2: 2026-12-22 06:00 UTC – 2026-12-22 10:00 UTC (Asia/Shanghai), active, "
+            f"event {events['1797919200']}\n"
+            "  leave L1: 2026-12-24 – 2026-12-25 (Asia/Shanghai), active, "
+            f"event {events['2026-12-24']}\n") in text.getvalue()
+    assert "Leave marks (the leave ledger): none" in _explained_text(org, "E1")
+
+
+def _explained_text(org: Org, key: str) -> str:
+    text = io.StringIO()
+    render_text(asyncio.run(explain(org.cfg, org.ledger, key, now=NOW)),
+                Console(file=text, width=300))
+    return text.getvalue()
