@@ -42,7 +42,7 @@ class Team:
         self.cfg = config(sb, tmp, tmp / "l.db",
                           leave={"source": {"type": "csv", "file": str(tmp / "leaves.csv")}},
                           notify={"enabled": True, "language": "en", "leave_note_days": 3})
-        self.ledger = Ledger(self.cfg.ledger.url)
+        self.ledger = Ledger(self.cfg.ledger.url, now=lambda: NOW)
         assert run(self.cfg, self.ledger).exit_code == 0
 
     def leaves(self, text: str) -> None:
@@ -92,3 +92,25 @@ def test_leave_notes_are_off_by_default(sb: SandboxServer, tmp_path: Path) -> No
     assert team.sync().done == {"leave.create": 1}
     assert team.notes() == []
     assert team.ledger.notifications(kinds=("leave_note",)) == []
+
+
+def test_a_note_still_owed_when_the_leave_is_cancelled_is_never_sent(
+        sb: SandboxServer, tmp_path: Path) -> None:
+    """The manager cannot be reached yet (230013): the note waits; the leave is cancelled
+    before it could go: the next leave run deletes the mark and cancels the note."""
+    team = Team(sb, tmp_path)
+    sb.tenant.set_reachable("E1", False)
+    team.leaves(HEADER + "L1,E2,2026-12-24,2026-12-28,Annual,approved\n")
+    first = team.sync()
+    assert first.notes is not None
+    assert first.notes.pending == ["leave_note@L1@Annual@2026-12-24@2026-12-28@5:E2"]
+
+    sb.tenant.set_reachable("E1", True)
+    team.leaves(HEADER + "L1,E2,2026-12-24,2026-12-28,Annual,cancelled\n")
+    second = team.sync()
+    assert second.done == {"leave.delete": 1}
+    assert second.notes is not None
+    assert second.notes.sent == []
+    assert team.notes() == []
+    assert [(r.status, r.message) for r in team.ledger.notifications(kinds=("leave_note",))] \
+        == [("cancelled", "the leave was cancelled before the note was sent")]
