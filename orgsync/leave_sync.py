@@ -112,8 +112,11 @@ def make_leave_plan(config: Config, ledger: Ledger, now: datetime) -> LeavePlan:
     stored = stored_marks(ledger)
     if not data.records and not data.held and any(
             m.ends_at > now for m in stored.values()):
-        raise SourceError(f"{config.leave.source.file if config.leave.source else ''}: the "
-                          "leave file has no records while marks for future leave exist; "
+        source = config.leave.source
+        where = "hris leaves" if source is not None and source.type == "hris" else \
+            (source.file if source else "")
+        raise SourceError(f"{where}: the leave source has no records while marks for "
+                          "future leave exist; "
                           "refusing to delete them all (fix the export, or remove the marks "
                           "by hand if all leave was really cancelled)")
     return plan_leave(config.leave, data, managed_people(ledger), stored, now)

@@ -25,6 +25,7 @@ from orgsync.feishu import FeishuClient
 from orgsync.leave_sync import LeaveOutcome, run_leave, stored_marks
 from orgsync.ledger import Ledger
 from orgsync.sandbox import SandboxServer
+from tests.connectors.json_server import JsonServer, Reply
 from tests.daemon_proc import InProcessDaemon, wait_for
 from tests.sandbox_run import config, run
 
@@ -327,3 +328,19 @@ def _explained_text(org: Org, key: str) -> str:
     render_text(asyncio.run(explain(org.cfg, org.ledger, key, now=NOW)),
                 Console(file=text, width=300))
     return text.getvalue()
+
+
+def test_an_hr_api_that_returns_no_leave_deletes_nothing(fast_sandbox: SandboxServer,
+                                                         tmp_path: Path) -> None:
+    """An HRIS leave source over a real HTTP server: its mark is made; then the API answers
+    an empty list while that mark's leave is still ahead: a failed read, nothing deleted."""
+    records = [{"id": "L1", "emp": "E1", "from": "2026-12-24", "to": "2026-12-25"}]
+    with JsonServer(lambda call: Reply(body={"data": records})) as srv:
+        org = Org(fast_sandbox, tmp_path, source={
+            "type": "hris", "base_url": srv.url, "leaves": {"path": "/leaves", "records": "data"},
+            "mapping": {"leave_id": "id", "employee_id": "emp", "start": "from", "end": "to"}})
+        assert org.sync().done == {"leave.create": 1}
+        records.clear()
+        with pytest.raises(SourceError, match=r"^hris leaves: the leave source has no records"):
+            org.sync()
+    assert shown(org.events()) == [("E1", "Asia/Shanghai", "2026-12-24", "2026-12-25")]
