@@ -14,6 +14,7 @@ A file that cannot be read, or lacks a required column, raises
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -73,12 +74,22 @@ def read_leaves(source: LeaveSourceConfig) -> LeaveData:
                           delimiter=source.delimiter, encoding=source.encoding)
     table = reader._table(source.file, "leaves", LEAVE_COLUMNS)
     pick = table.picker()
+
+    def rows() -> Iterator[tuple[str, list[str | None], bool]]:
+        for line, row in table.rows:
+            cells = [*row, *[""] * (table.width + 1 - len(row))]
+            yield (f"{table.name}:{line}", [c.strip() or None for c in pick(cells)],
+                   len(row) > table.width)
+    return collect_leaves(rows())
+
+
+def collect_leaves(rows: Iterable[tuple[str, Sequence[str | None], bool]]) -> LeaveData:
+    """Validate raw leave rows, each ``(where, [leave_id, employee_id, start, end, kind,
+    status], too_wide)``, into records, issues and held ids; shared by every leave source."""
     data = LeaveData()
     seen: dict[str, str] = {}
-    for line, row in table.rows:
-        cells = [*row, *[""] * (table.width + 1 - len(row))]
-        leave_id, employee_id, start, end, kind, status = (c.strip() or None for c in pick(cells))
-        where = f"{table.name}:{line}"
+    for where, cells, too_wide in rows:
+        leave_id, employee_id, start, end, kind, status = cells
         if leave_id is None:
             data.issues.append(LeaveIssue(None, "leave_id is empty", where))
             continue
@@ -95,7 +106,7 @@ def read_leaves(source: LeaveSourceConfig) -> LeaveData:
             data.issues.append(LeaveIssue(leave_id, str(exc), where))
             data.held.add(leave_id)
             continue
-        if len(row) > table.width:
+        if too_wide:
             data.issues.append(LeaveIssue(leave_id, "has more cells than the header", where))
             data.held.add(leave_id)
             continue

@@ -14,7 +14,7 @@
               run_on_start, shutdown_grace, ready_max_age, leader_poll, lock_name, timezone}
     admin:   {bind, port, token | token_file, metrics_public, url}
     notify:  {enabled, language, retry_days, admin_chat_id, hr_chat_id, transfer_notes,
-              transfer_to, leaver_notes, links, templates}
+              transfer_to, leaver_notes, leave_note_days, links, templates}
 
 Every key is read by :class:`orgsync.options.Section`, whose rules hold for the whole
 file (connectors' options included): ``${VAR}`` interpolation, null as absent, text
@@ -254,7 +254,8 @@ class AdminConfig:
 
 
 #: Events a template can be given for (see :mod:`orgsync.notify`).
-NOTIFY_EVENTS = ("welcome", "manager_note", "transfer_note", "transfer_welcome", "leaver_note")
+NOTIFY_EVENTS = ("welcome", "manager_note", "transfer_note", "transfer_welcome", "leaver_note",
+                 "leave_note")
 #: Who hears of a transfer (``notify.transfer_to``): the manager after it, the person moved.
 TRANSFER_RECEIVERS = ("manager", "employee")
 
@@ -273,7 +274,9 @@ class NotifyConfig:
     changed: a ``transfer_note`` to their manager and/or a ``transfer_welcome``
     to them, as ``transfer_to`` says) and ``leaver_notes`` (someone was frozen,
     or deleted with ``sync.leaver_action: delete``: a ``leaver_note`` to their
-    manager, never to the leaver).
+    manager, never to the leaver) and ``leave_note_days`` (0: off; N: a leave mark of N
+    calendar days or more, once created, owes a ``leave_note`` to the person's manager, once
+    per leave).
     """
 
     enabled: bool = False
@@ -284,6 +287,7 @@ class NotifyConfig:
     transfer_notes: bool = False
     transfer_to: tuple[Literal["manager", "employee"], ...] = ("manager",)
     leaver_notes: bool = False
+    leave_note_days: int = 0
     links: Mapping[str, str] = field(default_factory=dict)
     templates: Mapping[str, Template] = field(default_factory=dict)
 
@@ -652,6 +656,8 @@ def _parse_notify(s: Section) -> NotifyConfig:
                          s.choices("transfer_to", NotifyConfig.transfer_to, TRANSFER_RECEIVERS,
                                    what="receivers")),
         leaver_notes=s.boolean("leaver_notes", NotifyConfig.leaver_notes),
+        leave_note_days=s.number("leave_note_days", NotifyConfig.leave_note_days, minimum=0,
+                                 maximum=366),
         links=MappingProxyType(links),
         templates=MappingProxyType(templates),
     )

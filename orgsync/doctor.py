@@ -40,6 +40,10 @@ UPDATE_USER_ID = "contact:contact:update_user_id"
 USER_ID_LOOKUP = "contact:user.id:readonly"
 IM_SEND = ("im:message", "im:message:send_as_bot")
 IM_CHAT = ("im:chat", "im:chat:create")
+TIMEOFF_ALL = "calendar:timeoff"
+TIMEOFF_EACH = ("calendar:time_off:create", "calendar:time_off:delete")
+BOT_MISSING = 190007
+TIMEOFF_BAD_PARAMS = 190002
 OUT_OF_RANGE = frozenset({40004, 40014})
 CLOCK_WARN_SECONDS = 30.0
 CLOCK_FAIL_SECONDS = 300.0
@@ -184,6 +188,9 @@ def permissions_check(config: Config, scopes: Mapping[str, bool]) -> Check:
         missing.append(f"{' or '.join(IM_SEND)} (notify: welcomes and reports)")
     if config.sync.department_group_chat and not held & set(IM_CHAT):
         missing.append(f"{' or '.join(IM_CHAT)} (sync.department_group_chat)")
+    if config.leave.source is not None and TIMEOFF_ALL not in held \
+            and not held >= set(TIMEOFF_EACH):
+        missing.append(f"{TIMEOFF_ALL} or {' + '.join(TIMEOFF_EACH)} (leave: time-off events)")
     if missing:
         return Check("permissions", FAIL, "not granted: " + "; ".join(missing),
                      "add these scopes in the developer console (Permissions & Scopes), "
@@ -297,10 +304,33 @@ def clock_check(server_date: str | None, now: float) -> Check:
                  f"({skew:+.1f} s)")
 
 
+async def leave_bot_check(client: FeishuClient) -> Check:
+    """Time-off events need the app's bot capability (feishu-api-more.md §8.1, 190007
+    otherwise). The probe is a create with an empty body, which creates nothing: 190007
+    means no bot, 190002 (bad params) means Feishu got past that test. That Feishu checks
+    the bot before the body is UNCONFIRMED (the docs list both codes, not their order)."""
+    try:
+        data = await client.create_timeoff({})
+    except FeishuError as exc:
+        if exc.code == BOT_MISSING:
+            return Check("leave_bot", FAIL, "the app has no bot: Feishu refuses time-off "
+                         f"events ({exc.code}: {exc.msg})",
+                         "enable the bot capability (developer console › Features › Bot), "
+                         "publish a new app version and have an admin approve it")
+        if exc.code == TIMEOFF_BAD_PARAMS:
+            return Check("leave_bot", PASS, "the app's bot may create time-off events")
+        return Check("leave_bot", FAIL, f"Feishu refused the time-off probe ({exc.code}: "
+                     f"{exc.msg})", f"grant {TIMEOFF_ALL} and enable the bot capability")
+    if event_id := data.get("timeoff_event_id"):  # never expected: take it back
+        await client.delete_timeoff(str(event_id))
+    return Check("leave_bot", PASS, "the app's bot may create time-off events")
+
+
 async def feishu_checks(config: Config, client: FeishuClient, source: SourceData | None,
                         state: DirectoryState | None) -> list[Check]:
     """Reachable, credentials, then what the app may see and do."""
-    needs = ("permissions", "contact_scope", "fields", "admin_chat", "clock")
+    needs = ("permissions", "contact_scope", "fields", "admin_chat", "clock",
+             *(("leave_bot",) if config.leave.source is not None else ()))
     try:
         scopes = await client.app_scopes()
     except FeishuUnusable as exc:
@@ -317,6 +347,8 @@ async def feishu_checks(config: Config, client: FeishuClient, source: SourceData
     checks.append((await _guarded("fields", _paired(fields_check(client, state, users))))[0])
     checks.append(await admin_chat_check(config, client))
     checks.append(clock_check(client.server_date, time.time()))
+    if config.leave.source is not None:
+        checks.append(await leave_bot_check(client))
     return checks
 
 

@@ -71,6 +71,11 @@ async def explain(config: Config, ledger: Ledger, key: str, *, live: bool = Fals
                          else None, now)
     if report["entity"] == "employee":
         report["groups"] = person_groups(config, data, ledger, key)
+        if config.leave.enabled:
+            report["leave_marks"] = [
+                {"leave": m.key, "start": m.start_time, "end": m.end_time,
+                 "timezone": m.timezone, "status": m.status, "event_id": m.event_id}
+                for m in ledger.leave_marks_of(key)]
     report["asked"] = asked
     report["source_error"] = source_error
     report["operations"] = [_journal(r) for r in ledger.journal_of(key, JOURNAL_SHOWN)]
@@ -376,6 +381,14 @@ def render_text(report: Mapping[str, Any], console: Console) -> None:
                  f"{op['status']}{code}" + (f" — {detail}" if detail else ""), 2)
     else:
         line("Last operations: none journaled")
+    if "leave_marks" in report:
+        marks = report["leave_marks"]
+        line("Leave marks (the leave ledger):" + ("" if marks else " none"))
+        for mark in marks:
+            start, end = (_when(mark[k]) for k in ("start", "end"))
+            line(f"leave {mark['leave']}: {start} – {end} ({mark['timezone']}), "
+                 f"{mark['status']}" + (f", event {mark['event_id']}" if mark["event_id"]
+                                        else ", its event id never recorded"), 2)
     for m in report["messages"]:
         line(f"Message {m['event']}: {m['status']}" + (f" ({m['message']})" if m["message"]
                                                        else ""))
@@ -394,6 +407,13 @@ def render_text(report: Mapping[str, Any], console: Console) -> None:
                 line(f"changed in Feishu: {c['field']}: applied "
                      f"{_value(c['field'], c['applied'], names)}, Feishu has "
                      f"{_value(c['field'], c['source'], names)}", 2)
+
+
+def _when(bound: str) -> str:
+    """A mark's bound as stored: a date as it is, second timestamps as UTC date-times."""
+    if not bound.isdigit():
+        return bound
+    return datetime.fromtimestamp(int(bound), UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _fields(line: Any, fields: Mapping[str, Any], names: Mapping[str, str]) -> None:

@@ -39,10 +39,13 @@ LEAVE_COLUMNS: dict[str, bool] = {"leave_id": True, "employee_id": True, "start"
 
 @dataclass(frozen=True)
 class LeaveSourceConfig:
-    """Where the leave records are read (``type: csv`` for now)."""
+    """Where the leave records are read: the leave file (``type: csv``), or an HR REST API
+    (``type: hris``, its validated ``options``, see :mod:`connectors.hris.leaves`)."""
 
     type: str
     file: Path
+    options: Mapping[str, object] = field(default_factory=dict)
+    base_dir: Path = Path(".")
     columns: Mapping[str, str] = field(default_factory=dict)
     encoding: str = "utf-8-sig"
     delimiter: str = ","
@@ -96,7 +99,15 @@ def parse_leave(s: Section) -> LeaveConfig:
 
 
 def _parse_source(s: Section) -> LeaveSourceConfig:
-    kind = s.choice("type", "csv", ("csv",))
+    kind = s.choice("type", "csv", ("csv", "hris"))
+    if kind == "hris":
+        from connectors.hris.leaves import HrisLeaves  # connectors build on this module
+
+        options = dict(s.data)
+        HrisLeaves.from_config(options, base_dir=s.base_dir, file=s.file)
+        s.used.update(options)
+        return LeaveSourceConfig(type=kind, file=Path(s.file), options=options,
+                                 base_dir=s.base_dir)
     file = s.path("file")
     if file is None:
         raise s.missing("file", "the path of the leave CSV, e.g. file: hr/leaves.csv "

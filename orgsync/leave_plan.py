@@ -68,6 +68,10 @@ class Mark:
     payload: Mapping[str, str]
     ends_at: datetime
     label: str
+    kind: str = ""
+    shown: tuple[str, str] = ("", "")
+    days: int = 0
+    """The calendar days the leave touches in the person's timezone (the end day included)."""
 
     @property
     def fingerprint(self) -> str:
@@ -232,5 +236,8 @@ def _mark(cfg: LeaveConfig, person: Person, zone: str, group: list[LeaveRecord])
                "end_time": end_time, "title": cfg.title.format(**variables),
                "description": cfg.description.format(**variables)}
     key = "+".join(sorted(r.leave_id for r in group))
+    days = ((stop - timedelta(microseconds=1)).astimezone(tz).date()
+            - start.astimezone(tz).date()).days + 1
     return Mark(key, person.employee_id, person.name, payload, ends_at,
-                f"{person.name} ({person.employee_id}) {shown[0]} – {shown[1]} {kind}".rstrip())
+                f"{person.name} ({person.employee_id}) {shown[0]} – {shown[1]} {kind}".rstrip(),
+                kind=kind or "请假", shown=shown, days=days)

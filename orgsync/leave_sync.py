@@ -26,17 +26,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import structlog
 from sqlmodel import Session, select
 
+from connectors.hris.leaves import HrisLeaves
 from connectors.leaves import LeaveData, LeaveIssue, read_leaves
 from orgsync.config import Config
 from orgsync.errors import FeishuError, OrgsyncError, PlanHeld, SourceError
 from orgsync.feishu.retry import may_have_applied
 from orgsync.leave_plan import LeavePlan, Person, StoredMark, delete_op, plan_leave
 from orgsync.ledger import Ledger
+from orgsync.notify import LEAVE_KINDS, MessageAPI, NotifyResult, deliver, leave_note
 from orgsync.operations import SPECS, LeaveAPI
 from orgsync.plan import Operation, Plan
 from orgsync.runner import RunOutcome
@@ -59,6 +62,7 @@ class LeaveOutcome:
     done: dict[str, int] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: NotifyResult | None = None
 
     @property
     def exit_code(self) -> int:
@@ -68,12 +72,22 @@ class LeaveOutcome:
         return 6 if self.failed else 0
 
 
-def read_leave_data(config: Config) -> LeaveData:
-    """The leave file (SourceError when it cannot be read or leave sync is off)."""
-    if config.leave.source is None:
+def read_leave_data(config: Config, now: datetime | None = None) -> LeaveData:
+    """The leave records (SourceError when they cannot be read or leave sync is off).
+
+    An HR API is asked for the days from yesterday to a day past the look-ahead window:
+    a day of margin either side, as "today" differs between timezones."""
+    source = config.leave.source
+    if source is None:
         raise SourceError("leave sync is off: add a leave.source section to the config "
                           "(see config/example.yaml)")
-    return read_leaves(config.leave.source)
+    if source.type == "hris":
+        moment = now or datetime.now(UTC)
+        return HrisLeaves.from_config(source.options, base_dir=source.base_dir,
+                                      file=str(source.file)).read(
+            (moment - timedelta(days=1)).date(),
+            (moment + timedelta(days=config.leave.lookahead_days + 1)).date())
+    return read_leaves(source)
 
 
 def managed_people(ledger: Ledger) -> dict[str, Person]:
@@ -94,18 +108,25 @@ def stored_marks(ledger: Ledger) -> dict[str, StoredMark]:
 
 def make_leave_plan(config: Config, ledger: Ledger, now: datetime) -> LeavePlan:
     """Read and plan; SourceError for a failed or implausibly empty leave file."""
-    data = read_leave_data(config)
+    data = read_leave_data(config, now)
     stored = stored_marks(ledger)
     if not data.records and not data.held and any(
             m.ends_at > now for m in stored.values()):
-        raise SourceError(f"{config.leave.source.file if config.leave.source else ''}: the "
-                          "leave file has no records while marks for future leave exist; "
+        source = config.leave.source
+        where = "hris leaves" if source is not None and source.type == "hris" else \
+            (source.file if source else "")
+        raise SourceError(f"{where}: the leave source has no records while marks for "
+                          "future leave exist; "
                           "refusing to delete them all (fix the export, or remove the marks "
                           "by hand if all leave was really cancelled)")
     return plan_leave(config.leave, data, managed_people(ledger), stored, now)
 
 
-async def run_leave(config: Config, ledger: Ledger, client: LeaveAPI, *, apply: bool,
+class LeaveClient(LeaveAPI, MessageAPI, Protocol):
+    """The client of a leave run: time-off events, and IM for the managers' leave notes."""
+
+
+async def run_leave(config: Config, ledger: Ledger, client: LeaveClient, *, apply: bool,
                     approve: bool = False, now: datetime | None = None,
                     concurrency: int | None = None) -> LeaveOutcome:
     """One leave run: plan, and with ``apply`` carry it out (unless held and not approved)."""
@@ -118,7 +139,12 @@ async def run_leave(config: Config, ledger: Ledger, client: LeaveAPI, *, apply: 
             outcome.applied = True
             _forget_lost_creates(ledger, plan, outcome)
             await _apply(ledger, client, plan, outcome, at,
-                         concurrency or config.sync.concurrency)
+                         concurrency or config.sync.concurrency,
+                         note_days=config.notify.leave_note_days if config.notify.enabled
+                         else 0)
+            if config.notify.enabled and config.notify.leave_note_days:
+                outcome.notes = await deliver(config.notify, ledger, client, at,
+                                              kinds=LEAVE_KINDS)
     except BaseException as exc:
         ledger.finish_run(run_id, "failed", error=str(exc) if isinstance(exc, OrgsyncError)
                           else type(exc).__name__)
@@ -146,11 +172,12 @@ def _forget_lost_creates(ledger: Ledger, plan: LeavePlan, outcome: LeaveOutcome)
 
 
 async def _apply(ledger: Ledger, client: LeaveAPI, plan: LeavePlan, outcome: LeaveOutcome,
-                 now: datetime, concurrency: int) -> None:
-    """Deletes (leavers' first) before creates, each stage with ``concurrency`` workers."""
+                 now: datetime, concurrency: int, *, note_days: int = 0) -> None:
+    """Deletes (leavers' first) before creates, each stage with ``concurrency`` workers; a
+    created mark of ``note_days`` days or more (0: none) owes its manager a leave note."""
     async def worker(queue: list[Operation]) -> None:
         while queue:
-            await _one(ledger, client, plan, queue.pop(), outcome, now)
+            await _one(ledger, client, plan, queue.pop(), outcome, now, note_days)
 
     for stage in (plan.deletes, plan.creates):
         queue = list(reversed(stage))
@@ -158,10 +185,10 @@ async def _apply(ledger: Ledger, client: LeaveAPI, plan: LeavePlan, outcome: Lea
 
 
 async def _one(ledger: Ledger, client: LeaveAPI, plan: LeavePlan, op: Operation,
-               outcome: LeaveOutcome, now: datetime) -> None:
+               outcome: LeaveOutcome, now: datetime, note_days: int) -> None:
     spec = SPECS[op.kind]
     create = op.kind.value == "leave.create"
-    journal = _journal(ledger, plan, op, now)
+    journal = _journal(ledger, plan, op, now, note_days)
     ledger.check_fence()
     journal("creating" if create else "deleting", None)
     try:
@@ -183,9 +210,11 @@ async def _one(ledger: Ledger, client: LeaveAPI, plan: LeavePlan, op: Operation,
     outcome.done[op.kind.value] = outcome.done.get(op.kind.value, 0) + 1
 
 
-def _journal(ledger: Ledger, plan: LeavePlan, op: Operation,
-             now: datetime) -> Callable[[str, str | None], None]:
-    """Writes one op's row: ``creating``/``deleting`` before, ``active`` or gone after."""
+def _journal(ledger: Ledger, plan: LeavePlan, op: Operation, now: datetime,
+             note_days: int = 0) -> Callable[[str, str | None], None]:
+    """Writes one op's row: ``creating``/``deleting`` before, ``active`` or gone after; an
+    ``active`` mark of ``note_days`` days or more owes its leave note in the same
+    transaction (so a crash cannot leave a created mark without its note owed)."""
     mark = plan.marks.get(op.key)
 
     def write(status: str, event_id: str | None) -> None:
@@ -210,6 +239,9 @@ def _journal(ledger: Ledger, plan: LeavePlan, op: Operation,
                 row.fingerprint, row.ends_at, row.updated_at = mark.fingerprint, mark.ends_at, now
                 row.status, row.event_id = status, event_id
                 s.add(row)
+                if status == "active" and note_days and mark.days >= note_days:
+                    ledger.owe_once(s, *leave_note(mark.key, mark.employee_id, mark.kind,
+                                                   *mark.shown, mark.days))
             s.commit()
 
     return write

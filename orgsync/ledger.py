@@ -38,7 +38,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import make_url
-from sqlmodel import Session, create_engine, select
+from sqlmodel import Session, col, create_engine, select
 
 from orgsync import ledger_faults, migrations
 from orgsync.errors import Fenced, LedgerError
@@ -51,6 +51,7 @@ from orgsync.state import DirectoryState, Lifecycle, MirrorDepartment, MirrorUse
 from orgsync.tables import (
     HeldPlanRow,
     JournalRow,
+    LeaveMarkRow,
     MetaRow,
     MirrorDepartmentRow,
     MirrorUserRow,
@@ -754,6 +755,26 @@ class Ledger:
         """:meth:`_owe` on a Core connection (inside :meth:`journal_finish`'s transaction)."""
         if c.execute(self._sql.notification_exists, {"event": event}).first() is None:
             c.execute(self._sql.notification_insert, _owed(event, self.now()))
+
+    def leave_mark(self, key: str) -> LeaveMarkRow | None:
+        """The leave ledger's row for mark ``key`` (see :mod:`orgsync.leave_sync`)."""
+        with self._session() as s:
+            return s.get(LeaveMarkRow, key)
+
+    def leave_marks_of(self, employee_id: str) -> list[LeaveMarkRow]:
+        """The leave ledger's rows for one person, earliest first."""
+        with self._session() as s:
+            return list(s.exec(select(LeaveMarkRow).where(
+                LeaveMarkRow.employee_id == employee_id).order_by(
+                col(LeaveMarkRow.ends_at), col(LeaveMarkRow.key))))
+
+    def owe_once(self, s: Session, event: str, prefix: str) -> None:
+        """Record ``event`` pending in ``s`` (the caller's transaction) unless a notification
+        whose event starts with ``prefix`` exists: one message per occurrence, whatever
+        details its key carries."""
+        if s.exec(select(NotificationRow.event).where(
+                col(NotificationRow.event).startswith(prefix, autoescape=True))).first() is None:
+            self._owe(s, event)
 
     def owe_notification(self, event: str) -> NotificationRow:
         """The notification for ``event``, recorded ``pending`` if it is new."""

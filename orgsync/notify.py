@@ -14,6 +14,12 @@ Events and their keys (one row each in the ledger's ``notifications`` table):
   manager of someone frozen (or deleted, with ``sync.leaver_action: delete``) as
   a leaver; never to the leaver;
 * ``hr_leaver_note@<run id>:<employee>`` — the same note to ``hr_chat_id``, when set;
+* ``leave_note@<leave key>@<kind>@<start>@<end>@<days>:<employee>`` — with
+  ``notify.leave_note_days``, to the manager of someone whose leave mark of that many
+  days or more was created; owed in the transaction that journals the created mark, once
+  per leave key (a changed leave, deleted and created again, owes no second note: see
+  :meth:`orgsync.ledger.Ledger.owe_once`); cancelled if the mark is gone (the leave was
+  cancelled) or the person has left by the time it is delivered;
 * ``report:<run id>`` — a run report to ``notify.admin_chat_id``;
 * ``alert:held:<plan id>`` / ``alert:failed:<run id>`` — alerts to the same chat.
 
@@ -111,8 +117,10 @@ ARRIVAL_KINDS = ("welcome", "manager_note", "hr_note")
 TRANSFER_KINDS = ("transfer_note", "transfer_welcome")
 #: Events about a leaver (to their manager, the copy to the HR chat).
 LEAVER_KINDS = ("leaver_note", "hr_leaver_note")
+#: A long leave approved (to the manager).
+LEAVE_KINDS = ("leave_note",)
 #: Every event about a person: what :func:`deliver` sends.
-PEOPLE_KINDS = (*ARRIVAL_KINDS, *TRANSFER_KINDS, *LEAVER_KINDS)
+PEOPLE_KINDS = (*ARRIVAL_KINDS, *TRANSFER_KINDS, *LEAVER_KINDS, *LEAVE_KINDS)
 _ARRIVALS = kinds(lambda s: s.messages is Messages.ARRIVAL)
 _TRANSFERS = kinds(lambda s: s.messages is Messages.TRANSFER)
 #: A freeze is a leaver's departure; a delete is one when ``leaver_action`` is ``delete``.
@@ -146,6 +154,11 @@ DEFAULT_TEMPLATES: dict[str, Template] = {
         "text",
         zh="{name}（{department}）已于 {leave_date} 离职，飞书账号已停用。",
         en="{en_name} ({department}) left on {leave_date}; their Feishu account is disabled."),
+    "leave_note": Template(
+        "text",
+        zh="{name} 将请假（{leave_kind}）：{leave_start} 至 {leave_end}，共 {leave_days} 天。",
+        en="{en_name} is on leave ({leave_kind}) from {leave_start} to {leave_end}, "
+           "{leave_days} days."),
 }
 
 
@@ -246,9 +259,18 @@ def event_parts(event: str) -> tuple[str, tuple[str, ...], str]:
     return kind, qualifiers, target
 
 
+def leave_note(mark_key: str, employee_id: str, kind: str, start: str, end: str,
+               days: int) -> tuple[str, str]:
+    """``(event, prefix)`` of the note about one leave: the prefix (the leave key) is what
+    makes it once per leave, whatever the details (see :meth:`Ledger.owe_once`)."""
+    event = event_key("leave_note", employee_id, mark_key, kind, start, end, str(days))
+    return event, f"leave_note@{quote(mark_key, safe='')}@"
+
+
 async def deliver(config: NotifyConfig, ledger: Ledger, client: MessageAPI,
-                  now: datetime) -> NotifyResult:
-    """Send every owed people event (:data:`PEOPLE_KINDS`) that is due; settle the others.
+                  now: datetime, kinds: Sequence[str] = PEOPLE_KINDS) -> NotifyResult:
+    """Send every owed people event of ``kinds`` (all of :data:`PEOPLE_KINDS` unless
+    told) that is due; settle the others.
 
     Owed events are delivered even if their switch (``transfer_notes``,
     ``leaver_notes``) was turned off since they were owed. Never raises for a
@@ -257,7 +279,7 @@ async def deliver(config: NotifyConfig, ledger: Ledger, client: MessageAPI,
     """
     result = NotifyResult()
     state = ledger.load_state()
-    rows = ledger.notifications(status=OPEN, kinds=PEOPLE_KINDS)
+    rows = ledger.notifications(status=OPEN, kinds=kinds)
     gate = asyncio.Semaphore(_SENDERS)
 
     async def one(row: NotificationRow) -> None:
@@ -279,6 +301,9 @@ async def _deliver_one(config: NotifyConfig, ledger: Ledger, client: MessageAPI,
     kind, qualifiers, _ = event_parts(row.event)
     user = state.users.get(row.target)
     why_not = _why_not(kind, user, now)
+    if kind in LEAVE_KINDS and why_not is None and qualifiers and \
+            ledger.leave_mark(qualifiers[0]) is None:
+        why_not = "the leave was cancelled before the note was sent"
     if why_not == "wait":
         result.pending.append(row.event)  # a pre-hire: not their first day yet
         return
@@ -349,6 +374,8 @@ def _why_not(kind: str, user: MirrorUser | None, now: datetime) -> str | None:
     if user.lifecycle is Lifecycle.DELETED:
         return "no longer a managed user"
     started = user.record.join_date is None or user.record.join_date <= now.date()
+    if kind in LEAVE_KINDS:
+        return None if user.lifecycle is Lifecycle.ACTIVE else "the person has left since"
     if kind in TRANSFER_KINDS:
         if user.lifecycle is not Lifecycle.ACTIVE:
             return "the person moved has left since"
@@ -413,6 +440,9 @@ def extra_variables(state: DirectoryState, kind: str, qualifiers: Sequence[str],
                 "transfer_date": created.isoformat()}
     if kind in LEAVER_KINDS:
         return {"leave_date": created.isoformat()}
+    if kind in LEAVE_KINDS and len(qualifiers) >= 5:
+        return dict(zip(("leave_kind", "leave_start", "leave_end", "leave_days"),
+                        qualifiers[1:5], strict=True))
     return {}
 
 

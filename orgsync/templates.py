@@ -11,7 +11,8 @@ A template is ``{msg_type: text | post | interactive, zh: …, en: …}``:
 Every string inside may use ``{name}``-style variables (``{{`` for a literal brace):
 :data:`BUILTIN_VARIABLES` everywhere, plus an event's own (:data:`EVENT_VARIABLES`:
 ``{old_department}``, ``{new_department}`` and ``{transfer_date}`` in transfer notes,
-``{leave_date}`` in leaver notes). An unknown variable, an attribute or index
+``{leave_date}`` in leaver notes, ``{leave_kind}``, ``{leave_start}``, ``{leave_end}`` and
+``{leave_days}`` in leave notes). An unknown variable, an attribute or index
 (``{a.b}``, ``{a[0]}``) or a conversion is a :class:`TemplateError` naming the dotted
 path — at config load, never mid-run.
 """
@@ -39,6 +40,7 @@ EVENT_VARIABLES: Mapping[str, frozenset[str]] = {
     "transfer_note": _TRANSFER_VARIABLES,
     "transfer_welcome": _TRANSFER_VARIABLES,
     "leaver_note": frozenset({"leave_date"}),
+    "leave_note": frozenset({"leave_kind", "leave_start", "leave_end", "leave_days"}),
 }
 #: Every variable name some event offers (``notify.links`` names may not shadow one).
 ALL_VARIABLES = BUILTIN_VARIABLES.union(*EVENT_VARIABLES.values())

@@ -212,3 +212,41 @@ def test_records_feishu_people_owns_are_listed(sb: SandboxServer, applied: Path)
     assert checks["people_lock"]["status"] == "warn"
     assert checks["people_lock"]["detail"] == (
         f"1 record(s) Feishu People owns are left as they are: user {key}")
+
+
+def _leave_conf(tmp_path: Path, sb: SandboxServer) -> Path:
+    (tmp_path / "leaves.csv").write_text("leave_id,employee_id,start,end\n", encoding="utf-8")
+    return _conf(tmp_path, sb, leave={"source": {"type": "csv", "file": "leaves.csv"}})
+
+
+def test_leave_without_the_time_off_scope_fails_naming_it(sb: SandboxServer,
+                                                         tmp_path: Path) -> None:
+    sb.configure(permissions=[s for s in KNOWN_SCOPES if s != "calendar:timeoff"])
+    code, checks = doctor(_leave_conf(tmp_path, sb))
+    assert code == 1
+    assert checks["permissions"]["detail"] == (
+        "not granted: calendar:timeoff or calendar:time_off:create + calendar:time_off:delete"
+        " (leave: time-off events)")
+    assert checks["leave_bot"]["status"] == "fail"
+    assert checks["leave_bot"]["detail"].startswith("Feishu refused the time-off probe (99991672")
+
+
+def test_leave_without_the_bot_capability_fails_with_the_remedy(sb: SandboxServer,
+                                                                tmp_path: Path) -> None:
+    sb.configure(bot_enabled=False)
+    code, checks = doctor(_leave_conf(tmp_path, sb))
+    assert code == 1
+    assert statuses(checks)["permissions"] == "pass"
+    assert checks["leave_bot"]["status"] == "fail"
+    assert checks["leave_bot"]["detail"].startswith("the app has no bot: Feishu refuses "
+                                                    "time-off events (190007")
+    assert checks["leave_bot"]["remedy"].startswith("enable the bot capability")
+
+
+def test_leave_with_scope_and_bot_passes_and_creates_no_event(sb: SandboxServer,
+                                                             tmp_path: Path) -> None:
+    _, checks = doctor(_leave_conf(tmp_path, sb))
+    assert checks["leave_bot"] == {"name": "leave_bot", "status": "pass",
+                                   "detail": "the app's bot may create time-off events",
+                                   "remedy": ""}
+    assert sb.tenant.timeoff_events == {}

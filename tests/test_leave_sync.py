@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import signal
@@ -16,12 +17,15 @@ from typing import Any
 
 import httpx
 import pytest
+from rich.console import Console
 
 from orgsync.errors import SourceError
+from orgsync.explain import explain, render_text
 from orgsync.feishu import FeishuClient
 from orgsync.leave_sync import LeaveOutcome, run_leave, stored_marks
 from orgsync.ledger import Ledger
 from orgsync.sandbox import SandboxServer
+from tests.connectors.json_server import JsonServer, Reply
 from tests.daemon_proc import InProcessDaemon, wait_for
 from tests.sandbox_run import config, run
 
@@ -294,3 +298,49 @@ def test_the_daemon_runs_leave_on_its_own_schedule(fast_sandbox: SandboxServer,
         assert d.stop() == 0
     assert shown(org.events()) == [("E1", "Asia/Shanghai", day, day)]
     assert [r.mode for r in org.ledger.runs()][:2] == ["leave-apply", "apply"]
+
+
+def test_explain_shows_a_persons_leave_marks(fast_sandbox: SandboxServer,
+                                             tmp_path: Path) -> None:
+    org = Org(fast_sandbox, tmp_path)
+    org.leaves(HEADER + "L1,E3,2026-12-24,2026-12-25,年假,approved\n"
+                        "L2,E3,2026-12-22T14:00+08:00,2026-12-22T18:00+08:00,病假,\n")
+    org.sync()
+    events = {e["start_time"]: e["timeoff_event_id"] for e in org.events()}
+    report = asyncio.run(explain(org.cfg, org.ledger, "E3", now=NOW))
+    assert report["leave_marks"] == [
+        {"leave": "L2", "start": "1797919200", "end": "1797933600", "timezone": "Asia/Shanghai",
+         "status": "active", "event_id": events["1797919200"]},
+        {"leave": "L1", "start": "2026-12-24", "end": "2026-12-25", "timezone": "Asia/Shanghai",
+         "status": "active", "event_id": events["2026-12-24"]}]
+    text = io.StringIO()
+    render_text(report, Console(file=text, width=300))
+    assert ("Leave marks (the leave ledger):\n"
+            "  leave L2: 2026-12-22 06:00 UTC – 2026-12-22 10:00 UTC (Asia/Shanghai), active, "
+            f"event {events['1797919200']}\n"
+            "  leave L1: 2026-12-24 – 2026-12-25 (Asia/Shanghai), active, "
+            f"event {events['2026-12-24']}\n") in text.getvalue()
+    assert "Leave marks (the leave ledger): none" in _explained_text(org, "E1")
+
+
+def _explained_text(org: Org, key: str) -> str:
+    text = io.StringIO()
+    render_text(asyncio.run(explain(org.cfg, org.ledger, key, now=NOW)),
+                Console(file=text, width=300))
+    return text.getvalue()
+
+
+def test_an_hr_api_that_returns_no_leave_deletes_nothing(fast_sandbox: SandboxServer,
+                                                         tmp_path: Path) -> None:
+    """An HRIS leave source over a real HTTP server: its mark is made; then the API answers
+    an empty list while that mark's leave is still ahead: a failed read, nothing deleted."""
+    records = [{"id": "L1", "emp": "E1", "from": "2026-12-24", "to": "2026-12-25"}]
+    with JsonServer(lambda call: Reply(body={"data": records})) as srv:
+        org = Org(fast_sandbox, tmp_path, source={
+            "type": "hris", "base_url": srv.url, "leaves": {"path": "/leaves", "records": "data"},
+            "mapping": {"leave_id": "id", "employee_id": "emp", "start": "from", "end": "to"}})
+        assert org.sync().done == {"leave.create": 1}
+        records.clear()
+        with pytest.raises(SourceError, match=r"^hris leaves: the leave source has no records"):
+            org.sync()
+    assert shown(org.events()) == [("E1", "Asia/Shanghai", "2026-12-24", "2026-12-25")]

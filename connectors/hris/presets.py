@@ -9,7 +9,8 @@ overridden key by key, and a mapping rule removed with ``field: null``.
   departments from the enterprise ``department`` text (``/``-separated paths).
 * ``bamboohr`` — BambooHR's custom report (``POST /v1/reports/custom``; HTTP Basic
   with the API key as user name and ``x`` as password), ``id`` as the key,
-  ``supervisorEId`` as the manager, departments from ``division/department``.
+  ``supervisorEId`` as the manager, departments from ``division/department``; its leave
+  preset reads ``GET time_off/requests/`` (approved requests mark, any other status not).
 """
 
 from __future__ import annotations
@@ -91,3 +92,22 @@ BAMBOOHR: dict[str, Any] = {
 }
 
 PRESETS: dict[str, dict[str, Any]] = {"scim": SCIM, "bamboohr": BAMBOOHR}
+
+BAMBOOHR_LEAVES: dict[str, Any] = {
+    "auth": {"type": "basic", "password": "x"},
+    "headers": {"Accept": "application/json"},
+    # GET time_off/requests (documentation.bamboohr.com/reference/time-off-1): start and end
+    # are required and select the requests that touch those days; one answer, no paging; the
+    # body is a list of requests. Any status but approved (requested, denied, superseded,
+    # canceled) leaves no mark.
+    "leaves": {"path": "time_off/requests/", "method": "GET",
+               "params": {"start": "{today}", "end": "{horizon}"},
+               "pagination": {"type": "none"}},
+    "mapping": {"leave_id": "id", "employee_id": "employeeId", "start": "start", "end": "end",
+                "kind": "type.name",
+                "status": {"from": "status.status", "default": "requested",
+                           "map": {"approved": "approved", "*": "cancelled"}}},
+}
+
+LEAVE_PRESETS: dict[str, dict[str, Any]] = {"bamboohr": BAMBOOHR_LEAVES}
+"""Presets for ``leave.source: {type: hris}``: the leave endpoint of an HRIS preset."""
