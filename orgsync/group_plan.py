@@ -12,7 +12,9 @@ removed before it is deleted. Never-harm rules:
   already has the configured custom id or name (its managed members are read then, once).
 
 Feishu is read only when a group is about to be created (one paged list of groups, and the
-members of a group adopted), like departments.
+members of a group adopted), like departments. The mirror's member table is read only for a
+group whose computed members' digest differs from the one applied, or that is dropped: an
+unchanged group costs a digest.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 from orgsync.config import Config, SafetyConfig
 from orgsync.feishu import FeishuClient
 from orgsync.feishu.endpoints import GROUP_MEMBER_BATCH
-from orgsync.group_mirror import MirrorGroup
+from orgsync.group_mirror import MirrorGroup, member_digest
 from orgsync.groups import MAX_GROUP_MEMBERS, MAX_GROUPS, GroupsConfig, GroupSpec, Population
 from orgsync.ledger import Ledger
 from orgsync.plan import FieldChange, Operation, OpKind, Plan, op_id, topological
@@ -77,7 +79,7 @@ async def plan_groups(config: Config, ledger: Ledger, client: FeishuClient, data
                       state: DirectoryState, plan: Plan) -> Plan:
     """``plan`` with the group operations (and issues) the ``groups:`` section asks for."""
     cfg = config.groups
-    mirror = ledger.load_groups()
+    mirror = ledger.load_groups(members=False)
     if not cfg.define and not mirror:
         return plan
     people = _people(data, state, plan)
@@ -96,6 +98,11 @@ async def plan_groups(config: Config, ledger: Ledger, client: FeishuClient, data
                                 f"it is")
             continue
         desired = set(spec.rule(population))
+        if spec.key in mirror and mirror[spec.key].digest == member_digest(desired):
+            builder.rename(spec)
+            continue  # the members as applied
+        if spec.key in mirror:
+            mirror[spec.key].members = ledger.group_members(spec.key)
         current = {people.rekeyed.get(k, k) for k in mirror[spec.key].members} \
             if spec.key in mirror else set()
         if len(desired) > MAX_GROUP_MEMBERS:
@@ -115,6 +122,7 @@ async def plan_groups(config: Config, ledger: Ledger, client: FeishuClient, data
         builder.members(spec, desired, current)
     configured = {s.key for s in cfg.define}
     for key in sorted(mirror.keys() - configured):
+        mirror[key].members = ledger.group_members(key)
         builder.drop(key)
     if not builder.ops and not builder.issues:
         return plan

@@ -22,6 +22,7 @@ from orgsync.bench.mirror import fill_mirror
 from orgsync.config import config_from_dict
 from orgsync.diff import diff
 from orgsync.feishu import FeishuClient
+from orgsync.group_mirror import member_digest
 from orgsync.group_plan import plan_groups
 from orgsync.groups import Population
 from orgsync.ledger import Ledger
@@ -85,6 +86,7 @@ def main(employees: int = 100_000) -> dict[str, Any]:
     with ledger.engine.begin() as c:
         c.execute(MirrorGroupRow.__table__.insert(),  # type: ignore[attr-defined]
                   [{"key": s.key, "feishu_id": s.group_id, "name": s.name,
+                    "digest": member_digest(s.rule(population)),
                     "updated_at": ledger.now()} for s in cfg.groups.define])
         c.execute(MirrorGroupMemberRow.__table__.insert(),  # type: ignore[attr-defined]
                   [{"group_key": s.key, "user_key": k} for s in cfg.groups.define
