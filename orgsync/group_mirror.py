@@ -4,21 +4,23 @@ A group operation changes it in the transaction that finishes the operation's jo
 (:meth:`orgsync.ledger.Ledger.journal_finish`), so a killed run resumes from exactly the
 batches that were confirmed.
 
-Each group row keeps a digest of its member key set (:func:`member_digest`), kept in step
-with every change to its members, so a plan reads the member table only for the groups whose
-computed members hash differently: an unchanged group costs one comparison.
+Each group row keeps a digest of its member key set (:func:`member_digest`), so a plan reads
+the member table only for the groups whose computed members hash differently: an unchanged
+group costs one comparison. A change to a group's members empties its digest ("unknown":
+the next plan reads that group's members) and :func:`seal_digests` recomputes the emptied
+ones when the run ends; a run killed before that leaves them empty, which only costs the
+next plan that read.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
-from hashlib import blake2b
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Table, delete, insert, select, update
 
 from orgsync.operations import MirrorChange
 from orgsync.plan import Operation
@@ -39,27 +41,10 @@ class MirrorGroup:
     digest: str = ""
 
 
-_MODULUS = 1 << 256
-
-
-@lru_cache(maxsize=1 << 18)
-def _key_hash(key: str) -> int:
-    return int.from_bytes(blake2b(key.encode(), digest_size=32).digest(), "big")
-
-
-def _digest_sum(digest: str) -> int:
-    return int(digest, 16) if digest else 0
-
-
-def _digest_text(total: int) -> str:
-    return f"{total % _MODULUS:064x}"
-
-
 def member_digest(keys: Iterable[str]) -> str:
-    """The digest of a set of member keys: the sum of their 256-bit BLAKE2b hashes modulo
-    2**256, so it is independent of order and updated per added or removed member without
-    reading the others (the empty set's digest is all zeros)."""
-    return _digest_text(sum(_key_hash(k) for k in keys))
+    """The digest of a set of member keys: SHA-256 of the sorted keys, one per line
+    (sorting in C is what makes 200 groups over 100k people cheap to digest)."""
+    return hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()
 
 
 def load_groups(c: Connection, *, members: bool = True) -> dict[str, MirrorGroup]:
@@ -105,11 +90,14 @@ def apply_group(c: Connection, op: Operation, change: MirrorChange, now: datetim
         c.execute(delete(_GROUPS).where(_GROUPS.c.key == key))
         c.execute(delete(_MEMBERS).where(_MEMBERS.c.group_key == key))
     elif change is MirrorChange.JOIN:
-        present = _leave(c, key, members)
+        c.execute(delete(_MEMBERS).where(_MEMBERS.c.group_key == key,
+                                         _MEMBERS.c.user_key.in_(members)))
         _join(c, key, members)
-        _shift(c, key, set(members), present)
+        _unknown(c, _GROUPS.c.key == key)
     elif change is MirrorChange.LEAVE:
-        _shift(c, key, set(), _leave(c, key, members))
+        c.execute(delete(_MEMBERS).where(_MEMBERS.c.group_key == key,
+                                         _MEMBERS.c.user_key.in_(members)))
+        _unknown(c, _GROUPS.c.key == key)
     else:
         raise ValueError(f"{change} is no group change")
 
@@ -119,31 +107,20 @@ def _join(c: Connection, key: str, members: list[str]) -> None:
         c.execute(insert(_MEMBERS), [{"group_key": key, "user_key": m} for m in members])
 
 
-def _leave(c: Connection, key: str, members: list[str]) -> set[str]:
-    """Remove ``members`` from group ``key``; those that were in it."""
-    where = (_MEMBERS.c.group_key == key, _MEMBERS.c.user_key.in_(members))
-    present = {row[0] for row in c.execute(select(_MEMBERS.c.user_key).where(*where))}
-    if present:
-        c.execute(delete(_MEMBERS).where(*where))
-    return present
+def _unknown(c: Connection, where: ColumnElement[bool]) -> None:
+    c.execute(update(_GROUPS).where(where).values(digest=""))
 
 
-def _shift(c: Connection, key: str, added: set[str], removed: set[str]) -> None:
-    """Move group ``key``'s digest by the members ``added`` and ``removed``."""
-    if added == removed:
-        return
-    digest = c.execute(select(_GROUPS.c.digest).where(_GROUPS.c.key == key)).scalar()
-    if digest is None:
-        return  # no such group (a replayed batch of a deleted group)
-    total = _digest_sum(digest) + sum(map(_key_hash, added - removed)) \
-        - sum(map(_key_hash, removed - added))
-    c.execute(update(_GROUPS).where(_GROUPS.c.key == key).values(digest=_digest_text(total)))
+def seal_digests(c: Connection) -> None:
+    """Digest the groups whose digest a member change emptied."""
+    stale = [k for (k,) in c.execute(select(_GROUPS.c.key).where(_GROUPS.c.digest == ""))]
+    for key in stale:
+        c.execute(update(_GROUPS).where(_GROUPS.c.key == key, _GROUPS.c.digest == "")
+                  .values(digest=member_digest(load_members(c, key))))
 
 
 def rekey_member(c: Connection, old: str, new: str) -> None:
-    """A person's key changed (``user.rekey``): their memberships (and the digests) follow."""
-    for (key,) in c.execute(select(_MEMBERS.c.group_key)
-                            .where(_MEMBERS.c.user_key == old)).fetchall():
-        _shift(c, key, {new}, {old})
+    """A person's key changed (``user.rekey``): their memberships follow."""
+    _unknown(c, _GROUPS.c.key.in_(select(_MEMBERS.c.group_key)
+                                  .where(_MEMBERS.c.user_key == old)))
     c.execute(update(_MEMBERS).where(_MEMBERS.c.user_key == old).values(user_key=new))
-

@@ -43,7 +43,14 @@ from sqlmodel import Session, create_engine, select
 from orgsync import ledger_faults, migrations
 from orgsync.errors import Fenced, LedgerError
 from orgsync.gcpause import paused_gc
-from orgsync.group_mirror import MirrorGroup, apply_group, load_groups, load_members, rekey_member
+from orgsync.group_mirror import (
+    MirrorGroup,
+    apply_group,
+    load_groups,
+    load_members,
+    rekey_member,
+    seal_digests,
+)
 from orgsync.model import Employee, department_from_fields, rename_people
 from orgsync.operations import SPECS, MirrorChange
 from orgsync.plan import Operation, OpKind
@@ -245,6 +252,8 @@ class Ledger:
                 row.plan_id = plan_id
             s.add(row)
             s.commit()
+        with self.engine.begin() as c:
+            seal_digests(c)
 
     def leaver_history(self, limit: int) -> list[int]:
         """The leaver counts the last ``limit`` applied runs recorded, newest first.
