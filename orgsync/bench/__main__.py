@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
 _MODULES = {"plan_at_scale": "plan_scale", "apply_ceiling": "apply_ceiling",
             "resync_read": "resync_read", "headroom": "headroom",
-            "xlsx_read": "xlsx_read"}
+            "xlsx_read": "xlsx_read", "groups": "groups_scale"}
 
 
 if __name__ == "__main__":

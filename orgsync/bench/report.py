@@ -20,7 +20,8 @@ from typing import Any, Literal
 
 Compare = Literal["<=", ">=", "=="]
 
-BENCHMARKS = ("plan_at_scale", "apply_ceiling", "resync_read", "headroom", "xlsx_read")
+BENCHMARKS = ("plan_at_scale", "apply_ceiling", "resync_read", "headroom", "xlsx_read",
+              "groups")
 """Every benchmark of the suite, in run order (the report lists each one)."""
 
 
