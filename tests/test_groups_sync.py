@@ -23,13 +23,14 @@ from rich.console import Console
 
 from orgsync.errors import PlanHeld
 from orgsync.explain import explain, render_text
+from orgsync.feishu import FeishuClient
 from orgsync.group_mirror import member_digest
 from orgsync.ledger import Ledger
 from orgsync.model import Department, Employee, EmployeeType, Snapshot
 from orgsync.plan_view import Filters, View
 from orgsync.sandbox import SandboxServer
 from orgsync.synth import write_csv
-from tests.sandbox_run import SCALE, config, run
+from tests.sandbox_run import SCALE, config, run, with_client
 
 GROUPS: dict[str, Any] = {
     "rd": {"name": "研发", "members": {"department": "D1"}},
@@ -305,3 +306,28 @@ def test_a_changed_employee_id_keeps_the_persons_groups(fast: SandboxServer,
     assert not any("E010" in g.members for g in ledger.load_groups().values())
     _assert_digests(ledger)
     assert run(cfg, ledger).plan.empty
+
+
+def test_a_resync_repairs_members_removed_behind_its_back_and_leaves_hand_added_ones(
+        fast: SandboxServer, tmp_path: Path) -> None:
+    write_csv(_org(), tmp_path)
+    cfg = config(fast, tmp_path, tmp_path / "l.db", groups={"define": GROUPS})
+    ledger = Ledger(cfg.ledger.url)
+    run(cfg, ledger)
+    want = _expected(_org())
+    assert "E004" in want["rd"]
+    assert "E003" not in want["rd"]
+
+    async def drift(client: FeishuClient) -> None:  # an admin, by hand in Feishu
+        await client.remove_group_members("rd", ["E004"])
+        await client.add_group_members("rd", ["E003"])
+    with_client(cfg, drift)
+    assert run(cfg, ledger).plan.empty  # an incremental run reads no group from Feishu
+    outcome = run(cfg, ledger, full=True)
+    assert outcome.exit_code == 0
+    assert [(op.kind.value, op.mirror and op.mirror["members"]) for op in outcome.plan.operations
+            if op.kind.value.startswith("group.")] == [("group.add_members", ["E004"])]
+    # E004 is back; E003 (managed, but not in the rule) stays: orgsync did not add them
+    assert _groups(fast)["rd"] == ("研发", want["rd"] | {"E003"})
+    assert ledger.load_groups()["rd"].members == want["rd"]
+    assert run(cfg, ledger, full=True).plan.summary().get("group.add_members") is None
