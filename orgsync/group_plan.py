@@ -12,7 +12,9 @@ removed before it is deleted. Never-harm rules:
   already has the configured custom id or name (its managed members are read then, once).
 
 Feishu is read only when a group is about to be created (one paged list of groups, and the
-members of a group adopted), like departments.
+members of a group adopted), like departments. The mirror's member table is read only for a
+group whose computed members' digest differs from the one applied, or that is dropped: an
+unchanged group costs a digest.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 from orgsync.config import Config, SafetyConfig
 from orgsync.feishu import FeishuClient
 from orgsync.feishu.endpoints import GROUP_MEMBER_BATCH
-from orgsync.group_mirror import MirrorGroup
+from orgsync.group_mirror import MirrorGroup, member_digest
 from orgsync.groups import MAX_GROUP_MEMBERS, MAX_GROUPS, GroupsConfig, GroupSpec, Population
 from orgsync.ledger import Ledger
 from orgsync.plan import FieldChange, Operation, OpKind, Plan, op_id, topological
@@ -74,10 +76,16 @@ def _people(data: SourceData, state: DirectoryState, plan: Plan) -> _People:
 
 
 async def plan_groups(config: Config, ledger: Ledger, client: FeishuClient, data: SourceData,
-                      state: DirectoryState, plan: Plan) -> Plan:
-    """``plan`` with the group operations (and issues) the ``groups:`` section asks for."""
+                      state: DirectoryState, plan: Plan, *, full: bool = False) -> Plan:
+    """``plan`` with the group operations (and issues) the ``groups:`` section asks for.
+
+    ``full`` (``resync``, ``check``) also reads each managed group's members from Feishu: a
+    member orgsync added that is missing there is added again. A person added by hand is
+    left alone, even one orgsync manages whom the rule excludes: orgsync removes only the
+    memberships it made, as it leaves an adopted group's other members (someone's access
+    is never taken on a guess about why a human granted it)."""
     cfg = config.groups
-    mirror = ledger.load_groups()
+    mirror = ledger.load_groups(members=False)
     if not cfg.define and not mirror:
         return plan
     people = _people(data, state, plan)
@@ -96,8 +104,17 @@ async def plan_groups(config: Config, ledger: Ledger, client: FeishuClient, data
                                 f"it is")
             continue
         desired = set(spec.rule(population))
+        if not full and spec.key in mirror and \
+                mirror[spec.key].digest == member_digest(desired):
+            builder.rename(spec)
+            continue  # the members as applied
+        if spec.key in mirror:
+            mirror[spec.key].members = ledger.group_members(spec.key)
         current = {people.rekeyed.get(k, k) for k in mirror[spec.key].members} \
             if spec.key in mirror else set()
+        if full and spec.key in mirror:
+            current -= await _missing(client, mirror[spec.key].feishu_id, current & desired,
+                                      people)
         if len(desired) > MAX_GROUP_MEMBERS:
             builder.issue(spec, f"{len(desired)} members, over Feishu's {MAX_GROUP_MEMBERS} "
                                 f"per group (42012): the group is left as it is")
@@ -115,12 +132,20 @@ async def plan_groups(config: Config, ledger: Ledger, client: FeishuClient, data
         builder.members(spec, desired, current)
     configured = {s.key for s in cfg.define}
     for key in sorted(mirror.keys() - configured):
+        mirror[key].members = ledger.group_members(key)
         builder.drop(key)
     if not builder.ops and not builder.issues:
         return plan
     return replace(plan, operations=topological([*plan.operations, *builder.ops]),
                    issues=tuple(sorted((*plan.issues, *builder.issues),
                                        key=lambda i: i.sort_key())))
+
+
+async def _missing(client: FeishuClient, fid: str, applied: set[str],
+                   people: _People) -> set[str]:
+    """The ``applied`` members with a Feishu id that group ``fid`` no longer holds."""
+    there = {m.get("member_id") async for m in client.iter_group_members(fid)}
+    return {k for k in applied if (i := people.known.get(k)) and i not in there}
 
 
 class _Builder:

@@ -69,11 +69,18 @@ class Population:
         """Field value → the people holding it (``department_keys``: each department)."""
         found = self._indexes.get(name)
         if found is None:
-            found = {}
+            # grouped by raw value first: _plain then runs per distinct value, not per person
+            raw: dict[Any, list[str]] = {}
             for key, emp in self.employees.items():
                 value = getattr(emp, name)
-                for v in (value if isinstance(value, tuple) else (value,)):
-                    found.setdefault(_plain(v), set()).add(key)
+                if isinstance(value, tuple):
+                    for v in value:
+                        raw.setdefault(v, []).append(key)
+                else:
+                    raw.setdefault(value, []).append(key)
+            found = {}
+            for value, keys in raw.items():
+                found.setdefault(_plain(value), set()).update(keys)
             self._indexes[name] = found
         return found
 

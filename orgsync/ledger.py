@@ -43,7 +43,14 @@ from sqlmodel import Session, col, create_engine, select
 from orgsync import ledger_faults, migrations
 from orgsync.errors import Fenced, LedgerError
 from orgsync.gcpause import paused_gc
-from orgsync.group_mirror import MirrorGroup, apply_group, load_groups, rekey_member
+from orgsync.group_mirror import (
+    MirrorGroup,
+    apply_group,
+    load_groups,
+    load_members,
+    rekey_member,
+    seal_digests,
+)
 from orgsync.model import Employee, department_from_fields, rename_people
 from orgsync.operations import SPECS, MirrorChange
 from orgsync.plan import Operation, OpKind
@@ -246,6 +253,8 @@ class Ledger:
                 row.plan_id = plan_id
             s.add(row)
             s.commit()
+        with self.engine.begin() as c:
+            seal_digests(c)
 
     def leaver_history(self, limit: int) -> list[int]:
         """The leaver counts the last ``limit`` applied runs recorded, newest first.
@@ -591,10 +600,16 @@ class Ledger:
                                            _as_dt(dl) if dl is not None else None)
         return state
 
-    def load_groups(self) -> dict[str, MirrorGroup]:
-        """The managed user groups as applied (:mod:`orgsync.group_mirror`)."""
+    def load_groups(self, *, members: bool = True) -> dict[str, MirrorGroup]:
+        """The managed user groups as applied (:mod:`orgsync.group_mirror`), with their
+        members unless ``members`` is false (then :meth:`group_members` reads them)."""
         with self.engine.connect() as c:
-            return load_groups(c)
+            return load_groups(c, members=members)
+
+    def group_members(self, key: str) -> set[str]:
+        """The members of managed group ``key`` as applied."""
+        with self.engine.connect() as c:
+            return load_members(c, key)
 
     def mirrored(self, key: str) -> MirrorUser | MirrorDepartment | None:
         """The mirror's user ``key``, else its department ``key``, else None (one lookup,

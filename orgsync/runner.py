@@ -490,7 +490,8 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
                      adopt_departments={**heal_depts,
                                         **(takeover.departments if takeover else {})},
                      adopt_users=takeover.users if takeover else {})
-    plan = await plan_groups(config, ledger, client, data, state, diff(data, state, policy))
+    plan = await plan_groups(config, ledger, client, data, state, diff(data, state, policy),
+                             full=full)
     plan = staged(plan, config.sync.stage, data, state)
     if takeover is not None and first:
         plan = plan.annotated(takeover=takeover.summary(data))

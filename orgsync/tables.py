@@ -137,6 +137,8 @@ class MirrorGroupRow(SQLModel, table=True):
     key: str = Field(primary_key=True)
     feishu_id: str
     name: str
+    digest: str = ""
+    """:func:`orgsync.group_mirror.member_digest` of the group's members."""
     updated_at: datetime
 
 

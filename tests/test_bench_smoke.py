@@ -55,6 +55,9 @@ def test_quick_run_measures_what_the_targets_need(report: Path) -> None:
     assert figures["no-change apply: API calls"]["value"] == 0
     assert figures["pages read twice"]["value"] == 0
     assert figures["read: everything read back"]["value"] == 1
+    # a first group sync writes one create per group plus ⌈members / 100⌉ adds; then nothing
+    assert figures["first group sync writes"]["passed"] is True
+    assert figures["incremental plan: group operations"]["value"] == 0
 
 
 @pytest.mark.bench

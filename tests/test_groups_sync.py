@@ -23,12 +23,14 @@ from rich.console import Console
 
 from orgsync.errors import PlanHeld
 from orgsync.explain import explain, render_text
+from orgsync.feishu import FeishuClient
+from orgsync.group_mirror import member_digest
 from orgsync.ledger import Ledger
 from orgsync.model import Department, Employee, EmployeeType, Snapshot
 from orgsync.plan_view import Filters, View
 from orgsync.sandbox import SandboxServer
 from orgsync.synth import write_csv
-from tests.sandbox_run import SCALE, config, run
+from tests.sandbox_run import SCALE, config, run, with_client
 
 GROUPS: dict[str, Any] = {
     "rd": {"name": "研发", "members": {"department": "D1"}},
@@ -79,6 +81,14 @@ def _batch_calls(sb: SandboxServer, kind: str) -> int:
     return sum(1 for r in sb.requests() if r["path"].endswith(f"/member/{kind}"))
 
 
+def _assert_digests(ledger: Ledger) -> None:
+    """Every group's stored digest is the digest of its members as applied."""
+    groups = ledger.load_groups()
+    assert groups
+    assert {k: g.digest for k, g in groups.items()} == \
+        {k: member_digest(g.members) for k, g in groups.items()}
+
+
 @pytest.fixture
 def fast(sandbox: SandboxServer) -> SandboxServer:
     sandbox.configure(rate_scale=SCALE)
@@ -100,6 +110,7 @@ def test_first_sync_creates_groups_with_batched_members_then_nothing(
                if r["method"] == "POST" and r["path"].endswith("/contact/v3/group")) == 5
     assert _batch_calls(fast, "batch_add") == sum(math.ceil(len(v) / 100) for v in want.values())
     assert {k: g.members for k, g in ledger.load_groups().items()} == want
+    _assert_digests(ledger)
     shown = View(outcome.plan, Filters(kinds=frozenset({"group.*"})))
     assert {op.kind.value for op in shown.shown()} == {"group.create", "group.add_members"}
     first_add = next(op for op in outcome.plan.operations if op.key == "leads#1")
@@ -126,6 +137,8 @@ def test_rename_and_moves_update_members_under_the_guard(
     assert outcome.plan.summary()["group.update"] == 1
     got = _groups(fast)
     assert got["rd"] == ("研发中心", _expected(snap)["rd"])
+    _assert_digests(ledger)
+    assert run(cfg, ledger).plan.empty
 
 
 def test_removing_over_the_share_of_a_big_group_holds_the_plan(
@@ -237,6 +250,7 @@ def test_killed_group_sync_resumes_without_duplicate_groups_or_lost_members(
     assert run(cfg, ledger).exit_code == 0
     assert _groups(fast) == {k: (GROUPS[k]["name"], v) for k, v in want.items()}
     assert {k: g.members for k, g in ledger.load_groups().items()} == want
+    _assert_digests(ledger)
     assert run(cfg, ledger).plan.empty
 
 
@@ -290,4 +304,30 @@ def test_a_changed_employee_id_keeps_the_persons_groups(fast: SandboxServer,
     assert outcome.plan.summary() == {"user.rekey": 1}
     assert [k for k, g in ledger.load_groups().items() if "E910" in g.members] == ["rd"]
     assert not any("E010" in g.members for g in ledger.load_groups().values())
+    _assert_digests(ledger)
     assert run(cfg, ledger).plan.empty
+
+
+def test_a_resync_repairs_members_removed_behind_its_back_and_leaves_hand_added_ones(
+        fast: SandboxServer, tmp_path: Path) -> None:
+    write_csv(_org(), tmp_path)
+    cfg = config(fast, tmp_path, tmp_path / "l.db", groups={"define": GROUPS})
+    ledger = Ledger(cfg.ledger.url)
+    run(cfg, ledger)
+    want = _expected(_org())
+    assert "E004" in want["rd"]
+    assert "E003" not in want["rd"]
+
+    async def drift(client: FeishuClient) -> None:  # an admin, by hand in Feishu
+        await client.remove_group_members("rd", ["E004"])
+        await client.add_group_members("rd", ["E003"])
+    with_client(cfg, drift)
+    assert run(cfg, ledger).plan.empty  # an incremental run reads no group from Feishu
+    outcome = run(cfg, ledger, full=True)
+    assert outcome.exit_code == 0
+    assert [(op.kind.value, op.mirror and op.mirror["members"]) for op in outcome.plan.operations
+            if op.kind.value.startswith("group.")] == [("group.add_members", ["E004"])]
+    # E004 is back; E003 (managed, but not in the rule) stays: orgsync did not add them
+    assert _groups(fast)["rd"] == ("研发", want["rd"] | {"E003"})
+    assert ledger.load_groups()["rd"].members == want["rd"]
+    assert run(cfg, ledger, full=True).plan.summary().get("group.add_members") is None

@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, inspect, text
 from sqlmodel import SQLModel
 
 from orgsync.daemon.leader import FileLeaderLock, PostgresLeaderLock, leader_lock
+from orgsync.group_mirror import member_digest
 from orgsync.ledger import Ledger
 from orgsync.migrations import (
     BASELINE,
@@ -113,6 +114,27 @@ class TestMigrations:
         finally:
             ledger.close()
         assert BASELINE == "0001"
+
+    def test_groups_mirrored_before_digests_get_theirs(self, tmp_path: Path) -> None:
+        """0009 digests the members of groups already mirrored (a plan compares digests)."""
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0007")
+            conn.execute(text("INSERT INTO mirror_groups (key, feishu_id, name, updated_at) "
+                              "VALUES ('g', 'g1', 'G', '2026-01-01 00:00:00'), "
+                              "('empty', 'g2', 'E', '2026-01-01 00:00:00')"))
+            conn.execute(text("INSERT INTO mirror_group_members (group_key, user_key) "
+                              "VALUES ('g', 'E1'), ('g', 'E2')"))
+        engine.dispose()
+        ledger = Ledger(url)
+        try:
+            groups = ledger.load_groups()
+            assert groups["g"].members == {"E1", "E2"}
+            assert groups["g"].digest == member_digest({"E2", "E1"}) != member_digest({"E1"})
+            assert groups["empty"].digest == member_digest(()) != ""
+        finally:
+            ledger.close()
 
     @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
     def test_four_openers_of_a_new_ledger_at_once_all_succeed(

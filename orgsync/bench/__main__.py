@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
 
 _MODULES = {"plan_at_scale": "plan_scale", "plan_growth": "plan_growth",
             "apply_ceiling": "apply_ceiling", "initial_apply": "initial_apply",
-            "resync_read": "resync_read", "headroom": "headroom", "xlsx_read": "xlsx_read"}
+            "resync_read": "resync_read", "headroom": "headroom", "xlsx_read": "xlsx_read",
+            "groups": "groups_scale"}
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from typing import Any, Literal
 Compare = Literal["<=", ">=", "=="]
 
 BENCHMARKS = ("plan_at_scale", "plan_growth", "apply_ceiling", "initial_apply", "resync_read",
-              "headroom", "xlsx_read")
+              "headroom", "xlsx_read", "groups")
 """Every benchmark of the suite, in run order (the report lists each one)."""
 
 
