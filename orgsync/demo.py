@@ -97,8 +97,8 @@ def run_demo(console: Console, *, rate_scale: float = 1.0, workdir: Path | None 
     # Every profile field: job levels and families (created in the empty sandbox tenant,
     # sync.create_job_levels), work stations, genders, dotted-line managers, and a custom
     # field (custom.工位电话) the demo tenant defines (the sandbox's custom_attrs knob).
-    week1 = with_profile(generate_org())
-    week2 = with_profile(next_week(week1))
+    week1 = with_profile(generate_org(), desk_phone=True)
+    week2 = with_profile(next_week(week1), desk_phone=True)
     write_csv(week1, work / "week1")
     write_csv(week2, work / "week2")
     secret = secrets.token_urlsafe(24)

@@ -202,14 +202,16 @@ DEMO_CUSTOM_ATTRS: tuple[dict[str, Any], ...] = (
 )
 
 
-def with_profile(org: Snapshot) -> Snapshot:
+def with_profile(org: Snapshot, *, desk_phone: bool = False) -> Snapshot:
     """``org`` with every profile field a source can give, derived from what the people
     already are (no random draw, so ``org`` itself is unchanged for every seed): a work
     station and a gender per person, a job level (leaders ``M1``… by depth, the others
     ``P5``–``P8``), the job family of their top department, leaders listed first in their
     department (``user_order`` 100), and, for people in two departments, the second
-    department's leader as their dotted-line manager; and a desk phone extension, the
-    custom field :data:`DESK_PHONE` (needs the tenant's :data:`DEMO_CUSTOM_ATTRS`).
+    department's leader as their dotted-line manager. ``desk_phone``: also a desk phone
+    extension, the custom field :data:`DESK_PHONE` (needs the tenant's
+    :data:`DEMO_CUSTOM_ATTRS`; a run with custom fields lists the tenant's definitions,
+    so the no-change benchmark, which must make no call, goes without).
     """
     depts = org.departments
     people: dict[str, Employee] = {}
@@ -224,8 +226,9 @@ def with_profile(org: Snapshot) -> Snapshot:
             "gender": 1 + h // 2880 % 2,
             "job_level": f"M{depth + 1}" if leads else f"P{5 + h // 5760 % 4}",
             "job_family": _FAMILIES.get(_top_family(depts[top].name) if top else "tech", "研发"),
-            CUSTOM_ATTRS: {DESK_PHONE: str(8000 + h % 2000)},
         }
+        if desk_phone:
+            profile[CUSTOM_ATTRS] = {DESK_PHONE: str(8000 + h % 2000)}
         if leads:
             profile["user_order"] = 100  # a department's leader is listed first in it
         if len(e.department_keys) > 1:
