@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol
 
 import httpx
+
+from orgsync.source import Issue, SourceData
 
 if TYPE_CHECKING:
     from orgsync.ledger import Ledger
@@ -27,7 +29,9 @@ if TYPE_CHECKING:
 LIMIT: Final = 10 * 1024 * 1024
 """Feishu's size cap for an uploaded image (234006)."""
 _TIMEOUT: Final = 10.0  # seconds, per fetch
-_KEYS: Final = "avatars.keys"  # ledger meta: sha256 → image_key, one entry per content
+AVATAR: Final = "avatar"
+"""The profile field (and its catalog, :data:`orgsync.feishu.schema.CATALOG_FIELDS`)."""
+_KEYS: Final = f"catalog.{AVATAR}"  # ledger meta: sha256 → image_key (catalogs.named reads it)
 _MAGIC: Final = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM",
                  b"\x00\x00\x01\x00", b"II*\x00", b"MM\x00*")
 
@@ -100,6 +104,43 @@ async def _fetch(url: str) -> bytes:
             return bytes(body)
     except httpx.HTTPError as exc:
         raise PictureError(f"avatar {url} cannot be fetched ({type(exc).__name__})") from None
+
+
+async def resolve(raw: SourceData, client: UploadAPI, ledger: Ledger, base_dir: Path, *,
+                  apply: bool) -> SourceData:
+    """``raw`` with each ``avatar`` location replaced by its content's sha256 and
+    :attr:`SourceData.catalogs` mapping each sha256 to its ``image_key`` (``apply``:
+    uploaded now when the ledger has none; else shown as new). Someone whose picture
+    cannot be loaded is held with the reason, and left as they are."""
+    if AVATAR not in raw.profile_fields:
+        return raw
+    issues, held = list(raw.issues), set(raw.held_employees)
+    loaded: dict[str, Picture | PictureError] = {}
+    keys: dict[str, str] = {}
+    people = dict(raw.snapshot.employees)
+    known: dict[str, str] = json.loads(ledger.get_meta(_KEYS) or "{}")
+    for key, e in sorted(people.items()):
+        location = e.profile.get(AVATAR)
+        if not isinstance(location, str) or not location:
+            continue
+        if location not in loaded:
+            try:
+                loaded[location] = await load(location, base_dir)
+            except PictureError as exc:
+                loaded[location] = exc
+        picture = loaded[location]
+        if isinstance(picture, PictureError):
+            held.add(key)
+            issues.append(Issue("employee", key, AVATAR, f"{picture}: fix the picture or the "
+                                "column; the person is left as they are", "error",
+                                raw.where("employee", key)))
+            continue
+        if picture.sha256 not in keys:
+            keys[picture.sha256] = (await image_key(picture, client, ledger) if apply
+                                    else known.get(picture.sha256, "(new avatar)"))
+        people[key] = replace(e, profile={**e.profile, AVATAR: picture.sha256})
+    return replace(raw, snapshot=replace(raw.snapshot, employees=people), issues=issues,
+                   held_employees=held, catalogs={**raw.catalogs, AVATAR: keys})
 
 
 async def image_key(picture: Picture, client: UploadAPI, ledger: Ledger) -> str:
