@@ -55,7 +55,8 @@ async def resolve(raw: SourceData, client: CatalogAPI, ledger: Ledger, *,
     """``raw`` with :attr:`SourceData.catalogs` holding every name its records use, and
     the people naming an entry the tenant lacks (and ``create`` does not allow, by
     catalog) held. ``apply``: allowed entries are created now; else shown as new."""
-    fields = {f: c for f, c in CATALOG_FIELDS.items() if f in raw.profile_fields}
+    fields = {f: c for f, c in CATALOG_FIELDS.items() if f in raw.profile_fields
+              and c in _WHAT}  # avatars are resolved by orgsync.avatars
     if not fields:
         return raw
     catalogs: dict[str, dict[str, str]] = {}

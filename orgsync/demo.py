@@ -24,7 +24,14 @@ from orgsync.leave_demo import leave_steps
 from orgsync.ledger import Ledger
 from orgsync.runner import RunOutcome, run_once
 from orgsync.sandbox import SandboxConfig, SandboxServer
-from orgsync.synth import generate_org, next_week, with_profile, write_csv
+from orgsync.synth import (
+    DEMO_CUSTOM_ATTRS,
+    DESK_PHONE,
+    generate_org,
+    next_week,
+    with_profile,
+    write_csv,
+)
 
 
 def demo_config(base_url: str, app_id: str, app_secret: str, source_dir: Path, ledger_url: str,
@@ -45,15 +52,19 @@ def demo_config(base_url: str, app_id: str, app_secret: str, source_dir: Path, l
     return config_from_dict(data, file="<demo>", base_dir=source_dir)
 
 
-async def count_feishu(config: Config) -> tuple[int, int, int]:
-    """Departments, users and frozen users Feishu holds, read back through the API."""
+async def count_feishu(config: Config) -> tuple[int, int, int, int]:
+    """Departments, users, frozen users and users with a custom field set that Feishu
+    holds, read back through the API."""
     async with FeishuClient(config.feishu) as client:
         depts = [d async for d in client.iter_children("0", fetch_child=True)]
         users: dict[str, bool] = {}
+        custom: set[str] = set()
         for d in [{"department_id": "0"}, *depts]:
             async for u in client.iter_users_by_department(str(d["department_id"])):
                 users[str(u.get("user_id"))] = bool((u.get("status") or {}).get("is_frozen"))
-    return len(depts), len(users), sum(users.values())
+                if any((a.get("value") or {}).get("text") for a in u.get("custom_attrs") or ()):
+                    custom.add(str(u.get("user_id")))
+    return len(depts), len(users), sum(users.values()), len(custom)
 
 
 def _week(console: Console, title: str, config: Config, ledger: Ledger,
@@ -72,10 +83,11 @@ def _week(console: Console, title: str, config: Config, ledger: Ledger,
         bar.stop()
     if outcome.result is not None:
         render.render_result(outcome.result, console)
-    depts, users, frozen = asyncio.run(count_feishu(config))
+    depts, users, frozen, custom = asyncio.run(count_feishu(config))
     held = f" ({frozen} frozen leavers in their grace period)" if frozen else ""
     console.print(f"Feishu now holds [bold]{depts}[/] departments and [bold]{users}[/] "
                   f"users{held}.")
+    console.print(f"{custom} of them with a {DESK_PHONE} (a custom profile field).")
     return outcome
 
 
@@ -83,13 +95,15 @@ def run_demo(console: Console, *, rate_scale: float = 1.0, workdir: Path | None 
     """Run the two-week demo; returns the exit code (0 when every write succeeded)."""
     work = workdir or Path(tempfile.mkdtemp(prefix="orgsync-demo-"))
     # Every profile field: job levels and families (created in the empty sandbox tenant,
-    # sync.create_job_levels), work stations, genders, dotted-line managers.
-    week1 = with_profile(generate_org())
-    week2 = with_profile(next_week(week1))
+    # sync.create_job_levels), work stations, genders, dotted-line managers, and a custom
+    # field (custom.工位电话) the demo tenant defines (the sandbox's custom_attrs knob).
+    week1 = with_profile(generate_org(), desk_phone=True)
+    week2 = with_profile(next_week(week1), desk_phone=True)
     write_csv(week1, work / "week1")
     write_csv(week2, work / "week2")
     secret = secrets.token_urlsafe(24)
-    sb_config = SandboxConfig(app_id="cli_demo", app_secret=secret, rate_scale=rate_scale)
+    sb_config = SandboxConfig(app_id="cli_demo", app_secret=secret, rate_scale=rate_scale,
+                              custom_attrs=list(DEMO_CUSTOM_ATTRS))
     ledger_url = f"sqlite:///{work / 'ledger.db'}"
     worst = EXIT_OK
     with SandboxServer(sb_config) as sb:

@@ -28,7 +28,7 @@ from typing import TypeVar
 import structlog
 
 from connectors.registry import build_connector
-from orgsync import catalogs, custom_attrs, gcpause, notify
+from orgsync import avatars, catalogs, custom_attrs, gcpause, notify
 from orgsync.config import Config
 from orgsync.diff import DiffPolicy, diff, not_created_yet
 from orgsync.errors import (
@@ -421,6 +421,7 @@ async def make_plan(config: Config, ledger: Ledger, client: FeishuClient, *,
                              ("job_family", config.sync.create_job_families),
                              ("employee_type", config.sync.create_employee_types)) if allowed))
     raw = await custom_attrs.resolve(raw, client, ledger)
+    raw = await avatars.resolve(raw, client, ledger, config.source.base_dir, apply=apply)
     takeover: Takeover | None = None
     applied: DirectoryState | None = None  # on a full read: what orgsync applied
     if full:

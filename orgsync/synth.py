@@ -22,7 +22,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
+from orgsync.custom_attrs import CUSTOM_ATTRS
 from orgsync.feishu.schema import PROFILE
 from orgsync.model import Department, Employee, EmployeeType, Snapshot, Status
 
@@ -190,15 +192,26 @@ def generate_org(
 
 _FAMILIES = {"tech": "研发", "product": "产品", "sales": "销售", "marketing": "市场", "ops": "运营"}
 _BUILDINGS = ("A", "B", "C")
+DESK_PHONE = "工位电话"
+"""The custom profile field the sample company fills (a desk phone extension)."""
+DEMO_CUSTOM_ATTRS: tuple[dict[str, Any], ...] = (
+    # The demo tenant's attribute definitions, as GET custom_attrs lists them
+    # (feishu-api-more.md §6) and the sandbox's ``custom_attrs`` knob takes them.
+    {"id": "C-1", "type": "TEXT", "i18n_name": [{"locale": "zh_cn", "value": DESK_PHONE},
+                                                {"locale": "en_us", "value": "Desk phone"}]},
+)
 
 
-def with_profile(org: Snapshot) -> Snapshot:
+def with_profile(org: Snapshot, *, desk_phone: bool = False) -> Snapshot:
     """``org`` with every profile field a source can give, derived from what the people
     already are (no random draw, so ``org`` itself is unchanged for every seed): a work
     station and a gender per person, a job level (leaders ``M1``… by depth, the others
     ``P5``–``P8``), the job family of their top department, leaders listed first in their
     department (``user_order`` 100), and, for people in two departments, the second
-    department's leader as their dotted-line manager.
+    department's leader as their dotted-line manager. ``desk_phone``: also a desk phone
+    extension, the custom field :data:`DESK_PHONE` (needs the tenant's
+    :data:`DEMO_CUSTOM_ATTRS`; a run with custom fields lists the tenant's definitions,
+    so the no-change benchmark, which must make no call, goes without).
     """
     depts = org.departments
     people: dict[str, Employee] = {}
@@ -214,6 +227,8 @@ def with_profile(org: Snapshot) -> Snapshot:
             "job_level": f"M{depth + 1}" if leads else f"P{5 + h // 5760 % 4}",
             "job_family": _FAMILIES.get(_top_family(depts[top].name) if top else "tech", "研发"),
         }
+        if desk_phone:
+            profile[CUSTOM_ATTRS] = {DESK_PHONE: str(8000 + h % 2000)}
         if leads:
             profile["user_order"] = 100  # a department's leader is listed first in it
         if len(e.department_keys) > 1:
@@ -315,12 +330,16 @@ def write_csv(snapshot: Snapshot, directory: Path) -> tuple[Path, Path]:
             d = snapshot.departments[key]
             w.writerow([d.key, d.name, d.en_name or "", d.parent_key or "", d.leader_key or "",
                         "" if d.order is None else d.order])
-    # The profile columns any record has a value for (see with_profile).
+    # The profile columns any record has a value for (see with_profile); then, last, one
+    # custom.<name> column per custom attribute any record has.
     given = {f for e in snapshot.employees.values() for f in e.profile}
-    profile = [f for f in PROFILE if f.name in given]
+    profile = [f for f in PROFILE if f.name in given and f.name != CUSTOM_ATTRS]
+    custom = sorted({n for e in snapshot.employees.values()
+                     for n in _attrs(e.profile.get(CUSTOM_ATTRS))})
     with emp_path.open("w", encoding="utf-8", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
-        w.writerow([*EMPLOYEE_COLUMNS, *(p.column or p.name for p in profile)])
+        w.writerow([*EMPLOYEE_COLUMNS, *(p.column or p.name for p in profile),
+                    *(f"custom.{n}" for n in custom)])
         for key in sorted(snapshot.employees):
             e = snapshot.employees[key]
             w.writerow([
@@ -329,8 +348,14 @@ def write_csv(snapshot: Snapshot, directory: Path) -> tuple[Path, Path]:
                 e.job_title or "", e.employee_type.name.lower(),
                 e.join_date.isoformat() if e.join_date else "", e.city or "", str(e.status),
                 *(_cell(e.profile.get(p.name)) for p in profile),
+                *(_cell(_attrs(e.profile.get(CUSTOM_ATTRS)).get(n)) for n in custom),
             ])
     return dept_path, emp_path
+
+
+def _attrs(value: object) -> dict[str, object]:
+    """A record's custom attributes (name → value); none when it has no such field."""
+    return dict(value) if isinstance(value, dict) else {}
 
 
 def _cell(value: object) -> str:

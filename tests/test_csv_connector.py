@@ -208,7 +208,7 @@ class TestWholeFileFailures:
             "map it with source.columns. Required columns: employee_id, name, email, mobile, "
             "department_ids; optional: en_name, manager_id, job_title, employee_type, join_date, "
             "city, status, employee_no, work_station, gender, job_level, job_family, "
-            "custom_employee_type, order, dotted_line_manager_ids, job_level_code, job_family_code")
+            "custom_employee_type, order, dotted_line_manager_ids, avatar, job_level_code, job_family_code")
 
     def test_minimal_files(self, tmp_path: Path) -> None:
         """employee_id,name,email,mobile,department_ids (and department_id,name,parent_id)

@@ -24,6 +24,11 @@ def test_demo_runs_all_four_steps(tmp_path: Path) -> None:
     assert "No changes. Feishu matches the source." in text
     assert "Summary: user.delete=3" in text
     assert text.rstrip().count("Feishu now holds 34 departments and 320 users.") == 2
+    # The custom field (custom.工位电话, defined in the demo tenant) is read back from Feishu
+    # for everyone, in the creates (no operation of its own: the counts above are unchanged).
+    assert text.count("320 of them with a 工位电话 (a custom profile field).") == 2
+    assert text.count("323 of them with a 工位电话 (a custom profile field).") == 2
+    assert "custom_attrs: {'工位电话': '" in text  # week 2's joiners, in the plan
     assert (tmp_path / "week1" / "employees.csv").exists()
     # Someone's leave appears in Feishu, then, cancelled, goes.
     shows = [line for line in text.splitlines() if "'s calendar and profile:" in line]

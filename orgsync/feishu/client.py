@@ -233,8 +233,12 @@ class FeishuClient:
                     params: Mapping[str, str | Sequence[str]] | None = None,
                     body: Mapping[str, Any] | None = None,
                     extra_buckets: Sequence[Bucket] = (),
-                    done_codes: frozenset[int] = frozenset()) -> dict[str, Any]:
+                    done_codes: frozenset[int] = frozenset(),
+                    multipart: tuple[Mapping[str, str], Mapping[str, bytes]] | None = None,
+                    ) -> dict[str, Any]:
         """One logical call with limiter, token, retries; returns the envelope's ``data``.
+
+        ``multipart``: a ``multipart/form-data`` body instead, as (text fields, files by name).
 
         ``done_codes`` are codes that, after an attempt whose outcome is unknown, mean that
         attempt already did the work; they then count as success with empty data.
@@ -265,6 +269,9 @@ class FeishuClient:
                 try:
                     response = await self._http.request(
                         endpoint.method, url, params=params, content=content, headers=headers,
+                        data=multipart[0] if multipart else None,
+                        files={k: (k, v) for k, v in multipart[1].items()} if multipart
+                        else None,
                         extensions={"trace": _sent_hook(permit)})
                 except httpx.TransportError as exc:
                     raise transport_error(exc, key, self.settings.timeout) from None
@@ -531,6 +538,14 @@ class FeishuClient:
         return [r for part in found for r in part]
 
     # --------------------------------------------------------------------- IM
+
+    async def upload_avatar(self, image: bytes) -> str:
+        """Upload ``image`` as an avatar picture; returns its ``image_key`` for a user's
+        ``avatar_key`` (feishu-api-more.md §7: ≤ 10 MB, non-empty, a picture format; the
+        app needs the bot capability, else 234007)."""
+        data = await self._call(ep.IM_IMAGE_UPLOAD,
+                                multipart=({"image_type": "avatar"}, {"image": image}))
+        return str(data.get("image_key") or "")
 
     async def send_message(self, *, receive_id_type: str, receive_id: str, msg_type: str,
                            content: str | Mapping[str, Any],

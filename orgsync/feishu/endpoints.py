@@ -145,6 +145,9 @@ GROUP_MEMBER_BATCH = 100
 GROUP_PAGE_SIZE = 100
 
 IM_SEND = Endpoint("POST", "/open-apis/im/v1/messages")
+# multipart image_type + image; an avatar's image_key (feishu-api-more.md §7, avatar_key;
+# /document/server-docs/im-v1/image/create): standard tier.
+IM_IMAGE_UPLOAD = Endpoint("POST", "/open-apis/im/v1/images")
 IM_CHAT_CREATE = Endpoint("POST", "/open-apis/im/v1/chats")
 IM_CHAT_GET = Endpoint("GET", "/open-apis/im/v1/chats/:chat_id")
 

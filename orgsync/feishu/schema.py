@@ -326,6 +326,13 @@ PROFILE: Final = (
     # is: whether and how Feishu clears one is UNCONFIRMED (§1.5).
     FeishuField(CUSTOM_ATTRS, "custom_attrs", _UR["custom_attrs"], clear=KEEP,
                 from_wire=_elements, column="custom.<name>"),
+    # A picture's file path or URL; orgsync.avatars loads it, holds the record on a bad
+    # picture, and compares and sends its content's sha256, which the "avatar" catalog
+    # (the ledger: sha256 → image_key from POST im/v1/images, §7) turns into avatar_key.
+    # An empty cell leaves the avatar (whether "" clears it is UNCONFIRMED, §1.5). Whether
+    # a user read returns avatar_key is UNCONFIRMED (the docs show avatar URLs); the
+    # sandbox returns it. Usually create_only: people choose their own.
+    FeishuField("avatar", "avatar_key", _UR["avatar"], clear=KEEP, catalog="avatar"),
 )
 """The optional profile fields (:attr:`~orgsync.model.Employee.profile`), one row each.
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import email.policy
 import itertools
 import json
 import random
@@ -24,6 +25,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field, fields
+from email.parser import BytesParser
 from email.utils import formatdate
 from typing import Any
 
@@ -394,6 +396,9 @@ ROUTES: list[tuple[str, dict[str, ApiRoute]]] = [
     ("/open-apis/contact/v3/custom_attrs", {"GET": ApiRoute(
         lambda t, c: t.list_custom_attrs(c.q("page_size"), c.q("page_token")))}),
     ("/open-apis/im/v1/messages", {"POST": ApiRoute(_send_message)}),
+    # feishu-api-more.md §7 (avatar_key): standard tier.
+    ("/open-apis/im/v1/images", {"POST": ApiRoute(lambda t, c: t.upload_image(
+        c.body if isinstance(c.body, dict) else {}, bot_enabled=c.sandbox.config.bot_enabled))}),
     ("/open-apis/im/v1/chats", {"POST": ApiRoute(lambda t, c: t.create_chat(
         c.json_body(optional=True), c.ids, c.q("uuid")))}),
     (f"/open-apis/im/v1/chats/{_ID}", {"GET": ApiRoute(
@@ -429,6 +434,19 @@ def match_route(method: str, path: str) -> tuple[str, ApiRoute, dict[str, str]]:
 # --------------------------------------------------------------------------- /open-apis
 
 
+def multipart_form(content_type: str, raw: bytes) -> dict[str, str | bytes]:
+    """A ``multipart/form-data`` body's fields: a file's content as bytes, text as str."""
+    message = BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + raw)
+    form: dict[str, str | bytes] = {}
+    for part in message.iter_parts() if message.is_multipart() else ():
+        name = part.get_param("name", header="content-disposition")
+        data = part.get_payload(decode=True)
+        if isinstance(name, str) and isinstance(data, bytes):
+            form[name] = data if part.get_filename() else data.decode("utf-8", "replace")
+    return form
+
+
 def _query_for_log(query: QueryParams) -> dict[str, str | list[str]]:
     out: dict[str, str | list[str]] = {}
     for key in query:
@@ -449,7 +467,10 @@ class OpenApi:
         method, path = scope["method"], scope["path"]
         body: Any = None
         bad_body = False
-        if raw.strip():
+        kind = request.headers.get("content-type", "")
+        if kind.startswith("multipart/form-data"):
+            body = multipart_form(kind, raw)  # the image upload (tenant.images)
+        elif raw.strip():
             try:
                 body = json.loads(raw)
             except ValueError:
@@ -522,6 +543,9 @@ class OpenApi:
     def _log(self, method: str, path: str, query: QueryParams, body: Any,
              logid: str | None) -> JSON:
         logged = copy.deepcopy(body)
+        if isinstance(logged, dict):  # a form's file is logged by its size
+            logged = {k: f"<{len(v)} bytes>" if isinstance(v, bytes) else v
+                      for k, v in logged.items()}
         if path == AUTH_PATH and isinstance(logged, dict) and "app_secret" in logged:
             logged["app_secret"] = MASK
         with self.sandbox.lock:

@@ -160,7 +160,7 @@ def test_missing_path_column_names_required_and_optional(tmp_path: Path) -> None
         "it with source.columns. Required columns: employee_id, name, email, mobile, 部门; "
         "optional: en_name, manager_id, job_title, employee_type, join_date, city, status, "
         "employee_no, work_station, gender, job_level, job_family, custom_employee_type, order, "
-        "dotted_line_manager_ids, job_level_code, job_family_code, 部门编码, department_leader, "
+        "dotted_line_manager_ids, avatar, job_level_code, job_family_code, 部门编码, department_leader, "
         "department_order")
 
 

@@ -41,9 +41,10 @@ def test_every_model_field_has_exactly_one_row() -> None:
 def test_fields_feishu_cannot_clear_are_kept_when_unset() -> None:
     # mobile: required by Feishu (41010); validation holds a row without one. user_order:
     # Feishu's default 0 is a place like any other.
-    # custom_attrs: whether and how Feishu clears one attribute is UNCONFIRMED (§1.5).
+    # custom_attrs: whether and how Feishu clears one attribute is UNCONFIRMED (§1.5);
+    # avatar: an empty cell leaves the picture (whether "" clears it is UNCONFIRMED).
     assert {"join_date", "employee_no", "order", "mobile", "user_order",
-            "custom_attrs"} == schema.KEEP_WHEN_UNSET
+            "custom_attrs", "avatar"} == schema.KEEP_WHEN_UNSET
 
 
 def test_user_created_then_read_back_is_the_same_record() -> None:

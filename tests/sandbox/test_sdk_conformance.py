@@ -14,14 +14,21 @@ import pytest
 from lark_oapi.api.contact.v3 import (
     ChildrenDepartmentRequest,
     CreateDepartmentRequest,
+    CreateJobFamilyRequest,
+    CreateJobLevelRequest,
     CreateUserRequest,
     Department,
     DepartmentLeader,
     FindByDepartmentUserRequest,
     GetDepartmentRequest,
     GetUserRequest,
+    JobFamily,
+    JobLevel,
     PatchUserRequest,
     User,
+    UserCustomAttr,
+    UserCustomAttrValue,
+    UserOrder,
 )
 from lark_oapi.api.im.v1 import CreateMessageRequest, CreateMessageRequestBody
 
@@ -126,6 +133,43 @@ def test_users_create_get_and_page(client: lark.Client) -> None:
             break
         token = page.data.page_token
     assert seen == [f"u{i}" for i in range(7)]
+
+
+def test_profile_fields_round_trip_through_the_sdk_models(client: lark.Client,
+                                                         sandbox: SandboxServer) -> None:
+    """Every profile field orgsync writes (feishu-api-more.md §1.6, §1.13, §5, §6): created
+    with the SDK's models, read back through them field by field."""
+    sandbox.configure(custom_employee_types=["6"], custom_attrs=[
+        {"id": "C-1", "type": "TEXT", "i18n_name": [{"locale": "zh_cn", "value": "工位电话"}]}])
+    make_department(client, "eng")
+    assert make_user(client, "boss", "13000000001").success()
+    level = client.contact.v3.job_level.create(CreateJobLevelRequest.builder().request_body(
+        JobLevel.builder().name("P7").order(7).status(True).build()).build())
+    family = client.contact.v3.job_family.create(CreateJobFamilyRequest.builder().request_body(
+        JobFamily.builder().name("研发").status(True).build()).build())
+    assert level.success(), (level.code, level.msg)
+    assert family.success(), (family.code, family.msg)
+    level_id, family_id = level.data.job_level.job_level_id, family.data.job_family.job_family_id
+    attr = UserCustomAttr.builder().type("TEXT").id("C-1").value(
+        UserCustomAttrValue.builder().text("8012").build()).build()
+    req = (CreateUserRequest.builder().user_id_type("user_id").department_id_type("department_id")
+           .request_body(User.builder().user_id("u").name("U").mobile("13000000002")
+                         .department_ids(["eng"]).employee_type(6).work_station("A-1-01")
+                         .gender(2).job_level_id(level_id).job_family_id(family_id)
+                         .dotted_line_leader_user_ids(["boss"]).custom_attrs([attr])
+                         .orders([UserOrder.builder().department_id("eng").user_order(100)
+                                  .department_order(1).is_primary_dept(True).build()])
+                         .build()).build())
+    assert (created := client.contact.v3.user.create(req)).success(), (created.code, created.msg)
+    got = client.contact.v3.user.get(GetUserRequest.builder().user_id("u").user_id_type("user_id")
+                                     .department_id_type("department_id").build())
+    assert got.success(), (got.code, got.msg)
+    user = got.data.user
+    assert (user.employee_type, user.work_station, user.gender) == (6, "A-1-01", 2)
+    assert (user.job_level_id, user.job_family_id) == (level_id, family_id)
+    assert user.dotted_line_leader_user_ids == ["boss"]
+    assert [(a.id, a.type, a.value.text) for a in user.custom_attrs] == [("C-1", "TEXT", "8012")]
+    assert [(o.department_id, o.user_order) for o in user.orders] == [("eng", 100)]
 
 
 def test_duplicate_mobile_surfaces_as_code(client: lark.Client) -> None:

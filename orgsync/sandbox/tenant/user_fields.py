@@ -13,6 +13,7 @@ from orgsync.sandbox.tenant.body import (
     opt_str,
     opt_str_list,
 )
+from orgsync.sandbox.tenant.images import Images
 from orgsync.sandbox.tenant.job_catalog import FAMILY, LEVEL, JobCatalog
 from orgsync.sandbox.tenant.model import (
     JSON,
@@ -29,7 +30,7 @@ from orgsync.sandbox.tenant.model import (
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-class UserFields(JobCatalog):
+class UserFields(JobCatalog, Images):
     """Validation of user create and patch bodies."""
 
     def _validate_user(self, body: JSON, ids: IdTypes, current: User | None) -> JSON:
@@ -81,6 +82,8 @@ class UserFields(JobCatalog):
         for key in ("city", "country", "work_station", "avatar_key"):
             value = self._check_len(body, key, 255, 40001)
             if value is not None:
+                if key == "avatar_key":
+                    self.check_avatar_key(value)  # 41036 (orgsync.sandbox.tenant.images)
                 changes[key] = value
 
     def _user_job_title(self, body: JSON, ids: IdTypes, current: User | None,
