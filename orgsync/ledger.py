@@ -548,9 +548,19 @@ class Ledger:
         construction, so the diff can skip it by identity. Only the others (the
         changed, the leavers, rows without a fingerprint) are decoded. The keys of
         the active ones among the reused go to the state's ``unchanged``.
+
+        A row holding values no orgsync writes (a lifecycle it does not know, a
+        record that is not one) is a damaged ledger: :class:`LedgerError`.
         """
+        try:
+            return self._load_state(known or {})
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            # the type only: a value read back may be a person's name or email
+            raise ledger_faults.damaged(mask_url(self.url), "a mirror row orgsync did not "
+                                        f"write ({type(exc).__name__})") from None
+
+    def _load_state(self, known: Mapping[str, Employee]) -> DirectoryState:
         state = DirectoryState()
-        known = known or {}
         with self.engine.connect() as c:
             for key, fid, oid, f in c.execute(text(
                     "SELECT key, feishu_id, open_id, fields FROM mirror_departments")):

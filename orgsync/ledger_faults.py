@@ -47,13 +47,18 @@ def fault(exc: BaseException, where: str) -> LedgerError | None:
     undecodable = isinstance(exc, UnicodeDecodeError) or (
         isinstance(exc, sqlite3.OperationalError) and str(exc).startswith(_SQLITE_UNDECODABLE))
     if primary in (_SQLITE_CORRUPT, _SQLITE_NOTADB) or state in _PG_DAMAGED or undecodable:
-        detail = "text that is not UTF-8" if undecodable else str(exc)
-        return LedgerError(
-            f"the ledger at {where} is damaged ({detail}); orgsync cannot repair it. Stop "
-            "every orgsync that uses it, keep the damaged file for inspection, and restore "
-            "the ledger from your latest backup, or start a new ledger and run "
-            "'orgsync resync' (it takes over what Feishu holds, with no duplicates)")
+        return damaged(where, "text that is not UTF-8" if undecodable else str(exc))
     return None
+
+
+def damaged(where: str, detail: str) -> LedgerError:
+    """The LedgerError for a damaged ledger at ``where``: the driver said so, or a row
+    holds values no orgsync writes (a byte flipped inside a valid page)."""
+    return LedgerError(
+        f"the ledger at {where} is damaged ({detail}); orgsync cannot repair it. Stop "
+        "every orgsync that uses it, keep the damaged file for inspection, and restore "
+        "the ledger from your latest backup, or start a new ledger and run "
+        "'orgsync resync' (it takes over what Feishu holds, with no duplicates)")
 
 
 def watch(engine: Engine, where: str) -> None:

@@ -6,12 +6,14 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import text
 
 from orgsync.bench.mirror import fill_mirror
 from orgsync.diff import DiffPolicy, diff
+from orgsync.errors import LedgerError
 from orgsync.ledger import Ledger
 from orgsync.model import Employee, EmployeeType, Status
 from orgsync.plan import OpKind
@@ -71,5 +73,30 @@ def test_unchanged_records_are_shared_and_changed_ones_decoded(tmp_path: Path) -
         assert changed_key not in state.unchanged
         assert diff(SourceData(replace(org, employees=source)), state,
                     DiffPolicy()).plan_id == plan.plan_id
+    finally:
+        ledger.close()
+
+
+def test_a_mirror_row_orgsync_did_not_write_is_a_damaged_ledger(tmp_path: Path) -> None:
+    """A byte flipped inside a valid page leaves SQLite nothing to notice: a lifecycle no
+    orgsync writes, or a stored record that is not JSON, is the damaged-ledger error (exit
+    8, the remedy) — never a traceback — and names no value read back."""
+    org = generate_org(employees=12, departments=3, levels=2)
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    try:
+        fill_mirror(ledger, org)
+        first, second = sorted(org.employees)[:2]
+        for update, value, key in (
+                ("UPDATE mirror_users SET lifecycle = :v, fingerprint = NULL WHERE key = :k",
+                 "\x7fgu{\x10j", first),
+                ("UPDATE mirror_users SET fields = :v, fingerprint = NULL WHERE key = :k",
+                 "{not json", second)):
+            with ledger.engine.begin() as c:
+                c.execute(text(update), {"v": value, "k": key})
+            with pytest.raises(LedgerError) as caught:
+                ledger.load_state(known=org.employees)
+            assert "is damaged (a mirror row orgsync did not write (" in str(caught.value)
+            assert "restore the ledger from your latest backup" in str(caught.value)
+            assert value not in str(caught.value)
     finally:
         ledger.close()
