@@ -13,34 +13,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from orgsync.errors import EXIT_CONFIG, EXIT_ERROR, EXIT_HELD, EXIT_OK, EXIT_SOURCE
 from orgsync.ledger import Ledger
 from orgsync.sandbox import SandboxServer
-from orgsync.synth import generate_org, write_csv
+from orgsync.synth import write_csv
 from tests.daemon_proc import wait_for
+from tests.test_cli import ORG, _conf
 from tests.test_safety import leaves, without
 
 ORGSYNC = str(Path(sys.executable).with_name("orgsync"))
-ORG = generate_org(employees=30, departments=6, levels=3)
-
-
-@pytest.fixture(name="conf")
-def _conf(sandbox: SandboxServer, tmp_path: Path) -> Path:
-    sandbox.configure(rate_scale=10.0)
-    write_csv(ORG, tmp_path / "src")
-    path = tmp_path / "orgsync.yaml"
-    path.write_text(json.dumps({
-        "version": 1,
-        "feishu": {"base_url": sandbox.base_url, "app_id": sandbox.config.app_id,
-                   "app_secret": "${CLI_TEST_SECRET}", "rate_scale": 10.0},
-        "source": {"type": "csv", "departments": "src/departments.csv",
-                   "employees": "src/employees.csv"},
-        "ledger": {"url": "sqlite:///ledger.db"},
-        "safety": {"max_user_removals": 2},
-    }), encoding="utf-8")
-    return path
+__all__ = ["ORG", "_conf"]  # the conf fixture and its org, as tests/test_cli.py has them
 
 
 def orgsync(conf: Path, sb: SandboxServer, *args: str) -> tuple[int, str, str]:

@@ -121,10 +121,7 @@ class HrisConnector:
         options = with_preset(options, PRESETS, kind="hris", file=file)
         opts = Section(options, name="source", file=file, base_dir=base_dir)
         opts.raw("preset")
-        base_url = opts.string("base_url")
-        if not base_url.startswith(("http://", "https://")):
-            raise opts.error("base_url", f"'{base_url}' is not an http(s) URL",
-                             "e.g. https://api.example.com/v1")
+        base_url = base_url_of(opts)
         verify = _tls(opts)
         envelope = _envelope(opts)
         employees = _request(opts.section("employees"), envelope)
@@ -284,6 +281,15 @@ def _path(opts: Section, key: str, text: str) -> FieldPath:
         return FieldPath.parse(text)
     except ValueError as exc:
         raise opts.error(key, str(exc)) from None
+
+
+def base_url_of(opts: Section) -> str:
+    """The section's ``base_url``; a ConfigError unless it is an http(s) URL."""
+    base_url = opts.string("base_url")
+    if not base_url.startswith(("http://", "https://")):
+        raise opts.error("base_url", f"'{base_url}' is not an http(s) URL",
+                         "e.g. https://api.example.com/v1")
+    return base_url
 
 
 def _tls(opts: Section) -> bool | str:

@@ -30,7 +30,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from connectors.hris.connector import _auth, _envelope, _request, _tls
+from connectors.hris.connector import _auth, _envelope, _request, _tls, base_url_of
 from connectors.hris.http import Auth, Fetcher, Request, iter_pages
 from connectors.hris.presets import LEAVE_PRESETS
 from connectors.leaves import LeaveData, collect_leaves
@@ -62,10 +62,7 @@ class HrisLeaves:
                               LEAVE_PRESETS, kind="hris leave", file=file)
         opts = Section(options, name="leave.source", file=file, base_dir=base_dir)
         opts.raw("preset")
-        base_url = opts.string("base_url")
-        if not base_url.startswith(("http://", "https://")):
-            raise opts.error("base_url", f"'{base_url}' is not an http(s) URL",
-                             "e.g. https://api.example.com/v1")
+        base_url = base_url_of(opts)
         verify = _tls(opts)
         request = _request(opts.section("leaves"), _envelope(opts))
         m = opts.section("mapping")
