@@ -11,7 +11,7 @@ a raw snapshot into a clean one plus a report of held-back records.
 from __future__ import annotations
 
 import enum
-import json
+import marshal
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date
@@ -128,7 +128,12 @@ class Employee:
         for odds of 2⁻⁶⁴ (values are joined with the control characters US/RS
         and NUL for "unset"; a value made of those could alias another, which
         no real directory field is). Changing this function costs one slow plan
-        (every row decodes once), never correctness.
+        (every row decodes once), never correctness — and so does a profile value
+        whose lists or nested mappings come in another order.
+
+        The profile is serialised by :mod:`marshal` at format version 2, the last
+        without back-references and interning flags, so its bytes depend on the
+        values alone (2.2 µs a person less than sorted JSON; ``orgsync.bench``).
         """
         n = "\x00"
         jd = self.join_date
@@ -141,12 +146,15 @@ class Employee:
             f"{n if self.job_title is None else self.job_title}\x1f"
             f"{n if self.employee_no is None else self.employee_no}\x1f"
             f"{int(self.employee_type)}\x1f{n if jd is None else jd.isoformat()}\x1f"
-            f"{n if self.city is None else self.city}\x1f{self.status}")
-        if self.profile:  # absent before profiles existed: old fingerprints still hold
-            text += "\x1e" + json.dumps(self.profile, sort_keys=True, ensure_ascii=False)
+            f"{n if self.city is None else self.city}\x1f{self.status}"
         # surrogatepass: a lone surrogate from a JSON source must not crash a plan
-        digest = blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-        return int.from_bytes(digest, "big", signed=True)
+        ).encode("utf-8", "surrogatepass")
+        p = self.profile
+        if p:  # absent before profiles existed: old fingerprints still hold
+            text += b"\x1e" + marshal.dumps(
+                [(k, sorted(v.items()) if type(v) is dict else v) for k, v in sorted(p.items())],
+                2)
+        return int.from_bytes(blake2b(text, digest_size=8).digest(), "big", signed=True)
 
     @classmethod
     def from_fields(cls, key: str, f: Mapping[str, Any]) -> Employee:

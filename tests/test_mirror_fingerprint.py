@@ -44,6 +44,24 @@ def test_fingerprint_survives_the_stored_form() -> None:
     assert e.fingerprint() == 1653637200011734359  # stable across processes and releases
 
 
+def test_a_profile_survives_the_stored_form_and_tells_records_apart() -> None:
+    e = Employee(key="E1", name="张三", department_keys=("D1",), profile={
+        "work_station": "A-7-40", "gender": 1, "dotted_line_manager_keys": ["E2", "E3"],
+        "custom_attrs": {"C-2": "蓝", "C-1": "\ud800"}})
+    stored = Employee.from_fields("E1", e.fields())
+    assert stored.fingerprint() == e.fingerprint()
+    # the same values inserted in another order: the same record, the same fingerprint
+    reordered = replace(e, profile={"custom_attrs": {"C-1": "\ud800", "C-2": "蓝"},
+                                    "dotted_line_manager_keys": ["E2", "E3"], "gender": 1,
+                                    "work_station": "A-7-40"})
+    assert reordered.fingerprint() == e.fingerprint()
+    for changed in ({"gender": 2}, {"dotted_line_manager_keys": ["E3", "E2"]},
+                    {"custom_attrs": {"C-2": "蓝"}}, {"work_station": "A-7-41"}):
+        assert replace(e, profile={**e.profile, **changed}).fingerprint() != e.fingerprint()
+    assert replace(e, profile={}).fingerprint() != e.fingerprint()
+    assert e.fingerprint() == -1807592392342482048  # stable across processes and releases
+
+
 def test_unchanged_records_are_shared_and_changed_ones_decoded(tmp_path: Path) -> None:
     org = generate_org(employees=60, departments=6, levels=3)
     ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
