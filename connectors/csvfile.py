@@ -68,7 +68,7 @@ from datetime import date
 from functools import partial
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Final, Self, TypeVar
 
 from connectors.contact import EXCEL_NUMBER, ContactProblem, normalize_email, normalize_mobile
 from connectors.encoding import CHOSEN, decode_legacy_cjk
@@ -114,8 +114,16 @@ EMPLOYEE_COLUMNS: dict[str, bool] = {
 _BASE_EMPLOYEE_COLUMNS = list(EMPLOYEE_COLUMNS).index("employee_no") + 1
 _PLAIN_WIDTH = len(EMPLOYEE_COLUMNS)  # then path mode's 4 columns, then custom.<name> ones
 CUSTOM = "custom."  # a column custom.<attribute name>: a custom profile attribute's value
-_PROFILE_PARSERS = (*((f.name, f.parse) for f in PROFILE if f.name != CUSTOM_ATTRS),
-                    *((code, CODE_PARSE) for code in CATALOG_CODES.values()))
+#: (position in a row's values, field, parser, the values it parsed by their text): a
+#: column repeats a few values over 10⁵ rows (a gender, a job level), so each text is
+#: parsed once (``orgsync.bench``)
+_ProfileColumn = tuple[int, str, Callable[[str], Any] | None, dict[str, Any]]
+_PROFILE_COLUMNS: dict[str, _ProfileColumn] = {
+    column: (at, name, parse, {}) for at, (column, (name, parse)) in enumerate(zip(
+        list(EMPLOYEE_COLUMNS)[_BASE_EMPLOYEE_COLUMNS:],
+        [*((f.name, f.parse) for f in PROFILE if f.name != CUSTOM_ATTRS),
+         *((code, CODE_PARSE) for code in CATALOG_CODES.values())], strict=True),
+        start=_BASE_EMPLOYEE_COLUMNS)}
 # employees.csv without a departments file: paths (and optionally codes) instead of ids,
 # and the leader flag and order of the person's primary department: a row's last 4 values
 PATH_EMPLOYEE_COLUMNS: dict[str, bool] = {
@@ -261,7 +269,8 @@ class CsvConnector:
             coded = "department_code" in emp_table.index
             employees = _collect(emp_table, "employee",
                                  _path_employee(self.path_separator, coded, region, chains,
-                                                claims, _custom(emp_table)),
+                                                claims, _custom(emp_table),
+                                                _profile_columns(emp_table)),
                                  issues, held_emps, emp_rows, held_rows)
             departments = _path_departments(chains, issues, held_depts)
             departments = _with_claims(departments, claims, employees, emp_rows, issues)
@@ -271,7 +280,8 @@ class CsvConnector:
             departments = _collect(dept_table, "department", _department, issues, held_depts,
                                    dept_rows)
             employees = _collect(emp_table, "employee",
-                                 partial(_employee, region=region, custom=_custom(emp_table)),
+                                 partial(_employee, region=region, custom=_custom(emp_table),
+                                         profile_columns=_profile_columns(emp_table)),
                                  issues, held_emps, emp_rows, held_rows)
         return SourceData(Snapshot(departments, employees), issues, held_depts, held_emps,
                           dept_rows, emp_rows, held_rows=held_rows,
@@ -384,6 +394,11 @@ class CsvConnector:
 def _custom(table: _Table) -> tuple[str, ...]:
     """The custom attributes the employees table has a ``custom.<name>`` column for."""
     return tuple(c.removeprefix(CUSTOM) for c in table.columns if c.startswith(CUSTOM))
+
+
+def _profile_columns(table: _Table) -> tuple[_ProfileColumn, ...]:
+    """The profile columns the employees table has: a row reads only those."""
+    return tuple(c for name, c in _PROFILE_COLUMNS.items() if name in table.index)
 
 
 @dataclass(frozen=True)
@@ -529,10 +544,11 @@ def _order(raw: str | None, field_name: str, problems: _Problems) -> int | None:
 
 
 def _employee(row: _Values, key: str, problems: _Problems, region: str = "CN",
-              custom: tuple[str, ...] = ()) -> Employee:
+              custom: tuple[str, ...] = (),
+              profile_columns: tuple[_ProfileColumn, ...] = ()) -> Employee:
     """One row of EMPLOYEE_COLUMNS (the first values of a row), then the ``custom``
     attributes' cells (their names); ``region`` reads mobiles written without a country
-    code."""
+    code, ``profile_columns`` are the profile columns the file has."""
     (_, name, en_name, email, mobile, depts, manager, job_title, raw_type, raw_date, city,
      raw_status, number) = row[:_BASE_EMPLOYEE_COLUMNS]
     etype = _REGULAR
@@ -586,7 +602,7 @@ def _employee(row: _Values, key: str, problems: _Problems, region: str = "CN",
                                   *(("department_keys", d) for d in dept_keys)):
             if value is not None and _mangled(value):
                 problems.append((field_name, _excel_problem(value)))
-    profile = _profile(row, problems)
+    profile = _profile(row, problems, profile_columns) if profile_columns else {}
     if custom:
         values = {n: v for n, v in zip(custom, row[_PLAIN_WIDTH:], strict=False) if v}
         if values:
@@ -597,20 +613,33 @@ def _employee(row: _Values, key: str, problems: _Problems, region: str = "CN",
                     status=status, profile=profile or NO_PROFILE)
 
 
-def _profile(row: _Values, problems: _Problems) -> dict[str, Any]:
-    """The profile fields of a row that have a value (a bad one is a problem)."""
+def _profile(row: _Values, problems: _Problems,
+             columns: tuple[_ProfileColumn, ...]) -> dict[str, Any]:
+    """The profile fields of a row that have a value (a bad one is a problem), from the
+    ``columns`` its table has (:func:`_profile_columns`)."""
     profile: dict[str, Any] = {}
-    for (name, parse), raw in zip(_PROFILE_PARSERS, row[_BASE_EMPLOYEE_COLUMNS:], strict=False):
+    for at, name, parse, parsed in columns:
+        raw = row[at]
         if raw is None:
             continue
-        try:
-            value = parse(raw) if parse is not None else raw
-        except ValueError as exc:
-            problems.append((name, str(exc)))
-            continue
+        value = parsed.get(raw, _UNPARSED)
+        if value is _UNPARSED:
+            try:
+                value = parse(raw) if parse is not None else raw
+            except ValueError as exc:
+                problems.append((name, str(exc)))
+                continue
+            if type(value) in _SHAREABLE:  # records share it: never a list
+                if len(parsed) >= 50_000:  # bounded, as _DATES
+                    parsed.clear()
+                parsed[raw] = value
         if value is not None:
             profile[name] = value
     return profile
+
+
+_UNPARSED: Final = object()
+_SHAREABLE: Final = frozenset({str, int, type(None)})
 
 
 #: Dates already parsed, by their text: an export repeats a few thousand distinct dates
@@ -639,7 +668,8 @@ _Claim = tuple[str, str, bool, int | None]
 
 
 def _path_employee(separator: str, coded: bool, region: str, chains: list[list[Level]],
-                   claims: list[_Claim], custom: tuple[str, ...] = ()
+                   claims: list[_Claim], custom: tuple[str, ...] = (),
+                   profile_columns: tuple[_ProfileColumn, ...] = ()
                    ) -> Callable[[_Values, str, _Problems], Employee]:
     """``_employee`` for files whose ``department_path`` column (and ``department_code``
     when ``coded``) replaces ``department_ids``: a row of PATH_EMPLOYEE_COLUMNS, whose
@@ -670,7 +700,8 @@ def _path_employee(separator: str, coded: bool, region: str, chains: list[list[L
             claims.append((levels[0][-1][0], key, leads, order))
         keys = ";".join(c[-1][0] for c in levels if c)
         return _employee([*row[:ids], keys or None, *row[ids + 1:_PLAIN_WIDTH],
-                          *row[_PLAIN_WIDTH + 4:]], key, problems, region, custom)
+                          *row[_PLAIN_WIDTH + 4:]], key, problems, region, custom,
+                         profile_columns)
 
     return parse
 
