@@ -88,12 +88,11 @@ from connectors.mapping import (
     profile_fields,
 )
 from connectors.source_options import mobile_region
-from orgsync.custom_attrs import CUSTOM_ATTRS
 from orgsync.errors import SourceError
 from orgsync.feishu.schema import CATALOG_CODES, CODE_PARSE, PROFILE
 from orgsync.gcpause import paused_gc
 from orgsync.identity import Identity
-from orgsync.model import NO_PROFILE, Department, Employee, EmployeeType, Snapshot, Status
+from orgsync.model import CUSTOM_ATTRS, NO_PROFILE, Department, Employee, EmployeeType, Snapshot, Status
 from orgsync.options import Section
 from orgsync.source import EntityKind, Issue, SourceData
 

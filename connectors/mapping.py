@@ -53,11 +53,10 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from connectors.contact import EXCEL_NUMBER, ContactProblem, normalize_email, normalize_mobile
-from orgsync.custom_attrs import CUSTOM_ATTRS
 from orgsync.errors import ConfigError
 from orgsync.feishu.schema import CATALOG_CODES, CODE_PARSE, PROFILE, PROFILE_NAMES
 from orgsync.identity import Identity
-from orgsync.model import NO_PROFILE, Department, Employee, EmployeeType, Status
+from orgsync.model import CUSTOM_ATTRS, NO_PROFILE, Department, Employee, EmployeeType, Status
 from orgsync.options import did_you_mean
 from orgsync.source import EntityKind, Issue
 

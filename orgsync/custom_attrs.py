@@ -29,14 +29,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from orgsync.model import CUSTOM_ATTRS
 from orgsync.source import Issue, SourceData
 from orgsync.state import DirectoryState
 
 if TYPE_CHECKING:
     from orgsync.ledger import Ledger
 
-CUSTOM_ATTRS: Final = "custom_attrs"
-"""The profile field (:data:`orgsync.feishu.schema.PROFILE`) holding them, by name."""
 TEXT_LIMIT: Final = 100
 _ENUMS: Final = frozenset({"ENUMERATION", "PICTURE_ENUM"})
 _TYPES: Final = frozenset({"TEXT", "HREF", "GENERIC_USER", *_ENUMS})

@@ -34,12 +34,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from orgsync.custom_attrs import CUSTOM_ATTRS
 from orgsync.custom_attrs import changes as nested_changes
 from orgsync.feishu import schema
 from orgsync.feishu.schema import KEEP_WHEN_UNSET, PROFILE_VALUES, ROOT, USER_VALUE_FIELDS
 from orgsync.identity import feishu_department_id, feishu_user_id
-from orgsync.model import Department, Employee, Snapshot, Status
+from orgsync.model import CUSTOM_ATTRS, Department, Employee, Snapshot, Status
 from orgsync.names import Names
 from orgsync.operations import kinds
 from orgsync.plan import FieldChange, Operation, OpKind, Plan, op_id, topological

@@ -22,6 +22,10 @@ from typing import Any, Final
 NO_PROFILE: Final[Mapping[str, Any]] = MappingProxyType({})
 """The shared empty :attr:`Employee.profile` (most records of most sources)."""
 
+CUSTOM_ATTRS: Final = "custom_attrs"
+"""The profile field holding the custom attributes (:mod:`orgsync.custom_attrs`): a mapping
+of attribute name → value, the one profile value that is a mapping."""
+
 
 class EmployeeType(enum.IntEnum):
     """Feishu's built-in employee types (``employee_type`` on the user object)."""
@@ -151,9 +155,10 @@ class Employee:
         ).encode("utf-8", "surrogatepass")
         p = self.profile
         if p:  # absent before profiles existed: old fingerprints still hold
-            text += b"\x1e" + marshal.dumps(
-                [(k, sorted(v.items()) if type(v) is dict else v) for k, v in sorted(p.items())],
-                2)
+            items: list[tuple[str, Any]] = sorted(p.items())
+            if CUSTOM_ATTRS in p:  # the one mapping value: its own keys in order too
+                items = [(k, sorted(v.items()) if type(v) is dict else v) for k, v in items]
+            text += b"\x1e" + marshal.dumps(items, 2)
         return int.from_bytes(blake2b(text, digest_size=8).digest(), "big", signed=True)
 
     @classmethod

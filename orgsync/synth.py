@@ -24,9 +24,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from orgsync.custom_attrs import CUSTOM_ATTRS
 from orgsync.feishu.schema import PROFILE
-from orgsync.model import Department, Employee, EmployeeType, Snapshot, Status
+from orgsync.model import CUSTOM_ATTRS, Department, Employee, EmployeeType, Snapshot, Status
 
 DEPARTMENT_COLUMNS = ("department_id", "name", "en_name", "parent_id", "leader_id", "order")
 EMPLOYEE_COLUMNS = (

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from typing import Any, Final, Literal
 
-from orgsync.custom_attrs import CUSTOM_ATTRS, Attribute
+from orgsync.custom_attrs import Attribute
 from orgsync.custom_attrs import to_wire as _attrs_to_wire
-from orgsync.model import NO_PROFILE, Department, Employee, EmployeeType
+from orgsync.model import CUSTOM_ATTRS, NO_PROFILE, Department, Employee, EmployeeType
 
 
 class Clear(enum.Enum):
