@@ -64,18 +64,21 @@ async def resolve(raw: SourceData, client: CatalogAPI, ledger: Ledger, *,
     held = set(raw.held_employees)
     named, coded = _gather(raw, fields)
     for field_name, catalog in fields.items():
-        users = named[field_name]
+        names = named[field_name]
         known: dict[str, str] = json.loads(ledger.get_meta(f"catalog.{catalog}") or "{}")
-        if not users.keys() <= known.keys():
+        if not names <= known.keys():
             known = await client.job_catalog(catalog)
             ledger.set_meta(f"catalog.{catalog}", json.dumps(known, ensure_ascii=False))
         what, option, zh = _WHAT[catalog]
         codes = _codes(raw, field_name, coded.get(field_name), catalog, issues)
         if codes:
             await _rename(client, ledger, catalog, codes, known, apply=apply)
-        for name in sorted(users.keys() - known.keys()):
+        lacking = names - known.keys()
+        holders = _holders(raw, field_name, lacking) if lacking and catalog not in create \
+            else {}
+        for name in sorted(lacking):
             if catalog not in create:
-                for key in users[name]:
+                for key in holders[name]:
                     held.add(key)
                     issues.append(Issue(
                         "employee", key, field_name,
@@ -85,7 +88,7 @@ async def resolve(raw: SourceData, client: CatalogAPI, ledger: Ledger, *,
                 known[name] = await _create(client, ledger, catalog, name, known)
             else:
                 known[name] = f"(new {catalog} {name})"
-        catalogs[catalog] = {n: known[n] for n in users if n in known}
+        catalogs[catalog] = {n: known[n] for n in names if n in known}
         if codes and apply:
             _remember(ledger, catalog, codes, known)
     return replace(raw, catalogs=catalogs, issues=issues, held_employees=held)
@@ -96,22 +99,22 @@ _Coded = dict[str, tuple[set[str], str]]
 
 
 def _gather(raw: SourceData, fields: dict[str, str]
-            ) -> tuple[dict[str, dict[str, list[str]]], dict[str, _Coded]]:
-    """By catalog field: each name → the people naming it, and each stable code (of the
-    fields :data:`CATALOG_CODES` gives one) with its names — one pass over the people,
-    as at 10⁵ records every pass counts (``orgsync.bench``)."""
-    named: dict[str, dict[str, list[str]]] = {f: {} for f in fields}
+            ) -> tuple[dict[str, set[str]], dict[str, _Coded]]:
+    """By catalog field: the names the people give, and each stable code (of the fields
+    :data:`CATALOG_CODES` gives one) with its names — one pass over the people, as at
+    10⁵ records every pass counts (``orgsync.bench``)."""
+    named: dict[str, set[str]] = {f: set() for f in fields}
     coded: dict[str, _Coded] = {f: {} for f in fields if f in CATALOG_CODES}
     pairs = [(f, named[f], CATALOG_CODES.get(f, ""), coded.get(f)) for f in fields]
     for key, e in raw.snapshot.employees.items():
         profile = e.profile
         if not profile:
             continue
-        for field_name, users, code_key, codes in pairs:
+        for field_name, names, code_key, codes in pairs:
             name = profile.get(field_name)
             if not name:
                 continue
-            users.setdefault(str(name), []).append(key)
+            names.add(str(name))
             if codes is not None and (code := profile.get(code_key)):
                 found = codes.get(code)
                 if found is None:
@@ -119,6 +122,17 @@ def _gather(raw: SourceData, fields: dict[str, str]
                 else:
                     found[0].add(name)
     return named, coded
+
+
+def _holders(raw: SourceData, field_name: str, names: set[str]) -> dict[str, list[str]]:
+    """Each of ``names`` → the people giving it as their ``field_name`` (a second pass,
+    only when the tenant lacks a name)."""
+    out: dict[str, list[str]] = {n: [] for n in names}
+    for key, e in raw.snapshot.employees.items():
+        name = e.profile.get(field_name)
+        if name and (found := out.get(str(name))) is not None:
+            found.append(key)
+    return out
 
 
 def _codes(raw: SourceData, field_name: str, coded: _Coded | None, catalog: str,

@@ -28,7 +28,7 @@ no update, no delete. Nothing is planned when nothing changed.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Container, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -929,13 +929,14 @@ def _kept_links(desired: SourceData, current: DirectoryState,
     return replace(desired, snapshot=Snapshot(departments, employees))
 
 
-def not_created_yet(employees: Mapping[str, Employee], live: Container[str],
+def not_created_yet(employees: Mapping[str, Employee], live: Collection[str],
                     policy: DiffPolicy) -> set[str]:
     """Keys of people who start further than ``prehire_days`` ahead and do not exist yet:
     the plan leaves them out, and nothing is asked of Feishu about them."""
     horizon = policy.clock().date() + timedelta(days=policy.prehire_days)
-    return {k for k, e in employees.items()
-            if k not in live and e.status is Status.ACTIVE and e.join_date is not None
+    # the set difference first: only the few people not in Feishu are looked at
+    return {k for k in employees.keys() - live
+            if (e := employees[k]).status is Status.ACTIVE and e.join_date is not None
             and e.join_date > horizon}
 
 
