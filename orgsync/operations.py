@@ -15,8 +15,10 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol, cast
 
 from orgsync.errors import FeishuError
+from orgsync.feishu import endpoints as api
 from orgsync.feishu import schema
 from orgsync.feishu.codes import explain
+from orgsync.feishu.endpoints import Endpoint
 from orgsync.plan import Operation, OpKind, op_id
 
 
@@ -155,6 +157,9 @@ class OpSpec:
     unlinked: Unlinked | None = None
     """Carries a link to a user who may arrive in the same run (a create naming its
     manager): when that arrival fails, this runs without the link instead of being skipped."""
+    writes: Endpoint | None = None
+    """The API the write goes to (none for a ledger-only kind): its documented limits bound
+    how fast a plan's operations can go (the progress bar's ETA)."""
 
     def __post_init__(self) -> None:
         if bool(self.exists) != (self.adopt is not None) or \
@@ -338,7 +343,7 @@ async def _add_group_members(c: ContactAPI, op: Operation, token: str | None) ->
         code = min(refused.values())
         raise FeishuError(code, f"{len(refused)} of {len(op.payload['user_ids'])} members "
                                 f"not added ({explain(FeishuError(code, ''))})",
-                          endpoint="POST /open-apis/contact/v3/group/:group_id/member/batch_add")
+                          endpoint=api.GROUP_MEMBER_ADD.key)
     return None
 
 
@@ -392,15 +397,21 @@ SPECS: Mapping[OpKind, OpSpec] = {
     # A takeover: an existing department recorded as managed (the mirror's ``feishu_id``
     # is the id it has afterwards), its custom id set to the HR code when the payload says.
     OpKind.DEPT_ADOPT: OpSpec(_take_department, MirrorChange.INSERT, gone=_DEPT_REKEYED,
-                              settle=_department_already_rekeyed, badge=_ADDED),
+                              settle=_department_already_rekeyed, badge=_ADDED,
+                              writes=api.DEPARTMENT_UPDATE_ID),
     OpKind.DEPT_CREATE: OpSpec(_create_department, MirrorChange.INSERT, exists=_DEPT_EXISTS,
-                               adopt=_adopt_department, badge=_ADDED),
-    OpKind.DEPT_UPDATE: OpSpec(_patch_department, MirrorChange.MERGE, badge=_CHANGED),
-    OpKind.DEPT_MOVE: OpSpec(_patch_department, MirrorChange.MERGE, badge=(">", "cyan")),
-    OpKind.DEPT_SET_LEADER: OpSpec(_patch_department, MirrorChange.MERGE, badge=_CHANGED),
+                               adopt=_adopt_department, badge=_ADDED,
+                               writes=api.DEPARTMENT_CREATE),
+    OpKind.DEPT_UPDATE: OpSpec(_patch_department, MirrorChange.MERGE, badge=_CHANGED,
+                               writes=api.DEPARTMENT_PATCH),
+    OpKind.DEPT_MOVE: OpSpec(_patch_department, MirrorChange.MERGE, badge=(">", "cyan"),
+                             writes=api.DEPARTMENT_PATCH),
+    OpKind.DEPT_SET_LEADER: OpSpec(_patch_department, MirrorChange.MERGE, badge=_CHANGED,
+                                   writes=api.DEPARTMENT_PATCH),
     OpKind.DEPT_DELETE: OpSpec(_delete_department, MirrorChange.DELETE, gone=_GONE,
                                settle=_already_gone, destructive=True, badge=("-", "red"),
-                               lists_fields=False),
+                               lists_fields=False,
+                               writes=api.DEPARTMENT_DELETE),
     # A path-keyed department renamed (orgsync.renames): its Feishu id stays, only the
     # mirror's key moves; the name follows with a department.update.
     OpKind.DEPT_REKEY: OpSpec(_ledger_only, MirrorChange.REKEY, badge=_CHANGED),
@@ -408,47 +419,64 @@ SPECS: Mapping[OpKind, OpSpec] = {
                                 lists_fields=False),
     OpKind.USER_CREATE: OpSpec(_create_user, MirrorChange.INSERT, exists=_USER_EXISTS,
                                adopt=_adopt_user, arrives=True, messages=Messages.ARRIVAL,
-                               badge=_ADDED, unlinked=_create_unlinked),
+                               badge=_ADDED, unlinked=_create_unlinked,
+                               writes=api.USER_CREATE),
     OpKind.USER_ADOPT: OpSpec(_adopt_account, MirrorChange.INSERT, arrives=True,
-                              messages=Messages.ARRIVAL, badge=_ADDED, unlinked=_create_unlinked),
+                              messages=Messages.ARRIVAL, badge=_ADDED, unlinked=_create_unlinked,
+                              writes=api.USER_PATCH),
     OpKind.USER_REKEY: OpSpec(_rekey_user, MirrorChange.REKEY, gone=_GONE | _USER_EXISTS,
-                              settle=_already_rekeyed, arrives=True),
+                              settle=_already_rekeyed, arrives=True,
+                              writes=api.USER_UPDATE_ID),
     OpKind.USER_RESURRECT: OpSpec(_resurrect_user, MirrorChange.ACTIVATE, lane=RESURRECT_LANE,
                                   refused=_NO_RESURRECT, instead=_create_instead,
-                                  arrives=True, messages=Messages.ARRIVAL, badge=_ADDED),
+                                  arrives=True, messages=Messages.ARRIVAL, badge=_ADDED,
+                                  writes=api.USER_RESURRECT),
     OpKind.USER_UPDATE: OpSpec(_patch_user, MirrorChange.MERGE, identity=True,
-                               messages=Messages.TRANSFER, badge=_CHANGED),
+                               messages=Messages.TRANSFER, badge=_CHANGED,
+                               writes=api.USER_PATCH),
     OpKind.USER_MOVE: OpSpec(_patch_user, MirrorChange.MERGE, lane=MEMBERSHIP_LANE,
-                             identity=True, messages=Messages.TRANSFER, badge=(">", "cyan")),
-    OpKind.USER_SET_MANAGER: OpSpec(_patch_user, MirrorChange.MERGE, badge=_CHANGED),
+                             identity=True, messages=Messages.TRANSFER, badge=(">", "cyan"),
+                             writes=api.USER_PATCH),
+    OpKind.USER_SET_MANAGER: OpSpec(_patch_user, MirrorChange.MERGE, badge=_CHANGED,
+                                    writes=api.USER_PATCH),
     OpKind.USER_FREEZE: OpSpec(_patch_user, MirrorChange.FREEZE, lane=MEMBERSHIP_LANE,
                                destructive=True, departure=Departure.FREEZE,
-                               badge=("!", "yellow")),
+                               badge=("!", "yellow"),
+                               writes=api.USER_PATCH),
     OpKind.USER_UNFREEZE: OpSpec(_patch_user, MirrorChange.ACTIVATE, lane=MEMBERSHIP_LANE,
-                                 badge=_ADDED),
+                                 badge=_ADDED,
+                                 writes=api.USER_PATCH),
     OpKind.USER_DELETE: OpSpec(_delete_user, MirrorChange.DELETE, gone=_GONE,
                                settle=_already_gone, destructive=True,
                                departure=Departure.DELETE, badge=("-", "red"),
-                               lists_fields=False),
+                               lists_fields=False,
+                               writes=api.USER_DELETE),
     OpKind.USER_RELEASE: OpSpec(_ledger_only, MirrorChange.RELEASE, badge=_RELEASED,
                                 lists_fields=False),
     # User groups (orgsync.groups). Members are added and removed in batches of at most 100,
     # one operation per batch; a group goes only once its managed members are removed (42017).
     OpKind.GROUP_ADOPT: OpSpec(_ledger_only, MirrorChange.INSERT, badge=_ADDED),
     OpKind.GROUP_CREATE: OpSpec(_create_group, MirrorChange.INSERT, exists=_GROUP_EXISTS,
-                                adopt=_adopt_group, badge=_ADDED),
-    OpKind.GROUP_UPDATE: OpSpec(_patch_group, MirrorChange.MERGE, badge=_CHANGED),
-    OpKind.GROUP_ADD_MEMBERS: OpSpec(_add_group_members, MirrorChange.JOIN, badge=_ADDED),
+                                adopt=_adopt_group, badge=_ADDED,
+                                writes=api.GROUP_CREATE),
+    OpKind.GROUP_UPDATE: OpSpec(_patch_group, MirrorChange.MERGE, badge=_CHANGED,
+                                writes=api.GROUP_PATCH),
+    OpKind.GROUP_ADD_MEMBERS: OpSpec(_add_group_members, MirrorChange.JOIN, badge=_ADDED,
+                                     writes=api.GROUP_MEMBER_ADD),
     OpKind.GROUP_REMOVE_MEMBERS: OpSpec(_remove_group_members, MirrorChange.LEAVE,
-                                        badge=("-", "yellow")),
+                                        badge=("-", "yellow"),
+                                        writes=api.GROUP_MEMBER_REMOVE),
     OpKind.GROUP_DELETE: OpSpec(_delete_group, MirrorChange.DELETE, gone=_GROUP_GONE,
                                 settle=_already_gone, destructive=True, badge=("-", "red"),
-                                lists_fields=False),
+                                lists_fields=False,
+                                writes=api.GROUP_DELETE),
     # Leave marks (orgsync.leave_sync): planned and applied by the leave sync, never in a
     # directory plan. Their ledger is the leave_marks table, not the mirror.
-    OpKind.LEAVE_CREATE: OpSpec(_create_timeoff, MirrorChange.INSERT, badge=_ADDED),
+    OpKind.LEAVE_CREATE: OpSpec(_create_timeoff, MirrorChange.INSERT, badge=_ADDED,
+                                writes=api.TIMEOFF_CREATE),
     OpKind.LEAVE_DELETE: OpSpec(_delete_timeoff, MirrorChange.DELETE, gone=_MARK_GONE,
-                                settle=_mark_gone, badge=("-", "red"), lists_fields=False),
+                                settle=_mark_gone, badge=("-", "red"), lists_fields=False,
+                                writes=api.TIMEOFF_DELETE),
 }
 
 

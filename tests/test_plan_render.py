@@ -219,6 +219,30 @@ def test_progress_knows_the_rate_limited_lane() -> None:
     assert ProgressBar(Console(file=io.StringIO()), scale=10.0).waiting() == ""
 
 
+def test_progress_never_promises_more_than_the_documented_limits_allow() -> None:
+    """A first sync's 3,000 creates: before the first one and after a fast first minute
+    (1,000 done in 20 s at 50/s), the ETA is what 1000/min leaves, not the pace so far."""
+    from rich.console import Console
+
+    from orgsync.executor import OpResult
+    from orgsync.render import ProgressBar
+
+    org = Snapshot.of([dept("D1", "研发中心")], [emp(f"E{i:04}", ("D1",)) for i in range(3000)])
+    plan = diff(SourceData(org), state_of(Snapshot.of([dept("D1", "研发中心")], [])))
+    assert plan.summary() == {"user.create": 3000}
+    bar = ProgressBar(Console(file=io.StringIO()))
+    bar.start(plan)
+    assert bar.eta() == "ETA 3m00s"
+    bar._started -= 20.0  # as if the first minute's burst took 20 s
+    for op in plan.operations[:1000]:
+        bar.advance(OpResult(op, "done"))
+    assert bar.eta() == "ETA 2m00s"  # the pace so far would say 40 s
+    assert ProgressBar(Console(file=io.StringIO()), scale=10.0).eta() == "ETA 0m00s"
+    ten = ProgressBar(Console(file=io.StringIO()), scale=10.0)
+    ten.start(plan)
+    assert ten.eta() == "ETA 0m18s"  # 10,000/min
+
+
 def test_annotating_a_plan_keeps_its_checksum_computed_once() -> None:
     """The summary's guards (and a takeover's summary) are set on a copy that carries the
     checksum along: a 200k-operation plan is hashed once per run, not once per copy."""
