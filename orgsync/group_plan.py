@@ -26,9 +26,10 @@ from typing import Any
 from orgsync.config import Config, SafetyConfig
 from orgsync.feishu import FeishuClient
 from orgsync.feishu.endpoints import GROUP_MEMBER_BATCH
-from orgsync.group_mirror import MirrorGroup, member_digest
-from orgsync.groups import MAX_GROUP_MEMBERS, MAX_GROUPS, GroupsConfig, GroupSpec, Population
+from orgsync.group_mirror import MirrorGroup, sorted_digest
+from orgsync.groups import MAX_GROUP_MEMBERS, MAX_GROUPS, GroupsConfig, GroupSpec, Population, evaluate
 from orgsync.ledger import Ledger
+from orgsync.model import Snapshot, Status
 from orgsync.plan import FieldChange, Operation, OpKind, Plan, op_id, topological
 from orgsync.safety import Gauge
 from orgsync.source import Issue, SourceData
@@ -43,36 +44,64 @@ _NAMES_SHOWN = 20
 
 @dataclass(slots=True)
 class _People:
-    """Who can be a member now: Feishu user id and the operation to wait for."""
+    """Who can be a member now (their Feishu user id) and the operation to wait for: the
+    mirror's active users as this plan changes them, looked up per person (a plan that
+    changes no group reads a handful of them, not 100k)."""
 
-    ids: dict[str, str]
+    state: DirectoryState
+    snapshot: Snapshot
+    now: dict[str, str | None]
+    """The user ids this plan's operations give (arriving people) or take (None: leaving)."""
+    arrived: dict[str, str]
     waits: dict[str, str]
-    names: dict[str, str]
-    known: dict[str, str]
-    """Every managed person's Feishu user id (for removals: frozen and leaving ones too)."""
     rekeyed: dict[str, str]
     """Old key → new key of the people whose key changes in this plan (their memberships
     follow in the ledger: no removal and re-adding)."""
 
+    def user_id(self, key: str) -> str | None:
+        """``key``'s Feishu user id if they can be a member now."""
+        if key in self.now:
+            return self.now[key]
+        u = self.state.users.get(key)
+        return u.feishu_id if u is not None and u.lifecycle is Lifecycle.ACTIVE else None
+
+    def known_id(self, key: str) -> str | None:
+        """Any managed person's Feishu user id (for removals: frozen and leaving ones too)."""
+        if key in self.arrived:
+            return self.arrived[key]
+        u = self.state.users.get(key)
+        return u.feishu_id if u is not None else None
+
+    def name(self, key: str) -> str:
+        """``key``'s name, as the source has it now, else as applied."""
+        if (e := self.snapshot.employees.get(key)) is not None:
+            return e.name
+        u = self.state.users.get(key)
+        return u.record.name if u is not None else key
+
+    def by_user_id(self) -> dict[str, str]:
+        """User id → key of everyone who can be a member now."""
+        found = {u.feishu_id: k for k, u in self.state.users.items()
+                 if k not in self.now and u.lifecycle is Lifecycle.ACTIVE}
+        found.update((i, k) for k, i in self.now.items() if i is not None)
+        return found
+
 
 def _people(data: SourceData, state: DirectoryState, plan: Plan) -> _People:
-    ids = {k: u.feishu_id for k, u in state.users.items() if u.lifecycle is Lifecycle.ACTIVE}
-    known = {k: u.feishu_id for k, u in state.users.items()}
+    now: dict[str, str | None] = {}
+    arrived: dict[str, str] = {}
     waits: dict[str, str] = {}
     rekeyed: dict[str, str] = {}
     for op in plan.operations:
         if op.kind is OpKind.USER_REKEY and op.mirror and op.mirror.get("previous_key"):
             rekeyed[str(op.mirror["previous_key"])] = op.key
         if op.kind in _ARRIVING:
-            ids[op.key] = str(op.payload.get("new_user_id") or op.feishu_id) \
+            now[op.key] = arrived[op.key] = str(op.payload.get("new_user_id") or op.feishu_id) \
                 if op.kind is OpKind.USER_REKEY else op.feishu_id
             waits[op.key] = op.op_id
-            known[op.key] = ids[op.key]
         elif op.kind in _LEAVING:
-            ids.pop(op.key, None)
-    names = {k: u.record.name for k, u in state.users.items()}
-    names.update((k, e.name) for k, e in data.snapshot.employees.items())
-    return _People(ids, waits, names, known, rekeyed)
+            now[op.key] = None
+    return _People(state, data.snapshot, now, arrived, waits, rekeyed)
 
 
 async def plan_groups(config: Config, ledger: Ledger, client: FeishuClient, data: SourceData,
@@ -90,9 +119,9 @@ async def plan_groups(config: Config, ledger: Ledger, client: FeishuClient, data
         return plan
     people = _people(data, state, plan)
     held = data.held_employees
-    eligible = {k for k, e in data.snapshot.active_employees().items()
-                if k in people.ids and k not in held}
-    population = Population({k: data.snapshot.employees[k] for k in eligible},
+    active, user_id = Status.ACTIVE, people.user_id
+    population = Population({k: e for k, e in data.snapshot.employees.items()
+                             if e.status is active and k not in held and user_id(k)},
                             data.snapshot.departments, data.groups)
     builder = _Builder(people, mirror)
     feishu: list[dict[str, Any]] | None = None
@@ -103,11 +132,12 @@ async def plan_groups(config: Config, ledger: Ledger, client: FeishuClient, data
                                 f"a failed read, not 'remove everyone'; the group is left as "
                                 f"it is")
             continue
-        desired = set(spec.rule(population))
+        ids = spec.rule(population)
         if not full and spec.key in mirror and \
-                mirror[spec.key].digest == member_digest(desired):
+                mirror[spec.key].digest == sorted_digest(population.in_order(ids)):
             builder.rename(spec)
             continue  # the members as applied
+        desired = set(population.keys_of(ids))
         if spec.key in mirror:
             mirror[spec.key].members = ledger.group_members(spec.key)
         current = {people.rekeyed.get(k, k) for k in mirror[spec.key].members} \
@@ -145,7 +175,7 @@ async def _missing(client: FeishuClient, fid: str, applied: set[str],
                    people: _People) -> set[str]:
     """The ``applied`` members with a Feishu id that group ``fid`` no longer holds."""
     there = {m.get("member_id") async for m in client.iter_group_members(fid)}
-    return {k for k in applied if (i := people.known.get(k)) and i not in there}
+    return {k for k in applied if (i := people.known_id(k)) and i not in there}
 
 
 class _Builder:
@@ -179,7 +209,7 @@ class _Builder:
                 f"new group (members: {spec.source})", (), {"name": spec.name}, spec.name))
             return set()
         fid = str(found.get("group_id") or found.get("id"))
-        by_id = {v: k for k, v in self.people.ids.items()}
+        by_id = self.people.by_user_id()
         members = {by_id[m["member_id"]] async for m in client.iter_group_members(fid)
                    if m.get("member_id") in by_id}
         how = "custom id" if fid == spec.group_id else "name"
@@ -229,14 +259,14 @@ class _Builder:
                  of: int, deps: Iterable[str], *, dropped: bool = False) -> list[str]:
         made: list[str] = []
         verb = "adds" if kind is OpKind.GROUP_ADD_MEMBERS else "removes"
-        ids = self.people.ids
+        people = self.people
         for n, start in enumerate(range(0, len(members), GROUP_MEMBER_BATCH), 1):
             batch = members[start:start + GROUP_MEMBER_BATCH]
-            waits = [self.people.waits[k] for k in batch if k in self.people.waits] \
+            waits = [people.waits[k] for k in batch if k in people.waits] \
                 if kind is OpKind.GROUP_ADD_MEMBERS else []
             # someone orgsync no longer knows in Feishu leaves the mirror only
-            user_ids = [i for k in batch if (i := ids.get(k) or self.people.known.get(k))]
-            shown = [self.people.names.get(k, k) for k in batch]
+            user_ids = [i for k in batch if (i := people.user_id(k) or people.known_id(k))]
+            shown = [people.name(k) for k in batch]
             more = f" and {len(shown) - _NAMES_SHOWN} more" if len(shown) > _NAMES_SHOWN else ""
             op = Operation(
                 op_id(kind, f"{key}#{n}"), kind, f"{key}#{n}", fid, {"user_ids": user_ids},
@@ -289,7 +319,7 @@ def person_groups(config: Config, data: SourceData | None, ledger: Ledger,
     found: list[dict[str, Any]] = []
     for spec in config.groups.define:
         applied = spec.key in mirror and key in mirror[spec.key].members
-        wanted = population is not None and key in spec.rule(population)
+        wanted = population is not None and key in evaluate(spec, population)
         if applied or wanted:
             found.append({"group": spec.key, "name": spec.name, "rule": spec.source,
                           "applied": applied, "by_rule": wanted})

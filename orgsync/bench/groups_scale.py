@@ -27,7 +27,7 @@ from orgsync.diff import diff
 from orgsync.feishu import FeishuClient
 from orgsync.group_mirror import member_digest
 from orgsync.group_plan import plan_groups
-from orgsync.groups import Population
+from orgsync.groups import Population, evaluate
 from orgsync.ledger import Ledger
 from orgsync.plan import OpKind
 from orgsync.sandbox import SandboxServer
@@ -85,17 +85,17 @@ def main(employees: int = 100_000) -> dict[str, Any]:
         plan, first_seconds = asyncio.run(first())
     summary = plan.summary()
     population = Population(data.snapshot.active_employees(), data.snapshot.departments)
-    sizes = {s.key: len(s.rule(population)) for s in cfg.groups.define}
+    sizes = {s.key: len(evaluate(s, population)) for s in cfg.groups.define}
     predicted = len(sizes) + sum(math.ceil(n / 100) for n in sizes.values())
     # the mirror as that first sync leaves it: then an incremental plan has nothing to do
     with ledger.engine.begin() as c:
         c.execute(MirrorGroupRow.__table__.insert(),  # type: ignore[attr-defined]
                   [{"key": s.key, "feishu_id": s.group_id, "name": s.name,
-                    "digest": member_digest(s.rule(population)),
+                    "digest": member_digest(evaluate(s, population)),
                     "updated_at": ledger.now()} for s in cfg.groups.define])
         c.execute(MirrorGroupMemberRow.__table__.insert(),  # type: ignore[attr-defined]
                   [{"group_key": s.key, "user_key": k} for s in cfg.groups.define
-                   for k in s.rule(population)])
+                   for k in evaluate(s, population)])
 
     async def again() -> tuple[int, float]:
         async with FeishuClient(cfg.feishu) as client:
