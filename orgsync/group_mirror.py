@@ -28,6 +28,8 @@ from orgsync.tables import MirrorGroupMemberRow, MirrorGroupRow
 
 _GROUPS: Table = MirrorGroupRow.__table__  # type: ignore[attr-defined]
 _MEMBERS: Table = MirrorGroupMemberRow.__table__  # type: ignore[attr-defined]
+_CHUNK = 500
+"""Keys per ``IN (…)``: within every database's bound-parameter limit."""
 
 
 @dataclass(slots=True)
@@ -73,6 +75,19 @@ def load_members(c: Connection, key: str) -> set[str]:
     """The members of managed group ``key``."""
     return {row[0] for row in c.execute(select(_MEMBERS.c.user_key)
                                         .where(_MEMBERS.c.group_key == key))}
+
+
+def memberships(c: Connection, people: Iterable[str]) -> dict[str, set[str]]:
+    """Group key → those of ``people`` it holds (a plan's changed people: one indexed read
+    instead of every changed group's whole member list)."""
+    found: dict[str, set[str]] = {}
+    keys = sorted(set(people))
+    for start in range(0, len(keys), _CHUNK):
+        for group_key, user_key in c.execute(
+                select(_MEMBERS.c.group_key, _MEMBERS.c.user_key)
+                .where(_MEMBERS.c.user_key.in_(keys[start:start + _CHUNK]))):
+            found.setdefault(group_key, set()).add(user_key)
+    return found
 
 
 def apply_group(c: Connection, op: Operation, change: MirrorChange, now: datetime) -> None:

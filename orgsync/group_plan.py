@@ -119,12 +119,15 @@ async def plan_groups(config: Config, ledger: Ledger, client: FeishuClient, data
         return plan
     people = _people(data, state, plan)
     held = data.held_employees
-    active, user_id = Status.ACTIVE, people.user_id
-    population = Population({k: e for k, e in data.snapshot.employees.items()
-                             if e.status is active and k not in held and user_id(k)},
-                            data.snapshot.departments, data.groups)
+    active, live, users, now = Status.ACTIVE, Lifecycle.ACTIVE, state.users, people.now
+    population = Population(
+        {k: e for k, e in data.snapshot.employees.items()
+         if e.status is active and k not in held
+         and (now[k] if k in now else (u := users.get(k)) is not None and u.lifecycle is live)},
+        data.snapshot.departments, data.groups)
     builder = _Builder(people, mirror)
     feishu: list[dict[str, Any]] | None = None
+    changed: _Changed | None = None
     for spec in cfg.define:
         unread = [n for n in spec.source_groups if not data.groups.get(n)]
         if unread:
@@ -133,10 +136,13 @@ async def plan_groups(config: Config, ledger: Ledger, client: FeishuClient, data
                                 f"it is")
             continue
         ids = spec.rule(population)
-        if not full and spec.key in mirror and \
-                mirror[spec.key].digest == sorted_digest(population.in_order(ids)):
-            builder.rename(spec)
-            continue  # the members as applied
+        if not full and spec.key in mirror and len(ids) <= MAX_GROUP_MEMBERS:
+            changed = changed or _Changed.of(ledger, population, data, state, plan, people)
+            near = changed.members(spec.key, ids, mirror[spec.key].digest, held)
+            if near is not None:  # the members as applied, and what changes
+                builder.rename(spec)
+                builder.members(spec, *near)
+                continue
         desired = set(population.keys_of(ids))
         if spec.key in mirror:
             mirror[spec.key].members = ledger.group_members(spec.key)
@@ -159,7 +165,7 @@ async def plan_groups(config: Config, ledger: Ledger, client: FeishuClient, data
         else:
             builder.rename(spec)
         desired |= current & held  # a held person keeps their memberships
-        builder.members(spec, desired, current)
+        builder.members(spec, desired - current, current - desired, len(current))
     configured = {s.key for s in cfg.define}
     for key in sorted(mirror.keys() - configured):
         mirror[key].members = ledger.group_members(key)
@@ -169,6 +175,50 @@ async def plan_groups(config: Config, ledger: Ledger, client: FeishuClient, data
     return replace(plan, operations=topological([*plan.operations, *builder.ops]),
                    issues=tuple(sorted((*plan.issues, *builder.issues),
                                        key=lambda i: i.sort_key())))
+
+
+@dataclass(slots=True)
+class _Changed:
+    """The people whose memberships this plan may change, with their memberships as applied:
+    a group whose digest differs is first taken to differ in them only, which its digest
+    confirms (or the group's whole member list is read)."""
+
+    keys: set[str]
+    ids: frozenset[int]
+    applied: dict[str, set[str]]
+    population: Population
+    rekeyed: dict[str, str]
+
+    @classmethod
+    def of(cls, ledger: Ledger, population: Population, data: SourceData,
+           state: DirectoryState, plan: Plan, people: _People) -> _Changed:
+        """Everyone with an operation in ``plan`` (a rekey's old key too) or held, and their
+        managers before and after (someone's last report leaving makes them no manager).
+        Whoever else a group gains or loses (a department moved, a source group changed)
+        makes its digest differ: then the group is read whole."""
+        keys = {op.key for op in plan.operations} | people.rekeyed.keys() | data.held_employees
+        employees, users = data.snapshot.employees, state.users
+        for key in list(keys):
+            if (e := employees.get(key)) is not None and e.manager_key:
+                keys.add(e.manager_key)
+            if (u := users.get(key)) is not None and u.record.manager_key:
+                keys.add(u.record.manager_key)
+        return cls(keys, population.ids(keys), ledger.group_memberships(keys) if keys else {},
+                   population, people.rekeyed)
+
+    def members(self, group: str, ids: frozenset[int], digest: str,
+                held: set[str]) -> tuple[set[str], set[str], int] | None:
+        """(adds, removes, members as applied) for ``group`` now holding ``ids``, if the
+        members as applied are the unchanged people among ``ids`` and the changed people
+        the ledger has in the group — which ``digest`` (as applied) confirms; else None."""
+        kept = ids - self.ids if self.ids else ids
+        near = self.applied.get(group, set())
+        in_order = self.population.in_order(kept)
+        if sorted_digest(sorted([*in_order, *near]) if near else in_order) != digest:
+            return None  # (sorted: one long run and a few keys)
+        current = {self.rekeyed.get(k, k) for k in near}
+        desired = set(self.population.keys_of(ids & self.ids)) | (current & held)
+        return desired - current, current - desired, len(kept) + len(current)
 
 
 async def _missing(client: FeishuClient, fid: str, applied: set[str],
@@ -235,15 +285,15 @@ class _Builder:
             {"name": spec.name}, (FieldChange("name", old, spec.name),),
             f"renamed from {old}", deps, {"name": spec.name}, spec.name))
 
-    def members(self, spec: GroupSpec, desired: set[str], current: set[str]) -> None:
+    def members(self, spec: GroupSpec, add: set[str], remove: set[str], of: int) -> None:
+        """The batches adding ``add`` and removing ``remove`` (the group has ``of`` now)."""
         fid = self.mirror[spec.key].feishu_id if spec.key in self.mirror else None
         made = () if fid is not None else (op_id(OpKind.GROUP_CREATE, spec.key),
                                             op_id(OpKind.GROUP_ADOPT, spec.key))
         fid = fid or next(op.feishu_id for op in reversed(self.ops) if op.key == spec.key)
-        self._batches(OpKind.GROUP_ADD_MEMBERS, spec.key, spec.name, fid,
-                      sorted(desired - current), len(current), made)
-        self._batches(OpKind.GROUP_REMOVE_MEMBERS, spec.key, spec.name, fid,
-                      sorted(current - desired), len(current), made)
+        self._batches(OpKind.GROUP_ADD_MEMBERS, spec.key, spec.name, fid, sorted(add), of, made)
+        self._batches(OpKind.GROUP_REMOVE_MEMBERS, spec.key, spec.name, fid, sorted(remove),
+                      of, made)
 
     def drop(self, key: str) -> None:
         """A managed group no longer configured: its members go, then the group."""

@@ -139,10 +139,12 @@ class Population:
     def reports(self) -> dict[str, list[int]]:
         """Manager key → their direct reports."""
         if self._reports is None:
-            self._reports = {}
+            found: defaultdict[Any, list[int]] = defaultdict(list)
             for i, manager in enumerate(map(attrgetter("manager_key"), self._records)):
-                if manager:
-                    self._reports.setdefault(manager, []).append(i)
+                found[manager].append(i)
+            found.pop(None, None)
+            found.pop("", None)
+            self._reports = dict(found)
         return self._reports
 
 

@@ -147,7 +147,8 @@ class MirrorGroupMemberRow(SQLModel, table=True):
 
     __tablename__ = "mirror_group_members"
     group_key: str = Field(primary_key=True)
-    user_key: str = Field(primary_key=True)
+    user_key: str = Field(primary_key=True, index=True)
+    """Indexed: a plan reads the memberships of the people it changes (a person's key)."""
 class LeaveMarkRow(SQLModel, table=True):
     """One time-off event orgsync keeps in Feishu for a leave (see :mod:`orgsync.leave_sync`).
 
