@@ -29,7 +29,7 @@ from orgsync.feishu.endpoints import GROUP_MEMBER_BATCH
 from orgsync.group_mirror import MirrorGroup, sorted_digest
 from orgsync.groups import MAX_GROUP_MEMBERS, MAX_GROUPS, GroupsConfig, GroupSpec, Population, evaluate
 from orgsync.ledger import Ledger
-from orgsync.model import Snapshot, Status
+from orgsync.model import Employee, Snapshot, Status
 from orgsync.plan import FieldChange, Operation, OpKind, Plan, op_id, topological
 from orgsync.safety import Gauge
 from orgsync.source import Issue, SourceData
@@ -79,6 +79,15 @@ class _People:
         u = self.state.users.get(key)
         return u.record.name if u is not None else key
 
+    def eligible(self, held: set[str]) -> dict[str, Employee]:
+        """The source's active employees who can be members now, but ``held`` (in the
+        source's order; set operations first: one cheap test per person)."""
+        users, active, live, now = self.state.users, Status.ACTIVE, Lifecycle.ACTIVE, self.now
+        out = held | {k for k, i in now.items() if not i} | \
+            {k for k, u in users.items() if u.lifecycle is not live and not now.get(k)}
+        return {k: e for k, e in self.snapshot.employees.items()
+                if e.status is active and k not in out and (k in users or k in now)}
+
     def by_user_id(self) -> dict[str, str]:
         """User id → key of everyone who can be a member now."""
         found = {u.feishu_id: k for k, u in self.state.users.items()
@@ -119,12 +128,7 @@ async def plan_groups(config: Config, ledger: Ledger, client: FeishuClient, data
         return plan
     people = _people(data, state, plan)
     held = data.held_employees
-    active, live, users, now = Status.ACTIVE, Lifecycle.ACTIVE, state.users, people.now
-    population = Population(
-        {k: e for k, e in data.snapshot.employees.items()
-         if e.status is active and k not in held
-         and (now[k] if k in now else (u := users.get(k)) is not None and u.lifecycle is live)},
-        data.snapshot.departments, data.groups)
+    population = Population(people.eligible(held), data.snapshot.departments, data.groups)
     builder = _Builder(people, mirror)
     feishu: list[dict[str, Any]] | None = None
     changed: _Changed | None = None

@@ -80,17 +80,14 @@ class Population:
     def index(self, name: str) -> dict[Any, list[int]]:
         """Field value → the people holding it (``department_keys``: each department)."""
         found = self._indexes.get(name)
+        if found is None and name == "department_keys":
+            self._reports = self._structure()
+            return self._indexes[name]
         if found is None:
             # grouped by raw value first: _plain then runs per distinct value, not per person
             raw: defaultdict[Any, list[int]] = defaultdict(list)
-            values = map(attrgetter(name), self._records)
-            if name == "department_keys":
-                for i, held in enumerate(values):
-                    for v in held:
-                        raw[v].append(i)
-            else:
-                for i, v in enumerate(values):
-                    raw[v].append(i)
+            for i, v in enumerate(map(attrgetter(name), self._records)):
+                raw[v].append(i)
             found = {}
             for value, ids in raw.items():
                 found.setdefault(_plain(value), []).extend(ids)
@@ -145,13 +142,22 @@ class Population:
     def reports(self) -> dict[str, list[int]]:
         """Manager key → their direct reports."""
         if self._reports is None:
-            found: defaultdict[Any, list[int]] = defaultdict(list)
-            for i, manager in enumerate(map(attrgetter("manager_key"), self._records)):
-                found[manager].append(i)
-            found.pop(None, None)
-            found.pop("", None)
-            self._reports = dict(found)
+            self._reports = self._structure()
         return self._reports
+
+    def _structure(self) -> dict[str, list[int]]:
+        """The department index and the manager index (returned), in one pass over the
+        people (the rules that read one mostly read the other too)."""
+        departments: defaultdict[str, list[int]] = defaultdict(list)
+        reports: defaultdict[Any, list[int]] = defaultdict(list)
+        for i, person in enumerate(self._records):
+            for d in person.department_keys:
+                departments[d].append(i)
+            reports[person.manager_key].append(i)
+        reports.pop(None, None)
+        reports.pop("", None)
+        self._indexes["department_keys"] = dict(departments)
+        return dict(reports)
 
 
 Rule = Callable[[Population], Ids]
