@@ -28,6 +28,8 @@ from orgsync.tables import MirrorGroupMemberRow, MirrorGroupRow
 
 _GROUPS: Table = MirrorGroupRow.__table__  # type: ignore[attr-defined]
 _MEMBERS: Table = MirrorGroupMemberRow.__table__  # type: ignore[attr-defined]
+_CHUNK = 500
+"""Keys per ``IN (…)``: within every database's bound-parameter limit."""
 
 
 @dataclass(slots=True)
@@ -42,9 +44,14 @@ class MirrorGroup:
 
 
 def member_digest(keys: Iterable[str]) -> str:
-    """The digest of a set of member keys: SHA-256 of the sorted keys, one per line
-    (sorting in C is what makes 200 groups over 100k people cheap to digest)."""
-    return hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()
+    """The digest of a set of member keys: SHA-256 of the sorted keys, one per line."""
+    return sorted_digest(sorted(keys))
+
+
+def sorted_digest(keys: Iterable[str]) -> str:
+    """:func:`member_digest` of distinct keys given in sorted order (not sorted again: a
+    plan gets them in order from :meth:`orgsync.groups.Population.in_order`)."""
+    return hashlib.sha256("\n".join(keys).encode()).hexdigest()
 
 
 def load_groups(c: Connection, *, members: bool = True) -> dict[str, MirrorGroup]:
@@ -68,6 +75,19 @@ def load_members(c: Connection, key: str) -> set[str]:
     """The members of managed group ``key``."""
     return {row[0] for row in c.execute(select(_MEMBERS.c.user_key)
                                         .where(_MEMBERS.c.group_key == key))}
+
+
+def memberships(c: Connection, people: Iterable[str]) -> dict[str, set[str]]:
+    """Group key → those of ``people`` it holds (a plan's changed people: one indexed read
+    instead of every changed group's whole member list)."""
+    found: dict[str, set[str]] = {}
+    keys = sorted(set(people))
+    for start in range(0, len(keys), _CHUNK):
+        for group_key, user_key in c.execute(
+                select(_MEMBERS.c.group_key, _MEMBERS.c.user_key)
+                .where(_MEMBERS.c.user_key.in_(keys[start:start + _CHUNK]))):
+            found.setdefault(group_key, set()).add(user_key)
+    return found
 
 
 def apply_group(c: Connection, op: Operation, change: MirrorChange, now: datetime) -> None:

@@ -26,9 +26,10 @@ from typing import Any
 from orgsync.config import Config, SafetyConfig
 from orgsync.feishu import FeishuClient
 from orgsync.feishu.endpoints import GROUP_MEMBER_BATCH
-from orgsync.group_mirror import MirrorGroup, member_digest
-from orgsync.groups import MAX_GROUP_MEMBERS, MAX_GROUPS, GroupsConfig, GroupSpec, Population
+from orgsync.group_mirror import MirrorGroup, sorted_digest
+from orgsync.groups import MAX_GROUP_MEMBERS, MAX_GROUPS, GroupsConfig, GroupSpec, Population, evaluate
 from orgsync.ledger import Ledger
+from orgsync.model import Employee, Snapshot, Status
 from orgsync.plan import FieldChange, Operation, OpKind, Plan, op_id, topological
 from orgsync.safety import Gauge
 from orgsync.source import Issue, SourceData
@@ -43,36 +44,73 @@ _NAMES_SHOWN = 20
 
 @dataclass(slots=True)
 class _People:
-    """Who can be a member now: Feishu user id and the operation to wait for."""
+    """Who can be a member now (their Feishu user id) and the operation to wait for: the
+    mirror's active users as this plan changes them, looked up per person (a plan that
+    changes no group reads a handful of them, not 100k)."""
 
-    ids: dict[str, str]
+    state: DirectoryState
+    snapshot: Snapshot
+    now: dict[str, str | None]
+    """The user ids this plan's operations give (arriving people) or take (None: leaving)."""
+    arrived: dict[str, str]
     waits: dict[str, str]
-    names: dict[str, str]
-    known: dict[str, str]
-    """Every managed person's Feishu user id (for removals: frozen and leaving ones too)."""
     rekeyed: dict[str, str]
     """Old key → new key of the people whose key changes in this plan (their memberships
     follow in the ledger: no removal and re-adding)."""
 
+    def user_id(self, key: str) -> str | None:
+        """``key``'s Feishu user id if they can be a member now."""
+        if key in self.now:
+            return self.now[key]
+        u = self.state.users.get(key)
+        return u.feishu_id if u is not None and u.lifecycle is Lifecycle.ACTIVE else None
+
+    def known_id(self, key: str) -> str | None:
+        """Any managed person's Feishu user id (for removals: frozen and leaving ones too)."""
+        if key in self.arrived:
+            return self.arrived[key]
+        u = self.state.users.get(key)
+        return u.feishu_id if u is not None else None
+
+    def name(self, key: str) -> str:
+        """``key``'s name, as the source has it now, else as applied."""
+        if (e := self.snapshot.employees.get(key)) is not None:
+            return e.name
+        u = self.state.users.get(key)
+        return u.record.name if u is not None else key
+
+    def eligible(self, held: set[str]) -> dict[str, Employee]:
+        """The source's active employees who can be members now, but ``held`` (in the
+        source's order; set operations first: one cheap test per person)."""
+        users, active, live, now = self.state.users, Status.ACTIVE, Lifecycle.ACTIVE, self.now
+        out = held | {k for k, i in now.items() if not i} | \
+            {k for k, u in users.items() if u.lifecycle is not live and not now.get(k)}
+        return {k: e for k, e in self.snapshot.employees.items()
+                if e.status is active and k not in out and (k in users or k in now)}
+
+    def by_user_id(self) -> dict[str, str]:
+        """User id → key of everyone who can be a member now."""
+        found = {u.feishu_id: k for k, u in self.state.users.items()
+                 if k not in self.now and u.lifecycle is Lifecycle.ACTIVE}
+        found.update((i, k) for k, i in self.now.items() if i is not None)
+        return found
+
 
 def _people(data: SourceData, state: DirectoryState, plan: Plan) -> _People:
-    ids = {k: u.feishu_id for k, u in state.users.items() if u.lifecycle is Lifecycle.ACTIVE}
-    known = {k: u.feishu_id for k, u in state.users.items()}
+    now: dict[str, str | None] = {}
+    arrived: dict[str, str] = {}
     waits: dict[str, str] = {}
     rekeyed: dict[str, str] = {}
     for op in plan.operations:
         if op.kind is OpKind.USER_REKEY and op.mirror and op.mirror.get("previous_key"):
             rekeyed[str(op.mirror["previous_key"])] = op.key
         if op.kind in _ARRIVING:
-            ids[op.key] = str(op.payload.get("new_user_id") or op.feishu_id) \
+            now[op.key] = arrived[op.key] = str(op.payload.get("new_user_id") or op.feishu_id) \
                 if op.kind is OpKind.USER_REKEY else op.feishu_id
             waits[op.key] = op.op_id
-            known[op.key] = ids[op.key]
         elif op.kind in _LEAVING:
-            ids.pop(op.key, None)
-    names = {k: u.record.name for k, u in state.users.items()}
-    names.update((k, e.name) for k, e in data.snapshot.employees.items())
-    return _People(ids, waits, names, known, rekeyed)
+            now[op.key] = None
+    return _People(state, data.snapshot, now, arrived, waits, rekeyed)
 
 
 async def plan_groups(config: Config, ledger: Ledger, client: FeishuClient, data: SourceData,
@@ -90,12 +128,10 @@ async def plan_groups(config: Config, ledger: Ledger, client: FeishuClient, data
         return plan
     people = _people(data, state, plan)
     held = data.held_employees
-    eligible = {k for k, e in data.snapshot.active_employees().items()
-                if k in people.ids and k not in held}
-    population = Population({k: data.snapshot.employees[k] for k in eligible},
-                            data.snapshot.departments, data.groups)
+    population = Population(people.eligible(held), data.snapshot.departments, data.groups)
     builder = _Builder(people, mirror)
     feishu: list[dict[str, Any]] | None = None
+    changed: _Changed | None = None
     for spec in cfg.define:
         unread = [n for n in spec.source_groups if not data.groups.get(n)]
         if unread:
@@ -103,11 +139,15 @@ async def plan_groups(config: Config, ledger: Ledger, client: FeishuClient, data
                                 f"a failed read, not 'remove everyone'; the group is left as "
                                 f"it is")
             continue
-        desired = set(spec.rule(population))
-        if not full and spec.key in mirror and \
-                mirror[spec.key].digest == member_digest(desired):
-            builder.rename(spec)
-            continue  # the members as applied
+        ids = spec.rule(population)
+        if not full and spec.key in mirror and len(ids) <= MAX_GROUP_MEMBERS:
+            changed = changed or _Changed.of(ledger, population, data, state, plan, people)
+            near = changed.members(spec.key, ids, mirror[spec.key].digest, held)
+            if near is not None:  # the members as applied, and what changes
+                builder.rename(spec)
+                builder.members(spec, *near)
+                continue
+        desired = set(population.keys_of(ids))
         if spec.key in mirror:
             mirror[spec.key].members = ledger.group_members(spec.key)
         current = {people.rekeyed.get(k, k) for k in mirror[spec.key].members} \
@@ -129,7 +169,7 @@ async def plan_groups(config: Config, ledger: Ledger, client: FeishuClient, data
         else:
             builder.rename(spec)
         desired |= current & held  # a held person keeps their memberships
-        builder.members(spec, desired, current)
+        builder.members(spec, desired - current, current - desired, len(current))
     configured = {s.key for s in cfg.define}
     for key in sorted(mirror.keys() - configured):
         mirror[key].members = ledger.group_members(key)
@@ -141,11 +181,55 @@ async def plan_groups(config: Config, ledger: Ledger, client: FeishuClient, data
                                        key=lambda i: i.sort_key())))
 
 
+@dataclass(slots=True)
+class _Changed:
+    """The people whose memberships this plan may change, with their memberships as applied:
+    a group whose digest differs is first taken to differ in them only, which its digest
+    confirms (or the group's whole member list is read)."""
+
+    keys: set[str]
+    ids: frozenset[int]
+    applied: dict[str, set[str]]
+    population: Population
+    rekeyed: dict[str, str]
+
+    @classmethod
+    def of(cls, ledger: Ledger, population: Population, data: SourceData,
+           state: DirectoryState, plan: Plan, people: _People) -> _Changed:
+        """Everyone with an operation in ``plan`` (a rekey's old key too) or held, and their
+        managers before and after (someone's last report leaving makes them no manager).
+        Whoever else a group gains or loses (a department moved, a source group changed)
+        makes its digest differ: then the group is read whole."""
+        keys = {op.key for op in plan.operations} | people.rekeyed.keys() | data.held_employees
+        employees, users = data.snapshot.employees, state.users
+        for key in list(keys):
+            if (e := employees.get(key)) is not None and e.manager_key:
+                keys.add(e.manager_key)
+            if (u := users.get(key)) is not None and u.record.manager_key:
+                keys.add(u.record.manager_key)
+        return cls(keys, population.ids(keys), ledger.group_memberships(keys) if keys else {},
+                   population, people.rekeyed)
+
+    def members(self, group: str, ids: frozenset[int], digest: str,
+                held: set[str]) -> tuple[set[str], set[str], int] | None:
+        """(adds, removes, members as applied) for ``group`` now holding ``ids``, if the
+        members as applied are the unchanged people among ``ids`` and the changed people
+        the ledger has in the group — which ``digest`` (as applied) confirms; else None."""
+        kept = ids - self.ids if self.ids else ids
+        near = self.applied.get(group, set())
+        in_order = self.population.in_order(kept)
+        if sorted_digest(sorted([*in_order, *near]) if near else in_order) != digest:
+            return None  # (sorted: one long run and a few keys)
+        current = {self.rekeyed.get(k, k) for k in near}
+        desired = set(self.population.keys_of(ids & self.ids)) | (current & held)
+        return desired - current, current - desired, len(kept) + len(current)
+
+
 async def _missing(client: FeishuClient, fid: str, applied: set[str],
                    people: _People) -> set[str]:
     """The ``applied`` members with a Feishu id that group ``fid`` no longer holds."""
     there = {m.get("member_id") async for m in client.iter_group_members(fid)}
-    return {k for k in applied if (i := people.known.get(k)) and i not in there}
+    return {k for k in applied if (i := people.known_id(k)) and i not in there}
 
 
 class _Builder:
@@ -179,7 +263,7 @@ class _Builder:
                 f"new group (members: {spec.source})", (), {"name": spec.name}, spec.name))
             return set()
         fid = str(found.get("group_id") or found.get("id"))
-        by_id = {v: k for k, v in self.people.ids.items()}
+        by_id = self.people.by_user_id()
         members = {by_id[m["member_id"]] async for m in client.iter_group_members(fid)
                    if m.get("member_id") in by_id}
         how = "custom id" if fid == spec.group_id else "name"
@@ -205,15 +289,15 @@ class _Builder:
             {"name": spec.name}, (FieldChange("name", old, spec.name),),
             f"renamed from {old}", deps, {"name": spec.name}, spec.name))
 
-    def members(self, spec: GroupSpec, desired: set[str], current: set[str]) -> None:
+    def members(self, spec: GroupSpec, add: set[str], remove: set[str], of: int) -> None:
+        """The batches adding ``add`` and removing ``remove`` (the group has ``of`` now)."""
         fid = self.mirror[spec.key].feishu_id if spec.key in self.mirror else None
         made = () if fid is not None else (op_id(OpKind.GROUP_CREATE, spec.key),
                                             op_id(OpKind.GROUP_ADOPT, spec.key))
         fid = fid or next(op.feishu_id for op in reversed(self.ops) if op.key == spec.key)
-        self._batches(OpKind.GROUP_ADD_MEMBERS, spec.key, spec.name, fid,
-                      sorted(desired - current), len(current), made)
-        self._batches(OpKind.GROUP_REMOVE_MEMBERS, spec.key, spec.name, fid,
-                      sorted(current - desired), len(current), made)
+        self._batches(OpKind.GROUP_ADD_MEMBERS, spec.key, spec.name, fid, sorted(add), of, made)
+        self._batches(OpKind.GROUP_REMOVE_MEMBERS, spec.key, spec.name, fid, sorted(remove),
+                      of, made)
 
     def drop(self, key: str) -> None:
         """A managed group no longer configured: its members go, then the group."""
@@ -229,14 +313,14 @@ class _Builder:
                  of: int, deps: Iterable[str], *, dropped: bool = False) -> list[str]:
         made: list[str] = []
         verb = "adds" if kind is OpKind.GROUP_ADD_MEMBERS else "removes"
-        ids = self.people.ids
+        people = self.people
         for n, start in enumerate(range(0, len(members), GROUP_MEMBER_BATCH), 1):
             batch = members[start:start + GROUP_MEMBER_BATCH]
-            waits = [self.people.waits[k] for k in batch if k in self.people.waits] \
+            waits = [people.waits[k] for k in batch if k in people.waits] \
                 if kind is OpKind.GROUP_ADD_MEMBERS else []
             # someone orgsync no longer knows in Feishu leaves the mirror only
-            user_ids = [i for k in batch if (i := ids.get(k) or self.people.known.get(k))]
-            shown = [self.people.names.get(k, k) for k in batch]
+            user_ids = [i for k in batch if (i := people.user_id(k) or people.known_id(k))]
+            shown = [people.name(k) for k in batch]
             more = f" and {len(shown) - _NAMES_SHOWN} more" if len(shown) > _NAMES_SHOWN else ""
             op = Operation(
                 op_id(kind, f"{key}#{n}"), kind, f"{key}#{n}", fid, {"user_ids": user_ids},
@@ -289,7 +373,7 @@ def person_groups(config: Config, data: SourceData | None, ledger: Ledger,
     found: list[dict[str, Any]] = []
     for spec in config.groups.define:
         applied = spec.key in mirror and key in mirror[spec.key].members
-        wanted = population is not None and key in spec.rule(population)
+        wanted = population is not None and key in evaluate(spec, population)
         if applied or wanted:
             found.append({"group": spec.key, "name": spec.name, "rule": spec.source,
                           "applied": applied, "by_rule": wanted})

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,6 +48,7 @@ from orgsync.group_mirror import (
     apply_group,
     load_groups,
     load_members,
+    memberships,
     rekey_member,
     seal_digests,
 )
@@ -620,6 +621,11 @@ class Ledger:
         """The members of managed group ``key`` as applied."""
         with self.engine.connect() as c:
             return load_members(c, key)
+
+    def group_memberships(self, people: Iterable[str]) -> dict[str, set[str]]:
+        """Managed group key → those of ``people`` it holds as applied."""
+        with self.engine.connect() as c:
+            return memberships(c, people)
 
     def mirrored(self, key: str) -> MirrorUser | MirrorDepartment | None:
         """The mirror's user ``key``, else its department ``key``, else None (one lookup,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger
+from sqlalchemy import BigInteger, Index
 from sqlmodel import Field, SQLModel
 
 
@@ -146,6 +146,8 @@ class MirrorGroupMemberRow(SQLModel, table=True):
     """One managed person in one managed group, as last applied."""
 
     __tablename__ = "mirror_group_members"
+    # A plan reads the memberships of the people it changes: by person, from the index alone.
+    __table_args__ = (Index("ix_mirror_group_members_user_key", "user_key", "group_key"),)
     group_key: str = Field(primary_key=True)
     user_key: str = Field(primary_key=True)
 class LeaveMarkRow(SQLModel, table=True):

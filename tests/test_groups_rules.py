@@ -9,6 +9,7 @@ import pytest
 
 from orgsync.config import config_from_dict
 from orgsync.errors import ConfigError
+from orgsync.group_mirror import member_digest, sorted_digest
 from orgsync.groups import GroupsConfig, Population, evaluate
 from orgsync.model import Department, Employee, EmployeeType
 
@@ -94,3 +95,13 @@ def test_bad_config_fails_fast_naming_the_key(define: dict[str, Any], key: str,
     assert caught.value.key == key
     assert message in str(caught.value)
     assert caught.value.file == "orgsync.yaml"
+
+
+def test_a_plan_digests_positions_as_the_ledger_digests_keys() -> None:
+    # the plan digests a group from its members' positions, in key order, without
+    # building the key set: it must match the digest stored from the keys
+    people = _people()
+    for rule in ({"department": "B"}, {"is_manager": True}, {"city": "!=北京"}):
+        spec = _groups({"g": {"name": "G", "members": rule}}).define[0]
+        ids = spec.rule(people)
+        assert sorted_digest(people.in_order(ids)) == member_digest(evaluate(spec, people))

@@ -30,6 +30,7 @@ from orgsync.model import Department, Employee, EmployeeType, Snapshot
 from orgsync.plan_view import Filters, View
 from orgsync.sandbox import SandboxServer
 from orgsync.synth import write_csv
+from orgsync.tables import MirrorGroupMemberRow, MirrorGroupRow
 from tests.sandbox_run import SCALE, config, run, with_client
 
 GROUPS: dict[str, Any] = {
@@ -331,3 +332,39 @@ def test_a_resync_repairs_members_removed_behind_its_back_and_leaves_hand_added_
     assert _groups(fast)["rd"] == ("研发", want["rd"] | {"E003"})
     assert ledger.load_groups()["rd"].members == want["rd"]
     assert run(cfg, ledger, full=True).plan.summary().get("group.add_members") is None
+
+
+def test_a_moved_department_changes_the_groups_of_people_the_plan_does_not_touch(
+        fast: SandboxServer, tmp_path: Path) -> None:
+    # A plan checks a changed group against the people it changes first; here no person
+    # changes, the digest tells that guess wrong and the group is read whole.
+    write_csv(_org(), tmp_path)
+    cfg = config(fast, tmp_path, tmp_path / "l.db", groups={"define": GROUPS})
+    ledger = Ledger(cfg.ledger.url)
+    run(cfg, ledger)
+    snap = _org()
+    depts = [*(d for d in snap.departments.values() if d.key != "D2"),
+             Department(key="D2", name="销售", parent_key="D1")]
+    write_csv(Snapshot.of(depts, snap.employees.values()), tmp_path)
+    outcome = run(cfg, ledger)
+    assert outcome.exit_code == 0
+    assert outcome.plan.summary() == {"department.move": 1, "group.add_members": 1}
+    assert _groups(fast)["rd"] == ("研发", set(snap.employees))
+    _assert_digests(ledger)
+    assert run(cfg, ledger).plan.empty
+
+
+def test_the_ledger_gives_the_memberships_of_the_people_asked_for(tmp_path: Path) -> None:
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    members = {"big": {f"E{n:04d}" for n in range(1200)}, "small": {"E0001", "E0999"},
+               "none": set()}
+    with ledger.engine.begin() as c:
+        c.execute(MirrorGroupRow.__table__.insert(),  # type: ignore[attr-defined]
+                  [{"key": k, "feishu_id": k, "name": k, "digest": member_digest(v),
+                    "updated_at": ledger.now()} for k, v in members.items()])
+        c.execute(MirrorGroupMemberRow.__table__.insert(),  # type: ignore[attr-defined]
+                  [{"group_key": k, "user_key": u} for k, v in members.items() for u in v])
+    asked = [f"E{n:04d}" for n in range(1, 1200, 2)] + ["E9999"]  # over one IN (…) chunk
+    assert ledger.group_memberships(asked) == {
+        "big": {f"E{n:04d}" for n in range(1, 1200, 2)}, "small": {"E0001", "E0999"}}
+    assert ledger.group_memberships([]) == {}

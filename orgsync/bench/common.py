@@ -123,9 +123,11 @@ def _high_water_kb(pid: int) -> int:
 def write_config(path: Path, *, departments: Path, employees: Path, ledger: Path,
                  base_url: str, app_id: str, app_secret: str, rate_limits: bool = True,
                  concurrency: int | None = None, sync: dict[str, Any] | None = None,
-                 safety: Mapping[str, Any] | None = None) -> Path:
+                 safety: Mapping[str, Any] | None = None,
+                 groups: Mapping[str, Any] | None = None) -> Path:
     """A config file for a CSV source, a SQLite ledger and a (sandbox) Feishu; ``sync``:
-    more keys of the ``sync`` section, ``safety`` more of the ``safety`` section."""
+    more keys of the ``sync`` section, ``safety`` more of the ``safety`` section,
+    ``groups`` the ``groups.define`` section."""
     data: dict[str, Any] = {
         "version": 1,
         "feishu": {"base_url": base_url, "app_id": app_id, "app_secret": app_secret,
@@ -142,6 +144,8 @@ def write_config(path: Path, *, departments: Path, employees: Path, ledger: Path
                         **(sync or {})}
     if safety is not None:
         data["safety"] = {**data["safety"], **safety}
+    if groups is not None:
+        data["groups"] = {"define": dict(groups)}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from orgsync.feishu.schema import CATALOG_FIELDS
+from orgsync.group_mirror import member_digest
+from orgsync.groups import GroupSpec, Population, evaluate
 from orgsync.identity import feishu_department_id, feishu_user_id
 from orgsync.ledger import Ledger
 from orgsync.model import Snapshot
-from orgsync.tables import MirrorDepartmentRow, MirrorUserRow
+from orgsync.tables import MirrorDepartmentRow, MirrorGroupMemberRow, MirrorGroupRow, MirrorUserRow
 
 _CHUNK = 5_000
 
@@ -67,3 +69,29 @@ def fill_mirror(ledger: Ledger, snapshot: Snapshot) -> tuple[int, int]:
                             json.dumps({n: f"{catalog}-{i}" for i, n in enumerate(names)},
                                        ensure_ascii=False))
     return len(depts), len(users)
+
+
+def fill_groups(ledger: Ledger, snapshot: Snapshot, specs: Iterable[GroupSpec]) -> int:
+    """Replace the group mirror with ``specs`` as a first group sync of ``snapshot`` (already
+    applied: :func:`fill_mirror`) leaves it: each group created under its custom id, holding
+    the active employees its rule picks, with their digest. Returns the memberships written.
+    """
+    population = Population(snapshot.active_employees(), snapshot.departments)
+    now = datetime.now(UTC)
+    groups: list[dict[str, Any]] = []
+    members: list[dict[str, str]] = []
+    for spec in specs:
+        keys = evaluate(spec, population)
+        groups.append({"key": spec.key, "feishu_id": spec.group_id, "name": spec.name,
+                       "digest": member_digest(keys), "updated_at": now})
+        members.extend({"group_key": spec.key, "user_key": k} for k in keys)
+    group_table = MirrorGroupRow.__table__  # type: ignore[attr-defined]
+    member_table = MirrorGroupMemberRow.__table__  # type: ignore[attr-defined]
+    with ledger.engine.begin() as conn:
+        conn.execute(member_table.delete())
+        conn.execute(group_table.delete())
+        if groups:
+            conn.execute(group_table.insert(), groups)
+        for start in range(0, len(members), _CHUNK * 10):
+            conn.execute(member_table.insert(), members[start:start + _CHUNK * 10])
+    return len(members)

@@ -5,8 +5,10 @@ mirror is filled directly (:mod:`orgsync.bench.mirror`). The export then has a
 share of its employees changed (:mod:`orgsync.bench.churn`), and a real
 ``orgsync plan -c CONFIG`` subprocess is timed by wall clock from spawn to exit
 (process start, imports, read CSV, validate, load the mirror, diff, build and
-print the plan), with the peak RSS of that child. In the same run a bare
-``csv.DictReader`` pass over the same two files gives the yardstick. Finally an
+print the plan), with the peak RSS of that child; then the same plan with the 200 user
+groups of :mod:`orgsync.bench.groups_scale` defined and mirrored (their members as the
+applied org's first group sync left them), for the delta the group step adds. In the same
+run a bare ``csv.DictReader`` pass over the same two files gives the yardstick. Finally an
 ``orgsync apply --yes`` of the *unchanged* export must make zero API calls.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -24,9 +27,11 @@ from rich.console import Console
 
 from orgsync.bench.churn import change_share
 from orgsync.bench.common import Context, median, orgsync_command, run_timed, write_config
-from orgsync.bench.mirror import fill_mirror
+from orgsync.bench.groups_scale import define
+from orgsync.bench.mirror import fill_groups, fill_mirror
 from orgsync.bench.report import BenchResult, Figure
 from orgsync.bench.sizes import Sizes
+from orgsync.config import config_from_dict
 from orgsync.synth import generate_org, with_profile, write_csv
 
 NAME = "plan_at_scale"
@@ -41,6 +46,17 @@ def dictreader_pass(*paths: Path) -> float:
             rows = list(csv.DictReader(f))
         del rows
     return time.perf_counter() - start
+
+
+def _timed_plan(command: list[str], seconds: list[float], rss: list[float]) -> int:
+    """Run ``orgsync plan`` once, adding its wall time and peak RSS; its operation count."""
+    timed = run_timed(command)
+    if timed.returncode != 0:
+        raise RuntimeError(f"orgsync plan exited {timed.returncode}: {timed.stderr[-2000:]}")
+    seconds.append(timed.seconds)
+    rss.append(timed.max_rss_mb)
+    found = _OPERATIONS.search(timed.stdout)
+    return int(found.group(1)) if found else 0
 
 
 def stage_times(config_path: Path) -> dict[str, float]:
@@ -149,24 +165,46 @@ def run(sizes: Sizes, ctx: Context) -> BenchResult:
                           "joined": churn.joined, "total": churn.total},
                    csv_bytes=dept_csv.stat().st_size + emp_csv.stat().st_size)
 
+    # The same plan with 200 user groups (groups_scale's), on a copy of the ledger whose
+    # group mirror holds their members as a first group sync of the applied org left them:
+    # the churned export then moves the changed people's memberships.
+    groups_ledger = work / "ledger-groups.db"
+    shutil.copyfile(ledger_path, groups_ledger)
+    specs = define(sorted(org.departments))
+    ledger = Ledger(f"sqlite:///{groups_ledger}")
+    try:
+        memberships = fill_groups(ledger, checked.snapshot, config_from_dict(
+            {"version": 1, "feishu": {"app_id": app_id, "app_secret": "-"},
+             "source": {"type": "csv", "departments": "d.csv", "employees": "e.csv"},
+             "groups": {"define": specs}}, base_dir=work).groups.define)
+    finally:
+        ledger.close()
+    groups_cfg = write_config(work / "groups.yaml", departments=dept_csv, employees=emp_csv,
+                              ledger=groups_ledger, base_url=sb.base_url, app_id=app_id,
+                              app_secret=sb.app_secret, safety=_NO_CHURN_GUARD, groups=specs)
+
     command = [*orgsync_command(), "plan", "-c", str(changed_cfg)]
+    with_groups = [*orgsync_command(), "plan", "-c", str(groups_cfg)]
     details["command"] = " ".join(command)
+    details["command_with_groups"] = " ".join(with_groups)
     plans: list[float] = []
     readers: list[float] = []
     rss: list[float] = []
+    group_plans: list[float] = []
+    group_rss: list[float] = []
     operations: int | None = None
-    for _ in range(max(1, sizes.plan_repeats)):
+    group_operations: int | None = None
+    for _ in range(max(1, sizes.plan_repeats)):  # interleaved: both see the same machine
         readers.append(dictreader_pass(dept_csv, emp_csv))
-        timed = run_timed(command)
-        if timed.returncode != 0:
-            raise RuntimeError(f"orgsync plan exited {timed.returncode}: {timed.stderr[-2000:]}")
-        plans.append(timed.seconds)
-        rss.append(timed.max_rss_mb)
-        found = _OPERATIONS.search(timed.stdout)
-        operations = int(found.group(1)) if found else 0
+        operations = _timed_plan(command, plans, rss)
+        group_operations = _timed_plan(with_groups, group_plans, group_rss)
     details.update(plan_seconds=[round(x, 3) for x in plans],
                    dictreader_seconds=[round(x, 4) for x in readers],
-                   plan_max_rss_mb=[round(x, 1) for x in rss], operations=operations)
+                   plan_max_rss_mb=[round(x, 1) for x in rss], operations=operations,
+                   groups={"groups": len(specs), "memberships": memberships,
+                           "plan_seconds": [round(x, 3) for x in group_plans],
+                           "plan_max_rss_mb": [round(x, 1) for x in group_rss],
+                           "operations": group_operations})
     details["stages_in_process"] = stage_times(changed_cfg)
     bare, with_cli = import_seconds()
     details["interpreter_seconds"] = round(bare, 3)
@@ -182,12 +220,21 @@ def run(sizes: Sizes, ctx: Context) -> BenchResult:
     details["no_change_output"] = noop.stdout.strip().splitlines()[:1]
 
     plan_s, reader_s = median(plans), median(readers)
+    group_s = median(group_plans)
     label = f"{len(org.employees):,} employees / {n_depts:,} departments, {churn.total} changed"
     result.figures = [
         Figure(NAME, "plan end to end, wall (median)", plan_s, "s", 2.5, "<=", label),
         Figure(NAME, "plan peak RSS", max(rss), "MB", 500, "<="),
         Figure(NAME, "plan ÷ bare csv.DictReader pass", plan_s / reader_s, "×", 8, "<=",
                f"DictReader {reader_s:.3f} s"),
+        Figure(NAME, "plan end to end with 200 groups, wall (median)", group_s, "s", 2.5, "<=",
+               f"{len(specs)} groups, {memberships:,} memberships; "
+               f"{(group_operations or 0) - (operations or 0)} group operations"),
+        Figure(NAME, "plan with 200 groups peak RSS", max(group_rss), "MB", 500, "<="),
+        Figure(NAME, "plan with 200 groups ÷ bare csv.DictReader pass", group_s / reader_s, "×",
+               8, "<="),
+        Figure(NAME, "plan end to end: 200 groups' delta", group_s - plan_s, "s",
+               note="medians' difference; informational"),
         Figure(NAME, "no-change apply: API calls", float(api_calls), "calls", 0, "=="),
         Figure(NAME, "plan operations", float(operations or 0), "ops"),
         Figure(NAME, "import orgsync.cli (process start included)", with_cli, "s",
