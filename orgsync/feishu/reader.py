@@ -17,7 +17,7 @@ without them nothing can be read at all (:class:`MissingReadPermission`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol
 
 from orgsync.errors import EXIT_CONFIG, FeishuError, OrgsyncError
@@ -82,7 +82,9 @@ BIG_DEPARTMENT = 43010
 (/document/server-docs/contact-v3/department/children, feishu-api-more.md §1.3)."""
 
 
-async def all_departments(client: DirectoryAPI, *, concurrency: int = 8) -> list[dict[str, Any]]:
+async def all_departments(client: DirectoryAPI, *, concurrency: int = 8,
+                          found: Callable[[dict[str, Any]], None] | None = None,
+                          ) -> list[dict[str, Any]]:
     """Every department under the root, in pre-order (a parent before its subtree).
 
     One ``fetch_child`` walk of the root. Where Feishu refuses a walk with 43010 (the
@@ -96,12 +98,21 @@ async def all_departments(client: DirectoryAPI, *, concurrency: int = 8) -> list
     pages(n) = max(1, ⌈n / 50⌉). UNCONFIRMED whether ``fetch_child=false`` always avoids
     43010 (feishu-api-more.md §1.3): if it does not, the read raises, as on any error —
     a partial read is never returned.
+
+    ``found`` is called with each department as its page arrives (so that a caller can
+    start reading its members before the walk ends); a department can be passed again
+    when a walk is refused after its first page.
     """
     sem = asyncio.Semaphore(concurrency)
 
     async def listing(dept_id: str, fetch_child: bool) -> list[dict[str, Any]]:
+        listed: list[dict[str, Any]] = []
         async with sem:
-            return [d async for d in client.iter_children(dept_id, fetch_child=fetch_child)]
+            async for d in client.iter_children(dept_id, fetch_child=fetch_child):
+                if found is not None:
+                    found(d)
+                listed.append(d)
+        return listed
 
     async def subtree(dept_id: str) -> list[dict[str, Any]]:
         try:
@@ -136,18 +147,9 @@ async def read_directory(client: DirectoryAPI, *, reverse_departments: Mapping[s
     """
     rdept = dict(reverse_departments or {})
     ruser = dict(reverse_users or {})
-    raw_depts = await all_departments(client)
-    state = DirectoryState()
-    dept_key = DEPARTMENT[0]
-    for d in raw_depts:
-        _keyed(d, "department", dept_key.wire, dept_key.read)
-        rec = department_from_feishu(d, rdept, ruser)
-        state.departments[rec.key] = MirrorDepartment(rec, department_id_of(d),
-                                                      d.get("open_department_id"),
-                                                      unread_fields(d, DEPARTMENT))
     seen: dict[str, dict[str, Any]] = {}
     sem = asyncio.Semaphore(concurrency)
-    user_key = USER[0]
+    dept_key, user_key = DEPARTMENT[0], USER[0]
 
     async def members(dept_id: str) -> None:
         async with sem:
@@ -155,7 +157,29 @@ async def read_directory(client: DirectoryAPI, *, reverse_departments: Mapping[s
                 _keyed(u, "user", user_key.wire, user_key.read)
                 seen.setdefault(user_id_of(u), u)
 
-    await asyncio.gather(members(ROOT), *(members(department_id_of(d)) for d in raw_depts))
+    # Members are read while the walk goes on: each department's read starts as it is listed.
+    reading: dict[str, asyncio.Task[None]] = {ROOT: asyncio.ensure_future(members(ROOT))}
+
+    def found(d: dict[str, Any]) -> None:
+        _keyed(d, "department", dept_key.wire, dept_key.read)
+        dept_id = department_id_of(d)
+        if dept_id not in reading:
+            reading[dept_id] = asyncio.ensure_future(members(dept_id))
+
+    try:
+        raw_depts = await all_departments(client, found=found)
+        await asyncio.gather(*reading.values())
+    except BaseException:
+        for task in reading.values():
+            task.cancel()
+        await asyncio.gather(*reading.values(), return_exceptions=True)
+        raise
+    state = DirectoryState()
+    for d in raw_depts:
+        rec = department_from_feishu(d, rdept, ruser)
+        state.departments[rec.key] = MirrorDepartment(rec, department_id_of(d),
+                                                      d.get("open_department_id"),
+                                                      unread_fields(d, DEPARTMENT))
     for uid in sorted(seen):
         u = seen[uid]
         person = employee_from_feishu(u, rdept, ruser)
