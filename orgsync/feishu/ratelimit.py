@@ -18,12 +18,13 @@ requests ``period + margin`` apart can never land within one server window.
 and the 1-minute windows at 99.96 %. Against a distant server the jitter can be larger; a
 rare 429 is then waited out and retried, and the endpoint is held until the server's reset.
 
-**Pacing.** Windows of at most :data:`PACED_PERIOD` (1 s) also space requests
-``PACING × period / count`` apart (16 ms at 50/s). Without it a window's worth of calls
-leaves at once and queues at the server, so their arrivals spread over tens to hundreds of
-milliseconds while the next burst, on warm connections, lands within a few: the server then
-sees more than ``count`` arrivals in one period (measured against the sandbox: 50
-simultaneous creates arrived over 160 ms and the next burst drew 429s). Pacing costs
+**Pacing.** Windows of at most :data:`PACED_PERIOD` (1 s) also space requests ``PACING ×
+period / count`` apart (16 ms at 50/s), counted from one admission to the next (not from the
+send, whose lag behind the admission would add to every gap). Without it a window's worth of
+calls leaves at once and queues at the server, so their arrivals spread over tens to
+hundreds of milliseconds while the next burst, on warm connections, lands within a few: the
+server then sees more than ``count`` arrivals in one period (measured against the sandbox:
+50 simultaneous creates arrived over 160 ms and the next burst drew 429s). Pacing costs
 nothing in sustained throughput, which stays ``count / (period + margin)``. Longer windows
 (1000/min, resurrect's 10/min) are not paced, so short bursts within them still go out at
 the per-second rate.
@@ -128,12 +129,13 @@ class _Ticket:
 class _Window:
     """One sliding-window log (sorted send times) with its FIFO of waiters and a hold."""
 
-    __slots__ = ("count", "gap", "hold_until", "log", "period", "queue")
+    __slots__ = ("admitted", "count", "gap", "hold_until", "log", "period", "queue")
 
     def __init__(self, count: int, period: float, gap: float) -> None:
         self.count = count
         self.period = period
         self.gap = gap
+        self.admitted = 0.0
         self.log: list[float] = []
         self.queue: deque[_Ticket] = deque()
         self.hold_until = 0.0
@@ -146,7 +148,11 @@ class _Window:
         held = len(self.log)
         wait = 0.0 if held < self.count else self.log[held - self.count] + self.period - now
         if self.gap and held:
-            wait = max(wait, self.log[-1] + self.gap - now)
+            # From the last admission, not the last send: the time a task takes from its
+            # admission to its write would otherwise add to every gap (at 500/s, with the
+            # loop busy, it doubled the 1.6 ms gap). The window's count, kept in send
+            # times, is what keeps the server's windows from overflowing.
+            wait = max(wait, self.admitted + self.gap - now)
         return max(wait, self.hold_until - now)
 
     def restamp(self, old: float, new: float) -> None:
@@ -267,6 +273,7 @@ class RateLimiter:
             now = self.clock.now()
             for window in joined:
                 bisect.insort(window.log, now)
+                window.admitted = now
             return Permit(self.clock, joined, now, now - start)
         finally:
             for window in joined:

@@ -93,6 +93,23 @@ class TestWindows:
 
         assert asyncio.run(clock.run(main())) == pytest.approx(2.3 + M)
 
+    def test_the_pacing_gap_runs_from_the_last_admission(self) -> None:
+        """A request that left 0.1 s after its admission does not push the next one back:
+        the gap (0.8 × period / count) runs from the admission; the count, from the send."""
+        clock = VirtualClock()
+        limiter = _limiter(clock)
+        bucket = (Bucket("e", Limit(5, 1.0)),)
+        start = clock.now()
+
+        async def main() -> float:
+            permit = await limiter.acquire(bucket)
+            clock.t += 0.1
+            permit.sent()
+            await limiter.acquire(bucket)
+            return round(clock.now() - start, 9)
+
+        assert asyncio.run(clock.run(main())) == pytest.approx(0.16)
+
     def test_both_windows_are_enforced_independently(self) -> None:
         """A per-second and a per-10-second window each bind in turn."""
         clock = VirtualClock()
