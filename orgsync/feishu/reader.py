@@ -157,17 +157,22 @@ async def read_directory(client: DirectoryAPI, *, reverse_departments: Mapping[s
                 _keyed(u, "user", user_key.wire, user_key.read)
                 seen.setdefault(user_id_of(u), u)
 
-    # Members are read while the walk goes on: each department's read starts as it is listed.
-    reading: dict[str, asyncio.Task[None]] = {ROOT: asyncio.ensure_future(members(ROOT))}
+    # Members are read while the walk goes on: each department's read starts as it is
+    # listed, the root's with the first answer (a Feishu that answers nothing is asked once).
+    reading: dict[str, asyncio.Task[None]] = {}
 
-    def found(d: dict[str, Any]) -> None:
-        _keyed(d, "department", dept_key.wire, dept_key.read)
-        dept_id = department_id_of(d)
+    def start(dept_id: str) -> None:
         if dept_id not in reading:
             reading[dept_id] = asyncio.ensure_future(members(dept_id))
 
+    def found(d: dict[str, Any]) -> None:
+        _keyed(d, "department", dept_key.wire, dept_key.read)
+        start(ROOT)
+        start(department_id_of(d))
+
     try:
         raw_depts = await all_departments(client, found=found)
+        start(ROOT)
         await asyncio.gather(*reading.values())
     except BaseException:
         for task in reading.values():
