@@ -11,14 +11,19 @@ from typing import Any
 
 import pytest
 
+from orgsync.bench.seed import sandbox_state
 from orgsync.errors import EXIT_FEISHU, FeishuCredentials, FeishuTerminal, FeishuUnusable
-from orgsync.feishu import FeishuClient
+from orgsync.feishu import FeishuClient, FeishuSettings
 from orgsync.feishu.codes import explain
+from orgsync.feishu.reader import all_departments
+from orgsync.feishu.schema import department_id_of
+from orgsync.identity import feishu_department_id
 from orgsync.ledger import Ledger
 from orgsync.locked import Locked, locked_records
 from orgsync.plan import OpKind
 from orgsync.sandbox import SandboxServer
-from tests.sandbox_run import config, read_back, run, with_client
+from orgsync.synth import generate_org
+from tests.sandbox_run import SCALE, config, read_back, run, with_client
 
 USERS = "/open-apis/contact/v3/users"
 DEPTS = "/open-apis/contact/v3/departments"
@@ -139,10 +144,11 @@ def read_back_title(sandbox: SandboxServer, user_id: str) -> str:
 
 
 class TestBigDepartments:
-    """43010 on ``children`` with ``fetch_child``: the reader walks level by level (§1.3)."""
+    """43010 on ``children`` with ``fetch_child``: the reader lists the big department's
+    direct children and walks each child's subtree instead (§1.3)."""
 
-    def test_the_reader_falls_back_to_a_level_walk(self, sandbox: SandboxServer,
-                                                   tmp_path: Path) -> None:
+    def test_the_reader_walks_the_children_of_a_big_department(
+            self, sandbox: SandboxServer, tmp_path: Path) -> None:
         cfg, ledger, _ = _setup(sandbox, tmp_path)
         assert run(cfg, ledger).exit_code == 0
         sandbox.configure(big_department_size=2)
@@ -151,8 +157,57 @@ class TestBigDepartments:
         assert sorted(state.departments) == ["D1", "D2", "D3"]
         assert sorted(state.users) == ["E1", "E2"]
         children = [r for r in sandbox.requests() if r["path"].endswith("/children")]
-        assert [(r["query"]["fetch_child"], r["code"]) for r in children] == [
-            ("true", 43010), ("false", 0), ("false", 0), ("false", 0), ("false", 0)]
+        # the root is refused; each of its children (D1 with D2 below, D3) is walked whole
+        assert sorted((r["path"].split("/")[-2], r["query"]["fetch_child"], r["code"])
+                      for r in children) == [("0", "false", 0), ("0", "true", 43010),
+                                             ("D1", "true", 0), ("D3", "true", 0)]
+
+    def test_a_big_tree_costs_about_one_page_per_big_department_and_child(
+            self, sandbox: SandboxServer) -> None:
+        org = generate_org(seed=5, employees=20, departments=400, levels=5)
+        sandbox.load(sandbox_state(org))
+        parent = {feishu_department_id(k): feishu_department_id(d.parent_key)
+                  if d.parent_key else "0" for k, d in org.departments.items()}
+        kids: dict[str, list[str]] = {}
+        for key, up in parent.items():
+            kids.setdefault(up, []).append(key)
+
+        def size(dept: str) -> int:
+            return sum(1 + size(k) for k in kids.get(dept, ()))
+
+        threshold = 20
+        big = {d for d in ("0", *parent) if size(d) > threshold}
+        assert any(parent[d] != "0" for d in big - {"0"})  # refused again one level down
+
+        def pages(n: int) -> int:
+            return max(1, -(-n // 50))
+
+        def calls(dept: str) -> int:
+            if dept not in big:
+                return pages(size(dept))
+            return 1 + pages(len(kids[dept])) + sum(calls(k) for k in kids[dept])
+
+        settings = FeishuSettings(app_id=sandbox.config.app_id,
+                                  app_secret=sandbox.config.app_secret,
+                                  base_url=sandbox.base_url, rate_scale=SCALE)
+
+        async def walk() -> list[dict[str, Any]]:
+            async with FeishuClient(settings) as client:
+                return await all_departments(client)
+
+        sandbox.configure(rate_scale=SCALE)
+        whole = asyncio.run(walk())
+        sandbox.configure(big_department_size=threshold)
+        sandbox.sandbox.clear_requests()
+        split = asyncio.run(walk())
+        assert split == whole  # the same departments, in the same (pre-)order
+        assert {department_id_of(d): d["parent_department_id"] for d in split} == parent
+        children = [r for r in sandbox.requests() if r["path"].endswith("/children")]
+        assert len(children) == calls("0")
+        refused = [r["path"].split("/")[-2] for r in children if r["code"] == 43010]
+        assert sorted(refused) == sorted(big)
+        below_big = sum(len(kids[d]) for d in big)
+        assert len(children) - pages(len(parent)) <= len(big) + below_big
 
 
 class TestPartialSuccess:

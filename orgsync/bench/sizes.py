@@ -63,6 +63,6 @@ FULL = Sizes(
     plan_change_share=0.01, plan_repeats=5, growth_employees=(10_000, 30_000, 100_000, 300_000),
     latency_ms=100.0, create_users=2_000, create_departments=100, move_users=200,
     sdk_creates=100, initial_users=10_000,
-    read_users=20_000, read_departments=1_000,
+    read_users=100_000, read_departments=5_000,
     headroom_ops=2_000, daemon_idle_seconds=5.0, xlsx_rows=100_000,
 )

@@ -18,13 +18,15 @@ requests ``period + margin`` apart can never land within one server window.
 and the 1-minute windows at 99.96 %. Against a distant server the jitter can be larger; a
 rare 429 is then waited out and retried, and the endpoint is held until the server's reset.
 
-**Pacing.** Windows of at most :data:`PACED_PERIOD` (1 s) also space requests
-``PACING × period / count`` apart (16 ms at 50/s). Without it a window's worth of calls
-leaves at once and queues at the server, so their arrivals spread over tens to hundreds of
+**Pacing.** Windows of at most :data:`PACED_PERIOD` (1 s) also space requests ``PACING ×
+period / count`` apart (16 ms at 50/s), on a grid of due times one gap apart: neither the
+lag from an admission to its send nor a late wake-up (event-loop timers are about a
+millisecond coarse) pushes the next call back. Without it a window's worth of calls leaves
+at once and queues at the server, so their arrivals spread over tens to hundreds of
 milliseconds while the next burst, on warm connections, lands within a few: the server then
 sees more than ``count`` arrivals in one period (measured against the sandbox: 50
-simultaneous creates arrived over 160 ms and the next burst drew 429s). Pacing costs
-nothing in sustained throughput, which stays ``count / (period + margin)``. Longer windows
+simultaneous creates arrived over 160 ms and the next burst drew 429s). Pacing costs nothing
+in sustained throughput, which stays ``count / (period + margin)``. Longer windows
 (1000/min, resurrect's 10/min) are not paced, so short bursts within them still go out at
 the per-second rate.
 
@@ -128,12 +130,13 @@ class _Ticket:
 class _Window:
     """One sliding-window log (sorted send times) with its FIFO of waiters and a hold."""
 
-    __slots__ = ("count", "gap", "hold_until", "log", "period", "queue")
+    __slots__ = ("count", "due", "gap", "hold_until", "log", "period", "queue")
 
     def __init__(self, count: int, period: float, gap: float) -> None:
         self.count = count
         self.period = period
         self.gap = gap
+        self.due = 0.0
         self.log: list[float] = []
         self.queue: deque[_Ticket] = deque()
         self.hold_until = 0.0
@@ -146,7 +149,11 @@ class _Window:
         held = len(self.log)
         wait = 0.0 if held < self.count else self.log[held - self.count] + self.period - now
         if self.gap and held:
-            wait = max(wait, self.log[-1] + self.gap - now)
+            # Paced on a grid of due times, one gap apart: neither the lag from an admission
+            # to its write nor a late wake-up (the event loop's timers are ~1 ms coarse; at
+            # 500/s the gap is 1.6 ms) adds to the next gap. The window's count, kept in send
+            # times, is what keeps the server's windows from overflowing.
+            wait = max(wait, self.due - now)
         return max(wait, self.hold_until - now)
 
     def restamp(self, old: float, new: float) -> None:
@@ -267,6 +274,10 @@ class RateLimiter:
             now = self.clock.now()
             for window in joined:
                 bisect.insort(window.log, now)
+                # on the grid when this call waited for its due time; else (idle, or held
+                # by the count) one gap from now
+                late = now - window.due
+                window.due = (window.due if 0 <= late < window.gap else now) + window.gap
             return Permit(self.clock, joined, now, now - start)
         finally:
             for window in joined:

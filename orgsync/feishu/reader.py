@@ -1,7 +1,8 @@
 """Read the live Feishu directory back into canonical form (full resync, ``check``, tests).
 
-Departments come from one ``children`` walk of the root with ``fetch_child`` (level
-by level when Feishu refuses that for a big tree, 43010); users from
+Departments come from one ``children`` walk of the root with ``fetch_child`` (where
+Feishu refuses that for a big department, 43010, its direct children are listed and
+their subtrees walked instead, see :func:`all_departments`); users from
 ``find_by_department`` on every department (deduplicated: a person in two departments
 is listed twice). Feishu ids are mapped back to source keys
 through ``reverse`` (the mirror's record of mapped ids); unmapped ids are keys.
@@ -16,7 +17,7 @@ without them nothing can be read at all (:class:`MissingReadPermission`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol
 
 from orgsync.errors import EXIT_CONFIG, FeishuError, OrgsyncError
@@ -81,25 +82,49 @@ BIG_DEPARTMENT = 43010
 (/document/server-docs/contact-v3/department/children, feishu-api-more.md §1.3)."""
 
 
-async def all_departments(client: DirectoryAPI) -> list[dict[str, Any]]:
-    """Every department under the root: one ``fetch_child`` walk or, when Feishu answers
-    43010, a walk level by level with ``fetch_child=false`` (the documented fallback;
-    UNCONFIRMED whether ``fetch_child=false`` always avoids 43010 — if not, it raises)."""
-    try:
-        return [d async for d in client.iter_children(ROOT, fetch_child=True)]
-    except FeishuError as exc:
-        if exc.code != BIG_DEPARTMENT:
-            raise
-    found: list[dict[str, Any]] = []
-    level = [ROOT]
-    while level:
-        below: list[str] = []
-        for parent in level:
-            async for d in client.iter_children(parent):
-                found.append(d)
-                below.append(department_id_of(d))
-        level = below
-    return found
+async def all_departments(client: DirectoryAPI, *, concurrency: int = 8,
+                          found: Callable[[dict[str, Any]], None] | None = None,
+                          ) -> list[dict[str, Any]]:
+    """Every department under the root, in pre-order (a parent before its subtree).
+
+    One ``fetch_child`` walk of the root. Where Feishu refuses a walk with 43010 (the
+    department is too big), that department's direct children are listed with
+    ``fetch_child=false`` and each child's subtree is walked again with ``fetch_child``,
+    up to ``concurrency`` listings at a time, recursing only where Feishu answers 43010
+    again. Each big department thus costs its refused call, the pages of its direct
+    children and about one partial page per direct child over the one-walk read:
+    ``children`` calls = Σ over big departments B of (1 + pages(children of B)) + Σ over
+    the other children C of big departments of pages(C's subtree), with
+    pages(n) = max(1, ⌈n / 50⌉). UNCONFIRMED whether ``fetch_child=false`` always avoids
+    43010 (feishu-api-more.md §1.3): if it does not, the read raises, as on any error —
+    a partial read is never returned.
+
+    ``found`` is called with each department as its page arrives (so that a caller can
+    start reading its members before the walk ends); a department can be passed again
+    when a walk is refused after its first page.
+    """
+    sem = asyncio.Semaphore(concurrency)
+
+    async def listing(dept_id: str, fetch_child: bool) -> list[dict[str, Any]]:
+        listed: list[dict[str, Any]] = []
+        async with sem:
+            async for d in client.iter_children(dept_id, fetch_child=fetch_child):
+                if found is not None:
+                    found(d)
+                listed.append(d)
+        return listed
+
+    async def subtree(dept_id: str) -> list[dict[str, Any]]:
+        try:
+            return await listing(dept_id, True)
+        except FeishuError as exc:
+            if exc.code != BIG_DEPARTMENT:
+                raise
+        direct = await listing(dept_id, False)
+        below = await asyncio.gather(*(subtree(department_id_of(d)) for d in direct))
+        return [d for child, under in zip(direct, below, strict=True) for d in (child, *under)]
+
+    return await subtree(ROOT)
 
 
 async def read_departments(client: DirectoryAPI) -> DirectoryState:
@@ -122,18 +147,9 @@ async def read_directory(client: DirectoryAPI, *, reverse_departments: Mapping[s
     """
     rdept = dict(reverse_departments or {})
     ruser = dict(reverse_users or {})
-    raw_depts = await all_departments(client)
-    state = DirectoryState()
-    dept_key = DEPARTMENT[0]
-    for d in raw_depts:
-        _keyed(d, "department", dept_key.wire, dept_key.read)
-        rec = department_from_feishu(d, rdept, ruser)
-        state.departments[rec.key] = MirrorDepartment(rec, department_id_of(d),
-                                                      d.get("open_department_id"),
-                                                      unread_fields(d, DEPARTMENT))
     seen: dict[str, dict[str, Any]] = {}
     sem = asyncio.Semaphore(concurrency)
-    user_key = USER[0]
+    dept_key, user_key = DEPARTMENT[0], USER[0]
 
     async def members(dept_id: str) -> None:
         async with sem:
@@ -141,7 +157,34 @@ async def read_directory(client: DirectoryAPI, *, reverse_departments: Mapping[s
                 _keyed(u, "user", user_key.wire, user_key.read)
                 seen.setdefault(user_id_of(u), u)
 
-    await asyncio.gather(members(ROOT), *(members(department_id_of(d)) for d in raw_depts))
+    # Members are read while the walk goes on: each department's read starts as it is
+    # listed, the root's with the first answer (a Feishu that answers nothing is asked once).
+    reading: dict[str, asyncio.Task[None]] = {}
+
+    def start(dept_id: str) -> None:
+        if dept_id not in reading:
+            reading[dept_id] = asyncio.ensure_future(members(dept_id))
+
+    def found(d: dict[str, Any]) -> None:
+        _keyed(d, "department", dept_key.wire, dept_key.read)
+        start(ROOT)
+        start(department_id_of(d))
+
+    try:
+        raw_depts = await all_departments(client, found=found)
+        start(ROOT)
+        await asyncio.gather(*reading.values())
+    except BaseException:
+        for task in reading.values():
+            task.cancel()
+        await asyncio.gather(*reading.values(), return_exceptions=True)
+        raise
+    state = DirectoryState()
+    for d in raw_depts:
+        rec = department_from_feishu(d, rdept, ruser)
+        state.departments[rec.key] = MirrorDepartment(rec, department_id_of(d),
+                                                      d.get("open_department_id"),
+                                                      unread_fields(d, DEPARTMENT))
     for uid in sorted(seen):
         u = seen[uid]
         person = employee_from_feishu(u, rdept, ruser)

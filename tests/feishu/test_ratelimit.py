@@ -93,6 +93,42 @@ class TestWindows:
 
         assert asyncio.run(clock.run(main())) == pytest.approx(2.3 + M)
 
+    def test_the_pacing_gap_runs_from_the_last_admission(self) -> None:
+        """A request that left 0.1 s after its admission does not push the next one back:
+        the gap (0.8 × period / count) runs from the admission; the count, from the send."""
+        clock = VirtualClock()
+        limiter = _limiter(clock)
+        bucket = (Bucket("e", Limit(5, 1.0)),)
+        start = clock.now()
+
+        async def main() -> float:
+            permit = await limiter.acquire(bucket)
+            clock.t += 0.1
+            permit.sent()
+            await limiter.acquire(bucket)
+            return round(clock.now() - start, 9)
+
+        assert asyncio.run(clock.run(main())) == pytest.approx(0.16)
+
+    def test_a_late_admission_does_not_push_the_next_one_back(self) -> None:
+        """Admitted 0.04 s after its due time (a late wake-up), a call keeps the grid: the
+        next is due one gap after the missed due time, not one gap after the late one."""
+        clock = VirtualClock()
+        limiter = _limiter(clock)
+        bucket = (Bucket("e", Limit(5, 1.0)),)
+        start = clock.now()
+
+        async def main() -> list[float]:
+            times = []
+            await limiter.acquire(bucket)
+            clock.t += 0.2  # the second call comes 0.04 s after it was due (0.16)
+            for _ in range(2):
+                await limiter.acquire(bucket)
+                times.append(round(clock.now() - start, 9))
+            return times
+
+        assert asyncio.run(clock.run(main())) == pytest.approx([0.2, 0.32])
+
     def test_both_windows_are_enforced_independently(self) -> None:
         """A per-second and a per-10-second window each bind in turn."""
         clock = VirtualClock()

@@ -253,8 +253,10 @@ class IdIndex:
         return [self.departments[c] for c in self._children.get(parent, []) if c != exclude]
 
     def _sorted_children(self, open_id: str) -> list[Department]:
-        return sorted((self.departments[c] for c in self._children.get(open_id, [])),
-                      key=lambda d: (d.order, d.seq))
+        ids = self._children.get(open_id)
+        if not ids:  # most departments: a walk of the whole tree asks for every leaf's
+            return []
+        return sorted((self.departments[c] for c in ids), key=lambda d: (d.order, d.seq))
 
     def _subtree(self, dept: Department) -> list[Department]:
         """All live descendants, parents before children (pre-order, siblings by order)."""
