@@ -248,6 +248,26 @@ class TestChildren:
         data = ok(sandbox_api.get(f"{D}/0/children", params={**CUSTOM, "fetch_child": "True"}))
         assert [d["department_id"] for d in data["items"]] == ["a", "a1", "a11"]
 
+    def test_a_walk_after_each_change_sees_the_tree_as_it_is(self,
+                                                             sandbox_api: httpx.Client) -> None:
+        """The subtree a fetch_child walk pages through is remembered between pages, and
+        every create, reorder, move and delete is seen by the next walk."""
+        def walk() -> list[str]:
+            data = ok(sandbox_api.get(f"{D}/0/children", params={**CUSTOM, "fetch_child": "true"}))
+            return [d["department_id"] for d in data["items"]]
+
+        dept(sandbox_api, "a", order="10")
+        dept(sandbox_api, "b", order="20")
+        assert walk() == ["a", "b"]
+        dept(sandbox_api, "a1", parent="a")
+        assert walk() == ["a", "a1", "b"]
+        ok(sandbox_api.patch(f"{D}/b", params=CUSTOM, json={"order": "5"}))
+        assert walk() == ["b", "a", "a1"]
+        ok(sandbox_api.patch(f"{D}/a1", params=CUSTOM, json={"parent_department_id": "b"}))
+        assert walk() == ["b", "a1", "a"]
+        ok(sandbox_api.delete(f"{D}/a1", params=CUSTOM))
+        assert walk() == ["b", "a"]
+
     def test_paging_visits_each_item_once(self, sandbox_api: httpx.Client) -> None:
         """Walking page tokens yields every child exactly once; token only while has_more."""
         for i in range(23):

@@ -124,7 +124,7 @@ class Departments(DepartmentFields):
             self._live_dept_ids[dept.custom_id] = dept.open_id
             if dept.parent is not None:
                 self._children.setdefault(dept.parent, []).append(dept.open_id)
-        self._counts = None
+        self._departments_changed()
 
     def get_department(self, ref: str, ids: IdTypes) -> JSON:
         """GET contact/v3/departments/:id (a deleted department shows ``status.is_deleted``)."""
@@ -174,6 +174,7 @@ class Departments(DepartmentFields):
                 changes[key] = value
         for key, value in changes.items():
             setattr(dept, key, value)
+        self._departments_changed()
         if create_chat and not dept.chat_id:
             self._create_dept_chat(dept)
         return {"department": self.render_department(dept, ids)}
@@ -210,7 +211,7 @@ class Departments(DepartmentFields):
         self._children[old_parent].remove(dept.open_id)
         self._children[parent.open_id].append(dept.open_id)
         dept.parent = parent.open_id
-        self._counts = None
+        self._departments_changed()
 
     def delete_department(self, ref: str, ids: IdTypes) -> JSON:
         """DELETE contact/v3/departments/:id: only an empty leaf; its custom id is freed."""
@@ -225,7 +226,7 @@ class Departments(DepartmentFields):
         dept.deleted = True
         self._children[dept.parent].remove(dept.open_id)
         self._live_dept_ids.pop(dept.custom_id, None)
-        self._counts = None
+        self._departments_changed()
         return {}
 
     def update_department_id(self, ref: str, body: JSON, ids: IdTypes) -> JSON:

@@ -69,6 +69,10 @@ class IdIndex:
         self._chat_uuids: dict[tuple[str, str], tuple[float, JSON]] = {}
         self._p2p_chats: dict[str, str] = {}
         self._counts: dict[str, tuple[int, int]] | None = None  # memo, None = invalid
+        # Subtrees as last walked, by department open id, with the tree's version then: a
+        # fetch_child walk of 5,000 departments asks for the same subtree once per page.
+        self._tree_version = 0
+        self._subtrees: dict[str, tuple[int, list[Department]]] = {}
         root = Department(open_id=ROOT, custom_id=ROOT, name="", parent=None, order=0,
                           seq=self._next_seq())
         self.departments[ROOT] = root
@@ -258,8 +262,22 @@ class IdIndex:
             return []
         return sorted((self.departments[c] for c in ids), key=lambda d: (d.order, d.seq))
 
+    def _departments_changed(self) -> None:
+        """A department was added, moved, reordered, renamed or deleted: the memos go."""
+        self._counts = None
+        self._tree_version += 1
+
     def _subtree(self, dept: Department) -> list[Department]:
-        """All live descendants, parents before children (pre-order, siblings by order)."""
+        """All live descendants, parents before children (pre-order, siblings by order).
+        The list is shared with later calls until the tree changes: do not modify it."""
+        memo = self._subtrees.get(dept.open_id)
+        if memo is not None and memo[0] == self._tree_version:
+            return memo[1]
+        out = self._walk_subtree(dept)
+        self._subtrees[dept.open_id] = (self._tree_version, out)
+        return out
+
+    def _walk_subtree(self, dept: Department) -> list[Department]:
         out: list[Department] = []
         stack = list(reversed(self._sorted_children(dept.open_id)))
         while stack:

@@ -78,7 +78,7 @@ class Seed(Departments, Users, Groups):
             if dept.chat_id and dept.chat_id not in self.chats:
                 self._register_dept_chat(dept)
         self.load_groups(state.get("groups", []))
-        self._counts = None
+        self._departments_changed()
 
     def _seed_department(self, raw: JSON) -> str:
         """Store one seeded department, not yet linked to its parent; return its open id."""
