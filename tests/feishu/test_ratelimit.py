@@ -129,6 +129,26 @@ class TestWindows:
 
         assert asyncio.run(clock.run(main())) == pytest.approx([0.2, 0.32])
 
+    def test_a_call_late_by_half_a_gap_or_more_restarts_the_grid(self) -> None:
+        """Admitted 0.1 s after its due time (over half the 0.16 s gap), a call does not
+        let the next catch up (two calls in quick succession drew 429s from the sandbox at
+        500/s): the next is due one gap after this one."""
+        clock = VirtualClock()
+        limiter = _limiter(clock)
+        bucket = (Bucket("e", Limit(5, 1.0)),)
+        start = clock.now()
+
+        async def main() -> list[float]:
+            times = []
+            await limiter.acquire(bucket)
+            clock.t += 0.26
+            for _ in range(2):
+                await limiter.acquire(bucket)
+                times.append(round(clock.now() - start, 9))
+            return times
+
+        assert asyncio.run(clock.run(main())) == pytest.approx([0.26, 0.42])
+
     def test_both_windows_are_enforced_independently(self) -> None:
         """A per-second and a per-10-second window each bind in turn."""
         clock = VirtualClock()
