@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from orgsync.config import Config
 from orgsync.errors import PlanHeld
 from orgsync.explain import explain, render_text
 from orgsync.feishu import FeishuClient
@@ -56,6 +57,15 @@ def _org(count: int = 150, *, city: str = "北京", drop: int = 0) -> Snapshot:
                                employee_type=EmployeeType.INTERN if n % 7 == 0
                                else EmployeeType.REGULAR))
     return Snapshot.of(depts, people)
+
+
+def _synced(sb: SandboxServer, tmp_path: Path) -> tuple[Config, Ledger]:
+    """The config and ledger of ``_org()`` synced once with ``GROUPS``."""
+    write_csv(_org(), tmp_path)
+    cfg = config(sb, tmp_path, tmp_path / "l.db", groups={"define": GROUPS})
+    ledger = Ledger(cfg.ledger.url)
+    run(cfg, ledger)
+    return cfg, ledger
 
 
 def _groups(sb: SandboxServer) -> dict[str, tuple[str, set[str]]]:
@@ -124,10 +134,7 @@ def test_first_sync_creates_groups_with_batched_members_then_nothing(
 
 def test_rename_and_moves_update_members_under_the_guard(
         fast: SandboxServer, tmp_path: Path) -> None:
-    write_csv(_org(), tmp_path)
-    cfg = config(fast, tmp_path, tmp_path / "l.db", groups={"define": GROUPS})
-    ledger = Ledger(cfg.ledger.url)
-    run(cfg, ledger)
+    cfg, ledger = _synced(fast, tmp_path)
     # six people leave (4 % of 'rd'), 'rd' is renamed
     snap = _org(drop=6)
     write_csv(snap, tmp_path)
@@ -144,10 +151,7 @@ def test_rename_and_moves_update_members_under_the_guard(
 
 def test_removing_over_the_share_of_a_big_group_holds_the_plan(
         fast: SandboxServer, tmp_path: Path) -> None:
-    write_csv(_org(), tmp_path)
-    cfg = config(fast, tmp_path, tmp_path / "l.db", groups={"define": GROUPS})
-    ledger = Ledger(cfg.ledger.url)
-    run(cfg, ledger)
+    cfg, ledger = _synced(fast, tmp_path)
     before = _groups(fast)
     # everyone in 北京 moves to 深圳: 'notsh' keeps them, 'bjinterns' (under 50) empties
     write_csv(_org(city="深圳"), tmp_path)
@@ -163,10 +167,7 @@ def test_removing_over_the_share_of_a_big_group_holds_the_plan(
 
 def test_held_people_keep_their_groups_and_are_never_added(
         fast: SandboxServer, tmp_path: Path) -> None:
-    write_csv(_org(), tmp_path)
-    cfg = config(fast, tmp_path, tmp_path / "l.db", groups={"define": GROUPS})
-    ledger = Ledger(cfg.ledger.url)
-    run(cfg, ledger)
+    cfg, ledger = _synced(fast, tmp_path)
     # E007 (an intern in 北京) gets a bad mobile: held; a new hire E200 with one too
     snap = _org()
     people = [e for e in snap.employees.values() if e.key != "E007"]
@@ -184,10 +185,7 @@ def test_held_people_keep_their_groups_and_are_never_added(
 
 
 def test_a_dropped_group_is_emptied_then_deleted(fast: SandboxServer, tmp_path: Path) -> None:
-    write_csv(_org(), tmp_path)
-    cfg = config(fast, tmp_path, tmp_path / "l.db", groups={"define": GROUPS})
-    ledger = Ledger(cfg.ledger.url)
-    run(cfg, ledger)
+    cfg, ledger = _synced(fast, tmp_path)
     fewer = {k: v for k, v in GROUPS.items() if k != "rd"}
     cfg = config(fast, tmp_path, tmp_path / "l.db", groups={"define": fewer})
     outcome = run(cfg, ledger)
@@ -262,10 +260,7 @@ def _group_writes(sb: SandboxServer) -> int:
 
 def test_explain_shows_a_persons_groups_and_the_rule(fast: SandboxServer,
                                                      tmp_path: Path) -> None:
-    write_csv(_org(), tmp_path)
-    cfg = config(fast, tmp_path, tmp_path / "l.db", groups={"define": GROUPS})
-    ledger = Ledger(cfg.ledger.url)
-    run(cfg, ledger)
+    cfg, ledger = _synced(fast, tmp_path)
     report = asyncio.run(explain(cfg, ledger, "E007"))
     assert [(g["group"], g["applied"], g["by_rule"]) for g in report["groups"]] == [
         ("rd", True, True), ("bjinterns", True, True), ("notsh", True, True)]
@@ -292,10 +287,7 @@ def test_the_tenants_group_limit_is_checked_before_any_write(fast: SandboxServer
 
 def test_a_changed_employee_id_keeps_the_persons_groups(fast: SandboxServer,
                                                         tmp_path: Path) -> None:
-    write_csv(_org(), tmp_path)
-    cfg = config(fast, tmp_path, tmp_path / "l.db", groups={"define": GROUPS})
-    ledger = Ledger(cfg.ledger.url)
-    run(cfg, ledger)
+    cfg, ledger = _synced(fast, tmp_path)
     snap = _org()
     moved = replace(snap.employees["E010"], key="E910")
     people = [e for e in snap.employees.values() if e.key != "E010"]
@@ -311,10 +303,7 @@ def test_a_changed_employee_id_keeps_the_persons_groups(fast: SandboxServer,
 
 def test_a_resync_repairs_members_removed_behind_its_back_and_leaves_hand_added_ones(
         fast: SandboxServer, tmp_path: Path) -> None:
-    write_csv(_org(), tmp_path)
-    cfg = config(fast, tmp_path, tmp_path / "l.db", groups={"define": GROUPS})
-    ledger = Ledger(cfg.ledger.url)
-    run(cfg, ledger)
+    cfg, ledger = _synced(fast, tmp_path)
     want = _expected(_org())
     assert "E004" in want["rd"]
     assert "E003" not in want["rd"]
@@ -338,10 +327,7 @@ def test_a_moved_department_changes_the_groups_of_people_the_plan_does_not_touch
         fast: SandboxServer, tmp_path: Path) -> None:
     # A plan checks a changed group against the people it changes first; here no person
     # changes, the digest tells that guess wrong and the group is read whole.
-    write_csv(_org(), tmp_path)
-    cfg = config(fast, tmp_path, tmp_path / "l.db", groups={"define": GROUPS})
-    ledger = Ledger(cfg.ledger.url)
-    run(cfg, ledger)
+    cfg, ledger = _synced(fast, tmp_path)
     snap = _org()
     depts = [*(d for d in snap.departments.values() if d.key != "D2"),
              Department(key="D2", name="销售", parent_key="D1")]
