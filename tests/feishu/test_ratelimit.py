@@ -113,41 +113,14 @@ class TestWindows:
     def test_a_late_admission_does_not_push_the_next_one_back(self) -> None:
         """Admitted 0.04 s after its due time (a late wake-up), a call keeps the grid: the
         next is due one gap after the missed due time, not one gap after the late one."""
-        clock = VirtualClock()
-        limiter = _limiter(clock)
-        bucket = (Bucket("e", Limit(5, 1.0)),)
-        start = clock.now()
-
-        async def main() -> list[float]:
-            times = []
-            await limiter.acquire(bucket)
-            clock.t += 0.2  # the second call comes 0.04 s after it was due (0.16)
-            for _ in range(2):
-                await limiter.acquire(bucket)
-                times.append(round(clock.now() - start, 9))
-            return times
-
-        assert asyncio.run(clock.run(main())) == pytest.approx([0.2, 0.32])
+        # the second call comes 0.04 s after it was due (0.16)
+        assert _two_calls_after(0.2) == pytest.approx([0.2, 0.32])
 
     def test_a_call_late_by_half_a_gap_or_more_restarts_the_grid(self) -> None:
         """Admitted 0.1 s after its due time (over half the 0.16 s gap), a call does not
         let the next catch up (two calls in quick succession drew 429s from the sandbox at
         500/s): the next is due one gap after this one."""
-        clock = VirtualClock()
-        limiter = _limiter(clock)
-        bucket = (Bucket("e", Limit(5, 1.0)),)
-        start = clock.now()
-
-        async def main() -> list[float]:
-            times = []
-            await limiter.acquire(bucket)
-            clock.t += 0.26
-            for _ in range(2):
-                await limiter.acquire(bucket)
-                times.append(round(clock.now() - start, 9))
-            return times
-
-        assert asyncio.run(clock.run(main())) == pytest.approx([0.26, 0.42])
+        assert _two_calls_after(0.26) == pytest.approx([0.26, 0.42])
 
     def test_both_windows_are_enforced_independently(self) -> None:
         """A per-second and a per-10-second window each bind in turn."""
@@ -266,3 +239,22 @@ class TestFairnessAndExtras:
                     (await limiter.acquire(bucket)).waited]
 
         assert [round(w, 9) for w in asyncio.run(clock.run(main()))] == [0.0, 1 + M]
+
+
+def _two_calls_after(pause: float) -> list[float]:
+    """When two calls are admitted (at 5/s, gap 0.16 s) that come ``pause`` after a first."""
+    clock = VirtualClock()
+    limiter = _limiter(clock)
+    bucket = (Bucket("e", Limit(5, 1.0)),)
+    start = clock.now()
+
+    async def main() -> list[float]:
+        times = []
+        await limiter.acquire(bucket)
+        clock.t += pause
+        for _ in range(2):
+            await limiter.acquire(bucket)
+            times.append(round(clock.now() - start, 9))
+        return times
+
+    return asyncio.run(clock.run(main()))
