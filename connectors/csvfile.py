@@ -60,6 +60,7 @@ import csv
 import dataclasses
 import difflib
 import io
+import itertools
 import re
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping
@@ -352,31 +353,13 @@ class CsvConnector:
         numbers) of one file; malformed CSV raises SourceError, here or while iterating."""
         text, encoding = _decode(path, option, self.encoding)
         delimiter = _sniff(text) if self.delimiter == "auto" else self.delimiter
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-
-        def malformed(exc: csv.Error) -> SourceError:
-            return SourceError(f"{path}:{reader.line_num}: malformed CSV ({encoding}, delimiter "
-                               f"{delimiter!r}): {exc}")
-
-        try:
-            header = next(reader, None)
-        except csv.Error as exc:
-            raise malformed(exc) from None
+        lines = _plain_lines(text)
+        header, rows = (_split_rows(lines, delimiter) if lines is not None
+                        else _csv_rows(path, text, encoding, delimiter))
         if header is None:
             raise SourceError(f"{path}: the file is empty (no header row); check "
                               f"source.{option}")
-
-        def rows() -> Iterator[tuple[int, list[str]]]:
-            line = reader.line_num
-            try:
-                for cells in reader:
-                    if cells and (cells[0].strip() or any(c.strip() for c in cells)):
-                        yield line + 1, cells
-                    line = reader.line_num
-            except csv.Error as exc:
-                raise malformed(exc) from None
-
-        return header, rows()
+        return header, rows
 
     def _table(self, path: Path, option: str, columns: dict[str, bool]) -> _Table:
         header, rows = self._rows(path, option)
@@ -388,6 +371,71 @@ class CsvConnector:
         delimiter = "," if self.delimiter == "auto" else self.delimiter
         index = _column_index(path, header, columns, rename, delimiter)
         return _Table(path.name, list(columns), index, len(header), rows)
+
+
+def _csv_rows(path: Path, text: str, encoding: str, delimiter: str
+              ) -> tuple[list[str] | None, Iterator[tuple[int, list[str]]]]:
+    """:meth:`CsvConnector._rows` by the csv reader: the header (None when the text is
+    empty) and the rows; malformed CSV raises SourceError, here or while iterating."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+
+    def malformed(exc: csv.Error) -> SourceError:
+        return SourceError(f"{path}:{reader.line_num}: malformed CSV ({encoding}, delimiter "
+                           f"{delimiter!r}): {exc}")
+
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise malformed(exc) from None
+
+    def rows() -> Iterator[tuple[int, list[str]]]:
+        line = reader.line_num
+        try:
+            for cells in reader:
+                if cells and (cells[0].strip() or any(c.strip() for c in cells)):
+                    yield line + 1, cells
+                line = reader.line_num
+        except csv.Error as exc:
+            raise malformed(exc) from None
+
+    return header, rows()
+
+
+def _plain_lines(text: str) -> list[str] | None:
+    """The lines of a text that :mod:`csv` reads as one row a line, each the line split
+    at the delimiter; None for any other text, which the csv reader reads.
+
+    Such a text has no quote character (nothing is quoted, so no cell holds a line
+    break or a delimiter), ends its lines all with LF or all with CRLF (``csv`` ends a
+    line at CR, LF or CRLF), and has no line longer than the reader's field size limit
+    (whose error the reader raises). Splitting costs half the reader's time.
+    """
+    if '"' in text:
+        return None
+    if "\r" in text:
+        crlf = text.count("\r\n")
+        if crlf != text.count("\r") or crlf != text.count("\n"):
+            return None
+        lines = text.split("\r\n")
+    else:
+        lines = text.split("\n")
+    return lines if max(map(len, lines)) <= csv.field_size_limit() else None
+
+
+def _split_rows(lines: list[str], delimiter: str
+                ) -> tuple[list[str] | None, Iterator[tuple[int, list[str]]]]:
+    """:meth:`CsvConnector._rows` of :func:`_plain_lines`' lines: the header (None when
+    the text is empty; no cell when its line is, as the reader reads an empty line)."""
+    first = lines[0]
+    header = first.split(delimiter) if first else ([] if len(lines) > 1 else None)
+
+    def rows() -> Iterator[tuple[int, list[str]]]:
+        for number, line in enumerate(itertools.islice(lines, 1, None), 2):
+            cells = line.split(delimiter)
+            if cells[0].strip() or any(c.strip() for c in cells):
+                yield number, cells
+
+    return header, rows()
 
 
 def _custom(table: _Table) -> tuple[str, ...]:
