@@ -63,13 +63,13 @@ import io
 import itertools
 import re
 import unicodedata
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import partial
-from operator import itemgetter
+from operator import itemgetter, methodcaller
 from pathlib import Path
-from typing import Any, ClassVar, Final, Self, TypeVar
+from typing import Any, ClassVar, Final, Protocol, Self, TypeVar
 
 from connectors.contact import EXCEL_NUMBER, ContactProblem, normalize_email, normalize_mobile
 from connectors.encoding import CHOSEN, decode_legacy_cjk
@@ -133,6 +133,8 @@ PATH_EMPLOYEE_COLUMNS: dict[str, bool] = {
 # path mode's columns about the person's primary department (see _with_claims)
 _PATH_ONLY = ("department_leader", "department_order")
 _DELIMITERS = ",;\t|"
+#: every character str.strip() strips (the last is U+3000, the ideographic space)
+_BLANKS: Final = "".join(filter(str.isspace, map(chr, range(0x3001))))
 
 _TYPES: dict[str, EmployeeType] = {
     **{str(int(t)): t for t in EmployeeType},
@@ -428,14 +430,13 @@ def _split_rows(lines: list[str], delimiter: str
     the text is empty; no cell when its line is, as the reader reads an empty line)."""
     first = lines[0]
     header = first.split(delimiter) if first else ([] if len(lines) > 1 else None)
-
-    def rows() -> Iterator[tuple[int, list[str]]]:
-        for number, line in enumerate(itertools.islice(lines, 1, None), 2):
-            cells = line.split(delimiter)
-            if cells[0].strip() or any(c.strip() for c in cells):
-                yield number, cells
-
-    return header, rows()
+    # A blank row (every cell blank) is a line of blanks and delimiters: it has nothing
+    # left once they are stripped from its start. In C throughout: no Python per row.
+    body = lines[1:]
+    kept = list(map(methodcaller("lstrip", _BLANKS + delimiter), body))
+    return header, zip(itertools.compress(itertools.count(2), kept),
+                       map(methodcaller("split", delimiter), itertools.compress(body, kept)),
+                       strict=False)  # the line numbers are endless
 
 
 def _custom(table: _Table) -> tuple[str, ...]:
@@ -456,16 +457,23 @@ class _Table:
     width: int
     rows: Iterator[tuple[int, list[str]]]  # (first line, cells), read once
 
-    def picker(self) -> Callable[[list[str]], tuple[str, ...]]:
+    def picker(self) -> _Picker:
         """Cells → the raw values of :attr:`columns`, for a row padded to at least
         the header's width plus one empty cell, which absent columns read.
         """
         return itemgetter(*(self.index.get(c, -1) for c in self.columns))
 
 
+_T = TypeVar("_T")
+
+
+class _Picker(Protocol):
+    def __call__(self, cells: Sequence[_T], /) -> tuple[_T, ...]: ...
+
+
 _R = TypeVar("_R", Department, Employee)
 _Problems = list[tuple[str | None, str]]  # (canonical field, reason)
-_Values = list[str | None]  # one row's stripped cells (empty → None), in _Table.columns order
+_Values = Sequence[str | None]  # a row's stripped cells (empty → None), in _Table.columns order
 
 
 def _collect(
@@ -485,18 +493,19 @@ def _collect(
     pick = table.picker()
     width = table.width
     name = table.name
-    pad: list[str] = [""] * (width + 1)
+    pad: list[None] = [None] * (width + 1)
     repeated: dict[str, list[int]] = {}
     records: dict[str, _R] = {}
     bad: list[str] = []  # keys whose row has problems
     problems: _Problems = []  # reused: most rows have none
     for line, cells in table.rows:
         n = len(cells)
+        stripped = [c.strip() or None for c in cells]
         if n < width:
-            cells.extend(pad[n:])
+            stripped += pad[n:]
         else:
-            cells.append("")  # the cell absent columns read (see _Table.picker)
-        values: _Values = [c.strip() or None for c in pick(cells)]
+            stripped.append(None)  # the cell absent columns read (see _Table.picker)
+        values = pick(stripped)
         key = values[0]
         where = f"{name}:{line}"
         if key is None:
