@@ -66,7 +66,7 @@ import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from operator import itemgetter, methodcaller
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, ClassVar, Final, Protocol, Self, TypeVar
 
@@ -132,8 +132,6 @@ PATH_EMPLOYEE_COLUMNS: dict[str, bool] = {
 # path mode's columns about the person's primary department (see _with_claims)
 _PATH_ONLY = ("department_leader", "department_order")
 _DELIMITERS = ",;\t|"
-#: every character str.strip() strips (the last is U+3000, the ideographic space)
-_BLANKS: Final = "".join(filter(str.isspace, map(chr, range(0x3001))))
 
 _TYPES: dict[str, EmployeeType] = {
     **{str(int(t)): t for t in EmployeeType},
@@ -433,13 +431,14 @@ def _split_rows(lines: list[str], delimiter: str
     the text is empty; no cell when its line is, as the reader reads an empty line)."""
     first = lines[0]
     header = first.split(delimiter) if first else ([] if len(lines) > 1 else None)
-    # A blank row (every cell blank) is a line of blanks and delimiters: it has nothing
-    # left once they are stripped from its start. In C throughout: no Python per row.
-    body = lines[1:]
-    kept = list(map(methodcaller("lstrip", _BLANKS + delimiter), body))
-    return header, zip(itertools.compress(itertools.count(2), kept),
-                       map(methodcaller("split", delimiter), itertools.compress(body, kept)),
-                       strict=False)  # the line numbers are endless
+
+    def rows() -> Iterator[tuple[int, list[str]]]:
+        for number, line in enumerate(itertools.islice(lines, 1, None), 2):
+            cells = line.split(delimiter)
+            if cells[0].strip() or any(c.strip() for c in cells):
+                yield number, cells
+
+    return header, rows()
 
 
 def _custom(table: _Table) -> tuple[str, ...]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import sys
 import tempfile
 from datetime import date
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.csvfile import _BLANKS, CsvConnector
+from connectors.csvfile import CsvConnector
 from connectors.registry import build_connector, known_types
 from orgsync.config import SourceConfig, config_from_dict
 from orgsync.errors import ConfigError, SourceError
@@ -273,10 +272,6 @@ class TestQuoteFreeFiles:
         with pytest.raises(SourceError, match=r"employees\.csv:2: malformed CSV \(utf-8-sig, "
                                               r"delimiter ','\): field larger than field limit"):
             conn.read()
-
-    def test_blanks_are_every_character_strip_strips(self) -> None:
-        """Blank rows are found by stripping ``_BLANKS``: it must hold every whitespace."""
-        assert set(_BLANKS) == {c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace()}
 
     def test_an_empty_header_line(self, tmp_path: Path) -> None:
         """An empty first line is a header without columns, as the csv reader reads it."""
