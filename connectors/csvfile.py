@@ -405,8 +405,8 @@ def _csv_rows(path: Path, text: str, encoding: str, delimiter: str
 
 
 def _plain_lines(text: str) -> list[str] | None:
-    """The lines of a text that :mod:`csv` reads as one row a line, each the line split
-    at the delimiter; None for any other text, which the csv reader reads.
+    """The lines of a text the csv reader would read as one row a line, each row the
+    line split at the delimiter; None for any other text (the csv reader reads it).
 
     Such a text has no quote character (nothing is quoted, so no cell holds a line
     break or a delimiter), ends its lines all with LF or all with CRLF (``csv`` ends a
@@ -470,6 +470,8 @@ _T = TypeVar("_T")
 
 
 class _Picker(Protocol):
+    """:meth:`_Table.picker`'s type: raw cells (str) or stripped ones (str | None) alike."""
+
     def __call__(self, cells: Sequence[_T], /) -> tuple[_T, ...]: ...
 
 
