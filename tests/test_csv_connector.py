@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import tempfile
 from datetime import date
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connectors.csvfile import CsvConnector
 from connectors.registry import build_connector, known_types
@@ -186,6 +191,93 @@ class TestRowProblems:
             "(11 digits starting with 1, or +<country code><digits>) (held back)",
         ]
         assert data.employee_rows["E1"] == "employees.csv:2"
+
+
+class TestQuoteFreeFiles:
+    """A file without a quote character is split line by line instead of going through
+    the csv reader (``connectors.csvfile._plain_lines``): it must read exactly the same."""
+
+    def test_padding_blank_rows_and_line_numbers(self, tmp_path: Path) -> None:
+        """Cells padded with spaces, a tab, a full-width space or a no-break space are
+        stripped; blank and whitespace-only rows are skipped but counted in line numbers;
+        CRLF line ends and a last line without one read as the reader reads them."""
+        text = (EMP_HEADER + " E1 ,\u3000张三\u3000,\tSan Zhang\t,\xa0zs@example.com\xa0,"
+                "13800138000 ,D1, , \u3000,intern ,\t2026-01-05,北京,\n"
+                "\n \u3000, ,\t\n"
+                "E2,李四,,,13800138001,D1,,,,,,maybe\n"
+                "E1,张三丰,,,13800138002,D1,,,,,,").replace("\n", "\r\n")
+        data = write(tmp_path, ONE_DEPT, text).read()
+        assert [str(i) for i in data.issues] == [
+            "employees.csv:5: employee E2: status: 'maybe' is not active or terminated "
+            "(held back)",
+            "employees.csv:2: employee E1: key: employee_id 'E1' is also on line 6 (held back)",
+            "employees.csv:6: employee E1: key: employee_id 'E1' is also on line 2 (held back)",
+        ]
+        assert [(r.key, r.email, r.mobile, r.where) for r in data.held_rows] == [
+            ("E2", None, "13800138001", "employees.csv:5"),
+            ("E1", None, "13800138002", "employees.csv:6"),
+            ("E1", "zs@example.com", "+8613800138000", "employees.csv:2"),
+        ]
+
+    def test_stripped_cells_reach_the_record(self, tmp_path: Path) -> None:
+        """Every padded cell of a quote-free row arrives stripped, empty ones as None."""
+        text = (EMP_HEADER + " E1 ,\u3000张三\u3000,\tSan Zhang\t,\xa0zs@example.com\xa0,"
+                "13800138000 ,D1, , \u3000,intern ,\t2026-01-05,北京,\r\n")
+        data = write(tmp_path, ONE_DEPT, text).read()
+        assert data.issues == []
+        assert data.snapshot.employees == {"E1": Employee(
+            key="E1", name="张三", department_keys=("D1",), en_name="San Zhang",
+            email="zs@example.com", mobile="+8613800138000",
+            employee_type=EmployeeType.INTERN, join_date=date(2026, 1, 5), city="北京")}
+        assert data.employee_rows == {"E1": "employees.csv:2"}
+
+    def test_a_lone_carriage_return_ends_a_line(self, tmp_path: Path) -> None:
+        """Mixed line ends (a lone CR, as old Mac exports end lines) split rows and count
+        lines as the csv reader does."""
+        text = EMP_HEADER + "E1,张三,,,13800138000,D1,,,,,,\rE2,李四,,,13800138001,D1,,,,,,\n"
+        data = write(tmp_path, ONE_DEPT, text).read()
+        assert data.issues == []
+        assert data.employee_rows == {"E1": "employees.csv:2", "E2": "employees.csv:3"}
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.sampled_from(["a", "张", " ", "\t", "\u3000", "\xa0", "\x85", "\u2028",
+                                     "\x0b", "\x1c", "\0", "\ufeff", ",", ";", "|", "\n", "\r",
+                                     "\r\n", "\r\n"]), max_size=30).map("".join),
+           st.sampled_from(",;\t|"))
+    def test_reads_as_the_csv_reader(self, text: str, delimiter: str) -> None:
+        """Any quote-free text gives the header and rows (first line numbers, cells) the csv
+        reader gives, its blank rows skipped."""
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+        header = next(reader, None)
+        rows, line = [], reader.line_num
+        for cells in reader:
+            if any(c.strip() for c in cells):
+                rows.append((line + 1, cells))
+            line = reader.line_num
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "employees.csv"
+            path.write_bytes(text.encode())
+            conn = CsvConnector(None, path, delimiter=delimiter, encoding="utf-8")
+            if header is None:
+                with pytest.raises(SourceError, match="the file is empty"):
+                    conn._rows(path, "employees")
+                return
+            read_header, read_rows = conn._rows(path, "employees")
+            assert (read_header, list(read_rows)) == (header, rows)
+
+    def test_a_cell_past_the_field_size_limit_is_malformed(self, tmp_path: Path) -> None:
+        """A cell longer than the csv reader's field size limit aborts the read with the
+        reader's own error, quotes or not."""
+        conn = write(tmp_path, ONE_DEPT, EMP_HEADER + "E1," + "张" * 131_073 + ",,,,D1,,,,,,\n")
+        with pytest.raises(SourceError, match=r"employees\.csv:2: malformed CSV \(utf-8-sig, "
+                                              r"delimiter ','\): field larger than field limit"):
+            conn.read()
+
+    def test_an_empty_header_line(self, tmp_path: Path) -> None:
+        """An empty first line is a header without columns, as the csv reader reads it."""
+        conn = write(tmp_path, ONE_DEPT, "\n" + EMP_HEADER)
+        with pytest.raises(SourceError, match=r"missing required columns .*\(found: \)"):
+            conn.read()
 
 
 class TestWholeFileFailures:
