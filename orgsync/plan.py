@@ -118,7 +118,7 @@ class Operation:
         return str(uuid.UUID(hex=digest[:32]))
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form (used for plan files, the JSON output and the checksum)."""
+        """JSON-able form (used for plan files and the JSON output)."""
         return {
             "op_id": self.op_id,
             "kind": self.kind.value,
@@ -177,16 +177,26 @@ class Plan:
     def checksum(self) -> str:
         """sha256 over the canonical JSON of the operations (computed once, when first asked).
 
-        Hashing a 100k-operation plan costs a second; the executor asks for the id per
-        operation, so it is never recomputed (a copy made with ``replace`` computes its own).
-        The JSON of the list is hashed element by element (the same bytes, so the same
-        checksum): the whole document in memory would cost gigabytes on a first sync.
+        The canonical form is a JSON array with one array per operation, in plan order:
+        ``[op_id, kind, key, feishu_id, label, payload, [[field, old, new], …], reason,
+        depends_on, mirror]`` — objects with sorted keys, no whitespace, non-ASCII as
+        is, other mappings as objects, other values as ``str``. It covers what
+        :meth:`Operation.to_dict` holds, so a plan rebuilt by :meth:`Operation.from_dict`
+        (or from its JSON file) has the same checksum; arrays, not objects, because
+        sorting and writing the same ten keys for every operation cost as much as the
+        rest of the hash. The executor asks for the id per operation, so it is never
+        recomputed (a copy made with ``replace`` computes its own). Each operation's
+        JSON is hashed as it is made: the whole document in memory would cost
+        gigabytes on a first sync.
         """
         digest = hashlib.sha256(b"[")
         sep = b""
         for op in self.operations:
             digest.update(sep)
-            digest.update(_canonical_json(op.to_dict()).encode())
+            digest.update(_canonical_json((
+                op.op_id, op.kind.value, op.key, op.feishu_id, op.label, op.payload,
+                [(c.field, c.old, c.new) for c in op.changes], op.reason, op.depends_on,
+                op.mirror)).encode())
             sep = b","
         digest.update(b"]")
         return digest.hexdigest()
@@ -301,7 +311,7 @@ def topological(ops: Iterable[Operation]) -> tuple[Operation, ...]:
 
 #: One encoder for every call: ``json.dumps`` with options builds a new one each time.
 _CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"),
-                              default=str)
+                              default=lambda v: dict(v) if isinstance(v, Mapping) else str(v))
 
 
 def _canonical_json(obj: Any) -> str:
