@@ -12,7 +12,7 @@ import hashlib
 import heapq
 import json
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -269,44 +269,48 @@ def topological(ops: Iterable[Operation]) -> tuple[Operation, ...]:
     """Order ``ops`` so every dependency precedes its dependants; ties by (kind, key).
 
     The returned operations' dependencies are sorted, without duplicates, and only on
-    other operations in ``ops``. A dependency cycle (which the diff must never produce)
-    raises ``ValueError``.
+    other operations in ``ops`` (of two with one id, the later is kept). A dependency
+    cycle (which the diff must never produce) raises ``ValueError``.
     """
-    by_id = {op.op_id: op for op in ops}
+    # Each operation's rank in (kind, key) order is its tie-break: the heap holds ints.
+    order = sorted({op.op_id: op for op in ops}.values(), key=_tie)
+    rank = {op.op_id: r for r, op in enumerate(order)}
     # Each id once in memory: a dependency names the depended-on operation's own id
     # string (a 10⁵-operation plan otherwise holds a copy per reference).
-    ids = {i: i for i in by_id}
-    indeg: dict[str, int] = {}
-    children: dict[str, list[str]] = defaultdict(list)
-    for op in list(by_id.values()):
+    ids = {op.op_id: op.op_id for op in order}
+    indeg = [0] * len(order)
+    children: dict[int, list[int]] = {}
+    for r, op in enumerate(order):
+        given = op.depends_on
+        if not given:
+            continue
         own = op.op_id
-        deps = tuple(sorted({ids[d] for d in op.depends_on if d in ids and d != own}))
-        if deps != op.depends_on or any(a is not b for a, b in zip(deps, op.depends_on,
-                                                                   strict=True)):
-            by_id[op.op_id] = op = Operation(op.op_id, op.kind, op.key, op.feishu_id, op.payload,
-                                             op.changes, op.reason, deps, op.mirror, op.label)
-        indeg[op.op_id] = len(deps)
+        deps = tuple(sorted({ids[d] for d in given if d in ids and d != own}))
+        if deps != given or any(a is not b for a, b in zip(deps, given, strict=True)):
+            order[r] = Operation(own, op.kind, op.key, op.feishu_id, op.payload, op.changes,
+                                 op.reason, deps, op.mirror, op.label)
+        indeg[r] = len(deps)
         for d in deps:
-            children[d].append(op.op_id)
+            children.setdefault(rank[d], []).append(r)
 
-    def rank(i: str) -> tuple[int, str]:
-        o = by_id[i]
-        return (KIND_ORDER[o.kind], o.key)
-
-    heap = [(rank(i), i) for i, n in indeg.items() if n == 0]
-    heapq.heapify(heap)
+    heap = [r for r, n in enumerate(indeg) if n == 0]  # ascending, so already a heap
     out: list[Operation] = []
+    pop, push = heapq.heappop, heapq.heappush
     while heap:
-        _, i = heapq.heappop(heap)
-        out.append(by_id[i])
-        for c in children.get(i, ()):
+        r = pop(heap)
+        out.append(order[r])
+        for c in children.get(r, ()):
             indeg[c] -= 1
             if indeg[c] == 0:
-                heapq.heappush(heap, (rank(c), c))
-    if len(out) != len(by_id):
-        stuck = sorted(i for i, n in indeg.items() if n > 0)[:5]
+                push(heap, c)
+    if len(out) != len(order):
+        stuck = sorted(order[r].op_id for r, n in enumerate(indeg) if n > 0)[:5]
         raise ValueError(f"dependency cycle among operations: {stuck}")
     return tuple(out)
+
+
+def _tie(op: Operation) -> tuple[int, str]:
+    return KIND_ORDER[op.kind], op.key
 
 
 #: One encoder for every call: ``json.dumps`` with options builds a new one each time.
