@@ -41,7 +41,7 @@ from orgsync.identity import feishu_department_id, feishu_user_id
 from orgsync.model import CUSTOM_ATTRS, Department, Employee, Snapshot, Status
 from orgsync.names import Names
 from orgsync.operations import kinds
-from orgsync.plan import FieldChange, Operation, OpKind, Plan, op_id, topological
+from orgsync.plan import PER_RECORD, FieldChange, Operation, OpKind, Plan, op_id, topological
 from orgsync.source import Issue, SourceData
 from orgsync.state import DirectoryState, Lifecycle, MirrorUser
 from orgsync.validate import normalize_mobile
@@ -1072,7 +1072,7 @@ _CREATED: dict[tuple[str, Any], FieldChange] = {}
 
 
 def _created(name: str, value: Any) -> FieldChange:
-    if value.__class__ not in (str, int, bool) or name in _UNIQUE:
+    if value.__class__ not in (str, int, bool) or name in PER_RECORD:
         return FieldChange(name, None, value)
     change = _CREATED.get((name, value))
     if change is None:
@@ -1082,8 +1082,6 @@ def _created(name: str, value: Any) -> FieldChange:
     return change
 
 
-#: Values of one record only: never shared, so never kept.
-_UNIQUE = frozenset({"name", "en_name", "email", "mobile", "employee_no", "key"})
 _CREATED_MAX = 100_000
 
 

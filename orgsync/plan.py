@@ -60,6 +60,12 @@ class OpKind(enum.StrEnum):
 #: Display and tie-break order of kinds (the DAG decides what must precede what).
 KIND_ORDER: dict[OpKind, int] = {k: i for i, k in enumerate(OpKind)}
 
+#: Fields whose values belong to one record (a name, an email): a change to one of them
+#: is never shared between operations, so neither the diff nor a renderer keeps one
+#: for reuse. The other fields' created values (a city, a title, a manager) recur.
+PER_RECORD = frozenset({"name", "en_name", "email", "mobile", "employee_no", "key"})
+
+
 @dataclass(frozen=True, slots=True)
 class FieldChange:
     """One field's old → new value, in canonical terms."""
@@ -117,8 +123,10 @@ class Operation:
         ).encode()).hexdigest()
         return str(uuid.UUID(hex=digest[:32]))
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form (used for plan files and the JSON output)."""
+    def to_dict(self, changes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """JSON-able form (used for plan files and the JSON output); ``changes``: the
+        changes' JSON when the caller made its own (each :meth:`FieldChange.to_dict`
+        by default)."""
         return {
             "op_id": self.op_id,
             "kind": self.kind.value,
@@ -126,7 +134,7 @@ class Operation:
             "feishu_id": self.feishu_id,
             "label": self.label,
             "payload": dict(self.payload),
-            "changes": [c.to_dict() for c in self.changes],
+            "changes": [c.to_dict() for c in self.changes] if changes is None else changes,
             "reason": self.reason,
             "depends_on": list(self.depends_on),
             "mirror": dict(self.mirror) if self.mirror is not None else None,

@@ -16,7 +16,7 @@ from typing import Any
 from orgsync.errors import ConfigError
 from orgsync.names import Names
 from orgsync.operations import SPECS
-from orgsync.plan import FieldChange, Operation, OpKind, Plan
+from orgsync.plan import PER_RECORD, FieldChange, Operation, OpKind, Plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +62,10 @@ class View:
     filters: Filters = field(default_factory=Filters)
     names: Names = field(init=False)
     subtree: set[str] | None = field(init=False, default=None)
+    # A first sync's creates set the same city, title or manager on thousands of people:
+    # each such change is made JSON once per view. Keyed by (field, value).
+    _as_json: dict[tuple[str, str | int], dict[str, Any]] = field(init=False,
+                                                                   default_factory=dict)
 
     def __post_init__(self) -> None:
         self.filters.check()
@@ -169,13 +173,38 @@ class View:
         return d
 
     def op_dict(self, op: Operation) -> dict[str, Any]:
-        """An operation as JSON: :meth:`Operation.to_dict`, with names."""
-        d = op.to_dict()
+        """An operation as JSON: :meth:`Operation.to_dict`, with names. A change's JSON
+        may be shared with other operations' (the same created value): not to be changed."""
+        d = op.to_dict([self._as_json_once(c) for c in op.changes])
         d["name"] = self.names.path(op.key) if op.entity == "department" else op.label
         dept = self.department_of(op)
         d["department"] = None if dept is None else {"key": dept, "path": self.names.path(dept)}
-        d["changes"] = [self.change_dict(c) for c in op.changes]
         return d
+
+    def _as_json_once(self, c: FieldChange) -> dict[str, Any]:
+        shared = _shared(c)
+        if shared is None:
+            return self.change_dict(c)
+        d = self._as_json.get(shared)
+        if d is None:
+            if len(self._as_json) >= _KEPT:
+                self._as_json.clear()
+            d = self._as_json[shared] = self.change_dict(c)
+        return d
+
+
+#: At most this many changes' JSON is kept per view (distinct managers, titles …).
+_KEPT = 100_000
+
+
+def _shared(c: FieldChange) -> tuple[str, str | int] | None:
+    """The key a change's JSON is kept under: a value created in a field whose values
+    recur; ``None`` for any other change. (A bool is not kept: ``True`` is ``1`` as a key.)"""
+    new = c.new
+    if c.old is not None or c.field in PER_RECORD or (new.__class__ is not str
+                                                      and new.__class__ is not int):
+        return None
+    return c.field, new
 
 
 def shown_count(view: View) -> int:
