@@ -785,7 +785,7 @@ def _add_set_manager(b: _Builder, e: Employee, old: Employee | None, reason: str
 def _arrival(key: str) -> tuple[str, ...]:
     """The operations that may bring user ``key`` into existence (or to its Feishu id)
     in this plan."""
-    return tuple(op_id(k, key) for k in _ARRIVING)
+    return tuple([op_id(k, key) for k in _ARRIVING])
 
 
 def _add_rekey(b: _Builder, key: str, old_key: str, old_fid: str, reason: str | None = None,
