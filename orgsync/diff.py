@@ -587,7 +587,7 @@ def _plan_users(b: _Builder) -> None:
             kind = OpKind.USER_ADOPT if adopt else OpKind.USER_CREATE
             had = b.policy.adopt[key] if adopt else fid
             b.add(Operation(op_id(kind, key), kind, key, had, body,
-                            _changes_from_none(_visible(new_fields)),
+                            _changes_from_none(new_fields, hidden="status"),
                             ("back in scope: the account released earlier is managed again"
                              if key in b.current.released else
                              f"existing Feishu user {had} matched") if adopt
@@ -1062,8 +1062,20 @@ def _visible(fields: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if k != "status"}
 
 
-def _changes_from_none(fields: Mapping[str, Any]) -> tuple[FieldChange, ...]:
-    return tuple(_created(k, v) for k, v in sorted(fields.items()) if v not in (None, [], ""))
+def _changes_from_none(fields: Mapping[str, Any], hidden: str = "") -> tuple[FieldChange, ...]:
+    """The changes that create ``fields`` (those with a value, but ``hidden``), by name."""
+    # One loop, the shared changes looked up inline: it runs once per person created.
+    found = []
+    shared = _CREATED.get
+    for k, v in sorted(fields.items()):
+        if v is None or v == "" or v == [] or k == hidden:
+            continue
+        cls = v.__class__
+        if (cls is str or cls is int or cls is bool) and k not in PER_RECORD:
+            found.append(shared((k, v)) or _created(k, v))
+        else:
+            found.append(FieldChange(k, None, v))
+    return tuple(found)
 
 
 #: Changes shared by the creates that set a field to the same value (a city, a title,
@@ -1072,13 +1084,10 @@ _CREATED: dict[tuple[str, Any], FieldChange] = {}
 
 
 def _created(name: str, value: Any) -> FieldChange:
-    if value.__class__ not in (str, int, bool) or name in PER_RECORD:
-        return FieldChange(name, None, value)
-    change = _CREATED.get((name, value))
-    if change is None:
-        if len(_CREATED) > _CREATED_MAX:
-            _CREATED.clear()
-        change = _CREATED[(name, value)] = FieldChange(name, None, value)
+    """The change that creates ``value``, kept to be shared (none was yet)."""
+    if len(_CREATED) > _CREATED_MAX:
+        _CREATED.clear()
+    change = _CREATED[(name, value)] = FieldChange(name, None, value)
     return change
 
 
