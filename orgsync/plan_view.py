@@ -8,7 +8,7 @@ the whole plan (a renderer writes each operation as it comes).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
@@ -175,36 +175,35 @@ class View:
     def op_dict(self, op: Operation) -> dict[str, Any]:
         """An operation as JSON: :meth:`Operation.to_dict`, with names. A change's JSON
         may be shared with other operations' (the same created value): not to be changed."""
-        d = op.to_dict([self._as_json_once(c) for c in op.changes])
+        d = op.to_dict(self._changes_json(op.changes))
         d["name"] = self.names.path(op.key) if op.entity == "department" else op.label
         dept = self.department_of(op)
         d["department"] = None if dept is None else {"key": dept, "path": self.names.path(dept)}
         return d
 
-    def _as_json_once(self, c: FieldChange) -> dict[str, Any]:
-        shared = _shared(c)
-        if shared is None:
-            return self.change_dict(c)
-        d = self._as_json.get(shared)
-        if d is None:
-            if len(self._as_json) >= _KEPT:
-                self._as_json.clear()
-            d = self._as_json[shared] = self.change_dict(c)
-        return d
+    def _changes_json(self, changes: Iterable[FieldChange]) -> list[dict[str, Any]]:
+        """:meth:`change_dict` of each; that of a value created in a field whose values
+        recur (not :data:`~orgsync.plan.PER_RECORD`) made once and shared. A bool is made
+        each time: ``True`` is ``1`` as a key."""
+        kept = self._as_json
+        found = []
+        for c in changes:
+            new = c.new
+            if c.old is None and (new.__class__ is str or new.__class__ is int) \
+                    and c.field not in PER_RECORD:
+                d = kept.get((c.field, new))
+                if d is None:
+                    if len(kept) >= _KEPT:
+                        kept.clear()
+                    d = kept[(c.field, new)] = self.change_dict(c)
+            else:
+                d = self.change_dict(c)
+            found.append(d)
+        return found
 
 
 #: At most this many changes' JSON is kept per view (distinct managers, titles …).
 _KEPT = 100_000
-
-
-def _shared(c: FieldChange) -> tuple[str, str | int] | None:
-    """The key a change's JSON is kept under: a value created in a field whose values
-    recur; ``None`` for any other change. (A bool is not kept: ``True`` is ``1`` as a key.)"""
-    new = c.new
-    if c.old is not None or c.field in PER_RECORD or (new.__class__ is not str
-                                                      and new.__class__ is not int):
-        return None
-    return c.field, new
 
 
 def shown_count(view: View) -> int:
