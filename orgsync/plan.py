@@ -102,7 +102,7 @@ class Operation:
     @property
     def entity(self) -> str:
         """``department``, ``user`` or ``group``."""
-        return self.kind.value.split(".", 1)[0]
+        return _ENTITY[self.kind]
 
     @property
     def client_token(self) -> str:
@@ -162,8 +162,10 @@ def op_id(kind: OpKind, key: str) -> str:
     return _ID_PREFIX[kind] + key
 
 
-#: ``kind.value`` is a property call: a first sync makes 10⁶ ids.
+#: ``kind.value`` is a property call: a first sync makes 10⁶ ids, and renders ask each
+#: operation's entity several times.
 _ID_PREFIX = {k: f"{k.value}:" for k in OpKind}
+_ENTITY = {k: k.value.split(".", 1)[0] for k in OpKind}
 
 
 @dataclass(frozen=True)  # no slots: the checksum is a cached_property
