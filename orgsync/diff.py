@@ -41,7 +41,7 @@ from orgsync.identity import feishu_department_id, feishu_user_id
 from orgsync.model import CUSTOM_ATTRS, Department, Employee, Snapshot, Status
 from orgsync.names import Names
 from orgsync.operations import kinds
-from orgsync.plan import FieldChange, Operation, OpKind, Plan, op_id, topological
+from orgsync.plan import PER_RECORD, FieldChange, Operation, OpKind, Plan, op_id, topological
 from orgsync.source import Issue, SourceData
 from orgsync.state import DirectoryState, Lifecycle, MirrorUser
 from orgsync.validate import normalize_mobile
@@ -587,7 +587,7 @@ def _plan_users(b: _Builder) -> None:
             kind = OpKind.USER_ADOPT if adopt else OpKind.USER_CREATE
             had = b.policy.adopt[key] if adopt else fid
             b.add(Operation(op_id(kind, key), kind, key, had, body,
-                            _changes_from_none(_visible(new_fields)),
+                            _changes_from_none(new_fields, hidden="status"),
                             ("back in scope: the account released earlier is managed again"
                              if key in b.current.released else
                              f"existing Feishu user {had} matched") if adopt
@@ -785,7 +785,7 @@ def _add_set_manager(b: _Builder, e: Employee, old: Employee | None, reason: str
 def _arrival(key: str) -> tuple[str, ...]:
     """The operations that may bring user ``key`` into existence (or to its Feishu id)
     in this plan."""
-    return tuple(op_id(k, key) for k in _ARRIVING)
+    return tuple([op_id(k, key) for k in _ARRIVING])
 
 
 def _add_rekey(b: _Builder, key: str, old_key: str, old_fid: str, reason: str | None = None,
@@ -1062,8 +1062,20 @@ def _visible(fields: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if k != "status"}
 
 
-def _changes_from_none(fields: Mapping[str, Any]) -> tuple[FieldChange, ...]:
-    return tuple(_created(k, v) for k, v in sorted(fields.items()) if v not in (None, [], ""))
+def _changes_from_none(fields: Mapping[str, Any], hidden: str = "") -> tuple[FieldChange, ...]:
+    """The changes that create ``fields`` (those with a value, but ``hidden``), by name."""
+    # One loop, the shared changes looked up inline: it runs once per person created.
+    found = []
+    shared = _CREATED.get
+    for k, v in sorted(fields.items()):
+        if v is None or v == "" or v == [] or k == hidden:
+            continue
+        cls = v.__class__
+        if (cls is str or cls is int or cls is bool) and k not in PER_RECORD:
+            found.append(shared((k, v)) or _created(k, v))
+        else:
+            found.append(FieldChange(k, None, v))
+    return tuple(found)
 
 
 #: Changes shared by the creates that set a field to the same value (a city, a title,
@@ -1072,18 +1084,13 @@ _CREATED: dict[tuple[str, Any], FieldChange] = {}
 
 
 def _created(name: str, value: Any) -> FieldChange:
-    if value.__class__ not in (str, int, bool) or name in _UNIQUE:
-        return FieldChange(name, None, value)
-    change = _CREATED.get((name, value))
-    if change is None:
-        if len(_CREATED) > _CREATED_MAX:
-            _CREATED.clear()
-        change = _CREATED[(name, value)] = FieldChange(name, None, value)
+    """The change that creates ``value``, kept to be shared (none was yet)."""
+    if len(_CREATED) > _CREATED_MAX:
+        _CREATED.clear()
+    change = _CREATED[(name, value)] = FieldChange(name, None, value)
     return change
 
 
-#: Values of one record only: never shared, so never kept.
-_UNIQUE = frozenset({"name", "en_name", "email", "mobile", "employee_no", "key"})
 _CREATED_MAX = 100_000
 
 

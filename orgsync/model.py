@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import marshal
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from hashlib import blake2b
 from types import MappingProxyType
@@ -65,12 +65,12 @@ class Department:
     hrbp_keys: tuple[str, ...] = ()
 
     def fields(self) -> dict[str, Any]:
-        """The comparable fields (everything but the key), as plain JSON-able values."""
-        d = asdict(self)
-        del d["key"]
-        d["deputy_leader_keys"] = list(self.deputy_leader_keys)
-        d["hrbp_keys"] = list(self.hrbp_keys)
-        return d
+        """The comparable fields (everything but the key), as plain JSON-able values, in
+        the order they are declared (spelled out: ``asdict`` costs ten times as much)."""
+        return {"name": self.name, "parent_key": self.parent_key, "leader_key": self.leader_key,
+                "order": self.order, "en_name": self.en_name,
+                "deputy_leader_keys": list(self.deputy_leader_keys),
+                "hrbp_keys": list(self.hrbp_keys)}
 
 
 @dataclass(slots=True, kw_only=True)

@@ -119,6 +119,8 @@ class Names:
         for none."""
         if value is None or value == "" or value == [] or value == ():
             return "—"
+        if value.__class__ is str and name not in _NAMED:  # most values of a plan
+            return value
         if name == "department_keys":
             return self.paths(value)
         if name == "parent_key":
@@ -140,3 +142,6 @@ FIELD_LABELS = {"department_keys": "departments", "parent_key": "parent",
                 "deputy_leader_keys": "deputy leaders", "hrbp_keys": "HRBPs",
                 "dotted_line_manager_keys": "dotted-line managers"}
 _PEOPLE = frozenset(("deputy_leader_keys", "hrbp_keys", "dotted_line_manager_keys"))
+#: Fields whose values :meth:`Names.value` says with names (the others as they are).
+_NAMED = _PEOPLE | {"department_keys", "parent_key", "manager_key", "leader_key",
+                    "employee_type"}

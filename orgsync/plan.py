@@ -12,7 +12,7 @@ import hashlib
 import heapq
 import json
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -60,6 +60,12 @@ class OpKind(enum.StrEnum):
 #: Display and tie-break order of kinds (the DAG decides what must precede what).
 KIND_ORDER: dict[OpKind, int] = {k: i for i, k in enumerate(OpKind)}
 
+#: Fields whose values belong to one record (a name, an email): a change to one of them
+#: is never shared between operations, so neither the diff nor a renderer keeps one
+#: for reuse. The other fields' created values (a city, a title, a manager) recur.
+PER_RECORD = frozenset({"name", "en_name", "email", "mobile", "employee_no", "key"})
+
+
 @dataclass(frozen=True, slots=True)
 class FieldChange:
     """One field's old → new value, in canonical terms."""
@@ -96,7 +102,7 @@ class Operation:
     @property
     def entity(self) -> str:
         """``department``, ``user`` or ``group``."""
-        return self.kind.value.split(".", 1)[0]
+        return _ENTITY[self.kind]
 
     @property
     def client_token(self) -> str:
@@ -117,8 +123,10 @@ class Operation:
         ).encode()).hexdigest()
         return str(uuid.UUID(hex=digest[:32]))
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form (used for plan files, the JSON output and the checksum)."""
+    def to_dict(self, changes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """JSON-able form (used for plan files and the JSON output); ``changes``: the
+        changes' JSON when the caller made its own (each :meth:`FieldChange.to_dict`
+        by default)."""
         return {
             "op_id": self.op_id,
             "kind": self.kind.value,
@@ -126,7 +134,7 @@ class Operation:
             "feishu_id": self.feishu_id,
             "label": self.label,
             "payload": dict(self.payload),
-            "changes": [c.to_dict() for c in self.changes],
+            "changes": [c.to_dict() for c in self.changes] if changes is None else changes,
             "reason": self.reason,
             "depends_on": list(self.depends_on),
             "mirror": dict(self.mirror) if self.mirror is not None else None,
@@ -151,7 +159,13 @@ class Operation:
 
 def op_id(kind: OpKind, key: str) -> str:
     """The id of the operation of ``kind`` on ``key`` (one per kind and key in a plan)."""
-    return f"{kind.value}:{key}"
+    return _ID_PREFIX[kind] + key
+
+
+#: ``kind.value`` is a property call: a first sync makes 10⁶ ids, and renders ask each
+#: operation's entity several times.
+_ID_PREFIX = {k: f"{k.value}:" for k in OpKind}
+_ENTITY = {k: k.value.split(".", 1)[0] for k in OpKind}
 
 
 @dataclass(frozen=True)  # no slots: the checksum is a cached_property
@@ -177,16 +191,26 @@ class Plan:
     def checksum(self) -> str:
         """sha256 over the canonical JSON of the operations (computed once, when first asked).
 
-        Hashing a 100k-operation plan costs a second; the executor asks for the id per
-        operation, so it is never recomputed (a copy made with ``replace`` computes its own).
-        The JSON of the list is hashed element by element (the same bytes, so the same
-        checksum): the whole document in memory would cost gigabytes on a first sync.
+        The canonical form is a JSON array with one array per operation, in plan order:
+        ``[op_id, kind, key, feishu_id, label, payload, [[field, old, new], …], reason,
+        depends_on, mirror]`` — objects with sorted keys, no whitespace, non-ASCII as
+        is, other mappings as objects, other values as ``str``. It covers what
+        :meth:`Operation.to_dict` holds, so a plan rebuilt by :meth:`Operation.from_dict`
+        (or from its JSON file) has the same checksum; arrays, not objects, because
+        sorting and writing the same ten keys for every operation cost as much as the
+        rest of the hash. The executor asks for the id per operation, so it is never
+        recomputed (a copy made with ``replace`` computes its own). Each operation's
+        JSON is hashed as it is made: the whole document in memory would cost
+        gigabytes on a first sync.
         """
         digest = hashlib.sha256(b"[")
         sep = b""
         for op in self.operations:
             digest.update(sep)
-            digest.update(_canonical_json(op.to_dict()).encode())
+            digest.update(_canonical_json((
+                op.op_id, op.kind.value, op.key, op.feishu_id, op.label, op.payload,
+                [(c.field, c.old, c.new) for c in op.changes], op.reason, op.depends_on,
+                op.mirror)).encode())
             sep = b","
         digest.update(b"]")
         return digest.hexdigest()
@@ -259,49 +283,53 @@ def topological(ops: Iterable[Operation]) -> tuple[Operation, ...]:
     """Order ``ops`` so every dependency precedes its dependants; ties by (kind, key).
 
     The returned operations' dependencies are sorted, without duplicates, and only on
-    other operations in ``ops``. A dependency cycle (which the diff must never produce)
-    raises ``ValueError``.
+    other operations in ``ops`` (of two with one id, the later is kept). A dependency
+    cycle (which the diff must never produce) raises ``ValueError``.
     """
-    by_id = {op.op_id: op for op in ops}
+    # Each operation's rank in (kind, key) order is its tie-break: the heap holds ints.
+    order = sorted({op.op_id: op for op in ops}.values(), key=_tie)
+    rank = {op.op_id: r for r, op in enumerate(order)}
     # Each id once in memory: a dependency names the depended-on operation's own id
     # string (a 10⁵-operation plan otherwise holds a copy per reference).
-    ids = {i: i for i in by_id}
-    indeg: dict[str, int] = {}
-    children: dict[str, list[str]] = defaultdict(list)
-    for op in list(by_id.values()):
+    ids = {op.op_id: op.op_id for op in order}
+    indeg = [0] * len(order)
+    children: dict[int, list[int]] = {}
+    for r, op in enumerate(order):
+        given = op.depends_on
+        if not given:
+            continue
         own = op.op_id
-        deps = tuple(sorted({ids[d] for d in op.depends_on if d in ids and d != own}))
-        if deps != op.depends_on or any(a is not b for a, b in zip(deps, op.depends_on,
-                                                                   strict=True)):
-            by_id[op.op_id] = op = Operation(op.op_id, op.kind, op.key, op.feishu_id, op.payload,
-                                             op.changes, op.reason, deps, op.mirror, op.label)
-        indeg[op.op_id] = len(deps)
+        deps = tuple(sorted({ids[d] for d in given if d in ids and d != own}))
+        if deps != given or any(a is not b for a, b in zip(deps, given, strict=True)):
+            order[r] = Operation(own, op.kind, op.key, op.feishu_id, op.payload, op.changes,
+                                 op.reason, deps, op.mirror, op.label)
+        indeg[r] = len(deps)
         for d in deps:
-            children[d].append(op.op_id)
+            children.setdefault(rank[d], []).append(r)
 
-    def rank(i: str) -> tuple[int, str]:
-        o = by_id[i]
-        return (KIND_ORDER[o.kind], o.key)
-
-    heap = [(rank(i), i) for i, n in indeg.items() if n == 0]
-    heapq.heapify(heap)
+    heap = [r for r, n in enumerate(indeg) if n == 0]  # ascending, so already a heap
     out: list[Operation] = []
+    pop, push = heapq.heappop, heapq.heappush
     while heap:
-        _, i = heapq.heappop(heap)
-        out.append(by_id[i])
-        for c in children.get(i, ()):
+        r = pop(heap)
+        out.append(order[r])
+        for c in children.get(r, ()):
             indeg[c] -= 1
             if indeg[c] == 0:
-                heapq.heappush(heap, (rank(c), c))
-    if len(out) != len(by_id):
-        stuck = sorted(i for i, n in indeg.items() if n > 0)[:5]
+                push(heap, c)
+    if len(out) != len(order):
+        stuck = sorted(order[r].op_id for r, n in enumerate(indeg) if n > 0)[:5]
         raise ValueError(f"dependency cycle among operations: {stuck}")
     return tuple(out)
 
 
+def _tie(op: Operation) -> tuple[int, str]:
+    return KIND_ORDER[op.kind], op.key
+
+
 #: One encoder for every call: ``json.dumps`` with options builds a new one each time.
 _CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"),
-                              default=str)
+                              default=lambda v: dict(v) if isinstance(v, Mapping) else str(v))
 
 
 def _canonical_json(obj: Any) -> str:

@@ -8,7 +8,7 @@ the whole plan (a renderer writes each operation as it comes).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
@@ -16,7 +16,7 @@ from typing import Any
 from orgsync.errors import ConfigError
 from orgsync.names import Names
 from orgsync.operations import SPECS
-from orgsync.plan import FieldChange, Operation, OpKind, Plan
+from orgsync.plan import PER_RECORD, FieldChange, Operation, OpKind, Plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +62,10 @@ class View:
     filters: Filters = field(default_factory=Filters)
     names: Names = field(init=False)
     subtree: set[str] | None = field(init=False, default=None)
+    # A first sync's creates set the same city, title or manager on thousands of people:
+    # each such change is made JSON once per view. Keyed by (field, value).
+    _as_json: dict[tuple[str, str | int], dict[str, Any]] = field(init=False,
+                                                                   default_factory=dict)
 
     def __post_init__(self) -> None:
         self.filters.check()
@@ -169,13 +173,37 @@ class View:
         return d
 
     def op_dict(self, op: Operation) -> dict[str, Any]:
-        """An operation as JSON: :meth:`Operation.to_dict`, with names."""
-        d = op.to_dict()
+        """An operation as JSON: :meth:`Operation.to_dict`, with names. A change's JSON
+        may be shared with other operations' (the same created value): not to be changed."""
+        d = op.to_dict(self._changes_json(op.changes))
         d["name"] = self.names.path(op.key) if op.entity == "department" else op.label
         dept = self.department_of(op)
         d["department"] = None if dept is None else {"key": dept, "path": self.names.path(dept)}
-        d["changes"] = [self.change_dict(c) for c in op.changes]
         return d
+
+    def _changes_json(self, changes: Iterable[FieldChange]) -> list[dict[str, Any]]:
+        """:meth:`change_dict` of each; that of a value created in a field whose values
+        recur (not :data:`~orgsync.plan.PER_RECORD`) made once and shared. A bool is made
+        each time: ``True`` is ``1`` as a key."""
+        kept = self._as_json
+        found = []
+        for c in changes:
+            new = c.new
+            if c.old is None and (new.__class__ is str or new.__class__ is int) \
+                    and c.field not in PER_RECORD:
+                d = kept.get((c.field, new))
+                if d is None:
+                    if len(kept) >= _KEPT:
+                        kept.clear()
+                    d = kept[(c.field, new)] = self.change_dict(c)
+            else:
+                d = self.change_dict(c)
+            found.append(d)
+        return found
+
+
+#: At most this many changes' JSON is kept per view (distinct managers, titles …).
+_KEPT = 100_000
 
 
 def shown_count(view: View) -> int:

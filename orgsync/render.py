@@ -172,8 +172,9 @@ def render_text(plan: Plan, console: Console, *, limit: int | None = None) -> No
                        "(orgsync plan lists them all)\n")
 
 
-def _dump(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
+#: ``json.dumps(value, ensure_ascii=False)``, without building an encoder per call (one
+#: per operation of a JSON plan).
+_dump = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def _json(view: View, out: TextIO) -> None:

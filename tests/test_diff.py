@@ -269,6 +269,24 @@ def test_plan_round_trips_through_json() -> None:
                                          "user.create": 3}
 
 
+def test_plan_checksum_is_the_documented_canonical_form() -> None:
+    """The checksum hashes one JSON array per operation (sorted object keys, no spaces),
+    so a plan read back from its JSON file has the plan's id."""
+    import hashlib
+    import json
+
+    from orgsync.plan import Operation
+
+    plan = diff(SourceData(ORG), DirectoryState())
+    rows = [[d["op_id"], d["kind"], d["key"], d["feishu_id"], d["label"], d["payload"],
+             [[c["field"], c["old"], c["new"]] for c in d["changes"]], d["reason"],
+             d["depends_on"], d["mirror"]] for d in (op.to_dict() for op in plan.operations)]
+    canonical = json.dumps(rows, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    assert plan.checksum == hashlib.sha256(canonical.encode()).hexdigest()
+    loaded = json.loads(json.dumps([op.to_dict() for op in plan.operations]))
+    assert Plan(tuple(Operation.from_dict(d) for d in loaded)).plan_id == plan.plan_id
+
+
 def test_department_group_chat_is_asked_for_in_new_departments_only() -> None:
     """With ``department_group_chat`` a new department asks for its chat (shown as a change):
     in the create when it has no leader, else with the leader link, because Feishu makes the

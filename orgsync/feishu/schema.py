@@ -25,6 +25,7 @@ import enum
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
+from functools import lru_cache
 from typing import Any, Final, Literal
 
 from orgsync.custom_attrs import Attribute
@@ -137,6 +138,7 @@ DEPARTMENT_READ: Final[Mapping[str, tuple[str, ...]]] = {
 # ---------------------------------------------------------------- conversions
 
 
+@lru_cache(maxsize=1 << 16)  # a first sync converts a date per person; people share a few thousand
 def join_time(iso_date: str) -> int:
     """A canonical join date (ISO text) as Feishu's ``join_time``: Unix seconds, UTC midnight."""
     day = datetime.fromisoformat(iso_date).date()
