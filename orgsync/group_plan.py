@@ -19,6 +19,7 @@ unchanged group costs a digest.
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -215,14 +216,24 @@ class _Changed:
         """(adds, removes, members as applied) for ``group`` now holding ``ids``, if the
         members as applied are the unchanged people among ``ids`` and the changed people
         the ledger has in the group — which ``digest`` (as applied) confirms; else None."""
-        kept = ids - self.ids if self.ids else ids
+        changed = self.ids.intersection(ids)  # (iterates the smaller set)
+        now = self.population.keys_of(changed)
         near = self.applied.get(group, set())
-        in_order = self.population.in_order(kept)
-        if sorted_digest(sorted([*in_order, *near]) if near else in_order) != digest:
-            return None  # (sorted: one long run and a few keys)
+        # As applied = these members, less the changed people the group no longer holds,
+        # plus those it held: mostly the same few people, so a few edits of one sorted run.
+        order = sorted(ids)
+        for i in sorted(self.population.ids(now - near), reverse=True):
+            del order[bisect_left(order, i)]
+        in_order = self.population.in_order(order, ordered=True)
+        if near - now:
+            in_order = list(in_order)
+            for k in sorted(near - now):
+                insort(in_order, k)
+        if sorted_digest(in_order) != digest:
+            return None
         current = {self.rekeyed.get(k, k) for k in near}
-        desired = set(self.population.keys_of(ids & self.ids)) | (current & held)
-        return desired - current, current - desired, len(kept) + len(current)
+        desired = set(now) | (current & held)
+        return desired - current, current - desired, len(in_order)
 
 
 async def _missing(client: FeishuClient, fid: str, applied: set[str],
