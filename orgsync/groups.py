@@ -298,8 +298,18 @@ def _rule(raw: Any, s: Section, key: str, refs: list[str]) -> Rule:
         else:
             raise s.error(where, f"unknown rule {name!r}",
                           "one of " + ", ".join((*_STRUCTURAL, *FIELDS)))
-    evaluate = parts[0] if len(parts) == 1 else _all(parts)
-    written = repr(raw)
+    if len(parts) == 1:
+        return _once(repr(raw), parts[0])
+    # each condition once too: {city: 北京, employee_type: intern} and {city: 北京,
+    # is_manager: true} share the set of 北京's people
+    conditions = [name for name in raw if name != "direct"]
+    return _once(repr(raw), _all(_once(repr({name: raw[name], "direct": direct}
+                                             if name == "department" else {name: raw[name]}),
+                                       part) for name, part in zip(conditions, parts, strict=True)))
+
+
+def _once(written: str, evaluate: Rule) -> Rule:
+    """``evaluate``, computed once per population for the rule written ``written``."""
     return lambda p: p.result(written, evaluate)
 
 
