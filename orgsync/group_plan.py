@@ -22,7 +22,7 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from itertools import compress, repeat
+from itertools import compress, filterfalse, repeat
 from operator import attrgetter, is_not
 from typing import Any
 
@@ -93,10 +93,11 @@ class _People:
                                            repeat(Status.ACTIVE)))
         gone = compress(users, map(is_not, map(_LIFECYCLE, users.values()),
                                    repeat(Lifecycle.ACTIVE)))
+        # the few who cannot be members, then everyone else: no 100k-key set is built
         out = held.union(inactive, (k for k, i in now.items() if not i),
-                         (k for k in gone if not now.get(k)))
-        members = (employees.keys() & (users.keys() | now.keys())) - out
-        return list(compress(employees, map(members.__contains__, employees)))
+                         (k for k in gone if not now.get(k)),
+                         (employees.keys() - users.keys()) - now.keys())
+        return list(filterfalse(out.__contains__, employees))
 
     def by_user_id(self) -> dict[str, str]:
         """User id → key of everyone who can be a member now."""
