@@ -15,7 +15,7 @@ next plan that read.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -30,6 +30,8 @@ _GROUPS: Table = MirrorGroupRow.__table__  # type: ignore[attr-defined]
 _MEMBERS: Table = MirrorGroupMemberRow.__table__  # type: ignore[attr-defined]
 _CHUNK = 500
 """Keys per ``IN (…)``: within every database's bound-parameter limit."""
+_MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+"""A positional placeholder in each DB-API paramstyle that has one."""
 
 
 @dataclass(slots=True)
@@ -81,13 +83,29 @@ def memberships(c: Connection, people: Iterable[str]) -> dict[str, set[str]]:
     """Group key → those of ``people`` it holds (a plan's changed people: one indexed read
     instead of every changed group's whole member list)."""
     found: dict[str, set[str]] = {}
-    keys = sorted(set(people))
-    for start in range(0, len(keys), _CHUNK):
-        for group_key, user_key in c.execute(
-                select(_MEMBERS.c.group_key, _MEMBERS.c.user_key)
-                .where(_MEMBERS.c.user_key.in_(keys[start:start + _CHUNK]))):
-            found.setdefault(group_key, set()).add(user_key)
+    for group_key, user_key in _memberships_of(c, sorted(set(people))):
+        found.setdefault(group_key, set()).add(user_key)
     return found
+
+
+def _memberships_of(c: Connection, keys: list[str]) -> Iterator[Sequence[str]]:
+    """(group key, user key) of each membership of ``keys``: straight from the driver's
+    cursor where its placeholders are positional (a 1 %-changed plan at 100k reads ~18,000
+    rows; SQLAlchemy's result rows were half the read)."""
+    mark = _MARKS.get(c.dialect.paramstyle)
+    cursor = c.connection.cursor()
+    try:
+        for start in range(0, len(keys), _CHUNK):
+            chunk = keys[start:start + _CHUNK]
+            if mark is None:  # named placeholders: SQLAlchemy binds them
+                yield from c.execute(select(_MEMBERS.c.group_key, _MEMBERS.c.user_key)
+                                     .where(_MEMBERS.c.user_key.in_(chunk)))
+                continue
+            cursor.execute("SELECT group_key, user_key FROM mirror_group_members "  # noqa: S608
+                           f"WHERE user_key IN ({', '.join([mark] * len(chunk))})", chunk)
+            yield from cursor.fetchall()
+    finally:
+        cursor.close()
 
 
 def apply_group(c: Connection, op: Operation, change: MirrorChange, now: datetime) -> None:

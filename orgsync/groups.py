@@ -58,41 +58,59 @@ times cheaper to build, combine and digest than sets of keys)."""
 class Population:
     """The people a rule picks from, numbered in key order, with the indexes rules share
     (built on first use) and the results of the rules evaluated on it: a rule several
-    groups share (``not: {is_manager: false}``, a department subtree) is evaluated once."""
+    groups share (``not: {is_manager: false}``, a department subtree) is evaluated once.
+    ``keys`` (default: all of ``employees``) are the people taken."""
 
     def __init__(self, employees: Mapping[str, Employee],
                  departments: Mapping[str, Department],
-                 groups: Mapping[str, frozenset[str]] | None = None) -> None:
-        self.keys: list[str] = sorted(employees)
+                 groups: Mapping[str, frozenset[str]] | None = None, *,
+                 keys: Iterable[str] | None = None) -> None:
+        self.keys: list[str] = sorted(employees if keys is None else keys)
         """Every person's key, in order: a position in :data:`Ids` indexes it."""
-        self._records = [employees[k] for k in self.keys]
+        self._records = list(map(employees.__getitem__, self.keys))
         self.groups = groups or {}
         self.all: Ids = frozenset(range(len(self.keys)))
         self._children: dict[str, list[str]] = {}
         for dept in departments.values():
             if dept.parent_key:
                 self._children.setdefault(dept.parent_key, []).append(dept.key)
+        self._values: dict[str, list[Any]] = {}
         self._indexes: dict[str, dict[Any, list[int]]] = {}
+        self._departments: dict[str, list[int]] | None = None
         self._reports: dict[str, list[int]] | None = None
         self._managers: Ids | None = None
         self._results: dict[str, Ids] = {}
 
+    def values(self, name: str) -> list[Any]:
+        """Everyone's ``name`` field, by position."""
+        found = self._values.get(name)
+        if found is None:
+            found = self._values[name] = list(map(attrgetter(name), self._records))
+        return found
+
     def index(self, name: str) -> dict[Any, list[int]]:
-        """Field value → the people holding it (``department_keys``: each department)."""
+        """Field value (as text, a number or an ISO date) → the people holding it."""
         found = self._indexes.get(name)
-        if found is None and name == "department_keys":
-            self._reports = self._structure()
-            return self._indexes[name]
         if found is None:
             # grouped by raw value first: _plain then runs per distinct value, not per person
             raw: defaultdict[Any, list[int]] = defaultdict(list)
-            for i, v in enumerate(map(attrgetter(name), self._records)):
+            for i, v in enumerate(self.values(name)):
                 raw[v].append(i)
             found = {}
             for value, ids in raw.items():
                 found.setdefault(_plain(value), []).extend(ids)
             self._indexes[name] = found
         return found
+
+    def in_departments(self) -> dict[str, list[int]]:
+        """Department key → its own members (the people with it among their departments)."""
+        if self._departments is None:
+            found: defaultdict[str, list[int]] = defaultdict(list)
+            for i, depts in enumerate(self.values("department_keys")):
+                for d in depts:
+                    found[d].append(i)
+            self._departments = dict(found)
+        return self._departments
 
     def ids(self, keys: Iterable[str]) -> Ids:
         """The positions of those of ``keys`` who are in the population (found by bisection
@@ -108,9 +126,10 @@ class Population:
         """The keys of the people at ``ids``."""
         return frozenset(map(self.keys.__getitem__, ids))
 
-    def in_order(self, ids: Iterable[int]) -> Sequence[str]:
-        """The keys of the people at ``ids``, sorted (positions follow the keys' order)."""
-        order = sorted(ids)
+    def in_order(self, ids: Iterable[int], *, ordered: bool = False) -> Sequence[str]:
+        """The keys of the people at ``ids``, sorted (positions follow the keys' order);
+        ``ordered``: ``ids`` is a list already in ascending order."""
+        order = ids if ordered and isinstance(ids, list) else sorted(ids)
         if len(order) < 2:
             return [self.keys[i] for i in order]
         return itemgetter(*order)(self.keys)  # type: ignore[no-any-return]  # one C call
@@ -136,28 +155,19 @@ class Population:
     def managers(self) -> Ids:
         """The people someone reports to."""
         if self._managers is None:
-            self._managers = self.ids(self.reports())
+            self._managers = self.ids(set(self.values("manager_key")) - {None, ""})
         return self._managers
 
     def reports(self) -> dict[str, list[int]]:
         """Manager key → their direct reports."""
         if self._reports is None:
-            self._reports = self._structure()
+            reports: defaultdict[Any, list[int]] = defaultdict(list)
+            for i, manager in enumerate(self.values("manager_key")):
+                reports[manager].append(i)
+            reports.pop(None, None)
+            reports.pop("", None)
+            self._reports = dict(reports)
         return self._reports
-
-    def _structure(self) -> dict[str, list[int]]:
-        """The department index and the manager index (returned), in one pass over the
-        people (the rules that read one mostly read the other too)."""
-        departments: defaultdict[str, list[int]] = defaultdict(list)
-        reports: defaultdict[Any, list[int]] = defaultdict(list)
-        for i, person in enumerate(self._records):
-            for d in person.department_keys:
-                departments[d].append(i)
-            reports[person.manager_key].append(i)
-        reports.pop(None, None)
-        reports.pop("", None)
-        self._indexes["department_keys"] = dict(departments)
-        return dict(reports)
 
 
 Rule = Callable[[Population], Ids]
@@ -288,8 +298,18 @@ def _rule(raw: Any, s: Section, key: str, refs: list[str]) -> Rule:
         else:
             raise s.error(where, f"unknown rule {name!r}",
                           "one of " + ", ".join((*_STRUCTURAL, *FIELDS)))
-    evaluate = parts[0] if len(parts) == 1 else _all(parts)
-    written = repr(raw)
+    if len(parts) == 1:
+        return _once(repr(raw), parts[0])
+    # each condition once too: {city: 北京, employee_type: intern} and {city: 北京,
+    # is_manager: true} share the set of 北京's people
+    conditions = [name for name in raw if name != "direct"]
+    return _once(repr(raw), _all(_once(repr({name: raw[name], "direct": direct}
+                                             if name == "department" else {name: raw[name]}),
+                                       part) for name, part in zip(conditions, parts, strict=True)))
+
+
+def _once(written: str, evaluate: Rule) -> Rule:
+    """``evaluate``, computed once per population for the rule written ``written``."""
     return lambda p: p.result(written, evaluate)
 
 
@@ -358,7 +378,7 @@ def _plain(value: Any) -> Any:
 
 def _departments(keys: tuple[str, ...], direct: bool) -> Rule:
     def rule(p: Population) -> Ids:
-        index = p.index("department_keys")
+        index = p.in_departments()
         depts = keys if direct else [d for k in keys for d in p.subtree(k)]
         return frozenset().union(*(index.get(d, ()) for d in depts))
     return rule

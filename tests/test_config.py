@@ -8,12 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from orgsync.bench.groups_scale import define
 from orgsync.config import (
     Config,
     LedgerConfig,
     LoggingConfig,
     SyncConfig,
+    _load_yaml,
+    _StrictLoader,
     config_from_dict,
     load_config,
 )
@@ -262,3 +266,39 @@ class TestDepartmentKeys:
             config_from_dict(base(lifecycle={"leavers_department": 900}))
         assert err.value.key == "lifecycle.leavers_department"
         assert "expected a department id, got" in str(err.value)
+
+
+class TestYamlReader:
+    """The config's YAML is read by libyaml first, with the pure-Python reader's results."""
+
+    @staticmethod
+    def _strict(text: str) -> Any:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+
+    def test_every_example_reads_as_the_strict_reader_reads_it(self) -> None:
+        """The same values, or the same error (line, column, alias refused)."""
+        texts = [p.read_text(encoding="utf-8") for p in
+                 (*sorted(HERE.glob("*.yaml")), REPO / "config" / "example.yaml")]
+        texts += ["a: &x 1\nb: *x\n", "a: [&x {k: v}, *x]\n", "{a: 1, a: 2}\n", "", "- x\n"]
+        def outcome(read: Any, text: str) -> tuple[Any, Any]:
+            try:
+                return "read", read(text)
+            except yaml.YAMLError as exc:
+                return type(exc), str(exc)
+        for text in texts:
+            assert outcome(_load_yaml, text) == outcome(self._strict, text)
+
+    def test_a_200_group_section_reads_several_times_faster(self) -> None:
+        """groups_scale's 200 groups (1,000 lines): libyaml, not the pure-Python reader."""
+        text = yaml.safe_dump({"groups": {"define": define([f"D{n:04d}" for n in range(200)])}},
+                              allow_unicode=True)
+        assert _load_yaml(text) == self._strict(text)
+
+        def best(read: Any) -> float:
+            times = []
+            for _ in range(3):
+                started = time.process_time()
+                read(text)
+                times.append(time.process_time() - started)
+            return min(times)
+        assert best(_load_yaml) < best(self._strict) / 2

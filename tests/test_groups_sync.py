@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from rich.console import Console
+from sqlalchemy import event
 
 from orgsync.config import Config
 from orgsync.errors import PlanHeld
@@ -29,6 +30,7 @@ from orgsync.group_mirror import member_digest
 from orgsync.ledger import Ledger
 from orgsync.model import Department, Employee, EmployeeType, Snapshot
 from orgsync.plan_view import Filters, View
+from orgsync.runner import make_plan
 from orgsync.sandbox import SandboxServer
 from orgsync.synth import write_csv
 from orgsync.tables import MirrorGroupMemberRow, MirrorGroupRow
@@ -338,6 +340,38 @@ def test_a_moved_department_changes_the_groups_of_people_the_plan_does_not_touch
     assert _groups(fast)["rd"] == ("研发", set(snap.employees))
     _assert_digests(ledger)
     assert run(cfg, ledger).plan.empty
+
+
+def test_groups_changed_only_in_the_people_a_plan_changes_read_no_member_list(
+        fast: SandboxServer, tmp_path: Path) -> None:
+    # Their applied members are the ledger's digest's, confirmed from the changed people's
+    # memberships alone: no group's whole member list is read for the plan.
+    cfg, ledger = _synced(fast, tmp_path)
+    snap = _org()
+    changed = {"E002": replace(snap.employees["E002"], department_keys=("D2",)),  # leaves rd
+               "E003": replace(snap.employees["E003"], department_keys=("D11",)),  # joins rd
+               "E004": replace(snap.employees["E004"], city="上海")}  # leaves notsh
+    later = Snapshot.of(snap.departments.values(),
+                        [changed.get(k, e) for k, e in snap.employees.items()])
+    write_csv(later, tmp_path)
+    reads: list[str] = []
+
+    def read(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "FROM mirror_group_members" in statement and "group_key =" in statement:
+            reads.append(statement)
+    event.listen(ledger.engine, "before_cursor_execute", read)
+    try:
+        plan = with_client(cfg, lambda client: make_plan(cfg, ledger, client)).plan
+    finally:
+        event.remove(ledger.engine, "before_cursor_execute", read)
+    assert reads == []
+    assert [(op.kind.value, op.mirror and (op.mirror["group"], op.mirror["members"]))
+            for op in plan.operations if op.kind.value.startswith("group.")] == [
+        ("group.add_members", ("rd", ["E003"])), ("group.remove_members", ("notsh", ["E004"])),
+        ("group.remove_members", ("rd", ["E002"]))]
+    assert run(cfg, ledger).exit_code == 0
+    assert {k: members for k, (_, members) in _groups(fast).items()} == _expected(later)
+    _assert_digests(ledger)
 
 
 def test_the_ledger_gives_the_memberships_of_the_people_asked_for(tmp_path: Path) -> None:

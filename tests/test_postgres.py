@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, inspect, text
 from sqlmodel import SQLModel
 
 from orgsync.daemon.leader import FileLeaderLock, PostgresLeaderLock, leader_lock
-from orgsync.group_mirror import member_digest
+from orgsync.group_mirror import member_digest, memberships
 from orgsync.ledger import Ledger
 from orgsync.migrations import (
     BASELINE,
@@ -33,6 +33,7 @@ from orgsync.model import Employee, Snapshot
 from orgsync.runner import make_plan, run_once
 from orgsync.sandbox import SandboxServer
 from orgsync.synth import generate_org, next_week, write_csv
+from orgsync.tables import MirrorGroupMemberRow, MirrorGroupRow
 from tests.daemon_proc import (
     TOKEN,
     DaemonProcess,
@@ -193,6 +194,33 @@ class TestLedgerOnPostgres:
             assert [r.mode for r in ledger.runs()] == ["resync", "apply", "apply"]
             assert all(r.started_at.tzinfo is not None for r in ledger.runs())
         finally:
+            ledger.close()
+
+    @pytest.mark.parametrize("backend", ["postgresql", "sqlite", "sqlite-named"])
+    def test_group_memberships_are_read_in_each_drivers_placeholders(
+            self, backend: str, pg_url: str, tmp_path: Path) -> None:
+        """A plan's changed people's memberships: positional placeholders straight to the
+        driver (psycopg's %s, SQLite's ?), named ones bound by SQLAlchemy."""
+        url = pg_url if backend == "postgresql" else f"sqlite:///{tmp_path / 'l.db'}"
+        ledger = Ledger(url)
+        members = {"big": {f"E{n:04d}" for n in range(1200)}, "small": {"E0001", "E0999"}}
+        named = create_engine(url, paramstyle="named")
+        try:
+            with ledger.engine.begin() as c:
+                c.execute(MirrorGroupRow.__table__.insert(),  # type: ignore[attr-defined]
+                          [{"key": k, "feishu_id": k, "name": k, "digest": "",
+                            "updated_at": ledger.now()} for k in members])
+                c.execute(MirrorGroupMemberRow.__table__.insert(),  # type: ignore[attr-defined]
+                          [{"group_key": k, "user_key": u} for k, v in members.items() for u in v])
+            asked = [f"E{n:04d}" for n in range(1, 1200, 2)] + ["E9999"]  # over one IN (…)
+            with (named if backend == "sqlite-named" else ledger.engine).connect() as c:
+                assert c.dialect.paramstyle == {"postgresql": "pyformat", "sqlite": "qmark",
+                                                "sqlite-named": "named"}[backend]
+                assert memberships(c, asked) == {"big": {f"E{n:04d}" for n in range(1, 1200, 2)},
+                                                 "small": {"E0001", "E0999"}}
+                assert memberships(c, []) == {}
+        finally:
+            named.dispose()
             ledger.close()
 
 
