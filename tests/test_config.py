@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from orgsync import config as config_module
 from orgsync.bench.groups_scale import define
 from orgsync.config import (
     Config,
@@ -288,17 +289,10 @@ class TestYamlReader:
         for text in texts:
             assert outcome(_load_yaml, text) == outcome(self._strict, text)
 
-    def test_a_200_group_section_reads_several_times_faster(self) -> None:
-        """groups_scale's 200 groups (1,000 lines): libyaml, not the pure-Python reader."""
+    def test_a_200_group_section_is_read_by_libyaml(self) -> None:
+        """groups_scale's 200 groups (1,000 lines) come out as the strict reader gives them,
+        read by libyaml (how much faster is the benchmarks' business, not a test's)."""
         text = yaml.safe_dump({"groups": {"define": define([f"D{n:04d}" for n in range(200)])}},
                               allow_unicode=True)
+        assert config_module._FastLoader is not None  # the install's PyYAML has libyaml
         assert _load_yaml(text) == self._strict(text)
-
-        def best(read: Any) -> float:
-            times = []
-            for _ in range(3):
-                started = time.process_time()
-                read(text)
-                times.append(time.process_time() - started)
-            return min(times)
-        assert best(_load_yaml) < best(self._strict) / 2
