@@ -58,6 +58,9 @@ def test_quick_run_measures_what_the_targets_need(report: Path) -> None:
     # a first group sync writes one create per group plus ⌈members / 100⌉ adds; then nothing
     assert figures["first group sync writes"]["passed"] is True
     assert figures["incremental plan: group operations"]["value"] == 0
+    # the first sync applied by `orgsync apply` in its own process: every create made
+    assert figures["initial apply: creates made of those planned"]["passed"] is True
+    assert figures["initial apply: peak RSS (orgsync apply --yes, its own process)"]["value"] > 0
     # the plan at scale is timed again with 200 groups defined and mirrored
     assert figures["plan end to end with 200 groups, wall (median)"]["value"] > 0
     assert figures["plan end to end: 200 groups' delta"]["target"] == "—"

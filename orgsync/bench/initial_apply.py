@@ -18,6 +18,11 @@ one minute window, where the per-second limit (500/s) would allow a burst; the
 fastest legal schedule with that burst (the department creates' plus the user
 creates', :func:`orgsync.bench.rates.ideal_span`: people wait for their departments,
 leader links are another API and overlap) is reported beside it, without a target.
+
+Last, the memory of a whole first sync: ``orgsync apply --yes`` of
+:attr:`~orgsync.bench.sizes.Sizes.memory_users` people (100k in full mode) into an empty
+sandbox, in a process of its own so that its peak RSS is its own, with the sandbox and the
+client at ``rate_scale`` 100 (so CPU-bound: it measures memory, not pacing).
 """
 
 from __future__ import annotations
@@ -38,6 +43,9 @@ from orgsync.synth import generate_org
 
 NAME = "initial_apply"
 RATE_SCALE = 10.0
+MEMORY_RATE_SCALE = 100.0
+MEMORY_TARGET_AT = 100_000
+"""The size at which the issue sets the apply's memory target (≤ 500 MB)."""
 _USERS = "/open-apis/contact/v3/users"
 _DEPARTMENTS = "/open-apis/contact/v3/departments"
 _LOOKUP = "/open-apis/contact/v3/users/batch_get_id"
@@ -114,7 +122,49 @@ def run(sizes: Sizes, ctx: Context) -> BenchResult:
                lookup_span, 0.9, f"{len(lookups)} calls over {lookup_span:.1f} s, at the "
                f"documented rate {lookup_ideal:.1f} s, rate_scale 1"),
     ]
+    figures, result.details["memory"] = _apply_memory(sizes, ctx)
+    result.figures += figures
     return result
+
+
+def _apply_memory(sizes: Sizes, ctx: Context) -> tuple[list[Figure], dict[str, Any]]:
+    """``orgsync apply --yes`` of a whole org into an empty sandbox: its peak RSS, and
+    that every planned create was made."""
+    n = sizes.memory_users
+    org = generate_org(seed=11, employees=n, departments=max(1, n // 20), levels=6,
+                       multi_department_share=sizes.plan_multi_share)
+    sb = ctx.sandbox
+    app_id = "cli_bench_initial_memory"
+    sb.configure(app_id=app_id, rate_limits=True, rate_scale=MEMORY_RATE_SCALE, latency_ms=0.0)
+    try:
+        staged = stage(ctx, f"{NAME}_memory", Snapshot({}, {}), org, app_id=app_id)
+        config = yaml.safe_load(staged.config.read_text(encoding="utf-8"))
+        config["feishu"]["rate_scale"] = MEMORY_RATE_SCALE
+        staged.config.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False),
+                                 encoding="utf-8")
+        sb.clear_requests()
+        timed = run_timed([*orgsync_command(), "apply", "--yes", "-c", str(staged.config)],
+                          timeout=3600)
+        if timed.returncode != 0:
+            raise RuntimeError(f"orgsync apply exited {timed.returncode}: {timed.stderr[-2000:]}")
+        log = sb.requests()
+    finally:
+        sb.configure(rate_scale=1.0, latency_ms=sizes.latency_ms)
+    created = sum(1 for e in log if e["method"] == "POST" and e["path"] in (_USERS, _DEPARTMENTS))
+    wanted = len(org.active_employees()) + len(org.departments)
+    size = f"{len(org.active_employees()):,} people / {len(org.departments):,} departments"
+    details = {"people": len(org.active_employees()), "departments": len(org.departments),
+               "seconds": round(timed.seconds, 3), "max_rss_mb": round(timed.max_rss_mb, 1),
+               "creates": created, "rate_scale": MEMORY_RATE_SCALE}
+    at_target = n >= MEMORY_TARGET_AT
+    return [
+        Figure(NAME, "initial apply: peak RSS (orgsync apply --yes, its own process)",
+               timed.max_rss_mb, "MB", 500 if at_target else None, "<=" if at_target else None,
+               f"{size}, sandbox and client at rate_scale {MEMORY_RATE_SCALE:g}; "
+               f"{timed.seconds:.0f} s"),
+        Figure(NAME, "initial apply: creates made of those planned", float(created), "creates",
+               float(wanted), "==", size),
+    ], details
 
 
 def _share(name: str, ideal: float, span: float, target: float, note: str) -> Figure:
