@@ -20,14 +20,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, delete, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Table,
+    bindparam,
+    delete,
+    insert,
+    select,
+    text,
+    update,
+)
 
 from orgsync.operations import MirrorChange
 from orgsync.plan import Operation
-from orgsync.tables import MirrorGroupMemberRow, MirrorGroupRow
 
-_GROUPS: Table = MirrorGroupRow.__table__  # type: ignore[attr-defined]
-_MEMBERS: Table = MirrorGroupMemberRow.__table__  # type: ignore[attr-defined]
 _CHUNK = 500
 """Keys per ``IN (…)``: within every database's bound-parameter limit."""
 _MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
@@ -56,12 +63,19 @@ def sorted_digest(keys: Iterable[str]) -> str:
     return hashlib.sha256("\n".join(keys).encode()).hexdigest()
 
 
+def _tables() -> tuple[Table, Table]:
+    """The group and member tables, for the writes. The readers (a plan's) are plain SQL:
+    a plan process never loads SQLModel (see :class:`orgsync.ledger.Ledger`)."""
+    from orgsync.tables import MirrorGroupMemberRow, MirrorGroupRow
+
+    return (MirrorGroupRow.__table__, MirrorGroupMemberRow.__table__)  # type: ignore[attr-defined]
+
+
 def load_groups(c: Connection, *, members: bool = True) -> dict[str, MirrorGroup]:
     """Every managed group, with its members unless ``members`` is false (then only the
     digest: :func:`load_members` reads the groups that need them)."""
-    groups = {row.key: MirrorGroup(row.feishu_id, row.name, digest=row.digest)
-              for row in c.execute(select(_GROUPS.c.key, _GROUPS.c.feishu_id, _GROUPS.c.name,
-                                          _GROUPS.c.digest))}
+    groups = {key: MirrorGroup(fid, name, digest=digest) for key, fid, name, digest in c.execute(
+        text("SELECT key, feishu_id, name, digest FROM mirror_groups"))}
     if not members:
         return groups
     # Straight from the driver: 200 groups of 100k people are a million rows, and a
@@ -75,8 +89,7 @@ def load_groups(c: Connection, *, members: bool = True) -> dict[str, MirrorGroup
 
 def load_members(c: Connection, key: str) -> set[str]:
     """The members of managed group ``key``."""
-    return {row[0] for row in c.execute(select(_MEMBERS.c.user_key)
-                                        .where(_MEMBERS.c.group_key == key))}
+    return {row[0] for row in c.execute(_GROUP_MEMBERS, {"k": key})}
 
 
 def memberships(c: Connection, people: Iterable[str]) -> dict[str, set[str]]:
@@ -98,8 +111,7 @@ def _memberships_of(c: Connection, keys: list[str]) -> Iterator[Sequence[str]]:
         for start in range(0, len(keys), _CHUNK):
             chunk = keys[start:start + _CHUNK]
             if mark is None:  # named placeholders: SQLAlchemy binds them
-                yield from c.execute(select(_MEMBERS.c.group_key, _MEMBERS.c.user_key)
-                                     .where(_MEMBERS.c.user_key.in_(chunk)))
+                yield from c.execute(_MEMBERSHIPS, {"keys": chunk})
                 continue
             cursor.execute("SELECT group_key, user_key FROM mirror_group_members "  # noqa: S608
                            f"WHERE user_key IN ({', '.join([mark] * len(chunk))})", chunk)
@@ -110,55 +122,61 @@ def _memberships_of(c: Connection, keys: list[str]) -> Iterator[Sequence[str]]:
 
 def apply_group(c: Connection, op: Operation, change: MirrorChange, now: datetime) -> None:
     """Record a successful group operation (``op.mirror`` holds what it changed)."""
+    gtab, mtab = _tables()
     mirror: dict[str, Any] = dict(op.mirror or {})
     key = str(mirror.get("group", op.key))
     members = [str(m) for m in mirror.get("members") or ()]
     if change is MirrorChange.INSERT:
-        c.execute(delete(_GROUPS).where(_GROUPS.c.key == key))
-        c.execute(delete(_MEMBERS).where(_MEMBERS.c.group_key == key))
-        c.execute(insert(_GROUPS).values(key=key, feishu_id=str(mirror.get("feishu_id",
-                                                                            op.feishu_id)),
-                                         name=str(mirror["name"]),
-                                         digest=member_digest(set(members)), updated_at=now))
+        c.execute(delete(gtab).where(gtab.c.key == key))
+        c.execute(delete(mtab).where(mtab.c.group_key == key))
+        c.execute(insert(gtab).values(key=key, feishu_id=str(mirror.get("feishu_id",
+                                                                        op.feishu_id)),
+                                      name=str(mirror["name"]),
+                                      digest=member_digest(set(members)), updated_at=now))
         _join(c, key, members)
     elif change is MirrorChange.MERGE:
-        c.execute(update(_GROUPS).where(_GROUPS.c.key == key).values(name=str(mirror["name"]),
-                                                                      updated_at=now))
+        c.execute(update(gtab).where(gtab.c.key == key).values(name=str(mirror["name"]),
+                                                                updated_at=now))
     elif change is MirrorChange.DELETE:
-        c.execute(delete(_GROUPS).where(_GROUPS.c.key == key))
-        c.execute(delete(_MEMBERS).where(_MEMBERS.c.group_key == key))
+        c.execute(delete(gtab).where(gtab.c.key == key))
+        c.execute(delete(mtab).where(mtab.c.group_key == key))
     elif change is MirrorChange.JOIN:
-        c.execute(delete(_MEMBERS).where(_MEMBERS.c.group_key == key,
-                                         _MEMBERS.c.user_key.in_(members)))
+        c.execute(delete(mtab).where(mtab.c.group_key == key,
+                                     mtab.c.user_key.in_(members)))
         _join(c, key, members)
-        _unknown(c, _GROUPS.c.key == key)
+        _unknown(c, gtab.c.key == key)
     elif change is MirrorChange.LEAVE:
-        c.execute(delete(_MEMBERS).where(_MEMBERS.c.group_key == key,
-                                         _MEMBERS.c.user_key.in_(members)))
-        _unknown(c, _GROUPS.c.key == key)
+        c.execute(delete(mtab).where(mtab.c.group_key == key,
+                                     mtab.c.user_key.in_(members)))
+        _unknown(c, gtab.c.key == key)
     else:
         raise ValueError(f"{change} is no group change")
 
 
 def _join(c: Connection, key: str, members: list[str]) -> None:
     if members:
-        c.execute(insert(_MEMBERS), [{"group_key": key, "user_key": m} for m in members])
+        c.execute(insert(_tables()[1]), [{"group_key": key, "user_key": m} for m in members])
 
 
 def _unknown(c: Connection, where: ColumnElement[bool]) -> None:
-    c.execute(update(_GROUPS).where(where).values(digest=""))
+    c.execute(update(_tables()[0]).where(where).values(digest=""))
 
 
 def seal_digests(c: Connection) -> None:
     """Digest the groups whose digest a member change emptied."""
-    stale = [k for (k,) in c.execute(select(_GROUPS.c.key).where(_GROUPS.c.digest == ""))]
+    stale = [k for (k,) in c.execute(text("SELECT key FROM mirror_groups WHERE digest = ''"))]
     for key in stale:
-        c.execute(update(_GROUPS).where(_GROUPS.c.key == key, _GROUPS.c.digest == "")
-                  .values(digest=member_digest(load_members(c, key))))
+        c.execute(text("UPDATE mirror_groups SET digest = :d WHERE key = :k AND digest = ''"),
+                  {"k": key, "d": member_digest(load_members(c, key))})
 
 
 def rekey_member(c: Connection, old: str, new: str) -> None:
     """A person's key changed (``user.rekey``): their memberships follow."""
-    _unknown(c, _GROUPS.c.key.in_(select(_MEMBERS.c.group_key)
-                                  .where(_MEMBERS.c.user_key == old)))
-    c.execute(update(_MEMBERS).where(_MEMBERS.c.user_key == old).values(user_key=new))
+    gtab, mtab = _tables()
+    _unknown(c, gtab.c.key.in_(select(mtab.c.group_key).where(mtab.c.user_key == old)))
+    c.execute(update(mtab).where(mtab.c.user_key == old).values(user_key=new))
+
+
+_GROUP_MEMBERS = text("SELECT user_key FROM mirror_group_members WHERE group_key = :k")
+_MEMBERSHIPS = text("SELECT group_key, user_key FROM mirror_group_members WHERE user_key IN :keys"
+                    ).bindparams(bindparam("keys", expanding=True))

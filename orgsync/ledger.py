@@ -22,23 +22,25 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    DateTime,
     Engine,
     Table,
     and_,
     bindparam,
+    create_engine,
     event,
     exists,
     func,
     text,
 )
 from sqlalchemy.engine import make_url
-from sqlmodel import Session, col, create_engine, select
 
 from orgsync import ledger_faults, migrations
 from orgsync.errors import Fenced, LedgerError
@@ -56,17 +58,12 @@ from orgsync.model import Employee, department_from_fields, rename_people
 from orgsync.operations import SPECS, MirrorChange
 from orgsync.plan import Operation, OpKind
 from orgsync.state import DirectoryState, Lifecycle, MirrorDepartment, MirrorUser
-from orgsync.tables import (
-    HeldPlanRow,
-    JournalRow,
-    LeaveMarkRow,
-    MetaRow,
-    MirrorDepartmentRow,
-    MirrorUserRow,
-    NotificationRow,
-    RunRow,
-)
 from orgsync.urls import PERCENT_ENCODE, mask_url, mask_urls, userinfo_is_ambiguous
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from orgsync.tables import HeldPlanRow, JournalRow, LeaveMarkRow, NotificationRow, RunRow
 
 SCHEMA_VERSION = 1
 WRITER_KEY = "writer"
@@ -130,6 +127,8 @@ _STARTED = ("run_id", "plan_id", "op_id", "kind", "target_key", "feishu_id", "cl
 
 def _fence_holds(dialect: str) -> ColumnElement[bool]:
     """SQL that is true while a :class:`Fence` (its :meth:`Fence.params`) still holds."""
+    from orgsync.tables import MetaRow
+
     meta: Table = MetaRow.__table__  # type: ignore[attr-defined]
     claim = exists().where(meta.c.key == WRITER_KEY, meta.c.value == bindparam("fence_holder"))
     if dialect != "postgresql":
@@ -145,6 +144,10 @@ class _Statements:
     parameters so that SQLAlchemy compiles each once (see :meth:`Ledger.journal_start`)."""
 
     def __init__(self, dialect: str) -> None:
+        from sqlalchemy import select
+
+        from orgsync.tables import JournalRow, MirrorDepartmentRow, MirrorUserRow, NotificationRow
+
         journal: Table = JournalRow.__table__  # type: ignore[attr-defined]
         users: Table = MirrorUserRow.__table__  # type: ignore[attr-defined]
         depts: Table = MirrorDepartmentRow.__table__  # type: ignore[attr-defined]
@@ -210,7 +213,6 @@ class Ledger:
         try:
             self.engine: Engine = make_engine(url)
             migrations.upgrade(self.engine)
-            self._sql = _Statements(self.engine.dialect.name)
             if self.get_meta("schema_version") is None:
                 with self.engine.begin() as c:  # once, even when replicas start together
                     c.execute(text("INSERT INTO meta (key, value) VALUES ('schema_version', :v)"
@@ -225,8 +227,19 @@ class Ledger:
         """Release connections."""
         self.engine.dispose()
 
+    # A plan reads and writes the ledger by plain SQL only (get_meta, start_run, finish_run,
+    # leaver_history, has_written, plan_status, hold_plan, the mirror readers): loading
+    # SQLModel, the ORM and the table classes costs a plan process a tenth of a second.
+    # Everything else imports them when first called.
+
+    @cached_property
+    def _sql(self) -> _Statements:
+        return _Statements(self.engine.dialect.name)
+
     @contextmanager
     def _session(self) -> Iterator[Session]:
+        from sqlmodel import Session
+
         with Session(self.engine, expire_on_commit=False) as s:
             yield s
 
@@ -234,26 +247,21 @@ class Ledger:
     def start_run(self, mode: str, *, plan_id: str | None = None) -> str:
         """Record a new run; returns its id."""
         run_id = self.now().strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-        with self._session() as s:
-            s.add(RunRow(id=run_id, mode=mode, plan_id=plan_id, started_at=self.now()))
-            s.commit()
+        with self.engine.begin() as c:
+            c.execute(_START_RUN, {"id": run_id, "mode": mode, "plan_id": plan_id,
+                                   "at": self.now()})
         return run_id
 
     def finish_run(self, run_id: str, status: str, *, plan_id: str | None = None,
                    summary: Mapping[str, Any] | None = None, error: str | None = None) -> None:
         """Close a run with its outcome."""
-        with self._session() as s:
-            row = s.get(RunRow, run_id)
-            if row is None:
+        with self.engine.begin() as c:
+            if c.execute(_FINISH_RUN, {
+                    "id": run_id, "status": status, "at": self.now(), "error": error,
+                    "summary": json.dumps(dict(summary or {}), ensure_ascii=False,
+                                          sort_keys=True),
+                    "plan_id": plan_id or None}).rowcount != 1:
                 raise LedgerError(f"unknown run {run_id}")
-            row.status = status
-            row.finished_at = self.now()
-            row.summary = json.dumps(dict(summary or {}), ensure_ascii=False, sort_keys=True)
-            row.error = error
-            if plan_id:
-                row.plan_id = plan_id
-            s.add(row)
-            s.commit()
         with self.engine.begin() as c:
             seal_digests(c)
 
@@ -265,16 +273,18 @@ class Ledger:
         cancelled and failed runs, approved plans and runs older than the record
         have none, so they never move the churn guard's baseline.
         """
-        with self._session() as s:
-            stmt = (select(RunRow.summary)
-                    .where(RunRow.status.in_(("ok", "partial")))  # type: ignore[attr-defined]
-                    .where(RunRow.summary.like('%"leavers":%'))  # type: ignore[attr-defined]
-                    .order_by(RunRow.started_at.desc())  # type: ignore[attr-defined]
-                    .limit(limit))
-            return [int(json.loads(summary)["leavers"]) for summary in s.exec(stmt)]
+        with self.engine.connect() as c:
+            return [int(json.loads(summary)["leavers"]) for (summary,) in c.execute(text(
+                "SELECT summary FROM runs WHERE status IN ('ok', 'partial') "
+                "AND summary LIKE '%\"leavers\":%' ORDER BY started_at DESC LIMIT :n"),
+                {"n": limit})]
 
     def runs(self, limit: int = 20) -> list[RunRow]:
         """Most recent runs first."""
+        from sqlmodel import select
+
+        from orgsync.tables import RunRow
+
         with self._session() as s:
             stmt = select(RunRow).order_by(RunRow.started_at.desc()).limit(limit)  # type: ignore[attr-defined]
             return list(s.exec(stmt))
@@ -347,6 +357,8 @@ class Ledger:
                     self._owe_in(c, event)
     def journal_skip(self, run_id: str, plan_id: str, op: Operation, reason: str) -> None:
         """Record an operation that was not attempted (a dependency failed)."""
+        from orgsync.tables import JournalRow
+
         with self._session() as s:
             s.add(JournalRow(run_id=run_id, plan_id=plan_id, op_id=op.op_id, kind=op.kind.value,
                              target_key=op.key, feishu_id=op.feishu_id,
@@ -357,6 +369,10 @@ class Ledger:
 
     def journal(self, run_id: str | None = None) -> list[JournalRow]:
         """Journal entries in write order (of one run, or all)."""
+        from sqlmodel import select
+
+        from orgsync.tables import JournalRow
+
         with self._session() as s:
             stmt = select(JournalRow).order_by(JournalRow.id)  # type: ignore[arg-type]
             if run_id is not None:
@@ -365,6 +381,10 @@ class Ledger:
 
     def journal_of(self, key: str, limit: int = 10) -> list[JournalRow]:
         """The latest ``limit`` journal entries whose target is ``key``, newest first."""
+        from sqlmodel import select
+
+        from orgsync.tables import JournalRow
+
         with self._session() as s:
             stmt = select(JournalRow).where(JournalRow.target_key == key).order_by(
                 JournalRow.id.desc()).limit(limit)  # type: ignore[union-attr]
@@ -372,8 +392,8 @@ class Ledger:
 
     def has_written(self) -> bool:
         """True when any operation was ever journaled (orgsync wrote to this tenant before)."""
-        with self._session() as s:
-            return s.exec(select(JournalRow.id).limit(1)).first() is not None
+        with self.engine.connect() as c:
+            return c.execute(text("SELECT 1 FROM journal LIMIT 1")).first() is not None
 
     def recover_interrupted(self) -> int:
         """Mark runs left ``running`` as ``crashed`` and their open entries ``interrupted``.
@@ -382,6 +402,10 @@ class Ledger:
         journal entries were interrupted: their outcome in Feishu is unknown, and
         the next plan settles them (replayed creates, adopted ids, re-sent patches).
         """
+        from sqlmodel import select
+
+        from orgsync.tables import JournalRow, RunRow
+
         with self._session() as s:
             crashed = list(s.exec(select(RunRow).where(RunRow.status == "running")))
             for run in crashed:
@@ -404,6 +428,10 @@ class Ledger:
 
     def has_unfinished(self, kind: OpKind, key: str, *, exclude: int | None = None) -> bool:
         """True if an earlier attempt journaled ``kind`` on ``key`` but never learned its outcome."""
+        from sqlmodel import select
+
+        from orgsync.tables import JournalRow
+
         with self._session() as s:
             stmt = select(JournalRow.id).where(
                 JournalRow.kind == kind.value, JournalRow.target_key == key,
@@ -416,6 +444,10 @@ class Ledger:
 
         Called after the current attempt finished, so only earlier attempts match.
         """
+        from sqlmodel import select
+
+        from orgsync.tables import JournalRow
+
         with self._session() as s:
             stmt = select(JournalRow).where(
                 JournalRow.kind == kind.value, JournalRow.target_key == key,
@@ -488,6 +520,8 @@ class Ledger:
     def _rekey_in_mirror(self, c: Connection, op: Operation, now: datetime) -> None:
         """Move ``previous_key``'s mirror row to ``op.key`` (with its new Feishu id), and
         every manager or leader reference to it along."""
+        from orgsync.tables import MirrorDepartmentRow, MirrorUserRow
+
         assert op.mirror is not None
         old, new = str(op.mirror["previous_key"]), op.key
         users: Table = MirrorUserRow.__table__  # type: ignore[attr-defined]
@@ -516,6 +550,8 @@ class Ledger:
         """Move ``previous_key``'s department row to ``op.key`` (its Feishu id stays), merge
         the operation's other mirror fields, and make sub-departments' parent and members'
         department keys follow."""
+        from orgsync.tables import MirrorDepartmentRow, MirrorUserRow
+
         assert op.mirror is not None
         old, new = str(op.mirror["previous_key"]), op.key
         users: Table = MirrorUserRow.__table__  # type: ignore[attr-defined]
@@ -655,6 +691,10 @@ class Ledger:
 
     def mirrored_key(self, *, email: str) -> str | None:
         """The key of the mirrored user whose stored email is ``email`` (any case)."""
+        from sqlalchemy import select
+
+        from orgsync.tables import MirrorUserRow
+
         quoted = json.dumps(email.lower(), ensure_ascii=False)[1:-1]
         needle = "%" + quoted.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
         users: Table = MirrorUserRow.__table__  # type: ignore[attr-defined]
@@ -686,6 +726,8 @@ class Ledger:
 
     def replace_mirror(self, state: DirectoryState) -> None:
         """Rebuild the mirror from ``state`` (after a full resync read Feishu)."""
+        from orgsync.tables import MirrorDepartmentRow, MirrorUserRow
+
         now = self.now()
         with self._session() as s:
             s.exec(text("DELETE FROM mirror_departments"))  # type: ignore[call-overload]
@@ -709,18 +751,16 @@ class Ledger:
         A plan that was approved and applied, and comes back (some of its writes
         failed), is held again: an approval releases one apply, not every later one.
         """
-        with self._session() as s:
-            row = s.get(HeldPlanRow, plan_id)
-            if row is None:
-                s.add(HeldPlanRow(plan_id=plan_id, checksum=checksum,
-                                  reasons=json.dumps(reasons, ensure_ascii=False),
-                                  summary=json.dumps(dict(summary)), created_at=self.now()))
-                s.commit()
-            elif row.status in ("applied", "discarded"):
-                row.status, row.approved_at, row.approved_by = "held", None, None
-                row.reasons = json.dumps(reasons, ensure_ascii=False)
-                s.add(row)
-                s.commit()
+        text_ = json.dumps(reasons, ensure_ascii=False)
+        with self.engine.begin() as c:
+            status = c.execute(_PLAN_STATUS, {"p": plan_id}).scalar_one_or_none()
+            if status is None:
+                c.execute(_HOLD_PLAN, {"p": plan_id, "checksum": checksum, "reasons": text_,
+                                       "summary": json.dumps(dict(summary)), "at": self.now()})
+            elif status in ("applied", "discarded"):
+                c.execute(text("UPDATE held_plans SET status = 'held', approved_at = NULL, "
+                               "approved_by = NULL, reasons = :reasons WHERE plan_id = :p"),
+                          {"p": plan_id, "reasons": text_})
 
     def approve_plan(self, plan_id: str, *, by: str | None = None) -> bool:
         """Mark a held plan approved (by ``by``, now); False when no plan with that id was held."""
@@ -733,6 +773,8 @@ class Ledger:
 
     def _decide(self, plan_id: str, status: str, by: str | None, *,
                 only_held: bool = False) -> bool:
+        from orgsync.tables import HeldPlanRow
+
         with self._session() as s:
             row = s.get(HeldPlanRow, plan_id)
             if row is None or (only_held and row.status != "held"):
@@ -745,14 +787,18 @@ class Ledger:
     def plan_status(self, plan_id: str) -> str | None:
         """``held``, ``approved``, ``applied`` or ``discarded`` for a plan that was held;
         else None."""
-        with self._session() as s:
-            row = s.get(HeldPlanRow, plan_id)
-            return row.status if row else None
+        with self.engine.connect() as c:
+            status = c.execute(_PLAN_STATUS, {"p": plan_id}).scalar_one_or_none()
+            return None if status is None else str(status)
 
     def decisions(self, plan_ids: Sequence[str]) -> dict[str, HeldPlanRow]:
         """The held-plan rows of ``plan_ids`` (those that were ever held), by plan id."""
         if not plan_ids:
             return {}
+        from sqlmodel import select
+
+        from orgsync.tables import HeldPlanRow
+
         with self._session() as s:
             stmt = select(HeldPlanRow).where(
                 HeldPlanRow.plan_id.in_(sorted(set(plan_ids))))  # type: ignore[attr-defined]
@@ -760,6 +806,8 @@ class Ledger:
 
     def mark_plan_applied(self, plan_id: str) -> None:
         """Record that an approved plan was applied (it cannot be released twice)."""
+        from orgsync.tables import HeldPlanRow
+
         with self._session() as s:
             row = s.get(HeldPlanRow, plan_id)
             if row is not None:
@@ -769,6 +817,10 @@ class Ledger:
 
     def held_plans(self) -> list[HeldPlanRow]:
         """Plans still waiting for approval, newest first."""
+        from sqlmodel import select
+
+        from orgsync.tables import HeldPlanRow
+
         with self._session() as s:
             stmt = select(HeldPlanRow).where(HeldPlanRow.status == "held").order_by(
                 HeldPlanRow.created_at.desc())  # type: ignore[attr-defined]
@@ -776,6 +828,8 @@ class Ledger:
 
     # --------------------------------------------------------- notifications
     def _owe(self, s: Session, event: str) -> NotificationRow:
+        from orgsync.tables import NotificationRow
+
         row = s.get(NotificationRow, event)
         if row is None:
             row = NotificationRow(**_owed(event, self.now()))
@@ -789,11 +843,17 @@ class Ledger:
 
     def leave_mark(self, key: str) -> LeaveMarkRow | None:
         """The leave ledger's row for mark ``key`` (see :mod:`orgsync.leave_sync`)."""
+        from orgsync.tables import LeaveMarkRow
+
         with self._session() as s:
             return s.get(LeaveMarkRow, key)
 
     def leave_marks_of(self, employee_id: str) -> list[LeaveMarkRow]:
         """The leave ledger's rows for one person, earliest first."""
+        from sqlmodel import col, select
+
+        from orgsync.tables import LeaveMarkRow
+
         with self._session() as s:
             return list(s.exec(select(LeaveMarkRow).where(
                 LeaveMarkRow.employee_id == employee_id).order_by(
@@ -803,6 +863,10 @@ class Ledger:
         """Record ``event`` pending in ``s`` (the caller's transaction) unless a notification
         whose event starts with ``prefix`` exists: one message per occurrence, whatever
         details its key carries."""
+        from sqlmodel import col, select
+
+        from orgsync.tables import NotificationRow
+
         if s.exec(select(NotificationRow.event).where(
                 col(NotificationRow.event).startswith(prefix, autoescape=True))).first() is None:
             self._owe(s, event)
@@ -819,6 +883,10 @@ class Ledger:
                       ) -> list[NotificationRow]:
         """Notifications (with ``status``, or one of several, of ``kinds``, about
         ``target``), oldest first."""
+        from sqlmodel import select
+
+        from orgsync.tables import NotificationRow
+
         with self._session() as s:
             stmt = select(NotificationRow).order_by(
                 NotificationRow.created_at, NotificationRow.event)  # type: ignore[arg-type]
@@ -862,6 +930,8 @@ class Ledger:
 
     @staticmethod
     def _notification(s: Session, event: str) -> NotificationRow:
+        from orgsync.tables import NotificationRow
+
         row = s.get(NotificationRow, event)
         if row is None:
             raise LedgerError(f"unknown notification {event}")
@@ -870,23 +940,41 @@ class Ledger:
     # ------------------------------------------------------------------ meta
     def get_meta(self, key: str) -> str | None:
         """A meta value, or None."""
-        with self._session() as s:
-            row = s.get(MetaRow, key)
-            return row.value if row else None
+        with self.engine.connect() as c:
+            value = c.execute(text("SELECT value FROM meta WHERE key = :k"),
+                              {"k": key}).scalar_one_or_none()
+            return None if value is None else str(value)
 
     def set_meta(self, key: str, value: str) -> None:
         """Set a meta value."""
+        from orgsync.tables import MetaRow
+
         with self._session() as s:
             s.merge(MetaRow(key=key, value=value))
             s.commit()
 
     def swap_meta(self, key: str, expected: str, value: str) -> bool:
         """Set a meta value only if it is still ``expected``; True when it was."""
+        from orgsync.tables import MetaRow
+
         meta: Table = MetaRow.__table__  # type: ignore[attr-defined]
         with self.engine.begin() as c:
             return c.execute(meta.update().where(meta.c.key == key, meta.c.value == expected),
                              {"value": value}).rowcount == 1
 
+
+_START_RUN = text("INSERT INTO runs (id, mode, status, plan_id, started_at, summary) "
+                  "VALUES (:id, :mode, 'running', :plan_id, :at, '{}')").bindparams(
+    bindparam("at", type_=DateTime()))
+_FINISH_RUN = text("UPDATE runs SET status = :status, finished_at = :at, summary = :summary, "
+                   "error = :error, plan_id = COALESCE(:plan_id, plan_id) WHERE id = :id"
+                   ).bindparams(bindparam("at", type_=DateTime()))
+_PLAN_STATUS = text("SELECT status FROM held_plans WHERE plan_id = :p")
+_HOLD_PLAN = text("INSERT INTO held_plans (plan_id, checksum, reasons, summary, status, created_at)"
+                  " VALUES (:p, :checksum, :reasons, :summary, 'held', :at)").bindparams(
+    bindparam("at", type_=DateTime()))
+"""The plain-SQL statements of a plan's ledger writes (columns typed as in
+:mod:`orgsync.tables`: the datetimes are stored as the ORM stores them)."""
 
 _FENCED = ("this run lost the ledger's writer lock (another run took it over, or the lock's "
            "database session ended); it stopped before its next Feishu write. The next run "
@@ -939,6 +1027,8 @@ def _naming(c: Connection, table: Table, key: str) -> list[tuple[str, dict[str, 
 
     Stored fields are JSON text: only rows naming the key can refer to it.
     """
+    from sqlalchemy import select
+
     quoted = json.dumps(key, ensure_ascii=False)
     needle = "%" + quoted.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
     return [(k, json.loads(f)) for k, f in c.execute(select(table.c.key, table.c.fields).where(

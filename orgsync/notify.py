@@ -74,7 +74,7 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import quote, unquote
 
 import structlog
@@ -86,9 +86,11 @@ from orgsync.ledger import Ledger, event_kind_target
 from orgsync.operations import Departure, Messages, kinds
 from orgsync.plan import FieldChange, Operation, Plan
 from orgsync.state import DirectoryState, Lifecycle, MirrorUser
-from orgsync.tables import NotificationRow
 from orgsync.takeover import feishu_only_text
 from orgsync.templates import Template
+
+if TYPE_CHECKING:
+    from orgsync.tables import NotificationRow
 
 log = structlog.get_logger("orgsync.notify")
 

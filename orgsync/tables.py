@@ -4,6 +4,10 @@ leave marks.
 Their own module so that both :mod:`orgsync.ledger` (which reads and writes them) and
 :mod:`orgsync.migrations` (which compares them with the schema) import them without
 importing each other. A change here needs a migration (see :mod:`orgsync.migrations`).
+
+A plan process never imports this module (nor SQLModel): the statements a plan runs are
+plain SQL naming these tables' columns (in :mod:`orgsync.ledger` and
+:mod:`orgsync.group_mirror`), so renaming a column means changing them too.
 """
 
 from __future__ import annotations

@@ -18,8 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from orgsync.errors import EXIT_CONFIG, EXIT_ERROR, EXIT_OK
-from orgsync.model import Snapshot
+from orgsync.errors import EXIT_CONFIG, EXIT_ERROR, EXIT_HELD, EXIT_OK
+from orgsync.ledger import Ledger
+from orgsync.model import Snapshot, Status
 from orgsync.sandbox import SandboxServer
 from orgsync.synth import write_csv
 from tests.browser import chromium
@@ -83,6 +84,65 @@ def test_summary_and_filters(conf: Path, sandbox: SandboxServer) -> None:
     done = orgsync(conf, sandbox, "plan", "--kind", "department.create", "--department", "研发中心")
     listed = sorted(m.split()[1] for m in OP_LINE.findall(done.stdout))
     assert listed == ["D0001", "D0003", "D0004"]  # 研发中心 and its subtree
+
+
+ORM = ("sqlmodel", "sqlalchemy.orm", "orgsync.tables")
+
+
+def test_a_plan_process_never_loads_the_orm(sandbox: SandboxServer, tmp_path: Path) -> None:
+    """``orgsync plan`` (with groups, a change, then a held plan) imports neither SQLModel,
+    ``sqlalchemy.orm`` nor the table classes; the runs and the held plan it records read
+    back through the ORM as before."""
+    sandbox.configure(rate_scale=10.0)
+    write_csv(ORG, tmp_path / "src")
+    conf = tmp_path / "orgsync.yaml"
+    conf.write_text(json.dumps({
+        "version": 1,
+        "feishu": {"base_url": sandbox.base_url, "app_id": sandbox.config.app_id,
+                   "app_secret": "${CLI_TEST_SECRET}", "rate_scale": 10.0},
+        "source": {"type": "csv", "departments": "src/departments.csv",
+                   "employees": "src/employees.csv"},
+        "ledger": {"url": "sqlite:///ledger.db"},
+        "logging": {"level": "warning"},
+        "safety": {"max_user_removals": 0},
+        "groups": {"define": {"bj": {"name": "北京", "members": {"city": "北京"}}}},
+    }), encoding="utf-8")
+    assert orgsync(conf, sandbox, "apply", "--yes").returncode == EXIT_OK
+
+    def plan() -> tuple[int, str, list[str]]:
+        done = subprocess.run([sys.executable, "-X", "importtime", ORGSYNC, "plan", "-c",
+                               str(conf)], capture_output=True, text=True,
+                              env=env_for(sandbox), timeout=180, check=False)
+        imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()
+                    if line.startswith("import time:")]
+        assert "orgsync.runner" in imported, done.stderr[-2000:]
+        return done.returncode, done.stdout, [m for m in imported if m.startswith(ORM)]
+
+    people = list(ORG.employees.values())
+    mover = next(e for e in people if e.city != "北京")
+    leaver = next(e for e in people if e.city == "北京" and e.manager_key)
+    moved = [replace(e, city="北京") if e is mover else e for e in people]
+    write_csv(Snapshot.of(ORG.departments.values(), moved), tmp_path / "src")
+    code, out, orm = plan()
+    assert (code, orm) == (EXIT_OK, []), out
+    assert f"(adds 1 of 1 (12 now): {mover.name})" in out  # the group gains the mover
+    write_csv(Snapshot.of(ORG.departments.values(), [
+        replace(e, status=Status.TERMINATED) if e is leaver else e for e in moved]),
+        tmp_path / "src")
+    code, out, orm = plan()
+    assert (code, orm) == (EXIT_HELD, [])
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    try:
+        runs = ledger.runs(limit=3)
+        assert [(r.mode, r.status) for r in runs] == [("plan", "held"), ("plan", "ok"),
+                                                       ("apply", "ok")]
+        assert all(r.finished_at is not None and r.finished_at >= r.started_at for r in runs)
+        held = ledger.held_plans()
+        assert [h.plan_id for h in held] == [runs[0].plan_id]
+        assert held[0].plan_id in out
+        assert ledger.plan_status(held[0].plan_id) == "held"
+    finally:
+        ledger.close()
 
 
 def test_html_report_opens_in_a_browser_and_filters(conf: Path, sandbox: SandboxServer,
