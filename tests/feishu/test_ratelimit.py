@@ -116,17 +116,11 @@ class TestWindows:
         # the second call comes 0.04 s after it was due (0.16)
         assert _two_calls_after(0.2) == pytest.approx([0.2, 0.32])
 
-    def test_a_call_late_by_half_a_gap_or_more_keeps_the_next_half_a_gap_away(self) -> None:
-        """Admitted 0.1 s after its due time (over half the 0.16 s gap, under a whole one),
-        a call keeps as much of the grid as leaves half a gap before the next: 0.34, not
-        the grid's 0.32 (two calls in quick succession drew 429s from the sandbox at 500/s)
-        nor one gap later, 0.42 (that made the spacing the limit on a busy event loop)."""
-        assert _two_calls_after(0.26) == pytest.approx([0.26, 0.34])
-
-    def test_a_call_late_by_a_gap_or_more_restarts_the_grid(self) -> None:
-        """Admitted 0.24 s after its due time (over the 0.16 s gap), a call restarts the
-        grid: the next is due one gap after this one."""
-        assert _two_calls_after(0.4) == pytest.approx([0.4, 0.56])
+    def test_a_call_late_by_half_a_gap_or_more_restarts_the_grid(self) -> None:
+        """Admitted 0.1 s after its due time (over half the 0.16 s gap), a call does not
+        let the next catch up (two calls in quick succession drew 429s from the sandbox at
+        500/s): the next is due one gap after this one."""
+        assert _two_calls_after(0.26) == pytest.approx([0.26, 0.42])
 
     def test_both_windows_are_enforced_independently(self) -> None:
         """A per-second and a per-10-second window each bind in turn."""
