@@ -121,7 +121,8 @@ class TestRoundTrips:
         assert [u["user_id"] for u in out["created"]] == ["E0", "E1", "E2", "E3", "E4"]
         assert (out["patched"]["name"], out["patched"]["department_ids"]) == ("Renamed", ["D2"])
         assert sorted(out["members"]) == ["E1", "E2", "E3", "E4"]
-        assert [e.get("user_id") for e in out["ids"]] == ["E1", None, "E2"]
+        # the address nobody holds gives no entry (the client drops misses as they come)
+        assert [e.get("user_id") for e in out["ids"]] == ["E1", "E2"]
         assert out["resigned"]["status"]["is_resigned"] is True
         assert out["back"]["status"]["is_resigned"] is False
         assert out["back"]["department_ids"] == ["D2"]
