@@ -14,6 +14,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -33,6 +34,12 @@ OP_LINE = re.compile(r"^    [-+~>!*] [DE]\d{4,5} ", re.MULTILINE)
 
 @pytest.fixture(name="conf")
 def _conf(sandbox: SandboxServer, tmp_path: Path) -> Path:
+    return _config(sandbox, tmp_path)
+
+
+def _config(sandbox: SandboxServer, tmp_path: Path, **extra: Any) -> Path:
+    """ORG as CSV in ``tmp_path`` and a config for it against ``sandbox`` (at rate_scale
+    10), with ``extra`` top-level sections."""
     sandbox.configure(rate_scale=10.0)
     write_csv(ORG, tmp_path / "src")
     path = tmp_path / "orgsync.yaml"
@@ -44,6 +51,7 @@ def _conf(sandbox: SandboxServer, tmp_path: Path) -> Path:
                    "employees": "src/employees.csv"},
         "ledger": {"url": "sqlite:///ledger.db"},
         "logging": {"level": "warning"},
+        **extra,
     }), encoding="utf-8")
     return path
 
@@ -93,20 +101,8 @@ def test_a_plan_process_never_loads_the_orm(sandbox: SandboxServer, tmp_path: Pa
     """``orgsync plan`` (with groups, a change, then a held plan) imports neither SQLModel,
     ``sqlalchemy.orm`` nor the table classes; the runs and the held plan it records read
     back through the ORM as before."""
-    sandbox.configure(rate_scale=10.0)
-    write_csv(ORG, tmp_path / "src")
-    conf = tmp_path / "orgsync.yaml"
-    conf.write_text(json.dumps({
-        "version": 1,
-        "feishu": {"base_url": sandbox.base_url, "app_id": sandbox.config.app_id,
-                   "app_secret": "${CLI_TEST_SECRET}", "rate_scale": 10.0},
-        "source": {"type": "csv", "departments": "src/departments.csv",
-                   "employees": "src/employees.csv"},
-        "ledger": {"url": "sqlite:///ledger.db"},
-        "logging": {"level": "warning"},
-        "safety": {"max_user_removals": 0},
-        "groups": {"define": {"bj": {"name": "北京", "members": {"city": "北京"}}}},
-    }), encoding="utf-8")
+    conf = _config(sandbox, tmp_path, safety={"max_user_removals": 0},
+                   groups={"define": {"bj": {"name": "北京", "members": {"city": "北京"}}}})
     assert orgsync(conf, sandbox, "apply", "--yes").returncode == EXIT_OK
 
     def plan() -> tuple[int, str, list[str]]:

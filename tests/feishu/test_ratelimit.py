@@ -79,36 +79,12 @@ class TestWindows:
 
     def test_sent_moves_the_charge_to_the_real_send_time(self) -> None:
         """A request that left 0.3 s after admission frees its slot 0.3 s later."""
-        clock = VirtualClock()
-        limiter = _limiter(clock)
-        bucket = (Bucket("e", Limit(1, 2.0)),)
-        start = clock.now()
-
-        async def main() -> float:
-            permit = await limiter.acquire(bucket)
-            clock.t += 0.3
-            permit.sent()
-            await limiter.acquire(bucket)
-            return round(clock.now() - start, 9)
-
-        assert asyncio.run(clock.run(main())) == pytest.approx(2.3 + M)
+        assert _next_after_a_late_send(Limit(1, 2.0), 0.3) == pytest.approx(2.3 + M)
 
     def test_the_pacing_gap_runs_from_the_last_admission(self) -> None:
         """A request that left 0.1 s after its admission does not push the next one back:
         the gap (0.8 × period / count) runs from the admission; the count, from the send."""
-        clock = VirtualClock()
-        limiter = _limiter(clock)
-        bucket = (Bucket("e", Limit(5, 1.0)),)
-        start = clock.now()
-
-        async def main() -> float:
-            permit = await limiter.acquire(bucket)
-            clock.t += 0.1
-            permit.sent()
-            await limiter.acquire(bucket)
-            return round(clock.now() - start, 9)
-
-        assert asyncio.run(clock.run(main())) == pytest.approx(0.16)
+        assert _next_after_a_late_send(Limit(5, 1.0), 0.1) == pytest.approx(0.16)
 
     def test_a_late_admission_does_not_push_the_next_one_back(self) -> None:
         """Admitted 0.04 s after its due time (a late wake-up), a call keeps the grid: the
@@ -239,6 +215,24 @@ class TestFairnessAndExtras:
                     (await limiter.acquire(bucket)).waited]
 
         assert [round(w, 9) for w in asyncio.run(clock.run(main()))] == [0.0, 1 + M]
+
+
+def _next_after_a_late_send(limit: Limit, lag: float) -> float:
+    """When a second call is admitted, the first having gone on the wire ``lag`` after its
+    admission."""
+    clock = VirtualClock()
+    limiter = _limiter(clock)
+    bucket = (Bucket("e", limit),)
+    start = clock.now()
+
+    async def main() -> float:
+        permit = await limiter.acquire(bucket)
+        clock.t += lag
+        permit.sent()
+        await limiter.acquire(bucket)
+        return round(clock.now() - start, 9)
+
+    return asyncio.run(clock.run(main()))
 
 
 def _two_calls_after(pause: float) -> list[float]:
