@@ -63,6 +63,11 @@ KeyOpt = Annotated[list[str] | None, typer.Option(
     "--key", help="List only operations on this department or employee key; repeatable.")]
 T = TypeVar("T")
 
+#: Run outcomes a command leaves for :func:`main`'s ``os._exit`` to drop with the process:
+#: dropping one when the command returns frees its source and mirror record by record,
+#: 0.05 s of a 100k-person plan for nothing (``orgsync.bench`` times it end to end).
+_LEFT_TO_EXIT: list[object] = []
+
 
 def _guard(fn: Callable[[], T]) -> T:
     """Run ``fn``; turn an OrgsyncError into its message and exit code."""
@@ -251,6 +256,7 @@ def plan(
         with _opened(config) as (cfg, ledger):
             outcome = asyncio.run(run_once(cfg, ledger, apply=False, show=show,
                                            accept_shrink=accept_shrink))
+            _LEFT_TO_EXIT.append(outcome)
         return EXIT_CHANGES if detailed_exitcode and not outcome.plan.empty else EXIT_OK
 
     name = _guard(lambda: render.check_format(fmt))
@@ -384,6 +390,7 @@ def _apply(config: Path, *, yes: bool, accept_shrink: bool, approve: str | None 
                                                confirm=confirm, progress=bar.advance,
                                                accept_shrink=accept_shrink, approve=approval,
                                                only=only))
+                _LEFT_TO_EXIT.append(outcome)
             finally:
                 bar.stop()
         if outcome.selection is not None and only is not None:
@@ -418,6 +425,7 @@ def check(config: ConfigOpt = Path("orgsync.yaml")) -> None:
     def go() -> int:
         with _opened(config) as (cfg, ledger):
             outcome = asyncio.run(run_once(cfg, ledger, apply=False, full=True))
+            _LEFT_TO_EXIT.append(outcome)
         out.file.flush()
         render.render(outcome.plan, "text", sys.stdout)
         return EXIT_OK if outcome.plan.empty else EXIT_ERROR
@@ -709,6 +717,7 @@ def resync(
                     outcome = asyncio.run(run_once(cfg, ledger, apply=True, full=True,
                                                    show=_shower(Filters(), yes=yes),
                                                    confirm=confirm, progress=bar.advance))
+                    _LEFT_TO_EXIT.append(outcome)
             finally:
                 bar.stop()
         return _reported(outcome)

@@ -110,6 +110,9 @@ class RunOutcome:
     stats: ClientStats | None = None  # the run's Feishu client's counters, when it applied
     notified: notify.NotifyResult | None = None  # messages sent after apply (notify enabled)
     selection: Selection | None = None  # ``only``: what of the full plan this run applies
+    #: The state and validated source the plan was computed against (10⁵ records at
+    #: 100k people: a caller that keeps the outcome keeps them).
+    planned: Planned | None = None
 
     @property
     def exit_code(self) -> int:
@@ -670,7 +673,7 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
             plan, planned.state, config.safety,
             ledger.leaver_history(config.safety.churn_window)),
             *group_gauges(plan, config.groups, config.safety)))
-        outcome = RunOutcome(run_id, plan, selection=selection)
+        outcome = RunOutcome(run_id, plan, selection=selection, planned=planned)
         if show is not None:
             show(plan)
         reasons = violations(plan.guards)
