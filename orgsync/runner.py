@@ -22,7 +22,7 @@ import gc
 import json
 from collections.abc import Callable, Collection, Mapping
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -111,8 +111,9 @@ class RunOutcome:
     notified: notify.NotifyResult | None = None  # messages sent after apply (notify enabled)
     selection: Selection | None = None  # ``only``: what of the full plan this run applies
     #: The state and validated source the plan was computed against (10⁵ records at
-    #: 100k people: a caller that keeps the outcome keeps them).
-    planned: Planned | None = None
+    #: 100k people: a caller that keeps the outcome keeps them). Out of the repr, which
+    #: asyncio formats when it compares SIGINT handlers (see ``Plan.__repr__``).
+    planned: Planned | None = field(default=None, repr=False)
 
     @property
     def exit_code(self) -> int:
