@@ -92,6 +92,13 @@ def load_members(c: Connection, key: str) -> set[str]:
     return {row[0] for row in c.execute(_GROUP_MEMBERS, {"k": key})}
 
 
+def sizes(c: Connection, keys: Sequence[str]) -> dict[str, int]:
+    """Group key → its number of members as applied, of the managed groups ``keys``."""
+    if not keys:
+        return {}
+    return {str(k): int(n) for k, n in c.execute(_SIZES, {"keys": list(keys)})}
+
+
 def memberships(c: Connection, people: Iterable[str]) -> dict[str, set[str]]:
     """Group key → those of ``people`` it holds (a plan's changed people: one indexed read
     instead of every changed group's whole member list)."""
@@ -178,5 +185,7 @@ def rekey_member(c: Connection, old: str, new: str) -> None:
 
 
 _GROUP_MEMBERS = text("SELECT user_key FROM mirror_group_members WHERE group_key = :k")
+_SIZES = text("SELECT group_key, COUNT(*) FROM mirror_group_members WHERE group_key IN :keys "
+              "GROUP BY group_key").bindparams(bindparam("keys", expanding=True))
 _MEMBERSHIPS = text("SELECT group_key, user_key FROM mirror_group_members WHERE user_key IN :keys"
                     ).bindparams(bindparam("keys", expanding=True))

@@ -15,16 +15,26 @@ Feishu is read only when a group is about to be created (one paged list of group
 members of a group adopted), like departments. The mirror's member table is read only for a
 group whose computed members' digest differs from the one applied, or that is dropped: an
 unchanged group costs a digest.
+
+A group the last apply left in step (:data:`IN_STEP`: every operation of that apply done,
+nothing deferred, the same rule and department tree now) whose rule is
+:attr:`~orgsync.groups.GroupSpec.local` is evaluated on the people whose verdict can have
+changed since (:meth:`_Changed.of`) alone: its other members are as that apply left them.
+An apply forgets the record before its first write, so a crash, a failed write or a
+staged rollout leaves every group to the whole evaluation above.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from itertools import compress, filterfalse, repeat
 from operator import attrgetter, is_not
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orgsync.config import Config, SafetyConfig
 from orgsync.feishu import FeishuClient
@@ -32,17 +42,23 @@ from orgsync.feishu.endpoints import GROUP_MEMBER_BATCH
 from orgsync.group_mirror import MirrorGroup, sorted_digest
 from orgsync.groups import MAX_GROUP_MEMBERS, MAX_GROUPS, GroupsConfig, GroupSpec, Population, evaluate
 from orgsync.ledger import Ledger
-from orgsync.model import Snapshot, Status
+from orgsync.model import Department, Snapshot, Status
 from orgsync.plan import FieldChange, Operation, OpKind, Plan, op_id, topological
 from orgsync.safety import Gauge
 from orgsync.source import Issue, SourceData
 from orgsync.state import DirectoryState, Lifecycle
+
+if TYPE_CHECKING:
+    from orgsync.executor import ApplyResult
 
 #: Operations that make a person exist (again) in Feishu: members wait for them.
 _ARRIVING = (OpKind.USER_CREATE, OpKind.USER_ADOPT, OpKind.USER_RESURRECT, OpKind.USER_UNFREEZE,
              OpKind.USER_REKEY)
 _LEAVING = (OpKind.USER_FREEZE, OpKind.USER_DELETE)
 _NAMES_SHOWN = 20
+IN_STEP = "groups.in_step"
+"""The ledger's meta key for the groups the last apply left in step with their rules
+(:func:`settled`)."""
 _STATUS = attrgetter("status")
 _LIFECYCLE = attrgetter("lifecycle")
 
@@ -69,6 +85,12 @@ class _People:
             return self.now[key]
         u = self.state.users.get(key)
         return u.feishu_id if u is not None and u.lifecycle is Lifecycle.ACTIVE else None
+
+    def can_join(self, key: str, held: AbstractSet[str]) -> bool:
+        """Whether ``key`` is among :meth:`eligible`'s people (one person's test)."""
+        e = self.snapshot.employees.get(key)
+        return e is not None and e.status is Status.ACTIVE and key not in held \
+            and bool(self.user_id(key))
 
     def known_id(self, key: str) -> str | None:
         """Any managed person's Feishu user id (for removals: frozen and leaving ones too)."""
@@ -139,11 +161,11 @@ async def plan_groups(config: Config, ledger: Ledger, client: FeishuClient, data
         return plan
     people = _people(data, state, plan)
     held = data.held_employees
-    population = Population(data.snapshot.employees, data.snapshot.departments, data.groups,
-                            keys=people.eligible(held))
     builder = _Builder(people, mirror)
+    changed = _Changed.of(ledger, data, state, plan, people) if mirror and not full else None
+    quick = _in_step(ledger, cfg, data, people, changed, mirror) if changed else {}
+    population: Population | None = None
     feishu: list[dict[str, Any]] | None = None
-    changed: _Changed | None = None
     for spec in cfg.define:
         unread = [n for n in spec.source_groups if not data.groups.get(n)]
         if unread:
@@ -151,10 +173,16 @@ async def plan_groups(config: Config, ledger: Ledger, client: FeishuClient, data
                                 f"a failed read, not 'remove everyone'; the group is left as "
                                 f"it is")
             continue
+        if spec.key in quick:
+            builder.rename(spec)
+            builder.members(spec, *quick[spec.key])
+            continue
+        if population is None:  # the whole evaluation: only for a group that needs it
+            population = Population(data.snapshot.employees, data.snapshot.departments,
+                                    data.groups, keys=people.eligible(held))
         ids = spec.rule(population)
-        if not full and spec.key in mirror and len(ids) <= MAX_GROUP_MEMBERS:
-            changed = changed or _Changed.of(ledger, population, data, state, plan, people)
-            near = changed.members(spec.key, ids, mirror[spec.key].digest, held)
+        if changed is not None and spec.key in mirror and len(ids) <= MAX_GROUP_MEMBERS:
+            near = changed.members(population, spec.key, ids, mirror[spec.key].digest, held)
             if near is not None:  # the members as applied, and what changes
                 builder.rename(spec)
                 builder.members(spec, *near)
@@ -193,45 +221,137 @@ async def plan_groups(config: Config, ledger: Ledger, client: FeishuClient, data
                                        key=lambda i: i.sort_key())))
 
 
+def _in_step(ledger: Ledger, cfg: GroupsConfig, data: SourceData, people: _People,
+             changed: _Changed, mirror: Mapping[str, MirrorGroup]
+             ) -> dict[str, tuple[set[str], set[str], int]]:
+    """(adds, removes, members as applied) of each group evaluated on the changed people
+    alone: the :attr:`~orgsync.groups.GroupSpec.local` groups the last apply left in step
+    (:data:`IN_STEP`) with the rule they have now, the department tree being the same."""
+    steady = in_step(ledger, data.snapshot.departments)
+    specs = [s for s in cfg.define if s.local and s.key in mirror and s.key in steady
+             and steady[s.key][0] == s.source]
+    if not specs:
+        return {}
+    held = data.held_employees
+    snap = data.snapshot
+    employees = snap.employees
+
+    def bosses() -> set[str]:
+        # Those of the changed people someone who can be a member reports to: one pass.
+        mine, found = set(few.keys), set()
+        for k, e in employees.items():
+            if (m := e.manager_key) in mine and m not in found and people.can_join(k, held):
+                found.add(m)
+        return found
+    few = Population(employees, snap.departments, data.groups,
+                     keys=[k for k in changed.keys if people.can_join(k, held)],
+                     manager_keys=bosses)
+    out: dict[str, tuple[set[str], set[str], int]] = {}
+    for s in specs:
+        adds, removes = changed.edits(s.key, few.keys_of(s.rule(few)), held)
+        of = steady[s.key][1]
+        if of - len(removes) + len(adds) <= MAX_GROUP_MEMBERS:  # else: evaluated whole
+            out[s.key] = (adds, removes, of)
+    return out
+
+
+def tree_digest(departments: Mapping[str, Department]) -> str:
+    """A digest of the department tree: each department's key and parent's key."""
+    pairs = sorted((k, d.parent_key or "") for k, d in departments.items())
+    return hashlib.sha256(json.dumps(pairs, ensure_ascii=False).encode()).hexdigest()
+
+
+def in_step(ledger: Ledger, departments: Mapping[str, Department]) -> dict[str, tuple[str, int]]:
+    """Group key → (its rule as written, its members as applied) of the groups the last
+    apply left in step with that rule (:func:`settled`), if it ran on this department tree;
+    else nothing."""
+    raw = ledger.get_meta(IN_STEP)
+    try:
+        record = json.loads(raw) if raw else {}
+        if not isinstance(record, dict) or record.get("tree") != tree_digest(departments):
+            return {}
+        return {str(k): (str(rule), int(size)) for k, (rule, size) in record["groups"].items()}
+    except (ValueError, TypeError, KeyError, AttributeError):  # not a record orgsync wrote
+        return {}
+
+
+def settled(ledger: Ledger, config: Config, plan: Plan, result: ApplyResult | None,
+            departments: Mapping[str, Department]) -> str:
+    """The :data:`IN_STEP` record an apply of ``plan`` leaves (``result``: what it did):
+    every configured group the plan raised no issue about, with its rule as written, its
+    members as applied, and the department tree — or none at all unless every operation
+    was done and nothing was deferred (a person's record not applied may have moved their
+    groups already)."""
+    done = {r.op.op_id for r in result.results if r.ok} if result is not None else set()
+    if plan.deferred or any(op.op_id not in done for op in plan.operations):
+        return ""
+    issues = {i.key for i in plan.issues if i.entity == "group"}
+    specs = [s for s in config.groups.define if s.key not in issues]
+    return in_step_record(departments, specs, ledger.group_sizes([s.key for s in specs]))
+
+
+def in_step_record(departments: Mapping[str, Department], specs: Iterable[GroupSpec],
+                   sizes: Mapping[str, int]) -> str:
+    """The :data:`IN_STEP` record of ``specs`` in step on the tree of ``departments``, with
+    ``sizes`` members as applied (by group key; none when absent)."""
+    return json.dumps({"tree": tree_digest(departments),
+                       "groups": {s.key: [s.source, sizes.get(s.key, 0)] for s in specs}},
+                      ensure_ascii=False, sort_keys=True)
+
+
 @dataclass(slots=True)
 class _Changed:
-    """The people whose memberships this plan may change, with their memberships as applied:
-    a group whose digest differs is first taken to differ in them only, which its digest
-    confirms (or the group's whole member list is read)."""
+    """The people whose memberships may have changed since the last apply, with their
+    memberships as applied: a group whose digest differs is first taken to differ in them
+    only, which its digest confirms (or the group's whole member list is read); a group in
+    step (:func:`_in_step`) is evaluated on them alone."""
 
     keys: set[str]
-    ids: frozenset[int]
     applied: dict[str, set[str]]
-    population: Population
     rekeyed: dict[str, str]
+    ids: frozenset[int] | None = None
+    """:attr:`keys` in the whole population (:meth:`members` numbers them once)."""
     digested: dict[tuple[frozenset[int], frozenset[str], frozenset[str]], tuple[str, int]] = \
         field(default_factory=dict)
     """(members, less, plus) → the digest and size of those members as applied."""
 
     @classmethod
-    def of(cls, ledger: Ledger, population: Population, data: SourceData,
-           state: DirectoryState, plan: Plan, people: _People) -> _Changed:
-        """Everyone with an operation in ``plan`` (a rekey's old key too) or held, and their
+    def of(cls, ledger: Ledger, data: SourceData, state: DirectoryState, plan: Plan,
+           people: _People) -> _Changed:
+        """Everyone with an operation in ``plan`` (a rekey's old key too), held, whose
+        record differs from the one applied, or applied and gone from the source; and their
         managers before and after (someone's last report leaving makes them no manager).
         Whoever else a group gains or loses (a department moved, a source group changed)
         makes its digest differ: then the group is read whole."""
-        keys = {op.key for op in plan.operations} | people.rekeyed.keys() | data.held_employees
         employees, users = data.snapshot.employees, state.users
+        keys = {op.key for op in plan.operations} | people.rekeyed.keys() | \
+            data.held_employees
+        keys.update(filterfalse(state.unchanged.__contains__, employees))
+        keys.update(filterfalse(employees.__contains__, users))
         for key in list(keys):
             if (e := employees.get(key)) is not None and e.manager_key:
                 keys.add(e.manager_key)
             if (u := users.get(key)) is not None and u.record.manager_key:
                 keys.add(u.record.manager_key)
-        return cls(keys, population.ids(keys), ledger.group_memberships(keys) if keys else {},
-                   population, people.rekeyed)
+        return cls(keys, ledger.group_memberships(keys) if keys else {}, people.rekeyed)
 
-    def members(self, group: str, ids: frozenset[int], digest: str,
-                held: set[str]) -> tuple[set[str], set[str], int] | None:
+    def edits(self, group: str, now: Iterable[str], held: AbstractSet[str]
+              ) -> tuple[set[str], set[str]]:
+        """(adds, removes) of ``group`` when the changed people in it now are ``now`` (a
+        held person keeps their memberships)."""
+        current = {self.rekeyed.get(k, k) for k in self.applied.get(group, set())}
+        desired = set(now) | (current & held)
+        return desired - current, current - desired
+
+    def members(self, population: Population, group: str, ids: frozenset[int], digest: str,
+                held: AbstractSet[str]) -> tuple[set[str], set[str], int] | None:
         """(adds, removes, members as applied) for ``group`` now holding ``ids``, if the
         members as applied are the unchanged people among ``ids`` and the changed people
         the ledger has in the group — which ``digest`` (as applied) confirms; else None."""
+        if self.ids is None:
+            self.ids = population.ids(self.keys)
         changed = self.ids.intersection(ids)  # (iterates the smaller set)
-        now = self.population.keys_of(changed)
+        now = population.keys_of(changed)
         near = self.applied.get(group, set())
         # As applied = these members, less the changed people the group no longer holds,
         # plus those it held; groups whose rules give the same members (the benchmark's 40
@@ -239,21 +359,20 @@ class _Changed:
         drop, add = now - near, frozenset(near - now)
         applied = self.digested.get((ids, drop, add))
         if applied is None:
-            applied = self.digested[ids, drop, add] = self._digest(ids, drop, add)
+            applied = self.digested[ids, drop, add] = self._digest(population, ids, drop, add)
         if applied[0] != digest:
             return None
-        current = {self.rekeyed.get(k, k) for k in near}
-        desired = set(now) | (current & held)
-        return desired - current, current - desired, applied[1]
+        return (*self.edits(group, now, held), applied[1])
 
-    def _digest(self, ids: frozenset[int], drop: frozenset[str],
+    @staticmethod
+    def _digest(population: Population, ids: frozenset[int], drop: frozenset[str],
                 add: frozenset[str]) -> tuple[str, int]:
         """The digest and size of the keys at ``ids`` less ``drop`` plus ``add``: a few edits
         of one sorted run."""
         order = sorted(ids)
-        for i in sorted(self.population.ids(drop), reverse=True):
+        for i in sorted(population.ids(drop), reverse=True):
             del order[bisect_left(order, i)]
-        in_order = self.population.in_order(order, ordered=True)
+        in_order = population.in_order(order, ordered=True)
         if add:
             in_order = list(in_order)
             for k in sorted(add):

@@ -59,12 +59,15 @@ class Population:
     """The people a rule picks from, numbered in key order, with the indexes rules share
     (built on first use) and the results of the rules evaluated on it: a rule several
     groups share (``not: {is_manager: false}``, a department subtree) is evaluated once.
-    ``keys`` (default: all of ``employees``) are the people taken."""
+    ``keys`` (default: all of ``employees``) are the people taken; ``manager_keys``, when
+    they are a part of a larger population, gives the keys anyone in that one reports to
+    (``is_manager`` asks it: a manager's reports need not be taken)."""
 
     def __init__(self, employees: Mapping[str, Employee],
                  departments: Mapping[str, Department],
                  groups: Mapping[str, frozenset[str]] | None = None, *,
-                 keys: Iterable[str] | None = None) -> None:
+                 keys: Iterable[str] | None = None,
+                 manager_keys: Callable[[], Iterable[str | None]] | None = None) -> None:
         self.keys: list[str] = sorted(employees if keys is None else keys)
         """Every person's key, in order: a position in :data:`Ids` indexes it."""
         self._records = list(map(employees.__getitem__, self.keys))
@@ -79,6 +82,7 @@ class Population:
         self._departments: dict[str, list[int]] | None = None
         self._reports: dict[str, list[int]] | None = None
         self._managers: Ids | None = None
+        self._manager_keys = manager_keys
         self._results: dict[str, Ids] = {}
 
     def values(self, name: str) -> list[Any]:
@@ -153,9 +157,12 @@ class Population:
         return out
 
     def managers(self) -> Ids:
-        """The people someone reports to."""
+        """The people someone reports to: someone taken, or, with ``manager_keys`` given,
+        someone of the larger population this one is a part of."""
         if self._managers is None:
-            self._managers = self.ids(set(self.values("manager_key")) - {None, ""})
+            bosses = set(self._manager_keys() if self._manager_keys is not None
+                         else self.values("manager_key"))
+            self._managers = self.ids(k for k in bosses if k)
         return self._managers
 
     def reports(self) -> dict[str, list[int]]:
@@ -186,6 +193,10 @@ class GroupSpec:
     """The rule as written, for ``explain`` and messages."""
     source_groups: tuple[str, ...] = ()
     """The source groups the rule reads (each must come back non-empty)."""
+    local: bool = False
+    """The rule picks each person by their own record, the department tree and whether
+    anyone reports to them (no ``reports_to``, no ``source_group``): a plan may evaluate it
+    on the people it changes alone (:func:`orgsync.group_plan.plan_groups`)."""
 
 
 @dataclass(frozen=True)
@@ -258,7 +269,21 @@ def _parse_group(g: Section, key: str) -> GroupSpec:
     rule = _rule(raw, g, "members", refs)
     g.done()
     return GroupSpec(key, name, group_id, description, rule, source=_shown(raw),
-                     source_groups=tuple(dict.fromkeys(refs)))
+                     source_groups=tuple(dict.fromkeys(refs)), local=_local(raw))
+
+
+def _local(raw: Any) -> bool:
+    """Whether a rule (as written, already checked) is :attr:`GroupSpec.local`."""
+    if isinstance(raw, Mapping):
+        return all(name not in _NONLOCAL and _local(value) for name, value in raw.items())
+    if isinstance(raw, list):
+        return all(_local(value) for value in raw)
+    return True
+
+
+#: Rules whose verdict on a person depends on other people's records (a reporting line
+#: through them) or on what the source's groups hold (not mirrored).
+_NONLOCAL = frozenset({"reports_to", "source_group"})
 
 
 def _rule(raw: Any, s: Section, key: str, refs: list[str]) -> Rule:

@@ -53,6 +53,7 @@ from orgsync.group_mirror import (
     memberships,
     rekey_member,
     seal_digests,
+    sizes,
 )
 from orgsync.model import Employee, department_from_fields, rename_people
 from orgsync.operations import SPECS, MirrorChange
@@ -657,6 +658,11 @@ class Ledger:
         """The members of managed group ``key`` as applied."""
         with self.engine.connect() as c:
             return load_members(c, key)
+
+    def group_sizes(self, keys: Sequence[str]) -> dict[str, int]:
+        """Managed group key → its number of members as applied, of the groups ``keys``."""
+        with self.engine.connect() as c:
+            return sizes(c, keys)
 
     def group_memberships(self, people: Iterable[str]) -> dict[str, set[str]]:
         """Managed group key → those of ``people`` it holds as applied."""

@@ -54,7 +54,7 @@ from orgsync.feishu.reader import (
     unreadable,
 )
 from orgsync.feishu.schema import OPTIONAL_DEPARTMENT_LINKS, PROFILE_NAMES
-from orgsync.group_plan import group_gauges, plan_groups
+from orgsync.group_plan import IN_STEP, group_gauges, plan_groups, settled
 from orgsync.identity import KeyRules
 from orgsync.ledger import Ledger
 from orgsync.locked import locked_records
@@ -707,6 +707,8 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
             return outcome
         if approve is not None and status == "held":
             ledger.approve_plan(plan.plan_id, by=approve.by)
+        if apply and config.groups.define:  # before any write: a crash leaves none in step
+            ledger.set_meta(IN_STEP, "")
         if apply and not plan.empty:
             outcome.result = await apply_plan(config, ledger, client, plan, run_id=run_id,
                                               progress=progress, now=now)
@@ -718,6 +720,9 @@ async def run_once(config: Config, ledger: Ledger, *, apply: bool, full: bool = 
                 ledger.mark_plan_applied(plan.plan_id)
         if apply:  # also on an empty plan: welcomes still owed are retried
             ledger.check_fence()  # messages are Feishu writes too
+            if config.groups.define and only is None and planned.source is not None:
+                ledger.set_meta(IN_STEP, settled(ledger, config, plan, outcome.result,
+                                                 planned.source.departments))
             await send_messages(config, ledger, client, outcome, now)
         summary: dict[str, int] = dict(plan.summary())
         if apply and not approved and only is None:  # the churn guard's history

@@ -20,15 +20,17 @@ from typing import Any
 
 import pytest
 from rich.console import Console
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from orgsync.config import Config
 from orgsync.errors import PlanHeld
 from orgsync.explain import explain, render_text
 from orgsync.feishu import FeishuClient
 from orgsync.group_mirror import member_digest
+from orgsync.group_plan import IN_STEP, in_step
 from orgsync.ledger import Ledger
 from orgsync.model import Department, Employee, EmployeeType, Snapshot
+from orgsync.plan import Plan
 from orgsync.plan_view import Filters, View
 from orgsync.runner import make_plan
 from orgsync.sandbox import SandboxServer
@@ -388,3 +390,117 @@ def test_the_ledger_gives_the_memberships_of_the_people_asked_for(tmp_path: Path
     assert ledger.group_memberships(asked) == {
         "big": {f"E{n:04d}" for n in range(1, 1200, 2)}, "small": {"E0001", "E0999"}}
     assert ledger.group_memberships([]) == {}
+
+
+def _group_edits(plan: Plan) -> list[tuple[str, str, list[str]]]:
+    return sorted((op.kind.value, str(op.mirror["group"]), list(op.mirror["members"]))
+                  for op in plan.operations if op.kind.value.startswith("group.")
+                  and op.mirror and "members" in op.mirror)
+
+
+def _planned(cfg: Config, ledger: Ledger) -> tuple[Plan, list[str]]:
+    """A plan made with every group's stored digest wrong, and the groups whose whole
+    member list it read (a plan that checks digests reads each group it changes)."""
+    digests = {k: g.digest for k, g in ledger.load_groups(members=False).items()}
+    with ledger.engine.begin() as c:
+        c.execute(text("UPDATE mirror_groups SET digest = 'wrong'"))
+    read: list[str] = []
+
+    def whole(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if "FROM mirror_group_members WHERE group_key =" in statement:
+            read.append(str(params[0] if isinstance(params, tuple | list) else params["k"]))
+    event.listen(ledger.engine, "before_cursor_execute", whole)
+    try:
+        return with_client(cfg, lambda client: make_plan(cfg, ledger, client)).plan, read
+    finally:
+        event.remove(ledger.engine, "before_cursor_execute", whole)
+        with ledger.engine.begin() as c:
+            for key, digest in digests.items():
+                c.execute(text("UPDATE mirror_groups SET digest = :d WHERE key = :k"),
+                          {"d": digest, "k": key})
+
+
+def _wanted(snap: Snapshot) -> dict[str, set[str]]:
+    want = _expected(snap)
+    want["leads"] = {e.manager_key for e in snap.employees.values() if e.manager_key}
+    return want
+
+
+def test_groups_in_step_are_planned_from_the_people_who_changed_as_a_whole_evaluation_plans(
+        fast: SandboxServer, tmp_path: Path) -> None:
+    """After an apply that did everything, a plan evaluates each group on the people whose
+    verdict can have moved (it neither checks a digest nor reads a member list), and its
+    operations are the whole evaluation's — a record changed, a joiner, a leaver, someone's
+    first report and, a run later, their last one gone."""
+    cfg, ledger = _synced(fast, tmp_path)
+    snap = _org()
+    assert set(in_step(ledger, snap.departments)) == set(GROUPS)
+    e = dict(snap.employees)
+    e.update(E002=replace(e["E002"], city="上海"),  # leaves notsh
+             E003=replace(e["E003"], department_keys=("D11",)),  # joins rd
+             E014=replace(e["E014"], employee_type=EmployeeType.REGULAR),  # leaves bjinterns
+             E010=replace(e["E010"], manager_key="E004"),  # E004 becomes a lead
+             E200=Employee(key="E200", name="新人", department_keys=("D1",),
+                           mobile="+8613800000200", manager_key="E001"))
+    del e["E005"]  # a leaver
+    rounds = [Snapshot.of(snap.departments.values(), e.values())]
+    rounds.append(Snapshot.of(snap.departments.values(),
+                              [*(p for k, p in e.items() if k != "E010"),
+                               replace(e["E010"], manager_key="E001")]))  # E004's last report
+    before = snap
+    for later in rounds:
+        write_csv(later, tmp_path)
+        quick, read = _planned(cfg, ledger)
+        assert read == []
+        ledger.set_meta(IN_STEP, "")
+        whole, read = _planned(cfg, ledger)
+        assert read  # every group it changes, its digest being wrong
+        old, new = _wanted(before), _wanted(later)
+        assert _group_edits(quick) == _group_edits(whole) == sorted(
+            [("group.add_members", g, sorted(new[g] - old[g])) for g in GROUPS
+             if new[g] - old[g]] + [("group.remove_members", g, sorted(old[g] - new[g]))
+                                    for g in GROUPS if old[g] - new[g]])
+        assert run(cfg, ledger).exit_code == 0
+        assert {k: members for k, (_, members) in _groups(fast).items()} == new
+        _assert_digests(ledger)
+        before = later
+    assert _group_edits(_planned(cfg, ledger)[0]) == []
+
+
+def test_a_failed_group_write_leaves_every_group_to_the_whole_evaluation(
+        fast: SandboxServer, tmp_path: Path) -> None:
+    """A member add that failed is planned again, though the person's own change was applied
+    and they look unchanged now: an apply that did not do everything leaves no group in
+    step."""
+    cfg, ledger = _synced(fast, tmp_path)
+    snap = _org()
+    later = Snapshot.of(snap.departments.values(),
+                        [replace(p, department_keys=("D11",)) if p.key == "E003" else p
+                         for p in snap.employees.values()])
+    write_csv(later, tmp_path)
+
+    async def gone(client: FeishuClient) -> None:  # deleted in Feishu behind orgsync's back
+        await client.remove_group_members("rd", sorted(_groups(fast)["rd"][1]))
+        await client.delete_group("rd")
+    with_client(cfg, gone)
+    outcome = run(cfg, ledger)
+    assert outcome.result is not None
+    assert [(r.op.kind.value, r.status) for r in outcome.result.results
+            if r.op.kind.value != "user.move"] == [("group.add_members", "failed")]
+    assert ledger.get_meta(IN_STEP) == ""
+    again, _ = _planned(cfg, ledger)
+    assert _group_edits(again) == [("group.add_members", "rd", ["E003"])]
+
+
+def test_a_rule_changed_in_the_config_is_evaluated_for_everyone(fast: SandboxServer,
+                                                                 tmp_path: Path) -> None:
+    _, ledger = _synced(fast, tmp_path)
+    snap = _org()
+    groups = {**GROUPS, "notsh": {"name": "Not Shanghai",
+                                  "members": {"not": {"employee_type": "intern"}}}}
+    changed = config(fast, tmp_path, tmp_path / "l.db", groups={"define": groups})
+    assert run(changed, ledger).exit_code == 0
+    assert _groups(fast)["notsh"][1] == {k for k, p in snap.employees.items()
+                                         if p.employee_type is not EmployeeType.INTERN}
+    assert set(in_step(ledger, snap.departments)) == set(GROUPS)
+    assert run(changed, ledger).plan.empty

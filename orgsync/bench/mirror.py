@@ -18,6 +18,7 @@ from typing import Any
 
 from orgsync.feishu.schema import CATALOG_FIELDS
 from orgsync.group_mirror import member_digest
+from orgsync.group_plan import IN_STEP, in_step_record
 from orgsync.groups import GroupSpec, Population, evaluate
 from orgsync.identity import feishu_department_id, feishu_user_id
 from orgsync.ledger import Ledger
@@ -76,12 +77,15 @@ def fill_groups(ledger: Ledger, snapshot: Snapshot, specs: Iterable[GroupSpec]) 
     applied: :func:`fill_mirror`) leaves it: each group created under its custom id, holding
     the active employees its rule picks, with their digest. Returns the memberships written.
     """
+    specs = list(specs)
     population = Population(snapshot.active_employees(), snapshot.departments)
     now = datetime.now(UTC)
     groups: list[dict[str, Any]] = []
     members: list[dict[str, str]] = []
+    sizes: dict[str, int] = {}
     for spec in specs:
         keys = evaluate(spec, population)
+        sizes[spec.key] = len(keys)
         groups.append({"key": spec.key, "feishu_id": spec.group_id, "name": spec.name,
                        "digest": member_digest(keys), "updated_at": now})
         members.extend({"group_key": spec.key, "user_key": k} for k in keys)
@@ -94,4 +98,5 @@ def fill_groups(ledger: Ledger, snapshot: Snapshot, specs: Iterable[GroupSpec]) 
             conn.execute(group_table.insert(), groups)
         for start in range(0, len(members), _CHUNK * 10):
             conn.execute(member_table.insert(), members[start:start + _CHUNK * 10])
+    ledger.set_meta(IN_STEP, in_step_record(snapshot.departments, specs, sizes))  # as applied
     return len(members)
