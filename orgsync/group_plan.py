@@ -7,7 +7,8 @@ removed before it is deleted. Never-harm rules:
 
 * only people who exist in Feishu, or whom this plan creates or brings back, are added;
   people held back by validation and people frozen (or freezing in this plan) never are;
-* a person held back keeps the memberships they have;
+* a person held back keeps the memberships they have, and so does someone gone from the
+  source whose freeze the plan holds back too;
 * only managed groups are touched: created by orgsync, or adopted because a Feishu group
   already has the configured custom id or name (its managed members are read then, once).
 
@@ -91,6 +92,17 @@ class _People:
         e = self.snapshot.employees.get(key)
         return e is not None and e.status is Status.ACTIVE and key not in held \
             and bool(self.user_id(key))
+
+    def keeps(self, key: str, held: AbstractSet[str]) -> bool:
+        """Whether ``key`` keeps the memberships they have: held back, or gone from the source
+        while this plan leaves them be in Feishu (their freeze held back too, as when a row
+        without a usable id may be them)."""
+        if key in held:
+            return True
+        if key in self.snapshot.employees or key in self.now:
+            return False
+        u = self.state.users.get(key)
+        return u is not None and u.lifecycle is Lifecycle.ACTIVE
 
     def known_id(self, key: str) -> str | None:
         """Any managed person's Feishu user id (for removals: frozen and leaving ones too)."""
@@ -182,7 +194,8 @@ async def plan_groups(config: Config, ledger: Ledger, client: FeishuClient, data
                                     data.groups, keys=people.eligible(held))
         ids = spec.rule(population)
         if changed is not None and spec.key in mirror and len(ids) <= MAX_GROUP_MEMBERS:
-            near = changed.members(population, spec.key, ids, mirror[spec.key].digest, held)
+            near = changed.members(population, spec.key, ids, mirror[spec.key].digest,
+                                   people, held)
             if near is not None:  # the members as applied, and what changes
                 builder.rename(spec)
                 builder.members(spec, *near)
@@ -208,7 +221,7 @@ async def plan_groups(config: Config, ledger: Ledger, client: FeishuClient, data
             current = adopted
         else:
             builder.rename(spec)
-        desired |= current & held  # a held person keeps their memberships
+        desired.update(k for k in current if people.keeps(k, held))
         builder.members(spec, desired - current, current - desired, len(current))
     configured = {s.key for s in cfg.define}
     for key in sorted(mirror.keys() - configured):
@@ -248,7 +261,7 @@ def _in_step(ledger: Ledger, cfg: GroupsConfig, data: SourceData, people: _Peopl
                      manager_keys=bosses)
     out: dict[str, tuple[set[str], set[str], int]] = {}
     for s in specs:
-        adds, removes = changed.edits(s.key, few.keys_of(s.rule(few)), held)
+        adds, removes = changed.edits(s.key, few.keys_of(s.rule(few)), people, held)
         of = steady[s.key][1]
         if of - len(removes) + len(adds) <= MAX_GROUP_MEMBERS:  # else: evaluated whole
             out[s.key] = (adds, removes, of)
@@ -318,16 +331,17 @@ class _Changed:
     @classmethod
     def of(cls, ledger: Ledger, data: SourceData, state: DirectoryState, plan: Plan,
            people: _People) -> _Changed:
-        """Everyone with an operation in ``plan`` (a rekey's old key too), held, whose
-        record differs from the one applied, or applied and gone from the source; and their
-        managers before and after (someone's last report leaving makes them no manager).
+        """Everyone with an operation in ``plan`` (a rekey's old key too), held, or whose
+        record differs from the one applied; and their managers before and after (someone's
+        last report leaving makes them no manager). Someone gone from the source without an
+        operation keeps their memberships (:meth:`_People.keeps`): nobody else's change
+        touches them.
         Whoever else a group gains or loses (a department moved, a source group changed)
         makes its digest differ: then the group is read whole."""
         employees, users = data.snapshot.employees, state.users
         keys = {op.key for op in plan.operations} | people.rekeyed.keys() | \
             data.held_employees
         keys.update(filterfalse(state.unchanged.__contains__, employees))
-        keys.update(filterfalse(employees.__contains__, users))
         for key in list(keys):
             if (e := employees.get(key)) is not None and e.manager_key:
                 keys.add(e.manager_key)
@@ -335,16 +349,18 @@ class _Changed:
                 keys.add(u.record.manager_key)
         return cls(keys, ledger.group_memberships(keys) if keys else {}, people.rekeyed)
 
-    def edits(self, group: str, now: Iterable[str], held: AbstractSet[str]
+    def edits(self, group: str, now: Iterable[str], people: _People, held: AbstractSet[str]
               ) -> tuple[set[str], set[str]]:
-        """(adds, removes) of ``group`` when the changed people in it now are ``now`` (a
-        held person keeps their memberships)."""
+        """(adds, removes) of ``group`` when the changed people in it now are ``now`` (who
+        :meth:`_People.keeps` their memberships keeps them)."""
         current = {self.rekeyed.get(k, k) for k in self.applied.get(group, set())}
-        desired = set(now) | (current & held)
+        desired = set(now)
+        desired.update(k for k in current if people.keeps(k, held))
         return desired - current, current - desired
 
     def members(self, population: Population, group: str, ids: frozenset[int], digest: str,
-                held: AbstractSet[str]) -> tuple[set[str], set[str], int] | None:
+                people: _People, held: AbstractSet[str]
+                ) -> tuple[set[str], set[str], int] | None:
         """(adds, removes, members as applied) for ``group`` now holding ``ids``, if the
         members as applied are the unchanged people among ``ids`` and the changed people
         the ledger has in the group — which ``digest`` (as applied) confirms; else None."""
@@ -362,7 +378,7 @@ class _Changed:
             applied = self.digested[ids, drop, add] = self._digest(population, ids, drop, add)
         if applied[0] != digest:
             return None
-        return (*self.edits(group, now, held), applied[1])
+        return (*self.edits(group, now, people, held), applied[1])
 
     @staticmethod
     def _digest(population: Population, ids: frozenset[int], drop: frozenset[str],

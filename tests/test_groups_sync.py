@@ -504,3 +504,24 @@ def test_a_rule_changed_in_the_config_is_evaluated_for_everyone(fast: SandboxSer
                                          if p.employee_type is not EmployeeType.INTERN}
     assert set(in_step(ledger, snap.departments)) == set(GROUPS)
     assert run(changed, ledger).plan.empty
+
+
+def test_a_leaver_whose_freeze_is_held_keeps_their_groups(fast: SandboxServer,
+                                                           tmp_path: Path) -> None:
+    """A row without a usable id may be anyone gone from the export: their freeze is held
+    back, and so are their groups — in a whole evaluation as in one from the changed people."""
+    cfg, ledger = _synced(fast, tmp_path)
+    snap = _org()
+    gone = snap.employees["E004"]  # in rd and notsh
+    write_csv(Snapshot.of(snap.departments.values(),
+                          [p for p in snap.employees.values() if p.key != "E004"]), tmp_path)
+    with (tmp_path / "employees.csv").open("a", encoding="utf-8") as f:
+        f.write(",,无工号,,,,D11,E001,,regular,,北京,active\n")
+    for record in (ledger.get_meta(IN_STEP), ""):
+        ledger.set_meta(IN_STEP, record or "")
+        plan = with_client(cfg, lambda client: make_plan(cfg, ledger, client)).plan
+        assert not [op for op in plan.operations if op.key == gone.key or (
+            op.mirror and gone.key in (op.mirror.get("members") or ()))]
+        assert any("leaver(s) left as they are" in n for n in plan.notes)
+    assert run(cfg, ledger).exit_code == 0
+    assert all(gone.key in ledger.load_groups()[g].members for g in ("rd", "notsh"))
