@@ -20,8 +20,9 @@ from orgsync.plan import OpKind
 from orgsync.source import SourceData
 from orgsync.synth import generate_org
 
-# Without the three separator control characters (see Employee.fingerprint).
-_chars = st.characters(blacklist_characters="\x00\x1e\x1f")
+# Any character: marshal's form carries each value's type and length, so no value can
+# alias another (the text form before it joined values with control characters).
+_chars = st.characters()
 _text = st.one_of(st.none(), st.text(_chars, max_size=6))
 employees = st.builds(
     Employee, key=st.sampled_from(["E1", "E2"]), name=st.text(_chars, min_size=1, max_size=6),
@@ -41,7 +42,7 @@ def test_fingerprint_survives_the_stored_form() -> None:
     e = Employee(key="E1", name="张三", department_keys=("D1", "D2"), en_name="San Zhang",
                  join_date=date(2026, 1, 2), employee_type=EmployeeType.INTERN)
     assert Employee.from_fields("E1", e.fields()).fingerprint() == e.fingerprint()
-    assert e.fingerprint() == 1653637200011734359  # stable across processes and releases
+    assert e.fingerprint() == 1643299567704926593  # stable across processes and releases
 
 
 def test_a_profile_survives_the_stored_form_and_tells_records_apart() -> None:
@@ -59,7 +60,7 @@ def test_a_profile_survives_the_stored_form_and_tells_records_apart() -> None:
                     {"custom_attrs": {"C-2": "蓝"}}, {"work_station": "A-7-41"}):
         assert replace(e, profile={**e.profile, **changed}).fingerprint() != e.fingerprint()
     assert replace(e, profile={}).fingerprint() != e.fingerprint()
-    assert e.fingerprint() == -1807592392342482048  # stable across processes and releases
+    assert e.fingerprint() == 3793474246002435769  # stable across processes and releases
 
 
 def test_unchanged_records_are_shared_and_changed_ones_decoded(tmp_path: Path) -> None:

@@ -67,6 +67,34 @@ def _fast_sandbox(sandbox: SandboxServer) -> SandboxServer:
 
 
 class TestMigrations:
+    def test_fingerprints_stored_before_their_marshal_form_are_stored_again(
+            self, tmp_path: Path) -> None:
+        """0011 stores each mirrored user's fingerprint as Employee.fingerprint computes it
+        now: a plan then takes the unchanged people as unchanged without decoding them."""
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+        people = [Employee(key="E1", name="张三", department_keys=("D1",), city="北京"),
+                  Employee(key="E2", name="李四", department_keys=("D1",),
+                           profile={"gender": 2})]
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0010")
+            for e in people:  # the text form's fingerprint: no longer what a plan computes
+                conn.execute(text(
+                    "INSERT INTO mirror_users (key, feishu_id, fields, lifecycle, updated_at, "
+                    "fingerprint) VALUES (:k, :f, :x, 'active', '2026-01-01 00:00:00', 7)"),
+                    {"k": e.key, "f": f"u{e.key}", "x": json.dumps(e.fields())})
+            conn.execute(text(
+                "INSERT INTO mirror_users (key, feishu_id, fields, lifecycle, updated_at, "
+                "fingerprint) VALUES ('E3', 'uE3', '[]', 'active', '2026-01-01 00:00:00', 7)"))
+        engine.dispose()
+        ledger = Ledger(url)
+        try:
+            with ledger.engine.connect() as c:
+                stored = dict(c.execute(text("SELECT key, fingerprint FROM mirror_users")).all())
+            assert stored == {e.key: e.fingerprint() for e in people} | {"E3": None}
+        finally:
+            ledger.close()
+
     @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
     def test_migrations_build_exactly_the_models_schema(self, backend: str, pg_url: str,
                                                         tmp_path: Path) -> None:

@@ -172,13 +172,20 @@ def sweep(backend: Backend, start: str, clean: dict[str, Any]) -> int:
         finally:
             engine.dispose()
         after = rows(url)
+        # A user's fingerprint is derived from their stored record: 0004 computed it for the
+        # users mirrored before it, 0011 again in the form of today (compared below).
         lost = [(name, row) for name, kept in before_rows.items() for row in kept
-                if row not in [{k: r[k] for k in row} for r in after[name]]]
+                if _kept(name, row) not in [_kept(name, {k: r[k] for k in row})
+                                            for r in after[name]]]
         assert lost == [], f"{start}: rows lost or changed by the migration killed at {n}"
-        if before_rows.get("mirror_users") and "fingerprint" not in before_rows["mirror_users"][0]:
-            # 0004 fingerprinted the user mirrored before it
+        if before_rows.get("mirror_users"):
             assert [r["fingerprint"] for r in after["mirror_users"]] == [PERSON.fingerprint()]
     return len(points)
+
+
+def _kept(table: str, row: dict[str, Any]) -> dict[str, Any]:
+    """What of ``row`` a migration must keep as it was (a user's fingerprint is derived)."""
+    return {k: v for k, v in row.items() if table != "mirror_users" or k != "fingerprint"}
 
 
 @pytest.fixture(name="backend", params=["sqlite", "postgresql"])
