@@ -174,8 +174,11 @@ async def plan_groups(config: Config, ledger: Ledger, client: FeishuClient, data
     people = _people(data, state, plan)
     held = data.held_employees
     builder = _Builder(people, mirror)
-    changed = _Changed.of(ledger, data, state, plan, people) if mirror and not full else None
-    quick = _in_step(ledger, cfg, data, people, changed, mirror) if changed else {}
+    steady = in_step(ledger, data.snapshot.departments) if mirror and not full else None
+    changed = _Changed.of(ledger, data, state, plan, people, steady.held) \
+        if steady is not None else None
+    quick = _in_step(cfg, data, people, changed, mirror, steady) \
+        if changed is not None and steady is not None else {}
     population: Population | None = None
     feishu: list[dict[str, Any]] | None = None
     for spec in cfg.define:
@@ -234,15 +237,14 @@ async def plan_groups(config: Config, ledger: Ledger, client: FeishuClient, data
                                        key=lambda i: i.sort_key())))
 
 
-def _in_step(ledger: Ledger, cfg: GroupsConfig, data: SourceData, people: _People,
-             changed: _Changed, mirror: Mapping[str, MirrorGroup]
+def _in_step(cfg: GroupsConfig, data: SourceData, people: _People, changed: _Changed,
+             mirror: Mapping[str, MirrorGroup], steady: InStep
              ) -> dict[str, tuple[set[str], set[str], int]]:
     """(adds, removes, members as applied) of each group evaluated on the changed people
     alone: the :attr:`~orgsync.groups.GroupSpec.local` groups the last apply left in step
     (:data:`IN_STEP`) with the rule they have now, the department tree being the same."""
-    steady = in_step(ledger, data.snapshot.departments)
-    specs = [s for s in cfg.define if s.local and s.key in mirror and s.key in steady
-             and steady[s.key][0] == s.source]
+    specs = [s for s in cfg.define if s.local and s.key in mirror
+             and steady.groups.get(s.key, ("", 0))[0] == s.source]
     if not specs:
         return {}
     held = data.held_employees
@@ -262,7 +264,7 @@ def _in_step(ledger: Ledger, cfg: GroupsConfig, data: SourceData, people: _Peopl
     out: dict[str, tuple[set[str], set[str], int]] = {}
     for s in specs:
         adds, removes = changed.edits(s.key, few.keys_of(s.rule(few)), people, held)
-        of = steady[s.key][1]
+        of = steady.groups[s.key][1]
         if of - len(removes) + len(adds) <= MAX_GROUP_MEMBERS:  # else: evaluated whole
             out[s.key] = (adds, removes, of)
     return out
@@ -274,18 +276,30 @@ def tree_digest(departments: Mapping[str, Department]) -> str:
     return hashlib.sha256(json.dumps(pairs, ensure_ascii=False).encode()).hexdigest()
 
 
-def in_step(ledger: Ledger, departments: Mapping[str, Department]) -> dict[str, tuple[str, int]]:
-    """Group key → (its rule as written, its members as applied) of the groups the last
-    apply left in step with that rule (:func:`settled`), if it ran on this department tree;
-    else nothing."""
+@dataclass(frozen=True, slots=True)
+class InStep:
+    """What the last apply that did everything left (:func:`settled`)."""
+
+    groups: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+    """Group key → (its rule as written, its members as applied) of the groups in step."""
+    held: frozenset[str] = frozenset()
+    """The people held back then: they kept their memberships whatever their rule said, so
+    the next plan evaluates them again (their record may look applied)."""
+
+
+def in_step(ledger: Ledger, departments: Mapping[str, Department]) -> InStep:
+    """The :data:`IN_STEP` record, if the last apply that did everything ran on this
+    department tree; else an empty one (every group is evaluated whole)."""
     raw = ledger.get_meta(IN_STEP)
     try:
         record = json.loads(raw) if raw else {}
         if not isinstance(record, dict) or record.get("tree") != tree_digest(departments):
-            return {}
-        return {str(k): (str(rule), int(size)) for k, (rule, size) in record["groups"].items()}
+            return InStep()
+        return InStep({str(k): (str(rule), int(size))
+                       for k, (rule, size) in record["groups"].items()},
+                      frozenset(str(k) for k in record["held"]))
     except (ValueError, TypeError, KeyError, AttributeError):  # not a record orgsync wrote
-        return {}
+        return InStep()
 
 
 def settled(ledger: Ledger, config: Config, plan: Plan, result: ApplyResult | None,
@@ -299,17 +313,20 @@ def settled(ledger: Ledger, config: Config, plan: Plan, result: ApplyResult | No
     if plan.deferred or any(op.op_id not in done for op in plan.operations):
         return ""
     issues = {i.key for i in plan.issues if i.entity == "group"}
+    held = {i.key for i in plan.issues if i.entity == "employee" and i.severity == "error"
+            and i.key is not None}  # every person held back has an error of their own
     specs = [s for s in config.groups.define if s.key not in issues]
-    return in_step_record(departments, specs, ledger.group_sizes([s.key for s in specs]))
+    return in_step_record(departments, specs, ledger.group_sizes([s.key for s in specs]),
+                          held)
 
 
 def in_step_record(departments: Mapping[str, Department], specs: Iterable[GroupSpec],
-                   sizes: Mapping[str, int]) -> str:
+                   sizes: Mapping[str, int], held: Iterable[str] = ()) -> str:
     """The :data:`IN_STEP` record of ``specs`` in step on the tree of ``departments``, with
-    ``sizes`` members as applied (by group key; none when absent)."""
+    ``sizes`` members as applied (by group key; none when absent) and ``held`` people."""
     return json.dumps({"tree": tree_digest(departments),
-                       "groups": {s.key: [s.source, sizes.get(s.key, 0)] for s in specs}},
-                      ensure_ascii=False, sort_keys=True)
+                       "groups": {s.key: [s.source, sizes.get(s.key, 0)] for s in specs},
+                       "held": sorted(set(held))}, ensure_ascii=False, sort_keys=True)
 
 
 @dataclass(slots=True)
@@ -330,9 +347,10 @@ class _Changed:
 
     @classmethod
     def of(cls, ledger: Ledger, data: SourceData, state: DirectoryState, plan: Plan,
-           people: _People) -> _Changed:
-        """Everyone with an operation in ``plan`` (a rekey's old key too), held, or whose
-        record differs from the one applied; and their managers before and after (someone's
+           people: _People, held_before: AbstractSet[str]) -> _Changed:
+        """Everyone with an operation in ``plan`` (a rekey's old key too), held now or at
+        the last apply (``held_before``), or whose record differs from the one applied; and
+        their managers before and after (someone's
         last report leaving makes them no manager). Someone gone from the source without an
         operation keeps their memberships (:meth:`_People.keeps`): nobody else's change
         touches them.
@@ -340,7 +358,7 @@ class _Changed:
         makes its digest differ: then the group is read whole."""
         employees, users = data.snapshot.employees, state.users
         keys = {op.key for op in plan.operations} | people.rekeyed.keys() | \
-            data.held_employees
+            data.held_employees | held_before
         keys.update(filterfalse(state.unchanged.__contains__, employees))
         for key in list(keys):
             if (e := employees.get(key)) is not None and e.manager_key:

@@ -434,7 +434,7 @@ def test_groups_in_step_are_planned_from_the_people_who_changed_as_a_whole_evalu
     first report and, a run later, their last one gone."""
     cfg, ledger = _synced(fast, tmp_path)
     snap = _org()
-    assert set(in_step(ledger, snap.departments)) == set(GROUPS)
+    assert set(in_step(ledger, snap.departments).groups) == set(GROUPS)
     e = dict(snap.employees)
     e.update(E002=replace(e["E002"], city="上海"),  # leaves notsh
              E003=replace(e["E003"], department_keys=("D11",)),  # joins rd
@@ -502,7 +502,7 @@ def test_a_rule_changed_in_the_config_is_evaluated_for_everyone(fast: SandboxSer
     assert run(changed, ledger).exit_code == 0
     assert _groups(fast)["notsh"][1] == {k for k, p in snap.employees.items()
                                          if p.employee_type is not EmployeeType.INTERN}
-    assert set(in_step(ledger, snap.departments)) == set(GROUPS)
+    assert set(in_step(ledger, snap.departments).groups) == set(GROUPS)
     assert run(changed, ledger).plan.empty
 
 
@@ -525,3 +525,25 @@ def test_a_leaver_whose_freeze_is_held_keeps_their_groups(fast: SandboxServer,
         assert any("leaver(s) left as they are" in n for n in plan.notes)
     assert run(cfg, ledger).exit_code == 0
     assert all(gone.key in ledger.load_groups()[g].members for g in ("rd", "notsh"))
+
+
+def test_someone_held_through_a_rule_change_is_evaluated_once_released(
+        fast: SandboxServer, tmp_path: Path) -> None:
+    """A person held back keeps their groups while the rule changes; once their row is
+    fixed their record is the one applied again, and the next plan still evaluates them."""
+    _, ledger = _synced(fast, tmp_path)
+    snap = _org()
+    intern = snap.employees["E007"]  # a 北京 intern: in notsh
+    assert intern.employee_type is EmployeeType.INTERN
+    write_csv(Snapshot.of(snap.departments.values(),
+                          [replace(p, mobile="not a mobile") if p.key == intern.key else p
+                           for p in snap.employees.values()]), tmp_path)
+    groups = {**GROUPS, "notsh": {"name": "Not Shanghai",
+                                  "members": {"not": {"employee_type": "intern"}}}}
+    changed = config(fast, tmp_path, tmp_path / "l.db", groups={"define": groups})
+    assert run(changed, ledger).exit_code == 0
+    assert intern.key in ledger.load_groups()["notsh"].members  # held: kept
+    assert in_step(ledger, snap.departments).held == {intern.key}
+    write_csv(snap, tmp_path)  # fixed: the record applied before, no operation of its own
+    plan = with_client(changed, lambda client: make_plan(changed, ledger, client)).plan
+    assert _group_edits(plan) == [("group.remove_members", "notsh", [intern.key])]
