@@ -115,9 +115,15 @@ class TestSchedule:
             wait_for(lambda: runs_since(d, "resync", since), 10, "a scheduled resync")
             changed_at = iso_now()
             write_csv(org2, tmp_path / "src")
+            written = iso_now()
             wait_for(lambda: any(r["summary"].get("ops_done")
                                  for r in runs_since(d, "apply", changed_at)), 30,
                      "an incremental run applying the change")
+            # A run that read the two files while they were being written applied what it
+            # saw; one that started after the write (a later second) applies the rest.
+            wait_for(lambda: any(str(r["started_at"]) > written
+                                 for r in runs_since(d, "apply", written)), 30,
+                     "an incremental run of the whole change")
             wait_for(lambda: d.runs()["current"] is None, 30, "that run to end")
             assert in_step(config, ledger)
 
