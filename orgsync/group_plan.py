@@ -174,11 +174,12 @@ async def plan_groups(config: Config, ledger: Ledger, client: FeishuClient, data
     people = _people(data, state, plan)
     held = data.held_employees
     builder = _Builder(people, mirror)
-    steady = in_step(ledger, data.snapshot.departments) if mirror and not full else None
-    changed = _Changed.of(ledger, data, state, plan, people, steady.held) \
-        if steady is not None else None
-    quick = _in_step(cfg, data, people, changed, mirror, steady) \
-        if changed is not None and steady is not None else {}
+    changed: _Changed | None = None
+    quick: dict[str, tuple[set[str], set[str], int]] = {}
+    if mirror and not full:
+        steady = in_step(ledger, data.snapshot.departments)
+        changed = _Changed.of(ledger, data, state, plan, people, steady.held)
+        quick = _in_step(cfg, data, people, changed, mirror, steady)
     population: Population | None = None
     feishu: list[dict[str, Any]] | None = None
     for spec in cfg.define:
@@ -350,12 +351,11 @@ class _Changed:
            people: _People, held_before: AbstractSet[str]) -> _Changed:
         """Everyone with an operation in ``plan`` (a rekey's old key too), held now or at
         the last apply (``held_before``), or whose record differs from the one applied; and
-        their managers before and after (someone's
-        last report leaving makes them no manager). Someone gone from the source without an
-        operation keeps their memberships (:meth:`_People.keeps`): nobody else's change
-        touches them.
-        Whoever else a group gains or loses (a department moved, a source group changed)
-        makes its digest differ: then the group is read whole."""
+        their managers before and after (someone's last report leaving makes them no
+        manager). Someone gone from the source without an operation keeps their memberships
+        (:meth:`_People.keeps`): nobody else's change touches them. Whoever else a group
+        gains or loses (a department moved, a source group changed) makes its digest differ:
+        then the group is read whole."""
         employees, users = data.snapshot.employees, state.users
         keys = {op.key for op in plan.operations} | people.rekeyed.keys() | \
             data.held_employees | held_before
