@@ -66,6 +66,8 @@ class View:
     # each such change is made JSON once per view. Keyed by (field, value).
     _as_json: dict[tuple[str, str | int], dict[str, Any]] = field(init=False,
                                                                    default_factory=dict)
+    # The same for the text of created values (:meth:`changes`).
+    _as_text: dict[tuple[str, Any], str] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.filters.check()
@@ -131,8 +133,9 @@ class View:
 
     def _by_department(self, ops: list[Operation]) -> Iterator[tuple[str | None, list[Operation]]]:
         path = self.names.path
-        keyed = sorted(((path(d) if (d := self.department_of(op)) else "", op.key, d, op)
-                        for op in ops), key=lambda t: (t[0], t[1]))
+        # (path, key) is unique within a kind: the tuples never compare further.
+        keyed = sorted((path(d) if (d := self.department_of(op)) else "", op.key, d, op)
+                       for op in ops)
         group: list[Operation] = []
         current: str | None = None
         for i, (_, _, dept, op) in enumerate(keyed):
@@ -155,7 +158,28 @@ class View:
         by its title)."""
         if not SPECS[op.kind].lists_fields:
             return []
-        return [self.change(c) for c in op.changes]
+        # A first sync says 10⁶ created values: one of a record's own fields is its text
+        # under its own name; one that recurs (a city, a manager, a department) is said once.
+        kept = self._as_text
+        found = []
+        for c in op.changes:
+            new = c.new
+            if c.old is None and new:
+                cls = new.__class__
+                if cls is str and c.field in PER_RECORD:
+                    found.append(f"{c.field}: {new}")
+                    continue
+                if cls is str or cls is int or c.field == "department_keys":
+                    shared = (c.field, tuple(new) if cls is list else new)
+                    text = kept.get(shared)
+                    if text is None:
+                        if len(kept) >= _KEPT:
+                            kept.clear()
+                        text = kept[shared] = self.change(c)
+                    found.append(text)
+                    continue
+            found.append(self.change(c))
+        return found
 
     def change(self, c: FieldChange) -> str:
         """``departments: 研发中心/平台部 → 研发中心/数据部``, ``employee_type: regular``."""

@@ -12,12 +12,14 @@ succeed by repetition (out of the contact range, wrong credentials: see
 
 from __future__ import annotations
 
+import json
 import random
 import socket
 import ssl
 from typing import Any
 
 import httpx
+import orjson
 
 from orgsync.errors import FeishuError, FeishuRetryable, FeishuTerminal
 from orgsync.feishu.codes import Kind, codes_of
@@ -71,6 +73,16 @@ def _error(retryable: bool, code: int, msg: str, *, http_status: int, log_id: st
                retry_after=retry_after)
 
 
+def loads(content: bytes) -> Any:
+    """JSON from a response body: orjson (a full resync parses 5,000 pages of 50 people,
+    at twice the standard parser's speed), and what it refuses (an int beyond 64 bits, a
+    byte-order mark) as ``json.loads`` reads it. Raises ``ValueError`` for non-JSON."""
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return json.loads(content)
+
+
 def parse_envelope(response: httpx.Response, endpoint: str) -> dict[str, Any]:
     """The whole JSON envelope of a successful response, or raise the typed error.
 
@@ -80,7 +92,7 @@ def parse_envelope(response: httpx.Response, endpoint: str) -> dict[str, Any]:
     status = response.status_code
     log_id = response.headers.get("x-tt-logid")
     try:
-        body = response.json()
+        body = loads(response.content)
     except ValueError:
         body = None
     if not isinstance(body, dict) or not isinstance(body.get("code"), int):
