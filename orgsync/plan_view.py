@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from operator import attrgetter
 from typing import Any
 
 from orgsync.errors import ConfigError
@@ -123,29 +124,31 @@ class View:
     def groups(self) -> Iterator[tuple[OpKind, int, Iterator[tuple[str | None, list[Operation]]]]]:
         """(kind, how many shown, (department, its operations by key)…) for each kind shown."""
         by_kind: dict[OpKind, list[Operation]] = {}
-        for op in self.plan.operations:
-            if self.matches(op):
-                by_kind.setdefault(op.kind, []).append(op)
+        for op in self.shown() if self.filters.active else self.plan.operations:
+            by_kind.setdefault(op.kind, []).append(op)
         for kind in OpKind:
             ops = by_kind.pop(kind, None)
             if ops:
                 yield kind, len(ops), self._by_department(ops)
 
     def _by_department(self, ops: list[Operation]) -> Iterator[tuple[str | None, list[Operation]]]:
+        """``ops`` by department (by path, top level first), each department's by key."""
+        # Grouped first, then 10³ paths sorted and each group by its short keys: one sort
+        # of 10⁵ (path, key) pairs compares long shared path prefixes.
+        by_dept: dict[str | None, list[Operation]] = {}
+        department_of = self.department_of
+        for op in ops:
+            d = department_of(op)
+            found = by_dept.get(d)
+            if found is None:
+                by_dept[d] = [op]
+            else:
+                found.append(op)
         path = self.names.path
-        # (path, key) is unique within a kind: the tuples never compare further.
-        keyed = sorted((path(d) if (d := self.department_of(op)) else "", op.key, d, op)
-                       for op in ops)
-        group: list[Operation] = []
-        current: str | None = None
-        for i, (_, _, dept, op) in enumerate(keyed):
-            if i and dept != current:
-                yield current, group
-                group = []
-            current = dept
-            group.append(op)
-        if group:
-            yield current, group
+        for _, dept in sorted((path(d) if d else "", d or "") for d in by_dept):
+            group = by_dept[dept or None]
+            group.sort(key=_KEY)
+            yield dept or None, group
 
     def title(self, op: Operation) -> str:
         """``E001 张伟`` / ``D049 研发中心/平台部``: the key, and the name people know."""
@@ -225,6 +228,8 @@ class View:
             found.append(d)
         return found
 
+
+_KEY = attrgetter("key")
 
 #: At most this many changes' JSON is kept per view (distinct managers, titles …).
 _KEPT = 100_000
