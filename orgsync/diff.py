@@ -560,15 +560,21 @@ def _plan_users(b: _Builder) -> None:
         if key in active and (cur_user := live.get(key)) is not None:
             _add_user_adopt(b, key, old, cur_user)
     inlined = _inlined_managers(b, active, touched)
+    arriving_in: dict[tuple[str, ...], tuple[str, ...]] = {}
+    arrivals: dict[str, tuple[str, ...]] = {}  # a manager's, for each of their reports
     for key in touched:
         e = active[key]
         cur = live.get(key)
         fid = b.user_fid(key)
         new_fields = e.fields()
-        dept_deps = [op_id(kind, dk) for dk in e.department_keys
-                     for kind in (OpKind.DEPT_CREATE, OpKind.DEPT_ADOPT)]
+        # One tuple per set of departments: a first sync's 10⁵ people share 10³ of them.
+        dept_deps = arriving_in.get(e.department_keys)
+        if dept_deps is None:
+            dept_deps = arriving_in[e.department_keys] = tuple(
+                [op_id(kind, dk) for dk in e.department_keys
+                 for kind in (OpKind.DEPT_CREATE, OpKind.DEPT_ADOPT)])
         if key in b.policy.rekeys or key in b.policy.adopt_users:
-            dept_deps.extend((op_id(OpKind.USER_REKEY, key), op_id(OpKind.USER_ADOPT, key)))
+            dept_deps = (*dept_deps, op_id(OpKind.USER_REKEY, key), op_id(OpKind.USER_ADOPT, key))
         gone = b.current.users.get(key)
         if cur is None and gone is not None and _resurrectable(gone, b.policy):
             _plan_rehire(b, e, gone)
@@ -593,7 +599,9 @@ def _plan_users(b: _Builder) -> None:
                              if key in b.current.released else
                              f"existing Feishu user {had} matched") if adopt
                             else "new in source",
-                            (*dept_deps, *_arrival(manager)) if manager else tuple(dept_deps),
+                            (*dept_deps, *(arrivals.get(manager)
+                                           or arrivals.setdefault(manager, _arrival(manager))))
+                            if manager else dept_deps,
                             {**new_fields, _DOTTED: None} if manager
                             else {**new_fields, "manager_key": None, _DOTTED: None},
                             e.name))
@@ -624,7 +632,7 @@ def _plan_users(b: _Builder) -> None:
                                   "moved departments" if "department_keys" in changed
                                   else "changed in source")
                 b.add(Operation(op_id(kind, key), kind, key, fid, body, changes, reason,
-                                tuple(dept_deps), {f: new_fields.get(f) for f in changed}, e.name))
+                                dept_deps, {f: new_fields.get(f) for f in changed}, e.name))
             links = _manager_links(b, e, cur.record, cur.unknown)
             if links:
                 was = cur.record.manager_key
@@ -1074,21 +1082,22 @@ def _changes_from_none(fields: Mapping[str, Any], hidden: str = "") -> tuple[Fie
     if order is None:
         if len(_SORTED) > _CREATED_MAX:
             _SORTED.clear()
-        order = _SORTED[(names, hidden)] = tuple(sorted(k for k in names if k != hidden))
-    for k in order:
+        order = _SORTED[(names, hidden)] = tuple(
+            (k, k in PER_RECORD) for k in sorted(names) if k != hidden)
+    for k, own in order:
         v = fields[k]
         if not v and (v is None or v == "" or v == []):
             continue
-        cls = v.__class__
-        if (cls is str or cls is int or cls is bool) and k not in PER_RECORD:
+        if not own and ((cls := v.__class__) is str or cls is int or cls is bool):
             found.append(shared((k, v)) or _created(k, v))
         else:
             found.append(FieldChange(k, None, v))
     return tuple(found)
 
 
-#: The sorted field names of a record's fields (in their order) without a hidden one.
-_SORTED: dict[tuple[tuple[str, ...], str], tuple[str, ...]] = {}
+#: The sorted names of a record's fields (in their order) but a hidden one, each with
+#: whether it is one of the record's own (:data:`~orgsync.plan.PER_RECORD`).
+_SORTED: dict[tuple[tuple[str, ...], str], tuple[tuple[str, bool], ...]] = {}
 
 #: Changes shared by the creates that set a field to the same value (a city, a title,
 #: an employee type, a join date): a first sync of 10⁵ people holds each one once.
