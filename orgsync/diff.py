@@ -562,6 +562,8 @@ def _plan_users(b: _Builder) -> None:
     inlined = _inlined_managers(b, active, touched)
     arriving_in: dict[tuple[str, ...], tuple[str, ...]] = {}
     arrivals: dict[str, tuple[str, ...]] = {}  # a manager's, for each of their reports
+    manager_ids: dict[str, str] = {}  # a manager's Feishu id, for each of their reports
+    dept_ids_of: dict[tuple[str, ...], tuple[str, ...]] = {}  # departments' Feishu ids
     for key in touched:
         e = active[key]
         cur = live.get(key)
@@ -585,11 +587,16 @@ def _plan_users(b: _Builder) -> None:
             # when it can be inlined.
             adopt = key in b.policy.adopt
             manager = e.manager_key if key in inlined else None
-            body = schema.user_create_body(new_fields,
-                                           [b.dept_fid(dk) for dk in e.department_keys],
+            dept_ids = dept_ids_of.get(e.department_keys)
+            if dept_ids is None:
+                dept_ids = dept_ids_of[e.department_keys] = tuple(
+                    [b.dept_fid(dk) for dk in e.department_keys])
+            body = schema.user_create_body(new_fields, list(dept_ids),
                                            user_id=None if adopt else fid,
                                            catalogs=b.desired.catalogs,
-                                           manager_id=b.user_fid(manager) if manager else None,
+                                           manager_id=(manager_ids.get(manager) or manager_ids
+                                                       .setdefault(manager, b.user_fid(manager)))
+                                           if manager else None,
                                            attrs=b.desired.custom_attrs)
             kind = OpKind.USER_ADOPT if adopt else OpKind.USER_CREATE
             had = b.policy.adopt[key] if adopt else fid
