@@ -561,7 +561,8 @@ def _plan_users(b: _Builder) -> None:
             _add_user_adopt(b, key, old, cur_user)
     inlined = _inlined_managers(b, active, touched)
     arriving_in: dict[tuple[str, ...], tuple[str, ...]] = {}
-    arrivals: dict[str, tuple[str, ...]] = {}  # a manager's, for each of their reports
+    # Those and a manager's arrival: one tuple per team (topological() trims each once).
+    waits_for: dict[tuple[tuple[str, ...], str], tuple[str, ...]] = {}
     manager_ids: dict[str, str] = {}  # a manager's Feishu id, for each of their reports
     dept_ids_of: dict[tuple[str, ...], tuple[str, ...]] = {}  # departments' Feishu ids
     for key in touched:
@@ -606,9 +607,7 @@ def _plan_users(b: _Builder) -> None:
                              if key in b.current.released else
                              f"existing Feishu user {had} matched") if adopt
                             else "new in source",
-                            (*dept_deps, *(arrivals.get(manager)
-                                           or arrivals.setdefault(manager, _arrival(manager))))
-                            if manager else dept_deps,
+                            _waits(waits_for, dept_deps, manager) if manager else dept_deps,
                             {**new_fields, _DOTTED: None} if manager
                             else {**new_fields, "manager_key": None, _DOTTED: None},
                             e.name))
@@ -796,6 +795,15 @@ def _add_set_manager(b: _Builder, e: Employee, old: Employee | None, reason: str
     b.add(Operation(op_id(OpKind.USER_SET_MANAGER, e.key), OpKind.USER_SET_MANAGER, e.key,
                     b.user_fid(e.key), body, changes, reason, tuple(deps),
                     {c.field: c.new for c in changes}, e.name))
+
+
+def _waits(known: dict[tuple[tuple[str, ...], str], tuple[str, ...]],
+           deps: tuple[str, ...], manager: str) -> tuple[str, ...]:
+    """``deps`` and ``manager``'s arrival, the same tuple for everyone with both."""
+    found = known.get((deps, manager))
+    if found is None:
+        found = known[(deps, manager)] = (*deps, *_arrival(manager))
+    return found
 
 
 def _arrival(key: str) -> tuple[str, ...]:

@@ -299,13 +299,21 @@ def topological(ops: Iterable[Operation]) -> tuple[Operation, ...]:
     ids = {op.op_id: op.op_id for op in order}
     indeg = [0] * len(order)
     children: dict[int, list[int]] = {}
+    # A first sync's 10⁵ creates name a few thousand distinct dependency tuples (the same
+    # departments, the same manager): each is trimmed once.
+    trimmed: dict[tuple[str, ...], tuple[str, ...]] = {}
     for r, op in enumerate(order):
         given = op.depends_on
         if not given:
             continue
         own = op.op_id
-        deps = tuple(sorted({ids[d] for d in given if d in ids and d != own}))
-        if deps != given or any(a is not b for a, b in zip(deps, given, strict=True)):
+        deps = trimmed.get(given)
+        if deps is None:
+            deps = trimmed[given] = tuple(sorted({ids[d] for d in given if d in ids}))
+        if own in deps:
+            deps = tuple(d for d in deps if d != own)
+        if deps is not given and (
+                deps != given or any(a is not b for a, b in zip(deps, given, strict=True))):
             order[r] = Operation(own, op.kind, op.key, op.feishu_id, op.payload, op.changes,
                                  op.reason, deps, op.mirror, op.label)
         indeg[r] = len(deps)
