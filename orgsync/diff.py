@@ -563,8 +563,6 @@ def _plan_users(b: _Builder) -> None:
     arriving_in: dict[tuple[str, ...], tuple[str, ...]] = {}
     # Those and a manager's arrival: one tuple per team (topological() trims each once).
     waits_for: dict[tuple[tuple[str, ...], str], tuple[str, ...]] = {}
-    manager_ids: dict[str, str] = {}  # a manager's Feishu id, for each of their reports
-    dept_ids_of: dict[tuple[str, ...], tuple[str, ...]] = {}  # departments' Feishu ids
     for key in touched:
         e = active[key]
         cur = live.get(key)
@@ -588,16 +586,11 @@ def _plan_users(b: _Builder) -> None:
             # when it can be inlined.
             adopt = key in b.policy.adopt
             manager = e.manager_key if key in inlined else None
-            dept_ids = dept_ids_of.get(e.department_keys)
-            if dept_ids is None:
-                dept_ids = dept_ids_of[e.department_keys] = tuple(
-                    [b.dept_fid(dk) for dk in e.department_keys])
-            body = schema.user_create_body(new_fields, list(dept_ids),
+            body = schema.user_create_body(new_fields,
+                                           [b.dept_fid(dk) for dk in e.department_keys],
                                            user_id=None if adopt else fid,
                                            catalogs=b.desired.catalogs,
-                                           manager_id=(manager_ids.get(manager) or manager_ids
-                                                       .setdefault(manager, b.user_fid(manager)))
-                                           if manager else None,
+                                           manager_id=b.user_fid(manager) if manager else None,
                                            attrs=b.desired.custom_attrs)
             kind = OpKind.USER_ADOPT if adopt else OpKind.USER_CREATE
             had = b.policy.adopt[key] if adopt else fid

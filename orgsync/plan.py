@@ -340,9 +340,15 @@ def _tie(op: Operation) -> tuple[int, str]:
     return KIND_ORDER[op.kind], op.key
 
 
+def _canonical_default(v: Any) -> Any:
+    if isinstance(v, Mapping):
+        return dict(v)
+    return v.value if isinstance(v, enum.Enum) else str(v)
+
+
 #: One encoder for every call: ``json.dumps`` with options builds a new one each time.
 _CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"),
-                              default=lambda v: _canonical_default(v))
+                              default=_canonical_default)
 
 
 def _canonical_json(obj: Any) -> str:
@@ -353,12 +359,6 @@ def _canonical_json(obj: Any) -> str:
 #: ``_canonical_default`` as the standard encoder sends them to its ``default``.
 _ORJSON_CANONICAL = (orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
                      | orjson.OPT_PASSTHROUGH_DATETIME)
-
-
-def _canonical_default(v: Any) -> Any:
-    if isinstance(v, Mapping):
-        return dict(v)
-    return v.value if isinstance(v, enum.Enum) else str(v)
 
 
 def canonical_bytes(obj: Any) -> bytes:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from operator import attrgetter
-from typing import Any
+from typing import Any, TypeVar
 
 from orgsync.errors import ConfigError
 from orgsync.names import Names
@@ -174,12 +174,7 @@ class View:
                     continue
                 if cls is str or cls is int or c.field == "department_keys":
                     shared = (c.field, tuple(new) if cls is list else new)
-                    text = kept.get(shared)
-                    if text is None:
-                        if len(kept) >= _KEPT:
-                            kept.clear()
-                        text = kept[shared] = self.change(c)
-                    found.append(text)
+                    found.append(kept.get(shared) or _keep(kept, shared, self.change(c)))
                     continue
             found.append(self.change(c))
         return found
@@ -218,11 +213,7 @@ class View:
             new = c.new
             if c.old is None and (new.__class__ is str or new.__class__ is int) \
                     and c.field not in PER_RECORD:
-                d = kept.get((c.field, new))
-                if d is None:
-                    if len(kept) >= _KEPT:
-                        kept.clear()
-                    d = kept[(c.field, new)] = self.change_dict(c)
+                d = kept.get((c.field, new)) or _keep(kept, (c.field, new), self.change_dict(c))
             else:
                 d = self.change_dict(c)
             found.append(d)
@@ -230,9 +221,19 @@ class View:
 
 
 _KEY = attrgetter("key")
+K = TypeVar("K")
+V = TypeVar("V")
 
-#: At most this many changes' JSON is kept per view (distinct managers, titles …).
+#: At most this many changes' JSON (and text) is kept per view (distinct managers, titles …).
 _KEPT = 100_000
+
+
+def _keep(kept: dict[K, V], key: K, value: V) -> V:
+    """``value``, kept under ``key`` (the cache emptied first when it holds :data:`_KEPT`)."""
+    if len(kept) >= _KEPT:
+        kept.clear()
+    kept[key] = value
+    return value
 
 
 def shown_count(view: View) -> int:
