@@ -37,3 +37,25 @@ def paused_gc(*, freeze: bool = False) -> Iterator[None]:
 def thaw() -> None:
     """Undo :func:`paused_gc`'s freeze: frozen objects are collectable again."""
     gc.unfreeze()
+
+
+@contextmanager
+def young_only() -> Iterator[None]:
+    """Inside the block the collector runs, but only over young objects (generations 0
+    and 1), whatever the caller had set; on leaving, the caller's setting is back.
+
+    For bulk work that also makes short-lived cyclic garbage (a network read: every
+    request and response leaves cycles behind): the young collections reclaim that,
+    while the full collections that would rescan the growing heap of kept results do
+    not run.
+    """
+    was_enabled = gc.isenabled()
+    thresholds = gc.get_threshold()
+    gc.set_threshold(thresholds[0], thresholds[1], 2**31 - 1)
+    gc.enable()
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        if not was_enabled:
+            gc.disable()
