@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -287,57 +288,80 @@ def issue_dict(i: Issue) -> dict[str, Any]:
 def topological(ops: Iterable[Operation]) -> tuple[Operation, ...]:
     """Order ``ops`` so every dependency precedes its dependants; ties by (kind, key).
 
-    The returned operations' dependencies are sorted, without duplicates, and only on
-    other operations in ``ops`` (of two with one id, the later is kept). A dependency
-    cycle (which the diff must never produce) raises ``ValueError``.
+    Of the operations whose dependencies are all placed, the next is always the first in
+    (kind, key) order. The returned operations' dependencies are sorted, without
+    duplicates, and only on other operations in ``ops`` (of two with one id, the later is
+    kept). A dependency cycle (which the diff must never produce) raises ``ValueError``.
     """
-    # Each operation's rank in (kind, key) order is its tie-break: the heap holds ints.
-    order = sorted({op.op_id: op for op in ops}.values(), key=_tie)
+    # (kind, key) order: by kind, then each kind's operations by key (a key is unique
+    # within a kind); each operation's rank in it is its tie-break, so the heap holds ints.
+    by_kind: dict[OpKind, list[Operation]] = {}
+    for op in {op.op_id: op for op in ops}.values():
+        by_kind.setdefault(op.kind, []).append(op)
+    order: list[Operation] = []
+    for kind in sorted(by_kind, key=KIND_ORDER.__getitem__):
+        order += sorted(by_kind[kind], key=_KEY)
     rank = {op.op_id: r for r, op in enumerate(order)}
     # Each id once in memory: a dependency names the depended-on operation's own id
     # string (a 10⁵-operation plan otherwise holds a copy per reference).
     ids = {op.op_id: op.op_id for op in order}
-    indeg = [0] * len(order)
-    children: dict[int, list[int]] = {}
-    # A first sync's 10⁵ creates name a few thousand distinct dependency tuples (the same
-    # departments, the same manager): each is trimmed once.
+    # Operations with the same dependencies wait as one group: a first sync's 10⁵ creates
+    # name a few thousand distinct tuples (the same departments, the same manager), each
+    # trimmed once and counted down once per dependency placed.
     trimmed: dict[tuple[str, ...], tuple[str, ...]] = {}
+    group_of: dict[tuple[str, ...], int] = {}
+    members: list[list[int]] = []
+    unplaced: list[int] = []
+    waiting_on: dict[int, list[int]] = {}  # an operation's rank → the groups that need it
+    heap: list[int] = []
     for r, op in enumerate(order):
         given = op.depends_on
         if not given:
+            heap.append(r)
             continue
         own = op.op_id
         deps = trimmed.get(given)
         if deps is None:
-            deps = trimmed[given] = tuple(sorted({ids[d] for d in given if d in ids}))
+            deps = tuple(sorted({ids[d] for d in given if d in ids}))
+            if deps == given and all(a is b for a, b in zip(deps, given, strict=True)):
+                deps = given  # already trimmed, and naming the operations' own ids
+            trimmed[given] = deps
         if own in deps:
             deps = tuple(d for d in deps if d != own)
-        if deps is not given and (
-                deps != given or any(a is not b for a, b in zip(deps, given, strict=True))):
+        if deps is not given:
             order[r] = Operation(own, op.kind, op.key, op.feishu_id, op.payload, op.changes,
                                  op.reason, deps, op.mirror, op.label)
-        indeg[r] = len(deps)
-        for d in deps:
-            children.setdefault(rank[d], []).append(r)
+        if not deps:
+            heap.append(r)
+            continue
+        g = group_of.get(deps)
+        if g is None:
+            g = group_of[deps] = len(members)
+            members.append([r])
+            unplaced.append(len(deps))
+            for d in deps:
+                waiting_on.setdefault(rank[d], []).append(g)
+        else:
+            members[g].append(r)
 
-    heap = [r for r, n in enumerate(indeg) if n == 0]  # ascending, so already a heap
-    out: list[Operation] = []
+    out: list[Operation] = []  # the heap starts ascending, so it already is one
     pop, push = heapq.heappop, heapq.heappush
     while heap:
         r = pop(heap)
         out.append(order[r])
-        for c in children.get(r, ()):
-            indeg[c] -= 1
-            if indeg[c] == 0:
-                push(heap, c)
+        for g in waiting_on.get(r, ()):
+            unplaced[g] -= 1
+            if not unplaced[g]:
+                for c in members[g]:
+                    push(heap, c)
     if len(out) != len(order):
-        stuck = sorted(order[r].op_id for r, n in enumerate(indeg) if n > 0)[:5]
+        stuck = sorted(order[r].op_id for g, n in enumerate(unplaced) if n
+                       for r in members[g])[:5]
         raise ValueError(f"dependency cycle among operations: {stuck}")
     return tuple(out)
 
 
-def _tie(op: Operation) -> tuple[int, str]:
-    return KIND_ORDER[op.kind], op.key
+_KEY = attrgetter("key")
 
 
 def _canonical_default(v: Any) -> Any:
