@@ -18,18 +18,23 @@ requests ``period + margin`` apart can never land within one server window.
 and the 1-minute windows at 99.96 %. Against a distant server the jitter can be larger; a
 rare 429 is then waited out and retried, and the endpoint is held until the server's reset.
 
-**Pacing.** Windows of at most :data:`PACED_PERIOD` (1 s) also space requests ``PACING ×
-period / count`` apart (16 ms at 50/s), on a grid of due times one gap apart: neither the
-lag from an admission to its send nor a wake-up less than half a gap late (event-loop timers
-are about a millisecond coarse) pushes the next call back; a later one restarts the grid, so
-two calls never leave in quick succession. Without it a window's worth of calls leaves
-at once and queues at the server, so their arrivals spread over tens to hundreds of
-milliseconds while the next burst, on warm connections, lands within a few: the server then
-sees more than ``count`` arrivals in one period (measured against the sandbox: 50
-simultaneous creates arrived over 160 ms and the next burst drew 429s). Pacing costs nothing
-in sustained throughput, which stays ``count / (period + margin)``. Longer windows
-(1000/min, resurrect's 10/min) are not paced, so short bursts within them still go out at
-the per-second rate.
+**Pacing.** Windows of at most :data:`PACED_PERIOD` (1 s) and a count above one also space
+requests ``PACING × period / count`` apart (21 ms at 50/s, 2.1 ms at 500/s), on a grid of due
+times one gap apart: neither the lag from an admission to its send nor a late wake-up
+(asyncio's timers round every wait up to a whole millisecond) pushes the next call back, so
+the calls leave at the grid's rate; one more than a gap late restarts the grid. The gap is 5 %
+longer than the count allows, so the grid, not the count, is what binds: no second window of
+the server ever holds more than about 95 % of its count, and the rest absorbs requests the
+server counts late when it is busy. When the count bound instead (a gap shorter than the
+count's, which the millisecond timers used to stretch, until a read without collector stalls
+kept pace with it), the server saw a full window's worth in under a second at times and
+answered 429 (the 100k resync read in ``orgsync.bench``: 2 in 5,139 pages). Without pacing a
+window's worth of calls leaves at once and queues at the server, so their arrivals spread over
+tens to hundreds of milliseconds while the next burst, on warm connections, lands within a
+few: the server then sees more than ``count`` arrivals in one period (measured against the
+sandbox: 50 simultaneous creates arrived over 160 ms and the next burst drew 429s). Longer
+windows (1000/min, resurrect's 10/min) are not paced, so short bursts within them still go out
+at the per-second rate; a window of one (1 QPS) is spaced by its count alone.
 
 Waiters are served first-in, first-out in every bucket they share: a call joins the queues
 of its endpoint's buckets at once and is admitted when it is at the head of all of them and
@@ -55,10 +60,9 @@ SAFETY_MARGIN = 0.025
 PACED_PERIOD = 1.0
 """Windows with a period up to this many seconds also space admissions apart (see PACING)."""
 
-PACING = 0.8
-"""Paced windows space admissions ``PACING × period / count`` apart: a window's quota is
-spread over 80 % of its period, so event-loop wake-up lateness (about a millisecond per
-admission) never makes the spacing, rather than the window itself, the binding limit."""
+PACING = 1.05
+"""Paced windows space admissions ``PACING × period / count`` apart: 5 % slower than the
+count allows (see the module docstring for why the spacing must be what binds)."""
 
 _EPSILON = 1e-9
 _PRUNE_ABOVE = 1024
@@ -152,8 +156,8 @@ class _Window:
         if self.gap and held:
             # Paced on a grid of due times, one gap apart: neither the lag from an admission
             # to its write nor a late wake-up (the event loop's timers are ~1 ms coarse; at
-            # 500/s the gap is 1.6 ms) adds to the next gap. The window's count, kept in send
-            # times, is what keeps the server's windows from overflowing.
+            # 500/s the gap is 2.1 ms) adds to the next gap. The window's count, kept in send
+            # times, stays the bound no schedule may cross.
             wait = max(wait, self.due - now)
         return max(wait, self.hold_until - now)
 
@@ -228,7 +232,8 @@ class RateLimiter:
         if window is None:
             if len(self._windows) >= _PRUNE_ABOVE:
                 self._prune()
-            gap = PACING * limit.period / limit.count if limit.period <= PACED_PERIOD else 0.0
+            gap = (PACING * limit.period / limit.count
+                   if limit.period <= PACED_PERIOD and limit.count > 1 else 0.0)
             window = self._windows[key] = _Window(limit.count, limit.period + self.margin, gap)
         return window
 
@@ -275,13 +280,12 @@ class RateLimiter:
             now = self.clock.now()
             for window in joined:
                 bisect.insort(window.log, now)
-                # On the grid when this call is less than half a gap past its due time;
-                # else (idle, held by the count, or a wake-up that late) one gap from now.
-                # Keeping the grid after a later wake-up let the next call follow almost at
-                # once: such pairs drew 21 × 429 from the sandbox in a 10k-person apply at
-                # 500/s (orgsync.bench initial_apply), half a gap drew none.
+                # On the grid when this call is less than a gap past its due time; else
+                # (idle, held by the count, or a wake-up that late) one gap from now. The
+                # grid's rate is under the count's, so a call that follows a late one
+                # sooner than a gap never makes a server window overflow.
                 late = now - window.due
-                window.due = (window.due if 0 <= late < window.gap / 2 else now) + window.gap
+                window.due = (window.due if 0 <= late < 2 * window.gap else now) + window.gap
             return Permit(self.clock, joined, now, now - start)
         finally:
             for window in joined:

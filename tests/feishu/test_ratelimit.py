@@ -71,11 +71,41 @@ class TestWindows:
         assert times == [0.0] * 5 + [2 + M] * 2
 
     def test_short_windows_are_paced(self) -> None:
-        """A 1-second window spreads its quota 0.8 × period / count apart, then slides."""
+        """A 1-second window spaces its calls 1.05 × period / count apart: the spacing, not
+        the count (5 in any 1 + M seconds), is what binds."""
         clock = VirtualClock()
         bucket = Bucket("e", Limit(5, 1.0))
         times = _admit_all(_limiter(clock), clock, [((bucket,), ())] * 7)
-        assert times == pytest.approx([0.0, 0.16, 0.32, 0.48, 0.64, 1 + M, 1.16 + M])
+        assert times == pytest.approx([0.0, 0.21, 0.42, 0.63, 0.84, 1.05, 1.26])
+
+    def test_a_window_of_one_is_spaced_by_its_count(self) -> None:
+        """1 QPS (department moves): one call every 1 + M seconds, no pacing on top."""
+        clock = VirtualClock()
+        bucket = Bucket("e", Limit(1, 1.0))
+        times = _admit_all(_limiter(clock), clock, [((bucket,), ())] * 3)
+        assert times == pytest.approx([0.0, 1 + M, 2 + 2 * M])
+
+    @pytest.mark.parametrize("seed", range(3))
+    def test_late_wake_ups_never_fill_a_server_window(self, seed: int) -> None:
+        """Calls at 500/s woken up to 3 ms late (asyncio's timers round up to whole
+        milliseconds; a busy loop adds more): no second holds more than the grid's 476
+        and the two calls it may catch up, far under the count of 500, and the calls
+        still leave at the grid's rate."""
+        rng = random.Random(seed)
+        clock = VirtualClock()
+        limiter = _limiter(clock)
+        bucket = (Bucket("e", Limit(500, 1.0)),)
+        times: list[float] = []
+
+        async def main() -> None:
+            for _ in range(3000):
+                await limiter.acquire(bucket)
+                times.append(clock.now())
+                clock.t += rng.uniform(0.0, 0.003)
+
+        asyncio.run(clock.run(main()))
+        _assert_within(times, Limit(478, 1.0))
+        assert len(times) / (times[-1] - times[0]) > 0.9 * 500
 
     def test_sent_moves_the_charge_to_the_real_send_time(self) -> None:
         """A request that left 0.3 s after admission frees its slot 0.3 s later."""
@@ -83,20 +113,25 @@ class TestWindows:
 
     def test_the_pacing_gap_runs_from_the_last_admission(self) -> None:
         """A request that left 0.1 s after its admission does not push the next one back:
-        the gap (0.8 × period / count) runs from the admission; the count, from the send."""
-        assert _next_after_a_late_send(Limit(5, 1.0), 0.1) == pytest.approx(0.16)
+        the gap (1.05 × period / count) runs from the admission; the count, from the send."""
+        assert _next_after_a_late_send(Limit(5, 1.0), 0.1) == pytest.approx(0.21)
 
     def test_a_late_admission_does_not_push_the_next_one_back(self) -> None:
-        """Admitted 0.04 s after its due time (a late wake-up), a call keeps the grid: the
+        """Admitted 0.09 s after its due time (a late wake-up), a call keeps the grid: the
         next is due one gap after the missed due time, not one gap after the late one."""
-        # the second call comes 0.04 s after it was due (0.16)
-        assert _two_calls_after(0.2) == pytest.approx([0.2, 0.32])
+        # the second call comes 0.09 s after it was due (0.21)
+        assert _two_calls_after(0.3) == pytest.approx([0.3, 0.42])
 
-    def test_a_call_late_by_half_a_gap_or_more_restarts_the_grid(self) -> None:
-        """Admitted 0.1 s after its due time (over half the 0.16 s gap), a call does not
-        let the next catch up (two calls in quick succession drew 429s from the sandbox at
-        500/s): the next is due one gap after this one."""
-        assert _two_calls_after(0.26) == pytest.approx([0.26, 0.42])
+    def test_a_call_less_than_two_gaps_late_lets_the_next_take_its_slot(self) -> None:
+        """Admitted 0.29 s after its due time (under two 0.21 s gaps), a call keeps the
+        grid, so the next one, already due, follows at once: the calls keep the grid's
+        rate, which is under the count's."""
+        assert _two_calls_after(0.5) == pytest.approx([0.5, 0.5])
+
+    def test_a_call_two_gaps_late_or_more_restarts_the_grid(self) -> None:
+        """Admitted 0.49 s after its due time, a call does not let more calls catch up (a
+        burst would crowd the server's window): the next is due one gap after this one."""
+        assert _two_calls_after(0.7) == pytest.approx([0.7, 0.91])
 
     def test_both_windows_are_enforced_independently(self) -> None:
         """A per-second and a per-10-second window each bind in turn."""
@@ -162,7 +197,7 @@ class TestFairnessAndExtras:
         slow: tuple[Bucket, ...] = (USER_PATCH_SLOW,)
         calls = [(USER_PATCH.buckets, slow), (USER_PATCH.buckets, ())] * 3
         times = _admit_all(_limiter(clock), clock, calls)
-        assert times == [0.0, 0.016, 1 + M, 0.032, 2 + 2 * M, 0.048]
+        assert times == [0.0, 0.021, 1 + M, 0.042, 2 + 2 * M, 0.063]
 
     def test_hold_pauses_only_the_held_buckets(self) -> None:
         """After a hold of 3 s the held endpoint waits 3 s; another endpoint does not."""
@@ -236,7 +271,7 @@ def _next_after_a_late_send(limit: Limit, lag: float) -> float:
 
 
 def _two_calls_after(pause: float) -> list[float]:
-    """When two calls are admitted (at 5/s, gap 0.16 s) that come ``pause`` after a first."""
+    """When two calls are admitted (at 5/s, gap 0.21 s) that come ``pause`` after a first."""
     clock = VirtualClock()
     limiter = _limiter(clock)
     bucket = (Bucket("e", Limit(5, 1.0)),)

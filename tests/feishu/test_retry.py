@@ -293,7 +293,7 @@ class TestRequestShapes:
         _run(script, calls, clock=clock)
         m = SAFETY_MARGIN
         assert dict(sent) == {"A": 0.0, "B": round(1 + m, 6), "C": round(2 + 2 * m, 6),
-                              "D": 0.016}
+                              "D": 0.021}
 
     def test_children_pages_until_has_more_is_false(self) -> None:
         """iter_children follows page_token and sends fetch_child in lower case."""
