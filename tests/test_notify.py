@@ -342,14 +342,20 @@ def test_unreachable_welcome_expires_and_is_reported(sb: SandboxServer, tmp_path
     e = joiner(1, MANAGERS[0], T0)
     write_csv(with_people(e), tmp_path / "s")
     _created_unreachable(sb, cfg, ledger, e)
-    run(cfg, ledger, T0 + timedelta(days=7))
-    out = run(cfg, ledger, T0 + timedelta(days=8))
+    # The retry days count from the day the ledger wrote the welcome's row (its own clock):
+    # the day after T0's when the suite crossed midnight (UTC) in between.
+    row = next(r for r in ledger.notifications() if r.event == f"welcome:{e.key}")
+    day0 = T0 + timedelta(days=(row.created_at.date() - T0.date()).days)
+    out = run(cfg, ledger, day0 + timedelta(days=7))
+    assert out.notified is not None
+    assert out.notified.pending == [f"welcome:{e.key}"]
+    out = run(cfg, ledger, day0 + timedelta(days=8))
     assert out.exit_code == 0
     assert out.notified is not None
     assert out.notified.expired == [f"welcome:{e.key}"]
     assert f"expired welcome:{e.key}" in in_chat(sb, admin)[-1]
     sb.tenant.set_reachable(e.key, True)
-    out = run(cfg, ledger, T0 + timedelta(days=9))
+    out = run(cfg, ledger, day0 + timedelta(days=9))
     assert out.notified is not None
     assert out.notified.sent == []
     assert to_user(sb, e.key) == []
