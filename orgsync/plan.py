@@ -300,7 +300,7 @@ def topological(ops: Iterable[Operation]) -> tuple[Operation, ...]:
         by_kind.setdefault(op.kind, []).append(op)
     order: list[Operation] = []
     for kind in sorted(by_kind, key=KIND_ORDER.__getitem__):
-        order += sorted(by_kind[kind], key=_KEY)
+        order += sorted(by_kind[kind], key=BY_KEY)
     rank = {op.op_id: r for r, op in enumerate(order)}
     # Each id once in memory: a dependency names the depended-on operation's own id
     # string (a 10⁵-operation plan otherwise holds a copy per reference).
@@ -361,7 +361,8 @@ def topological(ops: Iterable[Operation]) -> tuple[Operation, ...]:
     return tuple(out)
 
 
-_KEY = attrgetter("key")
+BY_KEY = attrgetter("key")
+"""An operation's key, to sort by."""
 
 
 def _canonical_default(v: Any) -> Any:

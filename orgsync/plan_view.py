@@ -11,13 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from operator import attrgetter
 from typing import Any, TypeVar
 
 from orgsync.errors import ConfigError
 from orgsync.names import Names
 from orgsync.operations import SPECS
-from orgsync.plan import PER_RECORD, FieldChange, Operation, OpKind, Plan
+from orgsync.plan import BY_KEY, PER_RECORD, FieldChange, Operation, OpKind, Plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +146,7 @@ class View:
         path = self.names.path
         for _, dept in sorted((path(d) if d else "", d or "") for d in by_dept):
             group = by_dept[dept or None]
-            group.sort(key=_KEY)
+            group.sort(key=BY_KEY)
             yield dept or None, group
 
     def title(self, op: Operation) -> str:
@@ -220,7 +219,6 @@ class View:
         return found
 
 
-_KEY = attrgetter("key")
 K = TypeVar("K")
 V = TypeVar("V")
 

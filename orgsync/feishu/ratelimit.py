@@ -22,7 +22,7 @@ rare 429 is then waited out and retried, and the endpoint is held until the serv
 requests ``PACING × period / count`` apart (21 ms at 50/s, 2.1 ms at 500/s), on a grid of due
 times one gap apart: neither the lag from an admission to its send nor a late wake-up
 (asyncio's timers round every wait up to a whole millisecond) pushes the next call back, so
-the calls leave at the grid's rate; one more than a gap late restarts the grid. The gap is 5 %
+the calls leave at the grid's rate; one two gaps late or more restarts the grid. The gap is 5 %
 longer than the count allows, so the grid, not the count, is what binds: no second window of
 the server ever holds more than about 95 % of its count, and the rest absorbs requests the
 server counts late when it is busy. When the count bound instead (a gap shorter than the
@@ -280,10 +280,10 @@ class RateLimiter:
             now = self.clock.now()
             for window in joined:
                 bisect.insort(window.log, now)
-                # On the grid when this call is less than a gap past its due time; else
+                # On the grid when this call is less than two gaps past its due time; else
                 # (idle, held by the count, or a wake-up that late) one gap from now. The
-                # grid's rate is under the count's, so a call that follows a late one
-                # sooner than a gap never makes a server window overflow.
+                # grid's rate is under the count's, so the one call that may follow a late
+                # one at once never makes a server window overflow.
                 late = now - window.due
                 window.due = (window.due if 0 <= late < 2 * window.gap else now) + window.gap
             return Permit(self.clock, joined, now, now - start)

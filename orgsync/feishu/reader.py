@@ -159,7 +159,7 @@ async def read_directory(client: DirectoryAPI, *, reverse_departments: Mapping[s
 
 async def _read_directory(client: DirectoryAPI, reverse_departments: Mapping[str, str],
                           reverse_users: Mapping[str, str], concurrency: int) -> DirectoryState:
-    """:func:`read_directory` with the collector paused."""
+    """:func:`read_directory`, with only young objects collected."""
     rdept = dict(reverse_departments)
     ruser = dict(reverse_users)
     seen: dict[str, dict[str, Any]] = {}
