@@ -42,7 +42,7 @@ from orgsync.identity import feishu_department_id, feishu_user_id
 from orgsync.model import CUSTOM_ATTRS, Department, Employee, Snapshot, Status
 from orgsync.names import Names
 from orgsync.operations import kinds
-from orgsync.plan import PER_RECORD, FieldChange, Operation, OpKind, Plan, op_id, topological
+from orgsync.plan import PER_RECORD, CreatedChanges, FieldChange, Operation, OpKind, Plan, op_id, topological
 from orgsync.source import Issue, SourceData
 from orgsync.state import DirectoryState, Lifecycle, MirrorUser
 from orgsync.validate import normalize_mobile
@@ -594,16 +594,19 @@ def _plan_users(b: _Builder) -> None:
                                            attrs=b.desired.custom_attrs)
             kind = OpKind.USER_ADOPT if adopt else OpKind.USER_CREATE
             had = b.policy.adopt[key] if adopt else fid
+            # Its changes are made from the mirror when read (a renderer reads the mirror).
+            mirror = {**new_fields, _DOTTED: None} if manager \
+                else {**new_fields, "manager_key": None, _DOTTED: None}
             b.add(Operation(op_id(kind, key), kind, key, had, body,
-                            _changes_from_none(new_fields, hidden="status"),
+                            CreatedChanges(mirror, "status", {
+                                k: v for k in ("manager_key", _DOTTED)
+                                if (v := new_fields.get(k)) != mirror[k]} or None),
                             ("back in scope: the account released earlier is managed again"
                              if key in b.current.released else
                              f"existing Feishu user {had} matched") if adopt
                             else "new in source",
                             _waits(waits_for, dept_deps, manager) if manager else dept_deps,
-                            {**new_fields, _DOTTED: None} if manager
-                            else {**new_fields, "manager_key": None, _DOTTED: None},
-                            e.name))
+                            mirror, e.name))
             if adopt and had != fid:
                 _add_rekey(b, key, key, had, f"adopted; its user_id becomes {fid}",
                            (op_id(kind, key),))

@@ -13,11 +13,11 @@ import heapq
 import json
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import orjson
 
@@ -85,6 +85,64 @@ class FieldChange:
         return {"field": self.field, "old": self.old, "new": self.new}
 
 
+class CreatedChanges(Sequence[FieldChange]):
+    """The changes of a create: one ``FieldChange(name, None, value)`` per field with a
+    value, by name — made only when first read (treat as immutable, like a tuple).
+
+    A first sync's 10⁵ creates would otherwise hold 10⁶ changes that only a renderer
+    reads, and it reads :meth:`created` instead. ``fields`` are the record's (the
+    create's mirror: it is kept anyway); ``hidden`` is not a change (a status), and
+    ``also`` are values shown though the create does not set them (a manager linked
+    later). Equal to, and hashed as, the tuple of the same changes.
+    """
+
+    __slots__ = ("_also", "_fields", "_hidden", "_made")
+
+    def __init__(self, fields: Mapping[str, Any], hidden: str = "",
+                 also: Mapping[str, Any] | None = None) -> None:
+        self._fields = fields
+        self._hidden = hidden
+        self._also = also
+        self._made: tuple[FieldChange, ...] | None = None
+
+    def created(self) -> list[tuple[str, Any]]:
+        """(field, value) of each change, by field: what the changes say, none made."""
+        fields = self._fields if self._also is None else {**self._fields, **self._also}
+        hidden = self._hidden
+        return [(k, v) for k in sorted(fields)
+                if (v := fields[k]) is not None and v != "" and v != [] and k != hidden]
+
+    def _changes(self) -> tuple[FieldChange, ...]:
+        made = self._made
+        if made is None:
+            made = self._made = tuple(FieldChange(k, None, v) for k, v in self.created())
+        return made
+
+    def __len__(self) -> int:
+        return len(self._changes())
+
+    @overload
+    def __getitem__(self, i: int) -> FieldChange: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[FieldChange]: ...
+    def __getitem__(self, i: int | slice) -> FieldChange | Sequence[FieldChange]:
+        return self._changes()[i]
+
+    def __iter__(self) -> Iterator[FieldChange]:
+        return iter(self._changes())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, CreatedChanges | tuple):
+            return self._changes() == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._changes())
+
+    def __repr__(self) -> str:
+        return repr(self._changes())
+
+
 @dataclass(slots=True, unsafe_hash=True)
 class Operation:
     """One Feishu write (treat as immutable: derive changed copies with ``replace``).
@@ -99,7 +157,7 @@ class Operation:
     key: str
     feishu_id: str
     payload: Mapping[str, Any]
-    changes: tuple[FieldChange, ...] = ()
+    changes: Sequence[FieldChange] = ()
     reason: str = ""
     depends_on: tuple[str, ...] = ()
     mirror: Mapping[str, Any] | None = None
@@ -199,8 +257,11 @@ class Plan:
 
         The canonical form is a JSON array with one array per operation, in plan order:
         ``[op_id, kind, key, feishu_id, label, payload, [[field, old, new], …], reason,
-        depends_on, mirror]``, each in :func:`canonical_bytes`' form. It covers what
-        :meth:`Operation.to_dict` holds, so a plan rebuilt by :meth:`Operation.from_dict`
+        depends_on, mirror]``, each in :func:`canonical_bytes`' form, with ``[]`` for the
+        changes of a ``user.create`` or ``user.adopt``: those only restate its payload and
+        mirror (and a manager the plan links in its own ``user.set_manager``), and a first
+        sync would make 10⁶ of them to hash. It covers what :meth:`Operation.to_dict`
+        holds, so a plan rebuilt by :meth:`Operation.from_dict`
         (or from its JSON file) has the same checksum; arrays, not objects, because
         sorting and writing the same ten keys for every operation cost as much as the
         rest of the hash. The executor asks for the id per operation, so it is never
@@ -211,12 +272,13 @@ class Plan:
         digest = hashlib.sha256(b"[")
         update = digest.update
         sep = b""
+        restated = _RESTATED
         for op in self.operations:
             update(sep)
             update(canonical_bytes((
                 op.op_id, op.kind._value_, op.key, op.feishu_id, op.label, op.payload,
-                [(c.field, c.old, c.new) for c in op.changes], op.reason, op.depends_on,
-                op.mirror)))
+                () if op.kind in restated else [(c.field, c.old, c.new) for c in op.changes],
+                op.reason, op.depends_on, op.mirror)))
             sep = b","
         update(b"]")
         return digest.hexdigest()
@@ -277,6 +339,9 @@ class Plan:
 
 
 _DISPLAY = frozenset({"takeover", "names", "guards"})
+
+#: Kinds whose changes the checksum leaves out (see :attr:`Plan.checksum`).
+_RESTATED = frozenset({OpKind.USER_CREATE, OpKind.USER_ADOPT})
 
 
 def issue_dict(i: Issue) -> dict[str, Any]:

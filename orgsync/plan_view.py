@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from orgsync.errors import ConfigError
 from orgsync.names import Names
 from orgsync.operations import SPECS
-from orgsync.plan import BY_KEY, PER_RECORD, FieldChange, Operation, OpKind, Plan
+from orgsync.plan import BY_KEY, PER_RECORD, CreatedChanges, FieldChange, Operation, OpKind, Plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +164,20 @@ class View:
         # under its own name; one that recurs (a city, a manager, a department) is said once.
         kept = self._as_text
         found = []
-        for c in op.changes:
+        changes = op.changes
+        if changes.__class__ is CreatedChanges:  # read without making the changes
+            for k, new in changes.created():
+                cls = new.__class__
+                if cls is str and k in PER_RECORD:
+                    found.append(f"{k}: {new}")
+                elif cls is str or cls is int or k == "department_keys":
+                    shared = (k, tuple(new) if cls is list else new)
+                    found.append(kept.get(shared)
+                                 or _keep(kept, shared, self.change(FieldChange(k, None, new))))
+                else:
+                    found.append(self.change(FieldChange(k, None, new)))
+            return found
+        for c in changes:
             new = c.new
             if c.old is None and new:
                 cls = new.__class__
@@ -208,6 +221,14 @@ class View:
         each time: ``True`` is ``1`` as a key."""
         kept = self._as_json
         found = []
+        if changes.__class__ is CreatedChanges:  # read without making the changes
+            for k, new in changes.created():
+                if (new.__class__ is str or new.__class__ is int) and k not in PER_RECORD:
+                    found.append(kept.get((k, new))
+                                 or _keep(kept, (k, new), self.change_dict(FieldChange(k, None, new))))
+                else:
+                    found.append(self.change_dict(FieldChange(k, None, new)))
+            return found
         for c in changes:
             new = c.new
             if c.old is None and (new.__class__ is str or new.__class__ is int) \

@@ -123,7 +123,8 @@ def summary_text(view: View, out: TextIO, *, color: bool = False) -> None:
 def details_text(view: View, out: TextIO, *, color: bool = False) -> None:
     """The operations that pass the filters, by kind and department (after the summary),
     then the held records and warnings the summary left out."""
-    w = out.write
+    parts: list[str] = []
+    w = parts.append
     plan = view.plan
     if view.filters.active:
         w(f"Showing {shown_count(view)} of {len(plan.operations)} operations "
@@ -140,12 +141,16 @@ def details_text(view: View, out: TextIO, *, color: bool = False) -> None:
                 changes = view.changes(op)
                 if changes:
                     w("        " + "; ".join(changes) + "\n")
+                if len(parts) >= _BATCH:
+                    out.write("".join(parts))
+                    parts.clear()
     held, warnings = plan.held(), plan.warnings()
     for title, mark, issues in (("Held back", "✗", held), ("Warnings", "!", warnings)):
         if len(issues) > _SHOWN_ISSUES:
             w(f"\n{title} ({len(issues)}):\n")
             for i in issues:
                 w(f"  {mark} {i}\n")
+    out.write("".join(parts))
 
 
 def _text(view: View, out: TextIO, *, color: bool) -> None:
@@ -172,6 +177,10 @@ def render_text(plan: Plan, console: Console, *, limit: int | None = None) -> No
     out.write(f"  … and {len(plan.operations) - limit} more "
                        "(orgsync plan lists them all)\n")
 
+
+#: Operations' lines are written this many pieces at a time: a write to a text file costs
+#: a microsecond and more before it does anything, and a first sync writes 10⁵ lines.
+_BATCH = 2000
 
 #: ``json.dumps(value, ensure_ascii=False)``, without building an encoder per call.
 _dump = json.JSONEncoder(ensure_ascii=False).encode
@@ -224,10 +233,16 @@ def _json(view: View, out: TextIO) -> None:
         if raw is not None:
             out.flush()
         write = raw.write if raw is not None else (lambda b: w(b.decode()))
+        parts: list[bytes] = []
+        add = parts.append
         for op in view.shown():
-            write(b"\n    " if first else b",\n    ")
-            write(_dump_op(view.op_dict(op)))
+            add(b"\n    " if first else b",\n    ")
+            add(_dump_op(view.op_dict(op)))
             first = False
+            if len(parts) >= _BATCH:
+                write(b"".join(parts))
+                parts.clear()
+        write(b"".join(parts))
         if raw is not None:
             raw.flush()
     w("\n  ]\n}\n" if not first else "]\n}\n")
@@ -268,15 +283,21 @@ def _markdown(view: View, out: TextIO) -> None:
     if view.filters.active:
         w(f"\nShowing {shown_count(view)} of {len(plan.operations)} operations "
           f"(`{view.filters.describe()}`)\n")
+    parts: list[str] = []
+    add = parts.append
     for kind, n, groups in view.groups():
-        w(f"\n#### {kind.value} ({n})\n\n| Department | Key | Name | Changes | Reason |\n"
-          "|---|---|---|---|---|\n")
+        add(f"\n#### {kind.value} ({n})\n\n| Department | Key | Name | Changes | Reason |\n"
+            "|---|---|---|---|---|\n")
         for dept, ops in groups:
             where = _cell(view.names.path(dept) if dept else "top level")
             for op in ops:
                 name = view.names.path(op.key) if op.entity == "department" else op.label
-                w(f"| {where} | {_cell(op.key)} | {_cell(name)} | "
-                  f"{'<br>'.join(_cell(c) for c in view.changes(op))} | {_cell(op.reason)} |\n")
+                add(f"| {where} | {_cell(op.key)} | {_cell(name)} | "
+                    f"{'<br>'.join(_cell(c) for c in view.changes(op))} | {_cell(op.reason)} |\n")
+                if len(parts) >= _BATCH:
+                    w("".join(parts))
+                    parts.clear()
+    w("".join(parts))
 
 
 def render_json(plan: Plan) -> str:

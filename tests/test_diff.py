@@ -270,17 +270,22 @@ def test_plan_round_trips_through_json() -> None:
 
 
 def test_plan_checksum_is_the_documented_canonical_form() -> None:
-    """The checksum hashes one JSON array per operation (sorted object keys, no spaces),
-    so a plan read back from its JSON file has the plan's id."""
+    """The checksum hashes one JSON array per operation (sorted object keys, no spaces;
+    a user create's changes, which restate its record, as []), so a plan read back from
+    its JSON file has the plan's id."""
     import hashlib
     import json
 
     from orgsync.plan import Operation
 
     plan = diff(SourceData(ORG), DirectoryState())
+    restated = {"user.create", "user.adopt"}
     rows = [[d["op_id"], d["kind"], d["key"], d["feishu_id"], d["label"], d["payload"],
+             [] if d["kind"] in restated else
              [[c["field"], c["old"], c["new"]] for c in d["changes"]], d["reason"],
              d["depends_on"], d["mirror"]] for d in (op.to_dict() for op in plan.operations)]
+    assert any(d["kind"] == "user.create" and d["changes"] for d in
+               (op.to_dict() for op in plan.operations))
     canonical = json.dumps(rows, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     assert plan.checksum == hashlib.sha256(canonical.encode()).hexdigest()
     loaded = json.loads(json.dumps([op.to_dict() for op in plan.operations]))
@@ -386,3 +391,33 @@ def test_canonical_bytes_are_the_standard_encoders_even_where_orjson_refuses() -
         assert canonical_bytes(value) == json.dumps(
             value, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode(
             "utf-8", "surrogatepass")
+
+
+def test_a_creates_changes_are_its_records_made_when_read() -> None:
+    """A new person's changes are every field of their record with a value (not the
+    status), their manager and dotted lines included when those are linked later;
+    made only when read, and equal to the tuple of them."""
+    from orgsync.diff import _changes_from_none
+    from orgsync.plan import CreatedChanges
+
+    org = Snapshot.of([dept("D1", "研发中心")], [
+        emp("E5", ("D1",), manager="E6", job_title="工程师"),
+        emp("E6", ("D1",), manager="E5"),
+        emp("E7", ("D1",), profile={"dotted_line_manager_keys": ["E5"]})])
+    plan = diff(SourceData(org), DirectoryState())
+    creates = {op.key: op for op in plan.operations if op.kind is OpKind.USER_CREATE}
+    assert creates["E5"].mirror is not None
+    assert creates["E5"].mirror["manager_key"] is None  # the cycle's link comes later
+    for key, op in creates.items():
+        assert isinstance(op.changes, CreatedChanges)
+        assert op.changes._made is None  # nothing made until read
+        want = _changes_from_none(org.employees[key].fields(), hidden="status")
+        assert op.changes.created() == [(c.field, c.new) for c in want]
+        assert op.changes == want
+        assert want == op.changes
+        assert [c.field for c in op.changes] == [c.field for c in want]
+    e5, e7 = creates["E5"].changes, creates["E7"].changes
+    assert isinstance(e5, CreatedChanges)
+    assert isinstance(e7, CreatedChanges)
+    assert ("manager_key", "E6") in e5.created()
+    assert ("dotted_line_manager_keys", ["E5"]) in e7.created()
