@@ -594,13 +594,17 @@ def _plan_users(b: _Builder) -> None:
                                            attrs=b.desired.custom_attrs)
             kind = OpKind.USER_ADOPT if adopt else OpKind.USER_CREATE
             had = b.policy.adopt[key] if adopt else fid
-            # Its changes are made from the mirror when read (a renderer reads the mirror).
-            mirror = {**new_fields, _DOTTED: None} if manager \
-                else {**new_fields, "manager_key": None, _DOTTED: None}
+            # The mirror is the record but the links made later (the fields, changed in
+            # place: they are this person's own copy); the changes are made from it when
+            # read, with those links shown.
+            also = {k: v for k in ("manager_key", _DOTTED)
+                    if (v := new_fields.get(k)) is not None and (k == _DOTTED or not manager)}
+            mirror = new_fields
+            mirror[_DOTTED] = None
+            if not manager:
+                mirror["manager_key"] = None
             b.add(Operation(op_id(kind, key), kind, key, had, body,
-                            CreatedChanges(mirror, "status", {
-                                k: v for k in ("manager_key", _DOTTED)
-                                if (v := new_fields.get(k)) != mirror[k]} or None),
+                            CreatedChanges(mirror, "status", also or None),
                             ("back in scope: the account released earlier is managed again"
                              if key in b.current.released else
                              f"existing Feishu user {had} matched") if adopt

@@ -14,7 +14,7 @@ from fnmatch import fnmatchcase
 from typing import Any, TypeVar
 
 from orgsync.errors import ConfigError
-from orgsync.names import Names
+from orgsync.names import FIELD_LABELS, Names
 from orgsync.operations import SPECS
 from orgsync.plan import BY_KEY, PER_RECORD, CreatedChanges, FieldChange, Operation, OpKind, Plan
 
@@ -223,7 +223,9 @@ class View:
         found = []
         if changes.__class__ is CreatedChanges:  # read without making the changes
             for k, new in changes.created():
-                if (new.__class__ is str or new.__class__ is int) and k not in PER_RECORD:
+                if k in _PLAIN:  # a record's own value, under its own name: no texts
+                    found.append({"field": k, "old": None, "new": new})
+                elif (new.__class__ is str or new.__class__ is int) and k not in PER_RECORD:
                     found.append(kept.get((k, new))
                                  or _keep(kept, (k, new), self.change_dict(FieldChange(k, None, new))))
                 else:
@@ -239,6 +241,9 @@ class View:
             found.append(d)
         return found
 
+
+#: A record's own fields whose JSON change has no texts (:meth:`View.change_dict`).
+_PLAIN = frozenset(f for f in PER_RECORD if f not in FIELD_LABELS and f != "employee_type")
 
 K = TypeVar("K")
 V = TypeVar("V")
