@@ -703,7 +703,7 @@ def _plan_users(b: _Builder) -> None:
                 cur_email[u.record.email.lower()] = k
             if u.record.mobile:
                 cur_mobile[u.record.mobile] = k
-    for key in touched:
+    for key in touched if cur_email or cur_mobile else ():  # none held on a first sync
         e = active[key]
         for value, index in ((e.email.lower() if e.email else None, cur_email),
                              (e.mobile, cur_mobile)):

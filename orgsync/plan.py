@@ -109,8 +109,8 @@ class CreatedChanges(Sequence[FieldChange]):
         """(field, value) of each change, by field: what the changes say, none made."""
         fields = self._fields if self._also is None else {**self._fields, **self._also}
         hidden = self._hidden
-        return [(k, v) for k in sorted(fields)
-                if (v := fields[k]) is not None and v != "" and v != [] and k != hidden]
+        return [(k, v) for k in sorted(fields)  # a value, or one that is not None, "", []
+                if ((v := fields[k]) or (v is not None and v != "" and v != [])) and k != hidden]
 
     def _changes(self) -> tuple[FieldChange, ...]:
         made = self._made
