@@ -42,7 +42,7 @@ from orgsync.identity import feishu_department_id, feishu_user_id
 from orgsync.model import CUSTOM_ATTRS, Department, Employee, Snapshot, Status
 from orgsync.names import Names
 from orgsync.operations import kinds
-from orgsync.plan import PER_RECORD, CreatedChanges, FieldChange, Operation, OpKind, Plan, op_id, topological
+from orgsync.plan import CreatedChanges, FieldChange, Operation, OpKind, Plan, op_id, topological
 from orgsync.source import Issue, SourceData
 from orgsync.state import DirectoryState, Lifecycle, MirrorUser
 from orgsync.validate import normalize_mobile
@@ -251,7 +251,7 @@ def _plan_departments(b: _Builder) -> None:
         cur = current.get(key)
         if cur is None:
             body = schema.department_create_body(d, fid, b.dept_fid(d.parent_key))
-            changes = _changes_from_none(d.fields())
+            changes = tuple(CreatedChanges(d.fields()))
             # Feishu makes the main leader the chat's owner: with a leader, the chat
             # is asked for with the leader link (below), once the leader exists.
             chat_with_leader = b.policy.department_group_chat and d.leader_key is not None
@@ -1084,50 +1084,6 @@ _CANONICAL: Mapping[str, Callable[[str], str]] = {
 
 def _visible(fields: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if k != "status"}
-
-
-def _changes_from_none(fields: Mapping[str, Any], hidden: str = "") -> tuple[FieldChange, ...]:
-    """The changes that create ``fields`` (those with a value, but ``hidden``), by name."""
-    # One loop, the shared changes looked up inline: it runs once per person created. The
-    # records of one source have the same fields in the same order: sorted once.
-    found = []
-    shared = _CREATED.get
-    names = tuple(fields)
-    order = _SORTED.get((names, hidden))
-    if order is None:
-        if len(_SORTED) > _CREATED_MAX:
-            _SORTED.clear()
-        order = _SORTED[(names, hidden)] = tuple(
-            (k, k in PER_RECORD) for k in sorted(names) if k != hidden)
-    for k, own in order:
-        v = fields[k]
-        if not v and (v is None or v == "" or v == []):
-            continue
-        if not own and ((cls := v.__class__) is str or cls is int or cls is bool):
-            found.append(shared((k, v)) or _created(k, v))
-        else:
-            found.append(FieldChange(k, None, v))
-    return tuple(found)
-
-
-#: The sorted names of a record's fields (in their order) but a hidden one, each with
-#: whether it is one of the record's own (:data:`~orgsync.plan.PER_RECORD`).
-_SORTED: dict[tuple[tuple[str, ...], str], tuple[tuple[str, bool], ...]] = {}
-
-#: Changes shared by the creates that set a field to the same value (a city, a title,
-#: an employee type, a join date): a first sync of 10⁵ people holds each one once.
-_CREATED: dict[tuple[str, Any], FieldChange] = {}
-
-
-def _created(name: str, value: Any) -> FieldChange:
-    """The change that creates ``value``, kept to be shared (none was yet)."""
-    if len(_CREATED) > _CREATED_MAX:
-        _CREATED.clear()
-    change = _CREATED[(name, value)] = FieldChange(name, None, value)
-    return change
-
-
-_CREATED_MAX = 100_000
 
 
 def _changes_to_none(fields: Mapping[str, Any]) -> tuple[FieldChange, ...]:

@@ -64,8 +64,8 @@ class OpKind(enum.StrEnum):
 KIND_ORDER: dict[OpKind, int] = {k: i for i, k in enumerate(OpKind)}
 
 #: Fields whose values belong to one record (a name, an email): a change to one of them
-#: is never shared between operations, so neither the diff nor a renderer keeps one
-#: for reuse. The other fields' created values (a city, a title, a manager) recur.
+#: is never shared between operations, so a renderer never keeps one for reuse. The
+#: other fields' created values (a city, a title, a manager) recur.
 PER_RECORD = frozenset({"name", "en_name", "email", "mobile", "employee_no", "key"})
 
 

@@ -160,35 +160,31 @@ class View:
         by its title)."""
         if not SPECS[op.kind].lists_fields:
             return []
-        # A first sync says 10⁶ created values: one of a record's own fields is its text
-        # under its own name; one that recurs (a city, a manager, a department) is said once.
-        kept = self._as_text
-        found = []
         changes = op.changes
         if changes.__class__ is CreatedChanges:  # read without making the changes
-            for k, new in changes.created():
-                cls = new.__class__
-                if cls is str and k in PER_RECORD:
-                    found.append(f"{k}: {new}")
-                elif cls is str or cls is int or k == "department_keys":
-                    shared = (k, tuple(new) if cls is list else new)
-                    found.append(kept.get(shared)
-                                 or _keep(kept, shared, self.change(FieldChange(k, None, new))))
-                else:
-                    found.append(self.change(FieldChange(k, None, new)))
-            return found
+            return self._created(changes.created())
+        found: list[str] = []
         for c in changes:
-            new = c.new
-            if c.old is None and new:
-                cls = new.__class__
-                if cls is str and c.field in PER_RECORD:
-                    found.append(f"{c.field}: {new}")
-                    continue
-                if cls is str or cls is int or c.field == "department_keys":
-                    shared = (c.field, tuple(new) if cls is list else new)
-                    found.append(kept.get(shared) or _keep(kept, shared, self.change(c)))
-                    continue
-            found.append(self.change(c))
+            found += self._created([(c.field, c.new)]) if c.old is None and c.new \
+                else [self.change(c)]
+        return found
+
+    def _created(self, values: Iterable[tuple[str, Any]]) -> list[str]:
+        """:meth:`change` of each (field, value) created. A first sync says 10⁶ of them:
+        one of a record's own fields is its text under its own name; one that recurs (a
+        city, a manager, a department) is said once."""
+        kept = self._as_text
+        found = []
+        for name, new in values:
+            cls = new.__class__
+            if cls is str and name in PER_RECORD:
+                found.append(f"{name}: {new}")
+            elif cls is str or cls is int or name == "department_keys":
+                shared = (name, tuple(new) if cls is list else new)
+                found.append(kept.get(shared)
+                             or _keep(kept, shared, self.change(FieldChange(name, None, new))))
+            else:
+                found.append(self.change(FieldChange(name, None, new)))
         return found
 
     def change(self, c: FieldChange) -> str:
@@ -219,26 +215,27 @@ class View:
         """:meth:`change_dict` of each; that of a value created in a field whose values
         recur (not :data:`~orgsync.plan.PER_RECORD`) made once and shared. A bool is made
         each time: ``True`` is ``1`` as a key."""
+        if changes.__class__ is CreatedChanges:  # read without making the changes
+            return self._created_json(changes.created())
+        found: list[dict[str, Any]] = []
+        for c in changes:
+            found += self._created_json([(c.field, c.new)]) if c.old is None \
+                else [self.change_dict(c)]
+        return found
+
+    def _created_json(self, values: Iterable[tuple[str, Any]]) -> list[dict[str, Any]]:
+        """:meth:`change_dict` of each (field, value) created: a record's own value under
+        its own name is a plain dict; one in a field whose values recur is made once."""
         kept = self._as_json
         found = []
-        if changes.__class__ is CreatedChanges:  # read without making the changes
-            for k, new in changes.created():
-                if k in _PLAIN:  # a record's own value, under its own name: no texts
-                    found.append({"field": k, "old": None, "new": new})
-                elif (new.__class__ is str or new.__class__ is int) and k not in PER_RECORD:
-                    found.append(kept.get((k, new))
-                                 or _keep(kept, (k, new), self.change_dict(FieldChange(k, None, new))))
-                else:
-                    found.append(self.change_dict(FieldChange(k, None, new)))
-            return found
-        for c in changes:
-            new = c.new
-            if c.old is None and (new.__class__ is str or new.__class__ is int) \
-                    and c.field not in PER_RECORD:
-                d = kept.get((c.field, new)) or _keep(kept, (c.field, new), self.change_dict(c))
+        for name, new in values:
+            if name in _PLAIN:
+                found.append({"field": name, "old": None, "new": new})
+            elif (new.__class__ is str or new.__class__ is int) and name not in PER_RECORD:
+                found.append(kept.get((name, new)) or _keep(
+                    kept, (name, new), self.change_dict(FieldChange(name, None, new))))
             else:
-                d = self.change_dict(c)
-            found.append(d)
+                found.append(self.change_dict(FieldChange(name, None, new)))
         return found
 
 

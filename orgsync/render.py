@@ -7,8 +7,10 @@ import io
 import json
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
-from typing import Any, BinaryIO, TextIO, cast
+from itertools import islice
+from typing import Any, AnyStr, BinaryIO, TextIO, cast
 
 import orjson
 from rich.console import Console
@@ -123,34 +125,32 @@ def summary_text(view: View, out: TextIO, *, color: bool = False) -> None:
 def details_text(view: View, out: TextIO, *, color: bool = False) -> None:
     """The operations that pass the filters, by kind and department (after the summary),
     then the held records and warnings the summary left out."""
-    parts: list[str] = []
-    w = parts.append
+    _write_in_batches(out.write, _detail_lines(view, color), "")
+
+
+def _detail_lines(view: View, color: bool) -> Iterator[str]:
     plan = view.plan
     if view.filters.active:
-        w(f"Showing {shown_count(view)} of {len(plan.operations)} operations "
-          f"({view.filters.describe()})\n")
+        yield (f"Showing {shown_count(view)} of {len(plan.operations)} operations "
+               f"({view.filters.describe()})\n")
     for kind, n, groups in view.groups():
         mark, colour = SPECS[kind].badge
         if color:
             mark = f"\x1b[{_ANSI.get(colour, '1')}m{mark}\x1b[0m"
-        w(f"\n{kind.value} ({n})\n")
+        yield f"\n{kind.value} ({n})\n"
         for dept, ops in groups:
-            w(f"  {view.names.path(dept) if dept else 'top level'}\n")
+            yield f"  {view.names.path(dept) if dept else 'top level'}\n"
             for op in ops:
-                w(f"    {mark} {view.title(op)}  ({op.reason})\n")
+                yield f"    {mark} {view.title(op)}  ({op.reason})\n"
                 changes = view.changes(op)
                 if changes:
-                    w("        " + "; ".join(changes) + "\n")
-                if len(parts) >= _BATCH:
-                    out.write("".join(parts))
-                    parts.clear()
+                    yield "        " + "; ".join(changes) + "\n"
     held, warnings = plan.held(), plan.warnings()
     for title, mark, issues in (("Held back", "✗", held), ("Warnings", "!", warnings)):
         if len(issues) > _SHOWN_ISSUES:
-            w(f"\n{title} ({len(issues)}):\n")
+            yield f"\n{title} ({len(issues)}):\n"
             for i in issues:
-                w(f"  {mark} {i}\n")
-    out.write("".join(parts))
+                yield f"  {mark} {i}\n"
 
 
 def _text(view: View, out: TextIO, *, color: bool) -> None:
@@ -181,6 +181,14 @@ def render_text(plan: Plan, console: Console, *, limit: int | None = None) -> No
 #: Operations' lines are written this many pieces at a time: a write to a text file costs
 #: a microsecond and more before it does anything, and a first sync writes 10⁵ lines.
 _BATCH = 2000
+
+
+def _write_in_batches(write: Callable[[AnyStr], object], pieces: Iterable[AnyStr],
+                      empty: AnyStr) -> None:
+    """Write ``pieces`` joined :data:`_BATCH` at a time (streamed: never all at once)."""
+    it = iter(pieces)
+    while batch := list(islice(it, _BATCH)):
+        write(empty.join(batch))
 
 #: ``json.dumps(value, ensure_ascii=False)``, without building an encoder per call.
 _dump = json.JSONEncoder(ensure_ascii=False).encode
@@ -227,25 +235,26 @@ def _json(view: View, out: TextIO) -> None:
     for k, v in head.items():
         w(f"  {_dump(k)}: {_dump(v)},\n")
     w('  "operations": [')
+    if view.filters.summary:
+        w("]\n}\n")
+        return
+    raw = _utf8_buffer(out)
+    if raw is not None:
+        out.flush()
+    _write_in_batches(raw.write if raw is not None else (lambda b: w(b.decode())),
+                      _operations_json(view), b"")
+    if raw is not None:
+        raw.flush()
+
+
+def _operations_json(view: View) -> Iterator[bytes]:
+    """The shown operations' JSON, after the array's opening bracket, to the document's end."""
     first = True
-    if not view.filters.summary:
-        raw = _utf8_buffer(out)
-        if raw is not None:
-            out.flush()
-        write = raw.write if raw is not None else (lambda b: w(b.decode()))
-        parts: list[bytes] = []
-        add = parts.append
-        for op in view.shown():
-            add(b"\n    " if first else b",\n    ")
-            add(_dump_op(view.op_dict(op)))
-            first = False
-            if len(parts) >= _BATCH:
-                write(b"".join(parts))
-                parts.clear()
-        write(b"".join(parts))
-        if raw is not None:
-            raw.flush()
-    w("\n  ]\n}\n" if not first else "]\n}\n")
+    for op in view.shown():
+        yield b"\n    " if first else b",\n    "
+        yield _dump_op(view.op_dict(op))
+        first = False
+    yield b"]\n}\n" if first else b"\n  ]\n}\n"
 
 
 def _cell(text: str) -> str:
@@ -283,21 +292,20 @@ def _markdown(view: View, out: TextIO) -> None:
     if view.filters.active:
         w(f"\nShowing {shown_count(view)} of {len(plan.operations)} operations "
           f"(`{view.filters.describe()}`)\n")
-    parts: list[str] = []
-    add = parts.append
+    _write_in_batches(w, _markdown_rows(view), "")
+
+
+def _markdown_rows(view: View) -> Iterator[str]:
+    """A table per kind shown, rows by department."""
     for kind, n, groups in view.groups():
-        add(f"\n#### {kind.value} ({n})\n\n| Department | Key | Name | Changes | Reason |\n"
-            "|---|---|---|---|---|\n")
+        yield (f"\n#### {kind.value} ({n})\n\n| Department | Key | Name | Changes | Reason |\n"
+               "|---|---|---|---|---|\n")
         for dept, ops in groups:
             where = _cell(view.names.path(dept) if dept else "top level")
             for op in ops:
                 name = view.names.path(op.key) if op.entity == "department" else op.label
-                add(f"| {where} | {_cell(op.key)} | {_cell(name)} | "
-                    f"{'<br>'.join(_cell(c) for c in view.changes(op))} | {_cell(op.reason)} |\n")
-                if len(parts) >= _BATCH:
-                    w("".join(parts))
-                    parts.clear()
-    w("".join(parts))
+                yield (f"| {where} | {_cell(op.key)} | {_cell(name)} | "
+                       f"{'<br>'.join(_cell(c) for c in view.changes(op))} | {_cell(op.reason)} |\n")
 
 
 def render_json(plan: Plan) -> str:
