@@ -74,3 +74,39 @@ def test_quick_run_writes_a_markdown_table(report: Path) -> None:
     assert "Machine:" in text
     for name in BENCHMARKS:
         assert f"| {name} |" in text
+
+
+def test_the_floor_renders_each_active_person_as_a_create(tmp_path: Path) -> None:
+    """``orgsync.bench.floor`` reads the source with the product's code and renders one
+    ``user.create`` per active person (request body and mirror made), and with ``--hash``
+    the plan's checksum; nothing else is planned and Feishu is never called (the config
+    names a port nothing listens on)."""
+    from orgsync.bench.common import write_config
+    from orgsync.synth import generate_org, write_csv
+
+    org = generate_org(seed=3, employees=60, departments=6)
+    departments, employees = write_csv(org, tmp_path / "csv")
+    config = write_config(tmp_path / "orgsync.yaml", departments=departments,
+                          employees=employees, ledger=tmp_path / "ledger.db",
+                          base_url="http://127.0.0.1:9", app_id="cli_floor", app_secret="s")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    active = sorted(org.active_employees())
+
+    def floor(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([sys.executable, "-m", "orgsync.bench.floor", str(config), *args],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+                              check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done
+
+    text = floor("text")
+    assert text.stdout.startswith(f"Plan {'0' * 12} — {len(active)} operations\n")
+    assert "department." not in text.stdout
+    assert "hash 0.000 s" in text.stderr
+    doc = json.loads(floor("json", "--hash").stdout)
+    ops = doc["operations"]
+    assert [op["key"] for op in ops] == active
+    assert {op["kind"] for op in ops} == {"user.create"}
+    assert all(op["payload"]["department_ids"] and op["mirror"]["name"] for op in ops)
+    assert doc["plan_id"] != "0" * 12
+    assert doc["checksum"].startswith(doc["plan_id"])

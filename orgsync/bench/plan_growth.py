@@ -9,12 +9,15 @@ create; adoption lookups off) and *incremental* (the mirror filled as if applied
 exponent of wall time against size is the least-squares slope in log-log space
 (1 = linear). At the size of :attr:`~orgsync.bench.sizes.Sizes.plan_employees`
 the initial plan is also rendered as JSON and Markdown (the output goes to a
-file, as a user would redirect it).
+file, as a user would redirect it), and each format's floor is timed the same way:
+:mod:`orgsync.bench.floor`, the same command with the planning left out (the creates
+made straight from the records and rendered), without and with the plan's checksum.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +81,10 @@ def run(sizes: Sizes, ctx: Context) -> BenchResult:
         formats = ("text", "json", "markdown") if n == sizes.plan_employees else ("text",)
         for fmt in formats:
             row[f"initial_{fmt}"] = _plan(first, fmt, work / f"initial.{fmt}")
+        if n == sizes.plan_employees:
+            for fmt in formats:
+                row[f"floor_{fmt}"] = _floor(first, fmt, work / f"floor.{fmt}")
+                row[f"floor_hashed_{fmt}"] = _floor(first, fmt, work / f"floor.{fmt}", "--hash")
         row["incremental_text"] = _plan(weekly, "text", work / "incremental.text")
         rows.append(row)
         del org, changed
@@ -94,6 +101,18 @@ def _plan(config: Path, fmt: str, out: Path) -> dict[str, float]:
     out.write_text(timed.stdout, encoding="utf-8")
     return {"seconds": round(timed.seconds, 3), "max_rss_mb": round(timed.max_rss_mb, 1),
             "output_mb": round(len(timed.stdout.encode()) / 1e6, 1)}
+
+
+def _floor(config: Path, fmt: str, out: Path, *flags: str) -> dict[str, Any]:
+    """:func:`_plan`'s figures for :mod:`orgsync.bench.floor` on the same config."""
+    timed = run_timed([sys.executable, "-m", "orgsync.bench.floor", str(config), fmt, *flags],
+                      timeout=1800)
+    if timed.returncode != 0:
+        raise RuntimeError(f"the floor -f {fmt} exited {timed.returncode}: "
+                           f"{timed.stderr[-2000:]}")
+    out.write_text(timed.stdout, encoding="utf-8")
+    return {"seconds": round(timed.seconds, 3), "max_rss_mb": round(timed.max_rss_mb, 1),
+            "stages": timed.stderr.strip().splitlines()[-1] if timed.stderr.strip() else ""}
 
 
 def _figures(rows: list[dict[str, Any]], sizes: Sizes) -> list[Figure]:
@@ -116,6 +135,16 @@ def _figures(rows: list[dict[str, Any]], sizes: Sizes) -> list[Figure]:
                 Figure(NAME, f"initial plan -f {fmt}, {n:,}: peak RSS", got["max_rss_mb"], "MB",
                        500 if target else None, "<=" if target else None),
             ]
+            for key, what in (("floor", "no diff, order or checksum"),
+                              ("floor_hashed", "no diff or order; the checksum")):
+                floor = row.get(f"{key}_{fmt}")
+                if floor is not None:
+                    figures.append(Figure(
+                        NAME, f"initial plan -f {fmt}, {n:,}: its floor ({what}) "
+                              "÷ bare csv.DictReader pass",
+                        floor["seconds"] / row["dictreader_initial_s"], "×",
+                        note=f"{floor['seconds']} s, {floor['max_rss_mb']} MB; "
+                             f"{floor['stages']} (orgsync.bench.floor)"))
         inc = row["incremental_text"]
         big = n == max(sizes.growth_employees) and n >= 300_000
         figures += [
