@@ -190,6 +190,7 @@ def _write_in_batches(write: Callable[[AnyStr], object], pieces: Iterable[AnyStr
     while batch := list(islice(it, _BATCH)):
         write(empty.join(batch))
 
+
 #: ``json.dumps(value, ensure_ascii=False)``, without building an encoder per call.
 _dump = json.JSONEncoder(ensure_ascii=False).encode
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from orgsync.bench.churn import change_share
-from orgsync.bench.common import Context, orgsync_command, run_timed, write_config
+from orgsync.bench.common import Context, Timed, orgsync_command, run_timed, write_config
 from orgsync.bench.mirror import fill_mirror
 from orgsync.bench.plan_scale import dictreader_pass
 from orgsync.bench.report import BenchResult, Figure
@@ -94,25 +94,28 @@ def run(sizes: Sizes, ctx: Context) -> BenchResult:
 
 
 def _plan(config: Path, fmt: str, out: Path) -> dict[str, float]:
-    timed = run_timed([*orgsync_command(), "plan", "-f", fmt, "-c", str(config)], timeout=1800)
-    if timed.returncode != 0:
-        raise RuntimeError(f"orgsync plan -f {fmt} exited {timed.returncode}: "
-                           f"{timed.stderr[-2000:]}")
-    out.write_text(timed.stdout, encoding="utf-8")
+    timed = _timed(out, f"orgsync plan -f {fmt}",
+                   [*orgsync_command(), "plan", "-f", fmt, "-c", str(config)])
     return {"seconds": round(timed.seconds, 3), "max_rss_mb": round(timed.max_rss_mb, 1),
             "output_mb": round(len(timed.stdout.encode()) / 1e6, 1)}
 
 
 def _floor(config: Path, fmt: str, out: Path, *flags: str) -> dict[str, Any]:
     """:func:`_plan`'s figures for :mod:`orgsync.bench.floor` on the same config."""
-    timed = run_timed([sys.executable, "-m", "orgsync.bench.floor", str(config), fmt, *flags],
-                      timeout=1800)
-    if timed.returncode != 0:
-        raise RuntimeError(f"the floor -f {fmt} exited {timed.returncode}: "
-                           f"{timed.stderr[-2000:]}")
-    out.write_text(timed.stdout, encoding="utf-8")
+    timed = _timed(out, f"the floor -f {fmt}",
+                   [sys.executable, "-m", "orgsync.bench.floor", str(config), fmt, *flags])
     return {"seconds": round(timed.seconds, 3), "max_rss_mb": round(timed.max_rss_mb, 1),
             "stages": timed.stderr.strip().splitlines()[-1] if timed.stderr.strip() else ""}
+
+
+def _timed(out: Path, what: str, command: list[str]) -> Timed:
+    """``command`` run and timed (:func:`run_timed`), its output kept in ``out``; a
+    ``RuntimeError`` naming ``what`` when it fails."""
+    timed = run_timed(command, timeout=1800)
+    if timed.returncode != 0:
+        raise RuntimeError(f"{what} exited {timed.returncode}: {timed.stderr[-2000:]}")
+    out.write_text(timed.stdout, encoding="utf-8")
+    return timed
 
 
 def _figures(rows: list[dict[str, Any]], sizes: Sizes) -> list[Figure]:
